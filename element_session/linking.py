@@ -1,0 +1,146 @@
+"""Activation of a session module: check the linking module, then bind the deferred schema."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from types import ModuleType
+
+import datajoint as dj
+
+from .errors import ActivationError, LinkingModuleError
+
+#: The upstream tables a linking module must provide, and what each is for.
+REQUIRED_TABLES = {
+    "Subject": "the subject of a session (e.g. `from element_animal import subject; Subject = subject.Subject`)",
+    "Project": "the projects sessions belong to (e.g. `Project = lab.Project`)",
+    "Experimenter": "the people who run sessions (e.g. `Experimenter = lab.User`)",
+}
+
+
+def resolve_linking_module(linking_module: ModuleType | str | None) -> ModuleType:
+    """The linking module itself, imported from its dotted path if given as a string."""
+    if isinstance(linking_module, ModuleType):
+        return linking_module
+    if isinstance(linking_module, str):
+        try:
+            return importlib.import_module(linking_module)
+        except ImportError as err:
+            raise LinkingModuleError(f"linking module {linking_module!r} cannot be imported: {err}") from err
+    raise LinkingModuleError(
+        "activate() needs linking_module: a module, or its import path, that provides "
+        + ", ".join(REQUIRED_TABLES)
+        + " (pass linking_module=__name__ from your pipeline module)"
+    )
+
+
+def check_linking_module(module: ModuleType) -> dict[str, type[dj.Table]]:
+    """The upstream tables of ``module``; one error naming every missing or wrong name otherwise."""
+    problems: list[str] = []
+    found: dict[str, type[dj.Table]] = {}
+    for name, purpose in REQUIRED_TABLES.items():
+        obj = getattr(module, name, None)
+        table = obj if inspect.isclass(obj) else type(obj)
+        if obj is None:
+            problems.append(f"`{name}` is missing: it must be {purpose}")
+        elif not issubclass(table, dj.Table):
+            problems.append(f"`{name}` is a {type(obj).__name__}, not a DataJoint table: it must be {purpose}")
+        elif table.database is None:
+            problems.append(f"`{name}` ({table.__name__}) belongs to a schema that is not activated yet: activate it first")
+        else:
+            found[name] = table
+    if problems:
+        raise LinkingModuleError(
+            f"linking module {module.__name__!r} cannot link the session tables:\n  - "
+            + "\n  - ".join(problems)
+            + f"\nDefine these names in {module.__name__!r} before calling activate()."
+        )
+    return found
+
+
+def activate_schema(
+    schema: dj.Schema,
+    schema_name: str,
+    *,
+    create_schema: bool = True,
+    create_tables: bool = True,
+    linking_module: ModuleType | str | None = None,
+) -> None:
+    """Activate ``schema`` under ``schema_name`` with the upstream tables of ``linking_module``.
+
+    Activating again under the same name with the same upstream tables does nothing. Activating
+    under another name while the first schema exists, or with other upstream tables, raises
+    :class:`ActivationError`: a module's tables are bound to one schema per process. If creating
+    the tables fails part-way, a schema this call created is dropped again, so that nothing is
+    left half-activated.
+    """
+    module = resolve_linking_module(linking_module)
+    upstream = check_linking_module(module)
+    if schema.is_activated() and schema.exists:
+        bound = {name: schema.add_objects.get(name) for name in upstream} if schema.add_objects else {}
+        if schema.database != schema_name:
+            raise ActivationError(
+                f"this session module is already activated as schema `{schema.database}`; it cannot also be "
+                f"`{schema_name}` in the same process. Use the other variant module for a second schema, "
+                "or drop the first schema (schema.drop()) before activating again."
+            )
+        if any(bound[name] is not table for name, table in upstream.items()):
+            raise ActivationError(
+                f"schema `{schema_name}` is already activated with the upstream tables of another linking module; "
+                f"{module.__name__!r} cannot re-link it in this process"
+            )
+        return
+    existed = _schema_exists(schema.connection or dj.conn(), schema_name)
+    try:
+        schema.activate(
+            schema_name,
+            create_schema=create_schema,
+            create_tables=create_tables,
+            add_objects=dict(vars(module)),
+        )
+    except BaseException:
+        if schema.database is not None and not existed and schema.exists:
+            schema.drop(prompt=False)
+        schema.database = None
+        raise
+
+
+def _schema_exists(connection: dj.Connection, schema_name: str) -> bool:
+    return bool(connection.query(connection.adapter.schema_exists_sql(schema_name)).rowcount)
+
+
+def activator(schema: dj.Schema) -> Callable[..., None]:
+    """The module-level ``activate`` function of a session variant bound to its ``schema``."""
+
+    def activate(
+        schema_name: str,
+        *,
+        create_schema: bool = True,
+        create_tables: bool = True,
+        linking_module: ModuleType | str | None = None,
+    ) -> None:
+        """Activate this module's tables in the database schema ``schema_name``.
+
+        Parameters
+        ----------
+        schema_name : name of the schema on the database server.
+        create_schema : create the schema if it does not exist yet (otherwise it must exist).
+        create_tables : create missing tables (otherwise they must exist).
+        linking_module : a module, or its import path, providing the upstream tables
+            ``Subject`` (the subject of a session), ``Project`` (projects sessions belong to) and
+            ``Experimenter`` (people who run sessions; pipelines often set
+            ``Experimenter = lab.User``). They are checked before anything touches the database.
+
+        Activating again under the same name does nothing; under another name it raises
+        :class:`element_session.errors.ActivationError` (one schema per module per process).
+        """
+        activate_schema(
+            schema,
+            schema_name,
+            create_schema=create_schema,
+            create_tables=create_tables,
+            linking_module=linking_module,
+        )
+
+    return activate

@@ -1,0 +1,357 @@
+"""A private database server for the demo, the tests, the benchmarks and the notebook.
+
+One piece of code starts a MariaDB/MySQL or PostgreSQL server from the machine's packages in a
+data directory of its own, on a free loopback port, with a generated password kept in that
+directory (mode 0600). It reports how to connect as DataJoint settings, never logging the
+password. Where ``DJ_HOST`` is set, :func:`server_from_environment` uses that server instead.
+
+Command line::
+
+    python -m element_session.localdb start DIR [--backend mysql|postgresql]
+    python -m element_session.localdb stop DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import LocalServerError
+
+BACKENDS = ("mysql", "postgresql")
+_USER = "dj"
+_STATE_FILE = "server.json"
+_PASSWORD_FILE = "password"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """How to reach a database server: what DataJoint's settings need, password kept out of repr."""
+
+    backend: str
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    use_tls: bool | None = None  # None: DataJoint's default (try TLS, fall back)
+
+    def environment(self) -> dict[str, str]:
+        """The ``DJ_*`` environment variables that point DataJoint (and subprocesses) here."""
+        return {
+            "DJ_HOST": self.host,
+            "DJ_PORT": str(self.port),
+            "DJ_USER": self.user,
+            "DJ_PASS": self.password,
+            "DJ_BACKEND": self.backend,
+            **({} if self.use_tls is None else {"DJ_USE_TLS": str(self.use_tls).lower()}),
+        }
+
+    def configure_datajoint(self) -> None:
+        """Point this process's DataJoint configuration at the server."""
+        import datajoint as dj
+
+        dj.config["database.backend"] = self.backend
+        dj.config["database.host"] = self.host
+        dj.config["database.port"] = self.port
+        dj.config["database.user"] = self.user
+        dj.config["database.password"] = self.password
+        dj.config["database.use_tls"] = self.use_tls
+
+    def __str__(self) -> str:
+        return f"{self.backend} server at {self.host}:{self.port} (user {self.user})"
+
+
+def server_from_environment() -> ServerInfo | None:
+    """The server named by ``DJ_HOST`` and its companions, or None if ``DJ_HOST`` is not set."""
+    host = os.environ.get("DJ_HOST")
+    if not host:
+        return None
+    backend = os.environ.get("DJ_BACKEND", "mysql")
+    default_port = 5432 if backend == "postgresql" else 3306
+    host, _, port = host.partition(":")
+    return ServerInfo(
+        backend=backend,
+        host=host,
+        port=int(os.environ.get("DJ_PORT") or port or default_port),
+        user=os.environ.get("DJ_USER", "root"),
+        password=os.environ.get("DJ_PASS", ""),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _find(names: list[str]) -> str:
+    for name in names:
+        for candidate in [shutil.which(name), *glob.glob(name)]:
+            if candidate and os.access(candidate, os.X_OK):
+                return candidate
+    raise LocalServerError(
+        f"none of {names} is installed; install the server package "
+        "(Debian: apt-get install mariadb-server postgresql)"
+    )
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")  # a zombie is gone
+
+
+def _wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+    raise LocalServerError(f"server did not accept connections on port {port}; its log ends:\n{tail}")
+
+
+class LocalServer:
+    """A private database server living in ``datadir``.
+
+    ``start()`` initialises the directory on first use (reusing its data and password after that)
+    and starts the server on a free port; ``stop()`` shuts it down. Also a context manager.
+    """
+
+    def __init__(self, datadir: str | os.PathLike, backend: str = "mysql") -> None:
+        if backend not in BACKENDS:
+            raise LocalServerError(f"backend {backend!r} is not one of {BACKENDS}")
+        self.datadir = Path(datadir).resolve()
+        self.backend = backend
+        self._proc: subprocess.Popen | None = None
+        self._info: ServerInfo | None = None
+        # unix sockets have a short path limit: keep them in a short private directory
+        self._sockdir = Path(tempfile.mkdtemp(prefix="esdb-"))
+
+    @property
+    def info(self) -> ServerInfo:
+        if self._info is None:
+            raise LocalServerError("the server is not running; call start() first")
+        return self._info
+
+    def __enter__(self) -> ServerInfo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- shared steps -------------------------------------------------------------------------
+    def _password(self) -> str:
+        path = self.datadir / _PASSWORD_FILE
+        if not path.exists():
+            self.datadir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def start(self, timeout: float = 60.0) -> ServerInfo:
+        """Start the server (initialising its directory if new) and return how to reach it.
+
+        A server that an earlier process started in the same directory and left running is
+        adopted rather than started twice.
+        """
+        if self._info is not None:
+            return self._info
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        password = self._password()
+        recorded = self._recorded()
+        if recorded and _alive(recorded["pid"]):
+            port = recorded["port"]
+            _wait_for_port(port, timeout, None, self.datadir / "server.log")
+        else:
+            port = _free_port()
+            if self.backend == "mysql":
+                self._start_mysql(port, password, timeout)
+            else:
+                self._start_postgresql(port, password, timeout)
+            state = {"backend": self.backend, "port": port, "pid": self._server_pid()}
+            (self.datadir / _STATE_FILE).write_text(json.dumps(state))
+        self._info = ServerInfo(self.backend, "127.0.0.1", port, _USER, password, use_tls=False)
+        return self._info
+
+    def stop(self) -> None:
+        """Stop the server, whichever process started it; a stopped server is left alone."""
+        recorded = self._recorded()
+        if self.backend == "postgresql":
+            if (self.datadir / "data" / "postmaster.pid").exists():
+                self._run_pg(["pg_ctl", "-D", str(self.datadir / "data"), "-m", "fast", "-w", "stop"], check=False)
+        elif self._proc is not None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        elif recorded and _alive(recorded["pid"]):
+            os.kill(recorded["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + 60
+            while _alive(recorded["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self._proc = None
+        self._info = None
+        (self.datadir / _STATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    def detach(self) -> None:
+        """Leave the server running after this process ends; ``stop()`` from any process ends it."""
+        self._proc = None
+
+    def _recorded(self) -> dict | None:
+        path = self.datadir / _STATE_FILE
+        if not path.exists():
+            return None
+        recorded = json.loads(path.read_text())
+        return recorded if recorded.get("backend") == self.backend else None
+
+    def _server_pid(self) -> int | None:
+        if self._proc is not None:
+            return self._proc.pid
+        pidfile = self.datadir / "data" / "postmaster.pid"
+        return int(pidfile.read_text().split()[0]) if pidfile.exists() else None
+
+    # -- MariaDB / MySQL ----------------------------------------------------------------------
+    def _start_mysql(self, port: int, password: str, timeout: float) -> None:
+        server = _find(["mariadbd", "mysqld", "/usr/sbin/mariadbd", "/usr/sbin/mysqld"])
+        data = self.datadir / "data"
+        as_root = ["--user=root"] if os.geteuid() == 0 else []
+        fresh = not data.exists()
+        if fresh:
+            install = _find(["mariadb-install-db", "mysql_install_db"])
+            subprocess.run(
+                [install, "--no-defaults", f"--datadir={data}", *as_root,
+                 "--auth-root-authentication-method=normal", "--skip-test-db"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        sock = self._sockdir / "mysql.sock"
+        log = self.datadir / "server.log"
+        self._proc = subprocess.Popen(
+            [server, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
+             "--bind-address=127.0.0.1", *as_root, "--character-set-server=utf8mb4",
+             "--collation-server=utf8mb4_bin", f"--log-error={log}", f"--pid-file={self.datadir / 'server.pid'}",
+             "--skip-name-resolve", "--max-connections=500", "--innodb-flush-log-at-trx-commit=2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        _wait_for_port(port, timeout, self._proc, log)
+        if fresh:
+            import pymysql
+
+            root = pymysql.connect(unix_socket=str(sock), user="root", autocommit=True)
+            with root.cursor() as cur:
+                for host in ("localhost", "127.0.0.1", "%"):
+                    cur.execute("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", (_USER, host, password))
+                    cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{_USER}'@'{host}' WITH GRANT OPTION")
+            root.close()
+
+    # -- PostgreSQL ---------------------------------------------------------------------------
+    def _run_pg(self, argv: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        binary = _find([argv[0], f"/usr/lib/postgresql/*/bin/{argv[0]}"])
+        cmd = [binary, *argv[1:]]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+    def _start_postgresql(self, port: int, password: str, timeout: float) -> None:
+        data = self.datadir / "data"
+        log = self.datadir / "server.log"
+        if os.geteuid() == 0:
+            if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(self.datadir.parent)]).returncode:
+                raise LocalServerError(
+                    f"PostgreSQL runs as the user 'postgres', who cannot reach {self.datadir.parent}; "
+                    "choose a data directory under a world-traversable path such as /tmp"
+                )
+            shutil.chown(self.datadir, "postgres")
+            shutil.chown(self._sockdir, "postgres")
+            for path in self.datadir.iterdir():
+                shutil.chown(path, "postgres")
+        if not data.exists():
+            pwfile = self._sockdir / "pw"
+            pwfile.write_text(password)
+            if os.geteuid() == 0:
+                shutil.chown(pwfile, "postgres")
+            try:
+                self._run_pg(["initdb", "-D", str(data), "-U", _USER, f"--pwfile={pwfile}",
+                              "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])  # fmt: skip
+            except subprocess.CalledProcessError as err:
+                raise LocalServerError(f"initdb failed: {err.stderr.strip()}") from None
+            finally:
+                pwfile.unlink(missing_ok=True)
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self._sockdir} -c max_connections=300 -c fsync=off"
+        result = self._run_pg(["pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], check=False)
+        if result.returncode != 0:
+            raise LocalServerError(f"pg_ctl start failed: {result.stderr.strip() or result.stdout.strip()}")
+        _wait_for_port(port, timeout, None, log)
+
+
+def drop_schemas(prefix: str) -> list[str]:
+    """Drop every schema whose name starts with ``prefix`` (downstream ones first); their names.
+
+    Meant for test and demo prefixes: it refuses an empty prefix.
+    """
+    import datajoint as dj
+
+    if not prefix:
+        raise LocalServerError("drop_schemas() needs a non-empty prefix")
+    names = [name for name in dj.list_schemas() if name.startswith(prefix)]
+    pending, dropped = list(names), []
+    while pending:
+        failed = []
+        for name in pending:
+            try:
+                dj.Schema(name, create_schema=False, create_tables=False).drop(prompt=False)
+                dropped.append(name)
+            except dj.errors.DataJointError:
+                failed.append(name)  # another schema still refers to it: try again after the rest
+        if len(failed) == len(pending):
+            raise LocalServerError(f"could not drop schemas {failed}")
+        pending = failed
+    return dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start or stop a local server; ``start`` prints ``export`` lines for a shell to eval."""
+    parser = argparse.ArgumentParser(prog="python -m element_session.localdb", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("datadir")
+    parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("DJ_BACKEND", "mysql"))
+    args = parser.parse_args(argv)
+    server = LocalServer(args.datadir, args.backend)
+    if args.action == "stop":
+        server.stop()
+        return 0
+    info = server.start()
+    server.detach()
+    for name, value in info.environment().items():
+        print(f"export {name}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,25 @@
+"""The workflow pipeline: importing this module activates, in order, the reference schemas,
+the session schema (with this module as its linking module) and the downstream schemas.
+
+Schema names carry the prefix of the environment variable ``DATABASE_PREFIX`` (default empty).
+The connection comes from DataJoint's settings (``DJ_HOST``, ``DJ_USER``, ``DJ_PASS``,
+``DJ_PORT``, ``DJ_BACKEND`` or ``datajoint.json``).
+"""
+
+import os
+
+from element_session import session_with_datetime as session
+from workflow import lab, subject
+from workflow.lab import Project, User
+from workflow.subject import Subject
+
+__all__ = ["Experimenter", "Project", "Subject", "User", "lab", "session", "subject", "DATABASE_PREFIX"]
+
+DATABASE_PREFIX = os.environ.get("DATABASE_PREFIX", "")
+
+lab.schema.activate(DATABASE_PREFIX + "lab")
+subject.schema.activate(DATABASE_PREFIX + "subject")
+
+Experimenter = User
+
+session.activate(DATABASE_PREFIX + "session", linking_module=__name__)
