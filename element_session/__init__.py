@@ -8,4 +8,4 @@ from . import session_with_datetime as session
 from . import session_with_id
 
 __version__ = "0.3.0"
-__all__ = ["session", "session_with_id", "__version__"]
+__all__ = ["__version__", "session", "session_with_id"]

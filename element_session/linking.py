@@ -47,7 +47,7 @@ def check_linking_module(module: ModuleType) -> dict[str, type[dj.Table]]:
         elif not issubclass(table, dj.Table):
             problems.append(f"`{name}` is a {type(obj).__name__}, not a DataJoint table: it must be {purpose}")
         elif table.database is None:
-            problems.append(f"`{name}` ({table.__name__}) belongs to a schema that is not activated yet: activate it first")
+            problems.append(f"`{name}` ({table.__name__}) is in a schema that is not activated yet: activate it first")
         else:
             found[name] = table
     if problems:

@@ -22,7 +22,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from .errors import LocalServerError
 BACKENDS = ("mysql", "postgresql")
 _USER = "dj"
 _STATE_FILE = "server.json"
-_PASSWORD_FILE = "password"
+_PASSWORD_FILE = "password"  # noqa: S105 (a file name, not a password)
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,7 @@ def _find(names: list[str]) -> str:
             if candidate and os.access(candidate, os.X_OK):
                 return candidate
     raise LocalServerError(
-        f"none of {names} is installed; install the server package "
-        "(Debian: apt-get install mariadb-server postgresql)"
+        f"none of {names} is installed; install the server package (Debian: apt-get install mariadb-server postgresql)"
     )
 
 

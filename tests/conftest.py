@@ -15,8 +15,8 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
-import subprocess
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -72,7 +72,7 @@ def server() -> Iterator[ServerInfo]:
                              mysql.root_password)  # fmt: skip
     else:
         datadir = tempfile.mkdtemp(prefix="element-session-test-db-")  # PostgreSQL's user must reach it
-        os.chmod(datadir, 0o755)
+        os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user)
         local = LocalServer(datadir, backend)
         try:
             yield local.start()

@@ -13,7 +13,7 @@ from workflow import lab, subject
 from workflow.lab import Project, User
 from workflow.subject import Subject
 
-__all__ = ["Experimenter", "Project", "Subject", "User", "lab", "session", "subject", "DATABASE_PREFIX"]
+__all__ = ["DATABASE_PREFIX", "Experimenter", "Project", "Subject", "User", "lab", "session", "subject"]
 
 DATABASE_PREFIX = os.environ.get("DATABASE_PREFIX", "")
 
