@@ -244,19 +244,40 @@ class LocalServer:
         if fresh:
             install = _find(["mariadb-install-db", "mysql_install_db"])
             subprocess.run(
-                [install, "--no-defaults", f"--datadir={data}", *as_root,
-                 "--auth-root-authentication-method=normal", "--skip-test-db"],
-                check=True, capture_output=True,
-            )  # fmt: skip
+                [
+                    install,
+                    "--no-defaults",
+                    f"--datadir={data}",
+                    *as_root,
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ],
+                check=True,
+                capture_output=True,
+            )
         sock = self._sockdir / "mysql.sock"
         log = self.datadir / "server.log"
         self._proc = subprocess.Popen(
-            [server, "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--port={port}",
-             "--bind-address=127.0.0.1", *as_root, "--character-set-server=utf8mb4",
-             "--collation-server=utf8mb4_bin", f"--log-error={log}", f"--pid-file={self.datadir / 'server.pid'}",
-             "--skip-name-resolve", "--max-connections=500", "--innodb-flush-log-at-trx-commit=2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [
+                server,
+                "--no-defaults",
+                f"--datadir={data}",
+                f"--socket={sock}",
+                f"--port={port}",
+                "--bind-address=127.0.0.1",
+                *as_root,
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_bin",
+                f"--log-error={log}",
+                f"--pid-file={self.datadir / 'server.pid'}",
+                "--skip-name-resolve",
+                "--max-connections=500",
+                "--innodb-flush-log-at-trx-commit=2",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         _wait_for_port(port, timeout, self._proc, log)
         if fresh:
             import pymysql
@@ -295,8 +316,20 @@ class LocalServer:
             if os.geteuid() == 0:
                 shutil.chown(pwfile, "postgres")
             try:
-                self._run_pg(["initdb", "-D", str(data), "-U", _USER, f"--pwfile={pwfile}",
-                              "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"])  # fmt: skip
+                self._run_pg(
+                    [
+                        "initdb",
+                        "-D",
+                        str(data),
+                        "-U",
+                        _USER,
+                        f"--pwfile={pwfile}",
+                        "--auth=scram-sha-256",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                )
             except subprocess.CalledProcessError as err:
                 raise LocalServerError(f"initdb failed: {err.stderr.strip()}") from None
             finally:

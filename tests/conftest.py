@@ -68,8 +68,9 @@ def server() -> Iterator[ServerInfo]:
         container = MySqlContainer("mysql:8.0", username="dj", password=secrets.token_urlsafe(16))
         container.with_command("--character-set-server=utf8mb4 --collation-server=utf8mb4_bin")
         with container as mysql:
-            yield ServerInfo("mysql", mysql.get_container_host_ip(), int(mysql.get_exposed_port(3306)), "root",
-                             mysql.root_password)  # fmt: skip
+            yield ServerInfo(
+                "mysql", mysql.get_container_host_ip(), int(mysql.get_exposed_port(3306)), "root", mysql.root_password
+            )
     else:
         datadir = tempfile.mkdtemp(prefix="element-session-test-db-")  # PostgreSQL's user must reach it
         os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user)
@@ -121,9 +122,13 @@ def run_python(subprocess_env: dict[str, str], tmp_path: Path):
 
     def run(code: str, *, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         result = subprocess.run(
-            [sys.executable, "-c", code], env=subprocess_env, cwd=tmp_path, capture_output=True, text=True,
+            [sys.executable, "-c", code],
+            env=subprocess_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
             timeout=timeout,
-        )  # fmt: skip
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"child process failed ({result.returncode}):\n{result.stderr}")
         return result

@@ -40,8 +40,10 @@ NORMALISE = {
 def expected_layout(variant: str) -> dict[str, dict]:
     session = SESSION_TABLES[variant]["session"]
     key = session["pk"]
-    key_columns = {"subject": ("varchar(32)", False), key[1]: ("datetime" if key[1] == "session_datetime" else "int",
-                                                               False)}  # fmt: skip
+    key_columns = {
+        "subject": ("varchar(32)", False),
+        key[1]: ("datetime" if key[1] == "session_datetime" else "int", False),
+    }
     layout = {"session": {"pk": key, "columns": {**key_columns, **session["columns"]}, "parents": {"subject"}}}
     for table, spec in SHARED.items():
         pk = ["project", *key] if table == "project_session" else [*key, *spec["pk"]]
@@ -53,8 +55,12 @@ def expected_layout(variant: str) -> dict[str, dict]:
 def read_layout(connection, schema_name: str) -> dict[str, dict]:
     """Tables, primary keys, column types and foreign-key parents as the server reports them."""
     query = connection.query
-    tables = [row[0] for row in query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", args=(schema_name,))]  # fmt: skip
+    tables = [
+        row[0]
+        for row in query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", args=(schema_name,)
+        )
+    ]
     layout = {}
     for table in tables:
         if table.startswith("~"):  # DataJoint's own bookkeeping tables
@@ -67,12 +73,17 @@ def read_layout(connection, schema_name: str) -> dict[str, dict]:
         ):
             data_type = NORMALISE.get(data_type, data_type)
             columns[name] = (f"{data_type}({length})" if data_type == "varchar" else data_type, nullable == "YES")
-        pk = [row[0] for row in query(
-            "SELECT k.column_name FROM information_schema.table_constraints c "
-            "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
-            "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
-            "WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = %s AND c.table_name = %s "
-            "ORDER BY k.ordinal_position", args=(schema_name, table))]  # fmt: skip
+        pk = [
+            row[0]
+            for row in query(
+                "SELECT k.column_name FROM information_schema.table_constraints c "
+                "JOIN information_schema.key_column_usage k ON k.constraint_name = c.constraint_name "
+                "AND k.table_schema = c.table_schema AND k.table_name = c.table_name "
+                "WHERE c.constraint_type = 'PRIMARY KEY' AND c.table_schema = %s AND c.table_name = %s "
+                "ORDER BY k.ordinal_position",
+                args=(schema_name, table),
+            )
+        ]
         layout[table] = {"pk": pk, "columns": columns}
     rules = query(
         "SELECT c.table_name, r.update_rule FROM information_schema.referential_constraints r "

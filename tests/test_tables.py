@@ -46,8 +46,10 @@ def test_every_table_reads_back(one_session):
 def test_attribute_values_and_blobs_come_back_equal(one_session):
     s = one_session
     s.Session.Attribute.insert(
-        [{**KEY, "attribute_name": name, "attribute_value": f"as {name}", "attribute_blob": value}
-         for name, value in BLOBS.items()]  # fmt: skip
+        [
+            {**KEY, "attribute_name": name, "attribute_value": f"as {name}", "attribute_blob": value}
+            for name, value in BLOBS.items()
+        ]
     )
     s.Session.Attribute.insert1({**KEY, "attribute_name": "plain", "attribute_value": "x" * 2000})
     rows = {row["attribute_name"]: row for row in (s.Session.Attribute & KEY).to_dicts()}
@@ -65,8 +67,14 @@ def test_attribute_values_and_blobs_come_back_equal(one_session):
 def test_deleting_a_subject_cascades_through_every_session_table(one_session, pipeline):
     s = one_session
     s.Session.Attribute.insert1({**KEY, "attribute_name": "gain", "attribute_value": "2"})
-    tables = [s.Session, s.Session.Attribute, s.SessionDirectory, s.SessionExperimenter, s.SessionNote,
-              s.ProjectSession]  # fmt: skip
+    tables = [
+        s.Session,
+        s.Session.Attribute,
+        s.SessionDirectory,
+        s.SessionExperimenter,
+        s.SessionNote,
+        s.ProjectSession,
+    ]
     assert all(len(t & KEY) == 1 for t in tables)
     (pipeline.Subject & {"subject": "rt-mouse"}).delete()
     assert [len(t & KEY) for t in tables] == [0] * len(tables)
