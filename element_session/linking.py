@@ -83,7 +83,7 @@ def activate_schema(
             raise ActivationError(
                 f"this session module is already activated as schema `{schema.database}`; it cannot also be "
                 f"`{schema_name}` in the same process. Use the other variant module for a second schema, "
-                "or drop the first schema (schema.drop()) before activating again."
+                "or drop the first (element_session.linking.drop_schema(module.schema)) before activating again."
             )
         if any(bound[name] is not table for name, table in upstream.items()):
             raise ActivationError(
@@ -101,9 +101,23 @@ def activate_schema(
         )
     except BaseException:
         if schema.database is not None and not existed and schema.exists:
-            schema.drop(prompt=False)
+            drop_schema(schema)
         schema.database = None
         raise
+
+
+def drop_schema(schema: dj.Schema) -> None:
+    """Drop ``schema`` with its tables and forget it, so that its module can be activated again.
+
+    DataJoint's own ``Schema.drop`` leaves the dropped schema registered on the connection, where
+    later cascading deletes still look for its tables.
+    """
+    if not schema.is_activated():
+        return
+    schema.drop(prompt=False)
+    schema.connection.schemas.pop(schema.database, None)
+    schema.connection.dependencies.clear()
+    schema.database = None
 
 
 def _schema_exists(connection: dj.Connection, schema_name: str) -> bool:

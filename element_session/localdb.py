@@ -348,6 +348,8 @@ def drop_schemas(prefix: str) -> list[str]:
     """
     import datajoint as dj
 
+    from .linking import drop_schema
+
     if not prefix:
         raise LocalServerError("drop_schemas() needs a non-empty prefix")
     names = [name for name in dj.list_schemas() if name.startswith(prefix)]
@@ -356,7 +358,7 @@ def drop_schemas(prefix: str) -> list[str]:
         failed = []
         for name in pending:
             try:
-                dj.Schema(name, create_schema=False, create_tables=False).drop(prompt=False)
+                drop_schema(dj.Schema(name, create_schema=False, create_tables=False))
                 dropped.append(name)
             except dj.errors.DataJointError:
                 failed.append(name)  # another schema still refers to it: try again after the rest

@@ -10,6 +10,7 @@ import pytest
 
 from element_session import session_with_id
 from element_session.errors import ActivationError, LinkingModuleError
+from element_session.linking import drop_schema
 
 
 def schema_exists(connection, name: str) -> bool:
@@ -75,7 +76,7 @@ def test_activation_raises_no_warning_from_project_code(pipeline, prefix):
         assert ours == []
         assert session_with_id.Session.database == prefix + "quiet"
     finally:
-        session_with_id.schema.drop(prompt=False)
+        drop_schema(session_with_id.schema)
 
 
 USER_PIPELINE = """

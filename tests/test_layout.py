@@ -100,10 +100,11 @@ def read_layout(connection, schema_name: str) -> dict[str, dict]:
 def id_sessions(pipeline, prefix):
     """The id variant, activated next to the workflow's sessions and dropped afterwards."""
     from element_session import session_with_id
+    from element_session.linking import drop_schema
 
     session_with_id.activate(prefix + "session_by_id", linking_module=pipeline)
     yield session_with_id
-    session_with_id.schema.drop(prompt=False)
+    drop_schema(session_with_id.schema)
 
 
 @pytest.fixture(params=["session_with_datetime", "session_with_id"])
