@@ -17,3 +17,54 @@ class ActivationError(ElementSessionError):
 
 class LocalServerError(ElementSessionError):
     """Raised when a private local database server cannot be set up, started or reached."""
+
+
+class SessionDirectoryError(ElementSessionError):
+    """Raised for a session directory that is not a valid path relative to a root data directory."""
+
+
+class DirectoryNotFoundError(SessionDirectoryError, FileNotFoundError):
+    """Raised when a session's directory exists under none of the root data directories."""
+
+
+class SessionNotFoundError(ElementSessionError, LookupError):
+    """Raised when no session matches a key or a path."""
+
+
+class InputError(ElementSessionError, ValueError):
+    """Raised for invalid input data; names the source, row, column, value and the reason.
+
+    ``problems`` lists every problem found, each an :class:`InputProblem`.
+    """
+
+    def __init__(self, problems: list[InputProblem]) -> None:
+        self.problems = problems
+        lines = [str(p) for p in problems[:50]]
+        if len(problems) > 50:
+            lines.append(f"... and {len(problems) - 50} more problems")
+        super().__init__(f"{len(problems)} problem(s) in the input, nothing was written:\n  " + "\n  ".join(lines))
+
+
+class ConflictError(InputError):
+    """Raised when an input row's key exists in the database with different content."""
+
+
+class InputProblem:
+    """One problem of the input: where (source, row, column), the value, and why it is wrong."""
+
+    __slots__ = ("column", "reason", "row", "source", "value")
+
+    def __init__(self, source: str, row: int | None, column: str | None, value: object, reason: str) -> None:
+        self.source, self.row, self.column, self.value, self.reason = source, row, column, value, reason
+
+    def __str__(self) -> str:
+        where = self.source + (f", row {self.row}" if self.row is not None else "")
+        where += f", column {self.column!r}" if self.column else ""
+        return f"{where}: {self.reason} (value: {self.value!r})"
+
+    def __repr__(self) -> str:
+        return f"InputProblem({self})"
+
+
+class DatabaseUnreachableError(ElementSessionError, ConnectionError):
+    """Raised when the database server cannot be reached; names host and port, never the password."""

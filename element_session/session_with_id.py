@@ -28,4 +28,6 @@ class Session(dj.Manual):
     Attribute = tables.attribute_part()
 
 
-SessionDirectory, SessionExperimenter, SessionNote, ProjectSession = tables.declare_shared_tables(schema, __name__)
+SessionDirectory, SessionExperimenter, SessionNote, ProjectSession, SessionTimezone = tables.declare_shared_tables(
+    schema, __name__
+)

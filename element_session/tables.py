@@ -68,7 +68,18 @@ class ProjectSession:
     """
 
 
-SHARED_TABLES = (SessionDirectory, SessionExperimenter, SessionNote, ProjectSession)
+class SessionTimezone:
+    """The time zone one session was recorded in (not part of the published element's layout)."""
+
+    definition = """
+    # time zone in which the session was recorded, to show its local start time
+    -> Session
+    ---
+    session_timezone: varchar(64)  # IANA zone name (e.g. Europe/Berlin) or a fixed UTC offset (e.g. +02:00)
+    """
+
+
+SHARED_TABLES = (SessionDirectory, SessionExperimenter, SessionNote, ProjectSession, SessionTimezone)
 
 
 def attribute_part() -> type[dj.Part]:

@@ -27,6 +27,8 @@ SHARED = {
     "session_experimenter": {"pk": ["user"], "columns": {}, "parents": {"session", "#user"}},
     "session_note": {"pk": [], "columns": {"session_note": ("varchar(1024)", False)}, "parents": {"session"}},
     "project_session": {"pk": ["project"], "columns": {}, "parents": {"session", "#project"}},
+    # not in the published layout: this project's addition, so that local start times can be shown
+    "session_timezone": {"pk": [], "columns": {"session_timezone": ("varchar(64)", False)}, "parents": {"session"}},
 }
 NORMALISE = {
     "integer": "int",
