@@ -63,11 +63,12 @@ def set_root_dirs(dirs: Sequence[PathInput]) -> None:
     """
     if isinstance(dirs, str | bytes | os.PathLike):
         raise SessionDirectoryError(f"set_root_dirs() takes a list of directories, not a single path: {dirs!r}")
+    dirs = list(dirs)
     values: list[str] = []
     for entry in dirs:
         text = _as_text(entry, "root data directory")
         if not text.strip():
-            raise SessionDirectoryError(f"root data directory {entry!r} is empty (in {list(dirs)!r})")
+            raise SessionDirectoryError(f"root data directory {entry!r} is empty (in {dirs!r})")
         if os.pathsep in text:
             raise SessionDirectoryError(
                 f"root data directory {text!r} contains {os.pathsep!r}, the separator of {ROOT_DIRS_ENV}; "
@@ -107,7 +108,7 @@ def _relative_parts(path: PathInput, roots: Sequence[PathInput] | None) -> list[
     """The parts of ``path`` relative to a root: every check of :func:`normalize_session_dir` but the length."""
     text = _as_text(path, "session directory")
     _check_characters(text, f"session directory {text!r}")
-    if not text.strip():
+    if not text.strip():  # a blank cell, not a directory named by spaces
         raise SessionDirectoryError(f"session directory {text!r} is empty: give a path relative to a root")
     anchor, raw = _split(text)
     if ".." in raw:
