@@ -45,6 +45,11 @@ class InputError(ElementSessionError, ValueError):
         super().__init__(f"{len(problems)} problem(s) in the input, nothing was written:\n  " + "\n  ".join(lines))
 
 
+def one_problem(source: str, column: str | None, value: object, reason: str, row: int | None = None) -> InputError:
+    """An :class:`InputError` of a single problem."""
+    return InputError([InputProblem(source, row, column, value, reason)])
+
+
 class ConflictError(InputError):
     """Raised when an input row's key exists in the database with different content."""
 
@@ -60,7 +65,10 @@ class InputProblem:
     def __str__(self) -> str:
         where = self.source + (f", row {self.row}" if self.row is not None else "")
         where += f", column {self.column!r}" if self.column else ""
-        return f"{where}: {self.reason} (value: {self.value!r})"
+        shown = repr(self.value)
+        if len(shown) > 80:  # the message shows the start of a long value; the value itself is kept
+            shown = f"{shown[:60]}... ({len(str(self.value))} characters)"
+        return f"{where}: {self.reason} (value: {shown})"
 
     def __repr__(self) -> str:
         return f"InputProblem({self})"

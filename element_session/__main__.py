@@ -1,0 +1,5 @@
+"""``python -m element_session``: the ``element-session`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

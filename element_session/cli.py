@@ -1,0 +1,216 @@
+"""The ``element-session`` command: ingest, list and locate sessions of a pipeline.
+
+Exit status: 0 success; 1 invalid input data (the message names file, row, column and value);
+2 wrong usage; 3 the database cannot be reached. Standard output carries only the command's own
+output; DataJoint's messages go to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from . import ingest as ingest_module
+from . import paths, query, timezones
+from .errors import DatabaseUnreachableError, ElementSessionError
+
+OK, INVALID, USAGE, UNREACHABLE = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--pipeline", default="workflow.pipeline", help="pipeline module to work on (default: workflow.pipeline)"
+    )
+    parser = argparse.ArgumentParser(prog="element-session", description=__doc__.split("\n")[0], parents=[common])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("ingest", parents=[common], help="ingest subjects, experimenters, projects or sessions")
+    p.add_argument("kind", choices=ingest_module.KINDS)
+    p.add_argument("files", nargs="+", metavar="FILE", help="CSV, YAML or JSON files, ingested in one transaction")
+    p.add_argument("--timezone", default="UTC", help="IANA zone of session times without an offset (default UTC)")
+    p.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
+    p.set_defaults(run=run_ingest)
+
+    p = commands.add_parser("sessions", parents=[common], help="list sessions")
+    p.add_argument("--subject", action="append", help="a subject (repeat for several)")
+    p.add_argument("--project")
+    p.add_argument("--experimenter")
+    p.add_argument("--since", help="start time or date, included")
+    p.add_argument("--until", help="start time or date, excluded")
+    p.add_argument("--timezone", default="UTC", help="zone of --since/--until without an offset (default UTC)")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.set_defaults(run=run_sessions)
+
+    p = commands.add_parser("dirs", parents=[common], help="sessions and their resolved raw-data directories")
+    p.add_argument("--missing", action="store_true", help="only sessions whose directory is found under no root")
+    p.set_defaults(run=run_dirs)
+    return parser
+
+
+def _datajoint_messages_to_stderr() -> None:
+    for handler in logging.getLogger("datajoint").handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+
+
+def load_pipeline(name: str) -> ModuleType:
+    """Import the pipeline module (which activates its schemas); unreachable databases are typed."""
+    import datajoint as dj
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and name.startswith(err.name):
+            raise ElementSessionError(f"pipeline module {name!r} cannot be imported: {err}") from None
+        raise
+    except Exception as err:
+        if _is_connection_failure(err):
+            host, port = dj.config["database.host"], dj.config["database.port"]
+            user = dj.config["database.user"]
+            raise DatabaseUnreachableError(
+                f"cannot reach the database at {host}:{port} as user {user!r}: {type(err).__name__}: "
+                f"{_without_password(str(err))}"
+            ) from None
+        raise
+
+
+def _is_connection_failure(err: BaseException) -> bool:
+    names = {type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None}
+    return bool(names & {"OperationalError", "LostConnectionError", "ConnectionRefusedError", "InterfaceError"}) or (
+        isinstance(err, OSError)
+    )
+
+
+def _without_password(text: str) -> str:
+    import datajoint as dj
+
+    password = dj.config["database.password"]
+    secret = password.get_secret_value() if hasattr(password, "get_secret_value") else password
+    return text.replace(secret, "***") if secret else text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _datajoint_messages_to_stderr()
+    try:
+        pipeline = load_pipeline(args.pipeline)
+        _datajoint_messages_to_stderr()
+        return args.run(args, pipeline)
+    except DatabaseUnreachableError as err:
+        print(f"element-session: {err}", file=sys.stderr)
+        return UNREACHABLE
+    except ElementSessionError as err:
+        print(f"element-session: {err}", file=sys.stderr)
+        return INVALID
+
+
+def run_ingest(args: argparse.Namespace, pipeline: ModuleType) -> int:
+    report = ingest_module.ingest(
+        args.kind, args.files, pipeline=pipeline, timezone=args.timezone, dry_run=args.dry_run
+    )
+    print(report)
+    return OK
+
+
+def _session_frame(args: argparse.Namespace, pipeline: ModuleType):
+    found = query.find_sessions(
+        pipeline.session,
+        subject=args.subject,
+        project=args.project,
+        experimenter=args.experimenter,
+        since=args.since,
+        until=args.until,
+        timezone=args.timezone,
+    )
+    return query.session_table(found, pipeline.session)
+
+
+def run_sessions(args: argparse.Namespace, pipeline: ModuleType) -> int:
+    frame = _session_frame(args, pipeline)
+    subject_attrs = [k for k in pipeline.session.Session.primary_key if k not in ("session_datetime", "session_id")]
+    attributes = sorted(c for c in frame.columns if c.startswith(ingest_module.ATTRIBUTE_PREFIX))
+    if args.format == "json":
+        json.dump([_json_row(row, subject_attrs, attributes) for row in frame.to_dict("records")], sys.stdout,
+                  ensure_ascii=False, indent=1)  # fmt: skip
+        sys.stdout.write("\n")
+    elif args.format == "csv":
+        columns = [*subject_attrs, *ingest_module.SESSION_FIELDS, *attributes]
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for row in frame.to_dict("records"):
+            writer.writerow([_csv_cell(column, row) for column in columns])
+    else:
+        shown = frame.drop(columns=["session_datetime_local"]).copy()
+        shown["session_datetime"] = [
+            timezones.format_session_time(t.replace(tzinfo=None), z) if t is not None else ""
+            for t, z in zip(frame["session_datetime"], frame["session_timezone"], strict=True)
+        ]
+        for column in ("experimenters", "projects"):
+            shown[column] = [", ".join(names) for names in shown[column]]
+        print(
+            shown.drop(columns=["session_timezone"]).fillna("").to_string(index=False) if len(shown) else "no sessions"
+        )
+    return OK
+
+
+def _csv_cell(column: str, row: dict[str, Any]) -> str:
+    if column == "session_datetime":
+        stamp = row["session_datetime"]
+        return timezones.format_session_time(stamp.replace(tzinfo=None), row["session_timezone"]) if stamp else ""
+    if column in ("experimenter", "project"):
+        names = row[column + "s"]
+        if any(ingest_module.LIST_SEPARATOR in name for name in names):
+            raise ElementSessionError(
+                f"{column} name in {names} contains ';' and cannot be written as CSV: use --format json"
+            )
+        return ingest_module.LIST_SEPARATOR.join(names)
+    value = row.get(column)
+    return "" if value is None else str(value)
+
+
+def _json_row(row: dict[str, Any], subject_attrs: list[str], attributes: list[str]) -> dict[str, Any]:
+    stamp = row["session_datetime"]
+    return {
+        **{k: row[k] for k in subject_attrs},
+        "session_datetime": stamp.isoformat() if stamp is not None else None,
+        "session_id": row["session_id"],
+        "experimenters": row["experimenters"],
+        "projects": row["projects"],
+        "session_dir": row["session_dir"],
+        "session_note": row["session_note"],
+        "attributes": {a[len(ingest_module.ATTRIBUTE_PREFIX) :]: row[a] for a in attributes if row[a] is not None},
+    }
+
+
+def run_dirs(args: argparse.Namespace, pipeline: ModuleType) -> int:
+    module = pipeline.session
+    keys = list(module.Session.primary_key)
+    roots = paths.get_root_dirs()
+    rows = []
+    for row in (module.SessionDirectory()).to_dicts():
+        try:
+            found = str(paths.find_full_path(roots, row["session_dir"]))
+        except FileNotFoundError:
+            found = None
+        if found is None or not args.missing:
+            rows.append([*(str(row[k]) for k in keys), row["session_dir"], found or "MISSING"])
+    if not rows:
+        print("no sessions" if not args.missing else "no missing directories")
+        return OK
+    widths = [max(len(str(r[i])) for r in [[*keys, "session_dir", "directory"], *rows]) for i in range(len(rows[0]))]
+    for line in [[*keys, "session_dir", "directory"], *rows]:
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,469 @@
+"""Ingestion of subjects, experimenters, projects and sessions: validate everything, then write once.
+
+One call is one transaction: if anything in the input is wrong, nothing is written and
+:class:`~element_session.errors.InputError` lists every problem with its source, row, column and
+value. Ingesting the same input again writes nothing (the rows are reported as already present);
+a row whose key exists with different content in a column the input gives is a
+:class:`~element_session.errors.ConflictError`. Columns the input leaves empty are "not given":
+new rows get the column's default, and existing rows are not compared on them.
+
+Session input has the columns ``subject`` (or whatever the linking module's ``Subject`` key is),
+``session_datetime``, ``session_id``, ``experimenter``, ``project``, ``session_dir``,
+``session_note`` and ``attr.<name>``; several experimenters or projects are separated by ``;`` in
+text and are lists in YAML/JSON. See :mod:`element_session.timezones` for session times.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Literal
+
+import datajoint as dj
+from tqdm import tqdm
+
+from . import paths, timezones
+from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
+from .readers import Record, read_records
+from .validate import check_integer, check_text, column_checks, required_columns
+
+Kind = Literal["subjects", "experimenters", "projects", "sessions"]
+KINDS: tuple[str, ...] = ("subjects", "experimenters", "projects", "sessions")
+REFERENCE_TABLES = {"subjects": "Subject", "experimenters": "Experimenter", "projects": "Project"}
+SESSION_FIELDS = ("session_datetime", "session_id", "experimenter", "project", "session_dir", "session_note")
+ATTRIBUTE_PREFIX = "attr."
+LIST_SEPARATOR = ";"
+BATCH = 5_000  # rows per INSERT statement and keys per restriction
+PROGRESS_FROM = 1_000  # inputs of at least this many rows show a progress bar (on a terminal)
+ATTEMPTS = 3  # a transaction that lost a race with a concurrent writer is validated and tried again
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion read, found already present, and inserted (or would insert, in a dry run)."""
+
+    kind: str
+    sources: list[str]
+    rows: int = 0
+    present: list[str] = field(default_factory=list)  # rows already in the database exactly
+    inserted: dict[str, int] = field(default_factory=dict)  # table name -> rows inserted
+    dry_run: bool = False
+
+    @property
+    def new(self) -> int:
+        return self.rows - len(self.present)
+
+    def __str__(self) -> str:
+        tables = ", ".join(f"{table} {n}" for table, n in self.inserted.items() if n) or "nothing"
+        verb = "would insert" if self.dry_run else "inserted"
+        return (
+            f"{self.kind} from {', '.join(self.sources)}: {self.rows} row(s) read, {self.new} new, "
+            f"{len(self.present)} already present; {verb} {tables}"
+        )
+
+
+def ingest(
+    kind: Kind,
+    source: str | os.PathLike | Sequence[str | os.PathLike] | Any,
+    *,
+    pipeline: ModuleType,
+    session_module: ModuleType | None = None,
+    timezone: str = "UTC",
+    dry_run: bool = False,
+    progress: bool | None = None,
+    roots: Sequence[str | os.PathLike] | None = None,
+) -> IngestReport:
+    """Ingest ``kind`` rows from ``source`` into the tables of ``pipeline``, in one transaction.
+
+    Parameters
+    ----------
+    kind : "subjects", "experimenters", "projects" or "sessions".
+    source : a CSV/YAML/JSON file path or a list of paths (read as one input), a pandas
+        DataFrame, or a list of dicts.
+    pipeline : the linking module: its ``Subject``, ``Experimenter`` and ``Project`` tables.
+    session_module : the activated session module (default ``pipeline.session``).
+    timezone : IANA zone of session times written without an offset (default UTC).
+    dry_run : validate and report, write nothing.
+    progress : show a progress bar (default: on a terminal, for inputs of 1,000 rows or more).
+    roots : root data directories for absolute ``session_dir`` values (default: configured roots).
+    """
+    if kind not in KINDS:
+        raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
+    try:
+        timezones.zone_info(timezone)
+    except timezones.TimeError as err:
+        raise one_problem("arguments", "timezone", timezone, str(err)) from None
+    records, sources = _read(source)
+    connection = dj.conn()
+    for attempt in range(ATTEMPTS):
+        if kind == "sessions":
+            plan = _SessionPlan(pipeline, session_module or pipeline.session, timezone, roots)
+        else:
+            plan = _ReferencePlan(getattr(pipeline, REFERENCE_TABLES[kind]), kind)
+        report = IngestReport(kind, sources, rows=len(records), dry_run=dry_run)
+        batches = plan.prepare(records, report)
+        report.inserted = {table.__name__: len(rows) for table, rows in batches}
+        if dry_run:
+            return report
+        try:
+            _write(connection, batches, progress, len(records))
+        except dj.errors.DuplicateError:
+            if attempt == ATTEMPTS - 1:
+                raise
+            continue  # a concurrent writer inserted some of the same rows: check again
+        return report
+    raise AssertionError("unreachable")
+
+
+def _read(source: Any) -> tuple[list[Record], list[str]]:
+    if isinstance(source, list | tuple) and source and all(isinstance(s, str | os.PathLike) for s in source):
+        records = [r for s in source for r in read_records(s)]
+        return records, [str(s) for s in source]
+    records = read_records(source)
+    label = str(source) if isinstance(source, str | os.PathLike) else (records[0].source if records else "input")
+    return records, [label]
+
+
+def _write(connection: dj.Connection, batches: list[tuple[type, list[dict]]], progress: bool | None, n: int) -> None:
+    show = progress if progress is not None else (n >= PROGRESS_FROM and sys.stderr.isatty())
+    total = sum(len(rows) for _, rows in batches)
+    with tqdm(total=total, unit="row", desc="ingest", disable=not show) as bar, connection.transaction:
+        for table, rows in batches:
+            by_fields: dict[tuple[str, ...], list[dict]] = {}
+            for row in rows:  # DataJoint inserts rows of one set of fields at a time
+                by_fields.setdefault(tuple(row), []).append(row)
+            for same in by_fields.values():
+                for start in range(0, len(same), BATCH):
+                    chunk = same[start : start + BATCH]
+                    table.insert(chunk)
+                    bar.update(len(chunk))
+
+
+def _restricted_rows(table: Any, keys: Iterable[dict]) -> list[dict]:
+    """Rows of ``table`` matching any of ``keys`` (dict restrictions, in batches)."""
+    keys = list(keys)
+    rows: list[dict] = []
+    for start in range(0, len(keys), BATCH):
+        rows.extend((table & keys[start : start + BATCH]).to_dicts())
+    return rows
+
+
+def _raise_if(problems: list[InputProblem], error: type[InputError] = InputError) -> None:
+    if problems:
+        problems.sort(key=lambda p: (p.source, p.row or 0))
+        raise error(problems)
+
+
+class _ReferencePlan:
+    """Rows of a reference table (Subject, Experimenter, Project), one column per attribute."""
+
+    def __init__(self, table: Any, kind: str) -> None:
+        self.table = table
+        self.kind = kind
+        self.checks = column_checks(table())
+        self.required = required_columns(table())
+        self.columns = list(table.heading.names)
+        self.key = list(table.primary_key)
+
+    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict]]]:
+        problems: list[InputProblem] = []
+        rows: dict[tuple, tuple[Record, dict]] = {}
+        for record in records:
+            row = {}
+            for column, value in record.values.items():
+                if column not in self.columns:
+                    problems.append(record.problem(column, value, f"unknown column: {self.kind} have {self.columns}"))
+                elif isinstance(value, list):
+                    problems.append(record.problem(column, value, "a list where one value is expected"))
+                elif value is not None:
+                    try:
+                        row[column] = self.checks[column](value) if column in self.checks else value
+                    except ValueError as err:
+                        problems.append(record.problem(column, value, str(err)))
+            for column in self.required:
+                if column not in record.values or record.values[column] is None:
+                    problems.append(record.problem(column, None, "required value not given"))
+            if all(k in row for k in self.key):
+                key = tuple(row[k] for k in self.key)
+                if key in rows:
+                    earlier = rows[key][0]
+                    problems.append(record.problem(self.key[0], key, f"duplicate key (also in row {earlier.row})"))
+                else:
+                    rows[key] = (record, row)
+        _raise_if(problems)
+        existing = {
+            tuple(db[k] for k in self.key): db
+            for db in _restricted_rows(self.table, [dict(zip(self.key, k, strict=True)) for k in rows])
+        }
+        new = []
+        for key, (record, row) in rows.items():
+            if key not in existing:
+                new.append(row)
+                continue
+            for column, value in row.items():
+                if existing[key][column] != value:
+                    problems.append(
+                        record.problem(column, value, f"conflict: stored value is {existing[key][column]!r}")
+                    )
+            report.present.append(f"{record.source} row {record.row}")
+        _raise_if(problems, ConflictError)
+        return [(self.table, new)]
+
+
+@dataclass
+class _Session:
+    """One session of the input, validated."""
+
+    record: Record
+    key: dict[str, Any]
+    fields: dict[str, Any]  # secondary attribute of Session given by the input
+    zone: str | None = None
+    experimenters: list[str] | None = None
+    projects: list[str] | None = None
+    session_dir: str | None = None
+    note: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+class _SessionPlan:
+    """Sessions and their satellite rows, checked against the reference tables and existing sessions."""
+
+    def __init__(self, pipeline: ModuleType, module: ModuleType, zone: str, roots: Sequence | None) -> None:
+        self.module = module
+        self.zone = zone
+        self.roots = roots
+        self.subject, self.experimenter, self.project = pipeline.Subject, pipeline.Experimenter, pipeline.Project
+        for name, table in (("Experimenter", self.experimenter), ("Project", self.project)):
+            if len(table.primary_key) != 1:
+                raise one_problem("pipeline", name, table.primary_key, "a one-column primary key is needed")
+        self.subject_key = list(self.subject.primary_key)
+        self.subject_checks = column_checks(self.subject())
+        self.experimenter_attr = self.experimenter.primary_key[0]
+        self.project_attr = self.project.primary_key[0]
+        self.by_datetime = "session_datetime" in module.Session.primary_key
+        self.identity = "session_datetime" if self.by_datetime else "session_id"
+        self.secondary = "session_id" if self.by_datetime else "session_datetime"
+        self.columns = [*self.subject_key, *SESSION_FIELDS]
+
+    # -- reading one record ----------------------------------------------------------------------
+    def _parse(self, record: Record, problems: list[InputProblem]) -> _Session | None:
+        values = record.values
+        start = len(problems)
+
+        def fail(column: str, value: object, reason: str) -> None:
+            problems.append(record.problem(column, value, reason))
+
+        for column, value in values.items():
+            if column not in self.columns and not column.startswith(ATTRIBUTE_PREFIX):
+                fail(column, value, f"unknown column: sessions have {self.columns} and attr.<name>")
+            elif isinstance(value, list) and column not in ("experimenter", "project"):
+                fail(column, value, "a list where one value is expected")
+        key: dict[str, Any] = {}
+        for column in self.subject_key:
+            value = values.get(column)
+            if value is None:
+                fail(column, value, "required value not given")
+            elif not isinstance(value, list):
+                try:
+                    key[column] = self.subject_checks[column](value) if column in self.subject_checks else value
+                except ValueError as err:
+                    fail(column, value, str(err))
+        session = _Session(record, key, {})
+        stamp = values.get("session_datetime")
+        if isinstance(stamp, str):
+            try:
+                utc, session.zone = timezones.parse_session_time(stamp, self.zone)
+                (key if self.by_datetime else session.fields)["session_datetime"] = utc
+            except timezones.TimeError as err:
+                fail("session_datetime", stamp, str(err))
+        number = values.get("session_id")
+        if isinstance(number, str):
+            try:
+                (session.fields if self.by_datetime else key)["session_id"] = check_integer(number)
+            except ValueError as err:
+                fail("session_id", number, str(err))
+        if values.get(self.identity) is None:
+            fail(self.identity, None, "required value not given")
+        session.experimenters = self._names(record, "experimenter", problems)
+        session.projects = self._names(record, "project", problems)
+        directory = values.get("session_dir")
+        if isinstance(directory, str):
+            try:
+                session.session_dir = paths.normalize_session_dir(directory, self.roots)
+            except SessionDirectoryError as err:
+                fail("session_dir", directory, str(err))
+        note = values.get("session_note")
+        if isinstance(note, str):
+            try:
+                session.note = check_text(note, 1024)
+            except ValueError as err:
+                fail("session_note", note, str(err))
+        for column, value in values.items():
+            if column.startswith(ATTRIBUTE_PREFIX) and isinstance(value, str):
+                name = column[len(ATTRIBUTE_PREFIX) :]
+                try:
+                    check_text(name, 32)
+                    if not name:
+                        raise ValueError("attribute column without a name after 'attr.'")
+                    session.attributes[name] = check_text(value, 2000)
+                except ValueError as err:
+                    fail(column, value, str(err))
+        return session if len(problems) == start else None
+
+    def _names(self, record: Record, column: str, problems: list[InputProblem]) -> list[str] | None:
+        value = record.values.get(column)
+        if value is None or (isinstance(value, list) and not value):
+            return None
+        names = value if isinstance(value, list) else value.split(LIST_SEPARATOR)
+        names = [name.strip() for name in names]
+        if any(not name for name in names):
+            problems.append(
+                record.problem(column, value, f"an empty name in the list (separate names with '{LIST_SEPARATOR}')")
+            )
+        elif len(set(names)) != len(names):
+            problems.append(record.problem(column, value, "a name listed twice"))
+        return names
+
+    # -- the whole input -----------------------------------------------------------------------
+    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict]]]:
+        problems: list[InputProblem] = []
+        sessions: dict[tuple, _Session] = {}
+        for record in records:
+            session = self._parse(record, problems)
+            if session is None:
+                continue
+            identity = tuple(session.key.values())
+            if identity in sessions:
+                earlier = sessions[identity].record
+                problems.append(
+                    record.problem(
+                        self.identity, identity, f"duplicate session (also {earlier.source} row {earlier.row})"
+                    )
+                )
+            else:
+                sessions[identity] = session
+        self._check_references(list(sessions.values()), problems)
+        _raise_if(problems)
+        existing = self._existing(list(sessions.values()))
+        new: list[_Session] = []
+        for identity, session in sessions.items():
+            stored = existing.get(identity)
+            if stored is None:
+                new.append(session)
+                continue
+            for column, (mine, theirs) in self._differences(session, stored).items():
+                problems.append(session.record.problem(column, mine, f"conflict: the stored session has {theirs!r}"))
+            report.present.append(f"{session.record.source} row {session.record.row}")
+        _raise_if(problems, ConflictError)
+        return self._rows(new)
+
+    def _check_references(self, sessions: list[_Session], problems: list[InputProblem]) -> None:
+        wanted = {
+            "subject": {tuple(s.key[k] for k in self.subject_key) for s in sessions},
+            "experimenter": {n for s in sessions for n in s.experimenters or ()},
+            "project": {n for s in sessions for n in s.projects or ()},
+        }
+        known = {
+            "subject": {
+                tuple(r[k] for k in self.subject_key)
+                for r in _restricted_rows(
+                    self.subject.proj(), [dict(zip(self.subject_key, v, strict=True)) for v in wanted["subject"]]
+                )
+            },
+            "experimenter": {
+                r[self.experimenter_attr]
+                for r in _restricted_rows(
+                    self.experimenter.proj(), [{self.experimenter_attr: n} for n in wanted["experimenter"]]
+                )
+            },
+            "project": {
+                r[self.project_attr]
+                for r in _restricted_rows(self.project.proj(), [{self.project_attr: n} for n in wanted["project"]])
+            },
+        }
+        for s in sessions:
+            subject = tuple(s.key[k] for k in self.subject_key)
+            if subject not in known["subject"]:
+                problems.append(
+                    s.record.problem(
+                        self.subject_key[0],
+                        subject[0] if len(subject) == 1 else subject,
+                        "unknown subject: ingest it into Subject first",
+                    )
+                )
+            for column, names in (("experimenter", s.experimenters), ("project", s.projects)):
+                for name in names or ():
+                    if name not in known[column]:
+                        problems.append(s.record.problem(column, name, f"unknown {column}: ingest it first"))
+
+    def _existing(self, sessions: list[_Session]) -> dict[tuple, dict[str, Any]]:
+        """The stored state of those input sessions that exist already, by identity."""
+        m = self.module
+        keys = [s.key for s in sessions]
+        found = {tuple(r[k] for k in keys[0]): {"row": r} for r in _restricted_rows(m.Session, keys)} if keys else {}
+        if not found:
+            return {}
+        existing_keys = [s.key for s in sessions if tuple(s.key.values()) in found]
+
+        def ident(row: dict) -> tuple:
+            return tuple(row[k] for k in keys[0])
+
+        for row in _restricted_rows(m.SessionExperimenter, existing_keys):
+            found[ident(row)].setdefault("experimenter", []).append(row[self.experimenter_attr])
+        for row in _restricted_rows(m.ProjectSession, existing_keys):
+            found[ident(row)].setdefault("project", []).append(row[self.project_attr])
+        for row in _restricted_rows(m.SessionDirectory, existing_keys):
+            found[ident(row)]["session_dir"] = row["session_dir"]
+        for row in _restricted_rows(m.SessionNote, existing_keys):
+            found[ident(row)]["session_note"] = row["session_note"]
+        for row in _restricted_rows(m.SessionTimezone, existing_keys):
+            found[ident(row)]["zone"] = row["session_timezone"]
+        for row in _restricted_rows(m.Session.Attribute.proj("attribute_value"), existing_keys):
+            found[ident(row)].setdefault("attributes", {})[row["attribute_name"]] = row["attribute_value"]
+        return found
+
+    def _differences(self, session: _Session, stored: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """Columns the input gives whose value differs from the stored session."""
+        differences: dict[str, tuple[Any, Any]] = {}
+        row = stored["row"]
+        for column, value in session.fields.items():
+            if row[column] != value:
+                differences[column] = (value, row[column])
+        if session.zone is not None and session.zone != stored.get("zone", "UTC"):
+            differences["session_datetime"] = (session.zone, f"zone {stored.get('zone', 'UTC')}")
+        for column, mine in (("experimenter", session.experimenters), ("project", session.projects)):
+            if mine is not None and sorted(mine) != sorted(stored.get(column, [])):
+                differences[column] = (mine, sorted(stored.get(column, [])))
+        for column, mine in (("session_dir", session.session_dir), ("session_note", session.note)):
+            if mine is not None and mine != stored.get(column):
+                differences[column] = (mine, stored.get(column))
+        for name, value in session.attributes.items():
+            theirs = stored.get("attributes", {}).get(name)
+            if value != theirs:
+                differences[ATTRIBUTE_PREFIX + name] = (value, theirs)
+        return differences
+
+    def _rows(self, sessions: list[_Session]) -> list[tuple[type, list[dict]]]:
+        m = self.module
+        tables: dict[type, list[dict]] = {
+            m.Session: [], m.SessionTimezone: [], m.SessionExperimenter: [], m.ProjectSession: [],
+            m.SessionDirectory: [], m.SessionNote: [], m.Session.Attribute: [],
+        }  # fmt: skip
+        for s in sessions:
+            tables[m.Session].append({**s.key, **{self.secondary: None}, **s.fields})
+            if s.zone is not None:
+                tables[m.SessionTimezone].append({**s.key, "session_timezone": s.zone})
+            for name in s.experimenters or ():
+                tables[m.SessionExperimenter].append({**s.key, self.experimenter_attr: name})
+            for name in s.projects or ():
+                tables[m.ProjectSession].append({**s.key, self.project_attr: name})
+            if s.session_dir is not None:
+                tables[m.SessionDirectory].append({**s.key, "session_dir": s.session_dir})
+            if s.note is not None:
+                tables[m.SessionNote].append({**s.key, "session_note": s.note})
+            for name, value in s.attributes.items():
+                tables[m.Session.Attribute].append({**s.key, "attribute_name": name, "attribute_value": value})
+        return list(tables.items())

@@ -1,0 +1,159 @@
+"""Finding sessions, and a table of sessions as a pandas DataFrame.
+
+:func:`find_sessions` returns a DataJoint query expression of ``Session`` that composes with
+ordinary joins and restrictions. Names and values from the caller reach SQL only through DataJoint
+dict restrictions; the time window's ends are parsed into datetimes first, and only their
+digits, formatted here, appear in the condition.
+
+The time window is half-open: ``since <= session_datetime < until``. A date means its midnight; a
+datetime or ISO text without an offset is read in ``timezone`` (default UTC), one with an offset
+is converted. Sessions without a start time (possible in the id variant) never match a window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+
+from . import timezones
+from .errors import one_problem
+
+TimeLike = dt.datetime | dt.date | str
+
+
+def _utc(value: TimeLike, timezone: str, name: str) -> dt.datetime:
+    """A window end as a naive UTC datetime."""
+    try:
+        if isinstance(value, str):
+            text = value.strip()
+            if len(text) == 10:
+                value = dt.date.fromisoformat(text)
+            else:
+                return timezones.parse_session_time(text, timezone)[0]
+        if isinstance(value, dt.datetime):
+            aware = value if value.tzinfo else timezones.localize(value, timezone)
+        elif isinstance(value, dt.date):
+            aware = timezones.localize(dt.datetime(value.year, value.month, value.day), timezone)
+        else:
+            raise TypeError(f"expected a datetime, a date or ISO 8601 text, not {type(value).__name__}")
+        return aware.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, TypeError) as err:
+        raise one_problem("arguments", name, value, str(err)) from None
+
+
+def _as_list(value: Any) -> list:
+    return [value] if isinstance(value, str | int | dict) else list(value)
+
+
+def _other_key(table: Any, session: Any) -> str:
+    """The one primary-key attribute of a link table that is not Session's."""
+    (name,) = [k for k in table.primary_key if k not in session.primary_key]
+    return name
+
+
+def find_sessions(
+    session_module: ModuleType,
+    *,
+    subject: str | Iterable[str] | None = None,
+    project: str | None = None,
+    experimenter: str | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    attribute: str | None = None,
+    value: str | None = None,
+    timezone: str = "UTC",
+) -> Any:
+    """Sessions of ``session_module`` restricted by every criterion given.
+
+    ``subject`` is one subject or several (any of them); ``project`` and ``experimenter`` restrict to
+    sessions linked to them; ``since``/``until`` bound the start time (``since`` included, ``until``
+    excluded); ``attribute`` keeps sessions having that attribute, with ``value`` if given.
+    """
+    m = session_module
+    query = m.Session()
+    subject_attrs = [k for k in m.Session.primary_key if k not in ("session_datetime", "session_id")]
+    if subject is not None:
+        subjects = _as_list(subject)
+        if len(subject_attrs) != 1 and not all(isinstance(s, dict) for s in subjects):
+            raise one_problem("arguments", "subject", subject, f"give subjects as dicts of {subject_attrs}")
+        query &= [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
+    if project is not None:
+        query &= m.ProjectSession & {_other_key(m.ProjectSession, m.Session): project}
+    if experimenter is not None:
+        query &= m.SessionExperimenter & {_other_key(m.SessionExperimenter, m.Session): experimenter}
+    if since is not None:
+        query &= f"session_datetime >= '{_utc(since, timezone, 'since'):%Y-%m-%d %H:%M:%S}'"
+    if until is not None:
+        query &= f"session_datetime < '{_utc(until, timezone, 'until'):%Y-%m-%d %H:%M:%S}'"
+    if attribute is not None:
+        condition = {"attribute_name": attribute} | ({} if value is None else {"attribute_value": value})
+        query &= m.Session.Attribute & condition
+    elif value is not None:
+        raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
+    return query
+
+
+def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd.DataFrame:
+    """One row per session: key, start in UTC and in its own zone, people, projects, directory, note,
+    attributes (one ``attr.<name>`` column each).
+
+    ``sessions`` is a session module (all its sessions) or a query expression of ``Session`` (then
+    ``session_module`` is the module whose tables it restricts; by default found from the query).
+    """
+    if isinstance(sessions, ModuleType):
+        session_module, sessions = sessions, sessions.Session()
+    m = session_module or _module_of(sessions)
+    keys = list(m.Session.primary_key)
+    base = pd.DataFrame(sessions.to_dicts(), columns=[*keys, *[n for n in m.Session.heading.names if n not in keys]])
+    zones = _frame(m.SessionTimezone & sessions, keys)
+    frame = base.merge(zones, on=keys, how="left")
+    for column, table in (("experimenters", m.SessionExperimenter), ("projects", m.ProjectSession)):
+        other = _other_key(table, m.Session)
+        links = _frame(table & sessions, keys)
+        grouped = links.groupby(keys, sort=True)[other].agg(lambda names: sorted(names)).rename(column).reset_index()
+        frame = frame.merge(grouped, on=keys, how="left")
+        frame[column] = [names if isinstance(names, list) else [] for names in frame[column]]
+    for table in (m.SessionDirectory, m.SessionNote):
+        frame = frame.merge(_frame(table & sessions, keys), on=keys, how="left")
+    attributes = _frame(m.Session.Attribute.proj("attribute_value") & sessions, keys)
+    if len(attributes):
+        wide = attributes.pivot(index=keys, columns="attribute_name", values="attribute_value")
+        wide.columns = [f"attr.{name}" for name in wide.columns]
+        frame = frame.merge(wide.reset_index(), on=keys, how="left")
+    frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
+    frame = frame.astype(object).where(frame.notna(), None)
+    stamps = list(frame["session_datetime"])
+    frame["session_datetime"] = [t.replace(tzinfo=dt.UTC) if isinstance(t, dt.datetime) else None for t in stamps]
+    frame.insert(
+        list(frame.columns).index("session_timezone") + 1,
+        "session_datetime_local",
+        [
+            timezones.local_time(t, z) if isinstance(t, dt.datetime) else None
+            for t, z in zip(stamps, frame["session_timezone"], strict=True)
+        ],
+    )
+    return frame
+
+
+def _frame(query: Any, keys: list[str]) -> pd.DataFrame:
+    rows = query.to_dicts()
+    columns = [*keys, *[n for n in query.heading.names if n not in keys]]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _module_of(query: Any) -> ModuleType:
+    import sys
+
+    for name in ("element_session.session_with_datetime", "element_session.session_with_id"):
+        module = sys.modules.get(name)
+        if (
+            module is not None
+            and module.Session.database is not None
+            and query.full_table_name == module.Session.full_table_name
+        ):
+            return module
+    raise TypeError("pass session_module= with a query expression that is not a plain restriction of Session")
