@@ -17,6 +17,7 @@ numbered in the source) and its values as text, lists of text, or None for "not 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -96,8 +97,7 @@ def _text(value: object) -> Value:
 
 
 def _read_csv(text: str, source: str) -> Iterator[Record]:
-    lines = text.splitlines(keepends=True)
-    reader = csv.reader(lines, strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
