@@ -1,0 +1,626 @@
+"""Populate the Imported and Computed tables of any pipeline module with worker processes sharing the work.
+
+:func:`populate` starts N worker processes (new Python interpreters): each connects to the
+database with the caller's DataJoint settings, imports the pipeline module by name (which
+activates its schemas, as in the caller) and runs DataJoint's
+``populate(reserve_jobs=True, suppress_errors=True)`` on each table in dependency order. Job
+reservation in the database hands every key to one worker only, so workers started on several
+machines against the same database share the work in the same way.
+
+:func:`list_jobs` shows the reservations and failed keys of DataJoint's jobs tables, and
+:func:`clear_jobs` removes failed keys and stale reservations so that the next populate runs
+them again. A reservation is *stale* when its worker is gone: on this host, when its process id
+no longer runs; on another host, whose processes cannot be seen from here, only when it is older
+than ``older_than`` minutes. A reservation held by a live process of this host is never cleared.
+
+The command-line functions (``add_populate_parser``/``run_populate`` and
+``add_jobs_parser``/``run_jobs``) implement ``element-session populate`` and
+``element-session jobs``; see ``docs/populate.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import inspect
+import json
+import os
+import pathlib
+import pickle
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import datajoint as dj
+
+from .errors import ElementSessionError
+
+#: What DataJoint records as the error of a job whose worker was stopped with SIGTERM.
+_SIGTERM_MESSAGE = "SystemExit: SIGTERM received"
+#: The DataJoint settings a worker process copies from the caller.
+_DATABASE_SETTINGS = ("host", "port", "user", "password", "backend", "name", "use_tls", "reconnect")
+_JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time", "error_message")
+
+
+class PopulateError(ElementSessionError):
+    """Raised for a pipeline module, table name or worker option that populate cannot use."""
+
+
+# --------------------------------------------------------------------------- tables of a pipeline
+
+
+def resolve_pipeline(pipeline: ModuleType | str) -> ModuleType:
+    """The pipeline module itself, imported (and thereby activated) from its dotted name if given as text."""
+    if isinstance(pipeline, ModuleType):
+        return pipeline
+    if isinstance(pipeline, str):
+        try:
+            return importlib.import_module(pipeline)
+        except ImportError as err:
+            raise PopulateError(f"pipeline module {pipeline!r} cannot be imported: {err}") from err
+    raise PopulateError(f"the pipeline must be a module or its import path, not {type(pipeline).__name__}")
+
+
+def table_label(table: type[dj.Table]) -> str:
+    """How tables are named to users: ``<module>.<Class>``, e.g. ``inventory.SessionInventory``."""
+    return f"{table.__module__.rsplit('.', 1)[-1]}.{table.__name__}"
+
+
+def _is_autopopulated(obj: object) -> bool:
+    return (
+        inspect.isclass(obj)
+        and issubclass(obj, dj.Imported | dj.Computed)
+        and obj not in (dj.Imported, dj.Computed)
+        and getattr(obj, "database", None) is not None
+    )
+
+
+def autopopulated_tables(pipeline: ModuleType | str) -> list[type[dj.Table]]:
+    """The activated Imported and Computed tables of a pipeline module, upstream first.
+
+    Tables are found among the module's names and the names of the modules it holds (its schema
+    modules, e.g. ``pipeline.inventory``).
+    """
+    module = resolve_pipeline(pipeline)
+    found: dict[str, type[dj.Table]] = {}
+    namespaces = [vars(module)] + [vars(v) for v in vars(module).values() if isinstance(v, ModuleType)]
+    for namespace in namespaces:
+        for obj in namespace.values():
+            if _is_autopopulated(obj):
+                found.setdefault(obj.full_table_name, obj)
+    if not found:
+        return []
+    connection = next(iter(found.values())).connection
+    connection.dependencies.load()
+    order = {name: index for index, name in enumerate(connection.dependencies.topo_sort())}
+    return sorted(found.values(), key=lambda t: (order.get(t.full_table_name, len(order)), t.full_table_name))
+
+
+def select_tables(pipeline: ModuleType | str, names: Sequence[str] | None = None) -> list[type[dj.Table]]:
+    """The tables named by ``names`` (class names or ``module.Class``), upstream first; all if None.
+
+    Raises :class:`PopulateError` for a name that matches no table, or several.
+    """
+    tables = autopopulated_tables(pipeline)
+    if not names:
+        return tables
+    if isinstance(names, str):
+        names = [names]
+    chosen: set[str] = set()
+    for name in names:
+        matches = [t for t in tables if name in (t.__name__, table_label(t))]
+        if len(matches) != 1:
+            known = ", ".join(table_label(t) for t in tables) or "none"
+            what = "matches no" if not matches else "is ambiguous among the"
+            raise PopulateError(
+                f"table {name!r} {what} Imported or Computed tables of {resolve_pipeline(pipeline).__name__!r} "
+                f"(tables: {known})" + ("; give it as module.Class" if matches else "")
+            )
+        chosen.add(matches[0].full_table_name)
+    return [t for t in tables if t.full_table_name in chosen]
+
+
+def declare_jobs_table(table: type[dj.Table]) -> dj.Table:
+    """The jobs table of ``table``, declared if it does not exist yet.
+
+    DataJoint 2.3.5 derives the jobs table's key types from the target table's columns; on
+    PostgreSQL, columns inherited through a foreign key carry no DataJoint type, so a ``datetime``
+    key (e.g. ``Session.session_datetime``) arrives as ``timestamp without time zone`` and the
+    declaration fails. Here such columns take the type declared in the table they come from.
+    """
+    from datajoint.jobs import Job
+
+    instance = table()
+    jobs = Job(instance)
+    if not jobs.is_declared:
+        definition = jobs.definition
+        for name in instance.primary_key:
+            attribute = instance.heading[name]
+            if attribute.original_type is None:
+                origin = _origin_type(instance, attribute.lineage)
+                if origin and origin != attribute.type:
+                    definition = definition.replace(f"\n    {name} : {attribute.type}\n", f"\n    {name} : {origin}\n")
+        jobs._definition = definition
+        jobs.declare()
+    return instance.jobs
+
+
+def _origin_type(table: dj.Table, lineage: str | None) -> str | None:
+    """The DataJoint type of an attribute in the table it was declared in (from its lineage)."""
+    if not lineage or lineage.count(".") < 2:
+        return None
+    database, table_name, attribute = lineage.rsplit(".", 2)
+    adapter = table.connection.adapter
+    origin = dj.FreeTable(table.connection, adapter.make_full_table_name(database, table_name))
+    heading = origin.heading[attribute]
+    return heading.original_type or heading.type
+
+
+# --------------------------------------------------------------------------- populate
+
+
+@dataclass
+class PopulateSummary:
+    """What a populate run did: keys made, keys that failed, and workers that ended abnormally."""
+
+    done: int = 0
+    errors: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)  # (table, key, error message)
+    failed_workers: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no key failed and every worker ended normally."""
+        return not self.errors and not self.failed_workers
+
+    def __str__(self) -> str:
+        text = f"populated {self.done} key(s), {len(self.errors)} error(s)"
+        if self.failed_workers:
+            text += f"; {len(self.failed_workers)} worker(s) failed: " + "; ".join(self.failed_workers)
+        return text
+
+
+def _connection_settings() -> dict[str, dict[str, Any]]:
+    return {
+        "database": {name: dj.config[f"database.{name}"] for name in _DATABASE_SETTINGS},
+        "jobs": dj.config.jobs.model_dump(),
+    }
+
+
+def _quotas(limit: int | None, workers: int) -> list[int | None]:
+    """Each worker's share of ``limit`` keys per table (None: no limit)."""
+    if limit is None:
+        return [None] * workers
+    return [limit // workers + (i < limit % workers) for i in range(workers)]
+
+
+def populate(
+    pipeline: ModuleType | str,
+    tables: Sequence[str] | None = None,
+    workers: int = 1,
+    limit: int | None = None,
+    progress: bool = True,
+    poll_interval: float = 0.5,
+) -> PopulateSummary:
+    """Populate the Imported/Computed tables of ``pipeline`` with ``workers`` processes.
+
+    Parameters
+    ----------
+    pipeline : the pipeline module, or its import path. Each worker is a new Python process that
+        imports it by name, so it must be importable (not ``__main__``) and activate the same
+        schemas there: workers inherit this process's environment (``DATABASE_PREFIX``,
+        ``SESSION_ROOT_DIRS``), ``sys.path``, current directory and DataJoint connection settings.
+    tables : class names or ``module.Class`` names of the tables to populate; None: all of them.
+        They run in dependency order.
+    workers : number of worker processes on this machine.
+    limit : at most this many keys per table in this run (shared among the workers); None: no limit.
+    progress : show a progress bar (on stderr) of the keys done, polled from the database.
+    poll_interval : seconds between two polls of the progress and of the workers.
+
+    Returns the :class:`PopulateSummary`. Failed keys are also recorded, with their error, in
+    DataJoint's jobs tables (:func:`list_jobs`); they are not retried until cleared
+    (:func:`clear_jobs`). Interrupting (Ctrl-C) stops the workers; the keys they were making are
+    put back, not recorded as failed.
+    """
+    module = resolve_pipeline(pipeline)
+    if module.__name__ == "__main__":
+        raise PopulateError("the pipeline module is __main__: worker processes need a module they can import by name")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise PopulateError(f"workers must be a positive integer, not {workers!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise PopulateError(f"limit must be a positive integer or None, not {limit!r}")
+    selected = select_tables(module, tables)
+    summary = PopulateSummary()
+    if not selected:
+        return summary
+    for table in selected:
+        declare_jobs_table(table)
+
+    with tempfile.TemporaryDirectory(prefix="element-session-populate-") as scratch:
+        procs = [
+            _start_worker(module.__name__, selected, quota, pathlib.Path(scratch, f"worker{i}.pickle"))
+            for i, quota in enumerate(_quotas(limit, workers))
+        ]
+        bar = _ProgressBar(selected) if progress else None
+        try:
+            while any(proc.poll() is None for proc, _ in procs):
+                if bar is not None:
+                    bar.update()
+                time.sleep(poll_interval)
+            if bar is not None:
+                bar.update()
+        except BaseException:
+            _stop([proc for proc, _ in procs])
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        for proc, result_path in procs:
+            # written by our own worker into this process's private (0700) directory
+            result = pickle.loads(result_path.read_bytes()) if result_path.exists() else None  # noqa: S301
+            if result is None or "fatal" in result:
+                reason = result["fatal"] if result else f"ended with exit code {_describe_exit(proc.returncode)}"
+                summary.failed_workers.append(f"worker pid {proc.pid}: {reason}")
+            else:
+                summary.done += result["done"]
+                summary.errors.extend(result["errors"])
+    return summary
+
+
+def _start_worker(
+    module_name: str, tables: Sequence[type[dj.Table]], quota: int | None, result_path: pathlib.Path
+) -> tuple[subprocess.Popen, pathlib.Path]:
+    """Start one worker process; its instructions (with the connection settings) go through its stdin."""
+    orders = {
+        "module": module_name,
+        "tables": [t.full_table_name for t in tables],
+        "quota": quota,
+        "settings": _connection_settings(),
+        "sys_path": sys.path,
+        "result": str(result_path),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from element_session.populate import _worker_main; _worker_main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(orders).encode())
+    proc.stdin.close()
+    return proc, result_path
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"{code} (killed by {signal.Signals(-code).name})"
+    return str(code)
+
+
+def _stop(procs: Sequence[subprocess.Popen]) -> None:
+    """Stop workers with SIGTERM (DataJoint ends the current job), then SIGKILL after 10 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    deadline = time.monotonic() + 10
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class _ProgressBar:
+    """A tqdm bar of the keys made since the start, over the selected tables, polled from the database."""
+
+    def __init__(self, tables: Sequence[type[dj.Table]]) -> None:
+        from tqdm import tqdm
+
+        self.tables = [t() for t in tables]
+        self.start = self._made()
+        self.bar = tqdm(total=self._remaining(), unit="key", desc="populate", dynamic_ncols=True)
+
+    def _made(self) -> int:
+        return sum(total - remaining for remaining, total in (t.progress() for t in self.tables))
+
+    def _remaining(self) -> int:
+        return sum(t.progress()[0] for t in self.tables)
+
+    def update(self) -> None:
+        done = self._made() - self.start
+        self.bar.total = done + self._remaining()
+        self.bar.n = done
+        self.bar.set_postfix(errors=sum(len(t.jobs.errors) for t in self.tables), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _populate_table(table: dj.Table, quota: int | None) -> tuple[int, list[tuple[dict[str, Any], str]]]:
+    """Run DataJoint's populate with job reservation on one table; (keys made, errors).
+
+    With a quota, populate runs again until the quota is used or no key is pending: keys that
+    another worker reserved first do not count.
+    """
+    options = {"reserve_jobs": True, "suppress_errors": True}
+    if quota is None:
+        result = table.populate(**options)
+        return result["success_count"], list(result["error_list"])
+    made, errors, refresh = 0, [], True
+    while made + len(errors) < quota:
+        result = table.populate(**options, max_calls=quota - made - len(errors), refresh=refresh)
+        refresh = False
+        made += result["success_count"]
+        errors.extend(result["error_list"])
+        nothing = not result["success_count"] and not result["error_list"]
+        if nothing and not len(table.jobs.pending & "scheduled_time <= CURRENT_TIMESTAMP(3)"):
+            break
+    return made, errors
+
+
+def _worker_main() -> None:
+    """A worker process: read its orders from stdin, connect, import the pipeline, populate, write the result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
+    orders = json.loads(sys.stdin.read())
+    sys.path[:] = orders["sys_path"]
+    result: dict[str, Any] = {"done": 0, "errors": []}
+    try:
+        for section, values in orders["settings"].items():
+            for name, value in values.items():
+                dj.config[f"{section}.{name}"] = value
+        module_name = orders["module"]
+        module = importlib.import_module(module_name)
+        tables = {t.full_table_name: t for t in autopopulated_tables(module)}
+        missing = [name for name in orders["tables"] if name not in tables]
+        if missing:
+            raise PopulateError(
+                f"the worker imported {module_name!r} but found no table {', '.join(missing)}: the worker's "
+                "environment (e.g. DATABASE_PREFIX) must activate the same schemas as the caller's"
+            )
+        for name in orders["tables"]:
+            table = tables[name]()
+            try:
+                made, errors = _populate_table(table, orders["quota"])
+            except SystemExit:
+                _release_interrupted(table)
+                raise
+            result["done"] += made
+            result["errors"].extend((table_label(tables[name]), key, message) for key, message in errors)
+    except Exception as err:
+        result = {"fatal": f"{type(err).__name__}: {err}"}
+    finally:
+        path = pathlib.Path(orders["result"])
+        path.with_suffix(".tmp").write_bytes(pickle.dumps(result))
+        path.with_suffix(".tmp").replace(path)
+    if "fatal" in result:
+        raise SystemExit(1)
+
+
+def _release_interrupted(table: dj.Table) -> None:
+    """Put back the job this process was making when it was stopped (not a failure of the key)."""
+    own = {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": _SIGTERM_MESSAGE}
+    with contextlib.suppress(Exception):
+        (table.jobs & own).delete_quick()
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One reserved or failed key of a jobs table."""
+
+    table: str  # the table, as module.Class
+    key: dict[str, Any]  # the key's primary-key values
+    status: str  # 'reserved' (a worker is making it) or 'error' (it failed)
+    host: str  # host name of the worker that reserved it
+    pid: int  # process id of that worker on its host
+    user: str  # database user of that worker
+    time: dt.datetime | None  # reservation time ('reserved') or failure time ('error'), database server clock
+    age_minutes: float | None  # minutes since that time
+    error_message: str  # the error of a failed key ('' for a reservation)
+    stale: bool | None  # reservations: True if its process on this host is gone; None on another host
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process of this host runs with this id (a zombie, awaiting its parent, is gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 (one short read)
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def list_jobs(pipeline: ModuleType | str, tables: Sequence[str] | None = None) -> list[JobRecord]:
+    """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first."""
+    selected = select_tables(pipeline, tables)
+    if not selected:
+        return []
+    connection = selected[0].connection
+    now = connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0].replace(tzinfo=None)
+    here = platform.node()
+    records = []
+    for table in selected:
+        jobs = declare_jobs_table(table)
+        rows = (jobs & [{"status": "reserved"}, {"status": "error"}]).proj(*_JOB_FIELDS).to_dicts()
+        for row in rows:
+            reserved = row["status"] == "reserved"
+            when = row["reserved_time"] if reserved else row["completed_time"]
+            stale = None
+            if reserved and row["host"] == here:
+                stale = not _process_alive(row["pid"])
+            records.append(
+                JobRecord(
+                    table=table_label(table),
+                    key={name: row[name] for name in jobs.primary_key},
+                    status=row["status"],
+                    host=row["host"],
+                    pid=row["pid"],
+                    user=row["user"],
+                    time=when,
+                    age_minutes=(now - when).total_seconds() / 60 if when is not None else None,
+                    error_message=row["error_message"] or "",
+                    stale=stale,
+                )
+            )
+    return records
+
+
+def clear_jobs(
+    pipeline: ModuleType | str,
+    errors: bool = True,
+    stale: bool = True,
+    older_than: float | None = None,
+    tables: Sequence[str] | None = None,
+) -> list[JobRecord]:
+    """Clear failed keys and stale reservations, so that the next populate makes those keys again.
+
+    ``errors`` clears every failed key. ``stale`` clears the reservations whose worker is gone:
+    those of this host whose process no longer runs, and, when ``older_than`` (minutes) is given,
+    those of other hosts reserved at least that long ago (their processes cannot be checked from
+    here: choose an age longer than any job takes). Reservations of live processes of this host
+    are never cleared. Returns the records cleared.
+    """
+    if older_than is not None and older_than < 0:
+        raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
+    here = platform.node()
+    cleared = []
+    by_label = {table_label(t): t for t in select_tables(pipeline, tables)}
+    for record in list_jobs(pipeline, tables):
+        if record.status == "error":
+            chosen = errors
+        elif record.host == here:
+            chosen = stale and bool(record.stale)
+        else:
+            chosen = stale and older_than is not None and (record.age_minutes or 0) >= older_than
+        if not chosen:
+            continue
+        restriction = {**record.key, "status": record.status, "host": record.host, "pid": record.pid}
+        if (by_label[record.table].jobs & restriction).delete_quick(get_count=True):
+            cleared.append(record)
+    return cleared
+
+
+def format_jobs(records: Sequence[JobRecord]) -> str:
+    """A plain-text table of job records, one per line, for the terminal."""
+    if not records:
+        return "no reserved or failed jobs"
+    lines = []
+    for r in records:
+        key = ", ".join(f"{name}={value}" for name, value in r.key.items())
+        age = f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?"
+        if r.status == "error":
+            detail = r.error_message
+        else:
+            detail = {True: "stale: the process is gone", False: "running", None: "on another host"}[r.stale]
+        lines.append(f"{r.status:8} {r.table}  {key}  {r.host} pid {r.pid}  {age}  {detail}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of minutes >= 0")
+    return value
+
+
+def add_populate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``populate`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    parser = subparsers.add_parser(
+        "populate",
+        help="populate the pipeline's Imported/Computed tables with worker processes",
+        description="Populate with DataJoint job reservation: workers here and on other machines share the keys.",
+    )
+    parser.add_argument("--workers", type=_positive_int, default=1, help="worker processes on this machine")
+    parser.add_argument(
+        "--table",
+        action="append",
+        dest="tables",
+        metavar="NAME",
+        help="a table to populate (class name or module.Class); repeat for several; default: all",
+    )
+    parser.add_argument("--limit", type=_positive_int, help="at most this many keys per table in this run")
+    parser.add_argument("--no-progress", action="store_false", dest="progress", help="no progress bar")
+    return parser
+
+
+def run_populate(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
+    """Run ``populate`` from parsed arguments; 0 if every key succeeded, 1 otherwise."""
+    summary = populate(
+        pipeline, tables=args.tables, workers=args.workers, limit=args.limit, progress=getattr(args, "progress", True)
+    )
+    print(summary)
+    for table, key, message in summary.errors:
+        print(f"  {table} {key}: {message}")
+    if summary.errors:
+        print("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
+    return 0 if summary.ok else 1
+
+
+def add_jobs_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``jobs`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    parser = subparsers.add_parser(
+        "jobs",
+        help="list reserved and failed jobs; clear failed keys or stale reservations",
+        description="List the reservations and failed keys of the jobs tables; optionally clear them so they run "
+        "again. A reservation is stale if its process on this host is gone, or, with --older-than, if it was "
+        "made on another host at least that many minutes ago.",
+    )
+    parser.add_argument("--clear-errors", action="store_true", help="clear every failed key")
+    parser.add_argument("--clear-stale", action="store_true", help="clear reservations whose worker is gone")
+    parser.add_argument(
+        "--older-than",
+        type=_minutes,
+        metavar="MINUTES",
+        help="with --clear-stale: also clear reservations of other hosts at least this old",
+    )
+    parser.add_argument("--table", action="append", dest="tables", metavar="NAME", help="only this table (repeatable)")
+    return parser
+
+
+def run_jobs(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
+    """Run ``jobs`` from parsed arguments: clear what is asked, then list what remains; 0, or 2 for bad options."""
+    if args.older_than is not None and not args.clear_stale:
+        print("--older-than applies to --clear-stale; add --clear-stale", file=sys.stderr)
+        return 2
+    if args.clear_errors or args.clear_stale:
+        cleared = clear_jobs(
+            pipeline, errors=args.clear_errors, stale=args.clear_stale, older_than=args.older_than, tables=args.tables
+        )
+        n_errors = sum(r.status == "error" for r in cleared)
+        print(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
+    print(format_jobs(list_jobs(pipeline, args.tables)))
+    return 0
