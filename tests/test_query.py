@@ -1,0 +1,94 @@
+"""The finder and the session table: restrictions, the time window's ends, composition."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from element_session.errors import InputError
+from element_session.ingest import ingest
+from element_session.query import find_sessions, session_table
+from tests.helpers import add_references, remove_references
+
+SUBJECTS, PEOPLE, PROJECTS = ["qy-m1", "qy-m2", "qy-o'brien"], ["qy-ada", "qy-bob"], ["qy-maps", "qy-eye"]
+SESSIONS = [
+    # subject, start (UTC), experimenters, projects, attributes
+    ("qy-m1", "2024-01-01T00:00:00Z", "qy-ada", "qy-maps", {"attr.rig": "A"}),
+    ("qy-m1", "2024-01-15T12:00:00Z", "qy-bob", "qy-maps;qy-eye", {"attr.rig": "B"}),
+    ("qy-m1", "2024-01-31T00:00:00Z", "qy-ada;qy-bob", "qy-eye", {}),
+    ("qy-m2", "2024-01-10T08:00:00Z", "qy-bob", "", {"attr.rig": "A"}),
+    ("qy-o'brien", "2024-02-01T00:00:00Z", "qy-ada", "", {"attr.rig": "x'; DROP TABLE session; --"}),
+]
+
+
+@pytest.fixture(scope="module")
+def sessions(pipeline):
+    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+    rows = [
+        {"subject": s, "session_datetime": t, "experimenter": e, "project": p or None, **attrs}
+        for s, t, e, p, attrs in SESSIONS
+    ]
+    ingest("sessions", rows, pipeline=pipeline)
+    yield pipeline.session
+    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+
+
+def starts(query) -> list[str]:
+    return sorted(f"{r['subject']} {r['session_datetime']:%Y-%m-%d %H:%M}" for r in query.to_dicts())
+
+
+def test_by_subject_one_or_several(sessions):
+    assert len(find_sessions(sessions, subject="qy-m1")) == 3
+    assert len(find_sessions(sessions, subject=["qy-m1", "qy-m2"])) == 4
+    assert len(find_sessions(sessions, subject="qy-o'brien")) == 1  # a quote is a value, not SQL
+    assert len(find_sessions(sessions, subject="qy-nobody")) == 0
+
+
+def test_by_project_experimenter_and_attribute(sessions):
+    assert starts(find_sessions(sessions, project="qy-eye")) == ["qy-m1 2024-01-15 12:00", "qy-m1 2024-01-31 00:00"]
+    assert len(find_sessions(sessions, experimenter="qy-bob")) == 3
+    assert len(find_sessions(sessions, experimenter="qy-bob", project="qy-maps")) == 1
+    assert len(find_sessions(sessions, attribute="rig")) == 4
+    assert len(find_sessions(sessions, attribute="rig", value="A")) == 2
+    assert len(find_sessions(sessions, attribute="rig", value="x'; DROP TABLE session; --")) == 1
+    with pytest.raises(InputError, match="needs its attribute name"):
+        find_sessions(sessions, value="A")
+
+
+def test_time_window_includes_since_and_excludes_until(sessions):
+    window = find_sessions(sessions, subject="qy-m1", since="2024-01-01T00:00:00Z", until="2024-01-31T00:00:00Z")
+    assert starts(window) == ["qy-m1 2024-01-01 00:00", "qy-m1 2024-01-15 12:00"]
+    # dates mean midnight; datetimes and text with offsets are converted to UTC
+    assert len(find_sessions(sessions, subject="qy-m1", since=dt.date(2024, 1, 2), until="2024-02-01")) == 2
+    aware = dt.datetime(2024, 1, 15, 13, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+    assert starts(find_sessions(sessions, subject="qy-m1", since=aware, until=aware + dt.timedelta(seconds=1))) == [
+        "qy-m1 2024-01-15 12:00"
+    ]
+    # a window without an offset is read in the given zone: 2024-01-15 07:00 in New York is 12:00 UTC
+    ny = find_sessions(sessions, since="2024-01-15T07:00:00", until="2024-01-15T07:00:01", timezone="America/New_York")
+    assert starts(ny) == ["qy-m1 2024-01-15 12:00"]
+    with pytest.raises(InputError, match="since"):
+        find_sessions(sessions, since="the other day")
+
+
+def test_finder_composes_with_joins_and_restrictions(sessions, pipeline):
+    found = find_sessions(sessions, experimenter="qy-ada") & {"subject": "qy-m1"}
+    joined = (found * pipeline.Subject).proj("sex").to_dicts()
+    assert len(joined) == 2 and all(r["sex"] == "U" for r in joined)
+    with_dirs = find_sessions(sessions, subject="qy-m1") - sessions.SessionDirectory
+    assert len(with_dirs) == 3
+
+
+def test_session_table_one_row_per_session(sessions):
+    frame = session_table(find_sessions(sessions, subject=SUBJECTS), sessions)
+    assert len(frame) == 5
+    assert list(frame.columns[:2]) == ["subject", "session_datetime"]
+    row = frame[frame["subject"] == "qy-m1"].iloc[1].to_dict()
+    assert row["experimenters"] == ["qy-bob"] and row["projects"] == ["qy-eye", "qy-maps"]
+    assert row["session_datetime"] == dt.datetime(2024, 1, 15, 12, tzinfo=dt.UTC)
+    assert row["session_datetime_local"] == row["session_datetime"] and row["session_timezone"] == "UTC"
+    assert row["attr.rig"] == "B"
+    assert frame[frame["subject"] == "qy-m2"].iloc[0]["projects"] == []
+    empty = session_table(find_sessions(sessions, subject="qy-nobody"), sessions)
+    assert len(empty) == 0
