@@ -23,3 +23,9 @@ subject.schema.activate(DATABASE_PREFIX + "subject")
 Experimenter = User
 
 session.activate(DATABASE_PREFIX + "session", linking_module=__name__)
+
+# Downstream schemas, after the session schema they depend on.
+from workflow import inventory  # noqa: E402
+
+inventory.activate(DATABASE_PREFIX + "inventory", session_module=session)
+__all__ += ["inventory"]
