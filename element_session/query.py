@@ -103,46 +103,46 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
 
     ``sessions`` is a session module (all its sessions) or a query expression of ``Session`` (then
     ``session_module`` is the module whose tables it restricts; by default found from the query).
+    Each satellite table is read with one query restricted by ``sessions``, whatever their number.
     """
     if isinstance(sessions, ModuleType):
         session_module, sessions = sessions, sessions.Session()
     m = session_module or _module_of(sessions)
     keys = list(m.Session.primary_key)
-    base = pd.DataFrame(sessions.to_dicts(), columns=[*keys, *[n for n in m.Session.heading.names if n not in keys]])
-    zones = _frame(m.SessionTimezone & sessions, keys)
-    frame = base.merge(zones, on=keys, how="left")
+
+    def ident(row: dict) -> tuple:
+        return tuple(row[k] for k in keys)
+
+    rows = {ident(r): {**r, "session_timezone": None} for r in sessions.to_dicts()}
+    for r in (m.SessionTimezone & sessions).to_dicts():
+        rows[ident(r)]["session_timezone"] = r["session_timezone"]
     for column, table in (("experimenters", m.SessionExperimenter), ("projects", m.ProjectSession)):
         other = _other_key(table, m.Session)
-        links = _frame(table & sessions, keys)
-        grouped = links.groupby(keys, sort=True)[other].agg(lambda names: sorted(names)).rename(column).reset_index()
-        frame = frame.merge(grouped, on=keys, how="left")
-        frame[column] = [names if isinstance(names, list) else [] for names in frame[column]]
-    for table in (m.SessionDirectory, m.SessionNote):
-        frame = frame.merge(_frame(table & sessions, keys), on=keys, how="left")
-    attributes = _frame(m.Session.Attribute.proj("attribute_value") & sessions, keys)
-    if len(attributes):
-        wide = attributes.pivot(index=keys, columns="attribute_name", values="attribute_value")
-        wide.columns = [f"attr.{name}" for name in wide.columns]
-        frame = frame.merge(wide.reset_index(), on=keys, how="left")
-    frame = frame.sort_values(keys, kind="stable").reset_index(drop=True)
-    frame = frame.astype(object).where(frame.notna(), None)
-    stamps = list(frame["session_datetime"])
-    frame["session_datetime"] = [t.replace(tzinfo=dt.UTC) if isinstance(t, dt.datetime) else None for t in stamps]
-    frame.insert(
-        list(frame.columns).index("session_timezone") + 1,
-        "session_datetime_local",
-        [
-            timezones.local_time(t, z) if isinstance(t, dt.datetime) else None
-            for t, z in zip(stamps, frame["session_timezone"], strict=True)
-        ],
-    )
-    return frame
-
-
-def _frame(query: Any, keys: list[str]) -> pd.DataFrame:
-    rows = query.to_dicts()
-    columns = [*keys, *[n for n in query.heading.names if n not in keys]]
-    return pd.DataFrame(rows, columns=columns)
+        for row in rows.values():
+            row[column] = []
+        for r in (table & sessions).to_dicts():
+            rows[ident(r)][column].append(r[other])
+    for column, table in (("session_dir", m.SessionDirectory), ("session_note", m.SessionNote)):
+        for row in rows.values():
+            row[column] = None
+        for r in (table & sessions).to_dicts():
+            rows[ident(r)][column] = r[column]
+    names = set()
+    for r in (m.Session.Attribute.proj("attribute_value") & sessions).to_dicts():
+        rows[ident(r)][f"attr.{r['attribute_name']}"] = r["attribute_value"]
+        names.add(f"attr.{r['attribute_name']}")
+    secondary = [n for n in m.Session.heading.names if n not in keys]
+    columns = [*keys, *secondary, "session_timezone", "session_datetime_local", "experimenters", "projects",
+               "session_dir", "session_note", *sorted(names)]  # fmt: skip
+    ordered = []
+    for key in sorted(rows, key=lambda k: tuple((v is None, v) for v in k)):
+        row = rows[key]
+        stamp, zone = row["session_datetime"], row["session_timezone"]
+        row["session_datetime"] = stamp.replace(tzinfo=dt.UTC) if stamp is not None else None
+        row["session_datetime_local"] = timezones.local_time(stamp, zone) if stamp is not None else None
+        row["experimenters"], row["projects"] = sorted(row["experimenters"]), sorted(row["projects"])
+        ordered.append([row.get(c) for c in columns])
+    return pd.DataFrame(ordered, columns=columns, dtype=object)
 
 
 def _module_of(query: Any) -> ModuleType:

@@ -1,0 +1,160 @@
+"""The element-session command: its output, its exit statuses, and the CSV round trip."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from element_session import cli
+from tests.helpers import remove_references, snapshot
+
+SUBJECTS, PEOPLE, PROJECTS = ["cl-m1", "cl-m2"], ["cl-ada", "cl-bob"], ["cl-maps"]
+
+
+@pytest.fixture
+def files(tmp_path):
+    texts = {
+        "subjects.csv": "subject,sex,subject_birth_date\ncl-m1,M,2023-01-01\ncl-m2,F,2023-02-02\n",
+        "people.yaml": "- user: cl-ada\n  user_email: ada@example.org\n- user: cl-bob\n",
+        "projects.json": '[{"project": "cl-maps", "project_description": "maps"}]',
+        "sessions.csv": textwrap.dedent("""\
+            subject,session_datetime,session_id,experimenter,project,session_dir,session_note,attr.rig
+            cl-m1,2024-03-10T14:30:00[Europe/Berlin],1,cl-ada;cl-bob,cl-maps,cl-m1/s1,"note, ✓",A
+            cl-m2,2024-03-11T09:00:00,,cl-bob,,cl-m2/s1,,
+            """),
+    }
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def command(subprocess_env, tmp_path):
+    """Run ``element-session`` in a child process; (exit status, stdout, stderr)."""
+
+    def run(*args: str, env: dict | None = None) -> tuple[int, str, str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "element_session", *args],
+            env=env or subprocess_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return result.returncode, result.stdout, result.stderr
+
+    return run
+
+
+@pytest.fixture
+def ingested(pipeline, files, command):
+    for kind, name in (("subjects", "subjects.csv"), ("experimenters", "people.yaml"), ("projects", "projects.json")):
+        status, out, err = command("ingest", kind, str(files / name))
+        assert status == 0, err
+    status, out, err = command("ingest", "sessions", str(files / "sessions.csv"), "--timezone", "America/New_York")
+    assert status == 0, err
+    assert out.strip().endswith("SessionNote 1, Attribute 1")
+    yield files
+    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+
+
+def test_sessions_as_json_on_a_clean_stdout(ingested, command):
+    status, out, err = command("sessions", "--subject", "cl-m1", "--subject", "cl-m2", "--format", "json")
+    assert status == 0, err
+    sessions = json.loads(out)  # nothing but the JSON on standard output
+    assert [s["subject"] for s in sessions] == ["cl-m1", "cl-m2"]
+    first = sessions[0]
+    assert set(first) == {
+        "subject", "session_datetime", "session_id", "experimenters", "projects", "session_dir", "session_note",
+        "attributes",
+    }  # fmt: skip
+    assert first["session_datetime"] == "2024-03-10T13:30:00+00:00"
+    assert first["experimenters"] == ["cl-ada", "cl-bob"] and first["attributes"] == {"rig": "A"}
+    assert sessions[1]["session_datetime"] == "2024-03-11T13:00:00+00:00"  # 09:00 in New York (EDT)
+    assert "connected to" in err or err == ""  # DataJoint's messages stay off standard output
+
+
+def test_csv_output_is_the_ingest_format_and_reingesting_it_changes_nothing(ingested, command, pipeline, tmp_path):
+    status, out, _ = command("sessions", "--project", "cl-maps", "--format", "csv")
+    assert status == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows == [
+        {"subject": "cl-m1", "session_datetime": "2024-03-10T14:30:00+01:00[Europe/Berlin]", "session_id": "1",
+         "experimenter": "cl-ada;cl-bob", "project": "cl-maps", "session_dir": "cl-m1/s1", "session_note": "note, ✓",
+         "attr.rig": "A"}
+    ]  # fmt: skip
+    status, out, _ = command("sessions", "--subject", "cl-m1", "--subject", "cl-m2", "--format", "csv")
+    (tmp_path / "again.csv").write_text(out, encoding="utf-8")
+    before = snapshot(pipeline)
+    status, out, err = command("ingest", "sessions", str(tmp_path / "again.csv"))
+    assert status == 0, err
+    assert "2 row(s) read, 0 new, 2 already present; inserted nothing" in out
+    assert snapshot(pipeline) == before
+
+
+def test_window_and_people_options(ingested, command):
+    status, out, _ = command("sessions", "--experimenter", "cl-bob", "--since", "2024-03-11", "--format", "csv")
+    assert status == 0 and [r["subject"] for r in csv.DictReader(io.StringIO(out))] == ["cl-m2"]
+    status, out, _ = command("sessions", "--subject", "cl-m1", "--until", "2024-03-10T13:30:00Z", "--format", "json")
+    assert status == 0 and json.loads(out) == []
+    status, out, _ = command("sessions", "--subject", "cl-m1")
+    assert status == 0 and "2024-03-10T14:30:00+01:00[Europe/Berlin]" in out and "cl-ada, cl-bob" in out
+
+
+def test_invalid_input_exits_1_naming_file_row_column_value(ingested, command, pipeline, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "subject,session_datetime,session_note\ncl-m1,2024-05-01T10:00:00Z,ok\ncl-m1,2024-02-30T10:00:00Z,x\n"
+    )
+    before = snapshot(pipeline)
+    status, out, err = command("ingest", "sessions", str(bad))
+    assert status == 1 and out == ""
+    assert f"{bad}, row 3, column 'session_datetime'" in err and "'2024-02-30T10:00:00Z'" in err
+    assert snapshot(pipeline) == before
+    status, out, err = command("ingest", "sessions", str(bad), "--dry-run")
+    assert status == 1
+
+
+def test_dry_run_reports_without_writing(ingested, command, pipeline, tmp_path):
+    new = tmp_path / "new.csv"
+    new.write_text("subject,session_datetime\ncl-m1,2024-06-01T10:00:00Z\n")
+    before = snapshot(pipeline)
+    status, out, _ = command("ingest", "sessions", str(new), "--dry-run")
+    assert status == 0 and "would insert Session 1" in out
+    assert snapshot(pipeline) == before
+
+
+def test_dirs_resolves_against_the_roots(ingested, command, subprocess_env, tmp_path):
+    (tmp_path / "root2" / "cl-m1" / "s1").mkdir(parents=True)
+    env = subprocess_env | {"SESSION_ROOT_DIRS": f"{tmp_path / 'root1'}:{tmp_path / 'root2'}"}
+    status, out, _ = command("dirs", env=env)
+    assert status == 0
+    lines = {line.split()[0] + line.split()[-1] for line in out.splitlines()[1:] if line.startswith("cl-")}
+    assert lines == {f"cl-m1{tmp_path / 'root2' / 'cl-m1' / 's1'}", "cl-m2MISSING"}
+    status, out, _ = command("dirs", "--missing", env=env)
+    assert [line.split()[0] for line in out.splitlines()[1:] if line.startswith("cl-")] == ["cl-m2"]
+
+
+def test_usage_errors_exit_2(command):
+    assert command("ingest", "animals", "x.csv")[0] == 2
+    assert command("sessions", "--format", "xml")[0] == 2
+    assert command()[0] == 2
+
+
+def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(command, subprocess_env):
+    env = subprocess_env | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9", "DJ_PASS": "s3cret-Passw0rd"}
+    status, out, err = command("sessions", env=env)
+    assert status == 3 and out == ""
+    assert "127.0.0.1:9" in err
+    assert "s3cret-Passw0rd" not in err
+
+
+def test_python_dash_m_and_console_script_are_the_same_command():
+    parser = cli.build_parser()
+    assert {"ingest", "sessions", "dirs"} <= set(parser._subparsers._group_actions[0].choices)
