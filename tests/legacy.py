@@ -415,16 +415,55 @@ def build_legacy(connection, base: str, layout: str = "datetime") -> tuple[Legac
 # -- Reading back through the element ----------------------------------------------------------------
 
 
-def legacy_linking_module(schemas: LegacySchemas):
-    """A linking module whose upstream tables are the legacy lab and subject tables, as they are."""
+def legacy_linking_module(schemas: LegacySchemas, style: str = "virtual"):
+    """A linking module whose upstream tables are the legacy lab and subject tables, as they are.
+
+    ``style="virtual"`` makes their classes from the database (``dj.virtual_schema``);
+    ``style="declared"`` declares minimal classes bound to the existing tables, which DataJoint
+    reads from the database and never creates (``create_tables=False``).
+    """
     import types
 
     import datajoint as dj
 
-    lab, subject = dj.virtual_schema(schemas.lab), dj.virtual_schema(schemas.subject)
     linking = types.ModuleType("legacy_lab_pipeline")
-    linking.lab, linking.subject = lab, subject
-    linking.Subject, linking.Project, linking.Experimenter = subject.Subject, lab.Project, lab.User
+    if style == "virtual":
+        lab, subject = dj.virtual_schema(schemas.lab), dj.virtual_schema(schemas.subject)
+        linking.Subject, linking.Project, linking.Experimenter = subject.Subject, lab.Project, lab.User
+        return linking
+    lab = dj.Schema(schemas.lab, create_schema=False, create_tables=False)
+    subject = dj.Schema(schemas.subject, create_schema=False, create_tables=False)
+
+    @lab
+    class User(dj.Lookup):
+        definition = """
+        user: varchar(32)
+        ---
+        user_email='': varchar(128)
+        user_cellphone='': varchar(32)
+        user_fullname='': varchar(64)
+        """
+
+    @lab
+    class Project(dj.Lookup):
+        definition = """
+        project: varchar(32)
+        ---
+        project_description='': varchar(1024)
+        """
+
+    @subject
+    class Subject(dj.Manual):
+        definition = """
+        subject: varchar(8)
+        ---
+        subject_nickname='': varchar(64)
+        sex: enum('M', 'F', 'U')
+        subject_birth_date: date
+        subject_description='': varchar(1024)
+        """
+
+    linking.Subject, linking.Project, linking.Experimenter = Subject, Project, User
     return linking
 
 

@@ -74,7 +74,7 @@ from element_session.migrate import migrate
 from tests.legacy import LegacySchemas, check_read_back, legacy_contents, legacy_linking_module
 
 schemas = LegacySchemas({lab!r}, {subject!r}, {session!r})
-linking = legacy_linking_module(schemas)
+linking = legacy_linking_module(schemas, {style!r})
 session.activate(schemas.session, linking_module=linking)
 contents = legacy_contents({layout!r})
 """
@@ -133,8 +133,11 @@ print("populated:", len(inventory_rows))
 """
 
 
-def activate_in_child(run_python, schemas: LegacySchemas, layout: str, body: str, **values) -> str:
+def activate_in_child(
+    run_python, schemas: LegacySchemas, layout: str, body: str, style: str = "virtual", **values
+) -> str:
     code = ACTIVATE.format(
+        style=style,
         module=MODULES[LAYOUTS[layout][0]],
         lab=schemas.lab,
         subject=schemas.subject,
@@ -178,8 +181,11 @@ def test_dry_run_reports_the_changes_and_changes_nothing(legacy, connection, lay
 
 
 @mysql_family
-@pytest.mark.parametrize("layout", list(LAYOUTS))
-def test_migrated_schema_reads_back_exactly_through_the_element(legacy, connection, run_python, layout):
+@pytest.mark.parametrize(
+    ("layout", "style"), [*((layout, "virtual") for layout in LAYOUTS), ("id", "declared"), ("datetime", "declared")]
+)
+def test_migrated_schema_reads_back_exactly_through_the_element(legacy, connection, run_python, layout, style):
+    """Upstream tables linked as virtual modules of the legacy schemas, or as minimal declared classes."""
     schemas, contents = legacy(layout)
     rows_before = data_snapshot(connection, schemas.session)
     report = migrate(schemas.session)
@@ -189,7 +195,7 @@ def test_migrated_schema_reads_back_exactly_through_the_element(legacy, connecti
         assert [row[:-1] for row in rows_after.pop("session")] == rows_before.pop("session")
         assert {row[-1] for row in snapshot(connection, schemas.session)["session"][1]} == {None}
     assert rows_after == rows_before
-    out = activate_in_child(run_python, schemas, layout, READ_BACK)
+    out = activate_in_child(run_python, schemas, layout, READ_BACK, style)
     assert f"'Session.Attribute': {len(contents.attributes)}" in out
     assert "after activation up to date: True" in out
 
