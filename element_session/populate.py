@@ -25,7 +25,6 @@ import contextlib
 import datetime as dt
 import importlib
 import inspect
-import json
 import os
 import pathlib
 import pickle
@@ -35,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -53,6 +52,28 @@ _JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time
 
 class PopulateError(ElementSessionError):
     """Raised for a pipeline module, table name or worker option that populate cannot use."""
+
+
+#: Keys to work on: a dict of attribute values, a list of such dicts (any of them), or None (all keys).
+Restriction = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+def _check_restriction(restriction: Restriction) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """The restriction as plain dicts (it travels to the workers); PopulateError for anything else.
+
+    Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
+    """
+    if restriction is None or isinstance(restriction, Mapping):
+        return None if restriction is None else dict(restriction)
+    is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)
+    if is_list and all(isinstance(item, Mapping) for item in restriction):
+        return [dict(item) for item in restriction]
+    raise PopulateError(f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}")
+
+
+def _restricted(query: Any, restriction: Restriction) -> Any:
+    """``query & restriction``, or ``query`` itself for None (an empty list would select nothing)."""
+    return query if restriction is None else query & restriction
 
 
 # --------------------------------------------------------------------------- tables of a pipeline
@@ -208,6 +229,7 @@ def populate(
     workers: int = 1,
     limit: int | None = None,
     progress: bool = True,
+    restriction: Restriction = None,
     poll_interval: float = 0.5,
 ) -> PopulateSummary:
     """Populate the Imported/Computed tables of ``pipeline`` with ``workers`` processes.
@@ -223,6 +245,8 @@ def populate(
     workers : number of worker processes on this machine.
     limit : at most this many keys per table in this run (shared among the workers); None: no limit.
     progress : show a progress bar (on stderr) of the keys done, polled from the database.
+    restriction : only keys matching it: a dict of attribute values (e.g. ``{"subject": "m1"}``),
+        or a list of dicts (any of them); attributes a table lacks are ignored.
     poll_interval : seconds between two polls of the progress and of the workers.
 
     Returns the :class:`PopulateSummary`. Failed keys are also recorded, with their error, in
@@ -237,6 +261,7 @@ def populate(
         raise PopulateError(f"workers must be a positive integer, not {workers!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise PopulateError(f"limit must be a positive integer or None, not {limit!r}")
+    restriction = _check_restriction(restriction)
     selected = select_tables(module, tables)
     summary = PopulateSummary()
     if not selected:
@@ -246,10 +271,10 @@ def populate(
 
     with tempfile.TemporaryDirectory(prefix="element-session-populate-") as scratch:
         procs = [
-            _start_worker(module.__name__, selected, quota, pathlib.Path(scratch, f"worker{i}.pickle"))
+            _start_worker(module.__name__, selected, quota, restriction, pathlib.Path(scratch, f"worker{i}.pickle"))
             for i, quota in enumerate(_quotas(limit, workers))
         ]
-        bar = _ProgressBar(selected) if progress else None
+        bar = _ProgressBar(selected, restriction) if progress else None
         try:
             while any(proc.poll() is None for proc, _ in procs):
                 if bar is not None:
@@ -276,13 +301,18 @@ def populate(
 
 
 def _start_worker(
-    module_name: str, tables: Sequence[type[dj.Table]], quota: int | None, result_path: pathlib.Path
+    module_name: str,
+    tables: Sequence[type[dj.Table]],
+    quota: int | None,
+    restriction: Restriction,
+    result_path: pathlib.Path,
 ) -> tuple[subprocess.Popen, pathlib.Path]:
     """Start one worker process; its instructions (with the connection settings) go through its stdin."""
     orders = {
         "module": module_name,
         "tables": [t.full_table_name for t in tables],
         "quota": quota,
+        "restriction": restriction,
         "settings": _connection_settings(),
         "sys_path": sys.path,
         "result": str(result_path),
@@ -293,7 +323,7 @@ def _start_worker(
         stdout=subprocess.DEVNULL,
     )
     assert proc.stdin is not None
-    proc.stdin.write(json.dumps(orders).encode())
+    proc.stdin.write(pickle.dumps(orders))
     proc.stdin.close()
     return proc, result_path
 
@@ -322,48 +352,55 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
 class _ProgressBar:
     """A tqdm bar of the keys made since the start, over the selected tables, polled from the database."""
 
-    def __init__(self, tables: Sequence[type[dj.Table]]) -> None:
+    def __init__(self, tables: Sequence[type[dj.Table]], restriction: Restriction) -> None:
         from tqdm import tqdm
 
         self.tables = [t() for t in tables]
+        self.restriction = restriction
+        self.restrictions = [restriction] if restriction is not None else []
         self.start = self._made()
         self.bar = tqdm(total=self._remaining(), unit="key", desc="populate", dynamic_ncols=True)
 
     def _made(self) -> int:
-        return sum(total - remaining for remaining, total in (t.progress() for t in self.tables))
+        return sum(total - remaining for remaining, total in (t.progress(*self.restrictions) for t in self.tables))
 
     def _remaining(self) -> int:
-        return sum(t.progress()[0] for t in self.tables)
+        return sum(t.progress(*self.restrictions)[0] for t in self.tables)
 
     def update(self) -> None:
         done = self._made() - self.start
         self.bar.total = done + self._remaining()
         self.bar.n = done
-        self.bar.set_postfix(errors=sum(len(t.jobs.errors) for t in self.tables), refresh=False)
+        errors = sum(len(_restricted(t.jobs.errors, self.restriction)) for t in self.tables)
+        self.bar.set_postfix(errors=errors, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:
         self.bar.close()
 
 
-def _populate_table(table: dj.Table, quota: int | None) -> tuple[int, list[tuple[dict[str, Any], str]]]:
+def _populate_table(
+    table: dj.Table, quota: int | None, restriction: Restriction
+) -> tuple[int, list[tuple[dict[str, Any], str]]]:
     """Run DataJoint's populate with job reservation on one table; (keys made, errors).
 
     With a quota, populate runs again until the quota is used or no key is pending: keys that
     another worker reserved first do not count.
     """
     options = {"reserve_jobs": True, "suppress_errors": True}
+    restrictions = [restriction] if restriction is not None else []
     if quota is None:
-        result = table.populate(**options)
+        result = table.populate(*restrictions, **options)
         return result["success_count"], list(result["error_list"])
     made, errors, refresh = 0, [], True
     while made + len(errors) < quota:
-        result = table.populate(**options, max_calls=quota - made - len(errors), refresh=refresh)
+        result = table.populate(*restrictions, **options, max_calls=quota - made - len(errors), refresh=refresh)
         refresh = False
         made += result["success_count"]
         errors.extend(result["error_list"])
         nothing = not result["success_count"] and not result["error_list"]
-        if nothing and not len(table.jobs.pending & "scheduled_time <= CURRENT_TIMESTAMP(3)"):
+        pending = _restricted(table.jobs.pending, restriction) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
+        if nothing and not len(pending):
             break
     return made, errors
 
@@ -371,7 +408,7 @@ def _populate_table(table: dj.Table, quota: int | None) -> tuple[int, list[tuple
 def _worker_main() -> None:
     """A worker process: read its orders from stdin, connect, import the pipeline, populate, write the result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-    orders = json.loads(sys.stdin.read())
+    orders = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (written by the parent process)
     sys.path[:] = orders["sys_path"]
     result: dict[str, Any] = {"done": 0, "errors": []}
     try:
@@ -390,7 +427,7 @@ def _worker_main() -> None:
         for name in orders["tables"]:
             table = tables[name]()
             try:
-                made, errors = _populate_table(table, orders["quota"])
+                made, errors = _populate_table(table, orders["quota"], orders["restriction"])
             except SystemExit:
                 _release_interrupted(table)
                 raise
@@ -443,13 +480,19 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     with contextlib.suppress(OSError, IndexError):
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 (one short read)
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 
-def list_jobs(pipeline: ModuleType | str, tables: Sequence[str] | None = None) -> list[JobRecord]:
-    """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first."""
+def list_jobs(
+    pipeline: ModuleType | str, tables: Sequence[str] | None = None, restriction: Restriction = None
+) -> list[JobRecord]:
+    """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first.
+
+    ``restriction`` (a dict or a list of dicts, as for :func:`populate`) selects keys.
+    """
+    restriction = _check_restriction(restriction)
     selected = select_tables(pipeline, tables)
     if not selected:
         return []
@@ -459,7 +502,8 @@ def list_jobs(pipeline: ModuleType | str, tables: Sequence[str] | None = None) -
     records = []
     for table in selected:
         jobs = declare_jobs_table(table)
-        rows = (jobs & [{"status": "reserved"}, {"status": "error"}]).proj(*_JOB_FIELDS).to_dicts()
+        found = _restricted(jobs & [{"status": "reserved"}, {"status": "error"}], restriction)
+        rows = found.proj(*_JOB_FIELDS).to_dicts()
         for row in rows:
             reserved = row["status"] == "reserved"
             when = row["reserved_time"] if reserved else row["completed_time"]
@@ -489,6 +533,7 @@ def clear_jobs(
     stale: bool = True,
     older_than: float | None = None,
     tables: Sequence[str] | None = None,
+    restriction: Restriction = None,
 ) -> list[JobRecord]:
     """Clear failed keys and stale reservations, so that the next populate makes those keys again.
 
@@ -496,14 +541,15 @@ def clear_jobs(
     those of this host whose process no longer runs, and, when ``older_than`` (minutes) is given,
     those of other hosts reserved at least that long ago (their processes cannot be checked from
     here: choose an age longer than any job takes). Reservations of live processes of this host
-    are never cleared. Returns the records cleared.
+    are never cleared. ``tables`` and ``restriction`` select as in :func:`list_jobs`. Returns the
+    records cleared.
     """
     if older_than is not None and older_than < 0:
         raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
     here = platform.node()
     cleared = []
     by_label = {table_label(t): t for t in select_tables(pipeline, tables)}
-    for record in list_jobs(pipeline, tables):
+    for record in list_jobs(pipeline, tables, restriction):
         if record.status == "error":
             chosen = errors
         elif record.host == here:
@@ -512,8 +558,8 @@ def clear_jobs(
             chosen = stale and older_than is not None and (record.age_minutes or 0) >= older_than
         if not chosen:
             continue
-        restriction = {**record.key, "status": record.status, "host": record.host, "pid": record.pid}
-        if (by_label[record.table].jobs & restriction).delete_quick(get_count=True):
+        match = {**record.key, "status": record.status, "host": record.host, "pid": record.pid}
+        if (by_label[record.table].jobs & match).delete_quick(get_count=True):
             cleared.append(record)
     return cleared
 
@@ -557,6 +603,27 @@ def _minutes(text: str) -> float:
     return value
 
 
+class _RestrictAction(argparse.Action):
+    """``--restrict ATTR=VALUE``, repeatable: the values gathered into one dict (all must match)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, option: Any) -> None:
+        name, sep, text = value.partition("=")
+        if not sep or not name.strip():
+            parser.error(f"{option} needs ATTRIBUTE=VALUE, not {value!r}")
+        restriction = dict(getattr(namespace, self.dest) or {})
+        restriction[name.strip()] = text
+        setattr(namespace, self.dest, restriction)
+
+
+def _add_restrict_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--restrict",
+        action=_RestrictAction,
+        metavar="ATTR=VALUE",
+        help="only keys with this attribute value, e.g. subject=mouse1 (repeatable: all must match)",
+    )
+
+
 def add_populate_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``populate`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
     parser = subparsers.add_parser(
@@ -573,6 +640,7 @@ def add_populate_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="a table to populate (class name or module.Class); repeat for several; default: all",
     )
     parser.add_argument("--limit", type=_positive_int, help="at most this many keys per table in this run")
+    _add_restrict_argument(parser)
     parser.add_argument("--no-progress", action="store_false", dest="progress", help="no progress bar")
     return parser
 
@@ -580,7 +648,12 @@ def add_populate_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_populate(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
     """Run ``populate`` from parsed arguments; 0 if every key succeeded, 1 otherwise."""
     summary = populate(
-        pipeline, tables=args.tables, workers=args.workers, limit=args.limit, progress=getattr(args, "progress", True)
+        pipeline,
+        tables=args.tables,
+        workers=args.workers,
+        limit=args.limit,
+        progress=args.progress,
+        restriction=args.restrict,
     )
     print(summary)
     for table, key, message in summary.errors:
@@ -608,6 +681,7 @@ def add_jobs_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="with --clear-stale: also clear reservations of other hosts at least this old",
     )
     parser.add_argument("--table", action="append", dest="tables", metavar="NAME", help="only this table (repeatable)")
+    _add_restrict_argument(parser)
     return parser
 
 
@@ -618,9 +692,14 @@ def run_jobs(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
         return 2
     if args.clear_errors or args.clear_stale:
         cleared = clear_jobs(
-            pipeline, errors=args.clear_errors, stale=args.clear_stale, older_than=args.older_than, tables=args.tables
+            pipeline,
+            errors=args.clear_errors,
+            stale=args.clear_stale,
+            older_than=args.older_than,
+            tables=args.tables,
+            restriction=args.restrict,
         )
         n_errors = sum(r.status == "error" for r in cleared)
         print(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
-    print(format_jobs(list_jobs(pipeline, args.tables)))
+    print(format_jobs(list_jobs(pipeline, args.tables, args.restrict)))
     return 0
