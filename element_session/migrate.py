@@ -85,14 +85,15 @@ class MigrationReport:
                 "element, which ran only on MySQL/MariaDB servers; DataJoint 2.x declared it in this project's layout."
             )
         lines = [f"Schema `{self.schema}`: {self.found}."]
+        numbered = [f"  {number}. {change}" for number, change in enumerate(self.changes, 1)]
         if self.up_to_date:
             lines.append(f"It is already in the current layout of {self.variant}: nothing to change.")
+        elif self.dry_run:
+            lines += [f"Would change ({len(self.changes)}):", *numbered, "Dry run: nothing was changed."]
         else:
-            verb = "Would change" if self.dry_run else "Changed"
-            lines.append(f"{verb} ({self.applied if not self.dry_run else len(self.changes)} of {len(self.changes)}):")
-            lines += [f"  {number}. {change}" for number, change in enumerate(self.changes, 1)]
-            if self.dry_run:
-                lines.append("Dry run: nothing was changed.")
+            lines += [f"Changed ({self.applied} of {len(self.changes)}):", *numbered[: self.applied]]
+            if self.applied < len(self.changes):
+                lines += ["Not applied:", *numbered[self.applied :]]
         lines += [f"Note: {note}" for note in self.notes]
         return "\n".join(lines)
 
@@ -258,9 +259,9 @@ def _check_session(session: _Table, problems: list[str]) -> tuple[tuple[str, ...
         _check_column(session, "session_datetime", "datetime", False, problems)
         if "session_id" in own:
             _check_column(session, "session_id", "int", True, problems)
-            found = "session schema of the published element (session_with_datetime)"
+            found = "a session schema in the layout of the published element (session_with_datetime)"
         else:
-            found = "session schema of the published element before 0.2.0 (session_with_datetime, no session_id)"
+            found = "a session schema of a release before 0.2.0 (session_with_datetime, without session_id)"
         allowed = {"session_datetime", "session_id"}
     else:
         _check_column(session, "session_id", "int", False, problems)
@@ -268,7 +269,7 @@ def _check_session(session: _Table, problems: list[str]) -> tuple[tuple[str, ...
             problems.append("`session` lacks the column session_datetime of the id variant")
         else:
             _check_column(session, "session_datetime", "datetime", None, problems)
-        found = "session schema of the published element (session_with_id)"
+        found = "a session schema in the layout of the published element (session_with_id)"
         allowed = {"session_datetime", "session_id"}
     extra = sorted(set(own) - allowed)
     if extra:
@@ -347,7 +348,10 @@ def _statement(sql: str, args: tuple = ()) -> Callable[[dj.Connection], None]:
 def _modify(schema: str, table: str, column: _Column, *, nullable: bool, comment: str, what: str) -> Change:
     """Restate ``column`` with a new comment (and nullability): its type and data are unchanged."""
     if column.has_default:
-        raise MigrationError(f"`{schema}`.`{table}`.{column.name} has a default the migration would not restate")
+        raise MigrationError(
+            f"`{schema}`.`{table}`.{column.name} has a default value, which the published element never declared "
+            "and this command does not restate; nothing was changed"
+        )
     null = "NULL DEFAULT NULL" if nullable else "NOT NULL"
     sql = f"ALTER TABLE {_quote(schema)}.{_quote(table)} MODIFY COLUMN {_quote(column.name)} {column.column_type} "
     return Change(table, what, sql + f"{null} COMMENT '{comment}'", _statement(sql + f"{null} COMMENT %s", (comment,)))

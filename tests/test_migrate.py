@@ -297,7 +297,9 @@ def test_failure_part_way_leaves_a_usable_schema_and_a_second_run_finishes(legac
         migrate(schemas.session)
     monkeypatch.undo()
     assert "run the migration again: it continues from where it stopped" in str(err.value)
-    assert err.value.report.applied == 1
+    report = err.value.report
+    assert report.applied == 1
+    assert f"Changed (1 of {len(planned)}):\n  1. {planned[0]}\nNot applied:\n  2. {planned[1]}" in str(report)
     # usable as it is: every value in place, blobs already decoded by DataJoint 2.x
     assert data_snapshot(connection, schemas.session) == rows_before
     attributes = dj.FreeTable(connection, f"`{schemas.session}`.`session__attribute`").to_dicts()
