@@ -509,7 +509,8 @@ def _lineage_changes(
     changes.append(
         Change(
             where,
-            f"record the origin of {len(wanted)} key attributes for DataJoint 2.x's joins (one transaction)",
+            f"record the origin of {len(wanted)} key attribute{'s' * (len(wanted) != 1)} for DataJoint 2.x's joins "
+            "(one transaction)",
             f"DELETE FROM {_quote(schema)}.`~lineage`; INSERT INTO {_quote(schema)}.`~lineage` ...",
             write,
         )
