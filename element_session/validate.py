@@ -25,7 +25,7 @@ _INT_RANGES = {
     "integer": (-(2**31), 2**31 - 1),
     "bigint": (-(2**63), 2**63 - 1),
 }
-_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def check_text(value: str, width: int | None = None) -> str:
@@ -49,7 +49,7 @@ def check_integer(value: str, low: int = -(2**31), high: int = 2**31 - 1) -> int
 
 def check_date(value: str) -> dt.date:
     """An ISO 8601 calendar date (YYYY-MM-DD) that exists."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
         raise ValueError("not an ISO 8601 date (YYYY-MM-DD)")
     try:
         return dt.date.fromisoformat(value.strip())
