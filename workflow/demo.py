@@ -16,9 +16,12 @@ Every step is idempotent: a second run reports every row as already present.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
 import os
+import stat
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +52,36 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _datadir(backend: str) -> Path:
+    """Where the demo's server keeps its data: ``.localdb/<backend>`` at the repository root.
+
+    PostgreSQL runs as its own user ``postgres`` when started by root; where that user cannot
+    reach the repository (a clone in ``/root``, say), its data goes to a directory of this
+    checkout under ``/var/tmp`` instead.
+    """
+    preferred = LOCALDB / backend
+    if backend != "postgresql" or os.geteuid() != 0 or _reachable_by_all(LOCALDB.parent):
+        return preferred
+    tmp = Path("/var/tmp") if Path("/var/tmp").is_dir() else Path(tempfile.gettempdir())  # noqa: S108
+    checkout = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+    return tmp / f"element-session-demo-{checkout}" / backend
+
+
+def _reachable_by_all(path: Path) -> bool:
+    """Whether every directory from the file system root down to ``path`` is searchable by anyone."""
+    return all(directory.stat().st_mode & stat.S_IXOTH for directory in (path, *path.parents))
+
+
+def _schemas(pipeline: ModuleType) -> list[str]:
+    """The names of the schemas that the modules of ``pipeline`` activated, sorted."""
+    import datajoint as dj
+
+    modules = [m for m in vars(pipeline).values() if isinstance(m, ModuleType)]
+    schemas = [getattr(m, "schema", None) for m in modules]
+    names = [s.database for s in schemas if isinstance(s, dj.Schema) and s.is_activated()]
+    return sorted(set(names))
 
 
 def run_demo(pipeline: ModuleType) -> pd.DataFrame:
@@ -93,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Database: {info} (from DJ_HOST and DataJoint's settings)")
         else:
             backend = os.environ.get("DJ_BACKEND", "mysql")
-            server = LocalServer(LOCALDB / backend, backend)
+            server = LocalServer(_datadir(backend), backend)
             info = server.start()
             info.configure_datajoint()
             datadir = _shown(server.datadir)
@@ -101,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Raw data: SESSION_ROOT_DIRS={os.environ['SESSION_ROOT_DIRS']}")
 
         pipeline = importlib.import_module("workflow.pipeline")
-        schemas = (pipeline.lab.schema, pipeline.subject.schema, pipeline.session.schema)
-        print(f"Pipeline: activated schemas {', '.join(schema.database for schema in schemas)}")
+        print(f"Pipeline: activated schemas {', '.join(_schemas(pipeline))}")
         _print_table(run_demo(pipeline))
     except ElementSessionError as err:
         print(f"demo: {err}", file=sys.stderr)
