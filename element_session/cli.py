@@ -144,7 +144,7 @@ def run_sessions(args: argparse.Namespace, pipeline: ModuleType) -> int:
         sys.stdout.write("\n")
     elif args.format == "csv":
         columns = [*subject_attrs, *ingest_module.SESSION_FIELDS, *attributes]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(sys.stdout, lineterminator="\r\n")  # RFC 4180; quotes fields holding \r or \n
         writer.writerow(columns)
         for row in frame.to_dict("records"):
             writer.writerow([_csv_cell(column, row) for column in columns])

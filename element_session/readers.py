@@ -58,7 +58,8 @@ def read_records(source: str | os.PathLike | Any) -> list[Record]:
         if not path.is_file():
             raise one_problem(str(path), None, str(path), "no such file")
         try:
-            text = path.read_text(encoding="utf-8-sig")
+            with path.open(encoding="utf-8-sig", newline="") as file:  # a \r inside a quoted cell is data
+                text = file.read()
         except UnicodeDecodeError as err:
             raise InputError(
                 [InputProblem(str(path), None, None, err.object[err.start : err.end], "not UTF-8 text")]
