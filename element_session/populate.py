@@ -247,7 +247,7 @@ def populate(
     progress : show a progress bar (on stderr) of the keys done, polled from the database.
     restriction : only keys matching it: a dict of attribute values (e.g. ``{"subject": "m1"}``),
         or a list of dicts (any of them); attributes a table lacks are ignored.
-    poll_interval : seconds between two polls of the progress and of the workers.
+    poll_interval : seconds between two polls of the progress bar's counts.
 
     Returns the :class:`PopulateSummary`. Failed keys are also recorded, with their error, in
     DataJoint's jobs tables (:func:`list_jobs`); they are not retried until cleared
@@ -276,10 +276,12 @@ def populate(
         ]
         bar = _ProgressBar(selected, restriction) if progress else None
         try:
+            polled = time.monotonic()
             while any(proc.poll() is None for proc, _ in procs):
-                if bar is not None:
+                if bar is not None and time.monotonic() - polled >= poll_interval:
                     bar.update()
-                time.sleep(poll_interval)
+                    polled = time.monotonic()
+                time.sleep(0.05)
             if bar is not None:
                 bar.update()
         except BaseException:
@@ -564,13 +566,17 @@ def clear_jobs(
     return cleared
 
 
+def _format_key(key: dict[str, Any]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in key.items())
+
+
 def format_jobs(records: Sequence[JobRecord]) -> str:
     """A plain-text table of job records, one per line, for the terminal."""
     if not records:
         return "no reserved or failed jobs"
     lines = []
     for r in records:
-        key = ", ".join(f"{name}={value}" for name, value in r.key.items())
+        key = _format_key(r.key)
         age = f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?"
         if r.status == "error":
             detail = r.error_message
@@ -624,10 +630,15 @@ def _add_restrict_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_populate_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``populate`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+def add_populate_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    """Add the ``populate`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
+
+    ``parents`` are passed to ``add_parser``; the command's handler is set as the default ``run``
+    (called as ``args.run(args, pipeline)``).
+    """
     parser = subparsers.add_parser(
         "populate",
+        parents=list(parents),
         help="populate the pipeline's Imported/Computed tables with worker processes",
         description="Populate with DataJoint job reservation: workers here and on other machines share the keys.",
     )
@@ -642,31 +653,37 @@ def add_populate_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=_positive_int, help="at most this many keys per table in this run")
     _add_restrict_argument(parser)
     parser.add_argument("--no-progress", action="store_false", dest="progress", help="no progress bar")
+    parser.set_defaults(run=run_populate)
     return parser
 
 
 def run_populate(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
-    """Run ``populate`` from parsed arguments; 0 if every key succeeded, 1 otherwise."""
-    summary = populate(
-        pipeline,
-        tables=args.tables,
-        workers=args.workers,
-        limit=args.limit,
-        progress=args.progress,
-        restriction=args.restrict,
-    )
+    """Run ``populate`` from parsed arguments; 0 if every key succeeded, 1 otherwise, 130 if interrupted."""
+    try:
+        summary = populate(
+            pipeline,
+            tables=args.tables,
+            workers=args.workers,
+            limit=args.limit,
+            progress=args.progress,
+            restriction=args.restrict,
+        )
+    except KeyboardInterrupt:
+        print("interrupted: the workers stopped and the keys they were making were put back", file=sys.stderr)
+        return 130
     print(summary)
     for table, key, message in summary.errors:
-        print(f"  {table} {key}: {message}")
+        print(f"  {table} {_format_key(key)}: {message}")
     if summary.errors:
         print("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return 0 if summary.ok else 1
 
 
-def add_jobs_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``jobs`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+def add_jobs_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    """Add the ``jobs`` command to ``subparsers``, as :func:`add_populate_parser` does."""
     parser = subparsers.add_parser(
         "jobs",
+        parents=list(parents),
         help="list reserved and failed jobs; clear failed keys or stale reservations",
         description="List the reservations and failed keys of the jobs tables; optionally clear them so they run "
         "again. A reservation is stale if its process on this host is gone, or, with --older-than, if it was "
@@ -682,6 +699,7 @@ def add_jobs_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--table", action="append", dest="tables", metavar="NAME", help="only this table (repeatable)")
     _add_restrict_argument(parser)
+    parser.set_defaults(run=run_jobs)
     return parser
 
 

@@ -8,6 +8,7 @@ a file ``HANG`` makes its worker wait there, to be killed.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import datetime as dt
 import importlib
@@ -24,7 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from element_session.populate import PopulateError, clear_jobs, list_jobs, populate
+from element_session.populate import (
+    PopulateError,
+    add_jobs_parser,
+    add_populate_parser,
+    clear_jobs,
+    list_jobs,
+    populate,
+)
 from workflow.inventory import FileTypeSummary, SessionInventory
 
 TABLES = ["SessionInventory", "FileTypeSummary"]
@@ -292,3 +300,37 @@ def test_bad_options_are_typed_errors(pipeline):
         populate(pipeline, workers=0)
     with pytest.raises(PopulateError, match="restriction must be a dict"):
         list_jobs(pipeline, restriction="subject='x' OR 1=1")
+
+
+def test_populate_and_jobs_commands(pipeline, subject, root, capsys):
+    keys = add_sessions(pipeline, subject, root, 2)
+    (root / subject / "s000" / "video" / "frame0.AVI").unlink()
+    (root / subject / "s001").rename(root / subject / "gone")
+    parser = argparse.ArgumentParser(prog="element-session")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_populate_parser(commands)
+    add_jobs_parser(commands)
+
+    def run(*argv: str) -> tuple[int, str]:
+        args = parser.parse_args(argv)
+        code = args.run(args, pipeline)
+        return code, capsys.readouterr().out
+
+    code, out = run(
+        "populate", "--workers", "2", "--table", "inventory.SessionInventory", "--restrict", f"subject={subject}"
+    )
+    assert code == 1
+    assert out.startswith("populated 1 key(s), 1 error(s)")
+    assert f"session_datetime={keys[1]['session_datetime']}" in out and "DirectoryNotFoundError" in out
+    assert len(FileTypeSummary & {"subject": subject}) == 0  # only the table asked for
+
+    code, out = run("jobs", "--restrict", f"subject={subject}")
+    assert code == 0
+    assert out.startswith("error    inventory.SessionInventory") and f"{subject}/s001" in out
+    assert run("jobs", "--older-than", "5")[0] == 2
+    (root / subject / "gone").rename(root / subject / "s001")
+    code, out = run("jobs", "--clear-errors", "--restrict", f"subject={subject}")
+    assert out.splitlines() == ["cleared 1 failed key(s) and 0 stale reservation(s)", "no reserved or failed jobs"]
+    code, out = run("populate", "--no-progress", "--limit", "1", "--restrict", f"subject={subject}")
+    assert (code, out.strip()) == (0, "populated 2 key(s), 0 error(s)")  # one key of each table
+    assert (SessionInventory & keys[0]).to_dicts()[0]["file_count"] == 2
