@@ -226,15 +226,15 @@ def test_reservations_of_live_processes_stay_and_other_hosts_need_an_age(pipelin
     SessionInventory.jobs.insert1({**keys[0], **common, "host": "another-machine", "pid": 4242})
     SessionInventory.jobs.insert1({**keys[1], **common, "host": platform.node(), "pid": os.getpid()})
 
-    assert clear_jobs(pipeline, restriction={"subject": subject}) == []
-    by_host = {r.host: r for r in list_jobs(pipeline, restriction={"subject": subject})}
+    assert clear_jobs(pipeline, tables=TABLES, restriction={"subject": subject}) == []
+    by_host = {r.host: r for r in list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})}
     assert by_host["another-machine"].stale is None
     assert by_host[platform.node()].stale is False  # this very process holds it
     assert by_host["another-machine"].age_minutes > 60 * 24 * 365
 
-    cleared = clear_jobs(pipeline, stale=True, older_than=60, restriction={"subject": subject})
+    cleared = clear_jobs(pipeline, tables=TABLES, stale=True, older_than=60, restriction={"subject": subject})
     assert [r.host for r in cleared] == ["another-machine"]
-    assert [r.host for r in list_jobs(pipeline, restriction={"subject": subject})] == [platform.node()]
+    assert [r.host for r in list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})] == [platform.node()]
 
 
 def test_a_failing_key_is_recorded_with_its_error_and_the_others_complete(pipeline, subject, root):
@@ -257,7 +257,7 @@ def test_a_failing_key_is_recorded_with_its_error_and_the_others_complete(pipeli
 
     (root / subject / "moved").rename(root / subject / "s001")
     assert populate(pipeline, tables=TABLES, restriction={"subject": subject}, progress=False).done == 0  # not retried
-    cleared = clear_jobs(pipeline, errors=True, stale=False, restriction={"subject": subject})
+    cleared = clear_jobs(pipeline, tables=TABLES, errors=True, stale=False, restriction={"subject": subject})
     assert len(cleared) == 2
     again = populate(pipeline, tables=TABLES, restriction={"subject": subject}, progress=False)
     assert again.done == 2
