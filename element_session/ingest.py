@@ -28,7 +28,7 @@ from tqdm import tqdm
 from . import paths, timezones
 from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
 from .readers import Record, read_records
-from .validate import check_integer, check_text, column_checks, required_columns
+from .validate import check_integer, check_key_text, check_text, column_checks, required_columns
 
 Kind = Literal["subjects", "experimenters", "projects", "sessions"]
 KINDS: tuple[str, ...] = ("subjects", "experimenters", "projects", "sessions")
@@ -181,6 +181,8 @@ class _ReferencePlan:
                 elif value is not None:
                     try:
                         row[column] = self.checks[column](value) if column in self.checks else value
+                        if column in self.key and isinstance(row[column], str):
+                            check_key_text(row[column])
                     except ValueError as err:
                         problems.append(record.problem(column, value, str(err)))
             for column in self.required:
@@ -305,7 +307,7 @@ class _SessionPlan:
             if column.startswith(ATTRIBUTE_PREFIX) and isinstance(value, str):
                 name = column[len(ATTRIBUTE_PREFIX) :]
                 try:
-                    check_text(name, 32)
+                    check_key_text(name, 32)
                     if not name:
                         raise ValueError("attribute column without a name after 'attr.'")
                     session.attributes[name] = check_text(value, 2000)

@@ -91,7 +91,9 @@ def activate_schema(
                 f"{module.__name__!r} cannot re-link it in this process"
             )
         return
-    existed = _schema_exists(schema.connection or dj.conn(), schema_name)
+    connection = schema.connection or dj.conn()
+    match_backslashes_as_datajoint_escapes_them(connection)
+    existed = _schema_exists(connection, schema_name)
     try:
         schema.activate(
             schema_name,
@@ -104,6 +106,22 @@ def activate_schema(
             drop_schema(schema)
         schema.database = None
         raise
+
+
+def match_backslashes_as_datajoint_escapes_them(connection: dj.Connection) -> None:
+    """On PostgreSQL, read backslashes in string literals as escapes, as DataJoint writes them.
+
+    DataJoint 2.3 escapes a backslash in a dict restriction by doubling it (MySQL's rule). With
+    PostgreSQL's default ``standard_conforming_strings = on`` the doubled backslash is taken
+    literally, and ``Table & {"name": "a\\b"}`` silently matches nothing. Turning the setting off for
+    this session makes such restrictions exact; query parameters are unaffected. To make it
+    permanent for a role: ``ALTER ROLE name SET standard_conforming_strings = off``.
+    """
+    if connection.adapter.backend != "postgresql":
+        return
+    if connection.query("SHOW standard_conforming_strings").fetchone()[0] == "on":
+        connection.query("SET escape_string_warning = off")
+        connection.query("SET standard_conforming_strings = off")
 
 
 def drop_schema(schema: dj.Schema) -> None:

@@ -37,6 +37,21 @@ def check_text(value: str, width: int | None = None) -> str:
     return value
 
 
+_BACKSLASH_BEFORE_QUOTE = re.compile(r"\\(?=['\"]|$)")
+
+
+def check_key_text(value: str, width: int | None = None) -> str:
+    """Text for a primary-key column: as :func:`check_text`, and no backslash before a quote or at the end.
+
+    DataJoint 2.3's cascading delete re-reads restrictions as SQL text and misparses such values, so
+    rows keyed by them could not be deleted.
+    """
+    check_text(value, width)
+    if _BACKSLASH_BEFORE_QUOTE.search(value):
+        raise ValueError("a key value may not have a backslash at its end or before a quote")
+    return value
+
+
 def check_integer(value: str, low: int = -(2**31), high: int = 2**31 - 1) -> int:
     """A whole number in ``[low, high]``, written without a fraction or exponent."""
     if not _INTEGER.fullmatch(value.strip()):

@@ -132,6 +132,7 @@ def test_subjects_people_projects_from_csv_yaml_json_and_idempotent(pipeline, tm
         ({"subject": "x" * 33}, "subject", "33 characters, longer than the column's 32"),
         ({"subject_weight": "20"}, "subject_weight", "unknown column"),
         ({"sex": None}, "sex", "required value not given"),
+        ({"subject": "ig-trailing\\"}, "subject", "backslash at its end"),
     ],
 )
 def test_bad_subject_rows_are_typed_errors(pipeline, row, column, reason):
@@ -159,6 +160,7 @@ GOOD = {"subject": "ig-m1", "session_datetime": "2024-05-01T10:00:00Z", "experim
         ({"session_note": "n" * 1025}, "session_note", "1025 characters, longer than the column's 1024"),
         ({"attr.rig": "v" * 2001}, "attr.rig", "longer than the column's 2000"),
         ({"attr." + "a" * 33: "v"}, "attr." + "a" * 33, "longer than the column's 32"),
+        ({"attr.it\\'s": "v"}, "attr.it\\'s", "before a quote"),
         ({"session_note": "nul\x00byte"}, "session_note", "NUL"),
         ({"session_datetime": "2024-13-01T10:00:00"}, "session_datetime", "impossible date or time"),
         ({"session_datetime": "yesterday"}, "session_datetime", "not an ISO 8601"),

@@ -11,13 +11,15 @@ from element_session.ingest import ingest
 from element_session.query import find_sessions, session_table
 from tests.helpers import add_references, remove_references
 
-SUBJECTS, PEOPLE, PROJECTS = ["qy-m1", "qy-m2", "qy-o'brien"], ["qy-ada", "qy-bob"], ["qy-maps", "qy-eye"]
+SUBJECTS = ["qy-m1", "qy-m2", "qy-o'brien", "qy-back\\slash"]
+PEOPLE, PROJECTS = ["qy-ada", "qy-bob\\x"], ["qy-maps", "qy-eye"]
 SESSIONS = [
     # subject, start (UTC), experimenters, projects, attributes
     ("qy-m1", "2024-01-01T00:00:00Z", "qy-ada", "qy-maps", {"attr.rig": "A"}),
-    ("qy-m1", "2024-01-15T12:00:00Z", "qy-bob", "qy-maps;qy-eye", {"attr.rig": "B"}),
-    ("qy-m1", "2024-01-31T00:00:00Z", "qy-ada;qy-bob", "qy-eye", {}),
-    ("qy-m2", "2024-01-10T08:00:00Z", "qy-bob", "", {"attr.rig": "A"}),
+    ("qy-m1", "2024-01-15T12:00:00Z", "qy-bob\\x", "qy-maps;qy-eye", {"attr.rig": "B"}),
+    ("qy-m1", "2024-01-31T00:00:00Z", "qy-ada;qy-bob\\x", "qy-eye", {}),
+    ("qy-m2", "2024-01-10T08:00:00Z", "qy-bob\\x", "", {"attr.rig": "A"}),
+    ("qy-back\\slash", "2024-01-10T08:00:00Z", "qy-ada", "", {"attr.path": "C:\\data\\x"}),
     ("qy-o'brien", "2024-02-01T00:00:00Z", "qy-ada", "", {"attr.rig": "x'; DROP TABLE session; --"}),
 ]
 
@@ -42,13 +44,15 @@ def test_by_subject_one_or_several(sessions):
     assert len(find_sessions(sessions, subject="qy-m1")) == 3
     assert len(find_sessions(sessions, subject=["qy-m1", "qy-m2"])) == 4
     assert len(find_sessions(sessions, subject="qy-o'brien")) == 1  # a quote is a value, not SQL
+    assert len(find_sessions(sessions, subject="qy-back\\slash")) == 1  # so is a backslash, on every backend
     assert len(find_sessions(sessions, subject="qy-nobody")) == 0
 
 
 def test_by_project_experimenter_and_attribute(sessions):
     assert starts(find_sessions(sessions, project="qy-eye")) == ["qy-m1 2024-01-15 12:00", "qy-m1 2024-01-31 00:00"]
-    assert len(find_sessions(sessions, experimenter="qy-bob")) == 3
-    assert len(find_sessions(sessions, experimenter="qy-bob", project="qy-maps")) == 1
+    assert len(find_sessions(sessions, experimenter="qy-bob\\x")) == 3
+    assert len(find_sessions(sessions, experimenter="qy-bob\\x", project="qy-maps")) == 1
+    assert len(find_sessions(sessions, attribute="path", value="C:\\data\\x")) == 1
     assert len(find_sessions(sessions, attribute="rig")) == 4
     assert len(find_sessions(sessions, attribute="rig", value="A")) == 2
     assert len(find_sessions(sessions, attribute="rig", value="x'; DROP TABLE session; --")) == 1
@@ -82,10 +86,10 @@ def test_finder_composes_with_joins_and_restrictions(sessions, pipeline):
 
 def test_session_table_one_row_per_session(sessions):
     frame = session_table(find_sessions(sessions, subject=SUBJECTS), sessions)
-    assert len(frame) == 5
+    assert len(frame) == 6
     assert list(frame.columns[:2]) == ["subject", "session_datetime"]
     row = frame[frame["subject"] == "qy-m1"].iloc[1].to_dict()
-    assert row["experimenters"] == ["qy-bob"] and row["projects"] == ["qy-eye", "qy-maps"]
+    assert row["experimenters"] == ["qy-bob\\x"] and row["projects"] == ["qy-eye", "qy-maps"]
     assert row["session_datetime"] == dt.datetime(2024, 1, 15, 12, tzinfo=dt.UTC)
     assert row["session_datetime_local"] == row["session_datetime"] and row["session_timezone"] == "UTC"
     assert row["attr.rig"] == "B"
