@@ -28,7 +28,6 @@ import argparse
 import re
 import sys
 import types
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -633,9 +632,7 @@ def add_migrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argum
 def run_migrate(args: argparse.Namespace) -> int:
     """Run ``migrate`` for parsed arguments: the report on standard output; 0 done, 1 refused or failed."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # DataJoint's best-effort note about MariaDB
-            connection = _connect()
+        connection = _connect()
         report = migrate(args.schema, dry_run=args.dry_run, connection=connection)
     except (ElementSessionError, dj.errors.DataJointError) as err:
         print(f"element-session migrate: {err}", file=sys.stderr)
