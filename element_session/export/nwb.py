@@ -1,0 +1,458 @@
+"""NWB export of one session: a ``pynwb.NWBFile`` with the session's metadata, and the file on disk.
+
+pynwb is an optional dependency (``pip install "element-session[nwb]"``); it is imported only when
+an export is made, and its absence is a :class:`NwbUnavailableError`.
+
+Where each part of a session goes in the file:
+
+- ``session_start_time``: the stored instant (``session_datetime``, UTC), expressed in the
+  session's own zone (``SessionTimezone``; UTC where none is recorded). A session without a start
+  time (possible in the id variant) cannot be exported: NWB requires one.
+- ``identifier``: a UUID5 of the schema, the table and the primary key (see
+  :func:`nwb_identifier`): exporting a session again gives the same identifier.
+- ``session_id``: ``session_id`` as text where set (the key in the id variant).
+- ``session_description``: subject, local start time and projects, in one sentence.
+- ``experimenter``: the full name of each ``SessionExperimenter`` (an attribute of the
+  ``Experimenter`` table whose name ends in ``fullname``, such as ``user_fullname``), else the key.
+- ``notes``: the ``SessionNote``.
+- ``keywords``: the names of the session's projects; ``experiment_description``: the projects with
+  their descriptions.
+- ``subject``: a ``pynwb.file.Subject`` from the linking module's ``Subject`` row (see
+  :func:`subject_arguments`).
+- ``acquisition["session_attributes"]``: the ``Session.Attribute`` rows as a ``DynamicTable``
+  with the text columns ``attribute_name``, ``attribute_value`` and ``attribute_blob`` (the blob
+  as JSON text, ``''`` where there is none). NWB has no core place for free key/value session
+  metadata other than an extension (``LabMetaData``); a table of the core ``hdmf-common`` type keeps
+  the rows readable by any NWB reader, and ``scratch`` is meant for data not to be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from .. import timezones
+from ..errors import ElementSessionError, SessionNotFoundError, one_problem
+from ..validate import check_integer
+
+if TYPE_CHECKING:
+    import pynwb
+
+#: Namespace of the UUID5 identifiers of exported sessions.
+IDENTIFIER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "element-session:nwb-export")
+ATTRIBUTES_TABLE = "session_attributes"
+NWB_SEX = {"m": "M", "male": "M", "f": "F", "female": "F", "o": "O", "other": "O", "u": "U", "unknown": "U"}
+#: Subject attributes read into ``pynwb.file.Subject``, each by the names it may have in a Subject table.
+SUBJECT_ATTRIBUTES = {
+    "sex": ("sex", "subject_sex"),
+    "date_of_birth": ("subject_birth_date", "date_of_birth", "birth_date", "subject_date_of_birth"),
+    "description": ("subject_description", "description"),
+    "species": ("species", "subject_species"),
+    "strain": ("strain", "subject_strain"),
+    "genotype": ("genotype", "subject_genotype"),
+    "age": ("age", "subject_age"),
+    "weight": ("weight", "subject_weight"),
+}
+NICKNAMES = ("subject_nickname", "nickname")
+
+
+class NwbUnavailableError(ElementSessionError, ImportError):
+    """Raised by the NWB export when pynwb is not installed."""
+
+
+class NwbExportError(ElementSessionError):
+    """Raised when a session cannot be written as NWB (no start time, an existing file, bad arguments)."""
+
+
+def _pynwb() -> ModuleType:
+    try:
+        import pynwb
+    except ImportError as err:
+        raise NwbUnavailableError(
+            f"NWB export needs pynwb, which cannot be imported ({err}): "
+            'install it with `pip install "element-session[nwb]"`'
+        ) from err
+    return pynwb
+
+
+# -- the session and its rows -----------------------------------------------------------------------------------
+def _stored_datetime(value: Any, column: str) -> dt.datetime:
+    """A start time as stored (naive UTC): aware datetimes are converted, ISO text without offset is UTC."""
+    if isinstance(value, str):
+        try:
+            return timezones.parse_session_time(value, "UTC")[0]
+        except timezones.TimeError as err:
+            raise one_problem("arguments", column, value, str(err)) from None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    raise one_problem("arguments", column, value, f"expected a datetime or ISO 8601 text, not {type(value).__name__}")
+
+
+def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> dict[str, Any]:
+    """The one ``Session`` row of ``session_key`` (its primary-key attributes; others are ignored)."""
+    session = session_module.Session
+    if session.database is None:
+        raise NwbExportError(f"{session_module.__name__} is not activated: call its activate() first")
+    if not isinstance(session_key, Mapping):
+        raise one_problem("arguments", "session_key", session_key, f"expected a dict of {session.primary_key}")
+    missing = [k for k in session.primary_key if session_key.get(k) is None]
+    if missing:
+        raise one_problem(
+            "arguments", "session_key", dict(session_key), f"missing primary-key attribute(s) {missing} of Session"
+        )
+    key = {k: session_key[k] for k in session.primary_key}
+    if "session_datetime" in key:
+        key["session_datetime"] = _stored_datetime(key["session_datetime"], "session_datetime")
+    rows = (session & key).to_dicts()
+    if not rows:
+        raise SessionNotFoundError(f"no session {key} in {session.full_table_name}")
+    return rows[0]
+
+
+def find_session_key(
+    session_module: ModuleType,
+    subject: str,
+    *,
+    session_datetime: str | dt.datetime | None = None,
+    session_id: int | str | None = None,
+    timezone: str = "UTC",
+) -> dict[str, Any]:
+    """The key of the one session of ``subject`` with this start time or this session number.
+
+    Either variant can be searched by either attribute. ``session_datetime`` as text is ISO 8601
+    (see :func:`element_session.timezones.parse_session_time`), read in ``timezone`` if it has no
+    offset; a naive datetime is UTC. ``session_id`` as text must be a whole number.
+    """
+    session = session_module.Session
+    if (session_datetime is None) == (session_id is None):
+        raise one_problem("arguments", "session_datetime", session_datetime, "give either a start time or a session id")
+    subject_attrs = [k for k in session.primary_key if k not in ("session_datetime", "session_id")]
+    if len(subject_attrs) != 1:
+        raise one_problem("arguments", "subject", subject, f"the subject key has several attributes {subject_attrs}")
+    restriction: dict[str, Any] = {subject_attrs[0]: subject}
+    if session_datetime is not None:
+        if isinstance(session_datetime, str):
+            try:
+                timezones.zone_info(timezone)
+                session_datetime = timezones.parse_session_time(session_datetime, timezone)[0]
+            except timezones.TimeError as err:
+                raise one_problem("arguments", "session_datetime", session_datetime, str(err)) from None
+        restriction["session_datetime"] = _stored_datetime(session_datetime, "session_datetime")
+    else:
+        try:
+            restriction["session_id"] = session_id if isinstance(session_id, int) else check_integer(str(session_id))
+        except ValueError as err:
+            raise one_problem("arguments", "session_id", session_id, str(err)) from None
+    keys = (session & restriction).keys()
+    if not keys:
+        raise SessionNotFoundError(f"no session with {restriction} in {session.full_table_name}")
+    if len(keys) > 1:
+        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
+    return keys[0]
+
+
+def _upstream(session_module: ModuleType, pipeline: ModuleType | None, name: str, link: Any) -> Any:
+    """The upstream table ``name``: the pipeline's if given, else the parent of ``link`` that is not Session."""
+    if pipeline is not None:
+        table = getattr(pipeline, name, None)
+        if table is None:
+            raise NwbExportError(f"pipeline {pipeline.__name__!r} has no `{name}` table")
+        return table()
+    session_name = session_module.Session.full_table_name
+    parents = [p for p in link.parents(as_objects=True) if p.full_table_name != session_name]
+    if len(parents) != 1:
+        raise NwbExportError(
+            f"cannot tell the `{name}` table from the parents of {link.full_table_name}: pass pipeline="
+        )
+    return parents[0]
+
+
+def _linked_key(link: Any, session: Any) -> str:
+    """The one primary-key attribute of a link table (SessionExperimenter, ProjectSession) not of Session."""
+    (name,) = [k for k in link.primary_key if k not in session.primary_key]
+    return name
+
+
+def _first_attribute(table: Any, matches: Any) -> str | None:
+    return next((a for a in table.heading.secondary_attributes if matches(a.lower().replace("_", ""))), None)
+
+
+def _experimenters(m: ModuleType, pipeline: ModuleType | None, key: dict) -> list[str]:
+    link = m.SessionExperimenter
+    people = _upstream(m, pipeline, "Experimenter", link)
+    name = _linked_key(link, m.Session)
+    full = _first_attribute(people, lambda a: a.endswith("fullname"))
+    rows = (people & (link & key)).to_dicts()
+    return [(row[full] if full and row[full] else str(row[name])) for row in sorted(rows, key=lambda r: r[name])]
+
+
+def _projects(m: ModuleType, pipeline: ModuleType | None, key: dict) -> list[tuple[str, str]]:
+    link = m.ProjectSession
+    projects = _upstream(m, pipeline, "Project", link)
+    name = _linked_key(link, m.Session)
+    described = _first_attribute(projects, lambda a: "description" in a)
+    rows = (projects & (link & key)).to_dicts()
+    return [(str(r[name]), (r[described] or "") if described else "") for r in sorted(rows, key=lambda r: r[name])]
+
+
+def _subject_table(m: ModuleType, pipeline: ModuleType | None) -> Any:
+    if pipeline is not None:
+        return _upstream(m, pipeline, "Subject", m.Session)
+    parents = m.Session.parents(as_objects=True)
+    if len(parents) != 1:
+        raise NwbExportError(f"cannot tell the Subject table from the parents of {m.Session.full_table_name}")
+    return parents[0]
+
+
+def _json_value(value: Any) -> Any:
+    """A JSON-able form of a key value or a blob: arrays as lists, times as ISO text, others as repr."""
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        return value.tolist()
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return repr(value)
+
+
+def _blob_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, default=_json_value, ensure_ascii=False, sort_keys=True)
+
+
+# -- the NWB objects --------------------------------------------------------------------------------------------
+def nwb_identifier(session: Any, key: Mapping[str, Any]) -> str:
+    """The NWB identifier of a session: UUID5 (namespace :data:`IDENTIFIER_NAMESPACE`) of the JSON text
+    ``{"key": {...}, "table": "<schema>.<table>"}`` (sorted keys, start time as naive-UTC ISO text).
+
+    The same session in the same schema always gets the same identifier, on either backend.
+    """
+    table = f"{session.database}.{session.table_name}"
+    named = {k: key[k] for k in session.primary_key}
+    text = json.dumps({"key": named, "table": table}, default=_json_value, sort_keys=True)
+    return str(uuid.uuid5(IDENTIFIER_NAMESPACE, text))
+
+
+def subject_arguments(row: Mapping[str, Any], key: Sequence[str], zone: str | None) -> dict[str, Any]:
+    """Arguments of ``pynwb.file.Subject`` from one row of a Subject table.
+
+    ``subject_id`` is the key (attributes joined by ``_`` if several). Attributes are found by the
+    names in :data:`SUBJECT_ATTRIBUTES`; empty values are left out. ``sex`` maps to NWB's ``M``,
+    ``F``, ``O`` or ``U`` (unrecognised values are ``U``). A birth date becomes midnight of that day
+    in the session's zone (``zone``; UTC where none); a birth datetime is read as UTC, like session
+    times. A nickname is added to the description.
+    """
+    found: dict[str, Any] = {"subject_id": "_".join(str(row[k]) for k in key)}
+    for argument, names in SUBJECT_ATTRIBUTES.items():
+        value = next((row[n] for n in names if row.get(n) not in (None, "")), None)
+        if value is None:
+            continue
+        if argument == "sex":
+            value = NWB_SEX.get(str(value).strip().lower(), "U")
+        elif argument == "date_of_birth":
+            if isinstance(value, dt.datetime):
+                value = timezones.local_time(value.replace(tzinfo=None), zone)
+            elif isinstance(value, dt.date):
+                value = dt.datetime(value.year, value.month, value.day, tzinfo=timezones.zone_info(zone or "UTC"))
+            else:
+                continue
+        elif argument == "weight":
+            value = value if isinstance(value, int | float | str) else str(value)
+        else:
+            value = str(value)
+        found[argument] = value
+    nickname = next((row[n] for n in NICKNAMES if row.get(n)), None)
+    if nickname:
+        found["description"] = (
+            f"{found['description']} (nickname: {nickname})" if "description" in found else (f"nickname: {nickname}")
+        )
+    return found
+
+
+def _attributes_table(m: ModuleType, key: dict) -> Any:
+    from pynwb.core import DynamicTable
+
+    rows = sorted((m.Session.Attribute & key).to_dicts(), key=lambda r: r["attribute_name"])
+    if not rows:
+        return None
+    table = DynamicTable(
+        name=ATTRIBUTES_TABLE,
+        description="Session.Attribute rows of this session: name, value as text, and the blob value as JSON "
+        "text ('' where there is none)",
+    )
+    table.add_column("attribute_name", "name of the attribute")
+    table.add_column("attribute_value", "value of the attribute as text")
+    table.add_column("attribute_blob", "value of the attribute as a Python object, as JSON text; '' where none")
+    for r in rows:
+        table.add_row(
+            attribute_name=r["attribute_name"],
+            attribute_value=r["attribute_value"] or "",
+            attribute_blob=_blob_text(r["attribute_blob"]),
+        )
+    return table
+
+
+def session_to_nwb(
+    session_key: Mapping[str, Any],
+    *,
+    session_module: ModuleType,
+    pipeline: ModuleType | None = None,
+    institution: str | None = None,
+    lab: str | None = None,
+    subject_kwargs: Mapping[str, Any] | None = None,
+    **nwbfile_kwargs: Any,
+) -> pynwb.NWBFile:
+    """An in-memory ``pynwb.NWBFile`` of one session (what goes where: see the module's docstring).
+
+    Parameters
+    ----------
+    session_key : the session's primary key (a dict; other attributes are ignored). A start time
+        in the key may be a naive (UTC) or aware datetime, or ISO 8601 text.
+    session_module : the activated session module (either variant).
+    pipeline : the linking module whose ``Subject``, ``Experimenter`` and ``Project`` tables to read;
+        by default the tables the session tables reference.
+    institution, lab : written as the file's institution and lab.
+    subject_kwargs : ``pynwb.file.Subject`` arguments added to, or replacing, those read from the
+        Subject table (e.g. ``{"species": "Mus musculus"}``, which DANDI requires).
+    nwbfile_kwargs : further ``pynwb.NWBFile`` arguments; they replace the ones made here, except
+        ``session_start_time``, which is always the stored one.
+
+    Raises :class:`NwbUnavailableError` without pynwb, ``SessionNotFoundError`` for an unknown key,
+    :class:`NwbExportError` for a session without start time or arguments pynwb rejects.
+    """
+    pynwb = _pynwb()
+    if "session_start_time" in nwbfile_kwargs:
+        raise NwbExportError("session_start_time cannot be given: it is the session's stored session_datetime")
+    m = session_module
+    row = _session_row(m, session_key)
+    key = {k: row[k] for k in m.Session.primary_key}
+    if row["session_datetime"] is None:
+        raise NwbExportError(
+            f"session {key} has no session_datetime, and NWB requires a session_start_time: "
+            f"set the session's start time in {m.Session.full_table_name} before exporting it"
+        )
+    zone_rows = (m.SessionTimezone & key).to_dicts()
+    zone = zone_rows[0]["session_timezone"] if zone_rows else None
+    start = timezones.local_time(row["session_datetime"], zone)
+    note_rows = (m.SessionNote & key).to_dicts()
+    projects = _projects(m, pipeline, key)
+
+    subjects = _subject_table(m, pipeline)
+    subject_key = [k for k in subjects.primary_key]
+    (subject_row,) = (subjects & {k: row[k] for k in subject_key}).to_dicts()
+    subject_id = "_".join(str(row[k]) for k in subject_key)
+
+    session_number = row.get("session_id")
+    description = f"Session of subject {subject_id} started {start.isoformat()} ({zone or 'UTC'})"
+    if session_number is not None:
+        description += f", session {session_number}"
+    if projects:
+        description += f"; projects: {', '.join(name for name, _ in projects)}"
+    arguments: dict[str, Any] = {
+        "session_description": description + ".",
+        "identifier": nwb_identifier(m.Session, key),
+        "session_start_time": start,
+        "session_id": None if session_number is None else str(session_number),
+        "experimenter": _experimenters(m, pipeline, key) or None,
+        "notes": note_rows[0]["session_note"] if note_rows else None,
+        "keywords": [name for name, _ in projects] or None,
+        "experiment_description": "; ".join(f"{n}: {d}" if d else n for n, d in projects) or None,
+        "institution": institution,
+        "lab": lab,
+    }
+    try:
+        arguments["subject"] = pynwb.file.Subject(
+            **{**subject_arguments(subject_row, subject_key, zone), **(subject_kwargs or {})}
+        )
+        arguments.update(nwbfile_kwargs)
+        nwbfile = pynwb.NWBFile(**{k: v for k, v in arguments.items() if v is not None})
+    except (TypeError, ValueError) as err:
+        raise NwbExportError(f"pynwb rejected the arguments of session {key}: {err}") from None
+    attributes = _attributes_table(m, key)
+    if attributes is not None:
+        nwbfile.add_acquisition(attributes)
+    return nwbfile
+
+
+def write_nwb(
+    session_key: Mapping[str, Any], path: str | os.PathLike, *, overwrite: bool = False, **kwargs: Any
+) -> Path:
+    """Write one session to the NWB file ``path`` (``kwargs`` as for :func:`session_to_nwb`); the path.
+
+    An existing file is an error unless ``overwrite``. The file is written under a temporary name
+    next to ``path`` and renamed at the end, so that a failed export leaves no partial file.
+    """
+    pynwb = _pynwb()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise NwbExportError(f"{path} exists: pass overwrite=True (--overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise NwbExportError(f"cannot write {path}: directory {path.parent} does not exist")
+    nwbfile = session_to_nwb(session_key, **kwargs)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.nwb")  # pynwb warns on other endings
+    try:
+        with pynwb.NWBHDF5IO(str(partial), "w") as io:
+            io.write(nwbfile)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+# -- the command ------------------------------------------------------------------------------------------------
+def add_export_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
+    """Add the ``export-nwb`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
+
+    ``parents`` are passed to ``add_parser``; the handler is set as the default ``run`` (called as
+    ``args.run(args, pipeline)``).
+    """
+    parser = subparsers.add_parser(
+        "export-nwb",
+        parents=list(parents),
+        help="write one session to an NWB file",
+        description="Write one session (subject plus start time or session id) to an NWB file. Needs pynwb: "
+        'pip install "element-session[nwb]".',
+    )
+    parser.add_argument("--subject", required=True, help="the session's subject")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--datetime", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+    which.add_argument("--id", dest="session_id", metavar="N", help="the session's number")
+    parser.add_argument("--timezone", default="UTC", help="zone of --datetime without an offset (default UTC)")
+    parser.add_argument("--output", required=True, type=Path, metavar="FILE", help="the NWB file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    parser.add_argument("--institution", help="institution written in the file")
+    parser.add_argument("--lab", help="lab written in the file")
+    parser.set_defaults(run=run_export)
+    return parser
+
+
+def run_export(args: argparse.Namespace, pipeline: ModuleType) -> int:
+    """Run ``export-nwb`` from parsed arguments: 0 and the file's path on stdout, or 1 and the reason on stderr."""
+    try:
+        module = pipeline.session
+        key = find_session_key(
+            module, args.subject, session_datetime=args.datetime, session_id=args.session_id, timezone=args.timezone
+        )
+        path = write_nwb(
+            key,
+            args.output,
+            overwrite=args.overwrite,
+            session_module=module,
+            pipeline=pipeline,
+            institution=args.institution,
+            lab=args.lab,
+        )
+    except ElementSessionError as err:
+        print(f"element-session: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0

@@ -1,0 +1,298 @@
+"""NWB export: sessions of both variants written with pynwb, read back, and checked by nwbinspector."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import nwbinspector
+import pynwb
+import pytest
+
+from element_session.errors import ElementSessionError, InputError, SessionNotFoundError
+from element_session.export.nwb import (
+    ATTRIBUTES_TABLE,
+    NwbExportError,
+    NwbUnavailableError,
+    add_export_parser,
+    find_session_key,
+    nwb_identifier,
+    run_export,
+    session_to_nwb,
+    subject_arguments,
+    write_nwb,
+)
+from element_session.ingest import ingest
+from tests.helpers import remove_references
+
+SUBJECTS, PEOPLE, PROJECTS = ["nw-m1", "nw-m2"], ["nw-ada", "nw-bob"], ["nw-maps", "nw-rig"]
+NEW_YORK = ZoneInfo("America/New_York")
+# 09:30 in New York on the day daylight-saving time began there: UTC-4, 13:30 UTC
+START_UTC = dt.datetime(2024, 3, 10, 13, 30)
+SESSION = {
+    "subject": "nw-m1",
+    "session_datetime": "2024-03-10T09:30:00",
+    "session_id": "7",
+    "experimenter": ["nw-bob", "nw-ada"],
+    "project": ["nw-rig", "nw-maps"],
+    "session_note": "first session, ✓",
+    "attr.rig": "rig-a",
+    "attr.task": "go-nogo",
+}
+
+
+@pytest.fixture
+def refs(pipeline):
+    ingest(
+        "subjects",
+        [
+            {"subject": "nw-m1", "sex": "F", "subject_birth_date": "2023-01-02", "subject_nickname": "Zoë",
+             "subject_description": "a mouse"},
+            {"subject": "nw-m2", "sex": "U", "subject_birth_date": "2023-05-06"},
+        ],
+        pipeline=pipeline,
+    )  # fmt: skip
+    people = [{"user": "nw-ada", "user_fullname": "Lovelace, Ada"}, {"user": "nw-bob"}]
+    ingest("experimenters", people, pipeline=pipeline)
+    ingest(
+        "projects",
+        [{"project": "nw-maps", "project_description": "cortical maps"}, {"project": "nw-rig"}],
+        pipeline=pipeline,
+    )
+    yield pipeline
+    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+
+
+@pytest.fixture
+def id_sessions(pipeline, prefix):
+    """The id variant, activated in its own schema and dropped afterwards."""
+    from element_session import session_with_id
+    from element_session.linking import drop_schema
+
+    session_with_id.activate(prefix + "nwb_session_by_id", linking_module=pipeline)
+    yield session_with_id
+    drop_schema(session_with_id.schema)
+
+
+def critical_and_worse(path) -> list:
+    return list(nwbinspector.inspect_nwbfile(nwbfile_path=path, importance_threshold="CRITICAL"))
+
+
+def test_datetime_session_round_trip(refs, tmp_path):
+    module = refs.session
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    key = {"subject": "nw-m1", "session_datetime": START_UTC}
+    module.Session.Attribute.insert1(
+        {**key, "attribute_name": "levels", "attribute_blob": {"gain": np.array([1.5, 2.0]), "n": 3}}
+    )
+    path = write_nwb(key, tmp_path / "s.nwb", session_module=module, pipeline=refs, institution="Uni", lab="Lab")
+    assert path == tmp_path / "s.nwb"
+    with pynwb.NWBHDF5IO(str(path), "r") as io:
+        nwb = io.read()
+        start = nwb.session_start_time
+        assert start == START_UTC.replace(tzinfo=dt.UTC)
+        assert start.utcoffset() == dt.timedelta(hours=-4)  # the session's zone at that instant
+        assert nwb.timestamps_reference_time == start
+        assert nwb.identifier == nwb_identifier(module.Session, key)
+        assert nwb.session_id == "7"
+        assert list(nwb.experimenter) == ["Lovelace, Ada", "nw-bob"]  # full name where there is one, else the key
+        assert nwb.notes == "first session, ✓"
+        assert list(nwb.keywords[:]) == ["nw-maps", "nw-rig"]
+        assert nwb.experiment_description == "nw-maps: cortical maps; nw-rig"
+        assert "nw-m1" in nwb.session_description and "nw-maps, nw-rig" in nwb.session_description
+        assert "2024-03-10T09:30:00-04:00 (America/New_York)" in nwb.session_description
+        assert (nwb.institution, nwb.lab) == ("Uni", "Lab")
+        subject = nwb.subject
+        assert (subject.subject_id, subject.sex) == ("nw-m1", "F")
+        assert subject.date_of_birth == dt.datetime(2023, 1, 2, tzinfo=NEW_YORK)
+        assert subject.date_of_birth.utcoffset() == dt.timedelta(hours=-5)
+        assert subject.description == "a mouse (nickname: Zoë)"
+        assert subject.species is None  # the workflow's Subject has no species
+        table = nwb.acquisition[ATTRIBUTES_TABLE].to_dataframe()
+        assert table.to_dict("records") == [
+            {"attribute_name": "levels", "attribute_value": "", "attribute_blob": '{"gain": [1.5, 2.0], "n": 3}'},
+            {"attribute_name": "rig", "attribute_value": "rig-a", "attribute_blob": ""},
+            {"attribute_name": "task", "attribute_value": "go-nogo", "attribute_blob": ""},
+        ]
+        assert json.loads(table["attribute_blob"][0]) == {"gain": [1.5, 2.0], "n": 3}
+    messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=path))
+    found = {(m.importance.name, m.check_function_name) for m in messages}
+    # what the inspector reports on this file: nothing critical; a suggestion and two best-practice violations
+    assert found == {
+        ("BEST_PRACTICE_SUGGESTION", "check_experimenter_form"),  # 'nw-bob' is not 'Last, First'
+        ("BEST_PRACTICE_VIOLATION", "check_subject_species_exists"),
+        ("BEST_PRACTICE_VIOLATION", "check_table_values_for_dict"),  # the dict blob, kept as JSON text
+    }, messages
+    assert critical_and_worse(path) == []
+    # DANDI's stricter configuration makes the missing species critical ...
+    dandi = nwbinspector.load_config("dandi")
+    strict = nwbinspector.inspect_nwbfile(nwbfile_path=path, config=dandi, importance_threshold="CRITICAL")
+    assert [m.check_function_name for m in strict] == ["check_subject_species_exists"]
+    # ... and with the species given, nothing is
+    write_nwb(key, path, overwrite=True, session_module=module, subject_kwargs={"species": "Mus musculus"})
+    assert list(nwbinspector.inspect_nwbfile(nwbfile_path=path, config=dandi, importance_threshold="CRITICAL")) == []
+    assert session_to_nwb(key, session_module=module).identifier == nwb_identifier(module.Session, key)
+
+
+def test_upstream_tables_found_without_the_pipeline(refs):
+    """Without pipeline=, Subject, Experimenter and Project are the tables the session tables reference."""
+    module = refs.session
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    key = {"subject": "nw-m1", "session_datetime": START_UTC}
+    with_pipeline = session_to_nwb(key, session_module=module, pipeline=refs)
+    without = session_to_nwb(key, session_module=module)
+    for name in ("experimenter", "keywords", "experiment_description", "session_description", "identifier"):
+        assert getattr(without, name) == getattr(with_pipeline, name), name
+    assert without.subject.fields == with_pipeline.subject.fields
+
+
+def test_session_keys_as_aware_datetime_or_iso_text(refs):
+    module = refs.session
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    expected = nwb_identifier(module.Session, {"subject": "nw-m1", "session_datetime": START_UTC})
+    for stamp in (
+        dt.datetime(2024, 3, 10, 9, 30, tzinfo=NEW_YORK),
+        "2024-03-10T13:30:00",  # text without offset: UTC, as stored
+        "2024-03-10T09:30:00-04:00",
+    ):
+        nwb = session_to_nwb({"subject": "nw-m1", "session_datetime": stamp}, session_module=module)
+        assert nwb.identifier == expected, stamp
+    assert find_session_key(module, "nw-m1", session_id="7") == {"subject": "nw-m1", "session_datetime": START_UTC}
+    assert find_session_key(module, "nw-m1", session_datetime="2024-03-10T09:30:00", timezone="America/New_York") == {
+        "subject": "nw-m1",
+        "session_datetime": START_UTC,
+    }
+
+
+def test_id_session_round_trip_and_a_session_without_start_time(refs, id_sessions, tmp_path):
+    ingest(
+        "sessions",
+        [
+            {**SESSION, "session_id": "3"},
+            {"subject": "nw-m2", "session_id": "1", "session_note": "start unknown"},
+        ],
+        pipeline=refs,
+        session_module=id_sessions,
+        timezone="America/New_York",
+    )
+    # a start time without a recorded zone is shown in UTC
+    id_sessions.Session.insert1({"subject": "nw-m2", "session_id": 2, "session_datetime": "2024-05-06 07:08:09"})
+    key = {"subject": "nw-m1", "session_id": 3}
+    path = write_nwb(key, tmp_path / "id.nwb", session_module=id_sessions, pipeline=refs)
+    with pynwb.NWBHDF5IO(str(path), "r") as io:
+        nwb = io.read()
+        assert nwb.session_start_time == START_UTC.replace(tzinfo=dt.UTC)
+        assert nwb.session_start_time.utcoffset() == dt.timedelta(hours=-4)
+        assert nwb.session_id == "3"
+        assert nwb.identifier == nwb_identifier(id_sessions.Session, key)
+        assert list(nwb.experimenter) == ["Lovelace, Ada", "nw-bob"]
+        assert list(nwb.keywords[:]) == ["nw-maps", "nw-rig"]
+        assert nwb.subject.subject_id == "nw-m1"
+        assert list(nwb.acquisition[ATTRIBUTES_TABLE]["attribute_name"].data[:]) == ["rig", "task"]
+    assert critical_and_worse(path) == []
+    assert nwb_identifier(id_sessions.Session, key) != nwb_identifier(id_sessions.Session, {**key, "session_id": 2})
+
+    utc = session_to_nwb({"subject": "nw-m2", "session_id": 2}, session_module=id_sessions)
+    assert utc.session_start_time == dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    assert utc.session_start_time.utcoffset() == dt.timedelta(0)
+    assert utc.experimenter is None and utc.keywords is None and utc.notes is None
+    assert ATTRIBUTES_TABLE not in utc.acquisition
+    assert utc.subject.sex == "U" and "nickname" not in (utc.subject.description or "")
+
+    with pytest.raises(NwbExportError, match=r"has no session_datetime, and NWB requires a session_start_time"):
+        write_nwb({"subject": "nw-m2", "session_id": 1}, tmp_path / "none.nwb", session_module=id_sessions)
+    assert not (tmp_path / "none.nwb").exists()
+
+
+def test_bad_keys_and_arguments_are_typed_errors(refs, tmp_path):
+    module = refs.session
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    key = {"subject": "nw-m1", "session_datetime": START_UTC}
+    with pytest.raises(InputError, match=r"missing primary-key attribute\(s\) \['session_datetime'\]"):
+        session_to_nwb({"subject": "nw-m1"}, session_module=module)
+    with pytest.raises(InputError, match="column 'session_datetime': not an ISO 8601"):
+        session_to_nwb({"subject": "nw-m1", "session_datetime": "yesterday"}, session_module=module)
+    with pytest.raises(SessionNotFoundError, match="no session"):
+        session_to_nwb({"subject": "nw-m1", "session_datetime": START_UTC.replace(hour=1)}, session_module=module)
+    with pytest.raises(SessionNotFoundError, match="no session"):
+        find_session_key(module, "nw-m2", session_id=7)
+    with pytest.raises(InputError, match="not a whole number"):
+        find_session_key(module, "nw-m1", session_id="\uff17")  # a fullwidth 7 is not a number
+    with pytest.raises(NwbExportError, match="session_start_time cannot be given"):
+        session_to_nwb(key, session_module=module, session_start_time=dt.datetime.now(dt.UTC))
+    with pytest.raises(NwbExportError, match="pynwb rejected the arguments"):
+        session_to_nwb(key, session_module=module, no_such_argument=1)
+    custom = session_to_nwb(key, session_module=module, session_description="custom", identifier="mine")
+    assert (custom.session_description, custom.identifier) == ("custom", "mine")
+    (tmp_path / "taken.nwb").write_bytes(b"keep me")
+    with pytest.raises(NwbExportError, match="exists: pass overwrite=True"):
+        write_nwb(key, tmp_path / "taken.nwb", session_module=module)
+    assert (tmp_path / "taken.nwb").read_bytes() == b"keep me"
+    with pytest.raises(NwbExportError, match="does not exist"):
+        write_nwb(key, tmp_path / "no" / "dir.nwb", session_module=module)
+    assert issubclass(NwbExportError, ElementSessionError)
+
+
+def test_subject_arguments_map_sex_birth_and_species():
+    row = {"lab": "L1", "animal": 4, "sex": "female", "date_of_birth": dt.datetime(2023, 1, 2, 12, 0),
+           "species": "Mus musculus", "strain": "", "subject_description": None, "nickname": "Zoë"}  # fmt: skip
+    found = subject_arguments(row, ["lab", "animal"], "Europe/Berlin")
+    assert found == {
+        "subject_id": "L1_4",
+        "sex": "F",
+        "date_of_birth": dt.datetime(2023, 1, 2, 13, 0, tzinfo=ZoneInfo("Europe/Berlin")),  # stored as UTC
+        "species": "Mus musculus",
+        "description": "nickname: Zoë",
+    }
+    assert subject_arguments({"subject": "x", "sex": "?"}, ["subject"], None) == {"subject_id": "x", "sex": "U"}
+    pynwb.file.Subject(**found)  # pynwb accepts what it is given
+
+
+def test_export_command(refs, tmp_path, capsys):
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    parser = argparse.ArgumentParser(prog="element-session")
+    add_export_parser(parser.add_subparsers(dest="command", required=True))
+    out = tmp_path / "cli.nwb"
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        args = parser.parse_args(["export-nwb", *argv])
+        code = args.run(args, refs)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    by_time = ("--subject", "nw-m1", "--datetime", "2024-03-10T09:30:00", "--timezone", "America/New_York")
+    assert run(*by_time, "--output", str(out), "--lab", "Lab") == (0, f"{out}\n", "")
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        nwb = io.read()
+        assert nwb.session_start_time == START_UTC.replace(tzinfo=dt.UTC) and nwb.lab == "Lab"
+    code, _, err = run(*by_time, "--output", str(out))
+    assert code == 1 and "exists: pass overwrite=True (--overwrite)" in err
+    assert run("--subject", "nw-m1", "--id", "7", "--output", str(out), "--overwrite")[0] == 0
+    assert run("--subject", "nw-m1", "--datetime", "2024-03-10T13:30:00Z", "--output", str(out), "--overwrite")[0] == 0
+    code, out_text, err = run("--subject", "nw-m1", "--id", "8", "--output", str(tmp_path / "x.nwb"))
+    assert (code, out_text) == (1, "") and "no session with {'subject': 'nw-m1', 'session_id': 8}" in err
+    code, _, err = run("--subject", "nw-m1", "--datetime", "2024-03-10T02:30:00", "--timezone", "America/New_York",
+                       "--output", str(tmp_path / "x.nwb"))  # fmt: skip
+    assert code == 1 and "does not exist in America/New_York" in err
+    code, _, err = run("--subject", "nw-m1", "--id", "seven", "--output", str(tmp_path / "x.nwb"))
+    assert code == 1 and "column 'session_id': not a whole number (value: 'seven')" in err
+    assert not (tmp_path / "x.nwb").exists()
+    with pytest.raises(SystemExit) as usage:  # --datetime and --id together: a usage error, status 2
+        parser.parse_args(["export-nwb", "--subject", "s", "--id", "1", "--datetime", "x", "--output", "f"])
+    assert usage.value.code == 2
+    assert run_export is parser.parse_args(["export-nwb", "--subject", "s", "--id", "1", "--output", "f"]).run
+
+
+def test_missing_pynwb_is_a_clear_error(pipeline, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynwb", None)  # what an environment without pynwb looks like to import
+    key = {"subject": "nw-m1", "session_datetime": START_UTC}
+    with pytest.raises(NwbUnavailableError, match=r"pip install \"element-session\[nwb\]\"") as err:
+        session_to_nwb(key, session_module=pipeline.session)
+    assert isinstance(err.value, ElementSessionError) and isinstance(err.value, ImportError)
+    with pytest.raises(NwbUnavailableError):
+        write_nwb(key, tmp_path / "s.nwb", session_module=pipeline.session)
+    assert list(tmp_path.iterdir()) == []
