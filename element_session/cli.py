@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from . import ingest as ingest_module
-from . import paths, query, timezones
+from . import migrate, paths, query, timezones
 from .errors import DatabaseUnreachableError, ElementSessionError
 
 OK, INVALID, USAGE, UNREACHABLE = 0, 1, 2, 3
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("dirs", parents=[common], help="sessions and their resolved raw-data directories")
     p.add_argument("--missing", action="store_true", help="only sessions whose directory is found under no root")
     p.set_defaults(run=run_dirs)
+
+    p = migrate.add_migrate_parser(commands)
+    p.set_defaults(run=lambda args, _pipeline: migrate.run_migrate(args), without_pipeline=True)
     return parser
 
 
@@ -98,11 +101,13 @@ def _without_password(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``; its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _datajoint_messages_to_stderr()
     try:
-        pipeline = load_pipeline(args.pipeline)
+        # migrate works on a schema by name: loading the pipeline would activate (declare) its schemas
+        pipeline = None if getattr(args, "without_pipeline", False) else load_pipeline(args.pipeline)
         _datajoint_messages_to_stderr()
         return args.run(args, pipeline)
     except DatabaseUnreachableError as err:
