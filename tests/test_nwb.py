@@ -248,7 +248,12 @@ def test_subject_arguments_map_sex_birth_and_species():
         "species": "Mus musculus",
         "description": "nickname: Zoë",
     }
-    assert subject_arguments({"subject": "x", "sex": "?"}, ["subject"], None) == {"subject_id": "x", "sex": "U"}
+    assert subject_arguments({"subject": "x", "sex": "?", "birth_date": "unknown"}, ["subject"], None) == {
+        "subject_id": "x",
+        "sex": "U",
+    }
+    text = subject_arguments({"subject": "x", "dob": None, "subject_birth_date": "2023-01-02"}, ["subject"], "+02:00")
+    assert text["date_of_birth"].isoformat() == "2023-01-02T00:00:00+02:00"
     pynwb.file.Subject(**found)  # pynwb accepts what it is given
 
 

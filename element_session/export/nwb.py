@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import decimal
 import json
 import os
 import sys
@@ -216,8 +217,10 @@ def _json_value(value: Any) -> Any:
     """A JSON-able form of a key value or a blob: arrays as lists, times as ISO text, others as repr."""
     if hasattr(value, "tolist"):  # numpy arrays and scalars
         return value.tolist()
-    if isinstance(value, dt.date | dt.datetime):
+    if isinstance(value, dt.date):  # and datetimes
         return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal):
+        return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     return repr(value)
@@ -247,9 +250,9 @@ def subject_arguments(row: Mapping[str, Any], key: Sequence[str], zone: str | No
 
     ``subject_id`` is the key (attributes joined by ``_`` if several). Attributes are found by the
     names in :data:`SUBJECT_ATTRIBUTES`; empty values are left out. ``sex`` maps to NWB's ``M``,
-    ``F``, ``O`` or ``U`` (unrecognised values are ``U``). A birth date becomes midnight of that day
-    in the session's zone (``zone``; UTC where none); a birth datetime is read as UTC, like session
-    times. A nickname is added to the description.
+    ``F``, ``O`` or ``U`` (unrecognised values are ``U``). A birth date (or ISO 8601 date text)
+    becomes midnight of that day in the session's zone (``zone``; UTC where none); a birth datetime
+    is read as UTC, like session times. A nickname is added to the description.
     """
     found: dict[str, Any] = {"subject_id": "_".join(str(row[k]) for k in key)}
     for argument, names in SUBJECT_ATTRIBUTES.items():
@@ -259,6 +262,11 @@ def subject_arguments(row: Mapping[str, Any], key: Sequence[str], zone: str | No
         if argument == "sex":
             value = NWB_SEX.get(str(value).strip().lower(), "U")
         elif argument == "date_of_birth":
+            if isinstance(value, str):
+                try:
+                    value = dt.date.fromisoformat(value.strip())
+                except ValueError:
+                    continue  # not a date: left out rather than guessed
             if isinstance(value, dt.datetime):
                 value = timezones.local_time(value.replace(tzinfo=None), zone)
             elif isinstance(value, dt.date):
@@ -272,9 +280,8 @@ def subject_arguments(row: Mapping[str, Any], key: Sequence[str], zone: str | No
         found[argument] = value
     nickname = next((row[n] for n in NICKNAMES if row.get(n)), None)
     if nickname:
-        found["description"] = (
-            f"{found['description']} (nickname: {nickname})" if "description" in found else (f"nickname: {nickname}")
-        )
+        described = found.get("description")
+        found["description"] = f"{described} (nickname: {nickname})" if described else f"nickname: {nickname}"
     return found
 
 
@@ -347,7 +354,7 @@ def session_to_nwb(
     projects = _projects(m, pipeline, key)
 
     subjects = _subject_table(m, pipeline)
-    subject_key = [k for k in subjects.primary_key]
+    subject_key = list(subjects.primary_key)
     (subject_row,) = (subjects & {k: row[k] for k in subject_key}).to_dicts()
     subject_id = "_".join(str(row[k]) for k in subject_key)
 
