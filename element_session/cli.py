@@ -1,4 +1,4 @@
-"""The ``element-session`` command: ingest, list and locate sessions of a pipeline.
+"""The element-session command: ingest, list, locate, export and upgrade sessions of a pipeline.
 
 Exit status: 0 success; 1 invalid input data (the message names file, row, column and value);
 2 wrong usage; 3 the database cannot be reached. Standard output carries only the command's own
@@ -20,6 +20,7 @@ from typing import Any
 from . import ingest as ingest_module
 from . import migrate, paths, query, timezones
 from .errors import DatabaseUnreachableError, ElementSessionError
+from .export.nwb import add_export_parser
 
 OK, INVALID, USAGE, UNREACHABLE = 0, 1, 2, 3
 
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("dirs", parents=[common], help="sessions and their resolved raw-data directories")
     p.add_argument("--missing", action="store_true", help="only sessions whose directory is found under no root")
     p.set_defaults(run=run_dirs)
+
+    add_export_parser(commands, parents=[common])  # pynwb itself is imported only when a file is written
 
     p = migrate.add_migrate_parser(commands)
     p.set_defaults(run=lambda args, _pipeline: migrate.run_migrate(args), without_pipeline=True)
