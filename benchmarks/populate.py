@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         insert_sessions(pipeline, "bench", make_raw_data(root, "bench", args.sessions, args.files, args.file_kb))
         expected = 2 * args.sessions  # an inventory and a summary per session
 
+        load_before = os.getloadavg()
         timed_populate(pipeline, 2, expected)  # warm-up: file cache, server buffers, jobs tables
         times: dict[int, list[float]] = {n: [] for n in WORKER_COUNTS}
         for repeat in range(args.repeats):
@@ -117,6 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 times[workers].append(seconds)
                 print(f"  repeat {repeat + 1}/{args.repeats}: {workers} worker(s) {seconds:6.2f} s")
         version = dj.conn().query("SELECT version()").fetchone()[0]
+        load_after = os.getloadavg()
 
     medians = {n: statistics.median(values) for n, values in times.items()}
     return {
@@ -131,7 +133,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": {str(n): values for n, values in times.items()},
         "median_seconds": {str(n): value for n, value in medians.items()},
         "speedup_2_over_1": medians[1] / medians[2],
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1_5_15_min": {"before": load_before, "after": load_after},
+        },
     }
 
 

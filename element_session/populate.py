@@ -270,12 +270,13 @@ def populate(
         declare_jobs_table(table)
 
     with tempfile.TemporaryDirectory(prefix="element-session-populate-") as scratch:
-        procs = [
-            _start_worker(module.__name__, selected, quota, restriction, pathlib.Path(scratch, f"worker{i}.pickle"))
-            for i, quota in enumerate(_quotas(limit, workers))
-        ]
-        bar = _ProgressBar(selected, restriction) if progress else None
+        procs: list[tuple[subprocess.Popen, pathlib.Path]] = []
+        bar = None
         try:
+            for i, quota in enumerate(_quotas(limit, workers)):
+                result_path = pathlib.Path(scratch, f"worker{i}.pickle")
+                procs.append(_start_worker(module.__name__, selected, quota, restriction, result_path))
+            bar = _ProgressBar(selected, restriction) if progress else None
             polled = time.monotonic()
             while any(proc.poll() is None for proc, _ in procs):
                 if bar is not None and time.monotonic() - polled >= poll_interval:
