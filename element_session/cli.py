@@ -1,7 +1,8 @@
 """The element-session command: ingest, list, locate, export and upgrade sessions of a pipeline.
 
 Exit status: 0 success; 1 invalid input data (the message names file, row, column and value);
-2 wrong usage; 3 the database cannot be reached. Standard output carries only the command's own
+2 wrong usage; 3 the database cannot be reached; 4 the database refused the account's request
+(e.g. a read-only account writing). Standard output carries only the command's own
 output; DataJoint's messages go to standard error.
 """
 
@@ -19,10 +20,11 @@ from typing import Any
 
 from . import ingest as ingest_module
 from . import migrate, paths, query, timezones
-from .errors import DatabaseUnreachableError, ElementSessionError
+from .database import database_errors
+from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
 from .export.nwb import add_export_parser
 
-OK, INVALID, USAGE, UNREACHABLE = 0, 1, 2, 3
+OK, INVALID, USAGE, UNREACHABLE, DENIED = 0, 1, 2, 3, 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,39 +70,14 @@ def _datajoint_messages_to_stderr() -> None:
 
 
 def load_pipeline(name: str) -> ModuleType:
-    """Import the pipeline module (which activates its schemas); unreachable databases are typed."""
-    import datajoint as dj
-
+    """Import the pipeline module (which activates its schemas); database failures are typed."""
     try:
-        return importlib.import_module(name)
+        with database_errors():
+            return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name and name.startswith(err.name):
             raise ElementSessionError(f"pipeline module {name!r} cannot be imported: {err}") from None
         raise
-    except Exception as err:
-        if _is_connection_failure(err):
-            host, port = dj.config["database.host"], dj.config["database.port"]
-            user = dj.config["database.user"]
-            raise DatabaseUnreachableError(
-                f"cannot reach the database at {host}:{port} as user {user!r}: {type(err).__name__}: "
-                f"{_without_password(str(err))}"
-            ) from None
-        raise
-
-
-def _is_connection_failure(err: BaseException) -> bool:
-    names = {type(e).__name__ for e in (err, err.__cause__, err.__context__) if e is not None}
-    return bool(names & {"OperationalError", "LostConnectionError", "ConnectionRefusedError", "InterfaceError"}) or (
-        isinstance(err, OSError)
-    )
-
-
-def _without_password(text: str) -> str:
-    import datajoint as dj
-
-    password = dj.config["database.password"]
-    secret = password.get_secret_value() if hasattr(password, "get_secret_value") else password
-    return text.replace(secret, "***") if secret else text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,13 +86,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _datajoint_messages_to_stderr()
     try:
-        # migrate works on a schema by name: loading the pipeline would activate (declare) its schemas
-        pipeline = None if getattr(args, "without_pipeline", False) else load_pipeline(args.pipeline)
-        _datajoint_messages_to_stderr()
-        return args.run(args, pipeline)
+        with database_errors():
+            # migrate works on a schema by name: loading the pipeline would activate (declare) its schemas
+            pipeline = None if getattr(args, "without_pipeline", False) else load_pipeline(args.pipeline)
+            _datajoint_messages_to_stderr()
+            return args.run(args, pipeline)
     except DatabaseUnreachableError as err:
         print(f"element-session: {err}", file=sys.stderr)
         return UNREACHABLE
+    except PermissionDeniedError as err:
+        print(f"element-session: {err}", file=sys.stderr)
+        return DENIED
     except ElementSessionError as err:
         print(f"element-session: {err}", file=sys.stderr)
         return INVALID

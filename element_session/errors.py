@@ -76,3 +76,7 @@ class InputProblem:
 
 class DatabaseUnreachableError(ElementSessionError, ConnectionError):
     """Raised when the database server cannot be reached; names host and port, never the password."""
+
+
+class PermissionDeniedError(ElementSessionError, PermissionError):
+    """Raised when the database account may not do what was asked (e.g. a read-only account writing)."""

@@ -26,6 +26,7 @@ import datajoint as dj
 from tqdm import tqdm
 
 from . import paths, timezones
+from .database import database_errors
 from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
 from .readers import Record, read_records
 from .validate import check_integer, check_key_text, check_text, column_checks, required_columns
@@ -97,6 +98,21 @@ def ingest(
     except timezones.TimeError as err:
         raise one_problem("arguments", "timezone", timezone, str(err)) from None
     records, sources = _read(source)
+    with database_errors():
+        return _ingest_records(kind, records, sources, pipeline, session_module, timezone, dry_run, progress, roots)
+
+
+def _ingest_records(
+    kind: str,
+    records: list[Record],
+    sources: list[str],
+    pipeline: ModuleType,
+    session_module: ModuleType | None,
+    timezone: str,
+    dry_run: bool,
+    progress: bool | None,
+    roots: Sequence | None,
+) -> IngestReport:
     connection = dj.conn()
     for attempt in range(ATTEMPTS):
         if kind == "sessions":
