@@ -15,6 +15,7 @@ text and are lists in YAML/JSON. See :mod:`element_session.timezones` for sessio
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,7 +26,7 @@ from typing import Any, Literal
 import datajoint as dj
 from tqdm import tqdm
 
-from . import paths, timezones
+from . import bulk, paths, timezones
 from .database import database_errors
 from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
 from .readers import Record, read_records
@@ -37,7 +38,7 @@ REFERENCE_TABLES = {"subjects": "Subject", "experimenters": "Experimenter", "pro
 SESSION_FIELDS = ("session_datetime", "session_id", "experimenter", "project", "session_dir", "session_note")
 ATTRIBUTE_PREFIX = "attr."
 LIST_SEPARATOR = ";"
-BATCH = 5_000  # rows per INSERT statement and keys per restriction
+BATCH = 5_000  # keys per restriction
 PROGRESS_FROM = 1_000  # inputs of at least this many rows show a progress bar (on a terminal)
 ATTEMPTS = 3  # a transaction that lost a race with a concurrent writer is validated and tried again
 
@@ -149,13 +150,11 @@ def _write(connection: dj.Connection, batches: list[tuple[type, list[dict]]], pr
     with tqdm(total=total, unit="row", desc="ingest", disable=not show) as bar, connection.transaction:
         for table, rows in batches:
             by_fields: dict[tuple[str, ...], list[dict]] = {}
-            for row in rows:  # DataJoint inserts rows of one set of fields at a time
+            for row in rows:  # a statement inserts rows of one set of fields
                 by_fields.setdefault(tuple(row), []).append(row)
             for same in by_fields.values():
-                for start in range(0, len(same), BATCH):
-                    chunk = same[start : start + BATCH]
-                    table.insert(chunk)
-                    bar.update(len(chunk))
+                for done in bulk.insert(table, same):
+                    bar.update(done)
 
 
 def _restricted_rows(table: Any, keys: Iterable[dict]) -> list[dict]:
@@ -165,6 +164,11 @@ def _restricted_rows(table: Any, keys: Iterable[dict]) -> list[dict]:
     for start in range(0, len(keys), BATCH):
         rows.extend((table & keys[start : start + BATCH]).to_dicts())
     return rows
+
+
+def _literal(value: dt.datetime | int) -> str:
+    """SQL text of a value that validation produced (a datetime or an int), never of input text."""
+    return f"'{value:%Y-%m-%d %H:%M:%S}'" if isinstance(value, dt.datetime) else str(int(value))
 
 
 def _raise_if(problems: list[InputProblem], error: type[InputError] = InputError) -> None:
@@ -420,14 +424,23 @@ class _SessionPlan:
     def _existing(self, sessions: list[_Session]) -> dict[tuple, dict[str, Any]]:
         """The stored state of those input sessions that exist already, by identity."""
         m = self.module
-        keys = [s.key for s in sessions]
-        found = {tuple(r[k] for k in keys[0]): {"row": r} for r in _restricted_rows(m.Session, keys)} if keys else {}
-        if not found:
+        if not sessions:
             return {}
-        existing_keys = [s.key for s in sessions if tuple(s.key.values()) in found]
+        names = list(sessions[0].key)
 
         def ident(row: dict) -> tuple:
-            return tuple(row[k] for k in keys[0])
+            return tuple(row[k] for k in names)
+
+        # one cheap query for which input sessions exist: their subjects, within the span of their identities
+        subjects = {tuple(s.key[k] for k in self.subject_key) for s in sessions}
+        values = [s.key[self.identity] for s in sessions]
+        span = f"{self.identity} BETWEEN {_literal(min(values))} AND {_literal(max(values))}"
+        candidates = m.Session.proj() & [dict(zip(self.subject_key, v, strict=True)) for v in subjects] & span
+        stored = {ident(r) for r in candidates.to_dicts()}
+        existing_keys = [s.key for s in sessions if ident(s.key) in stored]
+        if not existing_keys:
+            return {}
+        found = {ident(r): {"row": r} for r in _restricted_rows(m.Session, existing_keys)}
 
         for row in _restricted_rows(m.SessionExperimenter, existing_keys):
             found[ident(row)].setdefault("experimenter", []).append(row[self.experimenter_attr])

@@ -307,3 +307,11 @@ def test_large_input_shows_a_progress_bar_and_is_batched(refs, capsys):
     assert report.inserted["Session"] == 1200 and report.inserted["Attribute"] == 1200
     assert "4800/4800" in capsys.readouterr().err  # sessions, zones, experimenters and attributes
     assert len(refs.session.Session & {"subject": "ig-m1"}) == 1200
+
+
+def test_wide_values_are_split_into_statements_the_server_accepts(refs):
+    """2,500 attributes of 2,000 four-byte characters (20 MB) exceed one statement's 16 MiB limit."""
+    row = GOOD | {f"attr.a{i}": "🐭" * 2000 for i in range(2500)}
+    assert ingest("sessions", [row], pipeline=refs).inserted["Attribute"] == 2500
+    stored = (refs.session.Session.Attribute & {"subject": "ig-m1"}).to_dicts()
+    assert len(stored) == 2500 and all(r["attribute_value"] == "🐭" * 2000 for r in stored)
