@@ -40,22 +40,19 @@ def machine() -> dict[str, Any]:
     }
 
 
-def git_commit() -> str | None:
-    """The commit of the checkout the benchmark ran from (with ``+dirty`` if it has changes)."""
+def git_commit() -> dict[str, Any]:
+    """The commit of the checkout the benchmark ran from, and its tracked files with uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
+
+    def git(*argv: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *argv], capture_output=True, text=True, check=True).stdout
+
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD").strip()
+        changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
     except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+dirty" if dirty else "")
+        return {"commit": None, "uncommitted_changes": []}
+    return {"commit": commit, "uncommitted_changes": changed}
 
 
 def versions(server_version: str, driver: str) -> dict[str, str]:
@@ -110,10 +107,17 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"- Machine: {m['cores']} cores, {_f(m['memory_gib'], 1)} GiB, {m['cpu_model']}; {m['platform']}",
         f"- Python {v['python']}, DataJoint {v['datajoint']}, element-session {v['element_session']} "
-        f"(commit {results.get('commit') or 'unknown'}), server {v['server']}, baseline driver {v['driver']}",
+        f"(commit {results['git']['commit'] or 'unknown'}), server {v['server']}, baseline driver {v['driver']}",
+        *(
+            [f"- Uncommitted changes in: {', '.join(results['git']['uncommitted_changes'])}"]
+            if results["git"]["uncommitted_changes"]
+            else []
+        ),
         f"- Server: {results['server']}",
         f"- Medians of {s['repeats']} ingest run(s) per way and N (alternating order, tables emptied before each) "
-        f"and of {s['query_runs']} query runs per way and N. Whole run: {_f(results['wall_seconds'] / 60, 1)} min.",
+        f"and of {s['query_runs']} query runs per way and N. Whole run: {_f(results['wall_seconds'] / 60, 1)} min; "
+        f"load average (1, 5, 15 min) {_load(results['load_average_at_start'])} at the start, "
+        f"{_load(results['load_average_at_end'])} at the end (the machine is shared: other work ran alongside).",
         "",
         "## Ingest",
         "",
@@ -202,6 +206,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _load(values: list[float] | tuple[float, ...]) -> str:
+    return "/".join(f"{v:.1f}" for v in values)
 
 
 def _yes(value: bool | None) -> str:

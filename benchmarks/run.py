@@ -106,6 +106,7 @@ def benchmark_ingest(
     pipeline: ModuleType, server: ServerInfo, raw: Any, names: dict[str, str], path: Path, n: int, repeats: int
 ) -> dict[str, Any]:
     """``repeats`` runs of each way, alternating which goes first; both ways must leave the same rows."""
+    load = os.getloadavg()
     times: dict[str, list[bench_ingest.Timing]] = {"project": [], "baseline": []}
     states: dict[str, dict] = {}
     for repeat in range(repeats):
@@ -143,6 +144,7 @@ def benchmark_ingest(
         },
         "ratio": project / baseline,
         "ratio_to_write": project / baseline_write if baseline_write else None,
+        "load_average_1_5_15_min": {"before": load, "after": os.getloadavg()},
     }
 
 
@@ -202,7 +204,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logging.getLogger("datajoint").setLevel(logging.WARNING)
     started = time.perf_counter()
     date = report.now()
-    results: dict[str, Any] = {"date": date, "commit": report.git_commit(), "machine": report.machine()}
+    results: dict[str, Any] = {"date": date, "git": report.git_commit(), "machine": report.machine()}
+    results["load_average_at_start"] = os.getloadavg()
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(database_server(args.backend))
         server.configure_datajoint()
@@ -271,6 +274,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     results["targets"] = report.targets(results)
     results["wall_seconds"] = time.perf_counter() - started
+    results["load_average_at_end"] = os.getloadavg()
     return results
 
 
