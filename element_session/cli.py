@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from . import ingest as ingest_module
-from . import migrate, paths, query, timezones
+from . import migrate, paths, populate, query, timezones
 from .database import database_errors
 from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
 from .export.nwb import add_export_parser
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--missing", action="store_true", help="only sessions whose directory is found under no root")
     p.set_defaults(run=run_dirs)
 
+    populate.add_populate_parser(commands, parents=[common])
+    populate.add_jobs_parser(commands, parents=[common])
     add_export_parser(commands, parents=[common])  # pynwb itself is imported only when a file is written
 
     p = migrate.add_migrate_parser(commands)

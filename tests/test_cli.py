@@ -158,3 +158,25 @@ def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(
 def test_python_dash_m_and_console_script_are_the_same_command():
     parser = cli.build_parser()
     assert {"ingest", "sessions", "dirs"} <= set(parser._subparsers._group_actions[0].choices)
+
+
+def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, subprocess_env, tmp_path, prefix):
+    """The commands other modules provide are wired into ``element-session`` itself."""
+    (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
+    (tmp_path / "raw" / "cl-m1" / "s1" / "trial.csv").write_text("a,b\n1,2\n")
+    env = subprocess_env | {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+    restrict = "subject=cl-m1"
+    status, out, err = command("populate", "--workers", "1", "--restrict", restrict, env=env)
+    assert status == 0, err
+    status, out, err = command("populate", "--restrict", "subject=cl-m2", env=env)  # its directory is missing
+    assert status == 1 and "cl-m2" in out
+    status, out, _ = command("jobs", env=env)
+    assert status == 0 and "cl-m2" in out and "error" in out.lower()
+    output = tmp_path / "cl-m1.nwb"
+    status, out, err = command(
+        "export-nwb", "--subject", "cl-m1", "--datetime", "2024-03-10T13:30:00Z", "--output", str(output)
+    )
+    assert status == 0, err
+    assert output.stat().st_size > 0
+    status, out, err = command("migrate", "--schema", prefix + "no_such_schema")
+    assert status == 1 and "no_such_schema" in err
