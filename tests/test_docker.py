@@ -138,9 +138,12 @@ def test_dockerfile_serves_the_tutorial_with_jupyter_on_8888():
     argv = yaml.safe_load(cmd)  # the exec form is a JSON list
     assert argv[:2] == ["jupyter", "lab"]
     assert "--port=8888" in argv and "--ip=0.0.0.0" in argv
-    (workdir,) = [arguments for instruction, arguments in instructions if instruction == "WORKDIR"]
-    notebooks = [arg for arg in argv if arg.endswith(".ipynb")]
-    assert notebooks and all((ROOT / n).is_file() for n in notebooks), (workdir, notebooks)
+    # it opens the tutorial, a path below the working directory, where the repository was copied
+    layout = [(instruction, arguments.split()[-2:]) for instruction, arguments in instructions]
+    workdir = [i for i, (instruction, _) in enumerate(layout) if instruction == "WORKDIR"]
+    assert workdir and layout[workdir[-1] + 1] == ("COPY", [".", "."])
+    (url,) = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--LabApp.default_url=")]
+    assert url.startswith("/lab/tree/") and (ROOT / url.removeprefix("/lab/tree/")).is_file(), url
     users = [arguments for instruction, arguments in instructions if instruction == "USER"]
     assert users and users[-1] not in ("root", "0"), "JupyterLab does not run as root"
 
