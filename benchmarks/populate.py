@@ -7,7 +7,10 @@ otherwise starts a private one with :class:`element_session.localdb.LocalServer`
 whose raw directories hold F files of K KiB, then, R times and alternating, empties the inventory
 tables and their jobs and times ``element_session.populate.populate`` (both tables, every key) with
 1 and with 2 workers. Worker start-up (a new Python process importing the pipeline) is part of
-the time, as it is for a user. Prints the medians and the speed-up, and writes them as JSON.
+the time, as it is for a user. Prints the medians and the speed-up, and writes them as JSON with
+each run's time, the CPU time the workers used, and the machine's load average (the database
+server's CPU is not counted: on a small or busy machine it limits what a second worker gains).
+POSIX only (it reads the workers' CPU time with ``resource``).
 Everything it creates (schemas, raw files, the private server) is removed at the end.
 """
 
@@ -20,6 +23,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import secrets
 import shutil
 import statistics
@@ -66,16 +70,18 @@ def reset(pipeline: Any) -> None:
         table.jobs.delete_quick()
 
 
-def timed_populate(pipeline: Any, workers: int, expected: int) -> float:
-    """Seconds of wall time of one populate run; fails unless every key was made."""
+def timed_populate(pipeline: Any, workers: int, expected: int) -> tuple[float, float]:
+    """Wall seconds of one populate run, and CPU seconds its workers used; fails unless every key was made."""
     from element_session.populate import populate
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     summary = populate(pipeline, tables=TABLES, workers=workers, progress=False)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if not summary.ok or summary.done != expected:
         raise SystemExit(f"populate with {workers} worker(s) did not make every key: {summary}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -111,12 +117,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         load_before = os.getloadavg()
         timed_populate(pipeline, 2, expected)  # warm-up: file cache, server buffers, jobs tables
         times: dict[int, list[float]] = {n: [] for n in WORKER_COUNTS}
+        cpu: dict[int, list[float]] = {n: [] for n in WORKER_COUNTS}
         for repeat in range(args.repeats):
             for workers in WORKER_COUNTS if repeat % 2 == 0 else reversed(WORKER_COUNTS):
                 reset(pipeline)
-                seconds = timed_populate(pipeline, workers, expected)
+                seconds, cpu_seconds = timed_populate(pipeline, workers, expected)
                 times[workers].append(seconds)
-                print(f"  repeat {repeat + 1}/{args.repeats}: {workers} worker(s) {seconds:6.2f} s")
+                cpu[workers].append(cpu_seconds)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeats}: {workers} worker(s) {seconds:6.2f} s "
+                    f"(workers' CPU {cpu_seconds:5.2f} s)"
+                )
         version = dj.conn().query("SELECT version()").fetchone()[0]
         load_after = os.getloadavg()
 
@@ -132,6 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": args.repeats,
         "seconds": {str(n): values for n, values in times.items()},
         "median_seconds": {str(n): value for n, value in medians.items()},
+        "workers_cpu_seconds": {str(n): values for n, values in cpu.items()},
         "speedup_2_over_1": medians[1] / medians[2],
         "machine": {
             "python": sys.version.split()[0],
