@@ -118,7 +118,11 @@ def test_connects_to_the_server_of_the_environment(executed, server):
 
 
 def test_diagram_is_a_picture_of_the_pipeline(executed):
-    (svg,) = _data(_cell(executed, "diagram"), "image/svg+xml")
+    cell = _cell(executed, "diagram")
+    pictures = _data(cell, "image/svg+xml")
+    # DataJoint draws with Graphviz's dot program; without it, IPython shows the error as text instead
+    assert len(pictures) == 1, f"no SVG (is Graphviz's dot installed?): {_text(cell, 'stderr')}{_text(cell)}"
+    (svg,) = pictures
     assert svg.lstrip().startswith(("<?xml", "<svg"))
     labels = ("Subject", "session.Session", "session.SessionDirectory", "inventory.SessionInventory")
     for label in (*labels, "inventory.FileTypeSummary"):
