@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
+import datajoint as dj
 import pandas as pd
 
 from . import timezones
@@ -74,27 +75,31 @@ def find_sessions(
     excluded); ``attribute`` keeps sessions having that attribute, with ``value`` if given.
     """
     m = session_module
-    query = m.Session()
+    conditions: list[Any] = []  # applied at once: each `&` would copy the expression
     subject_attrs = [k for k in m.Session.primary_key if k not in ("session_datetime", "session_id")]
     if subject is not None:
         subjects = _as_list(subject)
         if len(subject_attrs) != 1 and not all(isinstance(s, dict) for s in subjects):
             raise one_problem("arguments", "subject", subject, f"give subjects as dicts of {subject_attrs}")
-        query &= [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
+        keys = [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
+        conditions.append(keys[0] if len(keys) == 1 else keys)
     if project is not None:
-        query &= m.ProjectSession & {_other_key(m.ProjectSession, m.Session): project}
+        conditions.append(m.ProjectSession & {_other_key(m.ProjectSession, m.Session): project})
     if experimenter is not None:
-        query &= m.SessionExperimenter & {_other_key(m.SessionExperimenter, m.Session): experimenter}
+        conditions.append(m.SessionExperimenter & {_other_key(m.SessionExperimenter, m.Session): experimenter})
+    window = []
     if since is not None:
-        query &= f"session_datetime >= '{_utc(since, timezone, 'since'):%Y-%m-%d %H:%M:%S}'"
+        window.append(f"session_datetime >= '{_utc(since, timezone, 'since'):%Y-%m-%d %H:%M:%S}'")
     if until is not None:
-        query &= f"session_datetime < '{_utc(until, timezone, 'until'):%Y-%m-%d %H:%M:%S}'"
+        window.append(f"session_datetime < '{_utc(until, timezone, 'until'):%Y-%m-%d %H:%M:%S}'")
+    if window:
+        conditions.append(" AND ".join(window))
     if attribute is not None:
         condition = {"attribute_name": attribute} | ({} if value is None else {"attribute_value": value})
-        query &= m.Session.Attribute & condition
+        conditions.append(m.Session.Attribute & condition)
     elif value is not None:
         raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
-    return query
+    return m.Session() & dj.AndList(conditions) if conditions else m.Session()
 
 
 def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd.DataFrame:
