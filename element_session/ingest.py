@@ -15,10 +15,12 @@ text and are lists in YAML/JSON. See :mod:`element_session.timezones` for sessio
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import itertools
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Literal
@@ -29,7 +31,7 @@ from tqdm import tqdm
 from . import bulk, paths, timezones
 from .database import database_errors
 from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
-from .readers import Record, read_records
+from .readers import Record, _is_dataframe, iter_records
 from .validate import check_integer, check_key_text, check_text, column_checks, required_columns
 
 Kind = Literal["subjects", "experimenters", "projects", "sessions"]
@@ -39,7 +41,7 @@ SESSION_FIELDS = ("session_datetime", "session_id", "experimenter", "project", "
 ATTRIBUTE_PREFIX = "attr."
 LIST_SEPARATOR = ";"
 BATCH = 5_000  # keys per restriction
-PROGRESS_FROM = 1_000  # inputs of at least this many rows show a progress bar (on a terminal)
+CHUNK = 5_000  # input rows validated and written at a time
 ATTEMPTS = 3  # a transaction that lost a race with a concurrent writer is validated and tried again
 
 
@@ -89,7 +91,7 @@ def ingest(
     session_module : the activated session module (default ``pipeline.session``).
     timezone : IANA zone of session times written without an offset (default UTC).
     dry_run : validate and report, write nothing.
-    progress : show a progress bar (default: on a terminal, for inputs of 1,000 rows or more).
+    progress : show a progress bar (default: on a terminal, once the ingest takes more than a second).
     roots : root data directories for absolute ``session_dir`` values (default: configured roots).
     """
     if kind not in KINDS:
@@ -98,14 +100,14 @@ def ingest(
         timezones.zone_info(timezone)
     except timezones.TimeError as err:
         raise one_problem("arguments", "timezone", timezone, str(err)) from None
-    records, sources = _read(source)
+    read, sources = _reader(source)
     with database_errors():
-        return _ingest_records(kind, records, sources, pipeline, session_module, timezone, dry_run, progress, roots)
+        return _ingest_records(kind, read, sources, pipeline, session_module, timezone, dry_run, progress, roots)
 
 
 def _ingest_records(
     kind: str,
-    records: list[Record],
+    read: Callable[[], Iterator[Record]],
     sources: list[str],
     pipeline: ModuleType,
     session_module: ModuleType | None,
@@ -114,19 +116,43 @@ def _ingest_records(
     progress: bool | None,
     roots: Sequence | None,
 ) -> IngestReport:
+    """Validate and write chunk by chunk inside one transaction; any problem rolls everything back.
+
+    Rows are written as soon as their chunk is valid, so memory holds one chunk, not the input;
+    after the first problem nothing more is written but every chunk is still checked, so that the
+    error lists all problems. The transaction is rolled back on any error.
+    """
     connection = dj.conn()
     for attempt in range(ATTEMPTS):
         if kind == "sessions":
-            plan = _SessionPlan(pipeline, session_module or pipeline.session, timezone, roots)
+            plan: _SessionPlan | _ReferencePlan = _SessionPlan(
+                pipeline, session_module or pipeline.session, timezone, roots
+            )
         else:
             plan = _ReferencePlan(getattr(pipeline, REFERENCE_TABLES[kind]), kind)
-        report = IngestReport(kind, sources, rows=len(records), dry_run=dry_run)
-        batches = plan.prepare(records, report)
-        report.inserted = {table.__name__: len(rows) for table, rows in batches}
-        if dry_run:
-            return report
+        report = IngestReport(kind, sources, dry_run=dry_run)
+        show = progress if progress is not None else sys.stderr.isatty()
         try:
-            _write(connection, batches, progress, len(records))
+            with (
+                tqdm(unit="row", desc=f"ingest {kind}", disable=not show, delay=0 if progress else 1) as bar,
+                contextlib.nullcontext() if dry_run else connection.transaction,
+            ):
+                problems: list[InputProblem] = []
+                conflicts_only = True
+                for chunk in _chunks(read(), CHUNK):
+                    report.rows += len(chunk)
+                    try:
+                        batches = plan.prepare(chunk, report)
+                    except InputError as err:
+                        problems.extend(err.problems)
+                        conflicts_only = conflicts_only and isinstance(err, ConflictError)
+                        continue
+                    for table, rows in batches:
+                        report.inserted[table.__name__] = report.inserted.get(table.__name__, 0) + len(rows)
+                        if not dry_run and not problems:
+                            _write(table, rows)
+                    bar.update(len(chunk))
+                _raise_if(problems, ConflictError if conflicts_only else InputError)
         except dj.errors.DuplicateError:
             if attempt == ATTEMPTS - 1:
                 raise
@@ -135,26 +161,30 @@ def _ingest_records(
     raise AssertionError("unreachable")
 
 
-def _read(source: Any) -> tuple[list[Record], list[str]]:
+def _reader(source: Any) -> tuple[Callable[[], Iterator[Record]], list[str]]:
+    """A function that reads the records of ``source`` afresh (for a retry), and the sources' names."""
     if isinstance(source, list | tuple) and source and all(isinstance(s, str | os.PathLike) for s in source):
-        records = [r for s in source for r in read_records(s)]
-        return records, [str(s) for s in source]
-    records = read_records(source)
-    label = str(source) if isinstance(source, str | os.PathLike) else (records[0].source if records else "input")
-    return records, [label]
+        return (lambda: itertools.chain.from_iterable(iter_records(s) for s in source)), [str(s) for s in source]
+    if isinstance(source, str | os.PathLike):
+        return (lambda: iter_records(source)), [str(source)]
+    if not isinstance(source, Iterable) or isinstance(source, str | bytes | Mapping) or _is_dataframe(source):
+        return (lambda: iter_records(source)), ["DataFrame" if _is_dataframe(source) else "input"]
+    rows = list(source)  # an iterator of dicts can be read once only: keep it for a retry
+    return (lambda: iter_records(rows)), ["input"]
 
 
-def _write(connection: dj.Connection, batches: list[tuple[type, list[dict]]], progress: bool | None, n: int) -> None:
-    show = progress if progress is not None else (n >= PROGRESS_FROM and sys.stderr.isatty())
-    total = sum(len(rows) for _, rows in batches)
-    with tqdm(total=total, unit="row", desc="ingest", disable=not show) as bar, connection.transaction:
-        for table, rows in batches:
-            by_fields: dict[tuple[str, ...], list[dict]] = {}
-            for row in rows:  # a statement inserts rows of one set of fields
-                by_fields.setdefault(tuple(row), []).append(row)
-            for same in by_fields.values():
-                for done in bulk.insert(table, same):
-                    bar.update(done)
+def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
+    while chunk := list(itertools.islice(records, size)):
+        yield chunk
+
+
+def _write(table: Any, rows: list[dict]) -> None:
+    by_fields: dict[tuple[str, ...], list[dict]] = {}
+    for row in rows:  # a statement inserts rows of one set of fields
+        by_fields.setdefault(tuple(row), []).append(row)
+    for same in by_fields.values():
+        for _ in bulk.insert(table, same):
+            pass
 
 
 def _restricted_rows(table: Any, keys: Iterable[dict]) -> list[dict]:
@@ -187,8 +217,10 @@ class _ReferencePlan:
         self.required = required_columns(table())
         self.columns = list(table.heading.names)
         self.key = list(table.primary_key)
+        self.seen: dict[tuple, str] = {}  # keys of earlier chunks -> where they were
 
     def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict]]]:
+        """The rows of one chunk of the input to insert; raises for its problems."""
         problems: list[InputProblem] = []
         rows: dict[tuple, tuple[Record, dict]] = {}
         for record in records:
@@ -210,10 +242,10 @@ class _ReferencePlan:
                     problems.append(record.problem(column, None, "required value not given"))
             if all(k in row for k in self.key):
                 key = tuple(row[k] for k in self.key)
-                if key in rows:
-                    earlier = rows[key][0]
-                    problems.append(record.problem(self.key[0], key, f"duplicate key (also in row {earlier.row})"))
+                if key in self.seen:
+                    problems.append(record.problem(self.key[0], key, f"duplicate key (also {self.seen[key]})"))
                 else:
+                    self.seen[key] = f"{record.source} row {record.row}"
                     rows[key] = (record, row)
         _raise_if(problems)
         existing = {
@@ -269,6 +301,8 @@ class _SessionPlan:
         self.identity = "session_datetime" if self.by_datetime else "session_id"
         self.secondary = "session_id" if self.by_datetime else "session_datetime"
         self.columns = [*self.subject_key, *SESSION_FIELDS]
+        self.seen: dict[tuple, str] = {}  # sessions of earlier chunks -> where they were
+        self.known: dict[str, set] = {"subject": set(), "experimenter": set(), "project": set()}  # found to exist
 
     # -- reading one record ----------------------------------------------------------------------
     def _parse(self, record: Record, problems: list[InputProblem]) -> _Session | None:
@@ -351,6 +385,7 @@ class _SessionPlan:
 
     # -- the whole input -----------------------------------------------------------------------
     def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict]]]:
+        """The rows of one chunk of the input to insert; raises for its problems."""
         problems: list[InputProblem] = []
         sessions: dict[tuple, _Session] = {}
         for record in records:
@@ -358,14 +393,11 @@ class _SessionPlan:
             if session is None:
                 continue
             identity = tuple(session.key.values())
-            if identity in sessions:
-                earlier = sessions[identity].record
-                problems.append(
-                    record.problem(
-                        self.identity, identity, f"duplicate session (also {earlier.source} row {earlier.row})"
-                    )
-                )
+            if identity in self.seen:
+                reason = f"duplicate session (also {self.seen[identity]})"
+                problems.append(record.problem(self.identity, identity, reason))
             else:
+                self.seen[identity] = f"{record.source} row {record.row}"
                 sessions[identity] = session
         self._check_references(list(sessions.values()), problems)
         _raise_if(problems)
@@ -383,12 +415,13 @@ class _SessionPlan:
         return self._rows(new)
 
     def _check_references(self, sessions: list[_Session], problems: list[InputProblem]) -> None:
+        known = self.known
         wanted = {
-            "subject": {tuple(s.key[k] for k in self.subject_key) for s in sessions},
-            "experimenter": {n for s in sessions for n in s.experimenters or ()},
-            "project": {n for s in sessions for n in s.projects or ()},
+            "subject": {tuple(s.key[k] for k in self.subject_key) for s in sessions} - known["subject"],
+            "experimenter": {n for s in sessions for n in s.experimenters or ()} - known["experimenter"],
+            "project": {n for s in sessions for n in s.projects or ()} - known["project"],
         }
-        known = {
+        found = {
             "subject": {
                 tuple(r[k] for k in self.subject_key)
                 for r in _restricted_rows(
@@ -406,6 +439,8 @@ class _SessionPlan:
                 for r in _restricted_rows(self.project.proj(), [{self.project_attr: n} for n in wanted["project"]])
             },
         }
+        for name, names in found.items():
+            known[name] |= names
         for s in sessions:
             subject = tuple(s.key[k] for k in self.subject_key)
             if subject not in known["subject"]:

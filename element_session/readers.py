@@ -17,18 +17,17 @@ numbered in the source) and its values as text, lists of text, or None for "not 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import yaml
 
-from .errors import InputError, InputProblem, one_problem
+from .errors import InputProblem, one_problem
 
 Value = str | list[str] | None
 
@@ -45,37 +44,38 @@ class Record:
         return InputProblem(self.source, self.row, column, value, reason)
 
 
-def read_records(source: str | os.PathLike | Any) -> list[Record]:
-    """Read every record of ``source``: a file path (.csv, .yaml/.yml, .json), a DataFrame or dicts."""
+def iter_records(source: str | os.PathLike | Any) -> Iterator[Record]:
+    """The records of ``source``, one at a time: a file path (.csv, .yaml/.yml, .json), a DataFrame or dicts.
+
+    CSV files are read as they are consumed, so that memory does not grow with the file.
+    """
     if isinstance(source, str | os.PathLike):
-        path = Path(source)
-        readers = {".csv": _read_csv, ".yaml": _read_yaml, ".yml": _read_yaml, ".json": _read_json}
-        reader = readers.get(path.suffix.lower())
-        if reader is None:
-            raise InputError(
-                [InputProblem(str(path), None, None, path.suffix, "unknown file type: use .csv, .yaml or .json")]
-            )
-        if not path.is_file():
-            raise one_problem(str(path), None, str(path), "no such file")
-        try:
-            with path.open(encoding="utf-8-sig", newline="") as file:  # a \r inside a quoted cell is data
-                text = file.read()
-        except UnicodeDecodeError as err:
-            raise InputError(
-                [InputProblem(str(path), None, None, err.object[err.start : err.end], "not UTF-8 text")]
-            ) from None
-        return list(reader(text, str(path)))
-    if _is_dataframe(source):
-        return list(_read_dataframe(source))
-    if isinstance(source, Iterable) and not isinstance(source, bytes | Mapping):
-        return list(_read_dicts(source, "input"))
-    raise InputError(
-        [
-            InputProblem(
-                "input", None, None, type(source).__name__, "expected a file path, a DataFrame or a list of dicts"
-            )
-        ]
-    )
+        yield from _read_file(Path(source))
+    elif _is_dataframe(source):
+        yield from _read_dataframe(source)
+    elif isinstance(source, Iterable) and not isinstance(source, bytes | str | Mapping):
+        yield from _read_dicts(source, "input")
+    else:
+        raise one_problem("input", None, type(source).__name__, "expected a file path, a DataFrame or a list of dicts")
+
+
+def read_records(source: str | os.PathLike | Any) -> list[Record]:
+    """Every record of ``source`` (see :func:`iter_records`)."""
+    return list(iter_records(source))
+
+
+def _read_file(path: Path) -> Iterator[Record]:
+    readers = {".csv": _read_csv, ".yaml": _read_yaml, ".yml": _read_yaml, ".json": _read_json}
+    reader = readers.get(path.suffix.lower())
+    if reader is None:
+        raise one_problem(str(path), None, path.suffix, "unknown file type: use .csv, .yaml or .json")
+    if not path.is_file():
+        raise one_problem(str(path), None, str(path), "no such file")
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:  # a \r inside a quoted cell is data
+            yield from reader(file, str(path))
+    except UnicodeDecodeError as err:
+        raise one_problem(str(path), None, err.object[err.start : err.end], "not UTF-8 text") from None
 
 
 def _text(value: object) -> Value:
@@ -97,8 +97,8 @@ def _text(value: object) -> Value:
     return str(value)
 
 
-def _read_csv(text: str, source: str) -> Iterator[Record]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _read_csv(file: TextIO, source: str) -> Iterator[Record]:
+    reader = csv.reader(file, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -132,9 +132,9 @@ def _check_header(header: list[str], source: str, row: int) -> None:
         seen.add(name)
 
 
-def _read_yaml(text: str, source: str) -> Iterator[Record]:
+def _read_yaml(file: TextIO, source: str) -> Iterator[Record]:
     try:
-        node = yaml.compose(text, Loader=yaml.BaseLoader)
+        node = yaml.compose(file.read(), Loader=yaml.BaseLoader)
     except yaml.YAMLError as err:
         raise one_problem(source, None, None, f"malformed YAML: {err}") from None
     if node is None:
@@ -152,9 +152,9 @@ def _read_yaml(text: str, source: str) -> Iterator[Record]:
         yield Record(source, row, {k: (None if v in ("", "~", "null") else _text(v)) for k, v in values.items()})
 
 
-def _read_json(text: str, source: str) -> Iterator[Record]:
+def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(file.read(), object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as err:
         raise one_problem(source, None, None, f"malformed JSON: {err.msg}", row=err.lineno) from None
     except ValueError as err:
