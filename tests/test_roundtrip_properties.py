@@ -147,4 +147,4 @@ def test_any_input_is_stored_exactly_or_rejected_without_a_trace(refs, column, v
     if column == "attr.x" and value:
         assert (refs.session.Session.Attribute & stored).to_dicts()[0]["attribute_value"] == value
     if column == "session_id" and value:
-        assert stored.to_dicts()[0]["session_id"] == int(value)  # a number: "007" is 7, "９" is refused
+        assert stored.to_dicts()[0]["session_id"] == int(value)  # a number: "007" is 7, a fullwidth 9 is refused
