@@ -75,7 +75,10 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-populate", action="store_true", help="skip benchmarks/populate.py")
     parser.add_argument("--populate-sessions", type=int, default=200, help="sessions of the populate run (200)")
     parser.add_argument(
-        "--profile", action="store_true", help="also write pyinstrument profiles of ingest and query at the largest N"
+        "--profile",
+        action="store_true",
+        help="also write pyinstrument call trees of ingest and query at the largest N (its overhead inflates "
+        "call-heavy code: take proportions from py-spy)",
     )
     args = parser.parse_args(argv)
     if min(args.repeats, args.query_runs, args.populate_sessions) < 1:
