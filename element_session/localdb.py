@@ -256,6 +256,8 @@ class LocalServer:
                 capture_output=True,
             )
         sock = self._sockdir / "mysql.sock"
+        tmp = self.datadir / "tmp"
+        tmp.mkdir(exist_ok=True)
         log = self.datadir / "server.log"
         self._proc = subprocess.Popen(
             [
@@ -272,6 +274,7 @@ class LocalServer:
                 f"--pid-file={self.datadir / 'server.pid'}",
                 "--skip-name-resolve",
                 "--max-connections=500",
+                f"--tmpdir={tmp}",  # its own temporary files: nothing else on the machine cleans them away
                 "--innodb-flush-log-at-trx-commit=2",
             ],
             stdout=subprocess.DEVNULL,
