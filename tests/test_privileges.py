@@ -1,0 +1,273 @@
+"""Least privilege: a read-only database account can list and export sessions, and every write it tries is refused.
+
+The test creates its own account on the test server, with read grants on the pipeline's schemas
+only (docs/security.md shows the same statements for MySQL/MariaDB and PostgreSQL), and runs the
+package in a child process that connects as that account: importing the pipeline (which activates
+its schemas), listing, locating and exporting sessions work; ingestion of every kind, populate,
+clearing failed jobs and a migration that has something to change are refused with a message that
+names the account, and the database is exactly as it was.
+
+The test server's own account must be allowed to create accounts (the private servers of the
+test run are); on a server given by ``DJ_HOST`` whose account cannot, the test fails and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import datajoint as dj
+import pytest
+
+from element_session.ingest import ingest
+from element_session.localdb import ServerInfo
+from tests.helpers import add_references, remove_references, snapshot
+from tests.legacy import build_legacy
+from tests.legacy import snapshot as legacy_snapshot
+from workflow.inventory import FileTypeSummary, SessionInventory
+
+SUBJECTS, PEOPLE, PROJECTS = ["ro-m1"], ["ro-ada"], ["ro-p"]
+SCHEMAS = ("lab", "subject", "session", "inventory")
+DENIED = 4  # exit status of element-session when the database refuses the account's request
+
+#: The child process: each step's exit status and output, as JSON on stdout (its last line).
+CHILD = """
+import contextlib, io, json, sys, traceback
+steps = json.loads(sys.argv[1])
+results = {}
+
+
+def record(name, run):
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = run()
+    except BaseException as exc:  # noqa: BLE001 (the test reports what happened)
+        status = f"{type(exc).__name__}: {exc}"
+        err.write(traceback.format_exc())
+    results[name] = {"status": status, "out": out.getvalue(), "err": err.getvalue()}
+
+
+def importing():
+    import workflow.pipeline
+    return 0
+
+
+record("import workflow.pipeline", importing)
+from element_session import cli
+from element_session.database import database_errors
+from element_session.errors import PermissionDeniedError
+from element_session import populate as jobs
+
+
+def through_the_package(call):
+    def run():
+        try:
+            with database_errors():
+                result = call()
+        except PermissionDeniedError as err:
+            print(f"element-session: {err}", file=sys.stderr)
+            return 4
+        print(result)
+        return 0 if getattr(result, "ok", True) else 1
+    return run
+
+
+for name, argv in steps["commands"].items():
+    record(name, lambda argv=argv: cli.main(argv))
+only = {"subject": "ro-m1"}
+record("populate", through_the_package(lambda: jobs.populate("workflow.pipeline", restriction=only, progress=False)))
+record("jobs", through_the_package(lambda: jobs.format_jobs(jobs.list_jobs("workflow.pipeline", restriction=only))))
+record("jobs --clear-errors", through_the_package(
+    lambda: jobs.clear_jobs("workflow.pipeline", errors=True, stale=True, restriction=only)))
+print(json.dumps(results))
+"""
+
+
+@dataclass
+class Account:
+    """A read-only account on the test server and the environment of a child process using it."""
+
+    user: str
+    password: str
+    env: dict[str, str]
+
+
+def _create_account(connection: dj.Connection, backend: str, user: str, password: str, schemas: list[str]) -> None:
+    if backend == "postgresql":
+        connection.query(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', args=(password,))
+        for schema in schemas:
+            connection.query(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"')
+            # REFERENCES as well as SELECT: PostgreSQL's information_schema shows a table's keys only to an account
+            # holding some privilege other than SELECT on it, and DataJoint reads the keys there (docs/security.md)
+            connection.query(f'GRANT SELECT, REFERENCES ON ALL TABLES IN SCHEMA "{schema}" TO "{user}"')
+            connection.query(
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT SELECT, REFERENCES ON TABLES TO "{user}"'
+            )
+    else:
+        connection.query("CREATE USER %s@%s IDENTIFIED BY %s", args=(user, "%", password))
+        for schema in schemas:
+            connection.query(f"GRANT SELECT ON `{schema}`.* TO %s@%s", args=(user, "%"))
+
+
+def _drop_account(connection: dj.Connection, backend: str, user: str) -> None:
+    if backend == "postgresql":
+        connection.query(f'DROP OWNED BY "{user}"')  # its grants, default privileges included
+        connection.query(f'DROP ROLE "{user}"')
+    else:
+        connection.query("DROP USER %s@%s", args=(user, "%"))
+
+
+@pytest.fixture(scope="module")
+def legacy(connection, prefix) -> str | None:
+    """On MySQL/MariaDB, a session schema of the published element, which ``migrate`` would change."""
+    if connection.adapter.backend == "postgresql":
+        return None  # the published element never ran on PostgreSQL: there is nothing to migrate there
+    schemas, _ = build_legacy(connection, f"{prefix}ro{secrets.token_hex(3)}_")
+    return schemas
+
+
+@pytest.fixture(scope="module")
+def readonly(server: ServerInfo, connection, pipeline, prefix, legacy, subprocess_env) -> Iterator[Account]:
+    backend = connection.adapter.backend
+    user, password = f"ro_{secrets.token_hex(4)}", f"ro-{secrets.token_urlsafe(18)}"
+    schemas = [prefix + name for name in SCHEMAS]
+    if legacy is not None:
+        schemas += [legacy.lab, legacy.subject, legacy.session]
+    try:
+        _create_account(connection, backend, user, password, schemas)
+    except dj.errors.DataJointError as err:
+        pytest.fail(
+            f"cannot create a read-only account on {server}: the test account {server.user!r} needs the right to "
+            f"create accounts and grant privileges (CREATE USER/CREATEROLE and GRANT OPTION): {err}"
+        )
+    try:
+        yield Account(user, password, {**subprocess_env, "DJ_USER": user, "DJ_PASS": password})
+    finally:
+        _drop_account(connection, backend, user)
+
+
+@pytest.fixture(scope="module")
+def data(pipeline, tmp_path_factory) -> Iterator[ModuleType]:
+    """A session with its satellites, and a failed key in the inventory's jobs table."""
+    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+    root = tmp_path_factory.mktemp("ro-root")
+    ingest(
+        "sessions",
+        [{"subject": "ro-m1", "session_datetime": "2024-05-01T10:00:00[Europe/Paris]", "session_id": "3",
+          "experimenter": "ro-ada", "project": "ro-p", "session_dir": "ro-m1/s1", "session_note": "read me",
+          "attr.rig": "r1"}],
+        pipeline=pipeline,
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SESSION_ROOT_DIRS", str(root))  # the session's directory is not there: its key fails
+        result = SessionInventory().populate({"subject": "ro-m1"}, reserve_jobs=True, suppress_errors=True)
+    assert result["error_list"], result
+    yield pipeline
+    for table in (SessionInventory, FileTypeSummary):
+        (table.jobs & {"subject": "ro-m1"}).delete_quick()
+    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+
+
+def database_state(pipeline: ModuleType, connection, legacy) -> dict:
+    """Everything the read-only account could have changed."""
+    state = {"tables": snapshot(pipeline)}
+    for table in (SessionInventory, SessionInventory.File, FileTypeSummary):
+        state[table.__name__] = sorted(map(repr, table().to_dicts()))
+    for table in (SessionInventory, FileTypeSummary):
+        state[table.__name__ + ".jobs"] = sorted(
+            repr(row) for row in table().jobs.proj("status", "error_message").to_dicts()
+        )
+    if legacy is not None:
+        state["legacy"] = legacy_snapshot(connection, legacy.session)
+    return state
+
+
+def test_a_read_only_account_reads_and_exports_and_every_write_is_refused(
+    readonly, data, connection, legacy, prefix, tmp_path
+):
+    files = {
+        "subjects.csv": "subject,sex,subject_birth_date\nro-new,F,2023-01-01\n",
+        "people.csv": "user\nro-new\n",
+        "projects.csv": "project\nro-new\n",
+        "sessions.csv": "subject,session_datetime,experimenter\nro-m1,2024-06-01T10:00:00Z,ro-ada\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    nwb = tmp_path / "ro.nwb"
+    commands = {
+        "sessions": ["sessions", "--subject", "ro-m1", "--format", "json"],
+        "dirs": ["dirs"],
+        "export-nwb": ["export-nwb", "--subject", "ro-m1", "--id", "3", "--output", str(nwb)],
+        "ingest subjects": ["ingest", "subjects", str(tmp_path / "subjects.csv")],
+        "ingest experimenters": ["ingest", "experimenters", str(tmp_path / "people.csv")],
+        "ingest projects": ["ingest", "projects", str(tmp_path / "projects.csv")],
+        "ingest sessions": ["ingest", "sessions", str(tmp_path / "sessions.csv")],
+        "migrate (nothing to change)": ["migrate", "--schema", prefix + "session"],
+    }
+    if legacy is not None:
+        commands["migrate"] = ["migrate", "--schema", legacy.session]
+    before = database_state(data, connection, legacy)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps({"commands": commands})],
+        env=readonly.env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    results = json.loads(child.stdout.strip().splitlines()[-1])
+    print("\nread-only account:", {name: r["status"] for name, r in results.items()})
+
+    # reading works, and activating the pipeline's existing schemas writes nothing
+    for name in ("import workflow.pipeline", "sessions", "dirs", "export-nwb", "jobs", "migrate (nothing to change)"):
+        assert results[name]["status"] == 0, (name, results[name])
+    (session,) = json.loads(results["sessions"]["out"])
+    assert session["session_note"] == "read me" and session["attributes"] == {"rig": "r1"}
+    assert session["session_datetime"] == "2024-05-01T08:00:00+00:00" and session["experimenters"] == ["ro-ada"]
+    assert nwb.is_file() and results["export-nwb"]["out"].strip() == str(nwb)
+    assert "ro-m1" in results["dirs"]["out"]
+    assert "error" in results["jobs"]["out"] and "ro-m1" in results["jobs"]["out"]
+
+    # every write is refused with the account named, and nothing changed
+    for name in ("ingest subjects", "ingest experimenters", "ingest projects", "ingest sessions",
+                 "jobs --clear-errors"):  # fmt: skip
+        result = results[name]
+        assert result["status"] == DENIED, (name, result)
+        assert result["err"].startswith("element-session: the database refused this") and readonly.user in result["err"]
+        assert "Traceback" not in result["err"]
+    # populate: its workers are refused their first write (the job reservation); see docs/security.md
+    assert results["populate"]["status"] in (1, DENIED), results["populate"]
+    if results["populate"]["status"] == 1:
+        assert "worker(s) failed" in results["populate"]["out"]
+    if legacy is not None:  # the published element's schema would need changes: the first one is refused
+        result = results["migrate"]
+        assert result["status"] in (1, DENIED) and readonly.user in result["err"] and "denied" in result["err"]
+    for result in results.values():
+        assert readonly.password not in result["out"] + result["err"]
+    assert readonly.password not in child.stdout + child.stderr
+    assert database_state(data, connection, legacy) == before
+
+
+def test_the_command_as_a_read_only_account_exits_0_for_reads_and_4_for_writes(readonly, data, tmp_path):
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "element_session", *args], env=readonly.env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    listed = command("sessions", "--subject", "ro-m1", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [s["subject"] for s in json.loads(listed.stdout)] == ["ro-m1"]
+    path = Path(tmp_path, "new.csv")
+    path.write_text("subject,session_datetime\nro-m1,2024-07-01T10:00:00Z\n", encoding="utf-8")
+    before = snapshot(data)
+    refused = command("ingest", "sessions", str(path))
+    assert refused.returncode == DENIED, refused.stderr
+    assert refused.stdout == "" and "Traceback" not in refused.stderr
+    assert f"as user {readonly.user!r}" in refused.stderr
+    assert readonly.password not in refused.stdout + refused.stderr + listed.stdout + listed.stderr
+    assert snapshot(data) == before
+    assert len(data.session.Session & {"subject": "ro-m1", "session_datetime": dt.datetime(2024, 7, 1, 10)}) == 0
