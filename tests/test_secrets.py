@@ -1,0 +1,177 @@
+"""Secrets: no password in any message, log line, exception text or ``repr`` the package produces.
+
+Passwords here are long random strings, so that finding one anywhere is proof of a leak. The
+command runs with DataJoint's most verbose logging (``DJ_LOG_LEVEL=DEBUG``) on a private server:
+connected, with a wrong password, on a wrong port, and after the server stopped. In this process,
+connection failures are turned into the package's typed errors, whose text, ``repr`` and formatted
+traceback (with the chained original exception) are searched too, as are the private server's
+own files and the command lines of populate's worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import datajoint as dj
+import pytest
+
+from element_session.database import translate, without_password
+from element_session.errors import DatabaseUnreachableError
+from element_session.localdb import LocalServer, ServerInfo, server_from_environment
+from element_session.populate import populate
+
+UNREACHABLE = 3
+
+
+def everything_said(err: BaseException) -> str:
+    """An exception's text, repr and formatted traceback, chained exceptions included."""
+    return "\n".join([str(err), repr(err), *traceback.format_exception(err)])
+
+
+class Private:
+    """A private server of this module (the backend of the run), which a test stops and another starts again."""
+
+    def __init__(self, datadir: Path, backend: str) -> None:
+        self.datadir, self.backend = datadir, backend
+        self.local = LocalServer(datadir, backend)
+
+    def running(self) -> ServerInfo:
+        """The server, started again if it was stopped (by a new object: a stopped one cannot start again)."""
+        if self.local._info is None:
+            self.local = LocalServer(self.datadir, self.backend)
+        return self.local.start()
+
+
+@pytest.fixture(scope="module")
+def private(server: ServerInfo) -> Iterator[Private]:
+    datadir = Path(tempfile.mkdtemp(prefix="element-session-secrets-"))
+    os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach its directory)
+    state = Private(datadir / "server", os.environ.get("DJ_BACKEND", server.backend))
+    try:
+        state.running()
+        yield state
+    finally:
+        state.local.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+def test_server_descriptions_never_show_the_password(private, monkeypatch):
+    local = private.local
+    info = private.running()
+    assert len(info.password) >= 20
+    for text in (repr(info), str(info), f"{info}", f"{info!r}", repr(local), str(local)):
+        assert info.password not in text
+    secret = f"Env-{secrets.token_urlsafe(16)}"
+    monkeypatch.setenv("DJ_HOST", "db.example.org:3307")
+    monkeypatch.setenv("DJ_PASS", secret)
+    from_environment = server_from_environment()
+    assert from_environment.password == secret
+    assert secret not in repr(from_environment) + str(from_environment)
+
+
+def test_the_command_never_shows_the_password_connected_refused_or_with_the_server_gone(
+    private, subprocess_env, tmp_path
+):
+    info = private.running()
+    env = {**subprocess_env, **info.environment(), "DATABASE_PREFIX": "secrets_", "DJ_LOG_LEVEL": "DEBUG"}
+    wrong = f"Wrong-{secrets.token_urlsafe(16)}"
+
+    def command(**changes: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "element_session", "sessions", "--format", "json"],
+                              env=env | changes, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    outcomes = {
+        "connected": command(),  # activates the pipeline's schemas: every DEBUG line of it is searched
+        "wrong password": command(DJ_PASS=wrong),
+        "wrong port": command(DJ_PORT="9"),
+    }
+    private.local.stop()
+    outcomes["server stopped"] = command()
+    statuses = {name: result.returncode for name, result in outcomes.items()}
+    print(f"\nexit statuses: {statuses}")
+    for name, result in outcomes.items():
+        said = result.stdout + result.stderr
+        assert info.password not in said and wrong not in said, name
+    assert statuses["connected"] == 0 and outcomes["connected"].stdout.strip() == "[]"
+    assert "Executing SQL" in outcomes["connected"].stderr  # DataJoint's DEBUG lines were on, and searched
+    assert statuses["wrong port"] == UNREACHABLE and "cannot reach the database at 127.0.0.1:9" in (
+        outcomes["wrong port"].stderr
+    )
+    assert statuses["server stopped"] == UNREACHABLE
+    assert f"cannot reach the database at 127.0.0.1:{info.port}" in outcomes["server stopped"].stderr
+    assert statuses["wrong password"] != 0 and outcomes["wrong password"].stdout == ""
+    # the private server's own files hold no password in clear, but the 0600 file it is kept in
+    for path in private.datadir.iterdir():
+        if path.is_file() and path.name != "password":
+            assert info.password.encode() not in path.read_bytes(), path
+    assert (private.datadir / "password").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("failure", ["closed port", "wrong password"])
+def test_typed_connection_errors_and_their_tracebacks_never_show_the_password(private, connection, failure):
+    secret = f"Secret-{secrets.token_urlsafe(16)}"
+    backend = connection.adapter.backend
+    host, port = "127.0.0.1", 9
+    if failure == "wrong password":
+        port = private.running().port
+    with pytest.raises(Exception) as caught:
+        dj.Connection(host, "dj", secret, port=port, use_tls=False, backend=backend)
+    err = caught.value
+    assert secret not in everything_said(err)
+    typed = translate(err)
+    if failure == "closed port" or backend == "postgresql":
+        assert isinstance(typed, DatabaseUnreachableError), repr(err)
+    if typed is not None:
+        assert secret not in everything_said(typed)
+
+
+def test_a_server_message_that_echoes_the_password_is_redacted(server, connection):
+    password = server.password
+    assert password, "the test server's account has no password: nothing to look for"
+    echoed = dj.errors.LostConnectionError(f"server said: bad login dj/{password} at 10:00")
+    typed = translate(echoed)
+    assert isinstance(typed, DatabaseUnreachableError)
+    assert password not in str(typed) and "dj/***" in str(typed)
+    assert without_password(f"x{password}y{password}") == "x***y***"
+
+
+def test_populate_workers_receive_the_password_off_their_command_line(server, pipeline):
+    """Workers read their settings from a pipe: ``ps`` shows no password (the environment is the caller's own)."""
+    password = server.password
+    assert password, "the test server's account has no password: nothing to look for"
+    seen: dict[int, bytes] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        me = str(os.getpid())
+        while not done.is_set():
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
+                        line = (stat.parent / "cmdline").read_bytes()  # empty once the process has ended
+                        seen[int(stat.parent.name)] = line or seen.get(int(stat.parent.name), b"")
+                except (OSError, IndexError):
+                    continue
+            done.wait(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        summary = populate(pipeline, workers=2, progress=False, restriction={"subject": "no-such-subject"})
+    finally:
+        done.set()
+        watcher.join()
+    assert summary.ok, summary
+    workers = {pid: line for pid, line in seen.items() if b"_worker_main" in line}
+    assert len(workers) == 2, seen
+    for line in workers.values():
+        assert password.encode() not in line
