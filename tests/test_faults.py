@@ -2,10 +2,12 @@
 
 One ingestion call is one transaction, so whatever stops it leaves either nothing of the input or
 all of it, and running it again completes the input exactly. The writer is a real process running
-``element-session ingest`` with its progress bar on, so that the test sees how far it got before
-killing it; the server-gone scenarios run a private server of their own (``LocalServer``) that they
-stop or kill without disturbing the server of the other tests. Each scenario prints its figures
-(where each kill landed, how long the command took to give up) for the test log.
+``element-session ingest``; the test watches its connection on the server (the statement it is
+running) and strikes while it inserts into a table picked at random, so that kills land inside
+the transaction at different points whatever the ingest's internals. The server-gone scenarios run
+a private server of their own (``LocalServer``) that they stop or kill without disturbing the server
+of the other tests. Each scenario prints its figures (where each kill landed, how long the command
+took to give up) for the test log.
 """
 
 from __future__ import annotations
@@ -38,15 +40,19 @@ N_SESSIONS = 5000  # the large file: 45,000 rows over seven tables
 HANG_GUARD = 60  # seconds: a command that has not given up by then is hanging
 UNREACHABLE = 3  # exit status of element-session when the database cannot be reached
 
-#: A child process running ``element-session`` with ingest's progress bar forced on (stderr is a pipe).
+#: A child process running ``element-session``; it first prints the id of its connection, for the test to watch.
 INGEST_CHILD = """
 import sys
-from element_session import cli, ingest
-write = ingest._write
-ingest._write = lambda connection, batches, progress, n: write(connection, batches, True, n)
+import datajoint as dj
+from element_session import cli
+connection = dj.conn()
+ident = "SELECT pg_backend_pid()" if connection.adapter.backend == "postgresql" else "SELECT CONNECTION_ID()"
+print("connection id:", connection.query(ident).fetchone()[0], file=sys.stderr, flush=True)
 sys.exit(cli.main(sys.argv[1:]))
 """
-PROGRESS = re.compile(r"(\d+)/(\d+) \[")
+#: The database tables ingestion writes a session's rows into.
+SESSION_TABLES = ["session", "session_timezone", "session_experimenter", "project_session", "session_directory",
+                  "session_note", "session__attribute"]  # fmt: skip
 
 
 # -------------------------------------------------------------------------------------------- the input
@@ -247,10 +253,40 @@ def read_until(
     raise AssertionError(f"the child did not get there within {timeout} s; its standard error:\n{text[-3000:]}")
 
 
-def rows_written(text: str) -> int | None:
-    """Rows the ingest's progress bar last reported (None: the transaction has not started)."""
-    found = PROGRESS.findall(text)
-    return int(found[-1][0]) if found else None
+def connection_id(proc: subprocess.Popen) -> tuple[int, str]:
+    """The id of the child's database connection (it prints it first), and what it wrote on stderr so far."""
+    text = read_until(proc, lambda t: "connection id:" in t and t.rstrip(" ").endswith("\n"))
+    found = re.search(r"connection id:\s*(\d+)", text)
+    assert found, f"the child printed no connection id:\n{text[-3000:]}"
+    return int(found[1]), text
+
+
+Query = Callable[[str, tuple], list[tuple]]
+
+
+def statement(query: Query, backend: str, thread: int) -> str:
+    """The start of the statement the connection ``thread`` is running ('' when idle)."""
+    if backend == "postgresql":
+        rows = query("SELECT left(query, 160) FROM pg_stat_activity WHERE pid = %s AND state = 'active'", (thread,))
+    else:
+        rows = query("SELECT LEFT(INFO, 160) FROM information_schema.PROCESSLIST WHERE ID = %s", (thread,))
+    return (rows[0][0] or "") if rows else ""
+
+
+def wait_for_insert(proc: subprocess.Popen, query: Query, backend: str, thread: int, table: str) -> bool:
+    """Watch until the child inserts into ``table``; False if it ended (or went past) before that was seen."""
+    insert = re.compile(rf"^\s*INSERT INTO [`\"][^`\"]+[`\"]\.[`\"]{re.escape(table)}[`\"]", re.IGNORECASE)
+    deadline = time.monotonic() + HANG_GUARD
+    while proc.poll() is None:
+        if insert.match(statement(query, backend, thread)):
+            return True
+        assert time.monotonic() < deadline, f"the child never inserted into {table}"
+        time.sleep(0.003)
+    return False
+
+
+def dj_query(connection) -> Query:
+    return lambda sql, args: connection.query(sql, args=args).fetchall()
 
 
 def finish(proc: subprocess.Popen, text: str = "") -> tuple[int, str, str]:
@@ -289,46 +325,51 @@ class Kill:
     """Where one SIGKILL landed."""
 
     after_seconds: float  # since the child started
-    rows_seen: int | None  # rows the progress bar had reported (None: before the transaction)
+    inserting_into: str | None  # the table the child was inserting into (None: before the transaction)
     sessions_after: int  # sessions of the file in the database after the kill
 
 
 def test_a_writer_killed_at_random_points_leaves_nothing_partial_and_a_rerun_completes_the_file(
-    refs, big_file, subprocess_env, tmp_path
+    refs, big_file, subprocess_env, connection, tmp_path
 ):
     path, expected = big_file
-    total = sum(len(rows) for rows in expected.values())
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
+    backend, query = connection.adapter.backend, dj_query(connection)
     clear_sessions(refs.session)
     kills: list[Kill] = []
     mid_write = 0
-    for attempt in range(10):
+    for attempt in range(12):
         if len(kills) >= 5 and mid_write >= 4:
             break
         proc = start_child(INGEST_CHILD, ["ingest", "sessions", str(path)], subprocess_env, tmp_path)
         started = time.monotonic()
+        target = None
         if attempt == 0:  # at a random time while the command starts, reads and checks the file
-            text = read_until(proc, lambda _: False, timeout=rng.uniform(0.5, 2.5), fail=False)
-        else:  # inside the transaction, after a random number of rows
-            target = rng.randint(0, int(0.6 * total))
-            text = read_until(proc, lambda t, target=target: (rows_written(t) or -1) >= target)
-            time.sleep(rng.uniform(0, 0.05))
-        assert proc.poll() is None, f"the writer ended before it was killed:\n{text[-2000:]}"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=HANG_GUARD)
-        assert proc.returncode == -signal.SIGKILL
-        state, counts = db_state(refs.session, SUBJECTS)
-        kill = Kill(round(time.monotonic() - started, 2), rows_written(text), len(state["Session"]))
+            read_until(proc, lambda _: False, timeout=rng.uniform(0.5, 2.5), fail=False)
+        else:  # inside the transaction, while it inserts into a table picked at random
+            thread, _ = connection_id(proc)
+            target = rng.choice(SESSION_TABLES)
+            if not wait_for_insert(proc, query, backend, thread, target):
+                target = "(ended first)"
+            time.sleep(rng.uniform(0, 0.02))
+        running = proc.poll() is None
+        if running:
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=HANG_GUARD)
+        state, _ = db_state(refs.session, SUBJECTS)
+        kill = Kill(round(time.monotonic() - started, 2), target, len(state["Session"]))
         kills.append(kill)
         # one call, one transaction: nothing of the file, or (a kill that came after the commit) all of it
         assert kill.sessions_after in (0, N_SESSIONS), kill
         assert partial_sessions(state, expected) == [], kill
         assert state == (expected if kill.sessions_after else {name: set() for name in TABLES})
         if kill.sessions_after:
+            assert not running or proc.returncode == -signal.SIGKILL
             clear_sessions(refs.session)
-        elif kill.rows_seen is not None:
-            mid_write += 1
+        else:
+            assert proc.returncode == -signal.SIGKILL, err.decode(errors="replace")[-2000:]
+            mid_write += target in SESSION_TABLES
     print(f"\nkilled writer (seed {seed}): {len(kills)} kills, {mid_write} inside the transaction: {kills}")
     assert mid_write >= 4, kills
 
@@ -340,25 +381,17 @@ def test_a_writer_killed_at_random_points_leaves_nothing_partial_and_a_rerun_com
     assert counts == {name: len(rows) for name, rows in expected.items()}  # every row once
 
 
-def test_a_connection_dropped_by_the_server_mid_transaction_rolls_back(refs, big_file, subprocess_env, tmp_path):
+def test_a_connection_dropped_by_the_server_mid_transaction_rolls_back(
+    refs, big_file, subprocess_env, connection, tmp_path
+):
     """An administrator (or a proxy) ends the writer's connection: DataJoint reconnects, but the transaction is gone."""
-    import datajoint as dj
-
     path, _ = big_file
     clear_sessions(refs.session)
-    connection = dj.conn()
-    postgres = connection.adapter.backend == "postgresql"
-    marker = "connection id: "
-    code = (
-        "import datajoint as dj\n"
-        f"print({marker!r}, dj.conn().query({'SELECT pg_backend_pid()' if postgres else 'SELECT CONNECTION_ID()'!r})"
-        ".fetchone()[0], file=sys.stderr, flush=True)\n"
-    )
-    proc = start_child(INGEST_CHILD.replace("sys.exit(", code + "sys.exit("), ["ingest", "sessions", str(path)],
-                       subprocess_env, tmp_path)  # fmt: skip
-    text = read_until(proc, lambda t: (rows_written(t) or -1) >= 10_000)
-    thread = int(re.search(marker + r"\s*(\d+)", text)[1])
-    if postgres:
+    backend = connection.adapter.backend
+    proc = start_child(INGEST_CHILD, ["ingest", "sessions", str(path)], subprocess_env, tmp_path)
+    thread, text = connection_id(proc)
+    assert wait_for_insert(proc, dj_query(connection), backend, thread, "session_note")
+    if backend == "postgresql":
         connection.query("SELECT pg_terminate_backend(%s)", args=(thread,))
     else:
         connection.query(f"KILL CONNECTION {thread:d}")
@@ -482,18 +515,22 @@ def test_server_stopped_during_an_ingest_exit_3_nothing_partial_and_the_rerun_co
     path = write_csv(tmp_path / "sessions.csv", rows)
     expected = expected_state(rows)
     proc = start_child(INGEST_CHILD, ["ingest", "sessions", str(path)], private.env, tmp_path)
-    target = random.randint(0, 3 * N_GONE)
-    text = read_until(proc, lambda t: (rows_written(t) or -1) >= target)
-    assert proc.poll() is None, text
+    thread, text = connection_id(proc)
+    target = random.choice(SESSION_TABLES[1:])  # a session's satellites are being written
+    watcher = Raw(private.info)
+    try:
+        assert wait_for_insert(proc, lambda sql, args: watcher.rows(sql, args), private.backend, thread, target)
+    finally:
+        watcher.close()
     port = private.info.port
     stopped = time.monotonic()
     private.local.stop()
     status, out, err = finish(proc, text)
     waited = time.monotonic() - stopped
-    print(f"\nserver stopped after {rows_written(text)} rows written: the command gave up after {waited:.2f} s")
+    print(f"\nserver stopped while inserting into {target}: the command gave up after {waited:.2f} s")
     assert status == UNREACHABLE, err
     assert f"element-session: cannot reach the database at 127.0.0.1:{port}" in err
-    assert "Traceback" not in err and out == ""
+    assert "Traceback" not in err and "row(s) read" not in out
 
     info = private.restart()
     raw = Raw(info)
