@@ -421,23 +421,14 @@ p.session.Session.insert(keys)
 p.session.SessionDirectory.insert([{{**k, "session_dir": f"gp-m1/s{{i:03d}}"}} for i, k in enumerate(keys)])
 """
 
-#: populate as ``element-session populate`` runs it (progress bar on), with the command's exit statuses.
+#: ``element-session populate`` (its progress bar on, the default), preceded on a rerun by ``jobs --clear-stale``.
 POPULATE_CHILD = """
 import sys
-from element_session.database import database_errors
-from element_session.errors import DatabaseUnreachableError
-from element_session.populate import clear_jobs, populate
-try:
-    with database_errors():
-        if sys.argv[1] == "rerun":
-            cleared = clear_jobs("workflow.pipeline", errors=True, stale=True, restriction={"subject": "gp-m1"})
-            print("cleared", len(cleared), "job(s);", end=" ")
-        summary = populate("workflow.pipeline", workers=2, restriction={"subject": "gp-m1"})
-except DatabaseUnreachableError as err:
-    print(f"element-session: {err}", file=sys.stderr)
-    sys.exit(3)
-print(summary)
-sys.exit(0 if summary.ok else 1)
+from element_session import cli
+only = ["--restrict", "subject=gp-m1"]
+if sys.argv[1] == "rerun" and cli.main(["jobs", "--clear-errors", "--clear-stale", *only]):
+    sys.exit("jobs --clear-stale failed")
+sys.exit(cli.main(["populate", "--workers", "2", *only]))
 """
 
 
@@ -599,8 +590,9 @@ def test_server_killed_during_a_populate_exit_3_nothing_partial_and_the_rerun_co
         reserved = raw.rows(f"SELECT COUNT(*) FROM {jobs} WHERE status = %s", ("reserved",))[0][0]
         status, out, err = finish(start_child(POPULATE_CHILD, ["rerun"], private.env, tmp_path))
         assert status == 0, err
+        cleared = re.search(r"cleared .*", out)[0]
         print(f"{made} inventories made before the kill, {reserved} reservation(s) left by the killed workers; "
-              f"rerun after the restart: {' '.join(out.split())}")  # fmt: skip
+              f"rerun after the restart: {cleared}; {re.search(r'populated .*', out)[0]}")  # fmt: skip
         assert raw.count(inventory, "_session_inventory") == N_POPULATE
         assert raw.count(inventory, "_session_inventory__file") == N_POPULATE * FILES_PER_SESSION
         assert raw.count(inventory, "__file_type_summary") == N_POPULATE
