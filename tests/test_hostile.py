@@ -480,7 +480,8 @@ def test_export_options_write_the_one_session_or_are_rejected(stored, subject, w
 @given(roots=st.lists(st.one_of(hostile(30), st.sampled_from(["", "/", ".", "..", "~", "/proc/self", "C:\\"])),
                       max_size=3))  # fmt: skip
 def test_dirs_with_hostile_root_directories(stored, roots, capsys, monkeypatch):
-    assume(all(len(part.encode()) < 250 for root in roots for part in root.split("/")))
+    assume(not any("\x00" in root for root in roots))  # an environment variable cannot hold NUL
+    assume(all(len(part.encode()) < 250 for root in roots for part in root.split("/")))  # known gap: see the top
     monkeypatch.setenv("SESSION_ROOT_DIRS", os.pathsep.join(roots))
     status, out, err = run(["dirs"], capsys)
     assert status == 0, err
