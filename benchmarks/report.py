@@ -93,6 +93,11 @@ def write(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
+def paired_ratios(ingest: dict[str, Any]) -> list[float]:
+    """Project / baseline seconds of each repeat (the two runs of a repeat ran back to back)."""
+    return [p / b for p, b in zip(ingest["project"]["seconds"], ingest["baseline"]["seconds"], strict=True)]
+
+
 def _f(value: float | None, digits: int = 2) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
@@ -126,16 +131,20 @@ def markdown(results: dict[str, Any]) -> str:
         "included. Raw SQL: the file read with `csv`, no validation, the same rows written in one transaction "
         f"({s['baseline_method']}). Target: ratio <= {INGEST_TARGET} from N = {INGEST_TARGET_FROM:,}.",
         "",
-        "| N | project s | project sessions/s | raw SQL s | raw SQL sessions/s | ratio | raw write only s "
-        "| ratio to write only | same rows |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+        "Ratio: of the medians; run by run: the range of the ratios of the two runs of each repeat, which ran "
+        "back to back (how much the machine's load moved the result).",
+        "",
+        "| N | project s | project sessions/s | raw SQL s | raw SQL sessions/s | ratio | run by run "
+        "| raw write only s | ratio to write only | same rows |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
     for r in results["ingest"]:
         p, b = r["project"], r["baseline"]
+        paired = paired_ratios(r)
         lines.append(
             f"| {r['n']:,} | {_f(p['median_seconds'])} | {_f(p['sessions_per_second'], 0)} "
             f"| {_f(b['median_seconds'])} | {_f(b['sessions_per_second'], 0)} | **{_f(r['ratio'])}** "
-            f"| {_f(b['median_write_seconds'])} | {_f(r['ratio_to_write'])} "
+            f"| {_f(min(paired))}-{_f(max(paired))} | {_f(b['median_write_seconds'])} | {_f(r['ratio_to_write'])} "
             f"| {'yes' if r['identical_rows'] else 'NO'} |"
         )
     lines += [
@@ -214,3 +223,20 @@ def _load(values: list[float] | tuple[float, ...]) -> str:
 
 def _yes(value: bool | None) -> str:
     return "not measured (no N in range)" if value is None else ("met" if value else "**not met**")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the Markdown of results JSON files again (e.g. after the table layout changed)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=main.__doc__)
+    parser.add_argument("json", nargs="+", type=Path, help="results files written by python -m benchmarks.run")
+    for path in parser.parse_args(argv).json:
+        md = path.with_suffix(".md")
+        md.write_text(markdown(json.loads(path.read_text())))
+        print(f"written: {md}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

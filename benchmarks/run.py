@@ -127,7 +127,7 @@ def benchmark_ingest(
     baseline = statistics.median(t.seconds for t in times["baseline"])
     baseline_write = statistics.median(t.write_seconds or 0.0 for t in times["baseline"])
     expected = bench_ingest.expected_rows(n)
-    return {
+    result = {
         "n": n,
         "file_mib": path.stat().st_size / 1024**2,
         "rows": {name: state["rows"] for name, state in states["project"].items()},
@@ -149,6 +149,8 @@ def benchmark_ingest(
         "ratio_to_write": project / baseline_write if baseline_write else None,
         "load_average_1_5_15_min": {"before": load, "after": os.getloadavg()},
     }
+    result["paired_ratios"] = report.paired_ratios(result)
+    return result
 
 
 def benchmark_memory(

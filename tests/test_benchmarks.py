@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import report
 from benchmarks.ingest import expected_rows
 from benchmarks.run import parse_arguments
 
@@ -61,6 +62,7 @@ def test_ingest_both_ways_write_the_same_rows_and_ratios_are_positive(results):
             assert len(row[way]["seconds"]) == 2 and all(positive(s) for s in row[way]["seconds"])
             assert positive(row[way]["median_seconds"]) and positive(row[way]["sessions_per_second"])
         assert positive(row["ratio"]) and positive(row["ratio_to_write"])
+        assert len(row["paired_ratios"]) == 2 and all(positive(r) for r in row["paired_ratios"])
 
 
 def test_query_both_ways_return_the_same_sessions(results):
@@ -96,6 +98,15 @@ def test_markdown_has_every_table_and_the_targets(bench_run, results):
     assert "| 100 |" in text and "| 200 |" in text and "| NO |" not in text
     assert results["targets"]["query_within_1.3x"] in (True, False)
     assert results["targets"]["ingest_within_1.5x_from_10000"] is None  # no N of 10,000 in this run
+
+
+def test_markdown_is_written_again_from_the_json_alone(bench_run, results, tmp_path):
+    _, out = bench_run
+    name = f"{results['backend']}-{results['date'][:10]}"
+    copy = tmp_path / f"{name}.json"
+    copy.write_text((out / f"{name}.json").read_text())
+    assert report.main([str(copy)]) == 0
+    assert copy.with_suffix(".md").read_text() == (out / f"{name}.md").read_text()
 
 
 def test_benchmark_schemas_are_dropped_after_the_run(bench_run, connection):
