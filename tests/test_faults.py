@@ -118,14 +118,17 @@ TABLES = {
 
 def partial_sessions(state: dict[str, set[tuple]], expected: dict[str, set[tuple]]) -> list[tuple]:
     """Sessions in ``state`` whose satellite rows are not exactly those the input gave them."""
+
+    def by_session(rows: set[tuple]) -> dict[tuple, set[tuple]]:
+        grouped: dict[tuple, set[tuple]] = {}
+        for row in rows:
+            grouped.setdefault(row[:2], set()).add(row)
+        return grouped
+
     partial = []
-    for session in state["Session"]:
-        key = session[:2]
-        for name in TABLES:
-            mine = {row for row in state[name] if row[:2] == key}
-            given = {row for row in expected[name] if row[:2] == key}
-            if mine != given:
-                partial.append((key, name))
+    for name in TABLES:
+        mine, given = by_session(state[name]), by_session(expected[name])
+        partial += [(s[:2], name) for s in state["Session"] if mine.get(s[:2], set()) != given.get(s[:2], set())]
     return partial
 
 
@@ -351,7 +354,7 @@ def test_a_writer_killed_at_random_points_leaves_nothing_partial_and_a_rerun_com
         started = time.monotonic()
         target = None
         if attempt == 0:  # at a random time while the command starts, reads and checks the file
-            read_until(proc, lambda _: False, timeout=rng.uniform(0.5, 2.5), fail=False)
+            read_until(proc, lambda _: False, timeout=rng.uniform(0.2, 1.5), fail=False)
         else:  # inside the transaction, while it inserts into a table picked at random
             thread, _ = connection_id(proc)
             target = wait_for_insert(proc, query, backend, thread, rng.choice(SESSION_TABLES)) or "(ended first)"
@@ -367,8 +370,7 @@ def test_a_writer_killed_at_random_points_leaves_nothing_partial_and_a_rerun_com
         assert kill.sessions_after in (0, N_SESSIONS), kill
         assert partial_sessions(state, expected) == [], kill
         assert state == (expected if kill.sessions_after else {name: set() for name in TABLES})
-        if kill.sessions_after:
-            assert not running or proc.returncode == -signal.SIGKILL
+        if kill.sessions_after:  # the kill came after the commit (the child may even have ended by itself)
             clear_sessions(refs.session)
         else:
             assert proc.returncode == -signal.SIGKILL, err.decode(errors="replace")[-2000:]
