@@ -33,9 +33,11 @@ def zone_info(name: str) -> dt.tzinfo:
     if match:
         sign = 1 if match[1] == "+" else -1
         return dt.timezone(sign * dt.timedelta(hours=int(match[2]), minutes=int(match[3])))
+    if len(name) > 64:  # the width of SessionTimezone.session_timezone; no IANA name comes close
+        raise TimeError(f"time zone name of {len(name)} characters: use an IANA name or an offset such as '+02:00'")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name the zone files' paths cannot hold
         raise TimeError(
             f"unknown time zone {name!r}: use an IANA name such as 'Europe/Berlin' or an offset such as '+02:00'"
         ) from None

@@ -295,6 +295,8 @@ def test_malformed_files_are_typed_errors(refs, tmp_path):
         ingest("sessions", tmp_path / "missing.csv", pipeline=refs)
     with pytest.raises(InputError, match="unknown time zone"):
         ingest("sessions", [GOOD], pipeline=refs, timezone="Not/AZone")
+    with pytest.raises(InputError, match="time zone name of 257 characters"):
+        ingest("sessions", [GOOD], pipeline=refs, timezone="x" * 257)  # once an OSError from the zone files
 
 
 def test_large_input_shows_a_progress_bar_and_is_batched(refs, capsys):
