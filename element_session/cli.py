@@ -9,17 +9,15 @@ output; DataJoint's messages go to standard error.
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
 
+from . import formats, migrate, paths, populate, query
 from . import ingest as ingest_module
-from . import migrate, paths, populate, query, timezones
 from .database import database_errors
 from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
 from .export.nwb import add_export_parser
@@ -127,59 +125,14 @@ def _session_frame(args: argparse.Namespace, pipeline: ModuleType):
 
 def run_sessions(args: argparse.Namespace, pipeline: ModuleType) -> int:
     frame = _session_frame(args, pipeline)
-    subject_attrs = [k for k in pipeline.session.Session.primary_key if k not in ("session_datetime", "session_id")]
-    attributes = sorted(c for c in frame.columns if c.startswith(ingest_module.ATTRIBUTE_PREFIX))
     if args.format == "json":
-        json.dump([_json_row(row, subject_attrs, attributes) for row in frame.to_dict("records")], sys.stdout,
-                  ensure_ascii=False, indent=1)  # fmt: skip
+        json.dump(formats.session_records(frame, pipeline.session.Session), sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     elif args.format == "csv":
-        columns = [*subject_attrs, *ingest_module.SESSION_FIELDS, *attributes]
-        writer = csv.writer(sys.stdout, lineterminator="\r\n")  # RFC 4180; quotes fields holding \r or \n
-        writer.writerow(columns)
-        for row in frame.to_dict("records"):
-            writer.writerow([_csv_cell(column, row) for column in columns])
+        formats.write_sessions_csv(frame, pipeline.session.Session, sys.stdout)
     else:
-        shown = frame.drop(columns=["session_datetime_local"]).copy()
-        shown["session_datetime"] = [
-            timezones.format_session_time(t.replace(tzinfo=None), z) if t is not None else ""
-            for t, z in zip(frame["session_datetime"], frame["session_timezone"], strict=True)
-        ]
-        for column in ("experimenters", "projects"):
-            shown[column] = [", ".join(names) for names in shown[column]]
-        print(
-            shown.drop(columns=["session_timezone"]).fillna("").to_string(index=False) if len(shown) else "no sessions"
-        )
+        print(formats.sessions_text(frame))
     return OK
-
-
-def _csv_cell(column: str, row: dict[str, Any]) -> str:
-    if column == "session_datetime":
-        stamp = row["session_datetime"]
-        return timezones.format_session_time(stamp.replace(tzinfo=None), row["session_timezone"]) if stamp else ""
-    if column in ("experimenter", "project"):
-        names = row[column + "s"]
-        if any(ingest_module.LIST_SEPARATOR in name for name in names):
-            raise ElementSessionError(
-                f"{column} name in {names} contains ';' and cannot be written as CSV: use --format json"
-            )
-        return ingest_module.LIST_SEPARATOR.join(names)
-    value = row.get(column)
-    return "" if value is None else str(value)
-
-
-def _json_row(row: dict[str, Any], subject_attrs: list[str], attributes: list[str]) -> dict[str, Any]:
-    stamp = row["session_datetime"]
-    return {
-        **{k: row[k] for k in subject_attrs},
-        "session_datetime": stamp.isoformat() if stamp is not None else None,
-        "session_id": row["session_id"],
-        "experimenters": row["experimenters"],
-        "projects": row["projects"],
-        "session_dir": row["session_dir"],
-        "session_note": row["session_note"],
-        "attributes": {a[len(ingest_module.ATTRIBUTE_PREFIX) :]: row[a] for a in attributes if row[a] is not None},
-    }
 
 
 def run_dirs(args: argparse.Namespace, pipeline: ModuleType) -> int:

@@ -31,15 +31,13 @@ from tqdm import tqdm
 from . import bulk, paths, timezones
 from .database import database_errors
 from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
+from .formats import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
 from .readers import Record, _is_dataframe, iter_records
 from .validate import check_integer, check_key_text, check_text, column_checks, required_columns
 
 Kind = Literal["subjects", "experimenters", "projects", "sessions"]
 KINDS: tuple[str, ...] = ("subjects", "experimenters", "projects", "sessions")
 REFERENCE_TABLES = {"subjects": "Subject", "experimenters": "Experimenter", "projects": "Project"}
-SESSION_FIELDS = ("session_datetime", "session_id", "experimenter", "project", "session_dir", "session_note")
-ATTRIBUTE_PREFIX = "attr."
-LIST_SEPARATOR = ";"
 BATCH = 5_000  # keys per restriction
 CHUNK = 5_000  # input rows validated and written at a time
 ATTEMPTS = 3  # a transaction that lost a race with a concurrent writer is validated and tried again
