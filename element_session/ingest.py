@@ -77,20 +77,24 @@ def ingest(
     dry_run: bool = False,
     progress: bool | None = None,
     roots: Sequence[str | os.PathLike] | None = None,
+    sheet: str | None = None,
+    delimiter: str | None = None,
 ) -> IngestReport:
     """Ingest ``kind`` rows from ``source`` into the tables of ``pipeline``, in one transaction.
 
     Parameters
     ----------
     kind : "subjects", "experimenters", "projects" or "sessions".
-    source : a CSV/YAML/JSON file path or a list of paths (read as one input), a pandas
-        DataFrame, or a list of dicts.
+    source : a CSV/TSV/Excel (.xlsx)/YAML/JSON file path or a list of paths (read as one input), a
+        pandas DataFrame, or a list of dicts (see :mod:`element_session.readers` for each format).
     pipeline : the linking module: its ``Subject``, ``Experimenter`` and ``Project`` tables.
     session_module : the activated session module (default ``pipeline.session``).
     timezone : IANA zone of session times written without an offset (default UTC).
     dry_run : validate and report, write nothing.
     progress : show a progress bar (default: on a terminal, once the ingest takes more than a second).
     roots : root data directories for absolute ``session_dir`` values (default: configured roots).
+    sheet : the worksheet of ``.xlsx`` files (default: each workbook's first sheet).
+    delimiter : the separator of CSV/TSV files (default: tab for ``.tsv``, read from the header for ``.csv``).
     """
     if kind not in KINDS:
         raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
@@ -98,7 +102,7 @@ def ingest(
         timezones.zone_info(timezone)
     except timezones.TimeError as err:
         raise one_problem("arguments", "timezone", timezone, str(err)) from None
-    read, sources = _reader(source)
+    read, sources = _reader(source, sheet=sheet, delimiter=delimiter)
     with database_errors():
         return _ingest_records(kind, read, sources, pipeline, session_module, timezone, dry_run, progress, roots)
 
@@ -159,16 +163,17 @@ def _ingest_records(
     raise AssertionError("unreachable")
 
 
-def _reader(source: Any) -> tuple[Callable[[], Iterator[Record]], list[str]]:
+def _reader(source: Any, **options: str | None) -> tuple[Callable[[], Iterator[Record]], list[str]]:
     """A function that reads the records of ``source`` afresh (for a retry), and the sources' names."""
     if isinstance(source, list | tuple) and source and all(isinstance(s, str | os.PathLike) for s in source):
-        return (lambda: itertools.chain.from_iterable(iter_records(s) for s in source)), [str(s) for s in source]
+        files = [str(s) for s in source]
+        return (lambda: itertools.chain.from_iterable(iter_records(s, **options) for s in files)), files
     if isinstance(source, str | os.PathLike):
-        return (lambda: iter_records(source)), [str(source)]
+        return (lambda: iter_records(source, **options)), [str(source)]
     if not isinstance(source, Iterable) or isinstance(source, str | bytes | Mapping) or _is_dataframe(source):
-        return (lambda: iter_records(source)), ["DataFrame" if _is_dataframe(source) else "input"]
+        return (lambda: iter_records(source, **options)), ["DataFrame" if _is_dataframe(source) else "input"]
     rows = list(source)  # an iterator of dicts can be read once only: keep it for a retry
-    return (lambda: iter_records(rows)), ["input"]
+    return (lambda: iter_records(rows, **options)), ["input"]
 
 
 def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:

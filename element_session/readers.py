@@ -3,8 +3,17 @@
 Every reader yields :class:`Record` objects: where the row came from (source and row number as
 numbered in the source) and its values as text, lists of text, or None for "not given".
 
-- CSV: the row number is the file's line number on which the record starts (the header is line 1).
-  Empty cells are "not given".
+- CSV and TSV: the row number is the file's line number on which the record starts (the header is
+  line 1). Empty cells are "not given". ``.tsv`` files are tab-separated; a ``.csv`` file's separator is
+  read from its header line: ``;`` (as Excel writes CSV in locales whose decimal mark is a comma) or tab
+  where the header holds one of them and no comma, else ``,``. ``delimiter=`` overrides both.
+- Excel workbooks (``.xlsx``, read with openpyxl): the first sheet, or the one named by ``sheet=``; the
+  source is named ``file.xlsx[sheet]`` and rows are numbered as Excel shows them. Date-time cells become
+  ISO text without an offset (read in ingest's ``timezone``, as Excel stores no zone), date cells (a
+  date-only number format) ISO dates, whole numbers integers; formulas give their cached values.
+- Every tabular source (CSV, TSV, Excel): columns without a name at the end of the header, which
+  spreadsheet programs add, are ignored while their cells are empty; a value under such a column, or a
+  column without a name between named ones, is an error naming the row and the column's position.
 - YAML: a list of mappings; the row number is the line on which the mapping starts. Scalars are read
   as text exactly as written (no implicit conversion of dates, numbers or yes/no), so that
   ``subject: 0012`` stays ``"0012"``. An empty value or ``~`` is "not given".
@@ -17,9 +26,11 @@ numbered in the source) and its values as text, lists of text, or None for "not 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import math
 import os
+import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +55,26 @@ class Record:
         return InputProblem(self.source, self.row, column, value, reason)
 
 
-def iter_records(source: str | os.PathLike | Any) -> Iterator[Record]:
-    """The records of ``source``, one at a time: a file path (.csv, .yaml/.yml, .json), a DataFrame or dicts.
+def iter_records(
+    source: str | os.PathLike | Any, *, sheet: str | None = None, delimiter: str | None = None
+) -> Iterator[Record]:
+    """The records of ``source``, one at a time: a file path (.csv, .tsv, .xlsx, .yaml/.yml, .json), a
+    DataFrame or dicts.
 
-    CSV files are read as they are consumed, so that memory does not grow with the file.
+    ``sheet`` names the worksheet of an ``.xlsx`` file (default: the first); ``delimiter`` overrides the
+    separator of a CSV/TSV file (one character). CSV files and worksheets are read as they are consumed,
+    so that memory does not grow with the file.
+
+    Raises :class:`~element_session.errors.InputError` for a file that cannot be read as its type says
+    (naming file, sheet, row and column where it can).
     """
     if isinstance(source, str | os.PathLike):
-        yield from _read_file(Path(source))
-    elif _is_dataframe(source):
+        yield from _read_file(Path(source), sheet, delimiter)
+        return
+    for name, option in (("sheet", sheet), ("delimiter", delimiter)):
+        if option is not None:
+            raise one_problem("arguments", name, option, "applies to files only, not to a DataFrame or dicts")
+    if _is_dataframe(source):
         yield from _read_dataframe(source)
     elif isinstance(source, Iterable) and not isinstance(source, bytes | str | Mapping):
         yield from _read_dicts(source, "input")
@@ -59,21 +82,33 @@ def iter_records(source: str | os.PathLike | Any) -> Iterator[Record]:
         raise one_problem("input", None, type(source).__name__, "expected a file path, a DataFrame or a list of dicts")
 
 
-def read_records(source: str | os.PathLike | Any) -> list[Record]:
-    """Every record of ``source`` (see :func:`iter_records`)."""
-    return list(iter_records(source))
+def read_records(source: str | os.PathLike | Any, **options: str | None) -> list[Record]:
+    """Every record of ``source`` (see :func:`iter_records`, which takes the same ``options``)."""
+    return list(iter_records(source, **options))
 
 
-def _read_file(path: Path) -> Iterator[Record]:
-    readers = {".csv": _read_csv, ".yaml": _read_yaml, ".yml": _read_yaml, ".json": _read_json}
-    reader = readers.get(path.suffix.lower())
-    if reader is None:
-        raise one_problem(str(path), None, path.suffix, "unknown file type: use .csv, .yaml or .json")
+FILE_TYPES = (".csv", ".tsv", ".xlsx", ".yaml", ".yml", ".json")
+
+
+def _read_file(path: Path, sheet: str | None, delimiter: str | None) -> Iterator[Record]:
+    suffix = path.suffix.lower()
+    if suffix not in FILE_TYPES:
+        raise one_problem(str(path), None, path.suffix, f"unknown file type: use {', '.join(FILE_TYPES)}")
     if not path.is_file():
         raise one_problem(str(path), None, str(path), "no such file")
+    if sheet is not None and suffix != ".xlsx":
+        raise one_problem(str(path), None, sheet, "a sheet name is given, but only .xlsx workbooks have sheets")
+    if delimiter is not None and suffix not in (".csv", ".tsv"):
+        raise one_problem(str(path), None, delimiter, "a delimiter is given, but only CSV and TSV files have one")
+    if suffix == ".xlsx":
+        yield from _read_xlsx(path, sheet)
+        return
     try:
         with path.open(encoding="utf-8-sig", newline="") as file:  # a \r inside a quoted cell is data
-            yield from reader(file, str(path))
+            if suffix in (".csv", ".tsv"):
+                yield from _read_csv(file, str(path), delimiter or ("\t" if suffix == ".tsv" else None))
+            else:
+                yield from (_read_yaml if suffix in (".yaml", ".yml") else _read_json)(file, str(path))
     except UnicodeDecodeError as err:
         raise one_problem(str(path), None, err.object[err.start : err.end], "not UTF-8 text") from None
 
@@ -97,16 +132,29 @@ def _text(value: object) -> Value:
     return str(value)
 
 
-def _read_csv(file: TextIO, source: str) -> Iterator[Record]:
-    reader = csv.reader(file, strict=True)
+def _sniff_delimiter(file: TextIO) -> str:
+    """The separator of a CSV file, from its header line: ``;`` or tab where it holds one and no comma."""
+    position = file.tell()
+    header = file.readline()
+    file.seek(position)
+    if "," not in header:
+        for candidate in (";", "\t"):
+            if candidate in header:
+                return candidate
+    return ","
+
+
+def _read_csv(file: TextIO, source: str, delimiter: str | None) -> Iterator[Record]:
+    if delimiter is not None and len(delimiter) != 1:
+        raise one_problem(source, None, delimiter, "a delimiter is one character (e.g. ';' or a tab)")
+    reader = csv.reader(file, strict=True, delimiter=delimiter or _sniff_delimiter(file))
     try:
         header = next(reader)
     except StopIteration:
         return
     except csv.Error as err:
         raise one_problem(source, None, None, f"malformed CSV: {err}", row=1) from None
-    _check_header([h.strip() for h in header], source, 1)
-    header = [h.strip() for h in header]
+    header = tabular_header(header, source, 1)
     start = reader.line_num + 1
     while True:
         try:
@@ -116,12 +164,77 @@ def _read_csv(file: TextIO, source: str) -> Iterator[Record]:
         except csv.Error as err:
             raise one_problem(source, None, None, f"malformed CSV: {err}", row=start) from None
         if cells and any(c != "" for c in cells):
-            if len(cells) != len(header):
-                raise one_problem(
-                    source, None, cells, f"{len(cells)} cells where the header has {len(header)}", row=start
-                )
-            yield Record(source, start, {h: (c if c != "" else None) for h, c in zip(header, cells, strict=True)})
+            yield tabular_record(header, cells, source, start)
         start = reader.line_num + 1
+
+
+def tabular_header(cells: list[Any], source: str, row: int) -> list[str]:
+    """The column names of a header row of a CSV file or a worksheet, without its trailing unnamed columns.
+
+    Raises :class:`~element_session.errors.InputError` for a column given twice or an unnamed column
+    between named ones.
+    """
+    names = ["" if c is None else str(c).strip() for c in cells]
+    while names and names[-1] == "":
+        names.pop()
+    for position, name in enumerate(names, start=1):
+        if name == "":
+            raise one_problem(source, f"#{position}", None, "a column without a name in the header", row=row)
+    _check_header(names, source, row)
+    return names
+
+
+def tabular_record(header: list[str], cells: list[Any], source: str, row: int) -> Record:
+    """The record of one row of cells under ``header``; a value beyond the named columns is an error."""
+    if len(cells) < len(header):
+        raise one_problem(source, None, cells, f"{len(cells)} cells where the header has {len(header)}", row=row)
+    for position in range(len(header), len(cells)):
+        if cells[position] not in ("", None):
+            raise one_problem(
+                source, f"#{position + 1}", cells[position], "a value in a column without a name in the header", row=row
+            )
+    return Record(
+        source, row, {h: (None if c in ("", None) else c) for h, c in zip(header, cells[: len(header)], strict=True)}
+    )
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> Iterator[Record]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError) as err:
+        raise one_problem(str(path), None, None, f"not an Excel workbook (.xlsx): {err}") from None
+    try:
+        if sheet is not None and sheet not in workbook.sheetnames:
+            raise one_problem(str(path), "sheet", sheet, f"no such sheet: the workbook has {workbook.sheetnames}")
+        worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
+        source = f"{path}[{worksheet.title}]"
+        rows = worksheet.iter_rows()
+        header: list[str] | None = None
+        for cells in rows:
+            if not cells or all(c.value in (None, "") for c in cells):
+                continue
+            number = next(c.row for c in cells if getattr(c, "row", None) is not None)
+            values = [_cell_text(c) for c in cells]
+            if header is None:
+                header = tabular_header(values, source, number)
+            else:
+                yield tabular_record(header, values + [None] * (len(header) - len(values)), source, number)
+    finally:
+        workbook.close()
+
+
+def _cell_text(cell: Any) -> str | None:
+    """The text of a worksheet cell: ISO text for dates and times, integers for whole numbers."""
+    value = cell.value
+    if isinstance(value, dt.datetime):
+        date_only = value.time() == dt.time() and not any(c in cell.number_format.lower() for c in "hs")
+        return value.date().isoformat() if date_only else value.isoformat()
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return _text(value)
 
 
 def _check_header(header: list[str], source: str, row: int) -> None:
