@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
 from types import ModuleType
 
 import datajoint as dj
@@ -69,11 +68,35 @@ def activate_schema(
 ) -> None:
     """Activate ``schema`` under ``schema_name`` with the upstream tables of ``linking_module``.
 
-    Activating again under the same name with the same upstream tables does nothing. Activating
-    under another name while the first schema exists, or with other upstream tables, raises
-    :class:`ActivationError`: a module's tables are bound to one schema per process. If creating
-    the tables fails part-way, a schema this call created is dropped again, so that nothing is
-    left half-activated.
+    Each session variant's ``activate(schema_name, *, create_schema=True, create_tables=True,
+    linking_module=None)`` calls this with its own deferred ``schema``.
+
+    Parameters
+    ----------
+    schema_name : str
+        Name of the schema on the database server.
+    create_schema : bool
+        Create the schema if it does not exist yet (otherwise it must exist).
+    create_tables : bool
+        Create missing tables (otherwise they must exist).
+    linking_module : module or str
+        A module, or its import path, providing the upstream tables ``Subject`` (the subject of a
+        session), ``Project`` (projects sessions belong to) and ``Experimenter`` (people who run
+        sessions; pipelines often set ``Experimenter = lab.User``). They are checked before anything
+        touches the database.
+
+    Activating again under the same name with the same upstream tables does nothing. If creating the
+    tables fails part-way, a schema this call created is dropped again, so that nothing is left
+    half-activated.
+
+    Raises
+    ------
+    LinkingModuleError
+        The linking module is missing, cannot be imported, or lacks one of the upstream tables (all
+        are named), before anything touches the database.
+    ActivationError
+        The module is already activated under another name, or with other upstream tables: a
+        module's tables are bound to one schema per process.
     """
     module = resolve_linking_module(linking_module)
     upstream = check_linking_module(module)
@@ -140,39 +163,3 @@ def drop_schema(schema: dj.Schema) -> None:
 
 def _schema_exists(connection: dj.Connection, schema_name: str) -> bool:
     return bool(connection.query(connection.adapter.schema_exists_sql(schema_name)).rowcount)
-
-
-def activator(schema: dj.Schema) -> Callable[..., None]:
-    """The module-level ``activate`` function of a session variant bound to its ``schema``."""
-
-    def activate(
-        schema_name: str,
-        *,
-        create_schema: bool = True,
-        create_tables: bool = True,
-        linking_module: ModuleType | str | None = None,
-    ) -> None:
-        """Activate this module's tables in the database schema ``schema_name``.
-
-        Parameters
-        ----------
-        schema_name : name of the schema on the database server.
-        create_schema : create the schema if it does not exist yet (otherwise it must exist).
-        create_tables : create missing tables (otherwise they must exist).
-        linking_module : a module, or its import path, providing the upstream tables
-            ``Subject`` (the subject of a session), ``Project`` (projects sessions belong to) and
-            ``Experimenter`` (people who run sessions; pipelines often set
-            ``Experimenter = lab.User``). They are checked before anything touches the database.
-
-        Activating again under the same name does nothing; under another name it raises
-        :class:`element_session.errors.ActivationError` (one schema per module per process).
-        """
-        activate_schema(
-            schema,
-            schema_name,
-            create_schema=create_schema,
-            create_tables=create_tables,
-            linking_module=linking_module,
-        )
-
-    return activate

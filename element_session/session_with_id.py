@@ -1,20 +1,40 @@
 """Session tables whose sessions are identified by subject and session number.
 
 Activate with :func:`activate`; the linking module provides ``Subject``, ``Project`` and
-``Experimenter``. Everything but ``Session`` is shared with
-:mod:`element_session.session_with_datetime`.
+``Experimenter``. Every table but ``Session`` is defined once in :mod:`element_session.tables` and
+shared with :mod:`element_session.session_with_datetime`.
 """
+
+from __future__ import annotations
+
+from types import ModuleType
 
 import datajoint as dj
 
 from . import linking, tables
 
 schema = dj.Schema()
-activate = linking.activator(schema)
+
+
+def activate(
+    schema_name: str,
+    *,
+    create_schema: bool = True,
+    create_tables: bool = True,
+    linking_module: ModuleType | str | None = None,
+) -> None:
+    """Activate this module's tables in the database schema ``schema_name``.
+
+    See :func:`element_session.linking.activate_schema` for the parameters, what the linking module
+    must provide and the errors raised.
+    """
+    linking.activate_schema(
+        schema, schema_name, create_schema=create_schema, create_tables=create_tables, linking_module=linking_module
+    )
 
 
 @schema
-class Session(dj.Manual):
+class Session(tables.SessionBase, dj.Manual):
     """One experimental session: a subject's recording identified by its session number."""
 
     definition = """
@@ -25,9 +45,30 @@ class Session(dj.Manual):
     session_datetime=null: datetime  # start time of the session, in UTC, where known
     """
 
-    Attribute = tables.attribute_part()
+    class Attribute(tables.SessionAttribute, dj.Part):
+        pass
 
 
-SessionDirectory, SessionExperimenter, SessionNote, ProjectSession, SessionTimezone = tables.declare_shared_tables(
-    schema, __name__
-)
+@schema
+class SessionDirectory(tables.SessionDirectory, dj.Manual):
+    pass
+
+
+@schema
+class SessionExperimenter(tables.SessionExperimenter, dj.Manual):
+    pass
+
+
+@schema
+class SessionNote(tables.SessionNote, dj.Manual):
+    pass
+
+
+@schema
+class ProjectSession(tables.ProjectSession, dj.Manual):
+    pass
+
+
+@schema
+class SessionTimezone(tables.SessionTimezone, dj.Manual):
+    pass

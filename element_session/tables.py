@@ -1,19 +1,63 @@
-"""What the two session variants share: every table but ``Session`` itself, written once.
+"""What the two session variants share: the definitions of every table but ``Session``, written once.
 
 A DataJoint table class records its schema (and a Part its master) on the class itself, so one
-class cannot serve two schemas. The definitions and docstrings therefore live here as plain
-mixins, and :func:`declare_shared_tables` makes fresh table classes from them for each variant.
+class cannot serve two schemas. The definitions therefore live here as plain mixins, and each variant
+module declares its own thin classes from them (``class SessionNote(tables.SessionNote, dj.Manual)``),
+so that a search or go-to-definition lands on the table.
+
+Every table's docstring ends with its attributes (name, type, meaning), generated from its definition
+string by :func:`attributes_section` when the class is created: the definition is the one source.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Any
+import re
 
-import datajoint as dj
+_ATTRIBUTE = re.compile(
+    r"^(?P<name>[a-z][a-z0-9_]*)\s*(?:=\s*(?P<default>[^:]*?))?\s*:\s*(?P<type>[^#]+?)\s*(?:#\s*(?P<comment>.*))?$"
+)
+_FOREIGN_KEY = re.compile(r"^->\s*(?:\[[^\]]*\]\s*)?(?P<table>[\w.]+)")
 
 
-class SessionAttribute:
+def attributes_section(definition: str) -> str:
+    """The numpydoc ``Attributes`` section of a DataJoint table ``definition``.
+
+    One entry per line of the definition: a foreign key (``-> Subject``) as ``Subject : foreign key``,
+    an attribute as ``name : type`` with ``, optional (default X)`` for a default, and its ``#`` comment as
+    the description. Primary-key entries (above ``---``) say so.
+    """
+    lines, primary = ["Attributes", "----------"], True
+    for raw in definition.splitlines():
+        line = raw.strip()
+        if line.startswith("---") or line.startswith("___"):
+            primary = False
+            continue
+        key = " (primary key)" if primary else ""
+        if match := _FOREIGN_KEY.match(line):
+            table = match["table"]
+            described = "the master table" if table == "master" else table
+            lines += [f"{table} : foreign key{key}", f"    The key of {described}."]
+        elif match := _ATTRIBUTE.match(line):
+            default = f", optional (default {match['default']})" if match["default"] is not None else ""
+            lines += [f"{match['name']} : {match['type']}{default}{key}", f"    {match['comment'] or ''}".rstrip()]
+    return "\n".join(lines)
+
+
+class _Documented:
+    """Appends the attributes of ``definition`` to the docstring of every table class made from a mixin."""
+
+    definition: str
+    _summary = ""  # the class's own docstring, or the nearest base's, before the attributes are added
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("__doc__"):
+            cls._summary = cls.__doc__.strip()
+        if cls._summary and getattr(cls, "definition", None):
+            cls.__doc__ = f"{cls._summary}\n\n{attributes_section(cls.definition)}\n"
+
+
+class SessionAttribute(_Documented):
     """One named attribute of one session: a short text value and/or any Python object."""
 
     definition = """
@@ -26,7 +70,7 @@ class SessionAttribute:
     """
 
 
-class SessionDirectory:
+class SessionDirectory(_Documented):
     """The raw-data directory of one session."""
 
     definition = """
@@ -37,7 +81,7 @@ class SessionDirectory:
     """
 
 
-class SessionExperimenter:
+class SessionExperimenter(_Documented):
     """One person who conducted one session."""
 
     definition = """
@@ -47,7 +91,7 @@ class SessionExperimenter:
     """
 
 
-class SessionNote:
+class SessionNote(_Documented):
     """The free-form note of one session."""
 
     definition = """
@@ -58,7 +102,7 @@ class SessionNote:
     """
 
 
-class ProjectSession:
+class ProjectSession(_Documented):
     """One project that one session belongs to."""
 
     definition = """
@@ -68,7 +112,7 @@ class ProjectSession:
     """
 
 
-class SessionTimezone:
+class SessionTimezone(_Documented):
     """The time zone one session was recorded in (not part of the published element's layout)."""
 
     definition = """
@@ -79,26 +123,5 @@ class SessionTimezone:
     """
 
 
-SHARED_TABLES = (SessionDirectory, SessionExperimenter, SessionNote, ProjectSession, SessionTimezone)
-
-
-def attribute_part() -> type[dj.Part]:
-    """A fresh ``Session.Attribute`` part class, to be nested in a variant's ``Session``."""
-    return type("Attribute", (SessionAttribute, dj.Part), {"__doc__": SessionAttribute.__doc__})
-
-
-def declare_shared_tables(schema: dj.Schema, module_name: str) -> tuple[type[dj.Manual], ...]:
-    """Declare the shared Manual tables in ``schema`` for the variant module ``module_name``.
-
-    Foreign keys resolve in that module's namespace (its ``Session``) merged, at activation,
-    with the linking module's (``Experimenter``, ``Project``).
-    """
-    module = sys.modules[module_name]
-    context: dict[str, Any] = vars(module)
-    return tuple(
-        schema(
-            type(mixin.__name__, (mixin, dj.Manual), {"__doc__": mixin.__doc__, "__module__": module_name}),
-            context=context,
-        )
-        for mixin in SHARED_TABLES
-    )
+class SessionBase(_Documented):
+    """The documentation mixin of each variant's ``Session`` (whose definition differs by variant)."""

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+
+from element_session import session_with_datetime, session_with_id
 
 # column -> (type as the server reports it, normalised across backends; nullable)
 SESSION_TABLES = {
@@ -147,3 +152,25 @@ def test_both_variants_live_side_by_side(id_sessions, pipeline, prefix):
     (pipeline.Subject & {"subject": "side"}).delete()
     assert len(by_datetime.Session & {"subject": "side"}) == 0
     assert len(id_sessions.Session & {"subject": "side"}) == 0
+
+
+CLASSES = ("SessionDirectory", "SessionExperimenter", "SessionNote", "ProjectSession", "SessionTimezone")
+
+
+@pytest.mark.parametrize("variant", [session_with_datetime, session_with_id], ids=lambda m: m.__name__)
+def test_each_table_is_a_class_of_its_variant_documented_from_its_definition(variant):
+    """A search for ``class SessionNote(`` lands on the table; its docstring lists its attributes."""
+    source = Path(variant.__file__).read_text()
+    tables = {"Session": variant.Session, "Attribute": variant.Session.Attribute}
+    tables |= {name: getattr(variant, name) for name in CLASSES}
+    for name, table in tables.items():
+        assert re.search(rf"^\s*class {name}\(", source, re.M), f"{name} is not declared in {variant.__file__}"
+        assert table.__module__ == variant.__name__
+        doc = table.__doc__
+        assert doc.splitlines()[0].strip(), f"{name} has no summary line"
+        lines = [line.strip() for line in table.definition.splitlines()]
+        attributes = [re.match(r"(\w+)\s*(=[^:]*)?:\s*([^#]+?)\s*(#|$)", line) for line in lines]
+        for match in filter(None, attributes):
+            assert f"{match[1]} : {match[3]}" in doc, f"{name}: {match[1]} missing from its docstring"
+        for parent in re.findall(r"^->\s*(\w+)", table.definition, re.M):
+            assert f"{parent} : foreign key" in doc
