@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 
 import datajoint as dj
@@ -129,6 +130,56 @@ def activate_schema(
             drop_schema(schema)
         schema.database = None
         raise
+
+
+def activate_downstream(
+    schema: dj.Schema,
+    schema_name: str,
+    *,
+    session_module: ModuleType,
+    tables: Sequence[type[dj.Table]] = (),
+    create_schema: bool = True,
+    create_tables: bool = True,
+    add_objects: Mapping[str, object] | None = None,
+) -> None:
+    """Activate a downstream ``schema`` whose tables refer to ``session.Session`` of ``session_module``.
+
+    The boilerplate of every downstream schema in one call: checks that ``session_module``'s
+    ``Session`` and ``SessionDirectory`` are activated (the session schema comes first), activates
+    ``schema`` with ``session`` (and any ``add_objects``) resolvable in its definitions, and declares
+    the jobs tables of ``tables`` (its Imported/Computed tables) so that ``populate`` workers can
+    reserve keys on either backend. Activating again under the same name does nothing.
+
+    Raises
+    ------
+    LinkingModuleError
+        ``session_module`` has no activated ``Session`` or ``SessionDirectory``.
+    """
+    for name in ("Session", "SessionDirectory"):
+        table = getattr(session_module, name, None)
+        if table is None or getattr(table, "database", None) is None:
+            raise LinkingModuleError(
+                f"session module {getattr(session_module, '__name__', session_module)!r} has no activated `{name}`: "
+                f"activate the session schema before `{schema_name}`"
+            )
+    schema.activate(
+        schema_name,
+        create_schema=create_schema,
+        create_tables=create_tables,
+        add_objects={"session": session_module, **(add_objects or {})},
+    )
+    if create_tables:
+        from .populate import declare_jobs_table
+
+        for table in tables:
+            declare_jobs_table(table)
+
+
+def activated_session_modules() -> list[ModuleType]:
+    """The session variant modules activated in this process (none, one or both)."""
+    from . import session_with_datetime, session_with_id
+
+    return [m for m in (session_with_datetime, session_with_id) if m.schema.is_activated()]
 
 
 def match_backslashes_as_datajoint_escapes_them(connection: dj.Connection) -> None:

@@ -54,6 +54,19 @@ def get_root_dirs() -> list[pathlib.Path]:
     return [pathlib.Path(part) for part in value.split(os.pathsep) if part.strip()]
 
 
+#: The root-directory functions that published downstream elements look up in their linking module
+#: (element-array-ephys, element-calcium-imaging, element-miniscope, element-deeplabcut,
+#: element-facemap, element-event). Each is :func:`get_root_dirs`: every modality's raw data lies
+#: under the session roots. A lab that keeps a modality elsewhere defines its own function of that
+#: name in its linking module instead of importing this one.
+get_ephys_root_data_dir = get_root_dirs
+get_imaging_root_data_dir = get_root_dirs
+get_miniscope_root_data_dir = get_root_dirs
+get_dlc_root_data_dir = get_root_dirs
+get_facemap_root_data_dir = get_root_dirs
+get_experiment_root_data_dir = get_root_dirs
+
+
 def set_root_dirs(dirs: Sequence[PathInput]) -> None:
     """Configure the root data directories, overriding ``SESSION_ROOT_DIRS``.
 
@@ -254,8 +267,31 @@ def _first_under(
     raise DirectoryNotFoundError(f"{subject} exists under none of the root data directories; roots tried: {tried}")
 
 
-def _session_module(session_module: ModuleType | None) -> ModuleType:
-    return session_module if session_module is not None else importlib.import_module(_DEFAULT_SESSION_MODULE)
+def _session_module(session_module: ModuleType | None, key: Mapping[str, Any] | None = None) -> ModuleType:
+    """``session_module``, or else the activated session variant whose ``Session`` holds ``key``.
+
+    Without a key (or with no variant activated, as before activation) it is
+    :mod:`element_session.session_with_datetime`, as in the published element.
+    """
+    if session_module is not None:
+        return session_module
+    from .linking import activated_session_modules
+
+    active = activated_session_modules()
+    if key is None or not active:
+        return importlib.import_module(_DEFAULT_SESSION_MODULE)
+    holding = [
+        m
+        for m in active
+        if all(name in key for name in m.Session.primary_key)
+        and len(m.Session() & {name: key[name] for name in m.Session.primary_key})
+    ]
+    if len(holding) > 1:
+        raise SessionNotFoundError(
+            f"session key {dict(key)!r} names a session in both activated session schemas "
+            f"({', '.join(m.Session.full_table_name for m in holding)}): pass session_module= to say which"
+        )
+    return holding[0] if holding else active[0]
 
 
 def get_session_directory(
@@ -265,18 +301,22 @@ def get_session_directory(
 ) -> pathlib.Path:
     """The absolute raw-data directory of the session ``key``: the first root in which it exists.
 
-    ``key`` must hold every primary-key attribute of ``Session`` (other keys are ignored).
-    ``session_module`` is an activated session module (default
-    :mod:`element_session.session_with_datetime`); ``roots=None`` means :func:`get_root_dirs`.
+    This is the ``get_session_directory(session_key)`` that published downstream elements (e.g.
+    element-array-ephys) call through their linking module: import it there. They pass the result to
+    element-interface's ``find_full_path(roots, path)``, which returns an absolute path unchanged.
+
+    ``key`` must hold every primary-key attribute of ``Session`` (other keys, such as a downstream
+    table's own, are ignored). ``session_module`` is an activated session module; by default the
+    activated variant whose ``Session`` holds ``key``. ``roots=None`` means :func:`get_root_dirs`.
 
     Raises :class:`SessionNotFoundError` if ``key`` names no session, or a session without a
     ``SessionDirectory`` row, and :class:`DirectoryNotFoundError`, naming the relative directory
     and every root tried, if the directory exists under none of the roots.
     """
-    module = _session_module(session_module)
-    table = module.SessionDirectory()
     if not isinstance(key, Mapping):
         raise SessionNotFoundError(f"the session key must be a dict of its primary key, not {type(key).__name__}")
+    module = _session_module(session_module, key)
+    table = module.SessionDirectory()
     names = list(module.Session.primary_key)
     missing = [name for name in names if name not in key]
     if missing:

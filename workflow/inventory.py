@@ -21,9 +21,9 @@ from typing import Any
 
 import datajoint as dj
 
-from element_session.errors import ElementSessionError, LinkingModuleError
+from element_session.errors import ElementSessionError
+from element_session.linking import activate_downstream
 from element_session.paths import get_session_directory
-from element_session.populate import declare_jobs_table
 
 schema = dj.Schema()
 
@@ -51,22 +51,14 @@ def activate(
     or ``element_session.session_with_id``) whose ``Session`` the tables depend on and whose
     ``SessionDirectory`` locates the raw data. Activating again under the same name does nothing.
     """
-    for name in ("Session", "SessionDirectory"):
-        table = getattr(session_module, name, None)
-        if table is None or getattr(table, "database", None) is None:
-            raise LinkingModuleError(
-                f"session module {getattr(session_module, '__name__', session_module)!r} has no activated `{name}`: "
-                "activate the session schema before the inventory schema"
-            )
-    schema.activate(
+    activate_downstream(
+        schema,
         schema_name,
+        session_module=session_module,
+        tables=(SessionInventory, FileTypeSummary),
         create_schema=create_schema,
         create_tables=create_tables,
-        add_objects={"session": session_module},
     )
-    if create_tables:  # declared now: DataJoint 2.3.5 cannot declare them itself on PostgreSQL
-        for table in (SessionInventory, FileTypeSummary):
-            declare_jobs_table(table)
 
 
 def _session_module() -> ModuleType:
