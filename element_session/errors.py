@@ -15,6 +15,10 @@ class ActivationError(ElementSessionError):
     """Raised when a session module is activated again under a different schema name."""
 
 
+class CollationWarning(UserWarning):
+    """Warned once by ``activate()`` when key columns compare text by a collation that is not binary."""
+
+
 class LocalServerError(ElementSessionError):
     """Raised when a private local database server cannot be set up, started or reached."""
 
