@@ -123,9 +123,7 @@ def refused(
         return None
     column = next((m[1] for pattern in _COLUMN if (m := pattern.search(message))), None)
     values = values or {}
-    if column not in values:
-        column = None
-    value = values[column] if column else (dict(values) or None)
+    value = values.get(column) if column else (dict(values) or None)  # the whole row if no column is named
     what = _REFUSED.get(code) or ("a value the column cannot hold" if state[:2] == "22" else "a key or constraint")
     reason = f"the database refused {what}" + (f" in {table}" if table else "") + f": {without_password(message)}"
     return DatabaseRefusedError(

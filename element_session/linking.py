@@ -208,7 +208,7 @@ def _warn_about_collations(connection: dj.Connection, schema_name: str, tables: 
         "(back up first; see docs/ingest.md, 'Keys and collations'): "
         "ALTER TABLE `schema`.`table` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin.",
         CollationWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of the variant's activate()
     )
 
 

@@ -13,60 +13,23 @@ import os
 import secrets
 import textwrap
 import types
-import warnings
 from collections.abc import Iterator
 
-import datajoint as dj
 import pytest
 
 from element_session import session_with_id
-from element_session.errors import CollationWarning, ConflictError, InputError
+from element_session.errors import ConflictError, InputError
 from element_session.ingest import ingest
 from element_session.linking import drop_schema
-from tests.helpers import snapshot
+from tests.helpers import declare_lab, snapshot
 
 BACKEND = os.environ.get("DJ_BACKEND", "mysql")
 COLLATIONS = ["utf8mb4_general_ci", "utf8mb4_bin"] if BACKEND == "mysql" else ["deterministic"]
 
 
-def declare_lab(connection, base: str, collation: str) -> types.ModuleType:
-    """A linking module whose lab schema and session schema are created with ``collation``."""
-    lab_name, session_name = base + "lab", base + "session"
-    if BACKEND == "mysql":
-        for name in (lab_name, session_name):
-            connection.query(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE {collation}")
-    lab = dj.Schema(lab_name)
-
-    @lab
-    class Subject(dj.Manual):
-        definition = """
-        subject: varchar(32)
-        ---
-        sex: enum('M', 'F', 'U')
-        subject_birth_date: date
-        """
-
-    @lab
-    class User(dj.Lookup):
-        definition = "user: varchar(32)"
-
-    @lab
-    class Project(dj.Lookup):
-        definition = "project: varchar(32)"
-
-    linking = types.ModuleType(f"keys_lab_{collation}")
-    linking.Subject, linking.Experimenter, linking.Project, linking.User = Subject, User, Project, User
-    linking.lab, linking.session = lab, session_with_id
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        session_with_id.activate(session_name, linking_module=linking)
-    linking.warned = [str(w.message) for w in caught if issubclass(w.category, CollationWarning)]
-    return linking
-
-
 @pytest.fixture(scope="module", params=COLLATIONS)
 def lab(request, connection, prefix) -> Iterator[types.ModuleType]:
-    linking = declare_lab(connection, f"{prefix}ky{secrets.token_hex(3)}_", request.param)
+    linking = declare_lab(connection, f"{prefix}ky{secrets.token_hex(3)}_", "utf8mb4", request.param)
     linking.ci = request.param.endswith("_ci")
     linking.Subject.insert1({"subject": "M001", "sex": "F", "subject_birth_date": "2020-01-01"})
     linking.User.insert([{"user": "ada"}, {"user": "bob"}])
