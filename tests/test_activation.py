@@ -135,3 +135,59 @@ def test_a_users_own_linking_module_works(run_python, prefix, variant, key):
     assert "('name', 'Ada')" in out
     assert "('person_id', 17)" in out
     assert "grant_code" in out.splitlines()[-1]
+
+
+LINEAGE_PIPELINE = """
+import datajoint as dj
+from element_session import session_with_id as session
+from element_session.query import find_sessions, session_table
+
+lab = dj.Schema("{prefix}ln_lab")
+
+@lab
+class Animal(dj.Manual):
+    definition = '''
+    animal: varchar(16)
+    '''
+
+@lab
+class Person(dj.Lookup):
+    definition = "person: varchar(16)"
+
+@lab
+class Grant(dj.Lookup):
+    definition = "grant_code: varchar(16)"
+
+Subject, Project, Experimenter = Animal, Grant, Person
+session.activate("{prefix}ln_session", linking_module=__name__)
+"""
+
+FILL = """
+Animal.insert1(dict(animal="a1"))
+Person.insert1(dict(person="ada"))
+session.Session.insert1(dict(animal="a1", session_id=1))
+session.SessionExperimenter.insert1(dict(animal="a1", session_id=1, person="ada"))
+"""
+
+FIRST_QUERIES = """
+table = session_table(session.Session(), session)
+print("table:", list(table["experimenters"]))
+print("found:", len(find_sessions(session, experimenter="ada")))
+print("joined:", len(session.Session * Animal))
+"""
+
+
+def test_lineage_repaired_at_activation_works_for_the_first_query_of_the_process(run_python, prefix, connection):
+    """~lineage rows deleted (a partial upgrade, a restore): the first query of a fresh process works."""
+    run_python(LINEAGE_PIPELINE.format(prefix=prefix) + FILL)
+    for schema in (f"{prefix}ln_lab", f"{prefix}ln_session"):
+        lineage = connection.adapter.quote_identifier(schema) + "." + connection.adapter.quote_identifier("~lineage")
+        connection.query(f"DELETE FROM {lineage}")
+    result = run_python(LINEAGE_PIPELINE.format(prefix=prefix) + FIRST_QUERIES)
+    assert "table: [['ada']]\nfound: 1\njoined: 1\n" in result.stdout, result.stderr
+    assert "Cannot join" not in result.stderr
+    restored = connection.query(
+        f"SELECT COUNT(*) FROM {connection.adapter.quote_identifier(prefix + 'ln_session')}."
+        f"{connection.adapter.quote_identifier('~lineage')}"
+    ).fetchone()[0]
+    assert restored > 0
