@@ -4,8 +4,8 @@
 refused connection becomes :class:`~element_session.errors.DatabaseUnreachableError` (host and
 port), a refused privilege :class:`~element_session.errors.PermissionDeniedError` (the account and
 what it tried), a refused value :class:`~element_session.errors.DatabaseRefusedError` (MySQL
-errors 1048, 1062, 1264, 1265, 1292, 1366, 1406, 1451, 1452; PostgreSQL SQLSTATE classes 22 and
-23) naming the column and value, and a deadlock or lock wait timeout
+errors 1048, 1062, 1264, 1265, 1292, 1364, 1366, 1406, 1451, 1452, 3819, 4025; PostgreSQL SQLSTATE
+classes 22 and 23) naming the column and value, and a deadlock or lock wait timeout
 :class:`~element_session.errors.DatabaseBusyError` (MySQL 1205, 1213; SQLSTATE class 40, 55P03).
 The transaction that was open is rolled back by the server when the connection drops.
 """
@@ -37,9 +37,12 @@ _REFUSED = {  # MySQL error -> what the server refused
     1265: "a value the column truncates",
     1292: "a value not valid for the column's type",
     1366: "a character (or value) the column cannot hold",
+    1364: "a value the column requires is missing",
     1406: "text too long for the column",
     1451: "rows of another table refer to it",
     1452: "no such row in the table it refers to",
+    3819: "a value its check constraint refuses",
+    4025: "a value its check constraint refuses",
 }
 _BUSY = {1205: "a lock wait timeout", 1213: "a deadlock"}
 _TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
