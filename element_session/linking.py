@@ -228,12 +228,15 @@ def activate_downstream(
     ``Session`` and ``SessionDirectory`` are activated (the session schema comes first), activates
     ``schema`` with ``session`` (and any ``add_objects``) resolvable in its definitions, and declares
     the jobs tables of ``tables`` (its Imported/Computed tables) so that ``populate`` workers can
-    reserve keys on either backend. Activating again under the same name does nothing.
+    reserve keys on either backend. Activating again under the same name does nothing. Lineage rows
+    DataJoint repairs while activating take effect at once (:func:`reload_stale_headings`).
 
     Raises
     ------
     LinkingModuleError
         ``session_module`` has no activated ``Session`` or ``SessionDirectory``.
+    ActivationError
+        ``~lineage`` rows are missing and could not be written (the message names the repair).
     """
     for name in ("Session", "SessionDirectory"):
         table = getattr(session_module, name, None)
@@ -248,6 +251,7 @@ def activate_downstream(
         create_tables=create_tables,
         add_objects={"session": session_module, **(add_objects or {})},
     )
+    reload_stale_headings(_tables_of(schema), schema_name)
     if create_tables:
         from .populate import declare_jobs_table
 

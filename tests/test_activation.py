@@ -163,6 +163,22 @@ class Grant(dj.Lookup):
 
 Subject, Project, Experimenter = Animal, Grant, Person
 session.activate("{prefix}{name}_session", linking_module=__name__)
+
+from element_session.linking import activate_downstream
+down = dj.Schema()
+
+@down
+class Count(dj.Computed):
+    definition = '''
+    -> session.Session
+    ---
+    n: int32
+    '''
+
+    def make(self, key):
+        self.insert1(dict(key, n=1))
+
+activate_downstream(down, "{prefix}{name}_down", session_module=session, tables=[Count])
 """
 
 FILL = """
@@ -170,6 +186,7 @@ Animal.insert1(dict(animal="a1"))
 Person.insert1(dict(person="ada"))
 session.Session.insert1(dict(animal="a1", session_id=1))
 session.SessionExperimenter.insert1(dict(animal="a1", session_id=1, person="ada"))
+Count.populate()
 """
 
 FIRST_QUERIES = """
@@ -177,6 +194,7 @@ table = session_table(session.Session(), session)
 print("table:", list(table["experimenters"]))
 print("found:", len(find_sessions(session, experimenter="ada")))
 print("joined:", len(session.Session * Animal))
+print("downstream:", len(Count * session.Session))
 """
 
 
@@ -189,9 +207,9 @@ def delete_lineage(connection, schemas: list[str]) -> None:
 def test_lineage_repaired_at_activation_works_for_the_first_query_of_the_process(run_python, prefix, connection):
     """~lineage rows deleted (a partial upgrade, a restore): the first query of a fresh process works."""
     run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="ln") + FILL)
-    delete_lineage(connection, [f"{prefix}ln_lab", f"{prefix}ln_session"])
+    delete_lineage(connection, [f"{prefix}ln_lab", f"{prefix}ln_session", f"{prefix}ln_down"])
     result = run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="ln") + FIRST_QUERIES)
-    assert "table: [['ada']]\nfound: 1\njoined: 1\n" in result.stdout, result.stderr
+    assert "table: [['ada']]\nfound: 1\njoined: 1\ndownstream: 1\n" in result.stdout, result.stderr
     assert "Cannot join" not in result.stderr
     restored = connection.query(
         f"SELECT COUNT(*) FROM {connection.adapter.quote_identifier(prefix + 'ln_session')}."
@@ -205,7 +223,7 @@ def test_lineage_an_account_cannot_repair_is_an_activation_error_naming_the_fix(
 ):
     from tests.test_privileges import _create_account, _drop_account
 
-    schemas = [f"{prefix}lr_lab", f"{prefix}lr_session"]
+    schemas = [f"{prefix}lr_lab", f"{prefix}lr_session", f"{prefix}lr_down"]
     run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="lr") + FILL)
     delete_lineage(connection, schemas)
     user, password = f"lr_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
