@@ -1,22 +1,58 @@
 """Failures of the database itself, as typed errors that name the server but never the password.
 
-:func:`database_errors` wraps work on the database: a lost or refused connection becomes
-:class:`~element_session.errors.DatabaseUnreachableError` (host and port), a refused privilege
-:class:`~element_session.errors.PermissionDeniedError` (the account and what it tried). The
-transaction that was open is rolled back by the server when the connection drops.
+:func:`database_errors` wraps work on the database and :func:`translate` is its one map: a lost or
+refused connection becomes :class:`~element_session.errors.DatabaseUnreachableError` (host and
+port), a refused privilege :class:`~element_session.errors.PermissionDeniedError` (the account and
+what it tried), a refused value :class:`~element_session.errors.DatabaseRefusedError` (MySQL
+errors 1048, 1062, 1264, 1265, 1292, 1364, 1366, 1406, 1451, 1452, 3819, 4025; PostgreSQL SQLSTATE
+classes 22 and 23) naming the column and value, and a deadlock or lock wait timeout
+:class:`~element_session.errors.DatabaseBusyError` (MySQL 1205, 1213; SQLSTATE class 40, 55P03).
+The transaction that was open is rolled back by the server when the connection drops.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import datajoint as dj
 
-from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
+from .errors import (
+    DatabaseBusyError,
+    DatabaseRefusedError,
+    DatabaseUnreachableError,
+    ElementSessionError,
+    InputProblem,
+    PermissionDeniedError,
+)
 
 _CONNECTION_ERRORS = {"OperationalError", "LostConnectionError", "InterfaceError", "ConnectionRefusedError"}
 _LOST_CODES = {2003, 2006, 2013, 2055, 1053, 1927}  # MySQL: can't connect, gone away, lost, shutdown, killed
+_REFUSED = {  # MySQL error -> what the server refused
+    1048: "a value the column requires is missing",
+    1062: "a duplicate key",
+    1264: "a number out of the column's range",
+    1265: "a value the column truncates",
+    1292: "a value not valid for the column's type",
+    1366: "a character (or value) the column cannot hold",
+    1364: "a value the column requires is missing",
+    1406: "text too long for the column",
+    1451: "rows of another table refer to it",
+    1452: "no such row in the table it refers to",
+    3819: "a value its check constraint refuses",
+    4025: "a value its check constraint refuses",
+}
+_BUSY = {1205: "a lock wait timeout", 1213: "a deadlock"}
+_TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
+_COLUMN = (  # where the server's message names the column
+    re.compile(r"for column [`'\"]?(?:[^`'\"]*[`'\"]?\.[`'\"]?)*([^`'\".]+)[`'\"]? at row"),
+    re.compile(r"FOREIGN KEY \(`([^`]+)`"),
+    re.compile(r"Column '([^']+)' cannot be null"),
+    re.compile(r"Key \(([^,)]+)\)="),
+    re.compile(r'column "([^"]+)"'),
+)
 
 
 def _server() -> str:
@@ -44,6 +80,60 @@ def _is_lost_connection(err: BaseException) -> bool:
     return False
 
 
+def server_error(err: BaseException) -> tuple[int | str, str] | None:
+    """The server's error code (MySQL number or PostgreSQL SQLSTATE) and message behind ``err``, if any.
+
+    DataJoint raises its own errors from the driver's, so the chain is followed.
+    """
+    for e in (err, err.__cause__, err.__context__):
+        if e is None:
+            continue
+        if isinstance(getattr(e, "pgcode", None), str):
+            return e.pgcode, str(getattr(e, "pgerror", None) or e).strip()
+        if type(e).__module__.startswith("pymysql") and e.args and isinstance(e.args[0], int):
+            return e.args[0], str(e.args[1]) if len(e.args) > 1 else ""
+    return None
+
+
+def is_refusal(err: BaseException) -> bool:
+    """Whether ``err`` is the server refusing the values written (not a lost connection or a deadlock)."""
+    found = server_error(err)
+    return found is not None and (found[0] in _REFUSED or str(found[0])[:2] in ("22", "23"))
+
+
+def refused(
+    err: BaseException,
+    *,
+    source: str = "database",
+    row: int | None = None,
+    values: Mapping[str, Any] | None = None,
+    table: str | None = None,
+) -> DatabaseRefusedError | DatabaseBusyError | None:
+    """The typed error for the server refusing a write, naming where if known; None if ``err`` is not one.
+
+    ``source``/``row`` say where the refused row came from, ``values`` is the row written and
+    ``table`` its table's name: the column the server's message names is given with its value.
+    """
+    found = server_error(err)
+    if found is None:
+        return None
+    code, message = found
+    state = str(code)
+    if code in _BUSY or state[:2] == "40" or state == "55P03":
+        what = _BUSY.get(code, "a deadlock or lock timeout")
+        return DatabaseBusyError(f"the database gave up on the write ({what}): nothing was written; try again")
+    if code not in _REFUSED and state[:2] not in ("22", "23"):
+        return None
+    column = next((m[1] for pattern in _COLUMN if (m := pattern.search(message))), None)
+    values = values or {}
+    value = values.get(column) if column else (dict(values) or None)  # the whole row if no column is named
+    what = _REFUSED.get(code) or ("a value the column cannot hold" if state[:2] == "22" else "a key or constraint")
+    reason = f"the database refused {what}" + (f" in {table}" if table else "") + f": {without_password(message)}"
+    return DatabaseRefusedError(
+        [InputProblem(source, row, column, value, reason)], code=code, transient=code in _TRANSIENT
+    )
+
+
 def translate(err: BaseException) -> ElementSessionError | None:
     """The typed error for a database failure, or None if ``err`` is not one."""
     if isinstance(err, ElementSessionError):
@@ -56,7 +146,7 @@ def translate(err: BaseException) -> ElementSessionError | None:
         return DatabaseUnreachableError(
             f"cannot reach the database at {_server()}: {type(err).__name__}: {without_password(str(err))}"
         )
-    return None
+    return refused(err)
 
 
 @contextmanager

@@ -15,6 +15,10 @@ class ActivationError(ElementSessionError):
     """Raised when a session module is activated again under a different schema name."""
 
 
+class CollationWarning(UserWarning):
+    """Warned once by ``activate()`` when key columns compare text by a collation that is not binary."""
+
+
 class LocalServerError(ElementSessionError):
     """Raised when a private local database server cannot be set up, started or reached."""
 
@@ -54,6 +58,20 @@ class ConflictError(InputError):
     """Raised when an input row's key exists in the database with different content."""
 
 
+class DatabaseRefusedError(InputError):
+    """Raised when the database refuses input that passed the checks; nothing was written.
+
+    For example a character the column's character set cannot hold, a value too long or out of
+    range, a duplicate key, a missing parent row. ``code`` is the server's error (a MySQL error
+    number or a PostgreSQL SQLSTATE); ``transient`` says whether a concurrent writer may have caused
+    it, so that checking and writing again may succeed.
+    """
+
+    def __init__(self, problems: list[InputProblem], code: int | str | None = None, transient: bool = False) -> None:
+        super().__init__(problems)
+        self.code, self.transient = code, transient
+
+
 class InputProblem:
     """One problem of the input: where (source, row, column), the value, and why it is wrong."""
 
@@ -80,3 +98,9 @@ class DatabaseUnreachableError(ElementSessionError, ConnectionError):
 
 class PermissionDeniedError(ElementSessionError, PermissionError):
     """Raised when the database account may not do what was asked (e.g. a read-only account writing)."""
+
+
+class DatabaseBusyError(ElementSessionError):
+    """Raised when a deadlock or a lock wait timeout persists after retries; nothing was written, try again."""
+
+    transient = True

@@ -7,6 +7,12 @@ a row whose key exists with different content in a column the input gives is a
 :class:`~element_session.errors.ConflictError`. Columns the input leaves empty are "not given":
 new rows get the column's default, and existing rows are not compared on them.
 
+Keys are compared as the database compares them (:mod:`element_session.keys`): under a
+case-insensitive collation an input ``m001`` is the stored ``M001`` (the report's ``matched`` says
+so, and the stored spelling is written), and two input keys that differ only so are duplicates.
+Anything the server still refuses is a :class:`~element_session.errors.DatabaseRefusedError` naming
+the input row (see :mod:`element_session.bulk`).
+
 Session input has the columns ``subject`` (or whatever the linking module's ``Subject`` key is),
 ``session_datetime``, ``session_id``, ``experimenter``, ``project``, ``session_dir``,
 ``session_note`` and ``attr.<name>``; several experimenters or projects are separated by ``;`` in
@@ -28,9 +34,17 @@ from typing import Any, Literal
 import datajoint as dj
 from tqdm import tqdm
 
-from . import bulk, paths, timezones
-from .database import database_errors
-from .errors import ConflictError, InputError, InputProblem, SessionDirectoryError, one_problem
+from . import bulk, keys, paths, timezones
+from .database import database_errors, refused
+from .errors import (
+    ConflictError,
+    DatabaseBusyError,
+    DatabaseRefusedError,
+    InputError,
+    InputProblem,
+    SessionDirectoryError,
+    one_problem,
+)
 from .formats import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
 from .readers import Record, _is_dataframe, iter_records
 from .validate import check_integer, check_key_text, check_text, column_checks, required_columns
@@ -53,6 +67,7 @@ class IngestReport:
     present: list[str] = field(default_factory=list)  # rows already in the database exactly
     inserted: dict[str, int] = field(default_factory=dict)  # table name -> rows inserted
     dry_run: bool = False
+    matched: list[str] = field(default_factory=list)  # input keys taken as stored keys spelt otherwise
 
     @property
     def new(self) -> int:
@@ -61,10 +76,15 @@ class IngestReport:
     def __str__(self) -> str:
         tables = ", ".join(f"{table} {n}" for table, n in self.inserted.items() if n) or "nothing"
         verb = "would insert" if self.dry_run else "inserted"
-        return (
+        text = (
             f"{self.kind} from {', '.join(self.sources)}: {self.rows} row(s) read, {self.new} new, "
             f"{len(self.present)} already present; {verb} {tables}"
         )
+        if self.matched:
+            text += f"\n{len(self.matched)} key value(s) taken as the stored key the database compares equal:"
+            text += "".join(f"\n  {line}" for line in self.matched[:20])
+            text += f"\n  ... and {len(self.matched) - 20} more" if len(self.matched) > 20 else ""
+        return text
 
 
 def ingest(
@@ -95,6 +115,12 @@ def ingest(
     roots : root data directories for absolute ``session_dir`` values (default: configured roots).
     sheet : the worksheet of ``.xlsx`` files (default: each workbook's first sheet).
     delimiter : the separator of CSV/TSV files (default: tab for ``.tsv``, read from the header for ``.csv``).
+
+    Returns the :class:`IngestReport`. Raises :class:`~element_session.errors.InputError` for
+    invalid input (:class:`~element_session.errors.ConflictError` where only stored content
+    differs), :class:`~element_session.errors.DatabaseRefusedError` for a row the server refuses,
+    :class:`~element_session.errors.DatabaseBusyError` for a deadlock or lock timeout after
+    retries, and the connection errors of :mod:`element_session.database`; nothing is written then.
     """
     if kind not in KINDS:
         raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
@@ -149,16 +175,19 @@ def _ingest_records(
                         problems.extend(err.problems)
                         conflicts_only = conflicts_only and isinstance(err, ConflictError)
                         continue
-                    for table, rows in batches:
+                    for table, rows, records in batches:
                         report.inserted[table.__name__] = report.inserted.get(table.__name__, 0) + len(rows)
                         if not dry_run and not problems:
-                            _write(table, rows)
+                            _write(table, rows, records)
                     bar.update(len(chunk))
                 _raise_if(problems, ConflictError if conflicts_only else InputError)
-        except dj.errors.DuplicateError:
-            if attempt == ATTEMPTS - 1:
+        except Exception as err:
+            typed = err if isinstance(err, DatabaseRefusedError | DatabaseBusyError) else refused(err)
+            if typed is None:
                 raise
-            continue  # a concurrent writer inserted some of the same rows: check again
+            if not typed.transient or attempt == ATTEMPTS - 1:
+                raise typed from None
+            continue  # a concurrent writer inserted or deleted some of the same rows: check again
         return report
     raise AssertionError("unreachable")
 
@@ -181,12 +210,14 @@ def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
-def _write(table: Any, rows: list[dict]) -> None:
-    by_fields: dict[tuple[str, ...], list[dict]] = {}
-    for row in rows:  # a statement inserts rows of one set of fields
-        by_fields.setdefault(tuple(row), []).append(row)
-    for same in by_fields.values():
-        for _ in bulk.insert(table, same):
+def _write(table: Any, rows: list[dict], records: list[Record]) -> None:
+    by_fields: dict[tuple[str, ...], tuple[list[dict], list[tuple[str, int]]]] = {}
+    for row, record in zip(rows, records, strict=True):  # a statement inserts rows of one set of fields
+        same, where = by_fields.setdefault(tuple(row), ([], []))
+        same.append(row)
+        where.append((record.source, record.row))
+    for same, where in by_fields.values():
+        for _ in bulk.insert(table, same, where):
             pass
 
 
@@ -220,12 +251,13 @@ class _ReferencePlan:
         self.required = required_columns(table())
         self.columns = list(table.heading.names)
         self.key = list(table.primary_key)
-        self.seen: dict[tuple, str] = {}  # keys of earlier chunks -> where they were
+        self.folder = keys.KeyFolder(table, self.key)
+        self.seen: dict[tuple, tuple[str, tuple]] = {}  # folded keys of earlier rows -> where, the key as given
 
-    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict]]]:
-        """The rows of one chunk of the input to insert; raises for its problems."""
+    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict], list[Record]]]:
+        """The rows of one chunk of the input to insert (with their records); raises for its problems."""
         problems: list[InputProblem] = []
-        rows: dict[tuple, tuple[Record, dict]] = {}
+        given: list[tuple[Record, dict, tuple]] = []
         for record in records:
             row = {}
             for column, value in record.values.items():
@@ -244,30 +276,52 @@ class _ReferencePlan:
                 if column not in record.values or record.values[column] is None:
                     problems.append(record.problem(column, None, "required value not given"))
             if all(k in row for k in self.key):
-                key = tuple(row[k] for k in self.key)
-                if key in self.seen:
-                    problems.append(record.problem(self.key[0], key, f"duplicate key (also {self.seen[key]})"))
-                else:
-                    self.seen[key] = f"{record.source} row {record.row}"
-                    rows[key] = (record, row)
-        _raise_if(problems)
-        existing = {
-            tuple(db[k] for k in self.key): db
-            for db in _restricted_rows(self.table, [dict(zip(self.key, k, strict=True)) for k in rows])
-        }
-        new = []
-        for key, (record, row) in rows.items():
-            if key not in existing:
-                new.append(row)
-                continue
-            for column, value in row.items():
-                if existing[key][column] != value:
-                    problems.append(
-                        record.problem(column, value, f"conflict: stored value is {existing[key][column]!r}")
+                given.append((record, row, tuple(row[k] for k in self.key)))
+        rows: dict[tuple, tuple[Record, dict, tuple]] = {}
+        for (record, row, key), folded in zip(given, self.folder.fold_all(k for _, _, k in given), strict=True):
+            if folded in self.seen:
+                where, other = self.seen[folded]
+                reason = f"duplicate key (also {where})"
+                if other != key:
+                    reason += (
+                        f": the database compares {_shown(other)} and {_shown(key)} as equal ({self.folder.describe()})"
                     )
+                problems.append(record.problem(self.key[0], _shown(key), reason))
+            else:
+                self.seen[folded] = (f"{record.source} row {record.row}", key)
+                rows[folded] = (record, row, key)
+        _raise_if(problems)
+        stored = _restricted_rows(self.table, [dict(zip(self.key, key, strict=True)) for _, _, key in rows.values()])
+        existing = dict(zip(self.folder.fold_all(tuple(db[k] for k in self.key) for db in stored), stored, strict=True))
+        new, new_records = [], []
+        for folded, (record, row, key) in rows.items():
+            if folded not in existing:
+                new.append(row)
+                new_records.append(record)
+                continue
+            db = existing[folded]
+            _note_match(report, record, self.key, key, tuple(db[k] for k in self.key), self.folder)
+            for column, value in row.items():
+                if column not in self.key and db[column] != value:
+                    problems.append(record.problem(column, value, f"conflict: stored value is {db[column]!r}"))
             report.present.append(f"{record.source} row {record.row}")
         _raise_if(problems, ConflictError)
-        return [(self.table, new)]
+        return [(self.table, new, new_records)]
+
+
+def _shown(key: tuple) -> Any:
+    return key[0] if len(key) == 1 else key
+
+
+def _note_match(
+    report: IngestReport, record: Record, columns: list[str], given: tuple, stored: tuple, folder: keys.KeyFolder
+) -> None:
+    """Say in the report that the input key ``given`` was taken as the ``stored`` key spelt otherwise."""
+    if given != stored:
+        report.matched.append(
+            f"{record.source} row {record.row}, column {columns[0] if len(columns) == 1 else columns}: "
+            f"{_shown(given)!r} is the stored {_shown(stored)!r} ({folder.describe()})"
+        )
 
 
 @dataclass
@@ -305,7 +359,14 @@ class _SessionPlan:
         self.secondary = "session_id" if self.by_datetime else "session_datetime"
         self.columns = [*self.subject_key, *SESSION_FIELDS]
         self.seen: dict[tuple, str] = {}  # sessions of earlier chunks -> where they were
-        self.known: dict[str, set] = {"subject": set(), "experimenter": set(), "project": set()}  # found to exist
+        self.folders = {
+            "subject": keys.KeyFolder(self.subject, self.subject_key),
+            "experimenter": keys.KeyFolder(self.experimenter, [self.experimenter_attr]),
+            "project": keys.KeyFolder(self.project, [self.project_attr]),
+            "attribute": keys.KeyFolder(module.Session.Attribute, ["attribute_name"]),
+        }
+        # keys found to exist, folded -> the stored key
+        self.known: dict[str, dict[tuple, tuple]] = {"subject": {}, "experimenter": {}, "project": {}}
 
     # -- reading one record ----------------------------------------------------------------------
     def _parse(self, record: Record, problems: list[InputProblem]) -> _Session | None:
@@ -387,94 +448,119 @@ class _SessionPlan:
         return names
 
     # -- the whole input -----------------------------------------------------------------------
-    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict]]]:
-        """The rows of one chunk of the input to insert; raises for its problems."""
+    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict], list[Record]]]:
+        """The rows of one chunk of the input to insert (with their records); raises for its problems."""
         problems: list[InputProblem] = []
+        parsed = [session for record in records if (session := self._parse(record, problems)) is not None]
+        self._check_references(parsed, problems, report)
+        self._check_attribute_names(parsed, problems)
         sessions: dict[tuple, _Session] = {}
-        for record in records:
-            session = self._parse(record, problems)
-            if session is None:
-                continue
-            identity = tuple(session.key.values())
+        for session in parsed:  # subjects are spelt as stored now: identities compare exactly
+            record, identity = session.record, tuple(session.key.values())
             if identity in self.seen:
                 reason = f"duplicate session (also {self.seen[identity]})"
                 problems.append(record.problem(self.identity, identity, reason))
             else:
                 self.seen[identity] = f"{record.source} row {record.row}"
                 sessions[identity] = session
-        self._check_references(list(sessions.values()), problems)
         _raise_if(problems)
         existing = self._existing(list(sessions.values()))
         new: list[_Session] = []
-        for identity, session in sessions.items():
-            stored = existing.get(identity)
+        for session in sessions.values():
+            stored = existing.get(self._ident(session.key))
             if stored is None:
                 new.append(session)
                 continue
-            for column, (mine, theirs) in self._differences(session, stored).items():
+            for column, (mine, theirs) in self._differences(session, stored, report).items():
                 problems.append(session.record.problem(column, mine, f"conflict: the stored session has {theirs!r}"))
             report.present.append(f"{session.record.source} row {session.record.row}")
         _raise_if(problems, ConflictError)
         return self._rows(new)
 
-    def _check_references(self, sessions: list[_Session], problems: list[InputProblem]) -> None:
-        known = self.known
-        wanted = {
-            "subject": {tuple(s.key[k] for k in self.subject_key) for s in sessions} - known["subject"],
-            "experimenter": {n for s in sessions for n in s.experimenters or ()} - known["experimenter"],
-            "project": {n for s in sessions for n in s.projects or ()} - known["project"],
+    def _check_references(self, sessions: list[_Session], problems: list[InputProblem], report: IngestReport) -> None:
+        """Find each session's subject, experimenters and projects as stored, and spell them so.
+
+        A name the database compares equal to a stored one is taken as that one (and reported);
+        names of one list that are then the same are a problem, as are unknown ones.
+        """
+        tables = {
+            "subject": (self.subject, self.subject_key),
+            "experimenter": (self.experimenter, [self.experimenter_attr]),
+            "project": (self.project, [self.project_attr]),
         }
-        found = {
-            "subject": {
-                tuple(r[k] for k in self.subject_key)
-                for r in _restricted_rows(
-                    self.subject.proj(), [dict(zip(self.subject_key, v, strict=True)) for v in wanted["subject"]]
-                )
-            },
-            "experimenter": {
-                r[self.experimenter_attr]
-                for r in _restricted_rows(
-                    self.experimenter.proj(), [{self.experimenter_attr: n} for n in wanted["experimenter"]]
-                )
-            },
-            "project": {
-                r[self.project_attr]
-                for r in _restricted_rows(self.project.proj(), [{self.project_attr: n} for n in wanted["project"]])
-            },
+        given = {
+            "subject": [tuple(s.key[k] for k in self.subject_key) for s in sessions],
+            "experimenter": [(n,) for s in sessions for n in s.experimenters or ()],
+            "project": [(n,) for s in sessions for n in s.projects or ()],
         }
-        for name, names in found.items():
-            known[name] |= names
+        folded: dict[str, dict[tuple, tuple]] = {}
+        for name, (table, columns) in tables.items():
+            folder, known = self.folders[name], self.known[name]
+            folded[name] = dict(zip(given[name], folder.fold_all(given[name]), strict=True))
+            wanted = {key for key, f in folded[name].items() if f not in known}
+            stored = [tuple(r[k] for k in columns) for r in _restricted_rows(
+                table.proj(), [dict(zip(columns, key, strict=True)) for key in wanted]
+            )]  # fmt: skip
+            known.update(zip(folder.fold_all(stored), stored, strict=True))
         for s in sessions:
             subject = tuple(s.key[k] for k in self.subject_key)
-            if subject not in known["subject"]:
+            stored = self.known["subject"].get(folded["subject"][subject])
+            if stored is None:
                 problems.append(
                     s.record.problem(
-                        self.subject_key[0],
-                        subject[0] if len(subject) == 1 else subject,
-                        "unknown subject: ingest it into Subject first",
+                        self.subject_key[0], _shown(subject), "unknown subject: ingest it into Subject first"
                     )
                 )
-            for column, names in (("experimenter", s.experimenters), ("project", s.projects)):
+            else:
+                _note_match(report, s.record, self.subject_key, subject, stored, self.folders["subject"])
+                s.key.update(zip(self.subject_key, stored, strict=True))
+            for column in ("experimenter", "project"):
+                names = getattr(s, column + "s")
+                spelt = []
                 for name in names or ():
-                    if name not in known[column]:
+                    stored = self.known[column].get(folded[column][(name,)])
+                    if stored is None:
                         problems.append(s.record.problem(column, name, f"unknown {column}: ingest it first"))
+                    else:
+                        _note_match(report, s.record, [column], (name,), stored, self.folders[column])
+                        spelt.append(stored[0])
+                if len(set(spelt)) != len(spelt):
+                    reason = f"a name listed twice (the database compares names by {self.folders[column].describe()})"
+                    problems.append(s.record.problem(column, names, reason))
+                elif names is not None and len(spelt) == len(names):
+                    setattr(s, column + "s", spelt)
+
+    def _check_attribute_names(self, sessions: list[_Session], problems: list[InputProblem]) -> None:
+        """Refuse two attribute columns of one row whose names the database compares as equal."""
+        folder = self.folders["attribute"]
+        if folder.exact:
+            return
+        for s in sessions:
+            seen: dict[tuple, str] = {}
+            for name, f in zip(s.attributes, folder.fold_all((n,) for n in s.attributes), strict=True):
+                if f in seen:
+                    reason = (f"the same attribute as {ATTRIBUTE_PREFIX}{seen[f]} for the database "
+                              f"({folder.describe()}): give it once")  # fmt: skip
+                    problems.append(s.record.problem(ATTRIBUTE_PREFIX + name, s.attributes[name], reason))
+                else:
+                    seen[f] = name
 
     def _existing(self, sessions: list[_Session]) -> dict[tuple, dict[str, Any]]:
         """The stored state of those input sessions that exist already, by identity."""
         m = self.module
         if not sessions:
             return {}
-        names = list(sessions[0].key)
-
-        def ident(row: dict) -> tuple:
-            return tuple(row[k] for k in names)
+        ident = self._ident
 
         # one cheap query for which input sessions exist: their subjects, within the span of their identities
         subjects = {tuple(s.key[k] for k in self.subject_key) for s in sessions}
         values = [s.key[self.identity] for s in sessions]
         span = f"{self.identity} BETWEEN {_literal(min(values))} AND {_literal(max(values))}"
-        candidates = m.Session.proj() & [dict(zip(self.subject_key, v, strict=True)) for v in subjects] & span
-        stored = {ident(r) for r in candidates.to_dicts()}
+        candidates = (
+            m.Session.proj() & [dict(zip(self.subject_key, v, strict=True)) for v in subjects] & span
+        ).to_dicts()
+        self.folders["subject"].fold_all(tuple(r[k] for k in self.subject_key) for r in candidates)  # one query
+        stored = {ident(r) for r in candidates}
         existing_keys = [s.key for s in sessions if ident(s.key) in stored]
         if not existing_keys:
             return {}
@@ -494,8 +580,15 @@ class _SessionPlan:
             found[ident(row)].setdefault("attributes", {})[row["attribute_name"]] = row["attribute_value"]
         return found
 
-    def _differences(self, session: _Session, stored: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-        """Columns the input gives whose value differs from the stored session."""
+    def _ident(self, row: dict) -> tuple:
+        """A session's identity as the database compares it: the subject folded, the time or number."""
+        return (*self.folders["subject"].fold(tuple(row[k] for k in self.subject_key)), row[self.identity])
+
+    def _folded_names(self, kind: str, names: Sequence[str]) -> list[tuple]:
+        return sorted(self.folders[kind].fold_all((n,) for n in names), key=repr)
+
+    def _differences(self, session: _Session, stored: dict[str, Any], report: IngestReport) -> dict[str, tuple]:
+        """Columns the input gives whose value differs from the stored session; names compare as stored."""
         differences: dict[str, tuple[Any, Any]] = {}
         row = stored["row"]
         for column, value in session.fields.items():
@@ -504,35 +597,47 @@ class _SessionPlan:
         if session.zone is not None and session.zone != stored.get("zone", "UTC"):
             differences["session_datetime"] = (session.zone, f"zone {stored.get('zone', 'UTC')}")
         for column, mine in (("experimenter", session.experimenters), ("project", session.projects)):
-            if mine is not None and sorted(mine) != sorted(stored.get(column, [])):
-                differences[column] = (mine, sorted(stored.get(column, [])))
+            theirs = stored.get(column, [])
+            if mine is not None and self._folded_names(column, mine) != self._folded_names(column, theirs):
+                differences[column] = (mine, sorted(theirs))
         for column, mine in (("session_dir", session.session_dir), ("session_note", session.note)):
             if mine is not None and mine != stored.get(column):
                 differences[column] = (mine, stored.get(column))
+        folder = self.folders["attribute"]
+        attributes = stored.get("attributes", {})
+        by_fold = dict(zip(folder.fold_all((n,) for n in attributes), attributes, strict=True))
         for name, value in session.attributes.items():
-            theirs = stored.get("attributes", {}).get(name)
+            stored_name = by_fold.get(folder.fold((name,)))
+            theirs = attributes.get(stored_name)
             if value != theirs:
                 differences[ATTRIBUTE_PREFIX + name] = (value, theirs)
+            elif stored_name is not None:
+                _note_match(report, session.record, [ATTRIBUTE_PREFIX + name], (name,), (stored_name,), folder)
         return differences
 
-    def _rows(self, sessions: list[_Session]) -> list[tuple[type, list[dict]]]:
+    def _rows(self, sessions: list[_Session]) -> list[tuple[type, list[dict], list[Record]]]:
         m = self.module
-        tables: dict[type, list[dict]] = {
-            m.Session: [], m.SessionTimezone: [], m.SessionExperimenter: [], m.ProjectSession: [],
-            m.SessionDirectory: [], m.SessionNote: [], m.Session.Attribute: [],
+        tables: dict[type, tuple[list[dict], list[Record]]] = {
+            table: ([], []) for table in (m.Session, m.SessionTimezone, m.SessionExperimenter, m.ProjectSession,
+                                          m.SessionDirectory, m.SessionNote, m.Session.Attribute)
         }  # fmt: skip
+
+        def add(table: type, s: _Session, row: dict) -> None:
+            tables[table][0].append({**s.key, **row})
+            tables[table][1].append(s.record)
+
         for s in sessions:
-            tables[m.Session].append({**s.key, **{self.secondary: None}, **s.fields})
+            add(m.Session, s, {self.secondary: None, **s.fields})
             if s.zone is not None:
-                tables[m.SessionTimezone].append({**s.key, "session_timezone": s.zone})
+                add(m.SessionTimezone, s, {"session_timezone": s.zone})
             for name in s.experimenters or ():
-                tables[m.SessionExperimenter].append({**s.key, self.experimenter_attr: name})
+                add(m.SessionExperimenter, s, {self.experimenter_attr: name})
             for name in s.projects or ():
-                tables[m.ProjectSession].append({**s.key, self.project_attr: name})
+                add(m.ProjectSession, s, {self.project_attr: name})
             if s.session_dir is not None:
-                tables[m.SessionDirectory].append({**s.key, "session_dir": s.session_dir})
+                add(m.SessionDirectory, s, {"session_dir": s.session_dir})
             if s.note is not None:
-                tables[m.SessionNote].append({**s.key, "session_note": s.note})
+                add(m.SessionNote, s, {"session_note": s.note})
             for name, value in s.attributes.items():
-                tables[m.Session.Attribute].append({**s.key, "attribute_name": name, "attribute_value": value})
-        return list(tables.items())
+                add(m.Session.Attribute, s, {"attribute_name": name, "attribute_value": value})
+        return [(table, rows, records) for table, (rows, records) in tables.items()]

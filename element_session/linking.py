@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import ModuleType
 
 import datajoint as dj
+from datajoint.heading import Heading
 
-from .errors import ActivationError, LinkingModuleError
+from .errors import ActivationError, CollationWarning, LinkingModuleError
+from .keys import Collation
 
 #: The upstream tables a linking module must provide, and what each is for.
 REQUIRED_TABLES = {
@@ -90,6 +93,10 @@ def activate_schema(
     tables fails part-way, a schema this call created is dropped again, so that nothing is left
     half-activated.
 
+    Lineage rows that DataJoint repairs while activating take effect at once (see
+    :func:`reload_stale_headings`). Key columns with a collation that is not binary are reported
+    once as a :class:`~element_session.errors.CollationWarning`.
+
     Raises
     ------
     LinkingModuleError
@@ -97,7 +104,8 @@ def activate_schema(
         are named), before anything touches the database.
     ActivationError
         The module is already activated under another name, or with other upstream tables: a
-        module's tables are bound to one schema per process.
+        module's tables are bound to one schema per process; or ``~lineage`` rows are missing
+        and could not be written (the message names the repair).
     """
     module = resolve_linking_module(linking_module)
     upstream = check_linking_module(module)
@@ -130,6 +138,78 @@ def activate_schema(
             drop_schema(schema)
         schema.database = None
         raise
+    tables = [*_tables_of(schema), *upstream.values()]
+    reload_stale_headings(tables, schema_name)
+    _warn_about_collations(connection, schema_name, tables)
+
+
+def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:
+    """The table classes bound to ``schema``, their part tables included."""
+    for table, _ in schema.declare_list:
+        yield table
+        yield from (part for part in vars(table).values() if inspect.isclass(part) and issubclass(part, dj.Part))
+
+
+def _missing_lineage(table: type[dj.Table]) -> list[str]:
+    heading = table().heading
+    if not heading.lineage_available:
+        return []  # a schema without ``~lineage`` (before DataJoint 2.x): joins do not check lineage
+    return [name for name in table.primary_key if heading[name].lineage is None]
+
+
+def reload_stale_headings(tables: Iterable[type[dj.Table]], schema_name: str) -> None:
+    """Read again the headings of ``tables`` that were read before their lineage rows were repaired.
+
+    DataJoint 2.3.5 repairs missing ``~lineage`` rows of a declared table while activating its
+    schema (``Table._refresh_lineage``), but the table's heading, read just before to find them
+    missing, stays cached without lineage: the first join in the process then fails ("Cannot join
+    on attribute ...: lineage missing"), the next process works. A new heading is made the way
+    DataJoint's own ``Table.alter`` does. Lineage still missing afterwards (the account may not
+    write ``~lineage``, or the upstream schema was not activated with ``create_tables``) raises
+    :class:`ActivationError` naming the repair.
+    """
+    missing = []
+    for table in tables:
+        if _missing_lineage(table):
+            table._heading = Heading(table_info=table().heading.table_info)
+            missing += [f"`{table.database}`.`{table.table_name}`.{name}" for name in _missing_lineage(table)]
+    if missing:
+        raise ActivationError(
+            f"the ~lineage rows DataJoint 2.x needs for joins are missing for {', '.join(missing)}, and activating "
+            f"`{schema_name}` could not write them. Repair them with `element-session migrate --schema {schema_name}` "
+            "(MySQL/MariaDB), or activate once with an account that may write to the schemas' `~lineage` tables."
+        )
+
+
+def _warn_about_collations(connection: dj.Connection, schema_name: str, tables: list[type[dj.Table]]) -> None:
+    """One :class:`CollationWarning` naming the key columns whose collation is not binary, and the fix."""
+    if connection.adapter.backend != "mysql":
+        return
+    found: dict[str, list[str]] = {}
+    for table in tables:
+        rows = connection.query(
+            "SELECT c.column_name, c.character_set_name, c.collation_name FROM information_schema.columns c "
+            "JOIN information_schema.key_column_usage k ON k.table_schema = c.table_schema "
+            "AND k.table_name = c.table_name AND k.column_name = c.column_name AND k.constraint_name = 'PRIMARY' "
+            "WHERE c.table_schema = %s AND c.table_name = %s AND c.collation_name IS NOT NULL",
+            args=(table.database, table.table_name),
+        ).fetchall()
+        for column, charset, collation in rows:
+            if not Collation(collation, charset, pad_space=True).binary:
+                found.setdefault(collation, []).append(f"{table.database}.{table.table_name}.{column}")
+    if not found:
+        return
+    named = "; ".join(f"{', '.join(sorted(set(cols)))} ({collation})" for collation, cols in sorted(found.items()))
+    warnings.warn(
+        f"activating `{schema_name}`: key columns compare text by a collation that is not binary: {named}. Keys "
+        "that differ only in case or accents (e.g. 'M001' and 'm001' under a _ci collation) are one key there: "
+        "ingest takes such an input key as the stored one (and says so in its report) and refuses two input keys "
+        "that differ only so. To keep them apart, convert these tables to the binary collation DataJoint expects "
+        "(back up first; see docs/ingest.md, 'Keys and collations'): "
+        "ALTER TABLE `schema`.`table` CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin.",
+        CollationWarning,
+        stacklevel=4,  # the caller of the variant's activate()
+    )
 
 
 def activate_downstream(
@@ -148,12 +228,15 @@ def activate_downstream(
     ``Session`` and ``SessionDirectory`` are activated (the session schema comes first), activates
     ``schema`` with ``session`` (and any ``add_objects``) resolvable in its definitions, and declares
     the jobs tables of ``tables`` (its Imported/Computed tables) so that ``populate`` workers can
-    reserve keys on either backend. Activating again under the same name does nothing.
+    reserve keys on either backend. Activating again under the same name does nothing. Lineage rows
+    DataJoint repairs while activating take effect at once (:func:`reload_stale_headings`).
 
     Raises
     ------
     LinkingModuleError
         ``session_module`` has no activated ``Session`` or ``SessionDirectory``.
+    ActivationError
+        ``~lineage`` rows are missing and could not be written (the message names the repair).
     """
     for name in ("Session", "SessionDirectory"):
         table = getattr(session_module, name, None)
@@ -168,6 +251,7 @@ def activate_downstream(
         create_tables=create_tables,
         add_objects={"session": session_module, **(add_objects or {})},
     )
+    reload_stale_headings(_tables_of(schema), schema_name)
     if create_tables:
         from .populate import declare_jobs_table
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import types
+import warnings
 from types import ModuleType
 from typing import Any
+
+import datajoint as dj
+
+from element_session import session_with_id
+from element_session.errors import CollationWarning
 
 
 def session_tables(module: ModuleType) -> dict[str, Any]:
@@ -41,3 +48,42 @@ def remove_references(pipeline: ModuleType, subjects: list[str], people: list[st
     (pipeline.Subject & [{"subject": s} for s in subjects]).delete()
     (pipeline.User & [{"user": p} for p in people]).delete()
     (pipeline.Project & [{"project": p} for p in projects]).delete()
+
+
+def declare_lab(connection, base: str, charset: str, collation: str) -> types.ModuleType:
+    """A linking module whose lab and session schemas (``session_with_id``) have ``charset`` and ``collation``.
+
+    On PostgreSQL the schemas are created by DataJoint as usual. Warnings of the session's activation
+    about collations are kept in ``warned``.
+    """
+    lab_name, session_name = base + "lab", base + "session"
+    if connection.adapter.backend == "mysql":
+        for name in (lab_name, session_name):
+            connection.query(f"CREATE DATABASE `{name}` CHARACTER SET {charset} COLLATE {collation}")
+    lab = dj.Schema(lab_name)
+
+    @lab
+    class Subject(dj.Manual):
+        definition = """
+        subject: varchar(32)
+        ---
+        sex: enum('M', 'F', 'U')
+        subject_birth_date: date
+        """
+
+    @lab
+    class User(dj.Lookup):
+        definition = "user: varchar(32)"
+
+    @lab
+    class Project(dj.Lookup):
+        definition = "project: varchar(32)"
+
+    linking = types.ModuleType(f"lab_{collation}")
+    linking.Subject, linking.Experimenter, linking.Project, linking.User = Subject, User, Project, User
+    linking.lab, linking.session = lab, session_with_id
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session_with_id.activate(session_name, linking_module=linking)
+    linking.warned = [str(w.message) for w in caught if issubclass(w.category, CollationWarning)]
+    return linking

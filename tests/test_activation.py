@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import subprocess
+import sys
 import types
 import warnings
 
@@ -135,3 +138,110 @@ def test_a_users_own_linking_module_works(run_python, prefix, variant, key):
     assert "('name', 'Ada')" in out
     assert "('person_id', 17)" in out
     assert "grant_code" in out.splitlines()[-1]
+
+
+LINEAGE_PIPELINE = """
+import datajoint as dj
+from element_session import session_with_id as session
+from element_session.query import find_sessions, session_table
+
+lab = dj.Schema("{prefix}{name}_lab")
+
+@lab
+class Animal(dj.Manual):
+    definition = '''
+    animal: varchar(16)
+    '''
+
+@lab
+class Person(dj.Lookup):
+    definition = "person: varchar(16)"
+
+@lab
+class Grant(dj.Lookup):
+    definition = "grant_code: varchar(16)"
+
+Subject, Project, Experimenter = Animal, Grant, Person
+session.activate("{prefix}{name}_session", linking_module=__name__)
+
+from element_session.linking import activate_downstream
+down = dj.Schema()
+
+@down
+class Count(dj.Computed):
+    definition = '''
+    -> session.Session
+    ---
+    n: int32
+    '''
+
+    def make(self, key):
+        self.insert1(dict(key, n=1))
+
+activate_downstream(down, "{prefix}{name}_down", session_module=session, tables=[Count])
+"""
+
+FILL = """
+Animal.insert1(dict(animal="a1"))
+Person.insert1(dict(person="ada"))
+session.Session.insert1(dict(animal="a1", session_id=1))
+session.SessionExperimenter.insert1(dict(animal="a1", session_id=1, person="ada"))
+Count.populate()
+"""
+
+FIRST_QUERIES = """
+table = session_table(session.Session(), session)
+print("table:", list(table["experimenters"]))
+print("found:", len(find_sessions(session, experimenter="ada")))
+print("joined:", len(session.Session * Animal))
+print("downstream:", len(Count * session.Session))
+"""
+
+
+def delete_lineage(connection, schemas: list[str]) -> None:
+    for schema in schemas:
+        lineage = connection.adapter.quote_identifier(schema) + "." + connection.adapter.quote_identifier("~lineage")
+        connection.query(f"DELETE FROM {lineage}")
+
+
+def test_lineage_repaired_at_activation_works_for_the_first_query_of_the_process(run_python, prefix, connection):
+    """~lineage rows deleted (a partial upgrade, a restore): the first query of a fresh process works."""
+    run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="ln") + FILL)
+    delete_lineage(connection, [f"{prefix}ln_lab", f"{prefix}ln_session", f"{prefix}ln_down"])
+    result = run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="ln") + FIRST_QUERIES)
+    assert "table: [['ada']]\nfound: 1\njoined: 1\ndownstream: 1\n" in result.stdout, result.stderr
+    assert "Cannot join" not in result.stderr
+    restored = connection.query(
+        f"SELECT COUNT(*) FROM {connection.adapter.quote_identifier(prefix + 'ln_session')}."
+        f"{connection.adapter.quote_identifier('~lineage')}"
+    ).fetchone()[0]
+    assert restored > 0
+
+
+def test_lineage_an_account_cannot_repair_is_an_activation_error_naming_the_fix(
+    run_python, prefix, connection, subprocess_env, tmp_path
+):
+    from tests.test_privileges import _create_account, _drop_account
+
+    schemas = [f"{prefix}lr_lab", f"{prefix}lr_session", f"{prefix}lr_down"]
+    run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="lr") + FILL)
+    delete_lineage(connection, schemas)
+    user, password = f"lr_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    backend = connection.adapter.backend
+    _create_account(connection, backend, user, password, schemas)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", LINEAGE_PIPELINE.format(prefix=prefix, name="lr") + FIRST_QUERIES],
+            env={**subprocess_env, "DJ_USER": user, "DJ_PASS": password},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        _drop_account(connection, backend, user)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("element_session.errors.ActivationError: the ~lineage rows DataJoint 2.x needs for joins")
+    assert f"Repair them with `element-session migrate --schema {prefix}lr_session`" in last
+    assert "Cannot join" not in result.stderr
