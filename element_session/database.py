@@ -34,6 +34,8 @@ def without_password(text: str) -> str:
 def _is_lost_connection(err: BaseException) -> bool:
     chain = [e for e in (err, err.__cause__, err.__context__) if e is not None]
     for e in chain:
+        if isinstance(e, BrokenPipeError) and not type(e).__module__.startswith(("pymysql", "psycopg2")):
+            continue  # our own output's reader went away (``| head``), not the database
         if isinstance(e, dj.errors.LostConnectionError | ConnectionError):
             return True
         code = e.args[0] if e.args and isinstance(e.args[0], int) else None
@@ -48,7 +50,9 @@ def translate(err: BaseException) -> ElementSessionError | None:
     """The typed error for a database failure, or None if ``err`` is not one."""
     if isinstance(err, ElementSessionError):
         return None
-    if isinstance(err, dj.errors.AccessError) or "permission denied" in str(err).lower():
+    text = str(err).lower()
+    refused_login = (err.args and err.args[0] in (1044, 1045)) or "password authentication failed" in text
+    if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
         return PermissionDeniedError(
             f"the database refused this as {_server()}: {without_password(str(err.args[0] if err.args else err))}"
         )

@@ -155,9 +155,11 @@ def _ingest_records(
                             _write(table, rows)
                     bar.update(len(chunk))
                 _raise_if(problems, ConflictError if conflicts_only else InputError)
-        except dj.errors.DuplicateError:
+        except dj.errors.DuplicateError as err:
             if attempt == ATTEMPTS - 1:
-                raise
+                reason = ("the database refused a duplicate key that the checks did not see (keys the server compares "
+                          "as equal, such as 'a' and 'a ' on MySQL/MariaDB)")  # fmt: skip
+                raise ConflictError([InputProblem(", ".join(sources), None, None, str(err), reason)]) from None
             continue  # a concurrent writer inserted some of the same rows: check again
         return report
     raise AssertionError("unreachable")
@@ -378,7 +380,9 @@ class _SessionPlan:
             return None
         names = value if isinstance(value, list) else value.split(LIST_SEPARATOR)
         names = [name.strip() for name in names]
-        if any(not name for name in names):
+        if any("\x00" in name for name in names):
+            problems.append(record.problem(column, value, "contains a NUL character"))
+        elif any(not name for name in names):
             problems.append(
                 record.problem(column, value, f"an empty name in the list (separate names with '{LIST_SEPARATOR}')")
             )

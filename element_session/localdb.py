@@ -178,6 +178,7 @@ class LocalServer:
         """
         if self._info is not None:
             return self._info
+        self._sockdir.mkdir(mode=0o700, exist_ok=True)  # stop() removes it
         self.datadir.mkdir(parents=True, exist_ok=True)
         password = self._password()
         recorded = self._recorded()

@@ -49,6 +49,10 @@ def check_key_text(value: str, width: int | None = None) -> str:
     check_text(value, width)
     if _BACKSLASH_BEFORE_QUOTE.search(value):
         raise ValueError("a key value may not have a backslash at its end or before a quote")
+    if "%" in value:
+        raise ValueError("a key value may not contain '%' (DataJoint 2.3's cascading delete could not delete the row)")
+    if value.endswith(" "):
+        raise ValueError("a key value may not end with a space (MySQL/MariaDB compare 'a' and 'a ' as one key)")
     return value
 
 
