@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import datajoint as dj
 
 from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
+from .redaction import without_password
 
 _CONNECTION_ERRORS = {"OperationalError", "LostConnectionError", "InterfaceError", "ConnectionRefusedError"}
 _LOST_CODES = {2003, 2006, 2013, 2055, 1053, 1927}  # MySQL: can't connect, gone away, lost, shutdown, killed
@@ -22,13 +23,6 @@ _LOST_CODES = {2003, 2006, 2013, 2055, 1053, 1927}  # MySQL: can't connect, gone
 def _server() -> str:
     config = dj.config
     return f"{config['database.host']}:{config['database.port']} as user {config['database.user']!r}"
-
-
-def without_password(text: str) -> str:
-    """``text`` with the configured password, if any, replaced by ``***``."""
-    password = dj.config["database.password"]
-    secret = password.get_secret_value() if hasattr(password, "get_secret_value") else password
-    return text.replace(secret, "***") if secret else text
 
 
 def _is_lost_connection(err: BaseException) -> bool:
@@ -53,9 +47,9 @@ def translate(err: BaseException) -> ElementSessionError | None:
     text = str(err).lower()
     refused_login = (err.args and err.args[0] in (1044, 1045)) or "password authentication failed" in text
     if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
-        return PermissionDeniedError(
-            f"the database refused this as {_server()}: {without_password(str(err.args[0] if err.args else err))}"
-        )
+        coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
+        said = err.args[1] if coded else err.args[0] if err.args else err
+        return PermissionDeniedError(f"the database refused this as {_server()}: {without_password(str(said))}")
     if _is_lost_connection(err):
         return DatabaseUnreachableError(
             f"cannot reach the database at {_server()}: {type(err).__name__}: {without_password(str(err))}"
