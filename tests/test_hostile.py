@@ -616,3 +616,15 @@ def test_a_root_directory_name_too_long_is_a_root_where_nothing_is_found(stored,
     assert status == 0, err
     lines = {line.split()[0]: line for line in out.split("\n") if line.startswith("hs-")}
     assert len(lines) == len(NAMES) and str(tmp_path / "hs" / "3") in lines[NAMES[3]]
+
+
+def test_a_reader_that_goes_away_is_not_an_unreachable_database(stored, subprocess_env, tmp_path):
+    """``element-session sessions | head -c0``: the pipe broke, the database is fine (not exit 3)."""
+    argv = [sys.executable, "-m", "element_session", "sessions", "--format", "json"]
+    with subprocess.Popen(argv, env=subprocess_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:  # fmt: skip
+        proc.stdout.close()  # the reader is gone before the command writes
+        err = proc.stderr.read()
+        status = proc.wait(timeout=120)
+    print(f"\nexit status {status}: {err}")
+    assert status == cli.BROKEN_PIPE and "cannot reach the database" not in err and "Traceback" not in err
