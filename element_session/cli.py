@@ -2,9 +2,8 @@
 
 Exit status: 0 success; 1 invalid input data (the message names file, row, column and value);
 2 wrong usage; 3 the database cannot be reached; 4 the database refused the account's request
-(e.g. a read-only account writing); 141 the reader of the output went away (`| head`). Standard
-output carries only the command's own
-output; DataJoint's messages go to standard error.
+(e.g. a read-only account writing); 141 the reader of the output went away (`| head`).
+Standard output carries only the command's own output; DataJoint's messages go to standard error.
 """
 
 from __future__ import annotations
