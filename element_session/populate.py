@@ -43,6 +43,7 @@ import datajoint as dj
 
 from ._processes import process_alive
 from .errors import ElementSessionError
+from .validate import holds_nul
 
 #: What DataJoint records as the error of a job whose worker was stopped with SIGTERM.
 _SIGTERM_MESSAGE = "SystemExit: SIGTERM received"
@@ -64,6 +65,8 @@ def _check_restriction(restriction: Restriction) -> dict[str, Any] | list[dict[s
 
     Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
     """
+    if holds_nul(restriction):
+        raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
     if restriction is None or isinstance(restriction, Mapping):
         return None if restriction is None else dict(restriction)
     is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)

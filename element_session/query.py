@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import timezones
 from .errors import one_problem
+from .validate import holds_nul
 
 TimeLike = dt.datetime | dt.date | str
 
@@ -77,7 +78,7 @@ def find_sessions(
     m = session_module
     for name, given in (("subject", subject), ("project", project), ("experimenter", experimenter),
                         ("attribute", attribute), ("value", value)):  # fmt: skip
-        if any(isinstance(v, str) and "\x00" in v for v in ([given] if isinstance(given, str) else given or [])):
+        if holds_nul(given):
             raise one_problem("arguments", name, given, "contains a NUL character")
     conditions: list[Any] = []  # applied at once: each `&` would copy the expression
     subject_attrs = [k for k in m.Session.primary_key if k not in ("session_datetime", "session_id")]
