@@ -52,13 +52,12 @@ def answers(info: ServerInfo) -> bool:
     if info.backend == "postgresql":
         import psycopg2
 
-        with psycopg2.connect(host=info.host, port=info.port, user=info.user, password=info.password,
-                              dbname="postgres", sslmode="disable") as conn, conn.cursor() as cur:  # fmt: skip
-            cur.execute("SELECT 1")
-            return cur.fetchone() == (1,)
-    import pymysql
+        conn = psycopg2.connect(host=info.host, port=info.port, user=info.user, password=info.password,
+                                dbname="postgres", sslmode="disable")  # fmt: skip
+    else:
+        import pymysql
 
-    conn = pymysql.connect(host=info.host, port=info.port, user=info.user, password=info.password)
+        conn = pymysql.connect(host=info.host, port=info.port, user=info.user, password=info.password)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1")

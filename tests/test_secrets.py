@@ -46,9 +46,7 @@ class Private:
         self.local = LocalServer(datadir, backend)
 
     def running(self) -> ServerInfo:
-        """The server, started again if it was stopped (by a new object: a stopped one cannot start again)."""
-        if self.local._info is None:
-            self.local = LocalServer(self.datadir, self.backend)
+        """The server, started again if a test stopped it (the same object starts again)."""
         return self.local.start()
 
 
