@@ -5,7 +5,9 @@ command runs with DataJoint's most verbose logging (``DJ_LOG_LEVEL=DEBUG``) on a
 connected, with a wrong password, on a wrong port, and after the server stopped. In this process,
 connection failures are turned into the package's typed errors, whose text, ``repr`` and formatted
 traceback (with the chained original exception) are searched too, as are the private server's
-own files and the command lines of populate's worker processes.
+own files and the command lines of populate's worker processes. A one-character and a common-word
+password, which cannot be searched for, are checked the other way: the command says exactly what it
+says with a long random one.
 """
 
 from __future__ import annotations
