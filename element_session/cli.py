@@ -2,8 +2,8 @@
 
 Exit status: 0 success; 1 invalid input data (the message names file, row, column and value);
 2 wrong usage; 3 the database cannot be reached; 4 the database refused the account's request
-(e.g. a read-only account writing). Standard output carries only the command's own
-output; DataJoint's messages go to standard error.
+(e.g. a read-only account writing); 141 the reader of the output went away (`| head`).
+Standard output carries only the command's own output; DataJoint's messages go to standard error.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -23,6 +24,7 @@ from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDen
 from .export.nwb import add_export_parser
 
 OK, INVALID, USAGE, UNREACHABLE, DENIED = 0, 1, 2, 3, 4
+BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader went away
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ElementSessionError as err:
         print(f"element-session: {err}", file=sys.stderr)
         return INVALID
+    except BrokenPipeError:  # the reader of the output went away (`| head`); Python's docs recipe:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit fails no more
+        return BROKEN_PIPE
 
 
 def run_ingest(args: argparse.Namespace, pipeline: ModuleType) -> int:

@@ -27,6 +27,7 @@ from .errors import (
     InputProblem,
     PermissionDeniedError,
 )
+from .redaction import without_password
 
 _CONNECTION_ERRORS = {"OperationalError", "LostConnectionError", "InterfaceError", "ConnectionRefusedError"}
 _LOST_CODES = {2003, 2006, 2013, 2055, 1053, 1927}  # MySQL: can't connect, gone away, lost, shutdown, killed
@@ -60,16 +61,11 @@ def _server() -> str:
     return f"{config['database.host']}:{config['database.port']} as user {config['database.user']!r}"
 
 
-def without_password(text: str) -> str:
-    """``text`` with the configured password, if any, replaced by ``***``."""
-    password = dj.config["database.password"]
-    secret = password.get_secret_value() if hasattr(password, "get_secret_value") else password
-    return text.replace(secret, "***") if secret else text
-
-
 def _is_lost_connection(err: BaseException) -> bool:
     chain = [e for e in (err, err.__cause__, err.__context__) if e is not None]
     for e in chain:
+        if isinstance(e, BrokenPipeError) and not type(e).__module__.startswith(("pymysql", "psycopg2")):
+            continue  # our own output's reader went away (``| head``), not the database
         if isinstance(e, dj.errors.LostConnectionError | ConnectionError):
             return True
         code = e.args[0] if e.args and isinstance(e.args[0], int) else None
@@ -138,10 +134,12 @@ def translate(err: BaseException) -> ElementSessionError | None:
     """The typed error for a database failure, or None if ``err`` is not one."""
     if isinstance(err, ElementSessionError):
         return None
-    if isinstance(err, dj.errors.AccessError) or "permission denied" in str(err).lower():
-        return PermissionDeniedError(
-            f"the database refused this as {_server()}: {without_password(str(err.args[0] if err.args else err))}"
-        )
+    text = str(err).lower()
+    refused_login = (err.args and err.args[0] in (1044, 1045)) or "password authentication failed" in text
+    if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
+        coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
+        said = err.args[1] if coded else err.args[0] if err.args else err
+        return PermissionDeniedError(f"the database refused this as {_server()}: {without_password(str(said))}")
     if _is_lost_connection(err):
         return DatabaseUnreachableError(
             f"cannot reach the database at {_server()}: {type(err).__name__}: {without_password(str(err))}"

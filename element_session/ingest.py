@@ -439,7 +439,9 @@ class _SessionPlan:
             return None
         names = value if isinstance(value, list) else value.split(LIST_SEPARATOR)
         names = [name.strip() for name in names]
-        if any(not name for name in names):
+        if any("\x00" in name for name in names):
+            problems.append(record.problem(column, value, "contains a NUL character"))
+        elif any(not name for name in names):
             problems.append(
                 record.problem(column, value, f"an empty name in the list (separate names with '{LIST_SEPARATOR}')")
             )

@@ -27,11 +27,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._processes import process_alive
 from .errors import LocalServerError
+from .redaction import without_password
 
 BACKENDS = ("mysql", "postgresql")
 _USER = "dj"
 _STATE_FILE = "server.json"
+_FIRST_START = "first-start"  # present while a new data directory is being made: its data are not whole
 _PASSWORD_FILE = "password"  # noqa: S105 (a file name, not a password)
 
 
@@ -105,17 +108,15 @@ def _find(names: list[str]) -> str:
     )
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")  # a zombie is gone
+def _run(cmd: list[str], tool: str) -> subprocess.CompletedProcess:
+    """Run a server tool; LocalServerError with the end of the tool's own output if it fails."""
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    if result.returncode != 0:
+        said = "\n".join(part.strip() for part in (result.stdout, result.stderr) if part.strip())
+        raise LocalServerError(
+            f"{tool} failed (exit status {result.returncode}); its output ends:\n{without_password(said[-3000:])}"
+        )
+    return result
 
 
 def _wait_for_port(port: int, timeout: float, proc: subprocess.Popen | None, log: Path) -> None:
@@ -178,22 +179,45 @@ class LocalServer:
         """
         if self._info is not None:
             return self._info
+        self._sockdir.mkdir(mode=0o700, exist_ok=True)  # stop() removes it
         self.datadir.mkdir(parents=True, exist_ok=True)
         password = self._password()
         recorded = self._recorded()
-        if recorded and _alive(recorded["pid"]):
+        if recorded and process_alive(recorded["pid"]):
             port = recorded["port"]
             _wait_for_port(port, timeout, None, self.datadir / "server.log")
         else:
             port = _free_port()
-            if self.backend == "mysql":
-                self._start_mysql(port, password, timeout)
-            else:
-                self._start_postgresql(port, password, timeout)
+            self._start_new_or_existing(port, password, timeout)
             state = {"backend": self.backend, "port": port, "pid": self._server_pid()}
             (self.datadir / _STATE_FILE).write_text(json.dumps(state))
         self._info = ServerInfo(self.backend, "127.0.0.1", port, _USER, password, use_tls=False)
         return self._info
+
+    def _start_new_or_existing(self, port: int, password: str, timeout: float) -> None:
+        """Start the server; a first start that fails stops what it started and removes the new data.
+
+        A marker file is present while new data are made: data left by a first start that was killed
+        are not whole, and are made again.
+        """
+        data, marker = self.datadir / "data", self.datadir / _FIRST_START
+        if marker.exists():
+            shutil.rmtree(data, ignore_errors=True)
+        first = not data.exists()
+        if first:
+            marker.touch()
+        try:
+            if self.backend == "mysql":
+                self._start_mysql(port, password, timeout)
+            else:
+                self._start_postgresql(port, password, timeout)
+        except BaseException:
+            if first:
+                self.stop()
+                shutil.rmtree(data, ignore_errors=True)
+                marker.unlink(missing_ok=True)
+            raise
+        marker.unlink(missing_ok=True)
 
     def stop(self) -> None:
         """Stop the server, whichever process started it; a stopped server is left alone."""
@@ -208,10 +232,10 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        elif recorded and _alive(recorded["pid"]):
+        elif recorded and process_alive(recorded["pid"]):
             os.kill(recorded["pid"], signal.SIGTERM)
             deadline = time.monotonic() + 60
-            while _alive(recorded["pid"]) and time.monotonic() < deadline:
+            while process_alive(recorded["pid"]) and time.monotonic() < deadline:
                 time.sleep(0.1)
         self._proc = None
         self._info = None
@@ -243,7 +267,7 @@ class LocalServer:
         fresh = not data.exists()
         if fresh:
             install = _find(["mariadb-install-db", "mysql_install_db"])
-            subprocess.run(
+            _run(
                 [
                     install,
                     "--no-defaults",
@@ -252,8 +276,7 @@ class LocalServer:
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
                 ],
-                check=True,
-                capture_output=True,
+                Path(install).name,
             )
         sock = self._sockdir / "mysql.sock"
         tmp = self.datadir / "tmp"
@@ -298,7 +321,9 @@ class LocalServer:
         cmd = [binary, *argv[1:]]
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, check=check, capture_output=True, text=True)
+        if check:
+            return _run(cmd, argv[0])
+        return subprocess.run(cmd, capture_output=True, text=True, errors="replace")
 
     def _start_postgresql(self, port: int, password: str, timeout: float) -> None:
         data = self.datadir / "data"
@@ -333,14 +358,10 @@ class LocalServer:
                         "--locale=C.UTF-8",
                     ]
                 )
-            except subprocess.CalledProcessError as err:
-                raise LocalServerError(f"initdb failed: {err.stderr.strip()}") from None
             finally:
                 pwfile.unlink(missing_ok=True)
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self._sockdir} -c max_connections=300 -c fsync=off"
-        result = self._run_pg(["pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], check=False)
-        if result.returncode != 0:
-            raise LocalServerError(f"pg_ctl start failed: {result.stderr.strip() or result.stdout.strip()}")
+        self._run_pg(["pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
         _wait_for_port(port, timeout, None, log)
 
 

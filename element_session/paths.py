@@ -261,8 +261,11 @@ def _first_under(
         )
     for root in roots:
         candidate = pathlib.Path(os.path.abspath(root), *relative.split("/"))
-        if exists(candidate):
-            return candidate
+        try:
+            if exists(candidate):
+                return candidate
+        except OSError:  # e.g. a root whose name is longer than the file system allows: not there
+            continue
     tried = ", ".join(repr(os.path.abspath(root)) for root in roots)
     raise DirectoryNotFoundError(f"{subject} exists under none of the root data directories; roots tried: {tried}")
 

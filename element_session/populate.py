@@ -41,7 +41,9 @@ from typing import Any
 
 import datajoint as dj
 
+from ._processes import process_alive
 from .errors import ElementSessionError
+from .validate import holds_nul
 
 #: What DataJoint records as the error of a job whose worker was stopped with SIGTERM.
 _SIGTERM_MESSAGE = "SystemExit: SIGTERM received"
@@ -63,6 +65,8 @@ def _check_restriction(restriction: Restriction) -> dict[str, Any] | list[dict[s
 
     Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
     """
+    if holds_nul(restriction):
+        raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
     if restriction is None or isinstance(restriction, Mapping):
         return None if restriction is None else dict(restriction)
     is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)
@@ -472,22 +476,6 @@ class JobRecord:
     stale: bool | None  # reservations: True if its process on this host is gone; None on another host
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether a process of this host runs with this id (a zombie, awaiting its parent, is gone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
 def list_jobs(
     pipeline: ModuleType | str, tables: Sequence[str] | None = None, restriction: Restriction = None
 ) -> list[JobRecord]:
@@ -512,7 +500,7 @@ def list_jobs(
             when = row["reserved_time"] if reserved else row["completed_time"]
             stale = None
             if reserved and row["host"] == here:
-                stale = not _process_alive(row["pid"])
+                stale = not process_alive(row["pid"])
             records.append(
                 JobRecord(
                     table=table_label(table),

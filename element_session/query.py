@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import timezones
 from .errors import one_problem
+from .validate import holds_nul
 
 TimeLike = dt.datetime | dt.date | str
 
@@ -42,7 +43,7 @@ def _utc(value: TimeLike, timezone: str, name: str) -> dt.datetime:
         else:
             raise TypeError(f"expected a datetime, a date or ISO 8601 text, not {type(value).__name__}")
         return aware.astimezone(dt.UTC).replace(tzinfo=None)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError) as err:
         raise one_problem("arguments", name, value, str(err)) from None
 
 
@@ -75,6 +76,10 @@ def find_sessions(
     excluded); ``attribute`` keeps sessions having that attribute, with ``value`` if given.
     """
     m = session_module
+    for name, given in (("subject", subject), ("project", project), ("experimenter", experimenter),
+                        ("attribute", attribute), ("value", value)):  # fmt: skip
+        if holds_nul(given):
+            raise one_problem("arguments", name, given, "contains a NUL character")
     conditions: list[Any] = []  # applied at once: each `&` would copy the expression
     subject_attrs = [k for k in m.Session.primary_key if k not in ("session_datetime", "session_id")]
     if subject is not None:

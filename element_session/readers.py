@@ -94,7 +94,11 @@ def _read_file(path: Path, sheet: str | None, delimiter: str | None) -> Iterator
     suffix = path.suffix.lower()
     if suffix not in FILE_TYPES:
         raise one_problem(str(path), None, path.suffix, f"unknown file type: use {', '.join(FILE_TYPES)}")
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise one_problem(str(path), None, str(path), f"cannot be read: {err.strerror}") from None
+    if not is_file:
         raise one_problem(str(path), None, str(path), "no such file")
     if sheet is not None and suffix != ".xlsx":
         raise one_problem(str(path), None, sheet, "a sheet name is given, but only .xlsx workbooks have sheets")
@@ -259,8 +263,15 @@ def _read_yaml(file: TextIO, source: str) -> Iterator[Record]:
         row = item.start_mark.line + 1
         if not isinstance(item, yaml.MappingNode):
             raise one_problem(source, None, None, "expected a mapping of column names to values", row=row)
-        keys = [k.value for k, _ in item.value]
-        _check_header(keys, source, row)
+        for key, value in item.value:  # before constructing: an alias bomb is small as nodes, huge as text
+            if not isinstance(key, yaml.ScalarNode):
+                raise one_problem(source, None, None, "a column name must be text", row=row)
+            nested = isinstance(value, yaml.MappingNode) or (
+                isinstance(value, yaml.SequenceNode) and not all(isinstance(v, yaml.ScalarNode) for v in value.value)
+            )
+            if nested:
+                raise one_problem(source, key.value, None, "a value must be text or a list of text", row=row)
+        _check_header([k.value for k, _ in item.value], source, row)
         values = constructor.construct_document(item)
         yield Record(source, row, {k: (None if v in ("", "~", "null") else _text(v)) for k, v in values.items()})
 

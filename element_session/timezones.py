@@ -70,6 +70,13 @@ def localize(local: dt.datetime, zone: str) -> dt.datetime:
 
 def parse_session_time(text: str, default_zone: str = "UTC") -> tuple[dt.datetime, str]:
     """The UTC instant (naive, as stored) and the zone text of an ISO 8601 session time."""
+    try:
+        return _parse_session_time(text, default_zone)
+    except OverflowError:  # the instant in UTC (or in the named zone) falls outside years 1-9999
+        raise TimeError("year outside 1000-9999") from None
+
+
+def _parse_session_time(text: str, default_zone: str) -> tuple[dt.datetime, str]:
     text = text.strip()
     zone = None
     match = _ZONE_SUFFIX.match(text)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import datajoint as dj
@@ -49,6 +49,10 @@ def check_key_text(value: str, width: int | None = None) -> str:
     check_text(value, width)
     if _BACKSLASH_BEFORE_QUOTE.search(value):
         raise ValueError("a key value may not have a backslash at its end or before a quote")
+    if "%" in value:
+        raise ValueError("a key value may not contain '%' (DataJoint 2.3's cascading delete could not delete the row)")
+    if value.endswith(" "):
+        raise ValueError("a key value may not end with a space (MySQL/MariaDB compare 'a' and 'a ' as one key)")
     return value
 
 
@@ -129,3 +133,17 @@ def _check_enum(value: str, labels: tuple[str, ...]) -> str:
 def required_columns(table: dj.Table) -> list[str]:
     """Columns that must be given: not nullable and without a default."""
     return [a.name for a in table.heading.attributes.values() if not a.nullable and a.default is None]
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a lookup value (text, or a list or dict of values) holds a NUL character.
+
+    Lookups refuse NUL on every server: PostgreSQL cannot receive it in SQL text, and no stored key holds it.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(holds_nul(v) for v in value)
+    return False

@@ -5,12 +5,15 @@ command runs with DataJoint's most verbose logging (``DJ_LOG_LEVEL=DEBUG``) on a
 connected, with a wrong password, on a wrong port, and after the server stopped. In this process,
 connection failures are turned into the package's typed errors, whose text, ``repr`` and formatted
 traceback (with the chained original exception) are searched too, as are the private server's
-own files and the command lines of populate's worker processes.
+own files and the command lines of populate's worker processes. A one-character and a common-word
+password, which cannot be searched for, are checked the other way: the command says exactly what it
+says with a long random one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -26,10 +29,10 @@ import pytest
 
 from element_session.database import translate, without_password
 from element_session.errors import DatabaseUnreachableError, PermissionDeniedError
-from element_session.localdb import LocalServer, ServerInfo, server_from_environment
+from element_session.localdb import LocalServer, ServerInfo, drop_schemas, server_from_environment
 from element_session.populate import populate
 
-UNREACHABLE = 3
+UNREACHABLE, DENIED = 3, 4
 
 
 def everything_said(err: BaseException) -> str:
@@ -45,9 +48,7 @@ class Private:
         self.local = LocalServer(datadir, backend)
 
     def running(self) -> ServerInfo:
-        """The server, started again if it was stopped (by a new object: a stopped one cannot start again)."""
-        if self.local._info is None:
-            self.local = LocalServer(self.datadir, self.backend)
+        """The server, started again if a test stopped it (the same object starts again)."""
         return self.local.start()
 
 
@@ -108,7 +109,8 @@ def test_the_command_never_shows_the_password_connected_refused_or_with_the_serv
     )
     assert statuses["server stopped"] == UNREACHABLE
     assert f"cannot reach the database at 127.0.0.1:{info.port}" in outcomes["server stopped"].stderr
-    assert statuses["wrong password"] != 0 and outcomes["wrong password"].stdout == ""
+    assert statuses["wrong password"] == DENIED and outcomes["wrong password"].stdout == ""
+    assert f"the database refused this as 127.0.0.1:{info.port} as user 'dj'" in outcomes["wrong password"].stderr
     # the private server's own files hold no password in clear, but the 0600 file it is kept in
     for path in private.datadir.iterdir():
         if path.is_file() and path.name != "password":
@@ -128,22 +130,106 @@ def test_typed_connection_errors_and_their_tracebacks_never_show_the_password(pr
     err = caught.value
     assert secret not in everything_said(err)
     typed = translate(err)
-    if failure == "closed port":
-        assert isinstance(typed, DatabaseUnreachableError), repr(err)
-    elif backend == "postgresql":  # a refused login: today "cannot reach", better "refused" (docs/security.md)
-        assert isinstance(typed, DatabaseUnreachableError | PermissionDeniedError), repr(err)
-    if typed is not None:  # MySQL/MariaDB's refused login is not translated today: a traceback, without the password
-        assert secret not in everything_said(typed)
+    expected = DatabaseUnreachableError if failure == "closed port" else PermissionDeniedError  # a refused login
+    assert isinstance(typed, expected), repr(err)
+    assert secret not in everything_said(typed)
 
 
-def test_a_server_message_that_echoes_the_password_is_redacted(server, connection):
-    password = server.password
-    assert password, "the test server's account has no password: nothing to look for"
-    echoed = dj.errors.LostConnectionError(f"server said: bad login dj/{password} at 10:00")
-    typed = translate(echoed)
-    assert isinstance(typed, DatabaseUnreachableError)
-    assert password not in str(typed) and "dj/***" in str(typed)
-    assert without_password(f"x{password}y{password}") == "x***y***"
+KNOWN_FIELDS = [
+    "host=127.0.0.1 port=5432 user=dj password={p} dbname=postgres",  # a libpq connection string
+    "host=127.0.0.1 password='{p}' sslmode=disable",
+    "{{'host': '127.0.0.1', 'port': 3306, 'user': 'dj', 'passwd': '{p}', 'database_name': None}}",  # conn_info
+    '{{"database.password": "{p}", "database.user": "dj"}}',  # settings as JSON
+    "Connection(host='127.0.0.1', user='dj', password='{p}', port=9)",  # keyword arguments
+    "mysql://dj:{p}@127.0.0.1:3306/lab and postgresql://dj:{p}@db/x?sslmode=disable",  # URLs
+    "DJ_HOST=db DJ_PASS={p} PGPASSWORD={p}",  # an environment listing
+]
+
+
+@pytest.mark.parametrize("form", KNOWN_FIELDS)
+def test_the_password_is_masked_as_the_value_of_a_known_field(server, form):
+    for password in (server.password, "e", "database"):
+        assert without_password(form.format(p=password)) == form.format(p="***")  # the rest as it was
+
+
+def test_free_text_is_never_searched_for_the_password(server):
+    """No substring replacement: a short or common-word password would garble messages and show where it is."""
+    for text in ("Can't connect to MySQL server on '127.0.0.1' (using password: YES)",
+                 f"server said: bad login dj/{server.password} at 10:00", "cannot reach the database",
+                 "password authentication failed for user \"dj\"", "bypass=1 mypassword"):  # fmt: skip
+        assert without_password(text) == text
+
+
+def _account(connection, name: str, password: str, *, change: bool = False) -> None:
+    """Create an account with every privilege (or give it a new password)."""
+    if connection.adapter.backend == "postgresql":
+        if change:
+            connection.query(f'ALTER ROLE "{name}" PASSWORD %s', args=(password,))
+        else:
+            connection.query(f'CREATE ROLE "{name}" LOGIN SUPERUSER PASSWORD %s', args=(password,))
+    elif change:
+        connection.query("ALTER USER %s@'%%' IDENTIFIED BY %s", args=(name, password))
+    else:
+        connection.query("CREATE USER %s@'%%' IDENTIFIED BY %s", args=(name, password))
+        connection.query(f"GRANT ALL PRIVILEGES ON *.* TO '{name}'@'%%'")
+
+
+def _normalised(result: subprocess.CompletedProcess) -> tuple[int, str, str]:
+    """Exit status and output, without the time stamps of DataJoint's log lines."""
+    stamp = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ")
+    return result.returncode, stamp.sub("", result.stdout), stamp.sub("", result.stderr)
+
+
+@pytest.mark.parametrize("password", ["e", "database"])
+def test_a_one_character_or_common_word_password_changes_nothing_in_what_the_command_says(
+    connection, subprocess_env, tmp_path, password
+):
+    """The command says exactly the same with that password as with a long random one: not garbled, not shown.
+
+    Connected (the pipeline's schemas are created), refused at login with a wrong password (exit 4), and
+    pointed at a closed port (exit 3).
+    """
+    backend = connection.adapter.backend
+    name = f"es_pw_{secrets.token_hex(4)}"
+    long_password = f"Long-{secrets.token_urlsafe(16)}"
+    prefix = f"es_{secrets.token_hex(4)}_"
+    env = {**subprocess_env, "DJ_USER": name, "DATABASE_PREFIX": prefix}
+
+    def command(**changes: str) -> tuple[int, str, str]:
+        argv = [sys.executable, "-m", "element_session", "sessions", "--format", "json"]
+        result = subprocess.run(argv, env=env | changes, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        return _normalised(result)
+
+    _account(connection, name, password)
+    try:
+        said = {
+            "connected": command(DJ_PASS=password),
+            "refused login": command(DJ_PASS=password + "x"),
+            "closed port": command(DJ_PASS=password, DJ_PORT="9"),
+        }
+        _account(connection, name, long_password, change=True)
+        with_long = {
+            "connected": command(DJ_PASS=long_password),
+            "refused login": command(DJ_PASS=f"Wrong-{secrets.token_urlsafe(16)}"),
+            "closed port": command(DJ_PASS=long_password, DJ_PORT="9"),
+        }
+    finally:
+        drop_schemas(prefix)
+        connection.query(f'DROP ROLE "{name}"' if backend == "postgresql" else f"DROP USER '{name}'@'%%'")
+    print(f"\n{password!r}: {said}")
+    for case, (status, out, err) in said.items():
+        assert (status, out, err) == with_long[case], case
+        assert long_password not in out + err, case
+    port = env["DJ_PORT"]
+    assert said["connected"][:2] == (0, "[]\n") and f"connected to {name}@127.0.0.1:{port}" in said["connected"][2]
+    status, out, err = said["refused login"]
+    assert status == DENIED and out == "" and f"the database refused this as 127.0.0.1:{port} as user '{name}'" in err
+    status, out, err = said["closed port"]
+    assert status == UNREACHABLE and out == "" and "cannot reach the database at 127.0.0.1:9 as user" in err
+    server_says = ("Access denied for user", "Can't connect to MySQL server on '127.0.0.1'")
+    if backend == "postgresql":
+        server_says = (f'password authentication failed for user "{name}"', "Connection refused")
+    assert server_says[0] in said["refused login"][2] and server_says[1] in said["closed port"][2]
 
 
 def test_populate_workers_receive_the_password_off_their_command_line(server, pipeline):

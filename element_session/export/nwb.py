@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import timezones
 from ..errors import ElementSessionError, SessionNotFoundError, one_problem
-from ..validate import check_integer
+from ..validate import check_integer, holds_nul
 
 if TYPE_CHECKING:
     import pynwb
@@ -138,6 +138,8 @@ def find_session_key(
     subject_attrs = [k for k in session.primary_key if k not in ("session_datetime", "session_id")]
     if len(subject_attrs) != 1:
         raise one_problem("arguments", "subject", subject, f"the subject key has several attributes {subject_attrs}")
+    if holds_nul(subject):
+        raise one_problem("arguments", "subject", subject, "contains a NUL character")
     restriction: dict[str, Any] = {subject_attrs[0]: subject}
     if session_datetime is not None:
         if isinstance(session_datetime, str):
@@ -400,6 +402,10 @@ def write_nwb(
     """
     pynwb = _pynwb()
     path = Path(path)
+    try:
+        path.exists()
+    except OSError as err:
+        raise NwbExportError(f"cannot write {path}: {err.strerror}") from None
     if path.exists() and not overwrite:
         raise NwbExportError(f"{path} exists: pass overwrite=True (--overwrite) to replace it")
     if not path.parent.is_dir():

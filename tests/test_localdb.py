@@ -1,0 +1,105 @@
+"""The private server: a first start that fails for real says why and leaves nothing half made; restarts work.
+
+The fault is real: a ``mariadb-install-db`` (or ``initdb``) found first on ``PATH`` runs the machine's
+own tool with an option that makes it fail part-way, after it has begun to write the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from element_session.errors import LocalServerError
+from element_session.localdb import LocalServer, ServerInfo
+
+BACKEND = os.environ.get("DJ_BACKEND", "mysql")
+#: the tool of the first start, and what makes it fail after it began writing the data directory
+FAULTS = {
+    "mysql": ("mariadb-install-db", "--innodb-data-file-path=no-such-size", "innodb"),
+    "postgresql": ("initdb", "--no-clean --waldir=/proc/no-such-dir", 'could not create directory "/proc/no-such-dir"'),
+}
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory that PostgreSQL's own user can reach (pytest's tmp_path cannot be)."""
+    path = Path(tempfile.mkdtemp(prefix="element-session-localdb-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def failing_tool(folder: Path) -> str:
+    """A PATH entry whose first-start tool runs the real one with a fault; the text of the tool's own error."""
+    tool, fault, said = FAULTS[BACKEND]
+    real = shutil.which(tool) or next(Path("/usr/lib/postgresql").glob(f"*/bin/{tool}"), None)
+    assert real, f"{tool} is not installed"
+    folder.mkdir()
+    wrapper = folder / tool
+    wrapper.write_text(f'#!/bin/sh\nexec {real} "$@" {fault}\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return said
+
+
+def answers(info: ServerInfo) -> bool:
+    """Whether the server lets its account in and runs a query."""
+    if info.backend == "postgresql":
+        import psycopg2
+
+        conn = psycopg2.connect(host=info.host, port=info.port, user=info.user, password=info.password,
+                                dbname="postgres", sslmode="disable")  # fmt: skip
+    else:
+        import pymysql
+
+        conn = pymysql.connect(host=info.host, port=info.port, user=info.user, password=info.password)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return cur.fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def test_a_failed_first_start_shows_the_tools_error_leaves_no_data_and_the_next_start_works(scratch, monkeypatch):
+    said = failing_tool(scratch / "bin")
+    datadir = scratch / "server"
+    original_path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{scratch / 'bin'}{os.pathsep}{original_path}")
+    server = LocalServer(datadir, BACKEND)
+    with pytest.raises(LocalServerError) as caught:
+        server.start(timeout=30)
+    message = str(caught.value)
+    assert f"{FAULTS[BACKEND][0]} failed (exit status" in message and said in message, message
+    assert not (datadir / "data").exists() and not (datadir / "first-start").exists()
+    password = (datadir / "password").read_text()
+    assert password not in message
+
+    monkeypatch.setenv("PATH", original_path)  # the fault removed
+    try:
+        info = server.start(timeout=60)
+        assert answers(info) and info.password == password
+        server.stop()
+        again = server.start(timeout=60)  # the same object starts again after a stop
+        assert answers(again)
+    finally:
+        server.stop()
+
+
+def test_data_of_a_first_start_that_was_killed_are_made_again(scratch):
+    """A first start killed part-way leaves its marker: the next start makes the data again."""
+    datadir = scratch / "server"
+    (datadir / "data").mkdir(parents=True)  # what a killed mariadb-install-db or initdb --no-clean leaves
+    (datadir / "data" / "aria_log_control").write_bytes(b"\x00" * 52)
+    (datadir / "first-start").touch()
+    server = LocalServer(datadir, BACKEND)
+    try:
+        assert answers(server.start(timeout=60))
+        assert not (datadir / "first-start").exists()
+    finally:
+        server.stop()
