@@ -1,147 +1,277 @@
-"""The element-session command: ingest, list, locate, export and upgrade sessions of a pipeline.
+"""The element-session command: ingest, list, locate, populate, export and upgrade sessions of a pipeline.
 
-Exit status: 0 success; 1 invalid input data (the message names file, row, column and value);
-2 wrong usage; 3 the database cannot be reached; 4 the database refused the account's request
-(e.g. a read-only account writing); 141 the reader of the output went away (`| head`).
-Standard output carries only the command's own output; DataJoint's messages go to standard error.
+The whole command line lives here (click); library modules never parse arguments. Standard output
+carries only the command's own output; messages go to standard error. DataJoint's own warnings
+and log lines are hidden unless ``-v/--verbose`` is given. Errors become exit statuses in one
+place, :func:`exit_status` (the table is in ``README.md``, "Exit statuses").
+
+Nothing heavy is imported at module level: ``--help`` imports neither DataJoint nor the pipeline.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import json
-import logging
 import os
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-from . import formats, migrate, paths, populate, query
-from . import ingest as ingest_module
-from .database import database_errors
-from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
-from .export.nwb import add_export_parser
+import click
 
-OK, INVALID, USAGE, UNREACHABLE, DENIED = 0, 1, 2, 3, 4
-BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader went away
+from . import _messages
+from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError, UsageError
+from .localdb import BACKENDS
 
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--pipeline", default="workflow.pipeline", help="pipeline module to work on (default: workflow.pipeline)"
-    )
-    parser = argparse.ArgumentParser(prog="element-session", description=__doc__.split("\n")[0], parents=[common])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = commands.add_parser("ingest", parents=[common], help="ingest subjects, experimenters, projects or sessions")
-    p.add_argument("kind", choices=ingest_module.KINDS)
-    p.add_argument("files", nargs="+", metavar="FILE", help="CSV, YAML or JSON files, ingested in one transaction")
-    p.add_argument("--timezone", default="UTC", help="IANA zone of session times without an offset (default UTC)")
-    p.add_argument("--dry-run", action="store_true", help="check and report, write nothing")
-    p.set_defaults(run=run_ingest)
-
-    p = commands.add_parser("sessions", parents=[common], help="list sessions")
-    p.add_argument("--subject", action="append", help="a subject (repeat for several)")
-    p.add_argument("--project")
-    p.add_argument("--experimenter")
-    p.add_argument("--since", help="start time or date, included")
-    p.add_argument("--until", help="start time or date, excluded")
-    p.add_argument("--timezone", default="UTC", help="zone of --since/--until without an offset (default UTC)")
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.set_defaults(run=run_sessions)
-
-    p = commands.add_parser("dirs", parents=[common], help="sessions and their resolved raw-data directories")
-    p.add_argument("--missing", action="store_true", help="only sessions whose directory is found under no root")
-    p.set_defaults(run=run_dirs)
-
-    populate.add_populate_parser(commands, parents=[common])
-    populate.add_jobs_parser(commands, parents=[common])
-    add_export_parser(commands, parents=[common])  # pynwb itself is imported only when a file is written
-
-    p = migrate.add_migrate_parser(commands)
-    p.set_defaults(run=lambda args, _pipeline: migrate.run_migrate(args), without_pipeline=True)
-    return parser
+DEFAULT_PIPELINE = "workflow.pipeline"
 
 
-def _datajoint_messages_to_stderr() -> None:
-    for handler in logging.getLogger("datajoint").handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
-            handler.setStream(sys.stderr)
+class ExitStatus(IntEnum):
+    """The exit statuses of ``element-session``."""
+
+    OK = 0  # success
+    INVALID = 1  # invalid input data, a failed key or step, or an unexpected error (the message says which)
+    USAGE = 2  # wrong usage: an unknown command or option, a bad option value
+    UNREACHABLE = 3  # the database cannot be reached
+    DENIED = 4  # the database refused the account's request (e.g. a read-only account writing)
+    INTERRUPTED = 130  # interrupted (Ctrl-C)
+    BROKEN_PIPE = 141  # the reader of the output went away (`| head`): 128 + SIGPIPE, as a shell reports it
+
+
+#: Typed errors and their exit status, most specific first (an error's typed cause counts too).
+_STATUS_OF_ERROR: tuple[tuple[type[BaseException], ExitStatus], ...] = (
+    (DatabaseUnreachableError, ExitStatus.UNREACHABLE),
+    (PermissionDeniedError, ExitStatus.DENIED),
+    (click.UsageError, ExitStatus.USAGE),
+    (UsageError, ExitStatus.USAGE),
+    (KeyboardInterrupt, ExitStatus.INTERRUPTED),
+    (click.Abort, ExitStatus.INTERRUPTED),
+)
+
+
+def exit_status(err: BaseException) -> ExitStatus:
+    """The exit status of an error that ended a command: the one map from errors to statuses.
+
+    A database refusal or an unreachable server gives its status also where it is the cause of
+    another typed error (e.g. a failed migration step); every other error is ``INVALID``.
+    """
+    for candidate in (err, err.__cause__):
+        for kind, status in _STATUS_OF_ERROR:
+            if isinstance(candidate, kind):
+                return status
+    return ExitStatus.INVALID
+
+
+@dataclass
+class Settings:
+    """What the group's options decide, carried to every command in ``ctx.obj``."""
+
+    pipeline_name: str = DEFAULT_PIPELINE
+    verbose: bool = False
+    pipeline: ModuleType | None = None  # the pipeline module, once imported (or given to main())
+
+    def load_pipeline(self) -> ModuleType:
+        """The pipeline module, imported on first use (which activates its schemas)."""
+        if self.pipeline is None:
+            self.pipeline = load_pipeline(self.pipeline_name)
+        return self.pipeline
 
 
 def load_pipeline(name: str) -> ModuleType:
-    """Import the pipeline module (which activates its schemas); database failures are typed."""
+    """Import the pipeline module ``name`` (which activates its schemas).
+
+    Raises :class:`~element_session.errors.PipelineImportError` when the module itself is not found;
+    database failures while activating are typed (:func:`element_session.database.database_errors`).
+    """
+    import importlib
+
+    from .database import database_errors
+    from .errors import PipelineImportError
+
     try:
         with database_errors():
             return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name and name.startswith(err.name):
-            raise ElementSessionError(f"pipeline module {name!r} cannot be imported: {err}") from None
+            raise PipelineImportError(f"pipeline module {name!r} cannot be imported: {err}") from None
         raise
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv``; its exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _datajoint_messages_to_stderr()
+def _set_pipeline(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Settings).pipeline_name = value
+
+
+_PIPELINE_HELP = f"pipeline module to work on (default: {DEFAULT_PIPELINE})"
+
+
+def pipeline_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--pipeline`` after a sub-command too (``element-session sessions --pipeline X``), as before click."""
+    return click.option(
+        "--pipeline", metavar="MODULE", expose_value=False, callback=_set_pipeline, help=_PIPELINE_HELP
+    )(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--pipeline", metavar="MODULE", default=None, help=_PIPELINE_HELP)
+@click.option("-v", "--verbose", is_flag=True, help="show DataJoint's warnings and messages (on standard error)")
+@click.version_option(package_name="element-session", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, pipeline: str | None, verbose: bool) -> None:
+    """Ingest, list, locate, populate, export and upgrade the sessions of a DataJoint pipeline."""
+    settings = ctx.ensure_object(Settings)
+    if pipeline is not None:
+        settings.pipeline_name = pipeline
+    settings.verbose = verbose
+    _messages.configure(verbose)
+
+
+def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); its exit status.
+
+    ``pipeline``: the pipeline module to use instead of importing ``--pipeline`` by name.
+    Errors are reported on standard error in one line (a traceback too with ``-v``).
+    """
+    _messages.filter_warnings(verbose=False)  # DataJoint warns at import: quiet until -v is read
+    settings = Settings(pipeline=pipeline)
     try:
-        with database_errors():
-            # migrate works on a schema by name: loading the pipeline would activate (declare) its schemas
-            pipeline = None if getattr(args, "without_pipeline", False) else load_pipeline(args.pipeline)
-            _datajoint_messages_to_stderr()
-            return args.run(args, pipeline)
-    except DatabaseUnreachableError as err:
-        print(f"element-session: {err}", file=sys.stderr)
-        return UNREACHABLE
-    except PermissionDeniedError as err:
-        print(f"element-session: {err}", file=sys.stderr)
-        return DENIED
-    except ElementSessionError as err:
-        print(f"element-session: {err}", file=sys.stderr)
-        return INVALID
+        status = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="element-session",
+            standalone_mode=False,
+            obj=settings,
+        )
+    except click.exceptions.Exit as done:  # --help, --version
+        return done.exit_code
     except BrokenPipeError:  # the reader of the output went away (`| head`); Python's docs recipe:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit fails no more
-        return BROKEN_PIPE
+        return ExitStatus.BROKEN_PIPE
+    except click.ClickException as err:
+        err.show()
+        return exit_status(err)
+    except (Exception, KeyboardInterrupt, click.Abort) as err:
+        typed = _typed(err)
+        status = exit_status(typed)
+        if isinstance(typed, ElementSessionError):
+            click.echo(f"element-session: {typed}", err=True)
+        elif status == ExitStatus.INTERRUPTED:
+            click.echo("element-session: interrupted", err=True)
+        else:
+            click.echo(f"element-session: unexpected error: {type(typed).__name__}: {typed}", err=True)
+            if not settings.verbose:
+                click.echo("element-session: run again with -v for the traceback", err=True)
+        if settings.verbose:
+            traceback.print_exception(err, file=sys.stderr)
+        return status
+    return ExitStatus.OK if status is None else int(status)
 
 
-def run_ingest(args: argparse.Namespace, pipeline: ModuleType) -> int:
-    report = ingest_module.ingest(
-        args.kind, args.files, pipeline=pipeline, timezone=args.timezone, dry_run=args.dry_run
-    )
-    print(report)
-    return OK
+def _typed(err: BaseException) -> BaseException:
+    """A database failure as its typed error; any other error as it is."""
+    if "datajoint" not in sys.modules or not isinstance(err, Exception):
+        return err
+    from .database import translate
+
+    return translate(err) or err
 
 
-def _session_frame(args: argparse.Namespace, pipeline: ModuleType):
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.ensure_object(Settings)
+
+
+# --------------------------------------------------------------------------- ingest, sessions, dirs
+
+
+class _Kind(click.Choice):
+    """``ingest``'s KIND: one of ``element_session.ingest.KINDS``, read only when needed."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> Sequence[str]:  # type: ignore[override]
+        from .ingest import KINDS
+
+        return KINDS
+
+    @choices.setter
+    def choices(self, _value: Sequence[str]) -> None:
+        pass
+
+
+@cli.command()
+@click.argument("kind", type=_Kind(), metavar="KIND")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--timezone", default="UTC", show_default=True, help="IANA zone of session times without an offset")
+@click.option("--dry-run", is_flag=True, help="check and report, write nothing")
+@pipeline_option
+@click.pass_context
+def ingest(ctx: click.Context, kind: str, files: tuple[str, ...], timezone: str, dry_run: bool) -> ExitStatus:
+    """Ingest subjects, experimenters, projects or sessions from CSV, YAML or JSON FILEs (one transaction)."""
+    from .ingest import ingest as ingest_rows
+
+    report = ingest_rows(kind, list(files), pipeline=_settings(ctx).load_pipeline(), timezone=timezone, dry_run=dry_run)
+    click.echo(report)
+    return ExitStatus.OK
+
+
+@cli.command()
+@click.option("--subject", multiple=True, help="a subject (repeat for several)")
+@click.option("--project", help="a project")
+@click.option("--experimenter", help="an experimenter")
+@click.option("--since", help="start time or date, included")
+@click.option("--until", help="start time or date, excluded")
+@click.option("--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset")
+@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@pipeline_option
+@click.pass_context
+def sessions(
+    ctx: click.Context,
+    subject: tuple[str, ...],
+    project: str | None,
+    experimenter: str | None,
+    since: str | None,
+    until: str | None,
+    timezone: str,
+    form: str,
+) -> ExitStatus:
+    """List sessions."""
+    from . import formats, query
+
+    pipeline = _settings(ctx).load_pipeline()
     found = query.find_sessions(
         pipeline.session,
-        subject=args.subject,
-        project=args.project,
-        experimenter=args.experimenter,
-        since=args.since,
-        until=args.until,
-        timezone=args.timezone,
+        subject=list(subject) or None,
+        project=project,
+        experimenter=experimenter,
+        since=since,
+        until=until,
+        timezone=timezone,
     )
-    return query.session_table(found, pipeline.session)
-
-
-def run_sessions(args: argparse.Namespace, pipeline: ModuleType) -> int:
-    frame = _session_frame(args, pipeline)
-    if args.format == "json":
+    frame = query.session_table(found, pipeline.session)
+    if form == "json":
         json.dump(formats.session_records(frame, pipeline.session.Session), sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
-    elif args.format == "csv":
+    elif form == "csv":
         formats.write_sessions_csv(frame, pipeline.session.Session, sys.stdout)
     else:
-        print(formats.sessions_text(frame))
-    return OK
+        click.echo(formats.sessions_text(frame))
+    return ExitStatus.OK
 
 
-def run_dirs(args: argparse.Namespace, pipeline: ModuleType) -> int:
-    module = pipeline.session
+@cli.command()
+@click.option("--missing", is_flag=True, help="only sessions whose directory is found under no root")
+@pipeline_option
+@click.pass_context
+def dirs(ctx: click.Context, missing: bool) -> ExitStatus:
+    """Sessions and their resolved raw-data directories."""
+    from . import paths
+
+    module = _settings(ctx).load_pipeline().session
     keys = list(module.Session.primary_key)
     roots = paths.get_root_dirs()
     rows = []
@@ -150,15 +280,248 @@ def run_dirs(args: argparse.Namespace, pipeline: ModuleType) -> int:
             found = str(paths.find_full_path(roots, row["session_dir"]))
         except FileNotFoundError:
             found = None
-        if found is None or not args.missing:
+        if found is None or not missing:
             rows.append([*(str(row[k]) for k in keys), row["session_dir"], found or "MISSING"])
     if not rows:
-        print("no sessions" if not args.missing else "no missing directories")
-        return OK
+        click.echo("no sessions" if not missing else "no missing directories")
+        return ExitStatus.OK
     widths = [max(len(str(r[i])) for r in [[*keys, "session_dir", "directory"], *rows]) for i in range(len(rows[0]))]
     for line in [[*keys, "session_dir", "directory"], *rows]:
-        print("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    return OK
+        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- populate and jobs
+
+
+class _Assignment(click.ParamType):
+    """``ATTR=VALUE``, as a (name, value) pair."""
+
+    name = "ATTR=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        name, sep, text = str(value).partition("=")
+        if not sep or not name.strip():
+            self.fail(f"needs ATTRIBUTE=VALUE, not {value!r}", param, ctx)
+        return name.strip(), text
+
+
+def restrict_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--restrict ATTR=VALUE``, repeatable: all must match."""
+    return click.option(
+        "--restrict",
+        type=_Assignment(),
+        multiple=True,
+        help="only keys with this attribute value, e.g. subject=mouse1 (repeatable: all must match)",
+    )(command)
+
+
+def table_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--table NAME``, repeatable."""
+    return click.option(
+        "--table",
+        "tables",
+        multiple=True,
+        metavar="NAME",
+        help="a table (class name or module.Class); repeat for several; default: all",
+    )(command)
+
+
+def _restriction(pairs: tuple[tuple[str, str], ...]) -> dict[str, str] | None:
+    return dict(pairs) or None
+
+
+@cli.command()
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes here")
+@table_option
+@click.option("--limit", type=click.IntRange(min=1), help="at most this many keys per table in this run")
+@restrict_option
+@click.option("--no-progress", "progress", is_flag=True, flag_value=False, default=True, help="no progress bar")
+@pipeline_option
+@click.pass_context
+def populate(
+    ctx: click.Context,
+    workers: int,
+    tables: tuple[str, ...],
+    limit: int | None,
+    restrict: tuple[tuple[str, str], ...],
+    progress: bool,
+) -> ExitStatus:
+    """Populate the pipeline's Imported/Computed tables with worker processes.
+
+    DataJoint's job reservation hands each key to one worker: workers here and on other machines
+    share the keys.
+    """
+    from .populate import format_key
+    from .populate import populate as run
+
+    settings = _settings(ctx)
+    try:
+        summary = run(
+            settings.load_pipeline(),
+            tables=list(tables) or None,
+            workers=workers,
+            limit=limit,
+            progress=progress,
+            restriction=_restriction(restrict),
+            verbose=settings.verbose,
+        )
+    except KeyboardInterrupt:
+        click.echo("interrupted: the workers stopped and the keys they were making were put back", err=True)
+        return ExitStatus.INTERRUPTED
+    click.echo(summary)
+    for table, key, message in summary.errors:
+        click.echo(f"  {table} {format_key(key)}: {message}")
+    if summary.errors:
+        click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
+    return ExitStatus.OK if summary.ok else ExitStatus.INVALID
+
+
+@cli.command()
+@click.option("--clear-errors", is_flag=True, help="clear every failed key")
+@click.option("--clear-stale", is_flag=True, help="clear reservations whose worker is gone")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    metavar="MINUTES",
+    help="with --clear-stale: also clear reservations of other hosts at least this old",
+)
+@table_option
+@restrict_option
+@pipeline_option
+@click.pass_context
+def jobs(
+    ctx: click.Context,
+    clear_errors: bool,
+    clear_stale: bool,
+    older_than: float | None,
+    tables: tuple[str, ...],
+    restrict: tuple[tuple[str, str], ...],
+) -> ExitStatus:
+    """List reserved and failed jobs; clear failed keys or stale reservations so they run again.
+
+    A reservation is stale if its process on this host is gone, or, with --older-than, if it was
+    made on another host at least that many minutes ago.
+    """
+    from .populate import clear_jobs, format_jobs, list_jobs
+
+    if older_than is not None and not clear_stale:
+        raise click.UsageError("--older-than applies to --clear-stale; add --clear-stale", ctx)
+    pipeline = _settings(ctx).load_pipeline()
+    restriction, names = _restriction(restrict), list(tables) or None
+    if clear_errors or clear_stale:
+        cleared = clear_jobs(
+            pipeline,
+            errors=clear_errors,
+            stale=clear_stale,
+            older_than=older_than,
+            tables=names,
+            restriction=restriction,
+        )
+        n_errors = sum(r.status == "error" for r in cleared)
+        click.echo(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
+    click.echo(format_jobs(list_jobs(pipeline, names, restriction)))
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- export and migrate
+
+
+@cli.command("export-nwb")
+@click.option("--subject", required=True, help="the session's subject")
+@click.option("--datetime", "when", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+@click.option("--id", "session_id", metavar="N", help="the session's number")
+@click.option("--timezone", default="UTC", show_default=True, help="zone of --datetime without an offset")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the NWB file to write")
+@click.option("--overwrite", is_flag=True, help="replace the output file if it exists")
+@click.option("--institution", help="institution written in the file")
+@click.option("--lab", help="lab written in the file")
+@pipeline_option
+@click.pass_context
+def export_nwb(
+    ctx: click.Context,
+    subject: str,
+    when: str | None,
+    session_id: str | None,
+    timezone: str,
+    output: Path,
+    overwrite: bool,
+    institution: str | None,
+    lab: str | None,
+) -> ExitStatus:
+    """Write one session (subject plus --datetime or --id) to an NWB file.
+
+    Needs pynwb: pip install "element-session[nwb]".
+    """
+    if (when is None) == (session_id is None):
+        raise click.UsageError("give one of --datetime and --id", ctx)
+    from .export.nwb import find_session_key, write_nwb
+
+    pipeline = _settings(ctx).load_pipeline()
+    module = pipeline.session
+    key = find_session_key(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
+    path = write_nwb(
+        key, output, overwrite=overwrite, session_module=module, pipeline=pipeline, institution=institution, lab=lab
+    )
+    click.echo(path)
+    return ExitStatus.OK
+
+
+@cli.command()
+@click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
+@click.option("--dry-run", is_flag=True, help="report what would change and change nothing")
+@pipeline_option
+def migrate(schema: str, dry_run: bool) -> ExitStatus:
+    """Upgrade, in place, a session schema written by the published element (DataJoint 0.14).
+
+    Back up the schema first (docs/upgrade.md). It works on the schema by name: the pipeline is not
+    imported (importing it would activate, i.e. declare, its schemas).
+    """
+    import datajoint as dj
+
+    from .database import database_errors
+    from .migrate import migrate as run
+
+    with database_errors():
+        connection = dj.conn()
+    click.echo(run(schema, dry_run=dry_run, connection=connection))
+    return ExitStatus.OK
+
+
+# --------------------------------------------------------------------------- the private server
+
+
+@cli.group()
+def localdb() -> None:
+    """A private MariaDB/PostgreSQL server for the demo and the tests (also: python -m element_session.localdb)."""
+
+
+@localdb.command("start")
+@click.argument("datadir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--backend", type=click.Choice(BACKENDS), envvar="DJ_BACKEND", default="mysql")
+def localdb_start(datadir: Path, backend: str) -> ExitStatus:
+    """Start a server with its data in DATADIR; print `export` lines for a shell to eval."""
+    from .localdb import LocalServer
+
+    server = LocalServer(datadir, backend)
+    info = server.start()
+    server.detach()
+    for name, value in info.environment().items():
+        click.echo(f"export {name}={value}")
+    return ExitStatus.OK
+
+
+@localdb.command("stop")
+@click.argument("datadir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--backend", type=click.Choice(BACKENDS), envvar="DJ_BACKEND", default="mysql")
+def localdb_stop(datadir: Path, backend: str) -> ExitStatus:
+    """Stop the server whose data is in DATADIR."""
+    from .localdb import LocalServer
+
+    LocalServer(datadir, backend).stop()
+    return ExitStatus.OK
 
 
 if __name__ == "__main__":

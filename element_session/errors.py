@@ -1,10 +1,47 @@
-"""Typed errors of element-session: each says what was wrong, where, and how to fix it."""
+"""Typed errors of element-session: each says what was wrong, where, and how to fix it.
+
+Every error the package raises on purpose is defined here (older import paths re-export them)::
+
+    ElementSessionError
+    ├── UsageError                   a command-line or API argument that cannot be used
+    │   └── PipelineImportError      the pipeline module cannot be imported
+    ├── LinkingModuleError           activate(): the linking module lacks an upstream table
+    ├── ActivationError              activate() again under another schema name
+    ├── LocalServerError             the private test/demo server cannot be set up or reached
+    ├── SessionDirectoryError        a session directory that is not a valid relative path
+    │   └── DirectoryNotFoundError   (also FileNotFoundError) found under no root directory
+    ├── SessionNotFoundError         (also LookupError) no session matches a key or path
+    ├── InputError                   (also ValueError) invalid input data, with its InputProblems
+    │   ├── ConflictError            an input key stored with different content
+    │   └── DatabaseRefusedError     input the database refused although it passed the checks
+    ├── TimeError                    (also ValueError) a time that cannot be stored exactly
+    ├── FormatError                  a stored value that an output format cannot hold
+    ├── PopulateError                populate/jobs: a table name, restriction or worker option
+    ├── MigrationError               a schema not migrated (missing, unrecognised, a step failed)
+    ├── NwbUnavailableError          (also ImportError) pynwb is not installed
+    ├── NwbExportError               a session that cannot be written as NWB
+    ├── DatabaseUnreachableError     (also ConnectionError) the server cannot be reached
+    ├── PermissionDeniedError        (also PermissionError) the account may not do what was asked
+    └── DatabaseBusyError            a deadlock or lock timeout that persists after retries
+
+    CollationWarning (a UserWarning) activate(): key columns compare text by a non-binary collation
+
+The command line maps these classes to exit statuses in one place (``element_session.cli.exit_status``).
+"""
 
 from __future__ import annotations
 
 
 class ElementSessionError(Exception):
     """Base class of every error this package raises on purpose."""
+
+
+class UsageError(ElementSessionError):
+    """Raised for an argument or option value that cannot be used (the message names it)."""
+
+
+class PipelineImportError(UsageError, ImportError):
+    """Raised when the pipeline module named by ``--pipeline`` (or ``pipeline=``) cannot be imported."""
 
 
 class LinkingModuleError(ElementSessionError):
@@ -49,11 +86,6 @@ class InputError(ElementSessionError, ValueError):
         super().__init__(f"{len(problems)} problem(s) in the input, nothing was written:\n  " + "\n  ".join(lines))
 
 
-def one_problem(source: str, column: str | None, value: object, reason: str, row: int | None = None) -> InputError:
-    """An :class:`InputError` of a single problem."""
-    return InputError([InputProblem(source, row, column, value, reason)])
-
-
 class ConflictError(InputError):
     """Raised when an input row's key exists in the database with different content."""
 
@@ -92,6 +124,11 @@ class InputProblem:
         return f"InputProblem({self})"
 
 
+def one_problem(source: str, column: str | None, value: object, reason: str, row: int | None = None) -> InputError:
+    """An :class:`InputError` of a single problem."""
+    return InputError([InputProblem(source, row, column, value, reason)])
+
+
 class DatabaseUnreachableError(ElementSessionError, ConnectionError):
     """Raised when the database server cannot be reached; names host and port, never the password."""
 
@@ -104,3 +141,31 @@ class DatabaseBusyError(ElementSessionError):
     """Raised when a deadlock or a lock wait timeout persists after retries; nothing was written, try again."""
 
     transient = True
+
+
+class TimeError(ElementSessionError, ValueError):
+    """Raised for a session time that cannot be stored exactly; the message says why."""
+
+
+class FormatError(ElementSessionError):
+    """Raised when a stored value cannot be written in the output format asked for (the message says which)."""
+
+
+class PopulateError(ElementSessionError):
+    """Raised for a pipeline module, table name or worker option that populate cannot use."""
+
+
+class MigrationError(ElementSessionError):
+    """Raised when a schema is not migrated: missing, unrecognised, or a step failed (see ``report``)."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report  # the MigrationReport so far, where there is one
+
+
+class NwbUnavailableError(ElementSessionError, ImportError):
+    """Raised by the NWB export when pynwb is not installed."""
+
+
+class NwbExportError(ElementSessionError):
+    """Raised when a session cannot be written as NWB (no start time, an existing file, bad arguments)."""

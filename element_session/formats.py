@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from . import timezones
-from .errors import ElementSessionError
+from .errors import FormatError
 
 ATTRIBUTE_PREFIX = "attr."
 LIST_SEPARATOR = ";"
@@ -61,7 +61,7 @@ def _record(row: dict[str, Any], keys: list[str], attributes: list[str]) -> dict
 def write_sessions_csv(frame: pd.DataFrame, session: Any, stream: TextIO) -> None:
     """Write the sessions of ``frame`` to ``stream`` as CSV in ingest's layout.
 
-    Raises :class:`~element_session.errors.ElementSessionError` for a name holding ``;``, which the
+    Raises :class:`~element_session.errors.FormatError` for a name holding ``;``, which the
     CSV layout cannot carry (JSON can).
     """
     columns = [*subject_attributes(session), *SESSION_FIELDS, *attribute_columns(frame)]
@@ -78,9 +78,7 @@ def _csv_cell(column: str, row: dict[str, Any]) -> str:
     if column in ("experimenter", "project"):
         names = row[column + "s"]
         if any(LIST_SEPARATOR in name for name in names):
-            raise ElementSessionError(
-                f"{column} name in {names} contains ';' and cannot be written as CSV: use --format json"
-            )
+            raise FormatError(f"{column} name in {names} contains ';' and cannot be written as CSV: use --format json")
         return LIST_SEPARATOR.join(names)
     value = row.get(column)
     return "" if value is None else str(value)

@@ -11,6 +11,7 @@ from types import ModuleType
 import datajoint as dj
 from datajoint.heading import Heading
 
+from ._datajoint_compat import declare_jobs_table, forget_dropped_schema, match_backslashes_as_datajoint_escapes_them
 from .errors import ActivationError, CollationWarning, LinkingModuleError
 from .keys import Collation
 
@@ -253,8 +254,6 @@ def activate_downstream(
     )
     reload_stale_headings(_tables_of(schema), schema_name)
     if create_tables:
-        from .populate import declare_jobs_table
-
         for table in tables:
             declare_jobs_table(table)
 
@@ -266,34 +265,16 @@ def activated_session_modules() -> list[ModuleType]:
     return [m for m in (session_with_datetime, session_with_id) if m.schema.is_activated()]
 
 
-def match_backslashes_as_datajoint_escapes_them(connection: dj.Connection) -> None:
-    """On PostgreSQL, read backslashes in string literals as escapes, as DataJoint writes them.
-
-    DataJoint 2.3 escapes a backslash in a dict restriction by doubling it (MySQL's rule). With
-    PostgreSQL's default ``standard_conforming_strings = on`` the doubled backslash is taken
-    literally, and ``Table & {"name": "a\\b"}`` silently matches nothing. Turning the setting off for
-    this session makes such restrictions exact; query parameters are unaffected. To make it
-    permanent for a role: ``ALTER ROLE name SET standard_conforming_strings = off``.
-    """
-    if connection.adapter.backend != "postgresql":
-        return
-    if connection.query("SHOW standard_conforming_strings").fetchone()[0] == "on":
-        connection.query("SET escape_string_warning = off")
-        connection.query("SET standard_conforming_strings = off")
-
-
 def drop_schema(schema: dj.Schema) -> None:
     """Drop ``schema`` with its tables and forget it, so that its module can be activated again.
 
-    DataJoint's own ``Schema.drop`` leaves the dropped schema registered on the connection, where
-    later cascading deletes still look for its tables.
+    DataJoint's own ``Schema.drop`` does not forget the schema
+    (:func:`~element_session._datajoint_compat.forget_dropped_schema`).
     """
     if not schema.is_activated():
         return
     schema.drop(prompt=False)
-    schema.connection.schemas.pop(schema.database, None)
-    schema.connection.dependencies.clear()
-    schema.database = None
+    forget_dropped_schema(schema)
 
 
 def _schema_exists(connection: dj.Connection, schema_name: str) -> bool:

@@ -13,7 +13,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -392,23 +391,7 @@ def drop_schemas(prefix: str) -> list[str]:
     return dropped
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start or stop a local server; ``start`` prints ``export`` lines for a shell to eval."""
-    parser = argparse.ArgumentParser(prog="python -m element_session.localdb", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["start", "stop"])
-    parser.add_argument("datadir")
-    parser.add_argument("--backend", choices=BACKENDS, default=os.environ.get("DJ_BACKEND", "mysql"))
-    args = parser.parse_args(argv)
-    server = LocalServer(args.datadir, args.backend)
-    if args.action == "stop":
-        server.stop()
-        return 0
-    info = server.start()
-    server.detach()
-    for name, value in info.environment().items():
-        print(f"export {name}={value}")
-    return 0
+if __name__ == "__main__":  # python -m element_session.localdb start|stop DIR: the command's `localdb` group
+    from element_session.cli import localdb as _command
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    _command(prog_name="python -m element_session.localdb")

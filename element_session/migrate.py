@@ -24,26 +24,17 @@ See ``docs/upgrade.md`` for what a lab runs, in order, and what to back up first
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import datajoint as dj
 
-from .errors import DatabaseUnreachableError, ElementSessionError
+from .database import translate
+from .errors import MigrationError
 
-__all__ = ["Change", "MigrationError", "MigrationReport", "add_migrate_parser", "migrate", "run_migrate"]
-
-
-class MigrationError(ElementSessionError):
-    """Raised when a schema is not migrated: missing, unrecognised, or a step failed (see ``report``)."""
-
-    def __init__(self, message: str, report: MigrationReport | None = None) -> None:
-        super().__init__(message)
-        self.report = report
+__all__ = ["Change", "MigrationError", "MigrationReport", "migrate"]
 
 
 @dataclass(frozen=True)
@@ -601,51 +592,14 @@ def migrate(schema_name: str, *, dry_run: bool = False, connection: dj.Connectio
         try:
             _apply_change(connection, change)
         except Exception as err:
+            refused = translate(err)  # a refused privilege or a lost connection: the typed error is the cause
             raise MigrationError(
-                f"step {number} of {len(report.changes)} failed ({change}): {err}\n"
+                f"step {number} of {len(report.changes)} failed ({change}): {refused or err}\n"
                 f"Steps 1 to {number - 1} were applied and the schema is usable as it is; nothing of step {number} "
                 "or later was applied. Fix the cause and run the migration again: it continues from where it "
                 "stopped.",
                 report,
-            ) from err
+            ) from refused or err
         report.applied = number
     connection.dependencies.clear()
     return report
-
-
-def add_migrate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``migrate`` command (``--schema NAME [--dry-run]``) to an argparse ``subparsers``."""
-    parser = subparsers.add_parser(
-        "migrate",
-        help="upgrade a session schema written by the published element (DataJoint 0.14) in place",
-        description=(
-            "Upgrade, in place, a session schema that the published element-session declared on DataJoint 0.14. "
-            "Back up the schema first (docs/upgrade.md). Exit status 0: migrated or nothing to do; "
-            "1: not recognised or failed (message on standard error)."
-        ),
-    )
-    parser.add_argument("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
-    parser.add_argument("--dry-run", action="store_true", help="report what would change and change nothing")
-    return parser
-
-
-def run_migrate(args: argparse.Namespace) -> int:
-    """Run ``migrate`` for parsed arguments: the report on standard output; 0 done, 1 refused or failed."""
-    try:
-        connection = _connect()
-        report = migrate(args.schema, dry_run=args.dry_run, connection=connection)
-    except (ElementSessionError, dj.errors.DataJointError) as err:
-        print(f"element-session migrate: {err}", file=sys.stderr)
-        return 1
-    print(report)
-    return 0
-
-
-def _connect() -> dj.Connection:
-    try:
-        return dj.conn()
-    except Exception as err:
-        host, port, user = (dj.config[f"database.{k}"] for k in ("host", "port", "user"))
-        raise DatabaseUnreachableError(
-            f"cannot reach the database at {host}:{port} as user {user!r}: {type(err).__name__}"
-        ) from None

@@ -13,14 +13,12 @@ them again. A reservation is *stale* when its worker is gone: on this host, when
 no longer runs; on another host, whose processes cannot be seen from here, only when it is older
 than ``older_than`` minutes. A reservation held by a live process of this host is never cleared.
 
-The command-line functions (``add_populate_parser``/``run_populate`` and
-``add_jobs_parser``/``run_jobs``) implement ``element-session populate`` and
-``element-session jobs``; see ``docs/populate.md``.
+``element-session populate`` and ``element-session jobs`` (in :mod:`element_session.cli`) call these
+functions; see ``docs/populate.md``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as dt
 import importlib
@@ -41,19 +39,15 @@ from typing import Any
 
 import datajoint as dj
 
+from ._datajoint_compat import declare_jobs_table, release_interrupted_job
 from ._processes import process_alive
-from .errors import ElementSessionError
+from .database import translate
+from .errors import PopulateError
 from .validate import holds_nul
 
-#: What DataJoint records as the error of a job whose worker was stopped with SIGTERM.
-_SIGTERM_MESSAGE = "SystemExit: SIGTERM received"
 #: The DataJoint settings a worker process copies from the caller.
 _DATABASE_SETTINGS = ("host", "port", "user", "password", "backend", "name", "use_tls", "reconnect")
 _JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time", "error_message")
-
-
-class PopulateError(ElementSessionError):
-    """Raised for a pipeline module, table name or worker option that populate cannot use."""
 
 
 #: Keys to work on: a dict of attribute values, a list of such dicts (any of them), or None (all keys).
@@ -154,42 +148,6 @@ def select_tables(pipeline: ModuleType | str, names: Sequence[str] | None = None
     return [t for t in tables if t.full_table_name in chosen]
 
 
-def declare_jobs_table(table: type[dj.Table]) -> dj.Table:
-    """The jobs table of ``table``, declared if it does not exist yet.
-
-    DataJoint 2.3.5 derives the jobs table's key types from the target table's columns; on
-    PostgreSQL, columns inherited through a foreign key carry no DataJoint type, so a ``datetime``
-    key (e.g. ``Session.session_datetime``) arrives as ``timestamp without time zone`` and the
-    declaration fails. Here such columns take the type declared in the table they come from.
-    """
-    from datajoint.jobs import Job
-
-    instance = table()
-    jobs = Job(instance)
-    if not jobs.is_declared:
-        definition = jobs.definition
-        for name in instance.primary_key:
-            attribute = instance.heading[name]
-            if attribute.original_type is None:
-                origin = _origin_type(instance, attribute.lineage)
-                if origin and origin != attribute.type:
-                    definition = definition.replace(f"\n    {name} : {attribute.type}\n", f"\n    {name} : {origin}\n")
-        jobs._definition = definition
-        jobs.declare()
-    return instance.jobs
-
-
-def _origin_type(table: dj.Table, lineage: str | None) -> str | None:
-    """The DataJoint type of an attribute in the table it was declared in (from its lineage)."""
-    if not lineage or lineage.count(".") < 2:
-        return None
-    database, table_name, attribute = lineage.rsplit(".", 2)
-    adapter = table.connection.adapter
-    origin = dj.FreeTable(table.connection, adapter.make_full_table_name(database, table_name))
-    heading = origin.heading[attribute]
-    return heading.original_type or heading.type
-
-
 # --------------------------------------------------------------------------- populate
 
 
@@ -235,6 +193,7 @@ def populate(
     progress: bool = True,
     restriction: Restriction = None,
     poll_interval: float = 0.5,
+    verbose: bool = False,
 ) -> PopulateSummary:
     """Populate the Imported/Computed tables of ``pipeline`` with ``workers`` processes.
 
@@ -252,11 +211,18 @@ def populate(
     restriction : only keys matching it: a dict of attribute values (e.g. ``{"subject": "m1"}``),
         or a list of dicts (any of them); attributes a table lacks are ignored.
     poll_interval : seconds between two polls of the progress bar's counts.
+    verbose : let the workers show DataJoint's warnings and messages on standard error (by default
+        they are quiet).
 
     Returns the :class:`PopulateSummary`. Failed keys are also recorded, with their error, in
     DataJoint's jobs tables (:func:`list_jobs`); they are not retried until cleared
     (:func:`clear_jobs`). Interrupting (Ctrl-C) stops the workers; the keys they were making are
     put back, not recorded as failed.
+
+    Raises :class:`~element_session.errors.PopulateError` for an unusable module, table name,
+    restriction, ``workers`` or ``limit``; :class:`~element_session.errors.PermissionDeniedError` or
+    :class:`~element_session.errors.DatabaseUnreachableError` when a worker was refused by the
+    database or could not reach it (after all workers ended).
     """
     module = resolve_pipeline(pipeline)
     if module.__name__ == "__main__":
@@ -275,11 +241,12 @@ def populate(
 
     with tempfile.TemporaryDirectory(prefix="element-session-populate-") as scratch:
         procs: list[tuple[subprocess.Popen, pathlib.Path]] = []
+        refused = None
         bar = None
         try:
             for i, quota in enumerate(_quotas(limit, workers)):
                 result_path = pathlib.Path(scratch, f"worker{i}.pickle")
-                procs.append(_start_worker(module.__name__, selected, quota, restriction, result_path))
+                procs.append(_start_worker(module.__name__, selected, quota, restriction, result_path, verbose))
             bar = _ProgressBar(selected, restriction) if progress else None
             polled = time.monotonic()
             while any(proc.poll() is None for proc, _ in procs):
@@ -301,9 +268,12 @@ def populate(
             if result is None or "fatal" in result:
                 reason = result["fatal"] if result else f"ended with exit code {_describe_exit(proc.returncode)}"
                 summary.failed_workers.append(f"worker pid {proc.pid}: {reason}")
+                refused = refused or (result or {}).get("refused")
             else:
                 summary.done += result["done"]
                 summary.errors.extend(result["errors"])
+    if refused is not None:
+        raise refused
     return summary
 
 
@@ -313,6 +283,7 @@ def _start_worker(
     quota: int | None,
     restriction: Restriction,
     result_path: pathlib.Path,
+    verbose: bool,
 ) -> tuple[subprocess.Popen, pathlib.Path]:
     """Start one worker process; its instructions (with the connection settings) go through its stdin."""
     orders = {
@@ -323,9 +294,10 @@ def _start_worker(
         "settings": _connection_settings(),
         "sys_path": sys.path,
         "result": str(result_path),
+        "verbose": verbose,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from element_session.populate import _worker_main; _worker_main()"],
+        [sys.executable, "-m", "element_session.populate_worker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
@@ -412,11 +384,13 @@ def _populate_table(
     return made, errors
 
 
-def _worker_main() -> None:
-    """A worker process: read its orders from stdin, connect, import the pipeline, populate, write the result."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
-    orders = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (written by the parent process)
-    sys.path[:] = orders["sys_path"]
+def run_worker(orders: dict[str, Any]) -> None:
+    """The work of a worker process (:mod:`element_session.populate_worker`): connect, import the pipeline,
+    populate, and write the result where ``orders`` say.
+
+    A failure is written as ``{"fatal": message}``, with ``"refused"``: the typed error when the
+    database refused the work or could not be reached.
+    """
     result: dict[str, Any] = {"done": 0, "errors": []}
     try:
         for section, values in orders["settings"].items():
@@ -436,25 +410,19 @@ def _worker_main() -> None:
             try:
                 made, errors = _populate_table(table, orders["quota"], orders["restriction"])
             except SystemExit:
-                _release_interrupted(table)
+                release_interrupted_job(table)
                 raise
             result["done"] += made
             result["errors"].extend((table_label(tables[name]), key, message) for key, message in errors)
     except Exception as err:
-        result = {"fatal": f"{type(err).__name__}: {err}"}
+        typed = translate(err)
+        result = {"fatal": f"{type(err).__name__}: {err}" if typed is None else str(typed), "refused": typed}
     finally:
         path = pathlib.Path(orders["result"])
         path.with_suffix(".tmp").write_bytes(pickle.dumps(result))
         path.with_suffix(".tmp").replace(path)
     if "fatal" in result:
         raise SystemExit(1)
-
-
-def _release_interrupted(table: dj.Table) -> None:
-    """Put back the job this process was making when it was stopped (not a failure of the key)."""
-    own = {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": _SIGTERM_MESSAGE}
-    with contextlib.suppress(Exception):
-        (table.jobs & own).delete_quick()
 
 
 # --------------------------------------------------------------------------- jobs
@@ -555,7 +523,8 @@ def clear_jobs(
     return cleared
 
 
-def _format_key(key: dict[str, Any]) -> str:
+def format_key(key: dict[str, Any]) -> str:
+    """A key as ``name=value, ...`` for the terminal."""
     return ", ".join(f"{name}={value}" for name, value in key.items())
 
 
@@ -565,7 +534,7 @@ def format_jobs(records: Sequence[JobRecord]) -> str:
         return "no reserved or failed jobs"
     lines = []
     for r in records:
-        key = _format_key(r.key)
+        key = format_key(r.key)
         age = f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?"
         if r.status == "error":
             detail = r.error_message
@@ -573,140 +542,3 @@ def format_jobs(records: Sequence[JobRecord]) -> str:
             detail = {True: "stale: the process is gone", False: "running", None: "on another host"}[r.stale]
         lines.append(f"{r.status:8} {r.table}  {key}  {r.host} pid {r.pid}  {age}  {detail}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of minutes >= 0")
-    return value
-
-
-class _RestrictAction(argparse.Action):
-    """``--restrict ATTR=VALUE``, repeatable: the values gathered into one dict (all must match)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any, option: Any) -> None:
-        name, sep, text = value.partition("=")
-        if not sep or not name.strip():
-            parser.error(f"{option} needs ATTRIBUTE=VALUE, not {value!r}")
-        restriction = dict(getattr(namespace, self.dest) or {})
-        restriction[name.strip()] = text
-        setattr(namespace, self.dest, restriction)
-
-
-def _add_restrict_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--restrict",
-        action=_RestrictAction,
-        metavar="ATTR=VALUE",
-        help="only keys with this attribute value, e.g. subject=mouse1 (repeatable: all must match)",
-    )
-
-
-def add_populate_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
-    """Add the ``populate`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
-
-    ``parents`` are passed to ``add_parser``; the command's handler is set as the default ``run``
-    (called as ``args.run(args, pipeline)``).
-    """
-    parser = subparsers.add_parser(
-        "populate",
-        parents=list(parents),
-        help="populate the pipeline's Imported/Computed tables with worker processes",
-        description="Populate with DataJoint job reservation: workers here and on other machines share the keys.",
-    )
-    parser.add_argument("--workers", type=_positive_int, default=1, help="worker processes on this machine")
-    parser.add_argument(
-        "--table",
-        action="append",
-        dest="tables",
-        metavar="NAME",
-        help="a table to populate (class name or module.Class); repeat for several; default: all",
-    )
-    parser.add_argument("--limit", type=_positive_int, help="at most this many keys per table in this run")
-    _add_restrict_argument(parser)
-    parser.add_argument("--no-progress", action="store_false", dest="progress", help="no progress bar")
-    parser.set_defaults(run=run_populate)
-    return parser
-
-
-def run_populate(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
-    """Run ``populate`` from parsed arguments; 0 if every key succeeded, 1 otherwise, 130 if interrupted."""
-    try:
-        summary = populate(
-            pipeline,
-            tables=args.tables,
-            workers=args.workers,
-            limit=args.limit,
-            progress=args.progress,
-            restriction=args.restrict,
-        )
-    except KeyboardInterrupt:
-        print("interrupted: the workers stopped and the keys they were making were put back", file=sys.stderr)
-        return 130
-    print(summary)
-    for table, key, message in summary.errors:
-        print(f"  {table} {_format_key(key)}: {message}")
-    if summary.errors:
-        print("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
-    return 0 if summary.ok else 1
-
-
-def add_jobs_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
-    """Add the ``jobs`` command to ``subparsers``, as :func:`add_populate_parser` does."""
-    parser = subparsers.add_parser(
-        "jobs",
-        parents=list(parents),
-        help="list reserved and failed jobs; clear failed keys or stale reservations",
-        description="List the reservations and failed keys of the jobs tables; optionally clear them so they run "
-        "again. A reservation is stale if its process on this host is gone, or, with --older-than, if it was "
-        "made on another host at least that many minutes ago.",
-    )
-    parser.add_argument("--clear-errors", action="store_true", help="clear every failed key")
-    parser.add_argument("--clear-stale", action="store_true", help="clear reservations whose worker is gone")
-    parser.add_argument(
-        "--older-than",
-        type=_minutes,
-        metavar="MINUTES",
-        help="with --clear-stale: also clear reservations of other hosts at least this old",
-    )
-    parser.add_argument("--table", action="append", dest="tables", metavar="NAME", help="only this table (repeatable)")
-    _add_restrict_argument(parser)
-    parser.set_defaults(run=run_jobs)
-    return parser
-
-
-def run_jobs(args: argparse.Namespace, pipeline: ModuleType | str) -> int:
-    """Run ``jobs`` from parsed arguments: clear what is asked, then list what remains; 0, or 2 for bad options."""
-    if args.older_than is not None and not args.clear_stale:
-        print("--older-than applies to --clear-stale; add --clear-stale", file=sys.stderr)
-        return 2
-    if args.clear_errors or args.clear_stale:
-        cleared = clear_jobs(
-            pipeline,
-            errors=args.clear_errors,
-            stale=args.clear_stale,
-            older_than=args.older_than,
-            tables=args.tables,
-            restriction=args.restrict,
-        )
-        n_errors = sum(r.status == "error" for r in cleared)
-        print(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
-    print(format_jobs(list_jobs(pipeline, args.tables, args.restrict)))
-    return 0

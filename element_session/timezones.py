@@ -18,13 +18,11 @@ import datetime as dt
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .errors import TimeError
+
 UTC = dt.UTC
 _ZONE_SUFFIX = re.compile(r"^(?P<stamp>[^\[\]]+)\[(?P<zone>[^\[\]]+)\]$")
 _ISO = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
-
-
-class TimeError(ValueError):
-    """A session time that cannot be stored exactly; the message says why."""
 
 
 def zone_info(name: str) -> dt.tzinfo:
@@ -69,7 +67,12 @@ def localize(local: dt.datetime, zone: str) -> dt.datetime:
 
 
 def parse_session_time(text: str, default_zone: str = "UTC") -> tuple[dt.datetime, str]:
-    """The UTC instant (naive, as stored) and the zone text of an ISO 8601 session time."""
+    """The UTC instant (naive, as stored) and the zone text of an ISO 8601 session time.
+
+    Raises :class:`~element_session.errors.TimeError` (a ``ValueError``) for text that is not such a
+    time, an unknown zone, a local time skipped or repeated by a DST change, a fraction of a second,
+    or a year outside 1000-9999.
+    """
     try:
         return _parse_session_time(text, default_zone)
     except OverflowError:  # the instant in UTC (or in the named zone) falls outside years 1-9999

@@ -15,6 +15,8 @@ from typing import Any
 
 import datajoint as dj
 
+from ._datajoint_compat import check_key_backslashes
+
 Check = Callable[[str], Any]
 
 _INT_RANGES = {
@@ -37,18 +39,13 @@ def check_text(value: str, width: int | None = None) -> str:
     return value
 
 
-_BACKSLASH_BEFORE_QUOTE = re.compile(r"\\(?=['\"]|$)")
-
-
 def check_key_text(value: str, width: int | None = None) -> str:
     """Text for a primary-key column: as :func:`check_text`, and no backslash before a quote or at the end.
 
-    DataJoint 2.3's cascading delete re-reads restrictions as SQL text and misparses such values, so
-    rows keyed by them could not be deleted.
+    (:func:`~element_session._datajoint_compat.check_key_backslashes`).
     """
     check_text(value, width)
-    if _BACKSLASH_BEFORE_QUOTE.search(value):
-        raise ValueError("a key value may not have a backslash at its end or before a quote")
+    check_key_backslashes(value)
     if "%" in value:
         raise ValueError("a key value may not contain '%' (DataJoint 2.3's cascading delete could not delete the row)")
     if value.endswith(" "):

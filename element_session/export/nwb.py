@@ -28,12 +28,10 @@ Where each part of a session goes in the file:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import decimal
 import json
 import os
-import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,7 +39,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import timezones
-from ..errors import ElementSessionError, SessionNotFoundError, one_problem
+from ..errors import NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
 from ..validate import check_integer, holds_nul
 
 if TYPE_CHECKING:
@@ -63,14 +61,6 @@ SUBJECT_ATTRIBUTES = {
     "weight": ("weight", "subject_weight"),
 }
 NICKNAMES = ("subject_nickname", "nickname")
-
-
-class NwbUnavailableError(ElementSessionError, ImportError):
-    """Raised by the NWB export when pynwb is not installed."""
-
-
-class NwbExportError(ElementSessionError):
-    """Raised when a session cannot be written as NWB (no start time, an existing file, bad arguments)."""
 
 
 def _pynwb() -> ModuleType:
@@ -419,53 +409,3 @@ def write_nwb(
     finally:
         partial.unlink(missing_ok=True)
     return path
-
-
-# -- the command ------------------------------------------------------------------------------------------------
-def add_export_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> argparse.ArgumentParser:
-    """Add the ``export-nwb`` command to ``subparsers`` (from ``ArgumentParser.add_subparsers``).
-
-    ``parents`` are passed to ``add_parser``; the handler is set as the default ``run`` (called as
-    ``args.run(args, pipeline)``).
-    """
-    parser = subparsers.add_parser(
-        "export-nwb",
-        parents=list(parents),
-        help="write one session to an NWB file",
-        description="Write one session (subject plus start time or session id) to an NWB file. Needs pynwb: "
-        'pip install "element-session[nwb]".',
-    )
-    parser.add_argument("--subject", required=True, help="the session's subject")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--datetime", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
-    which.add_argument("--id", dest="session_id", metavar="N", help="the session's number")
-    parser.add_argument("--timezone", default="UTC", help="zone of --datetime without an offset (default UTC)")
-    parser.add_argument("--output", required=True, type=Path, metavar="FILE", help="the NWB file to write")
-    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
-    parser.add_argument("--institution", help="institution written in the file")
-    parser.add_argument("--lab", help="lab written in the file")
-    parser.set_defaults(run=run_export)
-    return parser
-
-
-def run_export(args: argparse.Namespace, pipeline: ModuleType) -> int:
-    """Run ``export-nwb`` from parsed arguments: 0 and the file's path on stdout, or 1 and the reason on stderr."""
-    try:
-        module = pipeline.session
-        key = find_session_key(
-            module, args.subject, session_datetime=args.datetime, session_id=args.session_id, timezone=args.timezone
-        )
-        path = write_nwb(
-            key,
-            args.output,
-            overwrite=args.overwrite,
-            session_module=module,
-            pipeline=pipeline,
-            institution=args.institution,
-            lab=args.lab,
-        )
-    except ElementSessionError as err:
-        print(f"element-session: {err}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
