@@ -156,8 +156,90 @@ def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(
 
 
 def test_python_dash_m_and_console_script_are_the_same_command():
-    parser = cli.build_parser()
-    assert {"ingest", "sessions", "dirs"} <= set(parser._subparsers._group_actions[0].choices)
+    assert {"ingest", "sessions", "dirs", "populate", "jobs", "export-nwb", "migrate"} <= set(cli.cli.commands)
+
+
+# -- the command line in one module: --pipeline, exit statuses, DataJoint's messages --------------------------------
+
+DATAJOINT_WARNINGS = ("No datajoint.json found", "MariaDB is not officially supported")
+
+
+def without_config_file(env: dict) -> dict:
+    """``env`` in which DataJoint looks for datajoint.json (and warns that there is none)."""
+    return {k: v for k, v in env.items() if k != "DJ_IGNORE_CONFIG_FILE"}
+
+
+def test_pipeline_before_the_sub_command_is_used(ingested, command, tmp_path):
+    (tmp_path / "cl_other_pipeline.py").write_text("from workflow.pipeline import *  # noqa\nNAME = 'other'\n")
+    status, out, err = command("--pipeline", "cl_no_such_pipeline", "sessions", "--subject", "cl-m1")
+    assert status == cli.ExitStatus.USAGE and out == ""
+    assert "pipeline module 'cl_no_such_pipeline' cannot be imported" in err
+    status, out, err = command("sessions", "--pipeline", "cl_no_such_pipeline")  # after the sub-command: as before
+    assert status == cli.ExitStatus.USAGE and "'cl_no_such_pipeline'" in err
+    status, out, err = command("--pipeline", "cl_other_pipeline", "sessions", "--subject", "cl-m1", "--format", "json")
+    assert status == 0, err
+    assert [s["subject"] for s in json.loads(out)] == ["cl-m1"]
+
+
+def test_help_prints_help_only(command, subprocess_env):
+    env = without_config_file(subprocess_env) | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9"}  # no server either
+    for args in (["--help"], ["sessions", "--help"], ["populate", "--help"], ["--pipeline", "x", "migrate", "-h"]):
+        status, out, err = command(*args, env=env)
+        assert (status, err) == (0, ""), args
+        assert out.startswith("Usage: element-session"), args
+
+
+def test_datajoint_messages_are_hidden_unless_verbose(ingested, command, subprocess_env, server):
+    env = without_config_file(subprocess_env)
+    status, out, err = command("sessions", "--subject", "cl-m1", "--format", "json", env=env)
+    assert status == 0 and err == ""
+    assert json.loads(out)[0]["subject"] == "cl-m1"
+    status, out, err = command("-v", "sessions", "--subject", "cl-m1", "--format", "json", env=env)
+    assert status == 0 and json.loads(out)[0]["subject"] == "cl-m1"  # standard output stays clean
+    assert "No datajoint.json found" in err and "connected to" in err
+    assert ("MariaDB is not officially supported" in err) == (server.backend == "mysql")
+
+
+def test_populate_workers_are_quiet_unless_verbose(ingested, command, subprocess_env, tmp_path):
+    (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
+    env = without_config_file(subprocess_env) | {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+    args = ("populate", "--workers", "2", "--no-progress", "--restrict", "subject=cl-m1")
+    status, out, err = command(*args, env=env)
+    assert status == 0 and err == "", err
+    status, _, err = command("-v", *args, env=env)
+    assert status == 0, err
+    assert err.count("connected to") >= 3  # this process and each of the two workers
+    assert err.count("No datajoint.json found") >= 3
+
+
+def test_migrate_unreachable_exits_3(command, subprocess_env):
+    env = subprocess_env | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9"}
+    status, out, err = command("migrate", "--schema", "anything", env=env)
+    assert (status, out) == (cli.ExitStatus.UNREACHABLE, "")
+    assert "127.0.0.1:9" in err and "Traceback" not in err
+
+
+def test_an_unexpected_error_is_one_line_and_the_traceback_comes_with_verbose(command, tmp_path):
+    (tmp_path / "cl_broken_pipeline.py").write_text("raise RuntimeError('cl-broken at import')\n")
+    status, out, err = command("--pipeline", "cl_broken_pipeline", "sessions")
+    assert (status, out) == (cli.ExitStatus.INVALID, "")
+    assert err.splitlines()[0] == "element-session: unexpected error: RuntimeError: cl-broken at import"
+    assert "Traceback" not in err
+    status, out, err = command("-v", "--pipeline", "cl_broken_pipeline", "sessions")
+    assert status == cli.ExitStatus.INVALID and "Traceback (most recent call last)" in err
+
+
+def test_exit_statuses_come_from_one_map():
+    from element_session.errors import MigrationError, PermissionDeniedError, PipelineImportError, TimeError
+
+    assert cli.exit_status(PipelineImportError("x")) == cli.ExitStatus.USAGE
+    assert cli.exit_status(TimeError("x")) == cli.ExitStatus.INVALID
+    refused = PermissionDeniedError("denied")
+    try:
+        raise MigrationError("step 1 failed") from refused
+    except MigrationError as err:
+        assert cli.exit_status(err) == cli.ExitStatus.DENIED
+    assert cli.exit_status(KeyboardInterrupt()) == cli.ExitStatus.INTERRUPTED == 130
 
 
 def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, subprocess_env, tmp_path, prefix):
@@ -178,5 +260,5 @@ def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, com
     )
     assert status == 0, err
     assert output.stat().st_size > 0
-    status, out, err = command("migrate", "--schema", prefix + "no_such_schema")
-    assert status == 1 and "no_such_schema" in err
+    status, out, err = command("--pipeline", "cl_unused", "migrate", "--schema", prefix + "no_such_schema")
+    assert status == 1 and "no_such_schema" in err  # migrate works on a schema by name: no pipeline imported

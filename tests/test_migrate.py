@@ -9,7 +9,6 @@ that apply to it; none is skipped.
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 from collections.abc import Callable
@@ -18,7 +17,8 @@ import datajoint as dj
 import pytest
 
 import element_session.migrate as migration
-from element_session.migrate import MigrationError, add_migrate_parser, migrate, run_migrate
+from element_session import cli as command
+from element_session.migrate import MigrationError, migrate
 from tests.legacy import (
     LAYOUTS,
     MODULES,
@@ -59,9 +59,7 @@ def snapshot_all(connection, schemas: LegacySchemas) -> dict:
 
 
 def cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="element-session")
-    add_migrate_parser(parser.add_subparsers(dest="command", required=True))
-    return run_migrate(parser.parse_args(argv))
+    return command.main(argv)
 
 
 # -- A child interpreter activates the element on the migrated schema --------------------------------

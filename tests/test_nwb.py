@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import sys
@@ -13,15 +12,14 @@ import nwbinspector
 import pynwb
 import pytest
 
+from element_session import cli
 from element_session.errors import ElementSessionError, InputError, SessionNotFoundError
 from element_session.export.nwb import (
     ATTRIBUTES_TABLE,
     NwbExportError,
     NwbUnavailableError,
-    add_export_parser,
     find_session_key,
     nwb_identifier,
-    run_export,
     session_to_nwb,
     subject_arguments,
     write_nwb,
@@ -259,13 +257,10 @@ def test_subject_arguments_map_sex_birth_and_species():
 
 def test_export_command(refs, tmp_path, capsys):
     ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
-    parser = argparse.ArgumentParser(prog="element-session")
-    add_export_parser(parser.add_subparsers(dest="command", required=True))
     out = tmp_path / "cli.nwb"
 
     def run(*argv: str) -> tuple[int, str, str]:
-        args = parser.parse_args(["export-nwb", *argv])
-        code = args.run(args, refs)
+        code = cli.main(["export-nwb", *argv], pipeline=refs)
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -286,10 +281,9 @@ def test_export_command(refs, tmp_path, capsys):
     code, _, err = run("--subject", "nw-m1", "--id", "seven", "--output", str(tmp_path / "x.nwb"))
     assert code == 1 and "column 'session_id': not a whole number (value: 'seven')" in err
     assert not (tmp_path / "x.nwb").exists()
-    with pytest.raises(SystemExit) as usage:  # --datetime and --id together: a usage error, status 2
-        parser.parse_args(["export-nwb", "--subject", "s", "--id", "1", "--datetime", "x", "--output", "f"])
-    assert usage.value.code == 2
-    assert run_export is parser.parse_args(["export-nwb", "--subject", "s", "--id", "1", "--output", "f"]).run
+    code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
+    assert code == cli.ExitStatus.USAGE and "give one of --datetime and --id" in err
+    assert run("--subject", "s", "--output", "f")[0] == cli.ExitStatus.USAGE  # neither
 
 
 def test_missing_pynwb_is_a_clear_error(pipeline, tmp_path, monkeypatch):

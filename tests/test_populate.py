@@ -8,7 +8,6 @@ a file ``HANG`` makes its worker wait there, to be killed.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import datetime as dt
 import importlib
@@ -25,14 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from element_session.populate import (
-    PopulateError,
-    add_jobs_parser,
-    add_populate_parser,
-    clear_jobs,
-    list_jobs,
-    populate,
-)
+from element_session import cli
+from element_session.populate import PopulateError, clear_jobs, list_jobs, populate
 from workflow.inventory import FileTypeSummary, SessionInventory
 
 TABLES = ["SessionInventory", "FileTypeSummary"]
@@ -297,14 +290,9 @@ def test_populate_and_jobs_commands(pipeline, subject, root, capsys):
     keys = add_sessions(pipeline, subject, root, 2)
     (root / subject / "s000" / "video" / "frame0.AVI").unlink()
     (root / subject / "s001").rename(root / subject / "gone")
-    parser = argparse.ArgumentParser(prog="element-session")
-    commands = parser.add_subparsers(dest="command", required=True)
-    add_populate_parser(commands)
-    add_jobs_parser(commands)
 
     def run(*argv: str) -> tuple[int, str]:
-        args = parser.parse_args(argv)
-        code = args.run(args, pipeline)
+        code = cli.main(argv, pipeline=pipeline)
         return code, capsys.readouterr().out
 
     code, out = run(

@@ -35,7 +35,7 @@ from workflow.inventory import FileTypeSummary, SessionInventory
 
 SUBJECTS, PEOPLE, PROJECTS = ["ro-m1"], ["ro-ada"], ["ro-p"]
 SCHEMAS = ("lab", "subject", "session", "inventory")
-DENIED = 4  # exit status of element-session when the database refuses the account's request
+DENIED = 4  # exit status of element-session when the database refuses the account's request (cli.ExitStatus)
 
 #: The child process: each step's exit status and output, as JSON on stdout (its last line).
 CHILD = """
@@ -220,14 +220,14 @@ def test_a_read_only_account_reads_and_exports_and_every_write_is_refused(
         assert result["status"] == DENIED, (name, result)
         assert result["err"].startswith("element-session: the database refused this") and readonly.user in result["err"]
         assert "Traceback" not in result["err"]
-    # populate: its workers are refused their first write (the job reservation): reported as failed workers,
-    # status 1 (docs/security.md, known limits)
-    assert results["populate"]["status"] in (1, DENIED), results["populate"]
-    if results["populate"]["status"] == 1:
-        assert "worker(s) failed" in results["populate"]["out"]
+    # populate: its workers are refused their first write (the job reservation): the refusal is the status
+    result = results["populate"]
+    assert result["status"] == DENIED, result
+    assert readonly.user in result["err"] and "Traceback" not in result["err"]
     if legacy is not None:  # the published element's schema would need changes: the first one is refused
         result = results["migrate"]
-        assert result["status"] in (1, DENIED) and readonly.user in result["err"] and "denied" in result["err"]
+        assert result["status"] == DENIED, result
+        assert readonly.user in result["err"] and "denied" in result["err"] and "Traceback" not in result["err"]
     for result in results.values():
         assert readonly.password not in result["out"] + result["err"]
     assert readonly.password not in child.stdout + child.stderr
