@@ -205,7 +205,7 @@ def test_populate_workers_are_quiet_unless_verbose(ingested, command, subprocess
     env = without_config_file(subprocess_env) | {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
     args = ("populate", "--workers", "2", "--no-progress", "--restrict", "subject=cl-m1")
     status, out, err = command(*args, env=env)
-    assert status == 0 and err == "", err
+    assert status == 0 and err == "" and out.startswith("populated "), err
     status, _, err = command("-v", *args, env=env)
     assert status == 0, err
     assert err.count("connected to") >= 3  # this process and each of the two workers
