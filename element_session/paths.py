@@ -73,6 +73,9 @@ def set_root_dirs(dirs: Sequence[PathInput]) -> None:
     The roots are made absolute (against the current directory) and written to the environment
     variable itself, the one place of configuration: child processes started later inherit them.
     An empty sequence configures no roots.
+
+    Raises :class:`~element_session.errors.SessionDirectoryError` for a single path instead of a
+    list, an empty entry, or an entry holding the separator or a control character.
     """
     if isinstance(dirs, str | bytes | os.PathLike):
         raise SessionDirectoryError(f"set_root_dirs() takes a list of directories, not a single path: {dirs!r}")

@@ -450,6 +450,9 @@ def list_jobs(
     """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first.
 
     ``restriction`` (a dict or a list of dicts, as for :func:`populate`) selects keys.
+
+    Raises :class:`~element_session.errors.PopulateError` for a table name that matches no table (or
+    several) and for a restriction that is not a dict or a list of dicts.
     """
     restriction = _check_restriction(restriction)
     selected = select_tables(pipeline, tables)

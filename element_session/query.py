@@ -21,7 +21,7 @@ import datajoint as dj
 import pandas as pd
 
 from . import timezones
-from .errors import one_problem
+from .errors import UsageError, one_problem
 from .validate import holds_nul
 
 TimeLike = dt.datetime | dt.date | str
@@ -74,6 +74,9 @@ def find_sessions(
     ``subject`` is one subject or several (any of them); ``project`` and ``experimenter`` restrict to
     sessions linked to them; ``since``/``until`` bound the start time (``since`` included, ``until``
     excluded); ``attribute`` keeps sessions having that attribute, with ``value`` if given.
+
+    Raises :class:`~element_session.errors.InputError` (source ``arguments``) for a subject, time
+    or value that cannot be used, naming the argument and the value.
     """
     m = session_module
     for name, given in (("subject", subject), ("project", project), ("experimenter", experimenter),
@@ -114,6 +117,11 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
     ``sessions`` is a session module (all its sessions) or a query expression of ``Session`` (then
     ``session_module`` is the module whose tables it restricts; by default found from the query).
     Each satellite table is read with one query restricted by ``sessions``, whatever their number.
+
+    Returns a DataFrame of ``dtype=object`` columns; ``session_datetime`` holds aware UTC datetimes.
+
+    Raises :class:`~element_session.errors.UsageError` for a query expression whose module cannot be
+    found (pass ``session_module``).
     """
     if isinstance(sessions, ModuleType):
         session_module, sessions = sessions, sessions.Session()
@@ -166,4 +174,4 @@ def _module_of(query: Any) -> ModuleType:
             and query.full_table_name == module.Session.full_table_name
         ):
             return module
-    raise TypeError("pass session_module= with a query expression that is not a plain restriction of Session")
+    raise UsageError("pass session_module= with a query expression that is not a plain restriction of Session")
