@@ -259,7 +259,7 @@ def test_populate_workers_receive_the_password_off_their_command_line(server, pi
         done.set()
         watcher.join()
     assert summary.ok, summary
-    workers = {pid: line for pid, line in seen.items() if b"_worker_main" in line}
+    workers = {pid: line for pid, line in seen.items() if b"element_session.populate_worker" in line}
     assert len(workers) == 2, seen
     for line in workers.values():
         assert password.encode() not in line
