@@ -274,7 +274,7 @@ def test_a_schema_of_another_kind_is_refused(legacy, connection, capsys):
     assert cli(["migrate", "--schema", schemas.subject]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"element-session migrate: schema `{schemas.subject}` is not a session schema" in captured.err
+    assert f"element-session: schema `{schemas.subject}` is not a session schema" in captured.err
     assert snapshot_all(connection, schemas) == before
 
 
