@@ -391,7 +391,9 @@ def drop_schemas(prefix: str) -> list[str]:
     return dropped
 
 
-if __name__ == "__main__":  # python -m element_session.localdb start|stop DIR: the command's `localdb` group
-    from element_session.cli import localdb as _command
+if __name__ == "__main__":  # python -m element_session.localdb start|stop DIR: `element-session localdb ...`
+    import sys
 
-    _command(prog_name="python -m element_session.localdb")
+    from element_session.cli import main
+
+    raise SystemExit(main(["localdb", *sys.argv[1:]]))
