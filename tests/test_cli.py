@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -262,3 +264,13 @@ def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, com
     assert output.stat().st_size > 0
     status, out, err = command("--pipeline", "cl_unused", "migrate", "--schema", prefix + "no_such_schema")
     assert status == 1 and "no_such_schema" in err  # migrate works on a schema by name: no pipeline imported
+
+
+def test_only_the_command_line_module_parses_arguments():
+    package = Path(cli.__file__).parent
+    parsers = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"^\s*(import|from) (argparse|click)\b", path.read_text(encoding="utf-8"), re.MULTILINE)
+    }
+    assert parsers == {"cli.py"}
