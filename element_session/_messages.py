@@ -29,13 +29,15 @@ def filter_warnings(verbose: bool) -> None:
 def configure(verbose: bool) -> None:
     """Hide DataJoint's warnings and log messages, or show them on standard error when ``verbose``.
 
-    Imports DataJoint (after the warning filters, since it warns at import).
+    When verbose, DataJoint's own log level applies (``DJ_LOG_LEVEL``, default INFO). Imports
+    DataJoint (after the warning filters, since it warns at import).
     """
     filter_warnings(verbose)
     import datajoint  # noqa: F401  (its logger is set up at import; configured below)
 
     logger = logging.getLogger("datajoint")
-    logger.setLevel(logging.INFO if verbose else logging.CRITICAL + 1)
+    if not verbose:
+        logger.setLevel(logging.CRITICAL + 1)
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)  # standard output carries only the command's own output

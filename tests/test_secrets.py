@@ -87,7 +87,7 @@ def test_the_command_never_shows_the_password_connected_refused_or_with_the_serv
     wrong = f"Wrong-{secrets.token_urlsafe(16)}"
 
     def command(**changes: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "element_session", "sessions", "--format", "json"],
+        return subprocess.run([sys.executable, "-m", "element_session", "-v", "sessions", "--format", "json"],
                               env=env | changes, cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
 
     outcomes = {
