@@ -33,11 +33,10 @@ def configure(verbose: bool) -> None:
     DataJoint (after the warning filters, since it warns at import).
     """
     filter_warnings(verbose)
-    import datajoint  # noqa: F401  (its logger is set up at import; configured below)
+    import datajoint  # its logger is set up at import; configured below
 
     logger = logging.getLogger("datajoint")
-    if not verbose:
-        logger.setLevel(logging.CRITICAL + 1)
+    logger.setLevel(datajoint.config.loglevel if verbose else logging.CRITICAL + 1)
     for handler in logger.handlers:
         if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
             handler.setStream(sys.stderr)  # standard output carries only the command's own output
