@@ -11,8 +11,12 @@ import contextlib
 import os
 import platform
 import re
+from collections.abc import Iterable
 
 import datajoint as dj
+from datajoint.heading import Heading
+
+from .errors import ActivationError
 
 #: What DataJoint 2.3.5 records as the error of a job whose worker was stopped with SIGTERM.
 SIGTERM_MESSAGE = "SystemExit: SIGTERM received"
@@ -106,3 +110,34 @@ def check_key_backslashes(value: str) -> str:
     if _BACKSLASH_BEFORE_QUOTE.search(value):
         raise ValueError("a key value may not have a backslash at its end or before a quote")
     return value
+
+
+def _missing_lineage(table: type[dj.Table]) -> list[str]:
+    heading = table().heading
+    if not heading.lineage_available:
+        return []  # a schema without ``~lineage`` (before DataJoint 2.x): joins do not check lineage
+    return [name for name in table.primary_key if heading[name].lineage is None]
+
+
+def reload_stale_headings(tables: Iterable[type[dj.Table]], schema_name: str) -> None:
+    """Read again the headings of ``tables`` that were read before their lineage rows were repaired.
+
+    DataJoint 2.3.5 repairs missing ``~lineage`` rows of a declared table while activating its
+    schema (``Table._refresh_lineage``), but the table's heading, read just before to find them
+    missing, stays cached without lineage: the first join in the process then fails ("Cannot join
+    on attribute ...: lineage missing"), the next process works. A new heading is made the way
+    DataJoint's own ``Table.alter`` does. Lineage still missing afterwards (the account may not
+    write ``~lineage``, or the upstream schema was not activated with ``create_tables``) raises
+    :class:`ActivationError` naming the repair.
+    """
+    missing = []
+    for table in tables:
+        if _missing_lineage(table):
+            table._heading = Heading(table_info=table().heading.table_info)
+            missing += [f"`{table.database}`.`{table.table_name}`.{name}" for name in _missing_lineage(table)]
+    if missing:
+        raise ActivationError(
+            f"the ~lineage rows DataJoint 2.x needs for joins are missing for {', '.join(missing)}, and activating "
+            f"`{schema_name}` could not write them. Repair them with `element-session migrate --schema {schema_name}` "
+            "(MySQL/MariaDB), or activate once with an account that may write to the schemas' `~lineage` tables."
+        )

@@ -5,13 +5,17 @@ from __future__ import annotations
 import importlib
 import inspect
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
 
 import datajoint as dj
-from datajoint.heading import Heading
 
-from ._datajoint_compat import declare_jobs_table, forget_dropped_schema, match_backslashes_as_datajoint_escapes_them
+from ._datajoint_compat import (
+    declare_jobs_table,
+    forget_dropped_schema,
+    match_backslashes_as_datajoint_escapes_them,
+    reload_stale_headings,
+)
 from .errors import ActivationError, CollationWarning, LinkingModuleError
 from .keys import Collation
 
@@ -95,7 +99,8 @@ def activate_schema(
     half-activated.
 
     Lineage rows that DataJoint repairs while activating take effect at once (see
-    :func:`reload_stale_headings`). Key columns with a collation that is not binary are reported
+    :func:`~element_session._datajoint_compat.reload_stale_headings`). Key columns with a collation
+    that is not binary are reported
     once as a :class:`~element_session.errors.CollationWarning`.
 
     Raises
@@ -151,37 +156,6 @@ def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:
         yield from (part for part in vars(table).values() if inspect.isclass(part) and issubclass(part, dj.Part))
 
 
-def _missing_lineage(table: type[dj.Table]) -> list[str]:
-    heading = table().heading
-    if not heading.lineage_available:
-        return []  # a schema without ``~lineage`` (before DataJoint 2.x): joins do not check lineage
-    return [name for name in table.primary_key if heading[name].lineage is None]
-
-
-def reload_stale_headings(tables: Iterable[type[dj.Table]], schema_name: str) -> None:
-    """Read again the headings of ``tables`` that were read before their lineage rows were repaired.
-
-    DataJoint 2.3.5 repairs missing ``~lineage`` rows of a declared table while activating its
-    schema (``Table._refresh_lineage``), but the table's heading, read just before to find them
-    missing, stays cached without lineage: the first join in the process then fails ("Cannot join
-    on attribute ...: lineage missing"), the next process works. A new heading is made the way
-    DataJoint's own ``Table.alter`` does. Lineage still missing afterwards (the account may not
-    write ``~lineage``, or the upstream schema was not activated with ``create_tables``) raises
-    :class:`ActivationError` naming the repair.
-    """
-    missing = []
-    for table in tables:
-        if _missing_lineage(table):
-            table._heading = Heading(table_info=table().heading.table_info)
-            missing += [f"`{table.database}`.`{table.table_name}`.{name}" for name in _missing_lineage(table)]
-    if missing:
-        raise ActivationError(
-            f"the ~lineage rows DataJoint 2.x needs for joins are missing for {', '.join(missing)}, and activating "
-            f"`{schema_name}` could not write them. Repair them with `element-session migrate --schema {schema_name}` "
-            "(MySQL/MariaDB), or activate once with an account that may write to the schemas' `~lineage` tables."
-        )
-
-
 def _warn_about_collations(connection: dj.Connection, schema_name: str, tables: list[type[dj.Table]]) -> None:
     """One :class:`CollationWarning` naming the key columns whose collation is not binary, and the fix."""
     if connection.adapter.backend != "mysql":
@@ -230,7 +204,8 @@ def activate_downstream(
     ``schema`` with ``session`` (and any ``add_objects``) resolvable in its definitions, and declares
     the jobs tables of ``tables`` (its Imported/Computed tables) so that ``populate`` workers can
     reserve keys on either backend. Activating again under the same name does nothing. Lineage rows
-    DataJoint repairs while activating take effect at once (:func:`reload_stale_headings`).
+    DataJoint repairs while activating take effect at once
+    (:func:`~element_session._datajoint_compat.reload_stale_headings`).
 
     Raises
     ------
