@@ -23,7 +23,6 @@ import contextlib
 import datetime as dt
 import importlib
 import inspect
-import os
 import pathlib
 import pickle
 import platform
