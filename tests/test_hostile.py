@@ -612,4 +612,4 @@ def test_a_reader_that_goes_away_is_not_an_unreachable_database(stored, subproce
         err = proc.stderr.read()
         status = proc.wait(timeout=120)
     print(f"\nexit status {status}: {err}")
-    assert status == cli.BROKEN_PIPE and "cannot reach the database" not in err and "Traceback" not in err
+    assert status == cli.ExitStatus.BROKEN_PIPE and "cannot reach the database" not in err and "Traceback" not in err
