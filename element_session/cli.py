@@ -139,12 +139,10 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
     _messages.filter_warnings(verbose=False)  # DataJoint warns at import: quiet until -v is read
     settings = Settings(pipeline=pipeline)
     try:
-        status = cli.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="element-session",
-            standalone_mode=False,
-            obj=settings,
-        )
+        # make_context/invoke rather than cli.main: click's main turns a broken pipe into exit 1 itself
+        args = list(argv) if argv is not None else sys.argv[1:]
+        with cli.make_context("element-session", args, obj=settings) as ctx:
+            status = cli.invoke(ctx)
     except click.exceptions.Exit as done:  # --help, --version
         return done.exit_code
     except BrokenPipeError:  # the reader of the output went away (`| head`); Python's docs recipe:
