@@ -274,30 +274,15 @@ def _first_under(
 
 
 def _session_module(session_module: ModuleType | None, key: Mapping[str, Any] | None = None) -> ModuleType:
-    """``session_module``, or else the activated session variant whose ``Session`` holds ``key``.
-
-    Without a key (or with no variant activated, as before activation) it is
-    :mod:`element_session.session_with_datetime`, as in the published element.
-    """
+    """``session_module``; else the activated variant holding ``key`` (see ``linking.find_session_module``);
+    else, without a key, :mod:`element_session.session_with_datetime`, as in the published element."""
     if session_module is not None:
         return session_module
-    from .linking import activated_session_modules
-
-    active = activated_session_modules()
-    if key is None or not active:
+    if key is None:
         return importlib.import_module(_DEFAULT_SESSION_MODULE)
-    holding = [
-        m
-        for m in active
-        if all(name in key for name in m.Session.primary_key)
-        and len(m.Session() & {name: key[name] for name in m.Session.primary_key})
-    ]
-    if len(holding) > 1:
-        raise SessionNotFoundError(
-            f"session key {dict(key)!r} names a session in both activated session schemas "
-            f"({', '.join(m.Session.full_table_name for m in holding)}): pass session_module= to say which"
-        )
-    return holding[0] if holding else active[0]
+    from .linking import find_session_module
+
+    return find_session_module(key)
 
 
 def get_session_directory(

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import timezones
 from ..errors import NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
+from ..linking import find_session_module, linking_module_of
 from ..validate import check_integer, holds_nul
 
 if TYPE_CHECKING:
@@ -302,8 +303,12 @@ def _attributes_table(m: ModuleType, key: dict) -> Any:
 
 def session_to_nwb(
     session_key: Mapping[str, Any],
+    lab_key: Mapping[str, Any] | None = None,
+    project_key: Mapping[str, Any] | None = None,
+    protocol_key: Mapping[str, Any] | None = None,
+    additional_nwbfile_kwargs: Mapping[str, Any] | None = None,
     *,
-    session_module: ModuleType,
+    session_module: ModuleType | None = None,
     pipeline: ModuleType | None = None,
     institution: str | None = None,
     lab: str | None = None,
@@ -312,26 +317,66 @@ def session_to_nwb(
 ) -> pynwb.NWBFile:
     """An in-memory ``pynwb.NWBFile`` of one session (what goes where: see the module's docstring).
 
+    Called as the published element defines it — ``session_to_nwb(session_key, lab_key=None,
+    project_key=None, protocol_key=None, additional_nwbfile_kwargs=None)``, often with the key alone,
+    as element-array-ephys's ``ecephys_session_to_nwb`` and element-calcium-imaging's
+    ``imaging_session_to_nwb`` do through their linking module — or with this project's keywords.
+
     Parameters
     ----------
-    session_key : the session's primary key (a dict; other attributes are ignored). A start time
-        in the key may be a naive (UTC) or aware datetime, or ISO 8601 text.
-    session_module : the activated session module (either variant).
-    pipeline : the linking module whose ``Subject``, ``Experimenter`` and ``Project`` tables to read;
-        by default the tables the session tables reference.
-    institution, lab : written as the file's institution and lab.
-    subject_kwargs : ``pynwb.file.Subject`` arguments added to, or replacing, those read from the
-        Subject table (e.g. ``{"species": "Mus musculus"}``, which DANDI requires).
-    nwbfile_kwargs : further ``pynwb.NWBFile`` arguments; they replace the ones made here, except
-        ``session_start_time``, which is always the stored one.
+    session_key : dict
+        The session's primary key (other attributes are ignored). A start time in the key may be a
+        naive (UTC) or aware datetime, or ISO 8601 text.
+    lab_key, project_key, protocol_key : dict, optional
+        Keys of the linking module's ``Lab``, ``Project`` and ``Protocol`` rows. With the linking
+        module's ``element_lab_to_nwb_dict`` (element-lab), its answer is used; otherwise the tables
+        are read: ``Lab`` gives ``institution`` (``Organization.org_name`` through ``Lab.Organization``
+        where that part exists, else ``Lab.institution``) and ``lab`` (``lab_name``); ``Project`` gives
+        ``experiment_description`` (``project_description``), ``ProjectKeywords`` the ``keywords`` and
+        ``ProjectPublication`` the ``related_publications``; ``Protocol`` gives ``protocol`` (its key)
+        and, for a session without a note, ``notes`` (``protocol_description``).
+    additional_nwbfile_kwargs : dict, optional
+        ``pynwb.NWBFile`` arguments that replace or add to those made here (published name of
+        ``nwbfile_kwargs``).
+    session_module : module, optional
+        The activated session module; by default the activated variant whose ``Session`` holds the key.
+    pipeline : module, optional
+        The linking module whose tables and functions to read; by default the one the session module
+        was activated with. Its ``subject_to_nwb(session_key)`` (element-animal) makes the subject
+        where it provides one; otherwise the subject comes from ``Subject`` (see :func:`subject_arguments`).
+    institution, lab : str, optional
+        Written as the file's institution and lab (they override ``lab_key``'s).
+    subject_kwargs : dict, optional
+        ``pynwb.file.Subject`` arguments added to, or replacing, those read from the Subject table
+        (e.g. ``{"species": "Mus musculus"}``, which DANDI requires).
+    nwbfile_kwargs
+        Further ``pynwb.NWBFile`` arguments, as ``additional_nwbfile_kwargs``.
 
-    Raises :class:`NwbUnavailableError` without pynwb, ``SessionNotFoundError`` for an unknown key,
-    :class:`NwbExportError` for a session without start time or arguments pynwb rejects.
+    Time zones: ``session_start_time`` is always the stored instant (UTC) expressed in the session's
+    own zone (``SessionTimezone``, else UTC); it cannot be overridden, so that no export shifts a
+    session in time (the published element read stored times as the exporting machine's local time).
+
+    Raises
+    ------
+    NwbUnavailableError
+        pynwb is not installed.
+    SessionNotFoundError
+        No session has the key, or both activated variants hold it (pass ``session_module``).
+    ActivationError
+        No session module is activated.
+    NwbExportError
+        The session has no start time, ``session_start_time`` is given, a key names no or several
+        lab/project/protocol rows, the linking module lacks the table a key needs, or pynwb rejects
+        the arguments.
     """
     pynwb = _pynwb()
-    if "session_start_time" in nwbfile_kwargs:
+    extra = {**(additional_nwbfile_kwargs or {}), **nwbfile_kwargs}
+    if "session_start_time" in extra:
         raise NwbExportError("session_start_time cannot be given: it is the session's stored session_datetime")
-    m = session_module
+    if not isinstance(session_key, Mapping):
+        raise one_problem("arguments", "session_key", session_key, "expected a dict of the session's primary key")
+    m = session_module if session_module is not None else find_session_module(session_key)
+    linking = pipeline if pipeline is not None else linking_module_of(m)
     row = _session_row(m, session_key)
     key = {k: row[k] for k in m.Session.primary_key}
     if row["session_datetime"] is None:
@@ -365,14 +410,21 @@ def session_to_nwb(
         "notes": note_rows[0]["session_note"] if note_rows else None,
         "keywords": [name for name, _ in projects] or None,
         "experiment_description": "; ".join(f"{n}: {d}" if d else n for n, d in projects) or None,
-        "institution": institution,
-        "lab": lab,
     }
+    lab_arguments = _lab_arguments(linking, lab_key, project_key, protocol_key)
+    if arguments["notes"] is not None:
+        lab_arguments.pop("notes", None)  # the session's own note comes first
+    arguments.update({k: v for k, v in lab_arguments.items() if v is not None})
+    arguments.update({k: v for k, v in (("institution", institution), ("lab", lab)) if v is not None})
+    subject_to_nwb = getattr(linking, "subject_to_nwb", None)
     try:
-        arguments["subject"] = pynwb.file.Subject(
-            **{**subject_arguments(subject_row, subject_key, zone), **(subject_kwargs or {})}
-        )
-        arguments.update(nwbfile_kwargs)
+        if callable(subject_to_nwb) and not subject_kwargs:
+            arguments["subject"] = subject_to_nwb(key)
+        else:
+            arguments["subject"] = pynwb.file.Subject(
+                **{**subject_arguments(subject_row, subject_key, zone), **(subject_kwargs or {})}
+            )
+        arguments.update(extra)
         nwbfile = pynwb.NWBFile(**{k: v for k, v in arguments.items() if v is not None})
     except (TypeError, ValueError) as err:
         raise NwbExportError(f"pynwb rejected the arguments of session {key}: {err}") from None
@@ -380,6 +432,56 @@ def session_to_nwb(
     if attributes is not None:
         nwbfile.add_acquisition(attributes)
     return nwbfile
+
+
+def _one_row(linking: ModuleType | None, name: str, key: Mapping[str, Any], argument: str) -> dict[str, Any]:
+    """The one row of the linking module's table ``name`` that ``key`` names."""
+    table = getattr(linking, name, None)
+    if table is None:
+        where = f"linking module {linking.__name__!r}" if linking is not None else "no linking module"
+        raise NwbExportError(f"{argument} was given, but {where} has no `{name}` table (nor element_lab_to_nwb_dict)")
+    rows = (table() & dict(key)).to_dicts()
+    if len(rows) != 1:
+        raise NwbExportError(f"{argument} {dict(key)!r} names {len(rows)} rows of {table.full_table_name}, not one")
+    return rows[0]
+
+
+def _lab_arguments(
+    linking: ModuleType | None,
+    lab_key: Mapping[str, Any] | None,
+    project_key: Mapping[str, Any] | None,
+    protocol_key: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """NWBFile arguments from the lab, project and protocol keys (see :func:`session_to_nwb`)."""
+    if not any((lab_key, project_key, protocol_key)):
+        return {}
+    from_element_lab = getattr(linking, "element_lab_to_nwb_dict", None)
+    if callable(from_element_lab):
+        return dict(from_element_lab(lab_key=lab_key, project_key=project_key, protocol_key=protocol_key))
+    arguments: dict[str, Any] = {}
+    if lab_key:
+        row = _one_row(linking, "Lab", lab_key, "lab_key")
+        arguments["lab"] = row.get("lab_name") or next(str(row[k]) for k in linking.Lab.primary_key)
+        arguments["institution"] = row.get("institution")
+        organization = getattr(linking.Lab, "Organization", None)
+        if organization is not None and getattr(linking, "Organization", None) is not None:
+            names = (linking.Organization() & (organization() & dict(lab_key))).to_dicts()
+            arguments["institution"] = names[0].get("org_name") if names else arguments["institution"]
+    if project_key:
+        row = _one_row(linking, "Project", project_key, "project_key")
+        arguments["experiment_description"] = row.get("project_description") or row.get("project_title")
+        for table, column, argument in (
+            ("ProjectKeywords", "keyword", "keywords"),
+            ("ProjectPublication", "publication", "related_publications"),
+        ):
+            if getattr(linking, table, None) is not None:
+                values = sorted(r[column] for r in (getattr(linking, table)() & dict(project_key)).to_dicts())
+                arguments[argument] = values or None
+    if protocol_key:
+        row = _one_row(linking, "Protocol", protocol_key, "protocol_key")
+        arguments["protocol"] = str(row.get("protocol") or next(iter(dict(protocol_key).values())))
+        arguments["notes"] = row.get("protocol_description")
+    return arguments
 
 
 def write_nwb(
