@@ -26,28 +26,18 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import datajoint as dj
 
+from . import charsets
 from .database import translate
+from .ddl import Change
+from .ddl import quote as _quote
+from .ddl import statement as _statement
 from .errors import MigrationError
 
 __all__ = ["Change", "MigrationError", "MigrationReport", "migrate"]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One step of a migration: the table it changes, what it does, and the SQL it runs."""
-
-    table: str
-    description: str
-    sql: str
-    run: Callable[[dj.Connection], None] = field(repr=False, compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.table}: {self.description}"
 
 
 @dataclass
@@ -324,17 +314,6 @@ def _check_child(
 _BLOB_HEADERS = (b"mYm\0", b"dj0\0", b"ZL123\0")
 
 
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _statement(sql: str, args: tuple = ()) -> Callable[[dj.Connection], None]:
-    def run(connection: dj.Connection) -> None:
-        connection.query(sql, args=args)
-
-    return run
-
-
 def _modify(schema: str, table: str, column: _Column, *, nullable: bool, comment: str, what: str) -> Change:
     """Restate ``column`` with a new comment (and nullability): its type and data are unchanged."""
     if column.has_default:
@@ -353,26 +332,9 @@ def _has_marker(comment: str) -> bool:
 
 def _plan(connection: dj.Connection, schema: str, found: _Recognised) -> list[Change]:
     """The changes that bring the recognised schema to the current layout, in the order to apply them."""
-    changes: list[Change] = []
     session = found.tables["session"]
     # 1. type markers: blob columns as DataJoint's own analysis finds them, then native integers
-    from datajoint import migrate as dj_migrate
-
-    for blob in dj_migrate.analyze_blob_columns(types.SimpleNamespace(connection=connection, database=schema)):
-        table = blob["table_name"].split(".", 1)[1]
-        if table in found.tables and blob["needs_migration"]:
-            _check_blob_headers(connection, schema, table, blob["column_name"])
-            column = found.tables[table].columns[blob["column_name"]]
-            changes.append(
-                _modify(
-                    schema,
-                    table,
-                    column,
-                    nullable=column.nullable,
-                    comment=":<blob>:" + column.comment,
-                    what=f"mark {column.name} as <blob> (DataJoint-serialised objects), data unchanged",
-                )
-            )
+    changes = _blob_markers(connection, schema, found.tables)
     for table in found.tables.values():
         for column in table.columns.values():
             native_int = column.column_type == "int" and column.name not in table.fk_columns
@@ -415,6 +377,29 @@ def _plan(connection: dj.Connection, schema: str, found: _Recognised) -> list[Ch
     return changes
 
 
+def _blob_markers(connection: dj.Connection, schema: str, tables: dict[str, _Table]) -> list[Change]:
+    """A ``:<blob>:`` marker for each blob column of ``tables`` that lacks one, its values checked first."""
+    from datajoint import migrate as dj_migrate
+
+    changes = []
+    for blob in dj_migrate.analyze_blob_columns(types.SimpleNamespace(connection=connection, database=schema)):
+        table = blob["table_name"].split(".", 1)[1].strip("`")
+        if table in tables and blob["needs_migration"]:
+            _check_blob_headers(connection, schema, table, blob["column_name"])
+            column = tables[table].columns[blob["column_name"]]
+            changes.append(
+                _modify(
+                    schema,
+                    table,
+                    column,
+                    nullable=column.nullable,
+                    comment=":<blob>:" + column.comment,
+                    what=f"mark {column.name} as <blob> (DataJoint-serialised objects), data unchanged",
+                )
+            )
+    return changes
+
+
 def _check_blob_headers(connection: dj.Connection, schema: str, table: str, column: str) -> None:
     """Refuse to mark a blob column whose values are not all in DataJoint's serialisation format."""
     name = _quote(column)
@@ -434,7 +419,7 @@ def _check_blob_headers(connection: dj.Connection, schema: str, table: str, colu
 def _plan_lineage(connection: dj.Connection, schema: str, found: _Recognised) -> list[Change]:
     """Lineage of the upstream schemas that have none (parents first), then of the session schema."""
     changes: list[Change] = []
-    for upstream in _upstream_schemas(connection, schema, found.tables):
+    for upstream in upstream_schemas(connection, schema):
         all_tables = _read_tables(connection, upstream)
         if "~lineage" not in all_tables or not _recorded_lineage(connection, upstream):
             visible = {name: table for name, table in all_tables.items() if not name.startswith("~")}
@@ -442,8 +427,8 @@ def _plan_lineage(connection: dj.Connection, schema: str, found: _Recognised) ->
     return changes + _lineage_changes(connection, schema, found.tables, exists="~lineage" in found.hidden, own=True)
 
 
-def _upstream_schemas(connection: dj.Connection, schema: str, tables: dict[str, _Table]) -> list[str]:
-    """The schemas the session schema's foreign keys reach, directly or not, parents before children."""
+def upstream_schemas(connection: dj.Connection, schema: str) -> list[str]:
+    """The schemas that ``schema``'s foreign keys reach, directly or not, parents before children."""
     order: list[str] = []
     visiting: set[str] = set()
 
@@ -453,14 +438,43 @@ def _upstream_schemas(connection: dj.Connection, schema: str, tables: dict[str, 
         visiting.add(db)
         for (parent,) in connection.query(
             "SELECT DISTINCT referenced_table_schema FROM information_schema.key_column_usage "
-            "WHERE table_schema = %s AND referenced_table_schema IS NOT NULL AND referenced_table_schema <> %s",
+            "WHERE table_schema = %s AND referenced_table_schema IS NOT NULL AND referenced_table_schema <> %s "
+            "ORDER BY referenced_table_schema",
             args=(db, db),
         ):
             visit(parent)
         order.append(db)
 
-    for parent in sorted({fk.parent_schema for table in tables.values() for fk in table.foreign_keys} - {schema}):
-        visit(parent)
+    visit(schema)
+    return order[:-1]
+
+
+def dependent_schemas(connection: dj.Connection, schema: str) -> list[str]:
+    """The schemas with foreign keys into ``schema``, directly or not, nearest first."""
+    order: list[str] = []
+    frontier = [schema]
+    while frontier:
+        db = frontier.pop(0)
+        for (child,) in connection.query(
+            "SELECT DISTINCT table_schema FROM information_schema.key_column_usage "
+            "WHERE referenced_table_schema = %s AND table_schema <> %s ORDER BY table_schema",
+            args=(db, db),
+        ):
+            if child != schema and child not in order:
+                order.append(child)
+                frontier.append(child)
+    return order
+
+
+def related_schemas(connection: dj.Connection, schema: str, *, dependents: bool = True) -> list[str]:
+    """``schema``, its upstream schemas and (with ``dependents``) the schemas that depend on it and theirs.
+
+    Parents come before children: the upstream schemas, ``schema``, then each dependent schema
+    after any upstream schema of its own that is not listed yet.
+    """
+    order = [*upstream_schemas(connection, schema), schema]
+    for child in dependent_schemas(connection, schema) if dependents else []:
+        order += [db for db in [*upstream_schemas(connection, child), child] if db not in order]
     return order
 
 
@@ -470,7 +484,13 @@ def _recorded_lineage(connection: dj.Connection, schema: str) -> dict[tuple[str,
 
 
 def _lineage_changes(
-    connection: dj.Connection, schema: str, tables: dict[str, _Table], *, exists: bool, own: bool
+    connection: dj.Connection,
+    schema: str,
+    tables: dict[str, _Table],
+    *,
+    exists: bool,
+    own: bool,
+    scope: str = " (metadata only: no table of this upstream schema changes)",
 ) -> list[Change]:
     """Create ``~lineage`` in ``schema`` if needed and write what :func:`_wanted_lineage` finds there."""
     from datajoint import lineage
@@ -479,7 +499,7 @@ def _lineage_changes(
     if exists and _recorded_lineage(connection, schema) == wanted:
         return []
     where = "~lineage" if own else f"`{schema}`.~lineage"
-    scope = "" if own else " (metadata only: no table of this upstream schema changes)"
+    scope = "" if own else scope
     changes = []
     if not exists:
         changes.append(
@@ -554,18 +574,55 @@ def _apply_change(connection: dj.Connection, change: Change) -> None:
     change.run(connection)
 
 
-def migrate(schema_name: str, *, dry_run: bool = False, connection: dj.Connection | None = None) -> MigrationReport:
+def _plan_dependent(connection: dj.Connection, schema: str, planned: set[str]) -> list[Change]:
+    """Blob markers and lineage for a schema that depends on the session schema; MigrationError if unsafe.
+
+    ``planned`` names the schemas whose lineage is already planned; upstream schemas of ``schema``
+    not among them get theirs here. Its text must also convert to utf8mb4 without loss.
+    """
+    problems = charsets.check(connection, charsets.tables_to_convert(connection, schema))
+    if problems:
+        raise MigrationError(
+            "its text cannot be converted to utf8mb4 without loss:\n    - " + "\n    - ".join(problems)
+        )
+    changes = []
+    for db in [*upstream_schemas(connection, schema), schema]:
+        if db in planned:
+            continue
+        planned.add(db)
+        all_tables = _read_tables(connection, db)
+        visible = {name: table for name, table in all_tables.items() if not name.startswith("~")}
+        if db == schema:
+            changes += _blob_markers(connection, db, visible)
+        exists = "~lineage" in all_tables
+        if not exists or not _recorded_lineage(connection, db):
+            scope = " (metadata only: no other table of this schema changes)"
+            changes += _lineage_changes(connection, db, visible, exists=exists, own=False, scope=scope)
+    return changes
+
+
+def migrate(
+    schema_name: str, *, dry_run: bool = False, dependents: bool = False, connection: dj.Connection | None = None
+) -> MigrationReport:
     """Upgrade the session schema ``schema_name`` written by the published element, in place.
 
     Recognises either variant of element-session 0.1.x/0.2.0 (with or without ``session_id``),
-    plans the changes listed in the module docstring, and applies them unless ``dry_run``. A
+    plans the changes listed in the module docstring, and applies them unless ``dry_run``. Tables
+    of the session schema and its upstream schemas that are not utf8mb4 are converted to
+    ``utf8mb4_bin`` first (:mod:`element_session.charsets`). With ``dependents``, the schemas that
+    depend on the session schema get the metadata-only fixes too (blob markers, lineage, character
+    set); one that cannot be migrated safely is named in the report's notes and left unchanged. A
     schema already in the current layout is left alone (the report says so), and a schema of
-    another layout is refused with :class:`MigrationError` before anything changes. If a step
-    fails, the error names it, the steps before it stay applied (each is atomic and leaves a
-    usable schema), and running ``migrate`` again completes the rest.
+    another layout, or a conversion that would lose data, is refused with :class:`MigrationError`
+    before anything changes. If a step fails, the error names it, the steps before it stay applied
+    (each is atomic and leaves a usable schema), and running ``migrate`` again completes the rest.
 
     On PostgreSQL there is nothing to migrate (the published element never ran there): the
     report says so once the schema is found.
+
+    Raises:
+        MigrationError: the schema is missing or not recognised, a conversion would lose data, a
+            dependent schema blocks the conversion, or a step failed (``err.report`` says how far it got).
     """
     connection = connection or dj.conn()
     backend = connection.adapter.backend
@@ -576,9 +633,40 @@ def migrate(schema_name: str, *, dry_run: bool = False, connection: dj.Connectio
         return report
     if connection.in_transaction:
         raise MigrationError("migrate() cannot run inside a transaction: MySQL's DDL would commit it")
+    resume = charsets.plan_resume(connection, schema_name)
+    if resume:
+        report.changes = resume
+        if dry_run:
+            report.found = "a character-set conversion that was interrupted part-way"
+            report.notes.append("the rest of the migration is planned once these steps are applied")
+            return report
+        _apply(connection, report)
     found = _recognise(schema_name, _read_tables(connection, schema_name))
     report.variant, report.found = found.variant, found.found
-    report.changes = _plan(connection, schema_name, found)
+    group = [*upstream_schemas(connection, schema_name), schema_name]
+    later: list[Change] = []
+    planned = set(group)
+    for child in dependent_schemas(connection, schema_name) if dependents else []:
+        try:
+            steps = _plan_dependent(connection, child, planned)
+        except MigrationError as err:
+            report.notes.append(f"dependent schema `{child}` is left unchanged: {err}")
+            continue
+        later += steps
+        group += [db for db in [*upstream_schemas(connection, child), child] if db not in group]
+    hint = (
+        ": its schema is left unchanged (see above)"
+        if dependents
+        else f": its schema depends on `{schema_name}`: add --dependents (dependents=True) to migrate both in one run"
+    )
+    conversion, problems = charsets.plan_conversion(connection, group, home=schema_name, hint=hint)
+    if problems:
+        raise MigrationError(
+            "the tables cannot be converted to utf8mb4 without loss or change; nothing was changed:\n  - "
+            + "\n  - ".join(report.notes + problems),
+            report,
+        )
+    report.changes = report.changes[: report.applied] + conversion + _plan(connection, schema_name, found) + later
     if "session_timezone" not in found.tables:
         report.notes.append(
             "session_timezone (new in this project) is created, empty, by the first activate() of "
@@ -586,9 +674,15 @@ def migrate(schema_name: str, *, dry_run: bool = False, connection: dj.Connectio
         )
     if "~log" in found.hidden:
         report.notes.append("`~log`, DataJoint 0.14's event log, is kept as it is; DataJoint 2.x does not use it")
-    if dry_run:
-        return report
-    for number, change in enumerate(report.changes, 1):
+    if not dry_run:
+        _apply(connection, report)
+        connection.dependencies.clear()
+    return report
+
+
+def _apply(connection: dj.Connection, report: MigrationReport) -> None:
+    """Apply ``report.changes`` from ``report.applied`` on, counting them; MigrationError at the first failure."""
+    for number, change in enumerate(report.changes[report.applied :], report.applied + 1):
         try:
             _apply_change(connection, change)
         except Exception as err:
@@ -601,5 +695,3 @@ def migrate(schema_name: str, *, dry_run: bool = False, connection: dj.Connectio
                 report,
             ) from refused or err
         report.applied = number
-    connection.dependencies.clear()
-    return report

@@ -253,6 +253,28 @@ NOTES = [
 ]
 
 
+#: Notes of a latin1 fixture: text that MySQL's latin1 (Windows-1252) holds beyond ASCII.
+LATIN1_NOTES = [
+    "37 °C \u2013 ½ dose",  # an en dash
+    "Übergröße, Ø 3 mm — très bien",
+    "plain ASCII",
+    "",
+    "µ-electrode ± 5 µm; naïve «mouse» ‰",
+]
+
+
+def fit_text(text: str, charset: str | None) -> str:
+    """``text`` as a ``charset`` column holds it: latin1 (Windows-1252) drops what it lacks, e.g. emoji."""
+    if charset != "latin1":
+        return text
+    return text.encode("cp1252", errors="ignore").decode("cp1252").rstrip()
+
+
+def fit_rows(rows: list[dict], charset: str | None) -> list[dict]:
+    """``rows`` with every text value fitted to ``charset``."""
+    return [{k: fit_text(v, charset) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
+
+
 #: The legacy layouts the fixtures build: variant ("datetime" or "id"), whether ``session`` has
 #: ``session_id`` (datetime variant) and whether ``session_datetime`` is nullable (id variant).
 LAYOUTS = {
@@ -302,11 +324,12 @@ class LegacySchemas:
     session: str
 
 
-def legacy_contents(layout: str) -> LegacyContents:
+def legacy_contents(layout: str, charset: str | None = None) -> LegacyContents:
     """The rows :func:`create_session` writes for ``layout``, computed without a database.
 
     As the element reads them after the migration: a session of the layout without
-    ``session_id`` reads ``session_id=None``.
+    ``session_id`` reads ``session_id=None``. With ``charset="latin1"`` the text is what latin1
+    holds: the notes are :data:`LATIN1_NOTES`, and other text loses the characters latin1 lacks.
     """
     variant, has_id, nullable_datetime = LAYOUTS[layout]
     contents = LegacyContents(layout)
@@ -322,12 +345,15 @@ def legacy_contents(layout: str) -> LegacyContents:
             session = dict(key, session_datetime=when if index % 3 or not nullable_datetime else None)
         contents.sessions.append(session)
         for name, value, blob in _attribute_values(index):
+            value = fit_text(value, charset)
             contents.attributes.append(dict(key, attribute_name=name, attribute_value=value, attribute_blob=blob))
-        contents.directories.append(dict(key, session_dir=f"{subject}/{when:%Y-%m-%d_%H-%M-%S}/raw 📁"))
+        directory = fit_text(f"{subject}/{when:%Y-%m-%d_%H-%M-%S}/raw 📁", charset)
+        contents.directories.append(dict(key, session_dir=directory))
         for person in USERS[: 1 + index % len(USERS)]:
             contents.experimenters.append(dict(key, user=person["user"]))
         if index % 5 != 4:
-            contents.notes.append(dict(key, session_note=NOTES[index % len(NOTES)]))
+            notes = LATIN1_NOTES if charset == "latin1" else NOTES
+            contents.notes.append(dict(key, session_note=fit_text(notes[index % len(notes)], charset)))
         contents.project_sessions.append(dict(key, project=PROJECTS[index % 2]["project"]))
         if index == 0:
             contents.project_sessions.append(dict(key, project=PROJECTS[1]["project"]))
@@ -351,30 +377,32 @@ def _log(connection, db: str, event: str) -> None:
     )
 
 
-def _create_schema(connection, db: str) -> None:
-    connection.query(f"CREATE DATABASE `{db}`")
+def _create_schema(connection, db: str, charset: str | None = None) -> None:
+    connection.query(f"CREATE DATABASE `{db}`" + (f" CHARACTER SET {charset}" if charset else ""))
     connection.query(LOG_DDL.format(db=db))
 
 
-def create_lab(connection, lab: str) -> None:
-    """The lab schema of element-lab: ``#user`` and ``#project``, filled."""
-    _create_schema(connection, lab)
+def create_lab(connection, lab: str, charset: str | None = None) -> None:
+    """The lab schema of element-lab: ``#user`` and ``#project``, filled (text fitted to ``charset``)."""
+    _create_schema(connection, lab, charset)
     for table, ddl in LAB_DDL.items():
         connection.query(ddl.format(lab=lab))
         _log(connection, lab, f"Declared `{lab}`.`{table}`")
-    _insert(connection, lab, "#user", USERS)
-    _insert(connection, lab, "#project", PROJECTS)
+    _insert(connection, lab, "#user", fit_rows(USERS, charset))
+    _insert(connection, lab, "#project", fit_rows(PROJECTS, charset))
 
 
-def create_subject(connection, subject: str) -> None:
+def create_subject(connection, subject: str, charset: str | None = None) -> None:
     """The subject schema of element-animal: ``subject`` with its 8-character key, filled."""
-    _create_schema(connection, subject)
+    _create_schema(connection, subject, charset)
     connection.query(SUBJECT_DDL.format(subject=subject))
     _log(connection, subject, f"Declared `{subject}`.`subject`")
-    _insert(connection, subject, "subject", SUBJECTS)
+    _insert(connection, subject, "subject", fit_rows(SUBJECTS, charset))
 
 
-def create_session(connection, schemas: LegacySchemas, layout: str = "datetime") -> LegacyContents:
+def create_session(
+    connection, schemas: LegacySchemas, layout: str = "datetime", charset: str | None = None
+) -> LegacyContents:
     """The session schema of element-session in ``layout`` (a key of :data:`LAYOUTS`), filled.
 
     The lab and subject schemas must exist. Returns the rows written, as the element reads them.
@@ -385,13 +413,13 @@ def create_session(connection, schemas: LegacySchemas, layout: str = "datetime")
         secondary = '`session_id` int DEFAULT NULL COMMENT "",\n' if has_id else ""
     else:
         secondary = f'`session_datetime` datetime {"DEFAULT NULL" if nullable_datetime else "NOT NULL"} COMMENT "",\n'
-    _create_schema(connection, db)
+    _create_schema(connection, db, charset)
     connection.query(SESSION_DDL[variant].format(db=db, subject=schemas.subject, secondary=secondary))
     _log(connection, db, f"Declared `{db}`.`session`")
     for table, ddl in CHILD_DDL.items():
         connection.query(ddl.format(db=db, lab=schemas.lab, key=SESSION_KEY[variant], pk=SESSION_PK[variant]))
         _log(connection, db, f"Declared `{db}`.`{table}`")
-    contents = legacy_contents(layout)
+    contents = legacy_contents(layout, charset)
     sessions = [{k: v for k, v in row.items() if has_id or k != "session_id"} for row in contents.sessions]
     _insert(connection, db, "session", sessions)
     blobs = [dict(row, attribute_blob=None if row["attribute_blob"] is None else legacy_blob(row["attribute_blob"]))
@@ -404,12 +432,18 @@ def create_session(connection, schemas: LegacySchemas, layout: str = "datetime")
     return contents
 
 
-def build_legacy(connection, base: str, layout: str = "datetime") -> tuple[LegacySchemas, LegacyContents]:
-    """Declare and fill legacy schemas named ``base`` + "lab", "subject" and "session"."""
+def build_legacy(
+    connection, base: str, layout: str = "datetime", charset: str | None = None
+) -> tuple[LegacySchemas, LegacyContents]:
+    """Declare and fill legacy schemas named ``base`` + "lab", "subject" and "session".
+
+    ``charset`` (e.g. ``"latin1"``) is the schemas' default character set, as on a MySQL 5.x server;
+    by default the server's. The text written is fitted to it (:func:`fit_text`).
+    """
     schemas = LegacySchemas(lab=base + "lab", subject=base + "subject", session=base + "session")
-    create_lab(connection, schemas.lab)
-    create_subject(connection, schemas.subject)
-    return schemas, create_session(connection, schemas, layout)
+    create_lab(connection, schemas.lab, charset)
+    create_subject(connection, schemas.subject, charset)
+    return schemas, create_session(connection, schemas, layout, charset)
 
 
 # -- Reading back through the element ----------------------------------------------------------------
@@ -528,3 +562,97 @@ def assert_same(actual: Any, expected: Any, where: str = "value") -> None:
             assert_same(a, e, f"{where}[{index}]")
     else:
         assert type(actual) is type(expected) and actual == expected, f"{where}: {actual!r} != {expected!r}"
+
+
+# -- A downstream schema of another published element, as DataJoint 0.14 declared it ------------------
+
+#: DataJoint 0.14's job reservation table, one per schema (DataJoint 2.x uses ``~~<table>`` instead).
+JOBS_DDL = """
+CREATE TABLE `{db}`.`~jobs` (
+`table_name` varchar(255) NOT NULL COMMENT "className of the table",
+`key_hash` char(32) NOT NULL COMMENT "key hash",
+`status` enum('reserved','error','ignore') NOT NULL COMMENT "if tuple is missing, the job is available",
+`key` longblob COMMENT "structure containing the key",
+`error_message` varchar(2047) NOT NULL DEFAULT "" COMMENT "error message returned if failed",
+`error_stack` mediumblob COMMENT "error stack if failed",
+`user` varchar(255) NOT NULL DEFAULT "" COMMENT "database user",
+`host` varchar(255) NOT NULL DEFAULT "" COMMENT "system hostname",
+`pid` int unsigned NOT NULL DEFAULT "0" COMMENT "system process id",
+`connection_id` bigint unsigned NOT NULL DEFAULT "0" COMMENT "connection id",
+`timestamp` timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP COMMENT "automatic timestamp",
+PRIMARY KEY (`table_name`,`key_hash`)
+) ENGINE=InnoDB, COMMENT "job reservation table for `{db}`"
+"""
+
+#: An Imported table and its part, laid out like element-array-ephys's on 0.14: blobs, native numbers.
+DOWNSTREAM_DDL = {
+    "_recording": """
+CREATE TABLE `{db}`.`_recording` (
+{key}`insertion_number` tinyint unsigned NOT NULL COMMENT "",
+`sampling_rate` double NOT NULL COMMENT "(Hz)",
+`channel_map` longblob NOT NULL COMMENT "channel index -> (x, y) in um",
+`recording_note` varchar(255) NOT NULL DEFAULT "" COMMENT "",
+PRIMARY KEY ({pk},`insertion_number`),
+FOREIGN KEY ({pk}) REFERENCES `{session}`.`session` ({pk}) ON UPDATE CASCADE ON DELETE RESTRICT
+) ENGINE=InnoDB, COMMENT "one probe insertion of a session"
+""",
+    "_recording__channel": """
+CREATE TABLE `{db}`.`_recording__channel` (
+{key}`insertion_number` tinyint unsigned NOT NULL COMMENT "",
+`channel` int NOT NULL COMMENT "",
+`trace` longblob DEFAULT NULL COMMENT "voltage (uV)",
+PRIMARY KEY ({pk},`insertion_number`,`channel`),
+FOREIGN KEY ({pk},`insertion_number`) REFERENCES `{db}`.`_recording` ({pk},`insertion_number`)
+  ON UPDATE CASCADE ON DELETE RESTRICT
+) ENGINE=InnoDB, COMMENT ""
+""",
+}
+
+DOWNSTREAM_NOTES = ["gain ½, 37 °C \u2013 Ø 2 mm", "Über alles"]
+
+
+def downstream_rows(contents: LegacyContents, charset: str | None = None) -> dict[str, list[dict]]:
+    """The rows :func:`create_downstream` writes, blobs as Python objects, by table."""
+    key_names = ["subject", "session_datetime" if contents.variant == "datetime" else "session_id"]
+    recordings, channels = [], []
+    for index, session in enumerate(contents.sessions):
+        key = {name: session[name] for name in key_names}
+        channel_map = {"x": np.arange(4, dtype=np.float64) * 20.0, "y": np.array([0.0, 15.0, 30.0, 45.0])}
+        note = fit_text(DOWNSTREAM_NOTES[index % 2] + (" 🐭" if index == 1 else ""), charset)
+        recordings.append(dict(key, insertion_number=1, sampling_rate=30000.0, channel_map=channel_map,
+                               recording_note=note))  # fmt: skip
+        for channel in range(3):
+            trace = np.sin(np.arange(50) * (channel + 1) / 7.0) if channel < 2 else None
+            channels.append(dict(key, insertion_number=1, channel=channel, trace=trace))
+    return {"_recording": recordings, "_recording__channel": channels}
+
+
+def create_downstream(
+    connection, schemas: LegacySchemas, contents: LegacyContents, db: str, charset: str | None = None
+) -> dict[str, list[dict]]:
+    """A downstream schema ``db`` of a 0.14 element below ``schemas.session``: blobs, no markers, ``~jobs``.
+
+    Returns the rows written (:func:`downstream_rows`). ``~jobs`` holds one failed job, no reservation.
+    """
+    _create_schema(connection, db, charset)
+    for table, ddl in DOWNSTREAM_DDL.items():
+        connection.query(
+            ddl.format(
+                db=db, session=schemas.session, key=SESSION_KEY[contents.variant], pk=SESSION_PK[contents.variant]
+            )
+        )
+        _log(connection, db, f"Declared `{db}`.`{table}`")
+    connection.query(JOBS_DDL.format(db=db))
+    rows = downstream_rows(contents, charset)
+    for table, table_rows in rows.items():
+        blobs = {"channel_map", "trace"}
+        stored = [
+            {k: legacy_blob(v) if k in blobs and v is not None else v for k, v in row.items()} for row in table_rows
+        ]
+        _insert(connection, db, table, stored)
+    connection.query(
+        f"INSERT INTO `{db}`.`~jobs` (table_name, key_hash, status, `key`, error_message, user, host) "
+        "VALUES (%s, %s, 'error', %s, %s, 'dj@lab-pc', 'lab-pc')",
+        args=(f"`{db}`.`_recording`", "0" * 32, legacy_blob({"subject": "U3"}), "FileNotFoundError: probe.meta"),
+    )
+    return rows
