@@ -47,7 +47,8 @@ class Finding:
     """One kind of problem in one schema (``schema`` is ``""`` for the server itself).
 
     ``severity`` is ``"hazard"`` (DataJoint 2.x would mishandle data) or ``"note"``; ``count`` is
-    how many columns, tables, attributes or rows are affected, ``what`` names them.
+    how many columns, tables, attributes or rows are affected, ``what`` says what they are and
+    ``items`` names them (``"table.column"``, each with detail in parentheses).
     """
 
     schema: str
@@ -56,6 +57,7 @@ class Finding:
     count: int
     what: str
     fix: str
+    items: tuple[str, ...] = ()
 
 
 def _migrate_command(session: str, schema: str, dependent: bool) -> str:
@@ -72,10 +74,10 @@ def _server_collation(connection: dj.Connection) -> list[Finding]:
             "collation",
             "hazard",
             1,
-            f"the server's default is {charset} / {collation}: schemas DataJoint creates inherit it, and keys that "
-            "differ only in case, accents or trailing spaces compare equal",
-            f"set character-set-server={charsets.CHARSET} and collation-server={charsets.COLLATION} in the server's "
-            "configuration (takes effect for schemas created afterwards)",
+            f"the server's default collation {collation} ({charset}), which new schemas inherit: keys that differ "
+            "only in case or accents compare equal",
+            f"collation-server={charsets.COLLATION} in the server's configuration",
+            ("@@collation_server",),
         )
     ]
 
@@ -85,15 +87,15 @@ def _charset(connection: dj.Connection, schema: str, fix: str) -> list[Finding]:
     default = charsets.schema_default(connection, schema)[0]
     if not tables and default == charsets.CHARSET:
         return []
-    names = ", ".join(f"{t.table} ({'/'.join(t.charsets)})" for t in tables) or "no table"
     return [
         Finding(
             schema,
             "charset",
             "hazard",
             len(tables),
-            f"{len(tables)} table(s) not in {charsets.CHARSET}: {names}; schema default {default}",
-            f"{fix} (converts to {charsets.COLLATION} in place; refuses first if any value would change)",
+            f"tables not in {charsets.CHARSET} (schema default {default})",
+            fix,
+            tuple(f"{t.table} ({'/'.join(t.charsets)})" for t in tables),
         )
     ]
 
@@ -108,17 +110,16 @@ def _collation(connection: dj.Connection, schema: str) -> list[Finding]:
     non_binary = default.startswith(charsets.CHARSET + "_") and default != charsets.COLLATION
     if not columns and not non_binary:
         return []
-    shown = ", ".join(f"{t}.{c} ({k})" for t, c, k in columns[:10]) + (" ..." if len(columns) > 10 else "")
     return [
         Finding(
             schema,
             "collation",
             "hazard",
             len(columns),
-            f"{len(columns)} utf8mb4 column(s) with a non-binary collation{': ' + shown if columns else ''}; "
-            f"schema default {default}",
-            f"ALTER DATABASE / ALTER TABLE ... CONVERT TO CHARACTER SET {charsets.CHARSET} COLLATE "
-            f"{charsets.COLLATION} after checking that no two keys differ only in case or accents",
+            f"text columns with a non-binary collation (schema default {default})",
+            f"ALTER DATABASE / ALTER TABLE ... CONVERT TO CHARACTER SET {charsets.CHARSET} "
+            f"COLLATE {charsets.COLLATION}, once no two keys differ only in case or accents",
+            tuple(f"{t}.{c} ({k})" for t, c, k in columns),
         )
     ]
 
@@ -136,15 +137,15 @@ def _blob_markers(connection: dj.Connection, schema: str, tables: dict, fix: str
         connection.query(f"SELECT COUNT({quote(column)}) FROM {quote(schema)}.{quote(table)}").fetchone()[0]
         for table, column in unmarked
     ]
-    shown = ", ".join(f"{t}.{c} ({n} values)" for (t, c), n in zip(unmarked, counts, strict=True))
     return [
         Finding(
             schema,
             "blob-marker",
             "hazard",
             len(unmarked),
-            f"{len(unmarked)} blob column(s) without the :<blob>: marker, {sum(counts)} stored values: {shown}",
-            f"{fix} (adds the marker to the column comment; stored values unchanged)",
+            f"blob columns without the :<blob>: marker ({sum(counts)} stored values)",
+            fix,
+            tuple(f"{t}.{c} ({n} values)" for (t, c), n in zip(unmarked, counts, strict=True)),
         )
     ]
 
@@ -155,16 +156,16 @@ def _lineage(connection: dj.Connection, schema: str, all_tables: dict, tables: d
     missing = sorted(set(wanted) - set(recorded))
     if not missing:
         return []
-    where = "no ~lineage table" if "~lineage" not in all_tables else "~lineage lacks them"
-    shown = ", ".join(f"{t}.{a}" for t, a in missing[:8]) + (" ..." if len(missing) > 8 else "")
+    where = "no ~lineage table" if "~lineage" not in all_tables else "not in ~lineage"
     return [
         Finding(
             schema,
             "lineage",
             "hazard",
             len(missing),
-            f"{len(missing)} key attribute(s) without lineage ({where}): {shown}; joins over them fail",
-            f"{fix} (records the lineage; metadata only)",
+            f"key attributes without lineage ({where}): joins over them fail",
+            fix,
+            tuple(f"{t}.{a}" for t, a in missing),
         )
     ]
 
@@ -186,8 +187,9 @@ def _native_types(schema: str, tables: dict) -> list[Finding]:
             "native-type",
             "note",
             len(found),
-            f"{len(found)} numeric column(s) without a type marker: {', '.join(found)}",
-            "none needed: DataJoint 2.x reads them as their native types; new declarations use int32, float64, ...",
+            "numeric columns without a type marker, read as their native types",
+            "none needed",
+            tuple(found),
         )
     ]
 
@@ -206,10 +208,9 @@ def _jobs(connection: dj.Connection, schema: str, all_tables: dict) -> list[Find
             "jobs-table",
             "hazard" if reserved else "note",
             sum(int(n) for n in by_status.values()),
-            f"DataJoint 0.14's ~jobs table ({counts}); DataJoint 2.x keeps its jobs in ~~<table> and ignores it",
-            "stop every DataJoint 0.14 worker: its reservations are invisible to 2.x workers"
-            if reserved
-            else "none needed; keep it to read old errors, or drop it once nobody needs them",
+            f"DataJoint 0.14's ~jobs ({counts}), which DataJoint 2.x ignores",
+            "stop every DataJoint 0.14 worker first" if reserved else "none needed (drop it when its errors are read)",
+            ("~jobs",),
         )
     ]
 
@@ -246,23 +247,24 @@ def has_hazards(findings: list[Finding]) -> bool:
 
 
 def findings_frame(findings: list[Finding]) -> pd.DataFrame:
-    """The findings as a table: columns schema, check, severity, count (int64), what, fix."""
-    frame = pd.DataFrame([asdict(f) for f in findings], columns=["schema", "check", "severity", "count", "what", "fix"])
-    return frame.astype({"count": "int64"})
+    """The findings as a table: columns schema, check, severity, count (int64), what, fix, items (tuples)."""
+    columns = ["schema", "check", "severity", "count", "what", "fix", "items"]
+    return pd.DataFrame([asdict(f) for f in findings], columns=columns).astype({"count": "int64"})
 
 
 def format_findings(findings: list[Finding], schema_name: str, fmt: str = "table") -> str:
-    """The findings as text: ``"table"`` (a summary line, then pandas' table) or ``"json"`` (a list)."""
+    """The findings as text: ``"table"`` (a summary line, a table, then the items) or ``"json"`` (a list)."""
     if fmt == "json":
         return json.dumps([asdict(f) for f in findings], ensure_ascii=False, indent=1)
     hazards = sum(f.severity == "hazard" for f in findings)
     notes = len(findings) - hazards
-    if not hazards:
-        head = f"No hazards for DataJoint 2.x in `{schema_name}`, its upstream and dependent schemas"
-    else:
-        head = f"{hazards} hazard(s) for DataJoint 2.x in `{schema_name}`, its upstream and dependent schemas"
+    head = f"{hazards or 'No'} hazard(s) for DataJoint 2.x in `{schema_name}`, its upstream and dependent schemas"
     head += f" ({notes} note(s))." if notes else "."
     if not findings:
         return head
-    with pd.option_context("display.max_colwidth", None, "display.width", None):
-        return head + "\n" + findings_frame(findings).to_string(index=False, justify="left")
+    frame = findings_frame(findings).drop(columns="items")
+    widths = {c: int(frame[c].str.len().max()) for c in frame if c != "count"}
+    left = {c: (lambda v, w=w: f"{v:<{w}}") for c, w in widths.items()}  # pandas right-aligns text otherwise
+    table = frame.to_string(index=False, justify="left", formatters=left)
+    items = [f"{f.schema or '(server)'} {f.check}: {', '.join(f.items)}" for f in findings]
+    return "\n".join([head, table, "", *items])

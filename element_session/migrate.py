@@ -662,7 +662,7 @@ def migrate(
     conversion, problems = charsets.plan_conversion(connection, group, home=schema_name, hint=hint)
     if problems:
         raise MigrationError(
-            "the tables cannot be converted to utf8mb4 without loss or change; nothing was changed:\n  - "
+            "the character sets cannot be converted to utf8mb4 safely; nothing was changed:\n  - "
             + "\n  - ".join(report.notes + problems),
             report,
         )
