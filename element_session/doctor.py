@@ -258,8 +258,9 @@ def format_findings(findings: list[Finding], schema_name: str, fmt: str = "table
         return json.dumps([asdict(f) for f in findings], ensure_ascii=False, indent=1)
     hazards = sum(f.severity == "hazard" for f in findings)
     notes = len(findings) - hazards
-    head = f"{hazards or 'No'} hazard(s) for DataJoint 2.x in `{schema_name}`, its upstream and dependent schemas"
-    head += f" ({notes} note(s))." if notes else "."
+    head = f"{hazards or 'No'} hazard{'s' * (hazards != 1)} for DataJoint 2.x in `{schema_name}`"
+    head += ", its upstream and dependent schemas"
+    head += f" ({notes} note{'s' * (notes != 1)})." if notes else "."
     if not findings:
         return head
     frame = findings_frame(findings).drop(columns="items")

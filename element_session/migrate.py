@@ -6,6 +6,8 @@ its ``attribute_blob`` is a ``longblob`` holding DataJoint-serialised objects bu
 schema (either variant, with or without the ``session_id`` that releases before 0.2.0 lacked),
 plans what it must change, and applies the plan one atomic statement at a time:
 
+0. tables of the session schema and its upstream schemas that are not ``utf8mb4`` converted to
+   ``utf8mb4_bin``, each decoded value kept (:mod:`element_session.charsets`);
 1. type markers in column comments: ``:<blob>:`` on ``attribute_blob`` (found with
    ``datajoint.migrate.analyze_blob_columns``), ``:int32:`` on ``session_id``;
 2. the layout of the current release: ``session_id`` added to the datetime variant where it is
@@ -13,7 +15,10 @@ plans what it must change, and applies the plan one atomic statement at a time:
 3. the ``~lineage`` table DataJoint 2.x uses for semantic joins, traced through the foreign keys
    to the lab's own upstream tables (legacy ones included).
 
-No statement rewrites or deletes a stored value. MySQL DDL is not transactional, so the steps are
+With ``dependents=True`` the schemas that depend on the session schema get the metadata-only
+fixes after these: ``:<blob>:`` markers, ``~lineage`` and (in step 0) the character set.
+
+No statement deletes a stored value or changes a decoded one. MySQL DDL is not transactional, so the steps are
 ordered instead: each is atomic, each leaves a schema this module recognises and the element
 reads, and every run plans from the state it finds, so running again after a failure finishes the
 job and running again after success changes nothing. The ``session_timezone`` table of this
