@@ -24,7 +24,7 @@ MySQL/MariaDB only.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import datajoint as dj
@@ -432,14 +432,15 @@ def _finish(home: str, pending: list[ForeignKey]) -> list[Change]:
 
 
 def plan_conversion(
-    connection: dj.Connection, schemas: Sequence[str], *, home: str, hint: str = ""
+    connection: dj.Connection, schemas: Sequence[str], *, home: str, hint: str = "", checked: Collection[str] = ()
 ) -> tuple[list[Change], list[str]]:
     """The steps that convert every table of ``schemas`` to utf8mb4 (``utf8mb4_bin``), and the problems.
 
     ``home`` is the schema that holds the bookkeeping table. Returns ``(changes, problems)``: the
     changes in the order to apply them, and every reason (naming table, column and rows) why the
     conversion would lose, retype or truncate data or why a foreign key from a schema outside
-    ``schemas`` blocks it (``hint`` is appended there, e.g. "use --dependents"). The caller must
+    ``schemas`` blocks it (``hint`` is appended there, e.g. "use --dependents"); the tables of the
+    schemas in ``checked`` passed :func:`check` already and are not read again. The caller must
     not apply the changes if there is any problem. Nothing is changed here: the probe works on
     temporary tables.
     """
@@ -449,7 +450,7 @@ def plan_conversion(
         return [], []
     names = {(table.schema, table.table) for table in tables}
     fks = foreign_keys(connection, names)
-    problems = check(connection, tables)
+    problems = check(connection, [table for table in tables if table.schema not in checked])
     for fk in fks:
         if fk.schema not in schemas:
             problems.append(f"the foreign key {fk} blocks the conversion of `{fk.parent_table}`{hint}")

@@ -650,7 +650,7 @@ def migrate(
     report.variant, report.found = found.variant, found.found
     group = [*upstream_schemas(connection, schema_name), schema_name]
     later: list[Change] = []
-    planned = set(group)
+    planned, checked = set(group), []  # checked: the dependents whose text _plan_dependent checked
     for child in dependent_schemas(connection, schema_name) if dependents else []:
         try:
             steps = _plan_dependent(connection, child, planned)
@@ -658,13 +658,14 @@ def migrate(
             report.notes.append(f"dependent schema `{child}` is left unchanged: {err}")
             continue
         later += steps
+        checked.append(child)
         group += [db for db in [*upstream_schemas(connection, child), child] if db not in group]
     hint = (
         ": its schema is left unchanged (see above)"
         if dependents
         else f": its schema depends on `{schema_name}`: add --dependents (dependents=True) to migrate both in one run"
     )
-    conversion, problems = charsets.plan_conversion(connection, group, home=schema_name, hint=hint)
+    conversion, problems = charsets.plan_conversion(connection, group, home=schema_name, hint=hint, checked=checked)
     if problems:
         raise MigrationError(
             "the character sets cannot be converted to utf8mb4 safely; nothing was changed:\n  - "

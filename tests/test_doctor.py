@@ -156,6 +156,32 @@ def test_doctor_reports_every_hazard_with_counts_and_changes_nothing(latin1, con
 
 
 @only("mysql")
+def test_doctor_reports_non_binary_collations_and_reservations_of_a_014_worker(latin1, connection):
+    schemas, _, ephys, _ = latin1(charset=None)
+    migrate(schemas.session, dependents=True)
+    connection.query(
+        f"ALTER TABLE `{schemas.session}`.`session_note` MODIFY `session_note` varchar(1024) "
+        "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci NOT NULL"
+    )
+    connection.query(
+        f"INSERT INTO `{ephys}`.`~jobs` (table_name, key_hash, status) VALUES ('_recording', %s, 'reserved')",
+        args=("1" * 32,),
+    )
+    before = everything(connection, _all(schemas, ephys))
+    findings = diagnose(schemas.session)
+    assert everything(connection, _all(schemas, ephys)) == before
+    assert {(f.schema, f.check, f.severity, f.count) for f in findings if f.severity == "hazard"} == {
+        (schemas.session, "collation", "hazard", 1),
+        (ephys, "jobs-table", "hazard", 2),  # one reservation, one old error
+    }
+    collation = next(f for f in findings if f.check == "collation")
+    assert collation.items == ("session_note.session_note (utf8mb4_general_ci)",)
+    jobs = next(f for f in findings if f.check == "jobs-table")
+    assert jobs.what == "DataJoint 0.14's ~jobs (1 error, 1 reserved), which DataJoint 2.x ignores"
+    assert jobs.fix == "stop every DataJoint 0.14 worker first"
+
+
+@only("mysql")
 def test_doctor_finds_nothing_in_a_schema_this_project_declared(pipeline, prefix):
     findings = diagnose(prefix + "session")
     assert not has_hazards(findings), format_findings(findings, prefix + "session")
