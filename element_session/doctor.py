@@ -266,6 +266,6 @@ def format_findings(findings: list[Finding], schema_name: str, fmt: str = "table
     frame = findings_frame(findings).drop(columns="items")
     widths = {c: int(frame[c].str.len().max()) for c in frame if c != "count"}
     left = {c: (lambda v, w=w: f"{v:<{w}}") for c, w in widths.items()}  # pandas right-aligns text otherwise
-    table = frame.to_string(index=False, justify="left", formatters=left)
+    table = frame.to_string(index=False, justify="left", formatters=left).split("\n")
     items = [f"{f.schema or '(server)'} {f.check}: {', '.join(f.items)}" for f in findings]
-    return "\n".join([head, table, "", *items])
+    return "\n".join([head, *(line.rstrip() for line in table), "", *items])
