@@ -470,22 +470,41 @@ def export_nwb(
 @cli.command()
 @click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
 @click.option("--dry-run", is_flag=True, help="report what would change and change nothing")
+@click.option("--dependents", is_flag=True, help="also fix the schemas that depend on it (metadata, charset)")
 @pipeline_option
-def migrate(schema: str, dry_run: bool) -> ExitStatus:
+def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
     """Upgrade, in place, a session schema written by the published element (DataJoint 0.14).
 
     Back up the schema first (docs/upgrade.md). It works on the schema by name: the pipeline is not
     imported (importing it would activate, i.e. declare, its schemas).
     """
+    from .migrate import migrate as run
+
+    click.echo(run(schema, dry_run=dry_run, dependents=dependents, connection=_connection()))
+    return ExitStatus.OK
+
+
+@cli.command()
+@click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pipeline_option
+def doctor(schema: str, fmt: str) -> ExitStatus:
+    """Report what DataJoint 2.x would mishandle in a legacy database; reads only, exit 1 on hazards."""
+    from .doctor import diagnose, format_findings, has_hazards
+
+    findings = diagnose(schema, connection=_connection())
+    click.echo(format_findings(findings, schema, fmt))
+    return ExitStatus.INVALID if has_hazards(findings) else ExitStatus.OK
+
+
+def _connection() -> Any:
+    """DataJoint's connection, a failure to connect typed (unreachable, refused)."""
     import datajoint as dj
 
     from .database import database_errors
-    from .migrate import migrate as run
 
     with database_errors():
-        connection = dj.conn()
-    click.echo(run(schema, dry_run=dry_run, connection=connection))
-    return ExitStatus.OK
+        return dj.conn()
 
 
 # --------------------------------------------------------------------------- the private server
