@@ -17,6 +17,7 @@ import pytest
 
 import element_session.migrate as migration
 from element_session import charsets
+from element_session.cli import ExitStatus
 from element_session.doctor import Finding, diagnose, format_findings, has_hazards
 from element_session.errors import MigrationError
 from element_session.migrate import migrate
@@ -403,6 +404,13 @@ def test_doctor_on_postgresql_has_nothing_to_find(pipeline, prefix, command):  #
     assert out.startswith(f"No hazards for DataJoint 2.x in `{prefix}session`")
 
 
-def test_doctor_refuses_a_schema_that_does_not_exist(connection, prefix):
+def test_doctor_refuses_a_schema_that_does_not_exist(connection, prefix, command):  # noqa: F811
     with pytest.raises(MigrationError, match=f"schema `{prefix}nothing_here` does not exist on the {BACKEND} server"):
         diagnose(prefix + "nothing_here")
+    status, out, err = command("doctor", "--schema", prefix + "nothing_here", "--format", "json")
+    assert (status, out) == (ExitStatus.INVALID, "") and "nothing_here` does not exist" in err
+
+
+def test_doctor_unreachable_exits_3(command, subprocess_env):  # noqa: F811
+    status, out, err = command("doctor", "--schema", "anything", env=subprocess_env | {"DJ_PORT": "9"})
+    assert (status, out) == (ExitStatus.UNREACHABLE, "") and ":9" in err and "Traceback" not in err
