@@ -389,6 +389,8 @@ class _SessionPlan:
             elif not isinstance(value, list):
                 try:
                     key[column] = self.subject_checks[column](value) if column in self.subject_checks else value
+                    if isinstance(key[column], str) and key[column].endswith(" "):  # refused in keys (validate)
+                        raise ValueError("a key value may not end with a space (MySQL/MariaDB ignore trailing spaces)")
                 except ValueError as err:
                     fail(column, value, str(err))
         session = _Session(record, key, {})

@@ -391,7 +391,7 @@ def test_time_window_zone_and_format_options_are_exact_or_rejected(stored, since
     argv += [f"--until={until}"] if until is not None else []
     status, out, err = run(argv, capsys)
     if fmt not in ("table", "csv", "json"):
-        assert status == 2 and "invalid choice" in err
+        assert status == 2 and "Invalid value for '--format'" in err
         return
     try:
         window = [_window_end(t, zone) if t is not None else None for t in (since, until)]

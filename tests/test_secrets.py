@@ -196,7 +196,7 @@ def test_a_one_character_or_common_word_password_changes_nothing_in_what_the_com
     env = {**subprocess_env, "DJ_USER": name, "DATABASE_PREFIX": prefix}
 
     def command(**changes: str) -> tuple[int, str, str]:
-        argv = [sys.executable, "-m", "element_session", "sessions", "--format", "json"]
+        argv = [sys.executable, "-m", "element_session", "-v", "sessions", "--format", "json"]  # -v: DataJoint's line
         result = subprocess.run(argv, env=env | changes, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         return _normalised(result)
 
