@@ -267,26 +267,19 @@ def sessions(
 @click.pass_context
 def dirs(ctx: click.Context, missing: bool) -> ExitStatus:
     """Sessions and their resolved raw-data directories."""
-    from . import paths
+    from . import formats, paths
 
-    module = _settings(ctx).load_pipeline().session
-    keys = list(module.Session.primary_key)
-    roots = paths.get_root_dirs()
-    rows = []
-    for row in (module.SessionDirectory()).to_dicts():
-        try:
-            found = str(paths.find_full_path(roots, row["session_dir"]))
-        except FileNotFoundError:
-            found = None
-        if found is None or not missing:
-            rows.append([*(str(row[k]) for k in keys), row["session_dir"], found or "MISSING"])
-    if not rows:
-        click.echo("no sessions" if not missing else "no missing directories")
-        return ExitStatus.OK
-    widths = [max(len(str(r[i])) for r in [[*keys, "session_dir", "directory"], *rows]) for i in range(len(rows[0]))]
-    for line in [[*keys, "session_dir", "directory"], *rows]:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    return ExitStatus.OK
+    found = paths.session_directories(_settings(ctx).load_pipeline().session)
+    shown = found[found["status"] != paths.FOUND] if missing else found
+    click.echo(
+        formats.directories_text(shown) if len(shown) else "no missing directories" if missing else "no sessions"
+    )
+    unresolved = int((found["status"] == paths.UNRESOLVED).sum())
+    if unresolved:
+        click.echo(
+            f"element-session: {unresolved} session directory value(s) cannot be resolved: see 'reason'", err=True
+        )
+    return ExitStatus.INVALID if unresolved else ExitStatus.OK
 
 
 # --------------------------------------------------------------------------- populate and jobs

@@ -96,3 +96,33 @@ def sessions_text(frame: pd.DataFrame) -> str:
     for column in ("experimenters", "projects"):
         shown[column] = [", ".join(names) for names in shown[column]]
     return shown.drop(columns=["session_timezone"]).fillna("").to_string(index=False)
+
+
+def text_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a plain-text table for a terminal: a header line, then one line per row, cells left-aligned.
+
+    Missing values (None, NaN, ``<NA>``) are shown empty; trailing spaces are dropped.
+    """
+    cells = frame.astype(object).where(frame.notna(), "").astype(str)
+    widths = {c: max([len(str(c)), *map(len, cells[c])]) for c in cells.columns}
+    text = cells.to_string(
+        index=False, justify="left", formatters={c: lambda v, w=w: v.ljust(w) for c, w in widths.items()}
+    )
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def directories_text(frame: pd.DataFrame) -> str:
+    """A table of :func:`~element_session.paths.session_directories` for a terminal.
+
+    ``directory`` shows the absolute directory, ``MISSING`` or ``UNRESOLVED``; a ``reason`` column
+    follows where a row is unresolved.
+    """
+    shown = frame.drop(columns=["status", "reason"]).copy()
+    shown["directory"] = [
+        d if s == "found" else s.upper() for d, s in zip(frame["directory"], frame["status"], strict=True)
+    ]
+    if (frame["status"] == "unresolved").any():
+        shown["reason"] = [
+            r if s == "unresolved" else "" for r, s in zip(frame["reason"], frame["status"], strict=True)
+        ]
+    return text_table(shown)
