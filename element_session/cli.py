@@ -250,15 +250,23 @@ def sessions(
         until=until,
         timezone=timezone,
     )
-    frame = query.session_table(found, pipeline.session)
+    module = pipeline.session
+    frame = query.session_table(found, module)
+    problems = formats.session_problems(frame, module.Session)  # what the table and CSV cannot show
     if form == "json":
-        json.dump(formats.session_records(frame, pipeline.session.Session), sys.stdout, ensure_ascii=False, indent=1)
+        from .attribute_blobs import read_attribute_blobs
+
+        records = formats.session_records(frame, module.Session, read_attribute_blobs(found, module))
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
+        problems = formats.record_problems(records, module.Session)
     elif form == "csv":
-        formats.write_sessions_csv(frame, pipeline.session.Session, sys.stdout)
+        formats.write_sessions_csv(frame, module.Session, sys.stdout)
     else:
         click.echo(formats.sessions_text(frame))
-    return ExitStatus.OK
+    for problem in problems:
+        click.echo(f"element-session: {problem}", err=True)
+    return ExitStatus.INVALID if problems else ExitStatus.OK
 
 
 @cli.command()
@@ -413,8 +421,12 @@ def jobs(
         )
         n_errors = sum(r.status == "error" for r in cleared)
         click.echo(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
-    click.echo(format_jobs(list_jobs(pipeline, names, restriction)))
-    return ExitStatus.OK
+    records = list_jobs(pipeline, names, restriction)
+    click.echo(format_jobs(records))
+    unreadable = sum(bool(r.problem) for r in records)
+    if unreadable:
+        click.echo(f"element-session: {unreadable} jobs row(s) cannot be read: see UNREADABLE", err=True)
+    return ExitStatus.INVALID if unreadable else ExitStatus.OK
 
 
 # --------------------------------------------------------------------------- export and migrate
