@@ -180,7 +180,7 @@ def test_any_stored_blob_is_exported_and_shown_losslessly(session, value):
     module = session.session
     row = {**KEY, "attribute_name": "blob", "attribute_blob": value}
     try:
-        module.Session.Attribute.insert1(row, replace=True)
+        module.Session.Attribute.insert1(row)
     except Exception as err:
         if "DataJoint" not in type(err).__name__ and not isinstance(err, ValueError | TypeError):
             raise
