@@ -77,10 +77,10 @@ def _ident(values: Any) -> tuple:
     """A session key's values comparable whatever their source: times naive UTC, numpy numbers as Python's."""
     ident = []
     for value in values:
+        if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
+            value = value.to_pydatetime()
         if isinstance(value, dt.datetime):
-            if value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)
-            value = dt.datetime.fromisoformat(value.isoformat())  # a pandas Timestamp as a datetime
+            value = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
         elif hasattr(value, "item"):
             value = value.item()
         ident.append(value)
