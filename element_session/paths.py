@@ -24,7 +24,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
 
@@ -388,7 +391,9 @@ def find_session_key(
 FOUND, MISSING, UNRESOLVED = "found", "missing", "unresolved"
 
 
-def session_directories(session_module: ModuleType | None = None, roots: Sequence[PathInput] | None = None):
+def session_directories(
+    session_module: ModuleType | None = None, roots: Sequence[PathInput] | None = None
+) -> pd.DataFrame:
     """Every ``SessionDirectory`` row with its resolved directory: one row per session, none left out.
 
     Returns a pandas DataFrame sorted by key, with the columns of ``Session``'s primary key (as
@@ -404,7 +409,7 @@ def session_directories(session_module: ModuleType | None = None, roots: Sequenc
     A row that cannot be resolved never hides the others. ``roots=None`` means :func:`get_root_dirs`.
     Raises :class:`SessionDirectoryError` only for unusable ``roots`` themselves.
     """
-    import pandas as pd
+    import pandas as pd  # imported when called: the other path functions do without pandas
 
     module = _session_module(session_module)
     root_list = _root_texts(roots)

@@ -218,7 +218,7 @@ def test_examples_stored_by_datajoint_are_exported_and_shown_losslessly(session)
     (attribute & KEY).delete_quick()
 
 
-def test_a_blob_datajoint_cannot_read_is_named_and_hides_nothing(session, capsys):
+def test_a_blob_datajoint_cannot_read_is_named_and_hides_nothing(session, capsys, tmp_path):
     module = session.session
     attribute = module.Session.Attribute
     attribute.insert(
@@ -235,6 +235,12 @@ def test_a_blob_datajoint_cannot_read_is_named_and_hides_nothing(session, capsys
     ):
         session_to_nwb(KEY, session_module=module)
     capsys.readouterr()
+    output = tmp_path / "s.nwb"
+    status = cli.main(
+        ["export-nwb", "--subject", "bj-m1", "--datetime", "2024-05-06T07:08:09", "--output", str(output)]
+    )
+    _, err = capsys.readouterr()
+    assert status == 1 and "attribute 'sparse'" in err and "Traceback" not in err and not output.exists()
     status = cli.main(["sessions", "--subject", "bj-m1", "--format", "json"])
     out, err = capsys.readouterr()
     (record,) = json.loads(out)
