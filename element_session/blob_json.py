@@ -222,7 +222,7 @@ def decode(obj: Any) -> Any:
         return _decode(obj)
     except FormatError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as err:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError, RecursionError) as err:
         raise FormatError(f"not a value in element-session's JSON form: {type(err).__name__}: {err}") from None
 
 
