@@ -250,15 +250,23 @@ def sessions(
         until=until,
         timezone=timezone,
     )
-    frame = query.session_table(found, pipeline.session)
+    module = pipeline.session
+    frame = query.session_table(found, module)
+    problems = formats.session_problems(frame, module.Session)  # what the table and CSV cannot show
     if form == "json":
-        json.dump(formats.session_records(frame, pipeline.session.Session), sys.stdout, ensure_ascii=False, indent=1)
+        from .attribute_blobs import read_attribute_blobs
+
+        records = formats.session_records(frame, module.Session, read_attribute_blobs(found, module))
+        json.dump(records, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
+        problems = formats.record_problems(records, module.Session)
     elif form == "csv":
-        formats.write_sessions_csv(frame, pipeline.session.Session, sys.stdout)
+        formats.write_sessions_csv(frame, module.Session, sys.stdout)
     else:
         click.echo(formats.sessions_text(frame))
-    return ExitStatus.OK
+    for problem in problems:
+        click.echo(f"element-session: {problem}", err=True)
+    return ExitStatus.INVALID if problems else ExitStatus.OK
 
 
 @cli.command()
@@ -267,26 +275,19 @@ def sessions(
 @click.pass_context
 def dirs(ctx: click.Context, missing: bool) -> ExitStatus:
     """Sessions and their resolved raw-data directories."""
-    from . import paths
+    from . import formats, paths
 
-    module = _settings(ctx).load_pipeline().session
-    keys = list(module.Session.primary_key)
-    roots = paths.get_root_dirs()
-    rows = []
-    for row in (module.SessionDirectory()).to_dicts():
-        try:
-            found = str(paths.find_full_path(roots, row["session_dir"]))
-        except FileNotFoundError:
-            found = None
-        if found is None or not missing:
-            rows.append([*(str(row[k]) for k in keys), row["session_dir"], found or "MISSING"])
-    if not rows:
-        click.echo("no sessions" if not missing else "no missing directories")
-        return ExitStatus.OK
-    widths = [max(len(str(r[i])) for r in [[*keys, "session_dir", "directory"], *rows]) for i in range(len(rows[0]))]
-    for line in [[*keys, "session_dir", "directory"], *rows]:
-        click.echo("  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    return ExitStatus.OK
+    found = paths.session_directories(_settings(ctx).load_pipeline().session)
+    shown = found[found["status"] != paths.FOUND] if missing else found
+    click.echo(
+        formats.directories_text(shown) if len(shown) else "no missing directories" if missing else "no sessions"
+    )
+    unresolved = int((found["status"] == paths.UNRESOLVED).sum())
+    if unresolved:
+        click.echo(
+            f"element-session: {unresolved} session directory value(s) cannot be resolved: see 'reason'", err=True
+        )
+    return ExitStatus.INVALID if unresolved else ExitStatus.OK
 
 
 # --------------------------------------------------------------------------- populate and jobs
@@ -420,8 +421,12 @@ def jobs(
         )
         n_errors = sum(r.status == "error" for r in cleared)
         click.echo(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
-    click.echo(format_jobs(list_jobs(pipeline, names, restriction)))
-    return ExitStatus.OK
+    records = list_jobs(pipeline, names, restriction)
+    click.echo(format_jobs(records))
+    unreadable = sum(bool(r.problem) for r in records)
+    if unreadable:
+        click.echo(f"element-session: {unreadable} jobs row(s) cannot be read: see UNREADABLE", err=True)
+    return ExitStatus.INVALID if unreadable else ExitStatus.OK
 
 
 # --------------------------------------------------------------------------- export and migrate

@@ -5,21 +5,31 @@ session reads the same whichever way it was asked for.
 
 - JSON object (one per session): the subject key attributes, ``session_datetime`` (ISO 8601 text
   in UTC with ``+00:00``, or None), ``session_id`` (int or None), ``experimenters`` and
-  ``projects`` (lists of text), ``session_dir``, ``session_note`` (text or None) and
-  ``attributes`` (name -> text value, only the attributes the session has).
+  ``projects`` (lists of text), ``session_dir``, ``session_note`` (text or None),
+  ``attributes`` (name -> text value, only the attributes the session has), ``attribute_blobs``
+  (name -> the object value in the JSON form of :mod:`element_session.blob_json`, only the
+  attributes that have one) and, only where something of the session cannot be shown,
+  ``problems`` (list of text, each naming the attribute and the reason).
 - CSV (RFC 4180, ``\\r\\n`` line ends): ingest's column layout, so that the output can be ingested
   again: ``session_datetime`` as local time with offset and ``[Zone]``, several experimenters or
-  projects joined by ``;``, one ``attr.<name>`` column per attribute.
+  projects joined by ``;``, one ``attr.<name>`` column per attribute (its text value). Ingest's
+  layout has no column for object values: they are not in the CSV (use JSON). A session whose
+  stored zone cannot be used is left out of the CSV (its time could not be written as it was
+  stored) and named by :func:`session_problems`.
+- The text table shows a session whose zone cannot be used with its time in UTC and the reason.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import pandas as pd
 
-from . import timezones
+from . import blob_json, timezones
+from .attribute_blobs import Unreadable
 from .errors import FormatError
 
 ATTRIBUTE_PREFIX = "attr."
@@ -33,20 +43,61 @@ def subject_attributes(session: Any) -> list[str]:
     return [k for k in session.primary_key if k not in ("session_datetime", "session_id")]
 
 
+def key_text(key: Mapping[str, Any]) -> str:
+    """A session key as people read it: ``subject=m1, session_datetime=2024-03-10T13:30:00`` (times as stored, UTC)."""
+    return ", ".join(
+        f"{name}={value.isoformat() if isinstance(value, dt.date) else value}" for name, value in key.items()
+    )
+
+
 def attribute_columns(frame: pd.DataFrame) -> list[str]:
     """The ``attr.<name>`` columns of a table of sessions, sorted."""
     return sorted(c for c in frame.columns if c.startswith(ATTRIBUTE_PREFIX))
 
 
-def session_records(frame: pd.DataFrame, session: Any) -> list[dict[str, Any]]:
-    """The JSON objects of the sessions of ``frame`` (a :func:`~element_session.query.session_table`)."""
-    keys, attributes = subject_attributes(session), attribute_columns(frame)
-    return [_record(row, keys, attributes) for row in frame.to_dict("records")]
+def session_records(
+    frame: pd.DataFrame, session: Any, blobs: Mapping[tuple, Mapping[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The JSON objects of the sessions of ``frame`` (a :func:`~element_session.query.session_table`).
+
+    ``blobs`` are the object values of the sessions' attributes, as
+    :func:`~element_session.attribute_blobs.read_attribute_blobs` returns them; without them,
+    ``attribute_blobs`` is empty. A value that cannot be read or written losslessly is left out of
+    ``attribute_blobs`` and named in the session's ``problems``.
+    """
+    keys, attributes, names = subject_attributes(session), attribute_columns(frame), list(session.primary_key)
+    by_key = {_ident(key): values for key, values in (blobs or {}).items()}
+    return [
+        _record(row, keys, attributes, by_key.get(_ident(row[n] for n in names), {}))
+        for row in frame.to_dict("records")
+    ]
 
 
-def _record(row: dict[str, Any], keys: list[str], attributes: list[str]) -> dict[str, Any]:
+def _ident(values: Any) -> tuple:
+    """A session key's values comparable whatever their source: times naive UTC, numpy numbers as Python's."""
+    ident = []
+    for value in values:
+        if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
+            value = value.to_pydatetime()
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+        elif hasattr(value, "item"):
+            value = value.item()
+        ident.append(value)
+    return tuple(ident)
+
+
+def _record(row: dict[str, Any], keys: list[str], attributes: list[str], blobs: Mapping[str, Any]) -> dict[str, Any]:
     stamp = row["session_datetime"]
-    return {
+    encoded, problems = {}, []
+    for name, value in sorted(blobs.items()):
+        try:
+            if isinstance(value, Unreadable):
+                raise FormatError(value.reason)
+            encoded[name] = blob_json.encode(value)
+        except FormatError as err:
+            problems.append(f"attribute {name!r}: its object value cannot be shown: {err}")
+    record = {
         **{k: row[k] for k in keys},
         "session_datetime": stamp.isoformat() if stamp is not None else None,
         "session_id": row["session_id"],
@@ -55,19 +106,53 @@ def _record(row: dict[str, Any], keys: list[str], attributes: list[str]) -> dict
         "session_dir": row["session_dir"],
         "session_note": row["session_note"],
         "attributes": {a[len(ATTRIBUTE_PREFIX) :]: row[a] for a in attributes if row[a] is not None},
+        "attribute_blobs": encoded,
     }
+    return record | ({"problems": problems} if problems else {})
+
+
+def zone_problem(zone: str | None) -> str | None:
+    """Why a stored session zone cannot be used to show local times (None where it can)."""
+    try:
+        timezones.zone_info(zone or "UTC")
+    except timezones.TimeError as err:
+        return f"its stored time zone cannot be used ({err}); shown in UTC"
+    return None
+
+
+def session_problems(frame: pd.DataFrame, session: Any) -> list[str]:
+    """One line per session of ``frame`` that the text table and CSV cannot show as stored, with the reason."""
+    names = list(session.primary_key)
+    return [
+        f"session {key_text({n: row[n] for n in names})}: {problem}"
+        for row in frame.to_dict("records")
+        if (problem := zone_problem(row["session_timezone"])) is not None
+    ]
+
+
+def record_problems(records: list[dict[str, Any]], session: Any) -> list[str]:
+    """One line per problem in the ``problems`` of JSON objects from :func:`session_records`, naming the session."""
+    names = list(session.primary_key)
+    return [
+        f"session {key_text({n: r[n] for n in names if n in r})}: {problem}"
+        for r in records
+        for problem in r.get("problems", ())
+    ]
 
 
 def write_sessions_csv(frame: pd.DataFrame, session: Any, stream: TextIO) -> None:
     """Write the sessions of ``frame`` to ``stream`` as CSV in ingest's layout.
 
     Raises :class:`~element_session.errors.FormatError` for a name holding ``;``, which the
-    CSV layout cannot carry (JSON can).
+    CSV layout cannot carry (JSON can). A session whose zone cannot be used is left out (see
+    :func:`session_problems`).
     """
     columns = [*subject_attributes(session), *SESSION_FIELDS, *attribute_columns(frame)]
     writer = csv.writer(stream, lineterminator="\r\n")  # RFC 4180; quotes fields holding \r or \n
     writer.writerow(columns)
     for row in frame.to_dict("records"):
+        if zone_problem(row["session_timezone"]) is not None:
+            continue  # named by session_problems(): its time cannot be written as stored
         writer.writerow([_csv_cell(column, row) for column in columns])
 
 
@@ -90,9 +175,47 @@ def sessions_text(frame: pd.DataFrame) -> str:
         return "no sessions"
     shown = frame.drop(columns=["session_datetime_local"]).copy()
     shown["session_datetime"] = [
-        timezones.format_session_time(t.replace(tzinfo=None), z) if t is not None else ""
-        for t, z in zip(frame["session_datetime"], frame["session_timezone"], strict=True)
+        _shown_time(t, z) for t, z in zip(frame["session_datetime"], frame["session_timezone"], strict=True)
     ]
     for column in ("experimenters", "projects"):
         shown[column] = [", ".join(names) for names in shown[column]]
     return shown.drop(columns=["session_timezone"]).fillna("").to_string(index=False)
+
+
+def _shown_time(stamp: dt.datetime | None, zone: str | None) -> str:
+    if stamp is None:
+        return ""
+    problem = zone_problem(zone)
+    if problem is not None:
+        return f"{stamp.isoformat()} ({problem})"
+    return timezones.format_session_time(stamp.replace(tzinfo=None), zone)
+
+
+def text_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a plain-text table for a terminal: a header line, then one line per row, cells left-aligned.
+
+    Missing values (None, NaN, ``<NA>``) are shown empty; trailing spaces are dropped.
+    """
+    cells = frame.astype(object).where(frame.notna(), "").astype(str)
+    widths = {c: max([len(str(c)), *map(len, cells[c])]) for c in cells.columns}
+    text = cells.to_string(
+        index=False, justify="left", formatters={c: lambda v, w=w: v.ljust(w) for c, w in widths.items()}
+    )
+    return "\n".join(line.rstrip() for line in text.split("\n"))
+
+
+def directories_text(frame: pd.DataFrame) -> str:
+    """A table of :func:`~element_session.paths.session_directories` for a terminal.
+
+    ``directory`` shows the absolute directory, ``MISSING`` or ``UNRESOLVED``; a ``reason`` column
+    follows where a row is unresolved.
+    """
+    shown = frame.drop(columns=["status", "reason"]).copy()
+    shown["directory"] = [
+        d if s == "found" else s.upper() for d, s in zip(frame["directory"], frame["status"], strict=True)
+    ]
+    if (frame["status"] == "unresolved").any():
+        shown["reason"] = [
+            r if s == "unresolved" else "" for r, s in zip(frame["reason"], frame["status"], strict=True)
+        ]
+    return text_table(shown)

@@ -24,7 +24,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
 
@@ -365,3 +368,53 @@ def find_session_key(
             + "; ".join(repr(k) for k in keys)
         )
     return keys[0]
+
+
+# --------------------------------------------------------------------------- every session's directory
+
+#: ``status`` of a row of :func:`session_directories`.
+FOUND, MISSING, UNRESOLVED = "found", "missing", "unresolved"
+
+
+def session_directories(
+    session_module: ModuleType | None = None, roots: Sequence[PathInput] | None = None
+) -> pd.DataFrame:
+    """Every ``SessionDirectory`` row with its resolved directory: one row per session, none left out.
+
+    Returns a pandas DataFrame sorted by key, with the columns of ``Session``'s primary key (as
+    stored), ``session_dir`` (text, as stored), ``directory`` (text: the absolute directory, or
+    ``None``), ``status`` and ``reason`` (text, ``''`` where found):
+
+    - ``found``: the directory exists under a root (the first such root is taken);
+    - ``missing``: a valid relative path that exists under no root;
+    - ``unresolved``: a stored value that is not a valid path relative to a root (e.g. an absolute
+      Windows path outside every root, as the published element stored them), or a directory that
+      cannot be checked; ``reason`` says why.
+
+    A row that cannot be resolved never hides the others. ``roots=None`` means :func:`get_root_dirs`.
+    Raises :class:`SessionDirectoryError` only for unusable ``roots`` themselves.
+    """
+    import pandas as pd  # imported when called: the other path functions do without pandas
+
+    module = _session_module(session_module)
+    root_list = _root_texts(roots)
+    keys = list(module.Session.primary_key)
+    rows = []
+    for row in module.SessionDirectory().to_dicts():
+        directory, status, reason = _resolve(row["session_dir"], root_list)
+        rows.append([*(row[k] for k in keys), row["session_dir"], directory, status, reason])
+    rows.sort(key=lambda r: tuple((v is None, str(v)) for v in r[: len(keys)]))
+    return pd.DataFrame(rows, columns=[*keys, "session_dir", "directory", "status", "reason"], dtype=object)
+
+
+def _resolve(stored: str, roots: list[str]) -> tuple[str | None, str, str]:
+    """``(directory, status, reason)`` of one stored ``session_dir``."""
+    try:
+        relative = normalize_session_dir(stored, roots)
+        return str(_first_under(roots, relative, pathlib.Path.is_dir, f"directory {relative!r}")), FOUND, ""
+    except DirectoryNotFoundError as err:
+        return None, MISSING, str(err)
+    except SessionDirectoryError as err:
+        return None, UNRESOLVED, str(err)
+    except OSError as err:  # e.g. a part longer than the file system allows, or no permission to look
+        return None, UNRESOLVED, f"directory {stored!r} cannot be checked: {err}"

@@ -441,6 +441,7 @@ class JobRecord:
     age_minutes: float | None  # minutes since that time
     error_message: str  # the error of a failed key ('' for a reservation)
     stale: bool | None  # reservations: True if its process on this host is gone; None on another host
+    problem: str = ""  # why the row cannot be read as a job (e.g. a time that is not a datetime); '' if it can
 
 
 def list_jobs(
@@ -465,27 +466,46 @@ def list_jobs(
         jobs = declare_jobs_table(table)
         found = _restricted(jobs & [{"status": "reserved"}, {"status": "error"}], restriction)
         rows = found.proj(*_JOB_FIELDS).to_dicts()
+        times = [n for n in jobs.primary_key if jobs.heading[n].type.lower().startswith(("date", "timestamp"))]
         for row in rows:
-            reserved = row["status"] == "reserved"
-            when = row["reserved_time"] if reserved else row["completed_time"]
-            stale = None
-            if reserved and row["host"] == here:
-                stale = not process_alive(row["pid"])
-            records.append(
-                JobRecord(
-                    table=table_label(table),
-                    key={name: row[name] for name in jobs.primary_key},
-                    status=row["status"],
-                    host=row["host"],
-                    pid=row["pid"],
-                    user=row["user"],
-                    time=when,
-                    age_minutes=(now - when).total_seconds() / 60 if when is not None else None,
-                    error_message=row["error_message"] or "",
-                    stale=stale,
-                )
-            )
+            key = {name: row[name] for name in jobs.primary_key}
+            try:
+                records.append(_job_record(table_label(table), key, times, row, now, here))
+            except (TypeError, ValueError, AttributeError, OverflowError) as err:  # one bad row hides no other
+                problem = f"this jobs row cannot be read ({type(err).__name__}: {err})"
+                records.append(
+                    JobRecord(table_label(table), key, str(row["status"]), str(row["host"]), row["pid"],
+                              str(row["user"]), None, None, str(row["error_message"] or ""), None, problem)
+                )  # fmt: skip
     return records
+
+
+def _job_record(
+    label: str, key: dict[str, Any], times: list[str], row: dict[str, Any], now: dt.datetime, here: str
+) -> JobRecord:
+    """The record of one jobs row; TypeError or ValueError if a value is not of its column's type.
+
+    ``times`` are the key attributes that hold dates or times."""
+    reserved = row["status"] == "reserved"
+    when = row["reserved_time"] if reserved else row["completed_time"]
+    if when is not None and not isinstance(when, dt.datetime):
+        raise TypeError(f"{'reserved_time' if reserved else 'completed_time'} {when!r} is not a date and time")
+    for name in times:
+        if key[name] is not None and not isinstance(key[name], dt.date):  # e.g. MySQL's zero date, read as text
+            raise ValueError(f"key attribute {name} holds {key[name]!r}, which is not a date and time")
+    stale = not process_alive(row["pid"]) if reserved and row["host"] == here else None
+    return JobRecord(
+        table=label,
+        key=key,
+        status=row["status"],
+        host=row["host"],
+        pid=row["pid"],
+        user=row["user"],
+        time=when,
+        age_minutes=(now - when).total_seconds() / 60 if when is not None else None,
+        error_message=row["error_message"] or "",
+        stale=stale,
+    )
 
 
 def clear_jobs(
@@ -511,6 +531,8 @@ def clear_jobs(
     cleared = []
     by_label = {table_label(t): t for t in select_tables(pipeline, tables)}
     for record in list_jobs(pipeline, tables, restriction):
+        if record.problem:
+            continue  # not understood, so not cleared: list_jobs shows it with the reason
         if record.status == "error":
             chosen = errors
         elif record.host == here:
@@ -538,7 +560,9 @@ def format_jobs(records: Sequence[JobRecord]) -> str:
     for r in records:
         key = format_key(r.key)
         age = f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?"
-        if r.status == "error":
+        if r.problem:
+            detail = f"UNREADABLE: {r.problem}"
+        elif r.status == "error":
             detail = r.error_message
         else:
             detail = {True: "stale: the process is gone", False: "running", None: "on another host"}[r.stale]

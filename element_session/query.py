@@ -157,10 +157,19 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
         row = rows[key]
         stamp, zone = row["session_datetime"], row["session_timezone"]
         row["session_datetime"] = stamp.replace(tzinfo=dt.UTC) if stamp is not None else None
-        row["session_datetime_local"] = timezones.local_time(stamp, zone) if stamp is not None else None
+        row["session_datetime_local"] = _local_time(stamp, zone)
         row["experimenters"], row["projects"] = sorted(row["experimenters"]), sorted(row["projects"])
         ordered.append([row.get(c) for c in columns])
     return pd.DataFrame(ordered, columns=columns, dtype=object)
+
+
+def _local_time(stamp: dt.datetime | None, zone: str | None) -> dt.datetime | None:
+    """The local start time; None where there is no start time or the stored zone cannot be used
+    (``formats.session_problems`` names such a session)."""
+    try:
+        return timezones.local_time(stamp, zone) if stamp is not None else None
+    except timezones.TimeError:
+        return None
 
 
 def _module_of(query: Any) -> ModuleType:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from zoneinfo import ZoneInfo
 
@@ -12,7 +11,7 @@ import nwbinspector
 import pynwb
 import pytest
 
-from element_session import cli
+from element_session import blob_json, cli
 from element_session.errors import ElementSessionError, InputError, SessionNotFoundError
 from element_session.export.nwb import (
     ATTRIBUTES_TABLE,
@@ -41,6 +40,9 @@ SESSION = {
     "attr.rig": "rig-a",
     "attr.task": "go-nogo",
 }
+
+
+GAIN_JSON = '{"gain": {"__type__": "ndarray", "dtype": "<f8", "shape": [2], "data": [1.5, 2.0]}, "n": 3}'
 
 
 @pytest.fixture
@@ -112,11 +114,12 @@ def test_datetime_session_round_trip(refs, tmp_path):
         assert subject.species is None  # the workflow's Subject has no species
         table = nwb.acquisition[ATTRIBUTES_TABLE].to_dataframe()
         assert table.to_dict("records") == [
-            {"attribute_name": "levels", "attribute_value": "", "attribute_blob": '{"gain": [1.5, 2.0], "n": 3}'},
+            {"attribute_name": "levels", "attribute_value": "", "attribute_blob": GAIN_JSON},
             {"attribute_name": "rig", "attribute_value": "rig-a", "attribute_blob": ""},
             {"attribute_name": "task", "attribute_value": "go-nogo", "attribute_blob": ""},
         ]
-        assert json.loads(table["attribute_blob"][0]) == {"gain": [1.5, 2.0], "n": 3}
+        levels = blob_json.loads(table["attribute_blob"][0])  # element-session's JSON form gives the array back
+        assert levels["n"] == 3 and levels["gain"].dtype == np.float64 and list(levels["gain"]) == [1.5, 2.0]
     messages = list(nwbinspector.inspect_nwbfile(nwbfile_path=path))
     found = {(m.importance.name, m.check_function_name) for m in messages}
     # what the inspector reports on this file: nothing critical; a suggestion and two best-practice violations

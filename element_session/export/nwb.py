@@ -20,10 +20,11 @@ Where each part of a session goes in the file:
 - ``subject``: a ``pynwb.file.Subject`` from the linking module's ``Subject`` row (see
   :func:`subject_arguments`).
 - ``acquisition["session_attributes"]``: the ``Session.Attribute`` rows as a ``DynamicTable``
-  with the text columns ``attribute_name``, ``attribute_value`` and ``attribute_blob`` (the blob
-  as JSON text, ``''`` where there is none). NWB has no core place for free key/value session
-  metadata other than an extension (``LabMetaData``); a table of the core ``hdmf-common`` type keeps
-  the rows readable by any NWB reader, and ``scratch`` is meant for data not to be shared.
+  with the text columns ``attribute_name``, ``attribute_value`` and ``attribute_blob`` (the object
+  value as JSON text in the form of :mod:`element_session.blob_json`, ``''`` where there is none).
+  NWB has no core place for free key/value session metadata other than an extension
+  (``LabMetaData``); a table of the core ``hdmf-common`` type keeps the rows readable by any NWB
+  reader, and ``scratch`` is meant for data not to be shared.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import timezones
-from ..errors import NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
+from .. import blob_json, timezones
+from ..attribute_blobs import Unreadable, read_attribute_blobs
+from ..errors import FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
+from ..formats import key_text
 from ..linking import find_session_module, linking_module_of
 from ..validate import check_integer, holds_nul
 
@@ -207,8 +210,11 @@ def _subject_table(m: ModuleType, pipeline: ModuleType | None) -> Any:
 
 
 def _json_value(value: Any) -> Any:
-    """A JSON-able form of a key value or a blob: arrays as lists, times as ISO text, others as repr."""
-    if hasattr(value, "tolist"):  # numpy arrays and scalars
+    """A JSON-able form of a primary-key value (text, number, date or time) for :func:`nwb_identifier`.
+
+    Kept as it was when identifiers were first made, so that a session's identifier never changes.
+    """
+    if hasattr(value, "tolist"):  # numpy integers
         return value.tolist()
     if isinstance(value, dt.date):  # and datetimes
         return value.isoformat()
@@ -217,12 +223,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     return repr(value)
-
-
-def _blob_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return json.dumps(value, default=_json_value, ensure_ascii=False, sort_keys=True)
 
 
 # -- the NWB objects --------------------------------------------------------------------------------------------
@@ -281,24 +281,39 @@ def subject_arguments(row: Mapping[str, Any], key: Sequence[str], zone: str | No
 def _attributes_table(m: ModuleType, key: dict) -> Any:
     from pynwb.core import DynamicTable
 
-    rows = sorted((m.Session.Attribute & key).to_dicts(), key=lambda r: r["attribute_name"])
+    rows = sorted((m.Session.Attribute & key).proj("attribute_value").to_dicts(), key=lambda r: r["attribute_name"])
     if not rows:
         return None
+    blobs = next(iter(read_attribute_blobs(m.Session & key, m).values()), {})
     table = DynamicTable(
         name=ATTRIBUTES_TABLE,
-        description="Session.Attribute rows of this session: name, value as text, and the blob value as JSON "
-        "text ('' where there is none)",
+        description="Session.Attribute rows of this session: name, value as text, and the object value as JSON "
+        "text in element-session's form (element_session.blob_json; '' where there is none)",
     )
     table.add_column("attribute_name", "name of the attribute")
     table.add_column("attribute_value", "value of the attribute as text")
-    table.add_column("attribute_blob", "value of the attribute as a Python object, as JSON text; '' where none")
+    table.add_column("attribute_blob", "object value of the attribute as JSON text (element_session.blob_json)")
     for r in rows:
+        name = r["attribute_name"]
         table.add_row(
-            attribute_name=r["attribute_name"],
-            attribute_value=r["attribute_value"] or "",
-            attribute_blob=_blob_text(r["attribute_blob"]),
+            attribute_name=name, attribute_value=r["attribute_value"] or "", attribute_blob=_blob_text(key, name, blobs)
         )
     return table
+
+
+def _blob_text(key: dict, name: str, blobs: dict[str, Any]) -> str:
+    """The JSON text of one attribute's object value ('' where none); FormatError naming session and attribute."""
+    if name not in blobs:
+        return ""
+    value = blobs[name]
+    try:
+        if isinstance(value, Unreadable):
+            raise FormatError(value.reason)
+        return blob_json.dumps(value)
+    except FormatError as err:
+        raise FormatError(
+            f"session {key_text(key)}, attribute {name!r}: its object value cannot be exported: {err}"
+        ) from None
 
 
 def session_to_nwb(
@@ -368,6 +383,9 @@ def session_to_nwb(
         The session has no start time, ``session_start_time`` is given, a key names no or several
         lab/project/protocol rows, the linking module lacks the table a key needs, or pynwb rejects
         the arguments.
+    FormatError
+        An attribute's object value cannot be read or written losslessly (names the session and the
+        attribute; see :mod:`element_session.blob_json`).
     """
     pynwb = _pynwb()
     extra = {**(additional_nwbfile_kwargs or {}), **nwbfile_kwargs}
