@@ -150,7 +150,9 @@ def _ingest_records(
     after the first problem nothing more is written but every chunk is still checked, so that the
     error lists all problems. The transaction is rolled back on any error.
     """
-    connection = dj.conn()
+    written = (session_module or pipeline.session).Session if kind == "sessions" else REFERENCE_TABLES[kind]
+    written = getattr(pipeline, written) if isinstance(written, str) else written
+    connection = written.connection  # the tables' own (e.g. a web login's), which need not be dj.conn()
     for attempt in range(ATTEMPTS):
         if kind == "sessions":
             plan: _SessionPlan | _ReferencePlan = _SessionPlan(

@@ -110,6 +110,11 @@ def find_sessions(
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
 
 
+def session_sort_key(key: tuple) -> tuple:
+    """The order of sessions in :func:`session_table`: by primary-key values, a missing value last."""
+    return tuple((v is None, v) for v in key)
+
+
 def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd.DataFrame:
     """One row per session: key, start in UTC and in its own zone, people, projects, directory, note,
     attributes (one ``attr.<name>`` column each).
@@ -153,7 +158,7 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
     columns = [*keys, *secondary, "session_timezone", "session_datetime_local", "experimenters", "projects",
                "session_dir", "session_note", *sorted(names)]  # fmt: skip
     ordered = []
-    for key in sorted(rows, key=lambda k: tuple((v is None, v) for v in k)):
+    for key in sorted(rows, key=session_sort_key):
         row = rows[key]
         stamp, zone = row["session_datetime"], row["session_timezone"]
         row["session_datetime"] = stamp.replace(tzinfo=dt.UTC) if stamp is not None else None

@@ -1,0 +1,197 @@
+"""Logins: each request is answered as its own database account, on that account's own connection.
+
+The pipeline module is imported once with the server's account (from DataJoint's settings) only to
+learn its tables. For every logged-in account, :class:`Accounts` opens a ``dj.Connection`` with the
+account's own name and password and builds a :class:`UserPipeline`: the same tables, spawned from
+the database on that connection with DataJoint's public API (``dj.VirtualModule``), so that every
+read and write is done, and allowed or refused, by the database as that account.
+
+Connections are kept in a small least-recently-used cache keyed by the account name and a keyed
+hash (HMAC) of its password, never the password itself; a request holds its entry's lock while it
+works, since a connection serves one request at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import datajoint as dj
+
+from ..database import translate
+from ..errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
+from ..linking import match_backslashes_as_datajoint_escapes_them
+
+CACHE_SIZE = 16  # accounts whose connection a worker keeps open
+
+
+class LoginRefused(ElementSessionError):
+    """Raised when the database refuses the account name and password of a login (HTTP 401)."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A database account and its password (the password is never shown by ``repr``)."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass
+class UserPipeline:
+    """The pipeline's tables bound to one account's connection.
+
+    ``pipeline`` has the names of the served pipeline module that are tables (``Subject``,
+    ``Experimenter``, ``Project``, ...) or schema modules (``session``, ``inventory``, ...), each
+    table a class on ``connection``; ``session`` is the session module among them.
+    """
+
+    user: str
+    connection: dj.Connection
+    pipeline: ModuleType
+    session: ModuleType
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def _is_table(obj: object) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, dj.Table) and getattr(obj, "database", None) is not None
+
+
+def _tables_of(module: ModuleType) -> dict[str, type[dj.Table]]:
+    return {name: obj for name, obj in vars(module).items() if _is_table(obj)}
+
+
+def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
+    """A module like ``pipeline`` whose tables (and those of its schema modules) use ``connection``.
+
+    Each schema the pipeline uses is spawned once with ``dj.VirtualModule`` on ``connection``; its
+    classes stand in for the pipeline's, found by full table name, with the pipeline's class names
+    and module names (so that tables are labelled the same way).
+    Raises :class:`PermissionDeniedError` when the account cannot read one of the schemas.
+    """
+    spawned: dict[str, ModuleType] = {}
+
+    def counterpart(table: type[dj.Table]) -> type[dj.Table]:
+        if table.database not in spawned:
+            try:
+                spawned[table.database] = dj.VirtualModule(table.database, table.database, connection=connection)
+            except dj.errors.DataJointError as err:
+                typed = translate(err)
+                if isinstance(typed, DatabaseUnreachableError):
+                    raise typed from None
+                raise PermissionDeniedError(
+                    f"the database refused account {connection.conn_info['user']!r} access to schema "
+                    f"{table.database!r}: {err}"
+                ) from None
+        for obj in vars(spawned[table.database]).values():
+            if _is_table(obj) and obj.full_table_name == table.full_table_name:
+                obj.__module__ = table.__module__
+                return obj
+        raise PermissionDeniedError(
+            f"account {connection.conn_info['user']!r} cannot see table {table.full_table_name} (schema "
+            f"{table.database!r})"
+        )
+
+    def mirror(module: ModuleType) -> ModuleType:
+        copy = ModuleType(module.__name__)
+        for name, table in _tables_of(module).items():
+            setattr(copy, name, counterpart(table))
+        return copy
+
+    bound = mirror(pipeline)
+    for name, value in vars(pipeline).items():
+        if isinstance(value, ModuleType) and _tables_of(value):
+            setattr(bound, name, mirror(value))
+    return bound
+
+
+class Accounts:
+    """Connections and bound pipelines of the accounts logged in to one worker process.
+
+    ``pipeline`` is the served pipeline module (imported with the server's account); ``server`` is
+    that account's connection, whose host, port, backend and TLS choice every login uses.
+    """
+
+    def __init__(self, pipeline: ModuleType, server: dj.Connection, key: bytes, size: int = CACHE_SIZE) -> None:
+        self._pipeline = pipeline
+        self._info = dict(server.conn_info)
+        self._backend = server.adapter.backend
+        self._key = key
+        self._size = size
+        self._cache: OrderedDict[tuple[str, str], UserPipeline] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _cache_key(self, credentials: Credentials) -> tuple[str, str]:
+        digest = hmac.new(self._key, credentials.password.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return credentials.user, digest.hexdigest()
+
+    def _open(self, credentials: Credentials) -> UserPipeline:
+        info = self._info
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "MariaDB is not officially supported", UserWarning)
+                connection = dj.Connection(
+                    info["host"], credentials.user, credentials.password, port=info["port"],
+                    use_tls=info.get("ssl_input"), backend=self._backend,
+                )  # fmt: skip
+        except Exception as err:  # the driver's own error: a refused login or an unreachable server
+            if _is_refused_login(err):
+                raise LoginRefused(f"the database refused the login of account {credentials.user!r}") from None
+            raise DatabaseUnreachableError(
+                f"cannot reach the database at {info['host']}:{info['port']} as {credentials.user!r}: "
+                f"{type(err).__name__}"
+            ) from None
+        match_backslashes_as_datajoint_escapes_them(connection)
+        try:
+            bound = bind(self._pipeline, connection)
+        except BaseException:
+            connection.close()
+            raise
+        return UserPipeline(credentials.user, connection, bound, bound.session)
+
+    @contextmanager
+    def use(self, credentials: Credentials) -> Iterator[UserPipeline]:
+        """The account's bound pipeline, for this request alone while the block runs.
+
+        Raises :class:`LoginRefused` (wrong name or password), :class:`PermissionDeniedError` (the
+        account may not read the pipeline's schemas) or :class:`DatabaseUnreachableError`.
+        """
+        key = self._cache_key(credentials)
+        with self._lock:
+            entry = self._cache.pop(key, None)
+            if entry is not None:
+                self._cache[key] = entry
+        if entry is None:  # a dropped connection is reconnected by DataJoint's next query
+            entry = self._open(credentials)
+            with self._lock:
+                self._cache[key] = entry
+                while len(self._cache) > self._size:
+                    _, old = self._cache.popitem(last=False)
+                    old.connection.close()
+        with entry.lock:
+            yield entry
+
+    def close(self) -> None:
+        """Close every cached connection."""
+        with self._lock:
+            while self._cache:
+                self._cache.popitem()[1].connection.close()
+
+
+def _is_refused_login(err: BaseException) -> bool:
+    """Whether the driver refused the account (wrong name or password), rather than failed to connect."""
+    code = err.args[0] if err.args and isinstance(err.args[0], int) else None
+    text = str(err).lower()
+    return (
+        code in (1044, 1045, 1698)
+        or "password authentication failed" in text
+        or ("role" in text and "does not exist" in text)
+    )

@@ -1,0 +1,75 @@
+"""The fields of the add and edit forms, turned into ingest's input row and back to errors per field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InputError, InputProblem
+from ..formats import ATTRIBUTE_PREFIX, SESSION_FIELDS
+
+
+def _values(fields: dict[str, Any], name: str) -> list[str]:
+    value = fields.get(name, [])
+    return value if isinstance(value, list) else [value]
+
+
+def _one(fields: dict[str, Any], name: str, problems: list[InputProblem]) -> str:
+    values = _values(fields, name)
+    if len(values) > 1:
+        problems.append(InputProblem("form", None, name, values, "given more than once"))
+    return values[0].strip() if values else ""
+
+
+def _attributes(fields: dict[str, Any], problems: list[InputProblem]) -> dict[str, str]:
+    """The form's attribute rows (``attr_name``/``attr_value`` pairs; a row without a name is skipped)."""
+    names, values = _values(fields, "attr_name"), _values(fields, "attr_value")
+    if len(names) != len(values):
+        problems.append(InputProblem("form", None, "attributes", names, "attribute names and values do not pair up"))
+    attributes: dict[str, str] = {}
+    for name, value in zip(names, values, strict=False):
+        name = name.strip()
+        if not name and not value:
+            continue
+        if name in attributes:
+            problems.append(InputProblem("form", None, ATTRIBUTE_PREFIX + name, name, "attribute given twice"))
+        attributes[name] = value
+    return attributes
+
+
+def session_row(fields: dict[str, Any], subject_keys: list[str]) -> tuple[dict[str, str], str]:
+    """Ingest's input row of the add form's fields, and the zone of a start time without an offset.
+
+    An empty field is "not given", as in ingest. Raises :class:`InputError` for a field given twice.
+    """
+    problems: list[InputProblem] = []
+    row: dict[str, str] = {}
+    for name in (*subject_keys, *SESSION_FIELDS):
+        value = _one(fields, name, problems)
+        if value:
+            row[name] = value
+    for name, value in _attributes(fields, problems).items():
+        row[ATTRIBUTE_PREFIX + name] = value
+    timezone = _one(fields, "timezone", problems) or "UTC"
+    if problems:
+        raise InputError(problems)
+    return row, timezone
+
+
+def note_and_attributes(fields: dict[str, Any], strict: bool = True) -> tuple[str, dict[str, str]]:
+    """The edit form's note and attributes; with ``strict``, :class:`InputError` for fields given twice."""
+    problems: list[InputProblem] = []
+    note = _values(fields, "session_note")
+    attributes = _attributes(fields, problems)
+    if len(note) > 1:
+        problems.append(InputProblem("form", None, "session_note", note, "given more than once"))
+    if problems and strict:
+        raise InputError(problems)
+    return (note[0] if note else ""), attributes
+
+
+def errors_by_field(err: InputError) -> dict[str, list[str]]:
+    """The reasons of ``err``'s problems by form field (``attr.<name>`` for an attribute)."""
+    errors: dict[str, list[str]] = {}
+    for problem in err.problems:
+        errors.setdefault(problem.column or "", []).append(problem.reason)
+    return errors

@@ -1,0 +1,32 @@
+"""``element-session serve``: run the web application with uvicorn."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from .app import PIPELINE_ENV, SECRET_ENV
+
+
+def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve ``pipeline`` (an import path) at ``host:port`` with ``workers`` processes until interrupted.
+
+    Prints the address. The worker processes share the secret that seals logins (taken from
+    ``ELEMENT_SESSION_WEB_SECRET`` if set, so that logins survive a restart; otherwise a new random
+    one, so that a restart ends every login). Raises ``ValueError`` for a port or a number of workers
+    out of range.
+    """
+    import uvicorn
+
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is not in 0..65535")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    os.environ.setdefault(SECRET_ENV, secrets.token_urlsafe(32))  # inherited by the worker processes
+    os.environ[PIPELINE_ENV] = pipeline
+    shown = f"[{host}]" if ":" in host else host
+    print(f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    uvicorn.run(
+        "element_session.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+        log_level="warning", proxy_headers=False,
+    )  # fmt: skip

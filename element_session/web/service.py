@@ -1,0 +1,336 @@
+"""What the web interface does with the database, as the logged-in account: no HTTP here.
+
+Every function takes the account's :class:`~element_session.web.accounts.UserPipeline` and goes
+through the project's own query and ingest functions; values reach SQL only as DataJoint dict
+restrictions or query parameters. Bad input raises :class:`~element_session.errors.InputError`
+(the problems name the parameter or field), a refusal by the database
+:class:`~element_session.errors.PermissionDeniedError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import datajoint as dj
+import pandas as pd
+
+from .. import formats, paths, populate, query, timezones
+from ..database import database_errors
+from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
+from ..ingest import IngestReport, ingest
+from ..validate import check_integer, check_key_text, check_text, column_checks
+from .accounts import UserPipeline
+
+#: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
+FILTERS = ("subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value")
+MAX_LIMIT = 10_000  # sessions in one answer
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A validated selection of sessions: ``find_sessions`` arguments and a page of its result."""
+
+    filters: dict[str, Any]  # keyword arguments of find_sessions (only those given)
+    limit: int
+    offset: int
+
+
+def _text(name: str, value: str) -> str:
+    try:
+        return check_text(value)
+    except ValueError as err:
+        raise one_problem("query", name, value, str(err)) from None
+
+
+def _count(name: str, value: str | None, default: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return check_integer(value, 0, high)
+    except ValueError as err:
+        raise one_problem("query", name, value, f"{err} (a whole number from 0 to {high})") from None
+
+
+def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Selection:
+    """The selection of query parameters ``params`` (name, value pairs, in order).
+
+    Empty values mean "not given"; unknown names are refused. Raises :class:`InputError` naming
+    every bad parameter.
+    """
+    problems: list[InputProblem] = []
+    filters: dict[str, Any] = {}
+    counts: dict[str, str] = {}
+    subjects: list[str] = []
+    for name, value in params:
+        try:
+            if name in ("limit", "offset", "page"):
+                counts[name] = value
+            elif name not in FILTERS:
+                raise one_problem("query", name, value, f"unknown parameter: use {', '.join(FILTERS)}, limit, offset")
+            elif value == "":
+                continue
+            elif name == "subject":
+                subjects.append(_text(name, value))
+            elif name in filters:
+                raise one_problem("query", name, value, "given twice")
+            else:
+                filters[name] = _text(name, value)
+        except InputError as err:
+            problems.extend(err.problems)
+    if subjects:
+        filters["subject"] = subjects
+    if "timezone" in filters:
+        try:
+            timezones.zone_info(filters["timezone"])
+        except timezones.TimeError as err:
+            problems.append(InputProblem("query", None, "timezone", filters["timezone"], str(err)))
+    limit = offset = 0
+    try:
+        limit = _count("limit", counts.get("limit"), default_limit, MAX_LIMIT)
+        offset = _count("offset", counts.get("offset"), 0, 2**62)
+        if "page" in counts:
+            offset = (_count("page", counts["page"], 1, 2**40) - 1) * limit
+            if offset < 0:
+                raise one_problem("query", "page", counts["page"], "pages are numbered from 1")
+    except InputError as err:
+        problems.extend(err.problems)
+    if problems:
+        raise InputError(problems)
+    return Selection(filters, limit, offset)
+
+
+def _found(user: UserPipeline, selection: Selection) -> Any:
+    return query.find_sessions(user.session, **selection.filters)
+
+
+def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> tuple[pd.DataFrame, int]:
+    """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
+
+    In the order of ``element-session sessions`` (by primary key), or by start time, newest first.
+    Only the page's sessions are read in full.
+    """
+    names = list(user.session.Session.primary_key)
+    stamp = [] if "session_datetime" in names else ["session_datetime"]
+    with database_errors():
+        found = _found(user, selection)
+        rows = found.proj(*stamp).to_dicts()
+        idents = [tuple(r[n] for n in names) for r in rows]
+        if newest_first:
+            when = [r["session_datetime"] for r in rows]
+            order = sorted(range(len(rows)), key=lambda i: (when[i] is not None, when[i] or dt.datetime.min,
+                                                             query.session_sort_key(idents[i])), reverse=True)  # fmt: skip
+        else:
+            order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
+        page = [idents[i] for i in order[selection.offset : selection.offset + selection.limit]]
+        keys = [dict(zip(names, ident, strict=True)) for ident in page]
+        frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
+    if newest_first:  # session_table orders by key: put the page back in its own order
+        position = {ident: i for i, ident in enumerate(page)}
+        at = sorted(range(len(frame)), key=lambda i: position[tuple(frame.iloc[i][n] for n in names)])
+        frame = frame.iloc[at].reset_index(drop=True)
+    return frame, len(rows)
+
+
+def session_records(user: UserPipeline, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The JSON objects of ``frame``'s sessions, as ``element-session sessions --format json`` prints them."""
+    return formats.session_records(frame, user.session.Session)
+
+
+def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
+    """Every selected session (no paging), in the order of ``element-session sessions``."""
+    with database_errors():
+        return query.session_table(_found(user, selection), user.session)
+
+
+# -- one session ----------------------------------------------------------------------------------
+def parse_session_key(user: UserPipeline, params: Mapping[str, str]) -> dict[str, Any]:
+    """The primary key of one session from text parameters (``session_datetime`` as ISO text with offset)."""
+    names = list(user.session.Session.primary_key)
+    subject_checks = column_checks(user.pipeline.Subject())
+    problems: list[InputProblem] = []
+    key: dict[str, Any] = {}
+    for name in names:
+        value = params.get(name)
+        try:
+            if value is None or value == "":
+                raise ValueError("required to name the session")
+            if name == "session_datetime":
+                key[name] = timezones.parse_session_time(value, "UTC")[0]
+            elif name == "session_id":
+                key[name] = check_integer(value)
+            else:
+                key[name] = subject_checks[name](value) if name in subject_checks else check_text(value)
+        except ValueError as err:
+            problems.append(InputProblem("query", None, name, value, str(err)))
+    if problems:
+        raise InputError(problems)
+    return key
+
+
+def key_params(user: UserPipeline, record: Mapping[str, Any]) -> dict[str, str]:
+    """The text parameters naming a session, from its JSON object (inverse of :func:`parse_session_key`)."""
+    params = {}
+    for name in user.session.Session.primary_key:
+        value = record[name]
+        params[name] = value if isinstance(value, str) else str(value)
+    return params
+
+
+@dataclass
+class SessionDetail:
+    """Everything the session page shows."""
+
+    record: dict[str, Any]  # the session's JSON object (formats.session_records)
+    local_time: dt.datetime | None  # start in its own zone
+    zone: str | None
+    directory: str | None  # absolute directory found under the roots
+    directory_problem: str | None  # why it was not found
+    downstream: dict[str, int]  # Imported/Computed table label -> rows of this session
+    jobs: list[populate.JobRecord]  # reserved and failed jobs of this session
+
+
+def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
+    """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
+    with database_errors():
+        frame = query.session_table(user.session.Session & key, user.session)
+        if not len(frame):
+            raise SessionNotFoundError(f"no session {_shown(key)}")
+        (record,) = formats.session_records(frame, user.session.Session)
+        row = frame.iloc[0]
+        directory = problem = None
+        if record["session_dir"] is not None:
+            try:
+                directory = str(paths.get_session_directory(key, user.session))
+            except (SessionDirectoryError, SessionNotFoundError) as err:
+                problem = str(err)
+        counts = affected_rows(user, key)
+        labels = _labels(user)
+        downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
+        jobs = populate.list_jobs(user.pipeline, restriction=key)
+    return SessionDetail(record, row["session_datetime_local"], row["session_timezone"], directory, problem,
+                         downstream, jobs)  # fmt: skip
+
+
+def _shown(key: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v.isoformat() if isinstance(v, dt.datetime) else v}" for k, v in key.items())
+
+
+def _all_tables(user: UserPipeline) -> dict[str, type[dj.Table]]:
+    found: dict[str, type[dj.Table]] = {}
+    modules = [user.pipeline] + [v for v in vars(user.pipeline).values() if isinstance(v, type(user.pipeline))]
+    for module in modules:
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, dj.Table) and getattr(obj, "database", None):
+                found.setdefault(obj.full_table_name, obj)
+                for part in vars(obj).values():
+                    if isinstance(part, type) and issubclass(part, dj.Part) and getattr(part, "database", None):
+                        found.setdefault(part.full_table_name, part)
+    return found
+
+
+def _labels(user: UserPipeline) -> dict[str, str]:
+    labels = {}
+    for name, table in _all_tables(user).items():
+        master = getattr(table, "_master", None) if issubclass(table, dj.Part) else None
+        labels[name] = populate.table_label(master) + "." + table.__name__ if master else populate.table_label(table)
+    return labels
+
+
+def _computed_tables(user: UserPipeline) -> set[str]:
+    return {name for name, t in _all_tables(user).items() if issubclass(t, dj.Imported | dj.Computed)}
+
+
+def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
+    """Rows per table (full table name) that deleting the session ``key`` would remove, the session included."""
+    with database_errors():
+        user.connection.dependencies.load()
+        return dj.Diagram.cascade(user.session.Session & key).counts()
+
+
+def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
+    """Rows per table (labelled ``module.Class``) that deleting the session ``key`` would remove."""
+    labels = _labels(user)
+    return {labels.get(name, name): n for name, n in affected_rows(user, key).items() if n}
+
+
+def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
+    """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
+    with database_errors():
+        if not len(user.session.Session & key):
+            raise SessionNotFoundError(f"no session {_shown(key)}")
+        return (user.session.Session & key).delete(transaction=True, prompt=False)
+
+
+def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> None:
+    """Set the session's note ('' removes it) and text attributes (those not given are removed), in one transaction.
+
+    Checked as ingest checks them (the columns' widths, key text rules); raises :class:`InputError`
+    with the field of each problem, and nothing is changed.
+    """
+    m = user.session
+    problems: list[InputProblem] = []
+    note_check = column_checks(m.SessionNote())["session_note"]
+    attribute_checks = column_checks(m.Session.Attribute())
+    try:
+        note_check(note)
+    except ValueError as err:
+        problems.append(InputProblem("form", None, "session_note", note, str(err)))
+    for name, value in attributes.items():
+        try:
+            check_key_text(name)
+            if not name:
+                raise ValueError("an attribute needs a name")
+            attribute_checks["attribute_name"](name)
+        except ValueError as err:
+            problems.append(InputProblem("form", None, formats.ATTRIBUTE_PREFIX + name, name, str(err)))
+        try:
+            attribute_checks["attribute_value"](value)
+        except ValueError as err:
+            problems.append(InputProblem("form", None, formats.ATTRIBUTE_PREFIX + name, value, str(err)))
+    if problems:
+        raise InputError(problems)
+    with database_errors():
+        if not len(m.Session & key):
+            raise SessionNotFoundError(f"no session {_shown(key)}")
+        with user.connection.transaction:
+            (m.SessionNote & key).delete_quick()
+            if note:
+                m.SessionNote.insert1({**key, "session_note": note})
+            stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
+            for name in stored.keys() - attributes.keys():
+                (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
+            for name, value in attributes.items():
+                if name not in stored:
+                    m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
+                elif stored[name]["attribute_value"] != value:
+                    m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
+
+
+def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
+    """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does."""
+    return ingest("sessions", rows, pipeline=user.pipeline, session_module=user.session, timezone=timezone,
+                  progress=False)  # fmt: skip
+
+
+def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataFrame:
+    """Every session of one subject (its key attributes as text), in the order of ``sessions``."""
+    names = formats.subject_attributes(user.session.Session)
+    checks = column_checks(user.pipeline.Subject())
+    problems, key = [], {}
+    for name in names:
+        value = subject.get(name)
+        try:
+            if not value:
+                raise ValueError("required to name the subject")
+            key[name] = checks[name](value) if name in checks else check_text(value)
+        except ValueError as err:
+            problems.append(InputProblem("query", None, name, value, str(err)))
+    if problems:
+        raise InputError(problems)
+    with database_errors():
+        if not len(user.pipeline.Subject & key):
+            raise SessionNotFoundError(f"no subject {_shown(key)}")
+        return query.session_table(user.session.Session & key, user.session)
