@@ -56,7 +56,11 @@ _COLUMN = (  # where the server's message names the column
 )
 
 
-def _server() -> str:
+def _server(connection: dj.Connection | None = None) -> str:
+    """The server and account of ``connection`` (default: DataJoint's settings)."""
+    if connection is not None:
+        info = connection.conn_info
+        return f"{info['host']}:{info['port']} as user {info['user']!r}"
     config = dj.config
     return f"{config['database.host']}:{config['database.port']} as user {config['database.user']!r}"
 
@@ -130,8 +134,8 @@ def refused(
     )
 
 
-def translate(err: BaseException) -> ElementSessionError | None:
-    """The typed error for a database failure, or None if ``err`` is not one."""
+def translate(err: BaseException, connection: dj.Connection | None = None) -> ElementSessionError | None:
+    """The typed error for a database failure on ``connection`` (default: DataJoint's), or None if it is not one."""
     if isinstance(err, ElementSessionError):
         return None
     text = str(err).lower()
@@ -139,21 +143,21 @@ def translate(err: BaseException) -> ElementSessionError | None:
     if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
         said = err.args[1] if coded else err.args[0] if err.args else err
-        return PermissionDeniedError(f"the database refused this as {_server()}: {without_password(str(said))}")
+        return PermissionDeniedError(f"the database refused this as {_server(connection)}: {without_password(str(said))}")
     if _is_lost_connection(err):
         return DatabaseUnreachableError(
-            f"cannot reach the database at {_server()}: {type(err).__name__}: {without_password(str(err))}"
+            f"cannot reach the database at {_server(connection)}: {type(err).__name__}: {without_password(str(err))}"
         )
     return refused(err)
 
 
 @contextmanager
-def database_errors() -> Iterator[None]:
-    """Turn database failures raised inside the block into typed errors."""
+def database_errors(connection: dj.Connection | None = None) -> Iterator[None]:
+    """Turn database failures raised inside the block into typed errors naming ``connection``'s account."""
     try:
         yield
     except Exception as err:
-        typed = translate(err)
+        typed = translate(err, connection)
         if typed is None:
             raise
         raise typed from None

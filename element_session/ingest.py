@@ -129,8 +129,12 @@ def ingest(
     except timezones.TimeError as err:
         raise one_problem("arguments", "timezone", timezone, str(err)) from None
     read, sources = _reader(source, sheet=sheet, delimiter=delimiter)
-    with database_errors():
-        return _ingest_records(kind, read, sources, pipeline, session_module, timezone, dry_run, progress, roots)
+    written = (session_module or pipeline.session).Session if kind == "sessions" else REFERENCE_TABLES[kind]
+    connection = (getattr(pipeline, written) if isinstance(written, str) else written).connection
+    with database_errors(connection):  # the tables' own connection (e.g. a web login's), which need not be dj.conn()
+        return _ingest_records(
+            kind, read, sources, pipeline, session_module, timezone, dry_run, progress, roots, connection
+        )
 
 
 def _ingest_records(
@@ -143,6 +147,7 @@ def _ingest_records(
     dry_run: bool,
     progress: bool | None,
     roots: Sequence | None,
+    connection: dj.Connection,
 ) -> IngestReport:
     """Validate and write chunk by chunk inside one transaction; any problem rolls everything back.
 
@@ -150,9 +155,6 @@ def _ingest_records(
     after the first problem nothing more is written but every chunk is still checked, so that the
     error lists all problems. The transaction is rolled back on any error.
     """
-    written = (session_module or pipeline.session).Session if kind == "sessions" else REFERENCE_TABLES[kind]
-    written = getattr(pipeline, written) if isinstance(written, str) else written
-    connection = written.connection  # the tables' own (e.g. a web login's), which need not be dj.conn()
     for attempt in range(ATTEMPTS):
         if kind == "sessions":
             plan: _SessionPlan | _ReferencePlan = _SessionPlan(

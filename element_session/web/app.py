@@ -84,7 +84,11 @@ def problems_json(err: InputError) -> list[dict[str, Any]]:
 
 
 def _jsonable(value: object) -> bool:
-    return value is None or isinstance(value, str | int | float | bool | list)
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class _CookieBySchemeMiddleware:
@@ -154,7 +158,7 @@ class WebApp:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse("/login?" + urlencode({"next": target}), 303)
         problems = err.problems if isinstance(err, InputError) else []
-        return self.page(request, "error.html", status, status=status, message=str(err).split("\n")[0],
+        return self.page(request, "error.html", status, code=status, message=str(err).split("\n")[0],
                          problems=problems)  # fmt: skip
 
     @staticmethod
@@ -263,7 +267,7 @@ class WebApp:
         try:
             await self.check_csrf(request)
         except CsrfRefused as err:
-            return self.page(request, "error.html", 403, status=403, message=str(err), problems=[])
+            return self.page(request, "error.html", 403, code=403, message=str(err), problems=[])
         request.session.clear()
         return RedirectResponse("/login", 303)
 
@@ -309,7 +313,7 @@ class WebApp:
         except ElementSessionError as err:
             return self.error_page(request, err)
         name = ", ".join(request.query_params.get(k, "") for k in subject_keys)
-        return self.page(request, "subject.html", name=name, records=records, keys=keys,
+        return self.page(request, "subject.html", subject_name=name, records=records, keys=keys,
                          svg=plot.sessions_over_time(records))  # fmt: skip
 
     async def add(self, request: Request) -> Response:
@@ -345,8 +349,9 @@ class WebApp:
 
             key, record = await self.as_account(credentials, load)
             if request.method == "GET":
-                return self.page(request, "edit.html", record=record, query=request.url.query, errors={},
-                                 note=record["session_note"] or "", attributes=record["attributes"], message=None)  # fmt: skip
+                note = record["session_note"] or ""
+                return self.page(request, "edit.html", record=record, query=request.url.query, errors={}, note=note,
+                                 attributes=record["attributes"], message=None)  # fmt: skip
             fields = await self.check_csrf(request)
             note, attributes = forms.note_and_attributes(fields)
             await self.as_account(credentials, service.update_session, key, note, attributes)
@@ -395,8 +400,8 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
                                                "expected a JSON list of session objects")])  # fmt: skip
     bad = [i for i, row in enumerate(data, start=1) if not isinstance(row, dict)]
     if bad:
-        raise InputError([service.InputProblem("body", i, None, data[i - 1] if _jsonable(data[i - 1]) else None,
-                                               "expected an object of column names to values") for i in bad])  # fmt: skip
+        reason = "expected an object of column names to values"
+        raise InputError([service.InputProblem("body", i, None, repr(data[i - 1])[:80], reason) for i in bad])
     return data
 
 

@@ -114,14 +114,16 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
     """
     names = list(user.session.Session.primary_key)
     stamp = [] if "session_datetime" in names else ["session_datetime"]
-    with database_errors():
+    with database_errors(user.connection):
         found = _found(user, selection)
         rows = found.proj(*stamp).to_dicts()
         idents = [tuple(r[n] for n in names) for r in rows]
         if newest_first:
-            when = [r["session_datetime"] for r in rows]
-            order = sorted(range(len(rows)), key=lambda i: (when[i] is not None, when[i] or dt.datetime.min,
-                                                             query.session_sort_key(idents[i])), reverse=True)  # fmt: skip
+            newest = [
+                (r["session_datetime"] is not None, r["session_datetime"] or dt.datetime.min, query.session_sort_key(i))
+                for r, i in zip(rows, idents, strict=True)
+            ]
+            order = sorted(range(len(rows)), key=newest.__getitem__, reverse=True)
         else:
             order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
         page = [idents[i] for i in order[selection.offset : selection.offset + selection.limit]]
@@ -129,9 +131,15 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
         frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
-        at = sorted(range(len(frame)), key=lambda i: position[tuple(frame.iloc[i][n] for n in names)])
+        stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
+        at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
     return frame, len(rows)
+
+
+def _naive(value: Any) -> Any:
+    """A key value as stored: session_table's aware UTC datetimes without their zone."""
+    return value.replace(tzinfo=None) if isinstance(value, dt.datetime) else value
 
 
 def session_records(user: UserPipeline, frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -141,7 +149,7 @@ def session_records(user: UserPipeline, frame: pd.DataFrame) -> list[dict[str, A
 
 def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
     """Every selected session (no paging), in the order of ``element-session sessions``."""
-    with database_errors():
+    with database_errors(user.connection):
         return query.session_table(_found(user, selection), user.session)
 
 
@@ -194,7 +202,7 @@ class SessionDetail:
 
 def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
-    with database_errors():
+    with database_errors(user.connection):
         frame = query.session_table(user.session.Session & key, user.session)
         if not len(frame):
             raise SessionNotFoundError(f"no session {_shown(key)}")
@@ -218,34 +226,37 @@ def _shown(key: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v.isoformat() if isinstance(v, dt.datetime) else v}" for k, v in key.items())
 
 
-def _all_tables(user: UserPipeline) -> dict[str, type[dj.Table]]:
-    found: dict[str, type[dj.Table]] = {}
-    modules = [user.pipeline] + [v for v in vars(user.pipeline).values() if isinstance(v, type(user.pipeline))]
-    for module in modules:
+def _labelled_tables(user: UserPipeline) -> dict[str, tuple[str, type[dj.Table]]]:
+    """Every table of the bound pipeline (parts included) by full name: its label and class.
+
+    A table is labelled ``<schema module>.<Class>`` (``<schema module>.<Master>.<Part>`` for a part)
+    with the name under which the pipeline holds its module, e.g. ``session.SessionNote``.
+    """
+    found: dict[str, tuple[str, type[dj.Table]]] = {}
+    modules = [(name, v) for name, v in vars(user.pipeline).items() if isinstance(v, type(user.pipeline))]
+    for module_name, module in [*modules, (None, user.pipeline)]:
         for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, dj.Table) and getattr(obj, "database", None):
-                found.setdefault(obj.full_table_name, obj)
-                for part in vars(obj).values():
-                    if isinstance(part, type) and issubclass(part, dj.Part) and getattr(part, "database", None):
-                        found.setdefault(part.full_table_name, part)
+            if not (isinstance(obj, type) and issubclass(obj, dj.Table) and getattr(obj, "database", None)):
+                continue
+            label = f"{module_name}.{obj.__name__}" if module_name else populate.table_label(obj)
+            found.setdefault(obj.full_table_name, (label, obj))
+            for part in vars(obj).values():
+                if isinstance(part, type) and issubclass(part, dj.Part) and getattr(part, "database", None):
+                    found.setdefault(part.full_table_name, (f"{label}.{part.__name__}", part))
     return found
 
 
 def _labels(user: UserPipeline) -> dict[str, str]:
-    labels = {}
-    for name, table in _all_tables(user).items():
-        master = getattr(table, "_master", None) if issubclass(table, dj.Part) else None
-        labels[name] = populate.table_label(master) + "." + table.__name__ if master else populate.table_label(table)
-    return labels
+    return {name: label for name, (label, _) in _labelled_tables(user).items()}
 
 
 def _computed_tables(user: UserPipeline) -> set[str]:
-    return {name for name, t in _all_tables(user).items() if issubclass(t, dj.Imported | dj.Computed)}
+    return {name for name, (_, t) in _labelled_tables(user).items() if issubclass(t, dj.Imported | dj.Computed)}
 
 
 def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     """Rows per table (full table name) that deleting the session ``key`` would remove, the session included."""
-    with database_errors():
+    with database_errors(user.connection):
         user.connection.dependencies.load()
         return dj.Diagram.cascade(user.session.Session & key).counts()
 
@@ -258,7 +269,7 @@ def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
-    with database_errors():
+    with database_errors(user.connection):
         if not len(user.session.Session & key):
             raise SessionNotFoundError(f"no session {_shown(key)}")
         return (user.session.Session & key).delete(transaction=True, prompt=False)
@@ -292,7 +303,7 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
             problems.append(InputProblem("form", None, formats.ATTRIBUTE_PREFIX + name, value, str(err)))
     if problems:
         raise InputError(problems)
-    with database_errors():
+    with database_errors(user.connection):
         if not len(m.Session & key):
             raise SessionNotFoundError(f"no session {_shown(key)}")
         with user.connection.transaction:
@@ -330,7 +341,7 @@ def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataF
             problems.append(InputProblem("query", None, name, value, str(err)))
     if problems:
         raise InputError(problems)
-    with database_errors():
+    with database_errors(user.connection):
         if not len(user.pipeline.Subject & key):
             raise SessionNotFoundError(f"no subject {_shown(key)}")
         return query.session_table(user.session.Session & key, user.session)

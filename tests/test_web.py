@@ -1,0 +1,358 @@
+"""The web interface (issue 13) against the real test server: API, pages, logins, CSRF, refusals.
+
+Each request is answered as the account that logged in: a writer, a read-only reader, and an
+outsider who may read only the lab schema (tests/web_accounts.py). The API's answers are compared
+with what ``element-session sessions`` prints for the same filters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from element_session.ingest import ingest
+from element_session.web import create_app
+from tests.helpers import add_references, remove_references, snapshot
+from tests.web_accounts import accounts
+
+SUBJECTS, PEOPLE, PROJECTS = ["wb-m1", "wb-m2"], ["wb-ada", "wb-bob"], ["wb-maps"]
+ROWS = [
+    {"subject": "wb-m1", "session_datetime": "2024-03-10T14:30:00[Europe/Berlin]", "session_id": 1,
+     "experimenter": ["wb-ada", "wb-bob"], "project": "wb-maps", "session_dir": "wb-m1/s1",
+     "session_note": "first, ✓", "attr.rig": "A"},
+    {"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00Z", "experimenter": "wb-ada"},
+    {"subject": "wb-m2", "session_datetime": "2024-03-11T09:00:00-05:00", "session_dir": "wb-m2/s1",
+     "attr.rig": "B"},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def logins(connection, pipeline, prefix):
+    with accounts(connection, prefix) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def data(pipeline, logins):
+    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+    ingest("sessions", ROWS, pipeline=pipeline)
+    yield pipeline
+    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+
+
+@pytest.fixture(scope="module")
+def app(data):
+    return create_app(data, b"test secret of this run")
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def command(subprocess_env, tmp_path):
+    def run(*args: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "element_session", *args], env=subprocess_env, cwd=tmp_path,
+                                capture_output=True, timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.decode("utf-8")  # as printed: CSV's \r\n line ends kept
+
+    return run
+
+
+def log_in(client: TestClient, login) -> None:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
+    answer = client.post("/login", data={"username": login.user, "password": login.password, "csrf_token": token},
+                         follow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303, answer.text
+
+
+def csrf(client: TestClient, path: str = "/") -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)[1]
+
+
+# -- JSON API ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("params", "options"),
+    [
+        ([("subject", "wb-m1"), ("subject", "wb-m2")], ["--subject", "wb-m1", "--subject", "wb-m2"]),
+        ([("subject", "wb-m1"), ("project", "wb-maps")], ["--subject", "wb-m1", "--project", "wb-maps"]),
+        ([("experimenter", "wb-ada")], ["--experimenter", "wb-ada"]),
+        ([("since", "2024-03-11T10:00"), ("until", "2024-03-13"), ("timezone", "Europe/Berlin")],
+         ["--since", "2024-03-11T10:00", "--until", "2024-03-13", "--timezone", "Europe/Berlin"]),
+    ],
+)  # fmt: skip
+def test_api_sessions_are_what_the_command_prints(client, logins, command, params, options):
+    printed = json.loads(command("sessions", *options, "--format", "json"))
+    assert printed  # the filters select something
+    answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"sessions": printed, "total": len(printed), "limit": 100, "offset": 0}
+    sliced = client.get("/api/sessions", params=[*params, ("limit", "1"), ("offset", "1")], auth=logins["reader"].auth)
+    assert sliced.json() == {"sessions": printed[1:2], "total": len(printed), "limit": 1, "offset": 1}
+    csv_text = client.get("/api/sessions.csv", params=params, auth=logins["reader"].auth)
+    assert csv_text.status_code == 200 and csv_text.text == command("sessions", *options, "--format", "csv")
+
+
+def test_api_attribute_filter_selects_as_find_sessions(client, logins, data):
+    answer = client.get("/api/sessions", params={"attribute": "rig", "value": "B"}, auth=logins["reader"].auth)
+    assert [(s["subject"], s["attributes"]) for s in answer.json()["sessions"]] == [("wb-m2", {"rig": "B"})]
+
+
+def test_api_needs_a_database_account(client, logins):
+    assert client.get("/api/sessions").status_code == 401
+    wrong = client.get("/api/sessions", auth=(logins["reader"].user, "wrong"))
+    assert wrong.status_code == 401 and "WWW-Authenticate" in wrong.headers
+    assert logins["reader"].password not in wrong.text
+    assert client.get("/api/sessions", headers={"Authorization": "Basic !!!"}).status_code == 401
+    assert client.post("/api/sessions", json=[]).status_code == 401
+
+
+def test_an_account_that_cannot_read_the_session_schema_gets_403(client, logins):
+    answer = client.get("/api/sessions", auth=logins["outsider"].auth)
+    assert answer.status_code == 403, answer.text
+    assert logins["outsider"].user in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": "-1"}, {"offset": "x"}, {"since": "2024-02-30"}, {"until": "yesterday"}, {"timezone": "Mars/Base"},
+     {"value": "A"}, {"subject": "a\x00b"}, {"colour": "red"}, {"limit": "99999999999999999999"}],
+)  # fmt: skip
+def test_malformed_parameters_are_400_with_the_reason(client, logins, params):
+    answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
+    assert answer.status_code == 400, answer.text
+    (problem, *_) = answer.json()["problems"]
+    assert problem["column"] in params and problem["reason"]
+
+
+def test_post_sessions_is_one_ingest_as_the_account(client, logins, data):
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-04-01T10:00:00", "experimenter": "wb-bob",
+             "session_note": "posted"}]  # fmt: skip
+    first = client.post("/api/sessions", json=rows, params={"timezone": "Europe/Berlin"}, auth=logins["writer"].auth)
+    assert first.status_code == 201, first.text
+    assert first.json()["new"] == 1 and first.json()["inserted"]["Session"] == 1
+    again = client.post("/api/sessions", json=rows, params={"timezone": "Europe/Berlin"}, auth=logins["writer"].auth)
+    assert again.status_code == 200 and again.json()["new"] == 0 and again.json()["present"] == 1
+    found = client.get("/api/sessions", params={"subject": "wb-m2", "since": "2024-04-01"}, auth=logins["writer"].auth)
+    assert [s["session_datetime"] for s in found.json()["sessions"]] == ["2024-04-01T08:00:00+00:00"]
+
+
+def test_post_invalid_rows_is_400_naming_row_column_value_and_nothing_is_written(client, logins, data):
+    before = snapshot(data)
+    rows = [
+        {"subject": "wb-m1", "session_datetime": "2024-05-01T10:00:00Z"},
+        {"subject": "wb-nobody", "session_datetime": "2024-05-01T10:00:00Z"},
+        {"subject": "wb-m1", "session_datetime": "2024-03-31T02:30:00[Europe/Berlin]"},
+    ]
+    answer = client.post("/api/sessions", json=rows, auth=logins["writer"].auth)
+    assert answer.status_code == 400, answer.text
+    problems = answer.json()["problems"]
+    assert {(p["row"], p["column"]) for p in problems} == {(2, "subject"), (3, "session_datetime")}
+    assert any(p["value"] == "wb-nobody" and "unknown subject" in p["reason"] for p in problems)
+    assert snapshot(data) == before
+
+
+def test_post_conflict_is_409(client, logins, data):
+    before = snapshot(data)
+    rows = [{"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00Z", "session_note": "not the stored one"}]
+    rows[0]["experimenter"] = "wb-bob"
+    answer = client.post("/api/sessions", json=rows, auth=logins["writer"].auth)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["problems"][0]["row"] == 1
+    assert snapshot(data) == before
+
+
+@pytest.mark.parametrize(
+    "body", ['"/etc/passwd"', "{}", '{"subject": "wb-m1"}', "[1, 2]", '[{"a": 1}, "x"]', "not json", "\xff", "null"]
+)
+def test_a_body_that_is_not_a_list_of_objects_is_400(client, logins, data, body):
+    before = snapshot(data)
+    answer = client.post("/api/sessions", content=body.encode("latin-1"), auth=logins["writer"].auth)
+    assert answer.status_code == 400, answer.text
+    assert snapshot(data) == before
+
+
+def test_a_read_only_account_is_refused_every_write_with_403_and_nothing_is_stored(client, logins, data):
+    before = snapshot(data)
+    rows = [{"subject": "wb-m1", "session_datetime": "2024-06-01T10:00:00Z", "session_note": "refused"}]
+    answer = client.post("/api/sessions", json=rows, auth=logins["reader"].auth)
+    assert answer.status_code == 403, answer.text
+    assert logins["reader"].user in answer.json()["error"] and logins["reader"].password not in answer.text
+    log_in(client, logins["reader"])
+    token = csrf(client, "/add")
+    form = {"csrf_token": token, "subject": "wb-m1", "session_datetime": "2024-06-01T10:00:00", "timezone": "UTC"}
+    page = client.post("/add", data=form)
+    assert page.status_code == 403 and "refused" in page.text
+    assert snapshot(data) == before
+
+
+# -- pages -----------------------------------------------------------------------------------------
+def test_pages_show_no_data_without_a_login(client, data):
+    for path in ("/", "/?subject=wb-m1", "/session?subject=wb-m1&session_datetime=2024-03-12T09:00:00Z",
+                 "/subject?subject=wb-m1", "/add", "/api/sessions.csv"):  # fmt: skip
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code in (303, 401), (path, answer.status_code)
+        assert "wb-m1" not in answer.text
+    assert client.get("/", follow_redirects=False).headers["location"].startswith("/login")
+    assert client.get("/login").status_code == 200
+
+
+def test_login_logout_and_csrf(client, logins, data):
+    assert client.post("/login", data={"username": logins["reader"].user, "password": logins["reader"].password},
+                       follow_redirects=False).status_code == 403  # fmt: skip
+    token = csrf(client, "/login")
+    wrong = client.post("/login", data={"username": logins["reader"].user, "password": "no", "csrf_token": token})
+    assert wrong.status_code == 401 and logins["reader"].user in wrong.text
+    log_in(client, logins["reader"])
+    cookie = client.cookies.get("element_session")
+    assert cookie and logins["reader"].password not in cookie
+    set_cookie = client.get("/login").headers.get("set-cookie", "")
+    assert "httponly" in set_cookie.lower() and "samesite=lax" in set_cookie.lower()
+    assert client.get("/").status_code == 200
+    assert client.post("/logout", data={}, follow_redirects=False).status_code == 403  # no CSRF token
+    assert client.get("/").status_code == 200  # still logged in
+    answer = client.post("/logout", data={"csrf_token": csrf(client)}, follow_redirects=False)
+    assert answer.status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_login_works_whichever_worker_answers(app, data, logins):
+    other = create_app(data, b"test secret of this run")  # another worker process: same secret, own state
+    with TestClient(app) as first, TestClient(other) as second:
+        log_in(first, logins["reader"])
+        second.cookies.update(first.cookies)
+        assert second.get("/").status_code == 200
+        third = TestClient(create_app(data, b"another serve"))
+        third.cookies.update(first.cookies)
+        assert third.get("/", follow_redirects=False).status_code == 303
+
+
+def test_session_list_is_newest_first_filtered_and_paged(client, logins, data):
+    log_in(client, logins["reader"])
+    page = client.get("/", params={"subject": "wb-m1"})
+    assert page.status_code == 200
+    shown = re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page.text)
+    assert shown[:2] == ["2024-03-12 09:00:00 UTC", "2024-03-10 14:30:00 Europe/Berlin"]
+    assert 'href="/api/sessions.csv?subject=wb-m1"' in page.text
+    csv_text = client.get("/api/sessions.csv", params={"subject": "wb-m1"}).text
+    assert csv_text.splitlines()[0].startswith("subject,session_datetime")
+    bad = client.get("/", params={"since": "2024-13-01"})
+    assert bad.status_code == 400 and "since" in bad.text
+
+
+def test_session_page_shows_every_part_directory_downstream_and_jobs(client, logins, data, tmp_path, monkeypatch):
+    from workflow.inventory import SessionInventory
+
+    (tmp_path / "wb-m1" / "s1").mkdir(parents=True)
+    monkeypatch.setenv("SESSION_ROOT_DIRS", str(tmp_path))
+    key = {"subject": "wb-m1", "session_datetime": "2024-03-10T13:30:00+00:00"}
+    SessionInventory().populate({"subject": "wb-m1"}, reserve_jobs=True, suppress_errors=True)
+    log_in(client, logins["reader"])
+    page = client.get("/session", params=key)
+    assert page.status_code == 200, page.text
+    text = page.text
+    assert "2024-03-10T13:30:00+00:00" in text and "2024-03-10T14:30:00+01:00 Europe/Berlin" in text
+    assert "first, ✓" in text and "wb-ada, wb-bob" in text and "wb-maps" in text and ">rig<" in text
+    assert "found:" in text and str(tmp_path / "wb-m1" / "s1") in text
+    assert "inventory.SessionInventory" in text  # its row for this session
+    other = client.get("/session", params={"subject": "wb-m2", "session_datetime": "2024-03-11T14:00:00Z"})
+    assert "not found" in other.text  # no such directory under the root
+    assert "failed" in other.text or "error" in other.text  # its inventory job failed (no directory)
+    assert (
+        client.get("/session", params={"subject": "wb-m1", "session_datetime": "2030-01-01T00:00:00Z"}).status_code
+        == 404
+    )
+    assert client.get("/session", params={"subject": "wb-m1", "session_datetime": "soon"}).status_code == 400
+    subject = client.get("/subject", params={"subject": "wb-m1"})
+    assert subject.status_code == 200 and "<svg" in subject.text and subject.text.count("<circle") >= 2
+
+
+def test_add_form_validates_as_ingest_and_shows_errors_next_to_fields(client, logins, data):
+    log_in(client, logins["writer"])
+    before = snapshot(data)
+    form = {"csrf_token": csrf(client, "/add"), "subject": "wb-nobody", "session_datetime": "2024-03-31T02:30:00",
+            "timezone": "Europe/Berlin", "session_id": "1.5", "attr_name": ["rig", ""],
+            "attr_value": ["C", ""]}  # fmt: skip
+    page = client.post("/add", data=form)
+    assert page.status_code == 400
+    errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', page.text))
+    assert "does not exist" in errors["session_datetime"] and "whole number" in errors["session_id"]
+    assert snapshot(data) == before
+    form |= {"subject": "wb-m2", "session_datetime": "2024-07-01T10:00:00", "session_id": "4",
+             "experimenter": "wb-ada; wb-bob"}  # fmt: skip
+    added = client.post("/add", data=form, follow_redirects=False)
+    assert added.status_code == 303, added.text
+    rows = client.get("/api/sessions", params={"subject": "wb-m2", "since": "2024-07-01"}).json()["sessions"]
+    assert [(r["session_datetime"], r["experimenters"], r["attributes"]) for r in rows] == [
+        ("2024-07-01T08:00:00+00:00", ["wb-ada", "wb-bob"], {"rig": "C"})
+    ]
+    assert client.post("/add", data={**form, "csrf_token": "forged"}).status_code == 403
+
+
+def test_edit_note_and_attributes_then_delete_with_a_preview(client, logins, data):
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-01T10:00:00Z", "session_note": "old", "attr.a": "1",
+             "attr.b": "2"}]  # fmt: skip
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    key = {"subject": "wb-m2", "session_datetime": "2024-08-01T10:00:00+00:00"}
+    token = csrf(client, "/")
+    too_long = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "x" * 2000,
+                                                      "attr_name": ["a"], "attr_value": ["1"]})  # fmt: skip
+    assert too_long.status_code == 400 and "longer than" in too_long.text
+    saved = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "new",
+                                                   "attr_name": ["a", "c"], "attr_value": ["10", "3"]},
+                        follow_redirects=False)  # fmt: skip
+    assert saved.status_code == 303, saved.text
+    (record,) = client.get("/api/sessions", params={"subject": "wb-m2", "since": "2024-08-01"}).json()["sessions"]
+    assert record["session_note"] == "new" and record["attributes"] == {"a": "10", "c": "3"}
+    preview = client.get("/delete", params=key)
+    assert preview.status_code == 200
+    counts = dict(re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td></tr>", preview.text))
+    assert counts["session.Session"] == "1" and counts["session.SessionNote"] == "1"
+    assert counts["session.Session.Attribute"] == "2"
+    unconfirmed = client.post("/delete", params=key, data={"csrf_token": token})
+    assert unconfirmed.status_code == 400
+    done = client.post("/delete", params=key, data={"csrf_token": token, "confirm": "yes"}, follow_redirects=False)
+    assert done.status_code == 303
+    assert client.get("/session", params=key).status_code == 404
+
+
+# -- hostile input ----------------------------------------------------------------------------------
+TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
+NAMES = st.sampled_from(["subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value",
+                         "limit", "offset", "page", "x"])  # fmt: skip
+VALUES = st.one_of(TEXT, st.sampled_from(["-1", "0", "2024-02-30", "2024-03-31T02:30[Europe/Berlin]", "%", "'", "\\"]))
+CELLS = st.one_of(st.none(), TEXT, st.integers(), st.floats(), st.booleans(), st.lists(TEXT, max_size=3),
+                  st.dictionaries(TEXT, TEXT, max_size=2))  # fmt: skip
+COLUMNS = st.sampled_from(["subject", "session_datetime", "session_id", "experimenter", "project", "session_dir",
+                           "session_note", "attr.rig", "attr.", "other"])  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.lists(st.tuples(NAMES, VALUES), max_size=5))
+def test_hostile_query_strings_are_never_a_server_error(client, logins, data, params):
+    for path in ("/api/sessions", "/api/sessions.csv"):
+        answer = client.get(path, params=params, auth=logins["reader"].auth)
+        assert answer.status_code in (200, 400), (params, answer.status_code, answer.text)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.dictionaries(COLUMNS, CELLS, max_size=6), min_size=1, max_size=3), zone=VALUES)
+def test_hostile_posted_rows_are_never_a_server_error_and_change_nothing_when_refused(client, logins, data, rows, zone):
+    before = snapshot(data)
+    body = json.dumps(rows)  # NaN and Infinity as Python writes them: the server must refuse or read them
+    answer = client.post("/api/sessions", content=body, params={"timezone": zone}, auth=logins["writer"].auth)
+    assert answer.status_code in (200, 201, 400, 409), (rows, answer.status_code, answer.text)
+    if answer.status_code >= 400:
+        assert snapshot(data) == before

@@ -1,0 +1,68 @@
+"""Database accounts for the web interface's tests: a writer, a reader, and one that may read nothing."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import datajoint as dj
+
+SCHEMAS = ("lab", "subject", "session", "inventory")
+WRITE = "SELECT, INSERT, UPDATE, DELETE"
+
+
+@dataclass(frozen=True)
+class Login:
+    user: str
+    password: str = field(repr=False)
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return self.user, self.password
+
+
+def _create(connection: dj.Connection, user: str, password: str, schemas: list[str], privileges: str) -> None:
+    if connection.adapter.backend == "postgresql":
+        connection.query(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', args=(password,))
+        for schema in schemas:
+            # REFERENCES as well: PostgreSQL shows a table's keys in information_schema only with a privilege
+            # other than SELECT, and DataJoint reads them there (docs/security.md)
+            connection.query(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"')
+            connection.query(f'GRANT {privileges}, REFERENCES ON ALL TABLES IN SCHEMA "{schema}" TO "{user}"')
+            connection.query(
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT {privileges}, REFERENCES ON TABLES TO "{user}"'
+            )
+    else:
+        connection.query("CREATE USER %s@%s IDENTIFIED BY %s", args=(user, "%", password))
+        for schema in schemas:
+            connection.query(f"GRANT {privileges} ON `{schema}`.* TO %s@%s", args=(user, "%"))
+
+
+def _drop(connection: dj.Connection, user: str) -> None:
+    if connection.adapter.backend == "postgresql":
+        connection.query(f'DROP OWNED BY "{user}"')
+        connection.query(f'DROP ROLE "{user}"')
+    else:
+        connection.query("DROP USER %s@%s", args=(user, "%"))
+
+
+@contextmanager
+def accounts(connection: dj.Connection, prefix: str) -> Iterator[dict[str, Login]]:
+    """``writer`` (read and write the pipeline), ``reader`` (read only), ``outsider`` (the lab schema only)."""
+    schemas = [prefix + name for name in SCHEMAS]
+    made: dict[str, Login] = {}
+    try:
+        for role, granted, privileges in (
+            ("writer", schemas, WRITE),
+            ("reader", schemas, "SELECT"),
+            ("outsider", [prefix + "lab"], "SELECT"),
+        ):
+            login = Login(f"wb{role[0]}_{secrets.token_hex(4)}", f"pw-{secrets.token_urlsafe(12)}:x")
+            _create(connection, login.user, login.password, granted, privileges)
+            made[role] = login
+        yield made
+    finally:
+        for login in made.values():
+            _drop(connection, login.user)
