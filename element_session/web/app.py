@@ -83,6 +83,11 @@ def problems_json(err: InputError) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _headline(err: BaseException) -> str:
+    """The first line of an error's message (an InputError lists its problems on the lines after it)."""
+    return str(err).split("\n")[0].rstrip(":")
+
+
 def _jsonable(value: object) -> bool:
     try:
         json.dumps(value, allow_nan=False)
@@ -158,14 +163,14 @@ class WebApp:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse("/login?" + urlencode({"next": target}), 303)
         problems = err.problems if isinstance(err, InputError) else []
-        return self.page(request, "error.html", status, code=status, message=str(err).split("\n")[0],
+        return self.page(request, "error.html", status, code=status, message=_headline(err),
                          problems=problems)  # fmt: skip
 
     @staticmethod
     def api_error(err: BaseException) -> Response:
         status = _status(err)
         headers = {"WWW-Authenticate": 'Basic realm="element-session", charset="UTF-8"'} if status == 401 else None
-        body: dict[str, Any] = {"error": str(err).split("\n")[0]}
+        body: dict[str, Any] = {"error": _headline(err)}
         if isinstance(err, InputError):
             body["problems"] = problems_json(err)
         return JSONResponse(body, status, headers=headers)
@@ -324,16 +329,18 @@ class WebApp:
         try:
             subject_keys = await self.as_account(credentials, lambda u: formats.subject_attributes(u.session.Session))
             if request.method == "GET":
-                return self.page(request, "add.html", fields={}, errors={}, subject_keys=subject_keys, message=None)
+                return self.page(request, "add.html", fields={}, errors={}, subject_keys=subject_keys, message=None,
+                                 attributes={})  # fmt: skip
             fields = await self.check_csrf(request)
             row, timezone = forms.session_row(fields, subject_keys)
             await self.as_account(credentials, service.add_sessions, [row], timezone)
         except InputError as err:
             return self.page(request, "add.html", _status(err), fields=fields, errors=forms.errors_by_field(err),
-                             subject_keys=subject_keys, message=str(err).split("\n")[0])  # fmt: skip
+                             subject_keys=subject_keys, message=_headline(err),
+                             attributes=forms.attribute_pairs(fields))  # fmt: skip
         except (PermissionDeniedError, CsrfRefused) as err:
             return self.page(request, "add.html", 403, fields=fields, errors={}, subject_keys=subject_keys,
-                             message=str(err))  # fmt: skip
+                             message=str(err), attributes=forms.attribute_pairs(fields))  # fmt: skip
         except ElementSessionError as err:
             return self.error_page(request, err)
         return RedirectResponse("/?" + urlencode([("subject", row[k]) for k in subject_keys]), 303)
@@ -359,7 +366,7 @@ class WebApp:
             note, attributes = forms.note_and_attributes(fields, strict=False)
             return self.page(request, "edit.html", _status(err), record=record, query=request.url.query,
                              errors=forms.errors_by_field(err), note=note, attributes=attributes,
-                             message=str(err).split("\n")[0])  # fmt: skip
+                             message=_headline(err))  # fmt: skip
         except ElementSessionError as err:
             return self.error_page(request, err)
         return RedirectResponse("/session?" + request.url.query, 303)

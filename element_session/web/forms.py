@@ -36,6 +36,11 @@ def _attributes(fields: dict[str, Any], problems: list[InputProblem]) -> dict[st
     return attributes
 
 
+def attribute_pairs(fields: dict[str, Any]) -> dict[str, str]:
+    """The attribute rows as given in a form (to show them again with its errors)."""
+    return _attributes(fields, [])
+
+
 def session_row(fields: dict[str, Any], subject_keys: list[str]) -> tuple[dict[str, str], str]:
     """Ingest's input row of the add form's fields, and the zone of a start time without an offset.
 

@@ -1,0 +1,164 @@
+"""The web interface in a real browser: Debian's chromium driven by Playwright, against a real uvicorn.
+
+Nothing is downloaded: Playwright drives the system's ``/usr/bin/chromium`` (``scripts/setup``
+installs it). The server is ``element_session.web.serve`` in a child process on a free port, as
+``element-session serve`` runs it. Screenshots of the main pages are saved under the test's
+temporary directory (and copied to ``$ELEMENT_SESSION_SCREENSHOTS`` when set; docs/web-sessions.png
+was made that way).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from element_session.ingest import ingest
+from tests.helpers import add_references, remove_references
+from tests.web_accounts import accounts
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]  # fmt: skip
+SUBJECTS, PEOPLE, PROJECTS = ["wz-m1", "wz-m2"], ["wz-ada"], ["wz-maps"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def logins(connection, pipeline, prefix):
+    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+    ingest("sessions", [
+        {"subject": "wz-m1", "session_datetime": "2024-05-01T09:00:00[Europe/Berlin]", "experimenter": "wz-ada",
+         "project": "wz-maps", "session_note": "baseline", "attr.rig": "A"},
+        {"subject": "wz-m2", "session_datetime": "2024-05-02T10:00:00Z", "session_note": "other mouse"},
+    ], pipeline=pipeline)  # fmt: skip
+    with accounts(connection, prefix) as made:
+        yield made
+    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+
+
+@pytest.fixture(scope="module")
+def web_server(logins, subprocess_env, tmp_path_factory):
+    """``serve`` in a child process; its base URL."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("web") / "serve.log"
+    code = f"from element_session.web import serve; serve('workflow.pipeline', '127.0.0.1', {port}, 2)"
+    with log.open("w") as out:
+        child = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert child.poll() is None, log.read_text()
+                time.sleep(0.2)
+        else:
+            pytest.fail(f"the server did not start: {log.read_text()}")
+        assert f"http://127.0.0.1:{port}/" in log.read_text()  # it prints its address
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        child.terminate()
+        child.wait(timeout=30)
+    assert logins["writer"].password not in log.read_text()
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run ./scripts/setup (it installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def shot(page, tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    target = os.environ.get("ELEMENT_SESSION_SCREENSHOTS")
+    if target:
+        shutil.copy(path, Path(target) / f"web-{name}.png")
+
+
+def log_in(page, server: str, login) -> None:
+    page.goto(f"{server}/login")
+    page.fill("input[name=username]", login.user)
+    page.fill("input[name=password]", login.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}/")
+
+
+def test_a_lab_member_walks_through_the_web_interface(browser, web_server, logins, subprocess_env, tmp_path):
+    server = web_server
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"{server}/")
+    assert page.url.startswith(f"{server}/login")  # no data without a login
+    shot(page, tmp_path, "login")
+
+    log_in(page, server, logins["writer"])
+    shot(page, tmp_path, "sessions-all")
+    page.fill("form.filters input[name=subject]", "wz-m1")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(f"{server}/?*subject=wz-m1*")
+    assert page.locator("#total").inner_text() == "1"
+    shot(page, tmp_path, "sessions")
+
+    page.click("a.open")
+    page.wait_for_url(f"{server}/session?*")
+    assert page.locator("#utc").inner_text() == "2024-05-01T07:00:00+00:00"
+    assert "Europe/Berlin" in page.locator("#local").inner_text()
+    assert page.locator("#note").inner_text() == "baseline"
+    shot(page, tmp_path, "session")
+
+    page.goto(f"{server}/add")
+    page.fill("input[name=subject]", "wz-m1")
+    page.fill("input[name=session_datetime]", "2024-05-03T25:00:00")  # no such hour: refused next to its field
+    page.fill("input[name=timezone]", "Europe/Berlin")
+    page.click("form.add button[type=submit]")
+    assert page.locator(".field-error[data-field=session_datetime]").count() == 1
+    shot(page, tmp_path, "add-invalid")
+    page.fill("input[name=session_datetime]", "2024-05-03T11:00:00")
+    page.fill("input[name=experimenter]", "wz-ada")
+    page.fill("input[name=session_note]", "added in the browser")
+    page.click("form.add button[type=submit]")
+    page.wait_for_url(f"{server}/?subject=wz-m1")
+    assert page.locator("#total").inner_text() == "2"
+
+    listed = subprocess.run([sys.executable, "-m", "element_session", "sessions", "--subject", "wz-m1", "--format",
+                             "json"], env=subprocess_env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    added = [s for s in json.loads(listed.stdout) if s["session_note"] == "added in the browser"]
+    assert [s["session_datetime"] for s in added] == ["2024-05-03T09:00:00+00:00"]
+
+    page.click("form.logout button")
+    page.wait_for_url(f"{server}/login")
+    page.goto(f"{server}/")
+    assert page.url.startswith(f"{server}/login")
+
+    log_in(page, server, logins["reader"])
+    page.goto(f"{server}/add")
+    page.fill("input[name=subject]", "wz-m2")
+    page.fill("input[name=session_datetime]", "2024-05-04T10:00:00")
+    page.click("form.add button[type=submit]")
+    assert "refused" in page.locator("p.error").inner_text()
+    shot(page, tmp_path, "read-only-refused")
+    page.click("form.logout button")
+    page.wait_for_url(f"{server}/login")
+    for name in ("login", "sessions", "session", "add-invalid", "read-only-refused"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
