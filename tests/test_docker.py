@@ -88,15 +88,19 @@ def test_secrets_come_only_from_variables(compose):
         for name, value in settings.get("environment", {}).items()
         if re.search(r"PASS|TOKEN|SECRET", name)
     }
-    assert set(secrets) == {("db", "MYSQL_ROOT_PASSWORD"), ("jupyter", "DJ_PASS"), ("jupyter", "JUPYTER_TOKEN")}
+    assert set(secrets) == {
+        ("db", "MYSQL_ROOT_PASSWORD"), ("jupyter", "DJ_PASS"), ("jupyter", "JUPYTER_TOKEN"), ("web", "DJ_PASS")
+    }  # fmt: skip
     names = {key: REQUIRED.match(str(value)) for key, value in secrets.items()}
     assert all(names.values()), f"not a required ${{VARIABLE:?...}}: {[k for k, m in names.items() if not m]}"
     # DataJoint logs in with the password MySQL was given
     assert names["jupyter", "DJ_PASS"]["name"] == names["db", "MYSQL_ROOT_PASSWORD"]["name"]
+    assert names["web", "DJ_PASS"]["name"] == names["db", "MYSQL_ROOT_PASSWORD"]["name"]
 
 
-def test_jupyter_is_built_from_the_dockerfile_and_waits_for_the_database(compose):
-    jupyter = compose["services"]["jupyter"]
+@pytest.mark.parametrize("service", ["jupyter", "web"])
+def test_jupyter_and_web_are_built_from_the_dockerfile_and_wait_for_the_database(compose, service):
+    jupyter = compose["services"][service]
     build = jupyter["build"]
     context = (COMPOSE.parent / build["context"]).resolve()
     assert context == ROOT
@@ -110,8 +114,8 @@ def test_jupyter_is_built_from_the_dockerfile_and_waits_for_the_database(compose
 
 def test_ports_are_bound_to_this_machine_only(compose):
     published = {name: service.get("ports", []) for name, service in compose["services"].items()}
-    assert set(published) == {"db", "jupyter"}
-    container_ports = {"db": "3306", "jupyter": "8888"}
+    assert set(published) == {"db", "jupyter", "web"}
+    container_ports = {"db": "3306", "jupyter": "8888", "web": "8000"}
     for name, ports in published.items():
         (port,) = ports
         host, _, rest = str(port).partition(":")
@@ -133,7 +137,7 @@ def test_dockerfile_installs_with_the_readme_command():
 def test_dockerfile_serves_the_tutorial_with_jupyter_on_8888():
     instructions = _instructions(DOCKERFILE)
     assert instructions[0][0] == "FROM" and instructions[0][1].startswith("python:3.11")
-    assert ("EXPOSE", "8888") in instructions
+    assert ("EXPOSE", "8888 8000") in instructions
     (cmd,) = [arguments for instruction, arguments in instructions if instruction == "CMD"]
     argv = yaml.safe_load(cmd)  # the exec form is a JSON list
     assert argv[:2] == ["jupyter", "lab"]
@@ -146,6 +150,13 @@ def test_dockerfile_serves_the_tutorial_with_jupyter_on_8888():
     assert url.startswith("/lab/tree/") and (ROOT / url.removeprefix("/lab/tree/")).is_file(), url
     users = [arguments for instruction, arguments in instructions if instruction == "USER"]
     assert users and users[-1] not in ("root", "0"), "JupyterLab does not run as root"
+
+
+def test_web_serves_on_all_of_the_containers_addresses_at_8000(compose):
+    command = compose["services"]["web"]["command"]
+    assert command[:2] == ["element-session", "serve"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # noqa: S104 (inside the container; published on 127.0.0.1)
+    assert command[command.index("--port") + 1] == "8000"
 
 
 def test_image_leaves_out_local_state_and_secrets():

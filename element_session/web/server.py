@@ -22,11 +22,12 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
         raise ValueError(f"port {port} is not in 0..65535")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    os.environ.setdefault(SECRET_ENV, secrets.token_urlsafe(32))  # inherited by the worker processes
+    if not os.environ.get(SECRET_ENV):  # inherited by the worker processes
+        os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
     os.environ[PIPELINE_ENV] = pipeline
     shown = f"[{host}]" if ":" in host else host
     print(f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
     uvicorn.run(
         "element_session.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
-        log_level="warning", proxy_headers=False,
+        log_level="warning",
     )  # fmt: skip
