@@ -354,6 +354,17 @@ def test_hostile_query_strings_are_never_a_server_error(client, logins, data, pa
         assert answer.status_code in (200, 400), (params, answer.status_code, answer.text)
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.lists(st.tuples(st.one_of(NAMES, st.sampled_from(["session_datetime", "session_id"])), VALUES),
+                       max_size=5))  # fmt: skip
+def test_hostile_query_strings_of_pages_are_never_a_server_error(app, logins, data, params):
+    with TestClient(app) as client:
+        log_in(client, logins["reader"])
+        for path in ("/", "/session", "/subject", "/edit", "/delete"):
+            answer = client.get(path, params=params, follow_redirects=False)
+            assert answer.status_code in (200, 400, 404), (path, params, answer.status_code, answer.text[:500])
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.dictionaries(COLUMNS, CELLS, max_size=6), min_size=1, max_size=3), zone=VALUES)
 def test_hostile_posted_rows_are_never_a_server_error_and_change_nothing_when_refused(client, logins, data, rows, zone):

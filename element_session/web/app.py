@@ -347,14 +347,17 @@ class WebApp:
 
     async def edit(self, request: Request) -> Response:
         credentials = self.cookie_credentials(request)
+
+        def load(user):
+            key = service.parse_session_key(user, request.query_params)
+            return key, service.session_record(user, key)
+
+        try:
+            key, record = await self.as_account(credentials, load)
+        except ElementSessionError as err:
+            return self.error_page(request, err)
         fields: dict[str, Any] = {}
         try:
-
-            def load(user):
-                key = service.parse_session_key(user, request.query_params)
-                return key, service.session_detail(user, key).record
-
-            key, record = await self.as_account(credentials, load)
             if request.method == "GET":
                 note = record["session_note"] or ""
                 return self.page(request, "edit.html", record=record, query=request.url.query, errors={}, note=note,
@@ -377,7 +380,7 @@ class WebApp:
 
             def load(user):
                 key = service.parse_session_key(user, request.query_params)
-                return key, service.session_detail(user, key).record, service.delete_preview(user, key)
+                return key, service.session_record(user, key), service.delete_preview(user, key)
 
             key, record, preview = await self.as_account(credentials, load)
             if request.method == "GET":

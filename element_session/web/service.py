@@ -200,12 +200,24 @@ class SessionDetail:
     jobs: list[populate.JobRecord]  # reserved and failed jobs of this session
 
 
+def _session_frame(user: UserPipeline, key: dict[str, Any]) -> pd.DataFrame:
+    frame = query.session_table(user.session.Session & key, user.session)
+    if not len(frame):
+        raise SessionNotFoundError(f"no session {_shown(key)}")
+    return frame
+
+
+def session_record(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
+    """The JSON object of the session ``key``; :class:`SessionNotFoundError` if there is none."""
+    with database_errors(user.connection):
+        (record,) = formats.session_records(_session_frame(user, key), user.session.Session)
+    return record
+
+
 def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
     with database_errors(user.connection):
-        frame = query.session_table(user.session.Session & key, user.session)
-        if not len(frame):
-            raise SessionNotFoundError(f"no session {_shown(key)}")
+        frame = _session_frame(user, key)
         (record,) = formats.session_records(frame, user.session.Session)
         row = frame.iloc[0]
         directory = problem = None
