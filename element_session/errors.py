@@ -20,6 +20,9 @@ Every error the package raises on purpose is defined here (older import paths re
     ├── MigrationError               a schema not migrated (missing, unrecognised, a step failed)
     ├── NwbUnavailableError          (also ImportError) pynwb is not installed
     ├── NwbExportError               a session that cannot be written as NWB
+    ├── LoginRequiredError           web interface: a request without a login (HTTP 401)
+    │   └── LoginRefusedError        web interface: the database refused the account and password
+    ├── CsrfError                    web interface: a form posted without its CSRF token (HTTP 403)
     ├── DatabaseUnreachableError     (also ConnectionError) the server cannot be reached
     ├── PermissionDeniedError        (also PermissionError) the account may not do what was asked
     └── DatabaseBusyError            a deadlock or lock timeout that persists after retries
@@ -169,3 +172,15 @@ class NwbUnavailableError(ElementSessionError, ImportError):
 
 class NwbExportError(ElementSessionError):
     """Raised when a session cannot be written as NWB (no start time, an existing file, bad arguments)."""
+
+
+class LoginRequiredError(ElementSessionError):
+    """Raised by the web interface for a request without a login (HTTP 401, or the login page for a browser)."""
+
+
+class LoginRefusedError(LoginRequiredError):
+    """Raised by the web interface when the database refuses a login's account name and password (HTTP 401)."""
+
+
+class CsrfError(ElementSessionError):
+    """Raised by the web interface for a form posted without the session's CSRF token (HTTP 403)."""

@@ -22,7 +22,7 @@ from element_session.web import create_app
 from tests.helpers import add_references, remove_references, snapshot
 from tests.web_accounts import accounts
 
-SUBJECTS, PEOPLE, PROJECTS = ["wb-m1", "wb-m2"], ["wb-ada", "wb-bob"], ["wb-maps"]
+SUBJECTS, PEOPLE, PROJECTS = ["wb-m1", "wb-m2", "wb-pg"], ["wb-ada", "wb-bob"], ["wb-maps"]
 ROWS = [
     {"subject": "wb-m1", "session_datetime": "2024-03-10T14:30:00[Europe/Berlin]", "session_id": 1,
      "experimenter": ["wb-ada", "wb-bob"], "project": "wb-maps", "session_dir": "wb-m1/s1",
@@ -253,6 +253,22 @@ def test_session_list_is_newest_first_filtered_and_paged(client, logins, data):
     assert csv_text.splitlines()[0].startswith("subject,session_datetime")
     bad = client.get("/", params={"since": "2024-13-01"})
     assert bad.status_code == 400 and "since" in bad.text
+
+
+def test_the_list_pages_50_sessions_newest_first(client, logins, data):
+    rows = [
+        {"subject": "wb-pg", "session_datetime": f"2020-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z"} for i in range(60)
+    ]
+    ingest("sessions", rows, pipeline=data)
+    log_in(client, logins["reader"])
+    first = client.get("/", params={"subject": "wb-pg"})
+    second = client.get("/", params={"subject": "wb-pg", "page": "2"})
+    shown = [re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page.text) for page in (first, second)]
+    assert [len(s) for s in shown] == [50, 10]
+    assert shown[0] + shown[1] == sorted(shown[0] + shown[1], reverse=True)
+    assert shown[0][0] == "2020-01-03 11:00:00 UTC" and shown[1][-1] == "2020-01-01 00:00:00 UTC"
+    assert 'rel="next"' in first.text and 'rel="next"' not in second.text and 'rel="prev"' in second.text
+    assert client.get("/", params={"subject": "wb-pg", "page": "0"}).status_code == 400
 
 
 def test_session_page_shows_every_part_directory_downstream_and_jobs(client, logins, data, tmp_path, monkeypatch):

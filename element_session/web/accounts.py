@@ -27,14 +27,10 @@ from types import ModuleType
 import datajoint as dj
 
 from ..database import translate
-from ..errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError
+from ..errors import DatabaseUnreachableError, LoginRefusedError, PermissionDeniedError
 from ..linking import match_backslashes_as_datajoint_escapes_them
 
 CACHE_SIZE = 16  # accounts whose connection a worker keeps open
-
-
-class LoginRefused(ElementSessionError):
-    """Raised when the database refuses the account name and password of a login (HTTP 401)."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +140,7 @@ class Accounts:
                 )  # fmt: skip
         except Exception as err:  # the driver's own error: a refused login or an unreachable server
             if _is_refused_login(err):
-                raise LoginRefused(f"the database refused the login of account {credentials.user!r}") from None
+                raise LoginRefusedError(f"the database refused the login of account {credentials.user!r}") from None
             raise DatabaseUnreachableError(
                 f"cannot reach the database at {info['host']}:{info['port']} as {credentials.user!r}: "
                 f"{type(err).__name__}"
@@ -161,8 +157,9 @@ class Accounts:
     def use(self, credentials: Credentials) -> Iterator[UserPipeline]:
         """The account's bound pipeline, for this request alone while the block runs.
 
-        Raises :class:`LoginRefused` (wrong name or password), :class:`PermissionDeniedError` (the
-        account may not read the pipeline's schemas) or :class:`DatabaseUnreachableError`.
+        Raises :class:`~element_session.errors.LoginRefusedError` (wrong name or password),
+        :class:`PermissionDeniedError` (the account may not read the pipeline's schemas) or
+        :class:`DatabaseUnreachableError`.
         """
         key = self._cache_key(credentials)
         with self._lock:

@@ -38,15 +38,19 @@ from .. import formats
 from ..database import database_errors
 from ..errors import (
     ConflictError,
+    CsrfError,
     DatabaseUnreachableError,
     ElementSessionError,
     InputError,
+    InputProblem,
+    LoginRefusedError,
+    LoginRequiredError,
     PermissionDeniedError,
     SessionNotFoundError,
 )
 from ..readers import _no_duplicate_keys
 from . import forms, plot, service
-from .accounts import Accounts, Credentials, LoginRefused
+from .accounts import Accounts, Credentials
 from .logins import CSRF_FIELD, SESSION_KEY, Sealer, csrf_token, csrf_valid, derive_key
 
 SECRET_ENV = "ELEMENT_SESSION_WEB_SECRET"  # noqa: S105 (a variable name, not a secret); the secret shared by the worker processes of one serve
@@ -55,17 +59,9 @@ PAGE_SIZE = 50
 COOKIE = "element_session"
 
 
-class CsrfRefused(ElementSessionError):
-    """Raised for a form posted without the session's CSRF token (HTTP 403)."""
-
-
-class LoginRequired(ElementSessionError):
-    """Raised for a request without a login (HTTP 401, or the login page for a browser)."""
-
-
 def _status(err: BaseException) -> int:
     for kind, status in (
-        (CsrfRefused, 403), (LoginRequired, 401), (LoginRefused, 401), (ConflictError, 409), (InputError, 400),
+        (CsrfError, 403), (LoginRequiredError, 401), (ConflictError, 409), (InputError, 400),
         (PermissionDeniedError, 403), (SessionNotFoundError, 404), (DatabaseUnreachableError, 503),
         (ElementSessionError, 400),
     ):  # fmt: skip
@@ -140,7 +136,7 @@ class WebApp:
     async def as_account(self, credentials: Credentials | None, work: Callable[..., Any], *args: Any) -> Any:
         """Run ``work(user, *args)`` in a worker thread as the account of ``credentials``."""
         if credentials is None:
-            raise LoginRequired("log in with a database account")
+            raise LoginRequiredError("log in with a database account")
 
         def run() -> Any:
             with self.accounts.use(credentials) as user:
@@ -159,7 +155,7 @@ class WebApp:
 
     def error_page(self, request: Request, err: BaseException) -> Response:
         status = _status(err)
-        if status == 401 and not isinstance(err, LoginRefused):
+        if status == 401:  # no login, or one the database no longer accepts
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse("/login?" + urlencode({"next": target}), 303)
         problems = err.problems if isinstance(err, InputError) else []
@@ -176,7 +172,7 @@ class WebApp:
         return JSONResponse(body, status, headers=headers)
 
     async def check_csrf(self, request: Request) -> dict[str, str | list[str]]:
-        """The posted form (a field given twice is a list); raises :class:`CsrfRefused` without the session's token."""
+        """The posted form (a field given twice is a list); raises :class:`CsrfError` without the session's token."""
         form = await request.form()
         fields: dict[str, Any] = {}
         for name, value in form.multi_items():
@@ -186,7 +182,7 @@ class WebApp:
                 [fields[name], value] if name in fields else value
             )  # fmt: skip
         if not csrf_valid(request.session, fields.get(CSRF_FIELD)):
-            raise CsrfRefused("the form's CSRF token is missing or wrong: reload the page and send it again")
+            raise CsrfError("the form's CSRF token is missing or wrong: reload the page and send it again")
         return fields
 
     # -- JSON API ------------------------------------------------------------------------------
@@ -211,12 +207,12 @@ class WebApp:
     async def _api_add(self, request: Request) -> Response:
         credentials = self.basic_credentials(request)  # never the cookie: a cross-site form could post it
         if credentials is None:
-            raise LoginRequired("POST /api/sessions needs HTTP Basic credentials of a database account")
+            raise LoginRequiredError("POST /api/sessions needs HTTP Basic credentials of a database account")
         params = request.query_params.multi_items()
         unknown = [(n, v) for n, v in params if n != "timezone"]
         if unknown or len(params) > 1:
             raise InputError(
-                [service.InputProblem("query", None, n, v, "unknown or repeated parameter: only timezone")
+                [InputProblem("query", None, n, v, "unknown or repeated parameter: only timezone")
                  for n, v in unknown or params]
             )  # fmt: skip
         timezone = params[0][1] if params else "UTC"
@@ -252,7 +248,7 @@ class WebApp:
             return self.page(request, "login.html", target=target, message=None)
         try:
             fields = await self.check_csrf(request)
-        except CsrfRefused as err:
+        except CsrfError as err:
             return self.page(request, "login.html", 403, target=target, message=str(err))
         user, password = fields.get("username"), fields.get("password")
         if not isinstance(user, str) or not isinstance(password, str) or not user:
@@ -260,7 +256,7 @@ class WebApp:
         credentials = Credentials(user, password)
         try:
             await self.as_account(credentials, lambda _user: None)
-        except (LoginRefused, DatabaseUnreachableError) as err:
+        except (LoginRefusedError, DatabaseUnreachableError) as err:
             return self.page(request, "login.html", _status(err), target=target, message=str(err))
         except PermissionDeniedError as err:
             return self.page(request, "login.html", 403, target=target, message=str(err))
@@ -271,7 +267,7 @@ class WebApp:
     async def logout(self, request: Request) -> Response:
         try:
             await self.check_csrf(request)
-        except CsrfRefused as err:
+        except CsrfError as err:
             return self.page(request, "error.html", 403, code=403, message=str(err), problems=[])
         request.session.clear()
         return RedirectResponse("/login", 303)
@@ -324,7 +320,7 @@ class WebApp:
     async def add(self, request: Request) -> Response:
         credentials = self.cookie_credentials(request)
         if credentials is None:
-            return self.error_page(request, LoginRequired("log in"))
+            return self.error_page(request, LoginRequiredError("log in"))
         fields: dict[str, Any] = {}
         try:
             subject_keys = await self.as_account(credentials, lambda u: formats.subject_attributes(u.session.Session))
@@ -338,7 +334,7 @@ class WebApp:
             return self.page(request, "add.html", _status(err), fields=fields, errors=forms.errors_by_field(err),
                              subject_keys=subject_keys, message=_headline(err),
                              attributes=forms.attribute_pairs(fields))  # fmt: skip
-        except (PermissionDeniedError, CsrfRefused) as err:
+        except (PermissionDeniedError, CsrfError) as err:
             return self.page(request, "add.html", 403, fields=fields, errors={}, subject_keys=subject_keys,
                              message=str(err), attributes=forms.attribute_pairs(fields))  # fmt: skip
         except ElementSessionError as err:
@@ -387,7 +383,7 @@ class WebApp:
                 return self.page(request, "delete.html", record=record, preview=preview, query=request.url.query)
             fields = await self.check_csrf(request)
             if fields.get("confirm") != "yes":
-                raise InputError([service.InputProblem("form", None, "confirm", fields.get("confirm"),
+                raise InputError([InputProblem("form", None, "confirm", fields.get("confirm"),
                                                        "tick the box to confirm the delete")])  # fmt: skip
             await self.as_account(credentials, service.delete_session, key)
         except ElementSessionError as err:
@@ -400,18 +396,18 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
     try:
         data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
     except UnicodeDecodeError:
-        raise InputError([service.InputProblem("body", None, None, None, "not UTF-8 text")]) from None
+        raise InputError([InputProblem("body", None, None, None, "not UTF-8 text")]) from None
     except json.JSONDecodeError as err:
-        raise InputError([service.InputProblem("body", None, None, None, f"malformed JSON: {err.msg}")]) from None
+        raise InputError([InputProblem("body", None, None, None, f"malformed JSON: {err.msg}")]) from None
     except (ValueError, RecursionError) as err:
-        raise InputError([service.InputProblem("body", None, None, None, str(err))]) from None
+        raise InputError([InputProblem("body", None, None, None, str(err))]) from None
     if not isinstance(data, list):
-        raise InputError([service.InputProblem("body", None, None, type(data).__name__,
+        raise InputError([InputProblem("body", None, None, type(data).__name__,
                                                "expected a JSON list of session objects")])  # fmt: skip
     bad = [i for i, row in enumerate(data, start=1) if not isinstance(row, dict)]
     if bad:
         reason = "expected an object of column names to values"
-        raise InputError([service.InputProblem("body", i, None, repr(data[i - 1])[:80], reason) for i in bad])
+        raise InputError([InputProblem("body", i, None, repr(data[i - 1])[:80], reason) for i in bad])
     return data
 
 
@@ -428,12 +424,6 @@ def create_app(pipeline: ModuleType, secret: bytes) -> ASGIApp:
     """The web application serving ``pipeline`` (an imported pipeline module); ``secret`` keys its cookies."""
     web = WebApp(pipeline, secret)
 
-    async def api_sessions(request: Request) -> Response:
-        try:
-            return await web.api_sessions(request)
-        except ElementSessionError as err:
-            return web.api_error(err)
-
     routes = [
         Route("/", web.index),
         Route("/login", web.login, methods=["GET", "POST"]),
@@ -443,7 +433,7 @@ def create_app(pipeline: ModuleType, secret: bytes) -> ASGIApp:
         Route("/add", web.add, methods=["GET", "POST"]),
         Route("/edit", web.edit, methods=["GET", "POST"]),
         Route("/delete", web.delete, methods=["GET", "POST"]),
-        Route("/api/sessions", api_sessions, methods=["GET", "POST"]),
+        Route("/api/sessions", web.api_sessions, methods=["GET", "POST"]),
         Route("/api/sessions.csv", web.api_sessions_csv),
         Mount("/static", StaticFiles(packages=[("element_session.web", "static")]), name="static"),
     ]

@@ -109,24 +109,20 @@ def _found(user: UserPipeline, selection: Selection) -> Any:
 def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> tuple[pd.DataFrame, int]:
     """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
 
-    In the order of ``element-session sessions`` (by primary key), or by start time, newest first.
-    Only the page's sessions are read in full.
+    In the order of ``element-session sessions`` (by primary key, as Python compares the values:
+    the keys of every match are read and sorted here, since the database's collation may order
+    text otherwise), or by start time, newest first (sorted by the database where the start time
+    is part of the key). Only the page's sessions are read in full.
     """
     names = list(user.session.Session.primary_key)
-    stamp = [] if "session_datetime" in names else ["session_datetime"]
     with database_errors(user.connection):
         found = _found(user, selection)
-        rows = found.proj(*stamp).to_dicts()
-        idents = [tuple(r[n] for n in names) for r in rows]
-        if newest_first:
-            newest = [
-                (r["session_datetime"] is not None, r["session_datetime"] or dt.datetime.min, query.session_sort_key(i))
-                for r, i in zip(rows, idents, strict=True)
-            ]
-            order = sorted(range(len(rows)), key=newest.__getitem__, reverse=True)
+        if newest_first and "session_datetime" in names:
+            order = ["session_datetime DESC", *(f"{n} DESC" for n in names if n != "session_datetime")]
+            keys = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
+            page, total = [tuple(k[n] for n in names) for k in keys] if selection.limit else [], len(found)
         else:
-            order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
-        page = [idents[i] for i in order[selection.offset : selection.offset + selection.limit]]
+            page, total = _sorted_page(found, names, selection, newest_first)
         keys = [dict(zip(names, ident, strict=True)) for ident in page]
         frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
     if newest_first:  # session_table orders by key: put the page back in its own order
@@ -134,7 +130,22 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
         stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
         at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
-    return frame, len(rows)
+    return frame, total
+
+
+def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> tuple[list[tuple], int]:
+    """The keys of one page of ``found`` sorted here, and the number of matches."""
+    stamp = [] if "session_datetime" in names else ["session_datetime"]
+    keys = found.proj(*stamp)
+    columns = list(keys.heading.names)
+    rows = [dict(zip(columns, row, strict=True)) for row in keys.cursor().fetchall()]  # plain rows: fast
+    idents = [tuple(r[n] for n in names) for r in rows]
+    if newest_first:
+        when = [(r["session_datetime"] is not None, r["session_datetime"] or dt.datetime.min) for r in rows]
+        order = sorted(range(len(rows)), key=lambda i: (*when[i], query.session_sort_key(idents[i])), reverse=True)
+    else:
+        order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
+    return [idents[i] for i in order[selection.offset : selection.offset + selection.limit]], len(rows)
 
 
 def _naive(value: Any) -> Any:
