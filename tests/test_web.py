@@ -201,6 +201,22 @@ def test_a_read_only_account_is_refused_every_write_with_403_and_nothing_is_stor
     assert snapshot(data) == before
 
 
+def test_a_write_refused_in_part_stores_nothing(client, logins, data):
+    """The account may insert sessions but not notes: the whole ingest is one transaction, refused as a whole."""
+    before = snapshot(data)
+    without_note = [{"subject": "wb-m1", "session_datetime": "2024-06-02T10:00:00Z"}]
+    with_note = [{"subject": "wb-m1", "session_datetime": "2024-06-03T10:00:00Z", "session_note": "refused"}]
+    answer = client.post("/api/sessions", json=without_note + with_note, auth=logins["partial"].auth)
+    assert answer.status_code == 403, answer.text
+    assert logins["partial"].user in answer.json()["error"]
+    assert snapshot(data) == before
+    allowed = client.post("/api/sessions", json=without_note, auth=logins["partial"].auth)
+    assert allowed.status_code == 201, allowed.text  # the same account may write what it is granted
+    found = client.get("/api/sessions", params={"subject": "wb-m1", "since": "2024-06-02", "until": "2024-06-03"},
+                       auth=logins["partial"].auth)  # fmt: skip
+    assert found.json()["total"] == 1
+
+
 # -- pages -----------------------------------------------------------------------------------------
 def test_pages_show_no_data_without_a_login(client, data):
     for path in ("/", "/?subject=wb-m1", "/session?subject=wb-m1&session_datetime=2024-03-12T09:00:00Z",

@@ -11,6 +11,9 @@ import datajoint as dj
 
 SCHEMAS = ("lab", "subject", "session", "inventory")
 WRITE = "SELECT, INSERT, UPDATE, DELETE"
+#: The session schema's tables that the "partial" account may insert into: all but the notes.
+PARTIAL = ("session", "session_timezone", "session_experimenter", "project_session", "session_directory",
+           "session__attribute")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,14 @@ def _create(connection: dj.Connection, user: str, password: str, schemas: list[s
             connection.query(f"GRANT {privileges} ON `{schema}`.* TO %s@%s", args=(user, "%"))
 
 
+def _grant_inserts(connection: dj.Connection, user: str, schema: str, tables: tuple[str, ...]) -> None:
+    for table in tables:
+        if connection.adapter.backend == "postgresql":
+            connection.query(f'GRANT INSERT ON TABLE "{schema}"."{table}" TO "{user}"')
+        else:
+            connection.query(f"GRANT INSERT ON `{schema}`.`{table}` TO %s@%s", args=(user, "%"))
+
+
 def _drop(connection: dj.Connection, user: str) -> None:
     if connection.adapter.backend == "postgresql":
         connection.query(f'DROP OWNED BY "{user}"')
@@ -50,7 +61,8 @@ def _drop(connection: dj.Connection, user: str) -> None:
 
 @contextmanager
 def accounts(connection: dj.Connection, prefix: str) -> Iterator[dict[str, Login]]:
-    """``writer`` (read and write the pipeline), ``reader`` (read only), ``outsider`` (the lab schema only)."""
+    """``writer`` (read and write the pipeline), ``reader`` (read only), ``outsider`` (the lab schema only),
+    ``partial`` (read, and insert sessions but not their notes)."""
     schemas = [prefix + name for name in SCHEMAS]
     made: dict[str, Login] = {}
     try:
@@ -58,10 +70,12 @@ def accounts(connection: dj.Connection, prefix: str) -> Iterator[dict[str, Login
             ("writer", schemas, WRITE),
             ("reader", schemas, "SELECT"),
             ("outsider", [prefix + "lab"], "SELECT"),
+            ("partial", schemas, "SELECT"),
         ):
             login = Login(f"wb{role[0]}_{secrets.token_hex(4)}", f"pw-{secrets.token_urlsafe(12)}:x")
             _create(connection, login.user, login.password, granted, privileges)
             made[role] = login
+        _grant_inserts(connection, made["partial"].user, prefix + "session", PARTIAL)
         yield made
     finally:
         for login in made.values():
