@@ -187,6 +187,15 @@ def test_a_body_that_is_not_a_list_of_objects_is_400(client, logins, data, body)
     assert snapshot(data) == before
 
 
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client, logins, data, monkeypatch):
+    from element_session.web import app as web_app
+
+    monkeypatch.setattr(web_app, "MAX_BODY", 100)
+    rows = [{"subject": "wb-m1", "session_datetime": "2024-06-01T10:00:00Z", "session_note": "x" * 200}]
+    answer = client.post("/api/sessions", json=rows, auth=logins["writer"].auth)
+    assert answer.status_code == 400 and "larger than" in answer.json()["problems"][0]["reason"]
+
+
 def test_a_read_only_account_is_refused_every_write_with_403_and_nothing_is_stored(client, logins, data):
     before = snapshot(data)
     rows = [{"subject": "wb-m1", "session_datetime": "2024-06-01T10:00:00Z", "session_note": "refused"}]

@@ -56,6 +56,7 @@ from .logins import CSRF_FIELD, SESSION_KEY, Sealer, csrf_token, csrf_valid, der
 SECRET_ENV = "ELEMENT_SESSION_WEB_SECRET"  # noqa: S105 (a variable name, not a secret); the secret shared by the worker processes of one serve
 PIPELINE_ENV = "ELEMENT_SESSION_WEB_PIPELINE"  # the pipeline module they serve
 PAGE_SIZE = 50
+MAX_BODY = 64 * 2**20  # bytes of a posted list of sessions (about 100,000 sessions)
 COOKIE = "element_session"
 
 
@@ -216,7 +217,7 @@ class WebApp:
                  for n, v in unknown or params]
             )  # fmt: skip
         timezone = params[0][1] if params else "UTC"
-        rows = _rows_of(await request.body())
+        rows = _rows_of(await _body(request))
         report = await self.as_account(credentials, service.add_sessions, rows, timezone)
         body = {
             "kind": report.kind, "rows": report.rows, "new": report.new, "present": len(report.present),
@@ -389,6 +390,17 @@ class WebApp:
         except ElementSessionError as err:
             return self.error_page(request, err)
         return RedirectResponse("/", 303)
+
+
+async def _body(request: Request) -> bytes:
+    """The request's body, refused (400) past ``MAX_BODY`` bytes before it is all read."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise InputError([InputProblem("body", None, None, size, f"larger than {MAX_BODY // 2**20} MiB")])
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _rows_of(body: bytes) -> list[dict[str, Any]]:
