@@ -124,6 +124,7 @@ class Accounts:
         self._size = size
         self._cache: OrderedDict[tuple[str, str], UserPipeline] = OrderedDict()
         self._lock = threading.Lock()
+        self._binding = threading.Lock()  # one login's tables spawned at a time: DataJoint's registries are shared
 
     def _cache_key(self, credentials: Credentials) -> tuple[str, str]:
         digest = hmac.new(self._key, credentials.password.encode("utf-8", "surrogatepass"), hashlib.sha256)
@@ -147,7 +148,8 @@ class Accounts:
             ) from None
         match_backslashes_as_datajoint_escapes_them(connection)
         try:
-            bound = bind(self._pipeline, connection)
+            with self._binding:
+                bound = bind(self._pipeline, connection)
         except BaseException:
             connection.close()
             raise
