@@ -256,6 +256,14 @@ def test_login_logout_and_csrf(client, logins, data):
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_the_cookie_is_secure_over_https_only(app, logins, data):
+    with TestClient(app, base_url="https://testserver") as secure, TestClient(app) as plain:
+        assert "secure" in secure.get("/login").headers["set-cookie"].lower()
+        assert "secure" not in plain.get("/login").headers["set-cookie"].lower()
+        log_in(secure, logins["reader"])
+        assert secure.get("/").status_code == 200
+
+
 def test_a_login_works_whichever_worker_answers(app, data, logins):
     other = create_app(data, b"test secret of this run")  # another worker process: same secret, own state
     with TestClient(app) as first, TestClient(other) as second:
