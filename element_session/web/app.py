@@ -7,7 +7,8 @@
   POST without it, or with another, is refused (403) before anything else is looked at.
 
 Errors map to statuses in :func:`_status`: invalid input 400, a conflict with stored rows 409, a
-refusal by the database 403, no such session 404, an unreachable database 503.
+refusal by the database 403, no such session 404, an unreachable database (or a deadlock that
+persisted: try again) 503.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ..database import database_errors
 from ..errors import (
     ConflictError,
     CsrfError,
+    DatabaseBusyError,
     DatabaseUnreachableError,
     ElementSessionError,
     InputError,
@@ -64,6 +66,7 @@ def _status(err: BaseException) -> int:
     for kind, status in (
         (CsrfError, 403), (LoginRequiredError, 401), (ConflictError, 409), (InputError, 400),
         (PermissionDeniedError, 403), (SessionNotFoundError, 404), (DatabaseUnreachableError, 503),
+        (DatabaseBusyError, 503),
         (ElementSessionError, 400),
     ):  # fmt: skip
         if isinstance(err, kind):
