@@ -143,7 +143,8 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
     if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
         said = err.args[1] if coded else err.args[0] if err.args else err
-        return PermissionDeniedError(f"the database refused this as {_server(connection)}: {without_password(str(said))}")
+        reason = without_password(str(said))
+        return PermissionDeniedError(f"the database refused this as {_server(connection)}: {reason}")
     if _is_lost_connection(err):
         return DatabaseUnreachableError(
             f"cannot reach the database at {_server(connection)}: {type(err).__name__}: {without_password(str(err))}"
