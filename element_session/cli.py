@@ -512,6 +512,25 @@ def _connection() -> Any:
         return dj.conn()
 
 
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="port to listen on")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes")
+@pipeline_option
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, workers: int) -> ExitStatus:
+    """Serve the web interface (docs/web.md); people log in with their own database accounts.
+
+    Needs the extra: pip install "element-session[web]". Prints the address; Ctrl-C stops it.
+    """
+    from .web.server import serve as run
+
+    settings = _settings(ctx)
+    settings.load_pipeline()  # fails here, with its exit status, rather than in each worker
+    run(settings.pipeline_name, host, port, workers, verbose=settings.verbose)
+    return ExitStatus.OK
+
+
 # --------------------------------------------------------------------------- the private server
 
 

@@ -85,6 +85,15 @@ def csrf(client: TestClient, path: str = "/") -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).text)[1]
 
 
+def test_the_serve_command_refuses_a_bad_port_or_worker_count(capsys):
+    from element_session import cli
+
+    assert cli.main(["serve", "--port", "70000"]) == 2
+    assert cli.main(["serve", "--workers", "0"]) == 2
+    assert cli.main(["serve", "--help"]) == 0
+    assert "--workers" in capsys.readouterr().out
+
+
 # -- JSON API ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("params", "options"),

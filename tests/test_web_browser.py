@@ -1,10 +1,9 @@
 """The web interface in a real browser: Debian's chromium driven by Playwright, against a real uvicorn.
 
 Nothing is downloaded: Playwright drives the system's ``/usr/bin/chromium`` (``scripts/setup``
-installs it). The server is ``element_session.web.serve`` in a child process on a free port, as
-``element-session serve`` runs it. Screenshots of the main pages are saved under the test's
-temporary directory (and copied to ``$ELEMENT_SESSION_SCREENSHOTS`` when set; docs/web-sessions.png
-was made that way).
+installs it). The server is ``element-session serve --workers 2`` in a child process on a free
+port. Screenshots of the main pages are saved under the test's temporary directory (and copied to
+``$ELEMENT_SESSION_SCREENSHOTS`` when set; docs/web-sessions.png was made that way).
 """
 
 from __future__ import annotations
@@ -54,9 +53,9 @@ def web_server(logins, subprocess_env, tmp_path_factory):
     """``serve`` in a child process; its base URL."""
     port = _free_port()
     log = tmp_path_factory.mktemp("web") / "serve.log"
-    code = f"from element_session.web import serve; serve('workflow.pipeline', '127.0.0.1', {port}, 2)"
+    command = [sys.executable, "-m", "element_session", "serve", "--port", str(port), "--workers", "2"]
     with log.open("w") as out:
-        child = subprocess.Popen([sys.executable, "-c", code], env=subprocess_env, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(command, env=subprocess_env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -69,6 +68,7 @@ def web_server(logins, subprocess_env, tmp_path_factory):
         else:
             pytest.fail(f"the server did not start: {log.read_text()}")
         assert f"http://127.0.0.1:{port}/" in log.read_text()  # it prints its address
+        assert "MariaDB" not in log.read_text() and "connected" not in log.read_text()  # quiet, workers too
         yield f"http://127.0.0.1:{port}"
     finally:
         child.terminate()

@@ -4,7 +4,16 @@ Install with the ``[web]`` extra. :func:`create_app` builds the ASGI application
 pipeline module; :func:`serve` runs it with uvicorn (``element-session serve``). See docs/web.md.
 """
 
-from .app import create_app
-from .server import serve
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = ["create_app", "serve"]
+_WHERE = {"create_app": ".app", "serve": ".server"}
+
+
+def __getattr__(name: str) -> Any:  # imported on first use: a worker sets up DataJoint's messages first
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,10 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import importlib
 import io
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from types import ModuleType
 from typing import Any
@@ -36,7 +34,6 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import formats
-from ..database import database_errors
 from ..errors import (
     ConflictError,
     CsrfError,
@@ -55,8 +52,6 @@ from . import forms, plot, service
 from .accounts import Accounts, Credentials
 from .logins import CSRF_FIELD, SESSION_KEY, Sealer, csrf_token, csrf_valid, derive_key
 
-SECRET_ENV = "ELEMENT_SESSION_WEB_SECRET"  # noqa: S105 (a variable name, not a secret); the secret shared by the worker processes of one serve
-PIPELINE_ENV = "ELEMENT_SESSION_WEB_PIPELINE"  # the pipeline module they serve
 PAGE_SIZE = 50
 MAX_BODY = 64 * 2**20  # bytes of a posted list of sessions (about 100,000 sessions)
 COOKIE = "element_session"
@@ -461,10 +456,3 @@ def create_app(pipeline: ModuleType, secret: bytes) -> ASGIApp:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.web = web
     return _CookieBySchemeMiddleware(app, derive_key(secret, "cookie").hex())
-
-
-def app_from_environment() -> ASGIApp:
-    """The application of one worker of ``serve``: pipeline and secret from the environment it set."""
-    with database_errors():
-        pipeline = importlib.import_module(os.environ[PIPELINE_ENV])
-    return create_app(pipeline, os.environ[SECRET_ENV].encode())

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import os
 import secrets
+from typing import Any
 
-from .app import PIPELINE_ENV, SECRET_ENV
+#: What ``serve`` hands to its worker processes, in their environment.
+SECRET_ENV = "ELEMENT_SESSION_WEB_SECRET"  # noqa: S105 (a variable's name) the secret that seals logins
+PIPELINE_ENV = "ELEMENT_SESSION_WEB_PIPELINE"  # the pipeline module they serve
+VERBOSE_ENV = "ELEMENT_SESSION_WEB_VERBOSE"  # "1": show DataJoint's messages, as -v does
 
 
-def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, verbose: bool = False) -> None:
     """Serve ``pipeline`` (an import path) at ``host:port`` with ``workers`` processes until interrupted.
 
     Prints the address. The worker processes share the secret that seals logins (taken from
     ``ELEMENT_SESSION_WEB_SECRET`` if set, so that logins survive a restart; otherwise a new random
-    one, so that a restart ends every login). Raises ``ValueError`` for a port or a number of workers
-    out of range.
+    one, so that a restart ends every login). DataJoint's messages are shown only when ``verbose``,
+    in every worker. Raises ``ValueError`` for a port or a number of workers out of range.
     """
     import uvicorn
 
@@ -25,9 +29,21 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
     if not os.environ.get(SECRET_ENV):  # inherited by the worker processes
         os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
     os.environ[PIPELINE_ENV] = pipeline
+    os.environ[VERBOSE_ENV] = "1" if verbose else "0"
     shown = f"[{host}]" if ":" in host else host
     print(f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
     uvicorn.run(
-        "element_session.web.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
+        "element_session.web.server:worker_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning",
     )  # fmt: skip
+
+
+def worker_app() -> Any:
+    """The ASGI application of one worker: DataJoint's messages set up before DataJoint is imported."""
+    from .. import _messages
+
+    _messages.configure(os.environ.get(VERBOSE_ENV) == "1")
+    from ..cli import load_pipeline
+    from .app import create_app
+
+    return create_app(load_pipeline(os.environ[PIPELINE_ENV]), os.environ[SECRET_ENV].encode())
