@@ -26,9 +26,9 @@ from types import ModuleType
 
 import datajoint as dj
 
+from .._datajoint_compat import match_backslashes_as_datajoint_escapes_them
 from ..database import translate
 from ..errors import DatabaseUnreachableError, LoginRefusedError, PermissionDeniedError
-from ..linking import match_backslashes_as_datajoint_escapes_them
 
 CACHE_SIZE = 16  # accounts whose connection a worker keeps open
 
