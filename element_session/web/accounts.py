@@ -170,10 +170,13 @@ class Accounts:
                 self._cache[key] = entry
         if entry is None:  # a dropped connection is reconnected by DataJoint's next query
             entry = self._open(credentials)
+            evicted = []
             with self._lock:
                 self._cache[key] = entry
                 while len(self._cache) > self._size:
-                    _, old = self._cache.popitem(last=False)
+                    evicted.append(self._cache.popitem(last=False)[1])
+            for old in evicted:
+                with old.lock:  # after the request that may still be using it
                     old.connection.close()
         with entry.lock:
             yield entry
