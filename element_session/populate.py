@@ -38,6 +38,7 @@ from typing import Any
 
 import datajoint as dj
 
+from . import timezones
 from ._datajoint_compat import declare_jobs_table, release_interrupted_job
 from ._processes import process_alive
 from .database import translate
@@ -53,19 +54,42 @@ _JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time
 Restriction = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
-def _check_restriction(restriction: Restriction) -> dict[str, Any] | list[dict[str, Any]] | None:
-    """The restriction as plain dicts (it travels to the workers); PopulateError for anything else.
+def _check_restriction(
+    restriction: Restriction, tables: Sequence[type[dj.Table]], timezone: str
+) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """The restriction as plain dicts (it travels to the workers), its times read; PopulateError for anything else.
 
     Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
+    A value of a datetime attribute in the key of one of ``tables`` (``session_datetime``, stored in
+    UTC) is read as every time from a person is (:func:`timezones.parse_session_time`, in
+    ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
+    not such a time is an :class:`~element_session.errors.InputError` naming the attribute and value.
     """
     if holds_nul(restriction):
         raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
-    if restriction is None or isinstance(restriction, Mapping):
-        return None if restriction is None else dict(restriction)
+    if restriction is None:
+        return None
     is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)
-    if is_list and all(isinstance(item, Mapping) for item in restriction):
-        return [dict(item) for item in restriction]
-    raise PopulateError(f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}")
+    if not isinstance(restriction, Mapping) and not (is_list and all(isinstance(i, Mapping) for i in restriction)):
+        raise PopulateError(
+            f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
+        )
+    times = {
+        name
+        for table in tables
+        for name, attribute in table.heading.attributes.items()
+        if attribute.in_key and attribute.type.startswith(("datetime", "timestamp"))
+    }
+
+    def read(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: timezones.time_argument(name, value, timezone, source="restriction")
+            if name in times and value is not None
+            else value
+            for name, value in values.items()
+        }
+
+    return read(restriction) if isinstance(restriction, Mapping) else [read(item) for item in restriction]
 
 
 def _restricted(query: Any, restriction: Restriction) -> Any:
@@ -193,6 +217,7 @@ def populate(
     restriction: Restriction = None,
     poll_interval: float = 0.5,
     verbose: bool = False,
+    timezone: str = "UTC",
 ) -> PopulateSummary:
     """Populate the Imported/Computed tables of ``pipeline`` with ``workers`` processes.
 
@@ -208,10 +233,13 @@ def populate(
     limit : at most this many keys per table in this run (shared among the workers); None: no limit.
     progress : show a progress bar (on stderr) of the keys done, polled from the database.
     restriction : only keys matching it: a dict of attribute values (e.g. ``{"subject": "m1"}``),
-        or a list of dicts (any of them); attributes a table lacks are ignored.
+        or a list of dicts (any of them); attributes a table lacks are ignored. A start time
+        (``session_datetime``) may be a datetime or ISO 8601 text with an offset or ``[Zone]``
+        (``docs/times.md``); it selects the session stored at that instant.
     poll_interval : seconds between two polls of the progress bar's counts.
     verbose : let the workers show DataJoint's warnings and messages on standard error (by default
         they are quiet).
+    timezone : the zone of restriction times without an offset (naive datetimes too); default UTC.
 
     Returns the :class:`PopulateSummary`. Failed keys are also recorded, with their error, in
     DataJoint's jobs tables (:func:`list_jobs`); they are not retried until cleared
@@ -221,7 +249,8 @@ def populate(
     Raises :class:`~element_session.errors.PopulateError` for an unusable module, table name,
     restriction, ``workers`` or ``limit``; :class:`~element_session.errors.PermissionDeniedError` or
     :class:`~element_session.errors.DatabaseUnreachableError` when a worker was refused by the
-    database or could not reach it (after all workers ended).
+    database or could not reach it (after all workers ended);
+    :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
     """
     module = resolve_pipeline(pipeline)
     if module.__name__ == "__main__":
@@ -230,8 +259,8 @@ def populate(
         raise PopulateError(f"workers must be a positive integer, not {workers!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise PopulateError(f"limit must be a positive integer or None, not {limit!r}")
-    restriction = _check_restriction(restriction)
     selected = select_tables(module, tables)
+    restriction = _check_restriction(restriction, selected, timezone)
     summary = PopulateSummary()
     if not selected:
         return summary
@@ -445,17 +474,22 @@ class JobRecord:
 
 
 def list_jobs(
-    pipeline: ModuleType | str, tables: Sequence[str] | None = None, restriction: Restriction = None
+    pipeline: ModuleType | str,
+    tables: Sequence[str] | None = None,
+    restriction: Restriction = None,
+    timezone: str = "UTC",
 ) -> list[JobRecord]:
     """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first.
 
-    ``restriction`` (a dict or a list of dicts, as for :func:`populate`) selects keys.
+    ``restriction`` (a dict or a list of dicts, its times read in ``timezone``, as for
+    :func:`populate`) selects keys.
 
     Raises :class:`~element_session.errors.PopulateError` for a table name that matches no table (or
-    several) and for a restriction that is not a dict or a list of dicts.
+    several) and for a restriction that is not a dict or a list of dicts;
+    :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
     """
-    restriction = _check_restriction(restriction)
     selected = select_tables(pipeline, tables)
+    restriction = _check_restriction(restriction, selected, timezone)
     if not selected:
         return []
     connection = selected[0].connection
@@ -515,6 +549,7 @@ def clear_jobs(
     older_than: float | None = None,
     tables: Sequence[str] | None = None,
     restriction: Restriction = None,
+    timezone: str = "UTC",
 ) -> list[JobRecord]:
     """Clear failed keys and stale reservations, so that the next populate makes those keys again.
 
@@ -522,15 +557,15 @@ def clear_jobs(
     those of this host whose process no longer runs, and, when ``older_than`` (minutes) is given,
     those of other hosts reserved at least that long ago (their processes cannot be checked from
     here: choose an age longer than any job takes). Reservations of live processes of this host
-    are never cleared. ``tables`` and ``restriction`` select as in :func:`list_jobs`. Returns the
-    records cleared.
+    are never cleared. ``tables``, ``restriction`` and ``timezone`` select as in :func:`list_jobs`.
+    Returns the records cleared.
     """
     if older_than is not None and older_than < 0:
         raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
     here = platform.node()
     cleared = []
     by_label = {table_label(t): t for t in select_tables(pipeline, tables)}
-    for record in list_jobs(pipeline, tables, restriction):
+    for record in list_jobs(pipeline, tables, restriction, timezone):
         if record.problem:
             continue  # not understood, so not cleared: list_jobs shows it with the reason
         if record.status == "error":

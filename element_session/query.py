@@ -5,14 +5,16 @@ ordinary joins and restrictions. Names and values from the caller reach SQL only
 dict restrictions; the time window's ends are parsed into datetimes first, and only their
 digits, formatted here, appear in the condition.
 
-The time window is half-open: ``since <= session_datetime < until``. A date means its midnight; a
-datetime or ISO text without an offset is read in ``timezone`` (default UTC), one with an offset
-is converted. Sessions without a start time (possible in the id variant) never match a window.
+The time window is half-open: ``since <= session_datetime < until``, compared at full precision.
+Its ends are read as every time from a person is (``docs/times.md``): a date means its midnight, a
+datetime or ISO text without an offset is read in ``timezone`` (default UTC), one with an offset or
+a ``[Zone]`` is converted. Sessions without a start time (possible in the id variant) never match a window.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -22,29 +24,33 @@ import pandas as pd
 
 from . import timezones
 from .errors import UsageError, one_problem
+from .timezones import TimeInput
 from .validate import holds_nul
 
-TimeLike = dt.datetime | dt.date | str
 
+def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, column_type: str) -> list[str]:
+    """The SQL conditions of the half-open window ``since <= session_datetime < until``, exact.
 
-def _utc(value: TimeLike, timezone: str, name: str) -> dt.datetime:
-    """A window end as a naive UTC datetime."""
-    try:
-        if isinstance(value, str):
-            text = value.strip()
-            if len(text) == 10:
-                value = dt.date.fromisoformat(text)
-            else:
-                return timezones.parse_session_time(text, timezone)[0]
-        if isinstance(value, dt.datetime):
-            aware = value if value.tzinfo else timezones.localize(value, timezone)
-        elif isinstance(value, dt.date):
-            aware = timezones.localize(dt.datetime(value.year, value.month, value.day), timezone)
-        else:
-            raise TypeError(f"expected a datetime, a date or ISO 8601 text, not {type(value).__name__}")
-        return aware.astimezone(dt.UTC).replace(tzinfo=None)
-    except (ValueError, TypeError, OverflowError) as err:
-        raise one_problem("arguments", name, value, str(err)) from None
+    Each end is read by :func:`timezones.time_argument` (dates allowed, fractions kept), then written
+    with no more fractional digits than the column holds (``column_type``: MySQL's ``datetime``
+    holds whole seconds, PostgreSQL's ``timestamp`` microseconds), so that no server rounds or cuts
+    the literal on its way in. For a column value ``s`` and an end ``b`` cut to ``c < b``,
+    ``s >= b`` is ``s > c`` and ``s < b`` is ``s <= c``: the same sessions as at full precision
+    (``until=10:00:00.5`` includes 10:00:00, ``since=09:59:59.5`` excludes 09:59:59). Only digits
+    formatted here from datetimes reach the SQL, never the caller's text.
+    """
+    match = re.search(r"\((\d)\)", column_type)
+    digits = int(match[1]) if match else 6 if column_type.startswith("timestamp") else 0
+    step = 10 ** (6 - digits)
+    conditions = []
+    for name, value, exact, cut in (("since", since, ">=", ">"), ("until", until, "<", "<=")):
+        if value is None:
+            continue
+        end = timezones.time_argument(name, value, timezone, bound=True)
+        kept = end.replace(microsecond=end.microsecond - end.microsecond % step)
+        literal = kept.isoformat(sep=" ", timespec="microseconds" if digits else "seconds")
+        conditions.append(f"session_datetime {exact if kept == end else cut} '{literal}'")
+    return conditions
 
 
 def _as_list(value: Any) -> list:
@@ -63,8 +69,8 @@ def find_sessions(
     subject: str | Iterable[str] | None = None,
     project: str | None = None,
     experimenter: str | None = None,
-    since: TimeLike | None = None,
-    until: TimeLike | None = None,
+    since: TimeInput | None = None,
+    until: TimeInput | None = None,
     attribute: str | None = None,
     value: str | None = None,
     timezone: str = "UTC",
@@ -73,10 +79,13 @@ def find_sessions(
 
     ``subject`` is one subject or several (any of them); ``project`` and ``experimenter`` restrict to
     sessions linked to them; ``since``/``until`` bound the start time (``since`` included, ``until``
-    excluded); ``attribute`` keeps sessions having that attribute, with ``value`` if given.
+    excluded, at full precision: a datetime, a date or ISO 8601 text, read in ``timezone`` where it
+    has no offset; see ``docs/times.md``); ``attribute`` keeps sessions having that attribute, with
+    ``value`` if given.
 
-    Raises :class:`~element_session.errors.InputError` (source ``arguments``) for a subject, time
-    or value that cannot be used, naming the argument and the value.
+    Raises :class:`~element_session.errors.InputError` (source ``arguments``) for a subject, time,
+    zone or value that cannot be used, naming the argument and the value (e.g. a window end that is
+    not a time, or a local time skipped by a DST change).
     """
     m = session_module
     for name, given in (("subject", subject), ("project", project), ("experimenter", experimenter),
@@ -95,11 +104,7 @@ def find_sessions(
         conditions.append(m.ProjectSession & {_other_key(m.ProjectSession, m.Session): project})
     if experimenter is not None:
         conditions.append(m.SessionExperimenter & {_other_key(m.SessionExperimenter, m.Session): experimenter})
-    window = []
-    if since is not None:
-        window.append(f"session_datetime >= '{_utc(since, timezone, 'since'):%Y-%m-%d %H:%M:%S}'")
-    if until is not None:
-        window.append(f"session_datetime < '{_utc(until, timezone, 'until'):%Y-%m-%d %H:%M:%S}'")
+    window = _window(since, until, timezone, m.Session.heading["session_datetime"].type)
     if window:
         conditions.append(" AND ".join(window))
     if attribute is not None:

@@ -1,32 +1,44 @@
-"""Session start times: ISO 8601 text in, a UTC instant and the zone it was recorded in out.
+"""Times from people: one reader for every entry point, and the zone a session was recorded in.
+
+:func:`read_time` is the one way a time given by a person (ingest, the ``find_sessions`` window,
+populate/jobs restrictions, the NWB export's lookup, and their commands) becomes an instant; the
+rules are in ``docs/times.md``. In short: an aware datetime is that instant; a naive datetime, or
+ISO 8601 text without an offset, is local time in the caller's zone; text may carry an offset
+(``+01:00``, ``Z``) and/or an RFC 9557 zone suffix (``[Europe/Berlin]``); a local time that a
+daylight-saving change skips or repeats is an error. Where a date alone is allowed (window ends),
+it means its midnight. :func:`parse_session_time` adds the rules of a stored session time (whole
+seconds, years 1000-9999) on top.
 
 Zones are kept as text: an IANA name (``Europe/Berlin``), ``UTC``, or a fixed offset (``+02:00``).
-Text forms accepted (``T`` or a space between date and time):
-
-- ``2024-03-10T14:30:00+01:00`` or ``...Z``: an instant with its offset; the offset is the zone;
-- ``2024-03-10T14:30:00[Europe/Berlin]`` (RFC 9557): local time in that zone;
-- ``2024-03-10T14:30:00+01:00[Europe/Berlin]``: both; the offset must be the zone's at that time;
-- ``2024-03-10T14:30:00``: local time in the caller's default zone.
-
-A local time that does not exist (skipped by a DST change) or exists twice (repeated by one) is an
-error, as is a fraction of a second (the column holds whole seconds) or a year outside 1000-9999.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import TimeError
+from .errors import TimeError, one_problem
 
 UTC = dt.UTC
+#: What a person may give as a time: see :func:`read_time`.
+TimeInput = dt.datetime | dt.date | str
 _ZONE_SUFFIX = re.compile(r"^(?P<stamp>[^\[\]]+)\[(?P<zone>[^\[\]]+)\]$")
 _ISO = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+_DATE = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}$")
+_UTC_NAMES = ("UTC", "ETC/UTC", "Z")
+
+
+class Instant(NamedTuple):
+    """A time read from a person: the instant, and the zone it was given in."""
+
+    utc: dt.datetime  # the instant as a naive UTC datetime (the stored form), microseconds kept
+    zone: str  # the zone it was written in: 'UTC', an IANA name, or a fixed offset '+HH:MM'
 
 
 def zone_info(name: str) -> dt.tzinfo:
-    """The tzinfo of a zone text: an IANA name, ``UTC`` or a fixed ``+HH:MM`` offset."""
+    """The tzinfo of a zone text: an IANA name, ``UTC`` or a fixed ``+HH:MM`` offset; :class:`TimeError` if unknown."""
     match = re.fullmatch(r"([+-])(\d{2}):(\d{2})", name)
     if match:
         sign = 1 if match[1] == "+" else -1
@@ -42,7 +54,7 @@ def zone_info(name: str) -> dt.tzinfo:
 
 
 def offset_text(offset: dt.timedelta) -> str:
-    """``UTC`` for a zero offset, else ``+HH:MM`` (whole minutes only)."""
+    """``UTC`` for a zero offset, else ``+HH:MM`` (whole minutes only; :class:`TimeError` otherwise)."""
     if offset == dt.timedelta(0):
         return "UTC"
     if offset % dt.timedelta(minutes=1):
@@ -53,7 +65,7 @@ def offset_text(offset: dt.timedelta) -> str:
 
 
 def localize(local: dt.datetime, zone: str) -> dt.datetime:
-    """``local`` (naive) as an aware time in ``zone``; an error if it does not exist or is ambiguous."""
+    """``local`` (naive) as an aware time in ``zone``; :class:`TimeError` if it does not exist or is ambiguous."""
     tz = zone_info(zone)
     first, second = local.replace(tzinfo=tz, fold=0), local.replace(tzinfo=tz, fold=1)
     if first.utcoffset() != second.utcoffset():
@@ -66,52 +78,121 @@ def localize(local: dt.datetime, zone: str) -> dt.datetime:
     return first
 
 
-def parse_session_time(text: str, default_zone: str = "UTC") -> tuple[dt.datetime, str]:
-    """The UTC instant (naive, as stored) and the zone text of an ISO 8601 session time.
+def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False) -> Instant:
+    """The instant a person means by ``value``, and the zone it was given in.
 
-    Raises :class:`~element_session.errors.TimeError` (a ``ValueError``) for text that is not such a
-    time, an unknown zone, a local time skipped or repeated by a DST change, a fraction of a second,
-    or a year outside 1000-9999.
+    ``value`` is one of:
+
+    - an aware ``datetime``: that instant, as Python defines it (``fold`` picks one of a repeated
+      hour); a wall time that a daylight-saving change skips is an error;
+    - a naive ``datetime``: local time in ``timezone``;
+    - a ``date`` or date text (``2024-03-10``), only if ``dates``: its midnight in ``timezone``;
+    - ISO 8601 text, ``T`` or a space between date and time, fractions of a second allowed:
+      ``...+01:00`` or ``...Z`` is that instant; ``...[Europe/Berlin]`` (RFC 9557) is local time in
+      that zone; ``...+01:00[Europe/Berlin]`` is both, and the offset must be the zone's at that time;
+      without either it is local time in ``timezone``.
+
+    ``timezone`` is an IANA name, ``UTC`` or a fixed offset (``+02:00``); it is checked even where the
+    value does not need it. A local time that does not exist or exists twice in its zone is an error.
+
+    Returns an :class:`Instant`: ``utc`` a naive UTC datetime (microseconds kept), ``zone`` the zone
+    text (``UTC`` for ``Z``, ``+00:00`` and ``Etc/UTC``). Raises :class:`TimeError` for anything else,
+    with the reason (not the value: callers name it).
     """
     try:
-        return _parse_session_time(text, default_zone)
-    except OverflowError:  # the instant in UTC (or in the named zone) falls outside years 1-9999
-        raise TimeError("year outside 1000-9999") from None
+        zone_info(timezone)
+        if isinstance(value, str):
+            aware, zone = _read_text(value, timezone, dates)
+        elif isinstance(value, dt.datetime):
+            aware, zone = _read_datetime(value, timezone)
+        elif isinstance(value, dt.date):
+            if not dates:
+                raise TimeError("a date without a time of day: give a date and time")
+            aware, zone = localize(dt.datetime(value.year, value.month, value.day), timezone), timezone
+        else:
+            raise TimeError(f"expected a datetime or ISO 8601 text, not {type(value).__name__}")
+        utc = aware.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # the instant in UTC falls outside the years 1-9999 that datetime holds
+        raise TimeError("outside the years 1-9999 once converted to UTC") from None
+    return Instant(utc, "UTC" if zone.upper() in _UTC_NAMES else zone)
 
 
-def _parse_session_time(text: str, default_zone: str) -> tuple[dt.datetime, str]:
+def _read_text(text: str, timezone: str, dates: bool) -> tuple[dt.datetime, str]:
+    """An aware datetime and its zone text, from ISO 8601 text (a date alone if ``dates``)."""
     text = text.strip()
     zone = None
     match = _ZONE_SUFFIX.match(text)
     if match:
         text, zone = match["stamp"], match["zone"]
+        zone_info(zone)  # an unknown zone is an error even where the offset decides the instant
+    if dates and _DATE.match(text):
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError as err:
+            raise TimeError(f"impossible date: {err}") from None
+        return localize(dt.datetime(day.year, day.month, day.day), zone or timezone), zone or timezone
     if not _ISO.match(text):
-        raise TimeError("not an ISO 8601 date and time (e.g. 2024-03-10T14:30:00+01:00)")
+        example = "2024-03-10T14:30:00+01:00" + (", or a date such as 2024-03-10" if dates else "")
+        raise TimeError(f"not an ISO 8601 date and time (e.g. {example})")
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError as err:
         raise TimeError(f"impossible date or time: {err}") from None
-    if parsed.microsecond:
+    if parsed.tzinfo is None:
+        return localize(parsed, zone or timezone), zone or timezone
+    offset = parsed.utcoffset()
+    if zone is None:
+        return parsed, offset_text(offset)
+    in_zone = parsed.astimezone(zone_info(zone))
+    if in_zone.replace(tzinfo=None) != parsed.replace(tzinfo=None) or in_zone.utcoffset() != offset:
+        raise TimeError(f"offset {offset_text(offset)} is not the offset of {zone} at that time")
+    return parsed, zone
+
+
+def _read_datetime(value: dt.datetime, timezone: str) -> tuple[dt.datetime, str]:
+    """An aware datetime and its zone text, from a datetime (naive: local time in ``timezone``)."""
+    offset = value.utcoffset()
+    if offset is None:
+        return localize(value, timezone), timezone
+    tz = value.tzinfo
+    if value.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value.replace(tzinfo=None):
+        wall = value.replace(tzinfo=None).isoformat()
+        raise TimeError(f"{wall} does not exist in {tz} (skipped by a daylight-saving change)")
+    return value, tz.key if isinstance(tz, ZoneInfo) else offset_text(offset)
+
+
+def parse_session_time(value: TimeInput, default_zone: str = "UTC") -> Instant:
+    """A session start time as stored: :func:`read_time` (no date alone) plus the column's rules.
+
+    The column holds whole seconds, in the years 1000-9999 (in UTC and in the local zone): a
+    fraction or another year is a :class:`TimeError`, never a rounding. Returns the
+    :class:`Instant` (``utc`` naive, as stored; ``zone`` for ``SessionTimezone``).
+    """
+    instant = read_time(value, default_zone)
+    if instant.utc.microsecond:
         raise TimeError("has a fraction of a second; the session time is stored in whole seconds")
-    if parsed.tzinfo is not None:
-        offset = parsed.utcoffset()
-        if zone is not None:
-            in_zone = parsed.astimezone(zone_info(zone))
-            if in_zone.replace(tzinfo=None) != parsed.replace(tzinfo=None) or in_zone.utcoffset() != offset:
-                raise TimeError(f"offset {offset_text(offset)} is not the offset of {zone} at that time")
-        else:
-            zone = offset_text(offset)
-        instant = parsed
-    else:
-        zone = zone or default_zone
-        instant = localize(parsed, zone)
-    zone_info(zone)  # an unknown zone is an error even where the offset decided the instant
-    if zone.upper() in ("UTC", "ETC/UTC", "Z"):
-        zone = "UTC"
-    utc = instant.astimezone(UTC).replace(tzinfo=None)
-    if not 1000 <= utc.year <= 9999 or not 1000 <= parsed.year <= 9999:
+    try:
+        local_year = local_time(instant.utc, instant.zone).year
+    except OverflowError:
+        local_year = 0
+    if not 1000 <= instant.utc.year <= 9999 or not 1000 <= local_year <= 9999:
         raise TimeError("year outside 1000-9999")
-    return utc, zone
+    return instant
+
+
+def time_argument(
+    name: str, value: TimeInput, timezone: str = "UTC", *, bound: bool = False, source: str = "arguments"
+) -> dt.datetime:
+    """The stored (naive UTC) form of the time ``name`` given to a lookup, a restriction or a window.
+
+    With ``bound`` (a window end), the value is read by :func:`read_time` with dates allowed and
+    fractions kept; otherwise it must be a storable session time (:func:`parse_session_time`).
+    Raises :class:`~element_session.errors.InputError` naming ``source``, ``name``, the value and why.
+    """
+    try:
+        return read_time(value, timezone, dates=True).utc if bound else parse_session_time(value, timezone).utc
+    except TimeError as err:
+        raise one_problem(source, name, value, str(err)) from None
 
 
 def format_session_time(utc: dt.datetime, zone: str | None) -> str:

@@ -79,18 +79,6 @@ def _pynwb() -> ModuleType:
 
 
 # -- the session and its rows -----------------------------------------------------------------------------------
-def _stored_datetime(value: Any, column: str) -> dt.datetime:
-    """A start time as stored (naive UTC): aware datetimes are converted, ISO text without offset is UTC."""
-    if isinstance(value, str):
-        try:
-            return timezones.parse_session_time(value, "UTC")[0]
-        except timezones.TimeError as err:
-            raise one_problem("arguments", column, value, str(err)) from None
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-    raise one_problem("arguments", column, value, f"expected a datetime or ISO 8601 text, not {type(value).__name__}")
-
-
 def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> dict[str, Any]:
     """The one ``Session`` row of ``session_key`` (its primary-key attributes; others are ignored)."""
     session = session_module.Session
@@ -105,7 +93,7 @@ def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> 
         )
     key = {k: session_key[k] for k in session.primary_key}
     if "session_datetime" in key:
-        key["session_datetime"] = _stored_datetime(key["session_datetime"], "session_datetime")
+        key["session_datetime"] = timezones.time_argument("session_datetime", key["session_datetime"])
     rows = (session & key).to_dicts()
     if not rows:
         raise SessionNotFoundError(f"no session {key} in {session.full_table_name}")
@@ -122,9 +110,13 @@ def find_session_key(
 ) -> dict[str, Any]:
     """The key of the one session of ``subject`` with this start time or this session number.
 
-    Either variant can be searched by either attribute. ``session_datetime`` as text is ISO 8601
-    (see :func:`element_session.timezones.parse_session_time`), read in ``timezone`` if it has no
-    offset; a naive datetime is UTC. ``session_id`` as text must be a whole number.
+    Either variant can be searched by either attribute. ``session_datetime`` is a datetime or ISO
+    8601 text, read as every time from a person is (``docs/times.md``): in ``timezone`` where it has
+    no offset (a naive datetime too); it must be a storable session time (whole seconds).
+    ``session_id`` as text must be a whole number.
+
+    Raises :class:`~element_session.errors.InputError` for an argument it cannot use (naming it and
+    its value), :class:`~element_session.errors.SessionNotFoundError` when no session matches.
     """
     session = session_module.Session
     if (session_datetime is None) == (session_id is None):
@@ -136,13 +128,7 @@ def find_session_key(
         raise one_problem("arguments", "subject", subject, "contains a NUL character")
     restriction: dict[str, Any] = {subject_attrs[0]: subject}
     if session_datetime is not None:
-        if isinstance(session_datetime, str):
-            try:
-                timezones.zone_info(timezone)
-                session_datetime = timezones.parse_session_time(session_datetime, timezone)[0]
-            except timezones.TimeError as err:
-                raise one_problem("arguments", "session_datetime", session_datetime, str(err)) from None
-        restriction["session_datetime"] = _stored_datetime(session_datetime, "session_datetime")
+        restriction["session_datetime"] = timezones.time_argument("session_datetime", session_datetime, timezone)
     else:
         try:
             restriction["session_id"] = session_id if isinstance(session_id, int) else check_integer(str(session_id))
@@ -341,7 +327,8 @@ def session_to_nwb(
     ----------
     session_key : dict
         The session's primary key (other attributes are ignored). A start time in the key may be a
-        naive (UTC) or aware datetime, or ISO 8601 text.
+        naive (UTC) or aware datetime, or ISO 8601 text (``docs/times.md``; without an offset: UTC,
+        as stored).
     lab_key, project_key, protocol_key : dict, optional
         Keys of the linking module's ``Lab``, ``Project`` and ``Protocol`` rows. With the linking
         module's ``element_lab_to_nwb_dict`` (element-lab), its answer is used; otherwise the tables
