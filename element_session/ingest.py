@@ -124,10 +124,7 @@ def ingest(
     """
     if kind not in KINDS:
         raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
-    try:
-        timezones.zone_info(timezone)
-    except timezones.TimeError as err:
-        raise one_problem("arguments", "timezone", timezone, str(err)) from None
+    timezones.zone_argument(timezone)
     read, sources = _reader(source, sheet=sheet, delimiter=delimiter)
     written = (session_module or pipeline.session).Session if kind == "sessions" else REFERENCE_TABLES[kind]
     connection = (getattr(pipeline, written) if isinstance(written, str) else written).connection

@@ -65,6 +65,7 @@ def _check_restriction(
     ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
     not such a time is an :class:`~element_session.errors.InputError` naming the attribute and value.
     """
+    timezones.zone_argument(timezone)
     if holds_nul(restriction):
         raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
     if restriction is None:

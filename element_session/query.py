@@ -42,6 +42,7 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
     match = re.search(r"\((\d)\)", column_type)
     digits = int(match[1]) if match else 6 if column_type.startswith("timestamp") else 0
     step = 10 ** (6 - digits)
+    timezones.zone_argument(timezone)
     conditions = []
     for name, value, exact, cut in (("since", since, ">=", ">"), ("until", until, "<", "<=")):
         if value is None:

@@ -195,6 +195,18 @@ def time_argument(
         raise one_problem(source, name, value, str(err)) from None
 
 
+def zone_argument(timezone: str, source: str = "arguments") -> str:
+    """``timezone``, checked: :class:`~element_session.errors.InputError` naming it if it is no zone.
+
+    Every entry point that takes a zone checks it, whether or not a value needs it.
+    """
+    try:
+        zone_info(timezone)
+    except TimeError as err:
+        raise one_problem(source, "timezone", timezone, str(err)) from None
+    return timezone
+
+
 def format_session_time(utc: dt.datetime, zone: str | None) -> str:
     """The ingest text of a stored session time: local time with offset, and the IANA zone if any.
 

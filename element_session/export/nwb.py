@@ -127,6 +127,7 @@ def find_session_key(
     if holds_nul(subject):
         raise one_problem("arguments", "subject", subject, "contains a NUL character")
     restriction: dict[str, Any] = {subject_attrs[0]: subject}
+    timezones.zone_argument(timezone)
     if session_datetime is not None:
         restriction["session_datetime"] = timezones.time_argument("session_datetime", session_datetime, timezone)
     else:
