@@ -183,6 +183,23 @@ def test_window_ends_through_the_command(window_sessions, subprocess_env):
     assert done.returncode == 1 and "'2024-03-01T1O:00'" in done.stderr and "since" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "value", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00", "0001-01-01T00:00[+01:00]"]
+)
+def test_times_beyond_the_range_of_datetime_are_typed_errors_everywhere(window_sessions, pipeline, value):
+    module, subject = window_sessions
+    with pytest.raises(InputError, match="column 'until': outside the years 1-9999"):
+        find_sessions(module, until=value)
+    with pytest.raises(InputError, match="column 'since': outside the years 1-9999"):
+        find_sessions(module, since="0001-01-01[+01:00]")  # a date: its midnight, at UTC+1
+    with pytest.raises(InputError, match="outside the years 1-9999"):
+        list_jobs(pipeline, tables=TABLES, restriction={"session_datetime": value})
+    with pytest.raises(InputError, match="outside the years 1-9999"):
+        find_session_key(module, subject, session_datetime=value)
+    with pytest.raises(InputError, match=r"row 1, column 'session_datetime': outside the years 1-9999"):
+        ingest("sessions", [{"subject": subject, "session_datetime": value}], pipeline=pipeline)
+
+
 # --------------------------------------------------------------------------- property: any form, every entry point
 
 PROPERTY_SUBJECT = "ti-any"
