@@ -36,10 +36,6 @@ def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
 
 
-def stored(module, subject: str) -> set[dt.datetime]:
-    return {r["session_datetime"] for r in (module.Session & {"subject": subject}).to_dicts()}
-
-
 def inventoried(subject: str) -> set[dt.datetime]:
     return {r["session_datetime"] for r in (SessionInventory & {"subject": subject}).to_dicts()}
 
@@ -131,7 +127,9 @@ def test_populate_list_and_clear_jobs_restriction_through_python(two_sessions, p
 
     monkeypatch.setenv("SESSION_ROOT_DIRS", env["SESSION_ROOT_DIRS"])
     aware = dt.datetime(2024, 2, 5, 9, 30, tzinfo=ZoneInfo("Europe/Berlin"))
-    summary = populate(pipeline, tables=TABLES, restriction={"subject": subject, "session_datetime": aware})
+    summary = populate(
+        pipeline, tables=TABLES, restriction={"subject": subject, "session_datetime": aware}, progress=False
+    )
     assert (summary.done, summary.errors) == (1, [])
     assert inventoried(subject) == {dt.datetime(2024, 2, 5, 8, 30)}
 
