@@ -308,7 +308,10 @@ class _Assignment(click.ParamType):
 
 
 def restrict_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--restrict ATTR=VALUE``, repeatable: all must match."""
+    """``--restrict ATTR=VALUE``, repeatable: all must match; ``--timezone`` of its times (docs/times.md)."""
+    command = click.option(
+        "--timezone", default="UTC", show_default=True, help="zone of --restrict times without an offset"
+    )(command)
     return click.option(
         "--restrict",
         type=_Assignment(),
@@ -346,6 +349,7 @@ def populate(
     tables: tuple[str, ...],
     limit: int | None,
     restrict: tuple[tuple[str, str], ...],
+    timezone: str,
     progress: bool,
 ) -> ExitStatus:
     """Populate the pipeline's Imported/Computed tables with worker processes.
@@ -365,6 +369,7 @@ def populate(
             limit=limit,
             progress=progress,
             restriction=_restriction(restrict),
+            timezone=timezone,
             verbose=settings.verbose,
         )
     except KeyboardInterrupt:
@@ -398,6 +403,7 @@ def jobs(
     older_than: float | None,
     tables: tuple[str, ...],
     restrict: tuple[tuple[str, str], ...],
+    timezone: str,
 ) -> ExitStatus:
     """List reserved and failed jobs; clear failed keys or stale reservations so they run again.
 
@@ -418,10 +424,11 @@ def jobs(
             older_than=older_than,
             tables=names,
             restriction=restriction,
+            timezone=timezone,
         )
         n_errors = sum(r.status == "error" for r in cleared)
         click.echo(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
-    records = list_jobs(pipeline, names, restriction)
+    records = list_jobs(pipeline, names, restriction, timezone)
     click.echo(format_jobs(records))
     unreadable = sum(bool(r.problem) for r in records)
     if unreadable:
