@@ -14,7 +14,7 @@ Every error the package raises on purpose is defined here (older import paths re
     ├── InputError                   (also ValueError) invalid input data, with its InputProblems
     │   ├── ConflictError            an input key stored with different content
     │   └── DatabaseRefusedError     input the database refused although it passed the checks
-    ├── TimeError                    (also ValueError) a time that cannot be stored exactly
+    ├── TimeError                    (also ValueError) a time that cannot be read or stored exactly
     ├── FormatError                  a stored value that an output format cannot hold
     ├── PopulateError                populate/jobs: a table name, restriction or worker option
     ├── MigrationError               a schema not migrated (missing, unrecognised, a step failed)
