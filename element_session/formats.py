@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import numpy as np
 import pandas as pd
 
 from . import blob_json, timezones
@@ -55,6 +56,22 @@ def attribute_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns if c.startswith(ATTRIBUTE_PREFIX))
 
 
+def _native(value: Any) -> Any:
+    """A cell of the typed table as a plain Python value: ``<NA>``/``NaT`` -> None, Timestamp -> datetime."""
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a :func:`~element_session.query.session_table` with plain Python values."""
+    return [{k: _native(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
 def session_records(
     frame: pd.DataFrame, session: Any, blobs: Mapping[tuple, Mapping[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
@@ -69,7 +86,7 @@ def session_records(
     by_key = {_ident(key): values for key, values in (blobs or {}).items()}
     return [
         _record(row, keys, attributes, by_key.get(_ident(row[n] for n in names), {}))
-        for row in frame.to_dict("records")
+        for row in _rows(frame)
     ]
 
 
@@ -150,7 +167,7 @@ def write_sessions_csv(frame: pd.DataFrame, session: Any, stream: TextIO) -> Non
     columns = [*subject_attributes(session), *SESSION_FIELDS, *attribute_columns(frame)]
     writer = csv.writer(stream, lineterminator="\r\n")  # RFC 4180; quotes fields holding \r or \n
     writer.writerow(columns)
-    for row in frame.to_dict("records"):
+    for row in _rows(frame):
         if zone_problem(row["session_timezone"]) is not None:
             continue  # named by session_problems(): its time cannot be written as stored
         writer.writerow([_csv_cell(column, row) for column in columns])
@@ -173,9 +190,10 @@ def sessions_text(frame: pd.DataFrame) -> str:
     """The sessions of ``frame`` as a plain-text table for a terminal ("no sessions" when empty)."""
     if not len(frame):
         return "no sessions"
-    shown = frame.drop(columns=["session_datetime_local"]).copy()
+    shown = frame.drop(columns=["session_datetime_local"]).astype(object)
     shown["session_datetime"] = [
-        _shown_time(t, z) for t, z in zip(frame["session_datetime"], frame["session_timezone"], strict=True)
+        _shown_time(_native(t), _native(z))
+        for t, z in zip(frame["session_datetime"], frame["session_timezone"], strict=True)
     ]
     for column in ("experimenters", "projects"):
         shown[column] = [", ".join(names) for names in shown[column]]

@@ -13,7 +13,6 @@ a ``[Zone]`` is converted. Sessions without a start time (possible in the id var
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Iterable
 from types import ModuleType
@@ -24,6 +23,8 @@ import pandas as pd
 
 from . import timezones
 from .errors import UsageError, one_problem
+from .session_frame import session_frame
+from .tables import other_key
 from .timezones import TimeInput
 from .validate import holds_nul
 
@@ -56,12 +57,6 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
 
 def _as_list(value: Any) -> list:
     return [value] if isinstance(value, str | int | dict) else list(value)
-
-
-def _other_key(table: Any, session: Any) -> str:
-    """The one primary-key attribute of a link table that is not Session's."""
-    (name,) = [k for k in table.primary_key if k not in session.primary_key]
-    return name
 
 
 def find_sessions(
@@ -102,9 +97,9 @@ def find_sessions(
         keys = [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
         conditions.append(keys[0] if len(keys) == 1 else keys)
     if project is not None:
-        conditions.append(m.ProjectSession & {_other_key(m.ProjectSession, m.Session): project})
+        conditions.append(m.ProjectSession & {other_key(m.ProjectSession, m.Session): project})
     if experimenter is not None:
-        conditions.append(m.SessionExperimenter & {_other_key(m.SessionExperimenter, m.Session): experimenter})
+        conditions.append(m.SessionExperimenter & {other_key(m.SessionExperimenter, m.Session): experimenter})
     window = _window(since, until, timezone, m.Session.heading["session_datetime"].type)
     if window:
         conditions.append(" AND ".join(window))
@@ -122,65 +117,39 @@ def session_sort_key(key: tuple) -> tuple:
 
 
 def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd.DataFrame:
-    """One row per session: key, start in UTC and in its own zone, people, projects, directory, note,
-    attributes (one ``attr.<name>`` column each).
+    """One row per session, sorted by key, read with one SQL query whatever the number of sessions.
 
-    ``sessions`` is a session module (all its sessions) or a query expression of ``Session`` (then
-    ``session_module`` is the module whose tables it restricts; by default found from the query).
-    Each satellite table is read with one query restricted by ``sessions``, whatever their number.
+    ``sessions`` is a session module (all its sessions) or a query expression of ``Session``, such as
+    :func:`find_sessions` returns (then ``session_module`` is the module whose tables it restricts; by
+    default found from the query).
 
-    Returns a DataFrame of ``dtype=object`` columns; ``session_datetime`` holds aware UTC datetimes.
+    Columns, in this order, and their dtypes:
+
+    - the subject key attributes: pandas ``string`` for text, ``Int64`` for integers;
+    - ``session_datetime``: ``datetime64[us, UTC]`` (microseconds, which hold the years 1000-9999;
+      ``NaT`` where the id variant has no start time);
+    - ``session_id``: nullable ``Int64`` (``<NA>`` where not given);
+    - ``session_timezone``: ``string``, the zone the session was recorded in (IANA name such as
+      ``Europe/Berlin``, a fixed offset such as ``+02:00``, or ``UTC``);
+    - ``session_datetime_local``: ``string``, the start in that zone as ISO 8601 text with its offset
+      (``2024-03-11T09:00:00+01:00``; one dtype cannot hold a different zone per row), ``<NA>``
+      where there is no start time;
+    - ``experimenters``, ``projects``: ``object``, each cell a sorted ``list`` of names (``[]`` if none);
+    - ``session_dir``, ``session_note``: ``string``, ``<NA>`` where not stored;
+    - ``attr.<name>``, one column per attribute name present, sorted: ``string``, the attribute's
+      text value (``attribute_value``), ``<NA>`` where the session lacks the attribute. The
+      attribute's object value is not in the table: fetch it with
+      ``(session_module.Session.Attribute & key).to_dicts()`` (field ``attribute_blob``).
+
+    ``df.session_datetime.dt.month``, sorting, grouping by month and plotting work without
+    conversion.
 
     Raises :class:`~element_session.errors.UsageError` for a query expression whose module cannot be
-    found (pass ``session_module``).
+    found (pass ``session_module``), and DataJoint's errors for an expression that is not of ``Session``.
     """
     if isinstance(sessions, ModuleType):
         session_module, sessions = sessions, sessions.Session()
-    m = session_module or _module_of(sessions)
-    keys = list(m.Session.primary_key)
-
-    def ident(row: dict) -> tuple:
-        return tuple(row[k] for k in keys)
-
-    rows = {ident(r): {**r, "session_timezone": None} for r in sessions.to_dicts()}
-    for r in (m.SessionTimezone & sessions).to_dicts():
-        rows[ident(r)]["session_timezone"] = r["session_timezone"]
-    for column, table in (("experimenters", m.SessionExperimenter), ("projects", m.ProjectSession)):
-        other = _other_key(table, m.Session)
-        for row in rows.values():
-            row[column] = []
-        for r in (table & sessions).to_dicts():
-            rows[ident(r)][column].append(r[other])
-    for column, table in (("session_dir", m.SessionDirectory), ("session_note", m.SessionNote)):
-        for row in rows.values():
-            row[column] = None
-        for r in (table & sessions).to_dicts():
-            rows[ident(r)][column] = r[column]
-    names = set()
-    for r in (m.Session.Attribute.proj("attribute_value") & sessions).to_dicts():
-        rows[ident(r)][f"attr.{r['attribute_name']}"] = r["attribute_value"]
-        names.add(f"attr.{r['attribute_name']}")
-    secondary = [n for n in m.Session.heading.names if n not in keys]
-    columns = [*keys, *secondary, "session_timezone", "session_datetime_local", "experimenters", "projects",
-               "session_dir", "session_note", *sorted(names)]  # fmt: skip
-    ordered = []
-    for key in sorted(rows, key=session_sort_key):
-        row = rows[key]
-        stamp, zone = row["session_datetime"], row["session_timezone"]
-        row["session_datetime"] = stamp.replace(tzinfo=dt.UTC) if stamp is not None else None
-        row["session_datetime_local"] = _local_time(stamp, zone)
-        row["experimenters"], row["projects"] = sorted(row["experimenters"]), sorted(row["projects"])
-        ordered.append([row.get(c) for c in columns])
-    return pd.DataFrame(ordered, columns=columns, dtype=object)
-
-
-def _local_time(stamp: dt.datetime | None, zone: str | None) -> dt.datetime | None:
-    """The local start time; None where there is no start time or the stored zone cannot be used
-    (``formats.session_problems`` names such a session)."""
-    try:
-        return timezones.local_time(stamp, zone) if stamp is not None else None
-    except timezones.TimeError:
-        return None
+    return session_frame(sessions, session_module or _module_of(sessions))
 
 
 def _module_of(query: Any) -> ModuleType:

@@ -12,6 +12,7 @@ string by :func:`attributes_section` when the class is created: the definition i
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _ATTRIBUTE = re.compile(
     r"^(?P<name>[a-z][a-z0-9_]*)\s*(?:=\s*(?P<default>[^:]*?))?\s*:\s*(?P<type>[^#]+?)\s*(?:#\s*(?P<comment>.*))?$"
@@ -125,3 +126,9 @@ class SessionTimezone(_Documented):
 
 class SessionBase(_Documented):
     """The documentation mixin of each variant's ``Session`` (whose definition differs by variant)."""
+
+
+def other_key(link_table: Any, session: Any) -> str:
+    """The one primary-key attribute of a link table (experimenters, projects) that is not ``session``'s."""
+    (name,) = [k for k in link_table.primary_key if k not in session.primary_key]
+    return name

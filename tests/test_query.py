@@ -91,7 +91,7 @@ def test_session_table_one_row_per_session(sessions):
     row = frame[frame["subject"] == "qy-m1"].iloc[1].to_dict()
     assert row["experimenters"] == ["qy-bob\\x"] and row["projects"] == ["qy-eye", "qy-maps"]
     assert row["session_datetime"] == dt.datetime(2024, 1, 15, 12, tzinfo=dt.UTC)
-    assert row["session_datetime_local"] == row["session_datetime"] and row["session_timezone"] == "UTC"
+    assert row["session_datetime_local"] == "2024-01-15T12:00:00+00:00" and row["session_timezone"] == "UTC"
     assert row["attr.rig"] == "B"
     assert frame[frame["subject"] == "qy-m2"].iloc[0]["projects"] == []
     empty = session_table(find_sessions(sessions, subject="qy-nobody"), sessions)
