@@ -40,6 +40,7 @@ from . import ingest as bench_ingest
 from . import memory as bench_memory
 from . import query as bench_query
 from . import report
+from . import table as bench_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POPULATE = Path(__file__).resolve().parent / "populate.py"
@@ -64,6 +65,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000], help="numbers of sessions N")
     parser.add_argument("--repeats", type=int, default=3, help="ingest runs per way and N (default 3)")
     parser.add_argument("--query-runs", type=int, default=200, help="query runs per way and N (default 200)")
+    parser.add_argument("--table-runs", type=int, default=3, help="session_table runs per way and N (default 3)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"directory of the results (default {RESULTS})")
     parser.add_argument(
         "--backend",
@@ -81,8 +83,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "call-heavy code: take proportions from py-spy)",
     )
     args = parser.parse_args(argv)
-    if min(args.repeats, args.query_runs, args.populate_sessions) < 1:
-        parser.error("--repeats, --query-runs and --populate-sessions must be at least 1")
+    if min(args.repeats, args.query_runs, args.table_runs, args.populate_sessions) < 1:
+        parser.error("--repeats, --query-runs, --table-runs and --populate-sessions must be at least 1")
     return args
 
 
@@ -231,7 +233,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"server: {server} ({server_version}); schemas {prefix}*; sizes {args.sizes}")
         bench_ingest.add_references(pipeline, max(args.sizes))
 
-        results["ingest"], results["query"], results["memory"] = [], [], []
+        results["ingest"], results["query"], results["table"], results["memory"] = [], [], [], []
         for n in args.sizes:
             path = bench_ingest.write_sessions_csv(files / f"sessions-{n}.csv", n)
             results["ingest"].append(benchmark_ingest(pipeline, server, raw, names, path, n, args.repeats))
@@ -242,6 +244,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"raw SQL {result['baseline']['median_ms']:.2f} ms"
             )
             results["query"].append(result)
+            table = bench_table.run(raw_query, pipeline.session, n, args.table_runs)
+            say(
+                f"  table  N={n:,}: project {table['project']['median_seconds']:.2f} s, "
+                f"raw fetch {table['baseline']['median_seconds']:.2f} s"
+            )
+            results["table"].append(table)
             if not args.no_memory:
                 results["memory"].append(benchmark_memory(server, prefix, raw, names, path, n))
             if args.profile and n == args.sizes[-1]:
@@ -270,6 +278,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sizes": args.sizes,
         "repeats": args.repeats,
         "query_runs": args.query_runs,
+        "table_runs": args.table_runs,
         "sessions_per_subject": bench_ingest.SESSIONS_PER_SUBJECT,
         "baseline_method": (
             "psycopg2 execute_values, 5,000 rows per statement"
