@@ -1,11 +1,28 @@
-"""Bulk insert of rows that ingestion has already validated: one parameterised statement per batch.
+"""Bulk insert of rows that ingestion has already validated, by the fastest path each server offers.
 
 DataJoint's ``Table.insert`` prepares every value of every row in Python (codecs, lineage,
 placeholders); for plain columns of text, numbers and dates that work is already done by
-validation, and it was most of the time of a large ingest. Here the values travel as query
-parameters of a multi-row ``INSERT`` built from the table's own quoted name and column names,
-through DataJoint's connection (so inside its transaction). Columns with codecs, JSON or UUIDs go
-through ``Table.insert`` as before.
+validation. Here the rows go through DataJoint's own connection, so inside its transaction:
+
+- **PostgreSQL**: ``COPY table (columns) FROM STDIN`` (text format) through the psycopg2 cursor's
+  ``copy_expert``: the server parses tab-separated lines instead of SQL, and no statement is built.
+  Where the planner's statistics say the table holds fewer rows than were just written (never
+  analysed, or emptied since), the table is ``ANALYZE``d in the same transaction, as PostgreSQL's
+  guide to populating a database advises: with the statistics of an empty table the planner
+  picks nested loops over sequential scans, and the next join of the table is quadratic.
+- **MySQL / MariaDB**: multi-row ``INSERT`` statements, as many rows per statement as fit in the
+  server's ``max_allowed_packet`` (read from the server) for the widest values the columns allow.
+  The values are written as SQL literals by PyMySQL's own public escaping
+  (``pymysql.converters.escape_string`` for text, ``escape_item`` for other types), with the two
+  most common types (text, naive datetimes) formatted directly rather than through PyMySQL's
+  per-value type dispatch; where the session's ``sql_mode`` has ``NO_BACKSLASH_ESCAPES`` (which
+  that escaping does not follow) the values travel as query parameters instead.
+  ``LOAD DATA LOCAL INFILE`` is not used: DataJoint 2.3.5 opens its PyMySQL connection without
+  the ``CLIENT_LOCAL_FILES`` capability, so the server refuses it on the connection that holds the
+  transaction, whatever its ``local_infile`` setting.
+
+Columns with codecs, blobs, JSON or UUIDs go through ``Table.insert`` as before. A ``COPY`` error
+is translated as DataJoint translates its own (the adapter's ``translate_error``).
 
 When the server refuses a batch (see :func:`element_session.database.refused`), the batch is
 undone to a savepoint taken before it, and the first row the server refuses is found by inserting
@@ -15,15 +32,23 @@ needs the savepoint anyway: after a failed statement it accepts nothing else in 
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from pymysql.converters import escape_item, escape_string
+
 from .database import is_refusal, refused
 
-MAX_ROWS = 5_000  # rows per statement
-MAX_BYTES = 4 * 2**20  # a statement's largest possible size, well under max_allowed_packet (16 MiB)
+MAX_ROWS = 20_000  # rows per statement at most (a chunk of ingest is smaller)
+PACKET_HEADROOM = 64 * 2**10  # bytes of max_allowed_packet kept for the statement's own text
+COPY_BUFFER = 2**20  # characters psycopg2 reads from the COPY text at a time
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
 
 #: Where each row came from: (source, row number) of ``rows[i]``.
 Where = Sequence[tuple[str, int | None]]
@@ -41,13 +66,86 @@ def _plain(table: Any, columns: list[str]) -> bool:
     )
 
 
-def _rows_per_statement(table: Any, columns: list[str]) -> int:
-    """Rows per statement such that even rows of the widest values stay under ``MAX_BYTES``."""
+def _rows_per_statement(table: Any, columns: list[str], packet: int) -> int:
+    """Rows per statement such that even rows of the widest values fit in ``packet`` bytes."""
     widest = 0
     for name in columns:
         width = re.search(r"char[^(]*\((\d+)\)", table.heading[name].type)
-        widest += 4 * int(width[1]) + 8 if width else 64  # utf8mb4: up to 4 bytes a character
-    return max(1, min(MAX_ROWS, MAX_BYTES // widest))
+        widest += 2 * 4 * int(width[1]) + 8 if width else 64  # utf8mb4: 4 bytes a character, doubled by escaping
+    return max(1, min(MAX_ROWS, (packet - PACKET_HEADROOM) // widest))
+
+
+def _tuples(rows: list[dict], columns: list[str]) -> list[tuple]:
+    getter: Callable[[dict], Any] = operator.itemgetter(*columns)
+    return list(map(getter, rows)) if len(columns) > 1 else [(getter(row),) for row in rows]
+
+
+def _copy_value(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def _copy_writer(table: Any, columns: list[str]) -> Callable[[list[dict]], None]:
+    """The function writing a batch with one ``COPY ... FROM STDIN``."""
+    quote = table.connection.adapter.quote_identifier
+    sql = f"COPY {table.full_table_name} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+
+    def write(batch: list[dict]) -> None:
+        text = "".join("\t".join(map(_copy_value, row)) + "\n" for row in _tuples(batch, columns))
+        cursor = table.connection.query("SELECT 1")  # a cursor of DataJoint's connection, in its transaction
+        try:
+            cursor.copy_expert(sql, io.StringIO(text), size=COPY_BUFFER)
+        except Exception as err:
+            raise table.connection.adapter.translate_error(err, sql) from err
+        finally:
+            cursor.close()
+
+    return write
+
+
+def _analyze_if_outgrown(table: Any, written: int) -> None:
+    """``ANALYZE`` a PostgreSQL table whose planner estimate is below the rows just written to it."""
+    estimate_sql = "SELECT reltuples FROM pg_class WHERE oid = %s::regclass"
+    (estimate,) = table.connection.query(estimate_sql, args=(table.full_table_name,)).fetchone()
+    if estimate < written:
+        table.connection.query(f"ANALYZE {table.full_table_name}")
+
+
+def _mysql_literal(value: Any) -> str:
+    """``value`` as a MySQL literal, escaped as PyMySQL escapes it (backslash escapes)."""
+    kind = type(value)
+    if kind is str:
+        return "'" + escape_string(value) + "'"
+    if kind is dt.datetime and value.tzinfo is None:
+        return "'" + value.isoformat(" ") + "'"
+    if kind is int:
+        return str(value)
+    return escape_item(value, "utf8mb4")
+
+
+def _mysql_writer(table: Any, columns: list[str]) -> tuple[Callable[[list[dict]], None], int]:
+    """The function writing a batch as one multi-row INSERT, and the rows per statement."""
+    quote = table.connection.adapter.quote_identifier
+    packet, mode = table.connection.query("SELECT @@max_allowed_packet, @@sql_mode").fetchone()
+    literals = "NO_BACKSLASH_ESCAPES" not in mode.upper()
+    head = f"INSERT INTO {table.full_table_name} ({', '.join(quote(c) for c in columns)}) VALUES "
+    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+
+    def write(batch: list[dict]) -> None:
+        values = _tuples(batch, columns)
+        if literals:  # no '%' formatting follows (args=None): the text goes to the server as it is
+            text = ",".join("(" + ",".join(map(_mysql_literal, row)) + ")" for row in values)
+            table.connection.query(head + text, args=None)
+        else:
+            table.connection.query(head + ", ".join([one] * len(values)), args=[v for row in values for v in row])
+
+    return write, _rows_per_statement(table, columns, int(packet))
 
 
 def insert(table: Any, rows: list[dict], where: Where | None = None) -> Iterator[int]:
@@ -60,21 +158,18 @@ def insert(table: Any, rows: list[dict], where: Where | None = None) -> Iterator
     if not rows:
         return
     columns = list(rows[0])
-    if _plain(table, columns):
-        quote = table.connection.adapter.quote_identifier
-        head = f"INSERT INTO {table.full_table_name} ({', '.join(quote(c) for c in columns)}) VALUES "
-        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-
-        def write(batch: list[dict]) -> None:
-            args = [row[c] for row in batch for c in columns]
-            table.connection.query(head + ", ".join([one] * len(batch)), args=args)
-
-        size = _rows_per_statement(table, columns)
-    else:
+    plain, postgres = _plain(table, columns), table.connection.adapter.backend == "postgresql"
+    if not plain:
         write, size = table.insert, MAX_ROWS
+    elif postgres:
+        write, size = _copy_writer(table, columns), len(rows)
+    else:
+        write, size = _mysql_writer(table, columns)
     for start in range(0, len(rows), size):
         _write_batch(table, write, rows, start, min(start + size, len(rows)), where)
         yield min(size, len(rows) - start)
+    if plain and postgres:
+        _analyze_if_outgrown(table, len(rows))
 
 
 def _write_batch(

@@ -54,7 +54,7 @@ def _sql(sessions: Any, m: ModuleType) -> tuple[str, list[str]]:
     """The aggregating SELECT and the names of its columns."""
     adapter = m.Session.connection.adapter
     q = adapter.quote_identifier
-    postgres = "postgres" in type(adapter).__name__.lower()
+    postgres = adapter.backend == "postgresql"
     keys = list(m.Session.primary_key)
     names = list(m.Session.heading.names)
     base = sessions.proj(*[n for n in names if n not in keys]) if list(sessions.primary_key) == keys else None
@@ -128,7 +128,7 @@ def session_frame(sessions: Any, m: ModuleType) -> pd.DataFrame:
     """
     sql, columns = _sql(sessions, m)
     connection = m.Session.connection
-    if "postgres" not in type(connection.adapter).__name__.lower():
+    if connection.adapter.backend != "postgresql":
         # MariaDB cuts JSON aggregates at group_concat_max_len (a warning, not an error)
         connection.query(f"SET SESSION group_concat_max_len = {_GROUP_CONCAT_MAX}")
     rows = connection.query(sql).fetchall()

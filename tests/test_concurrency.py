@@ -1,7 +1,7 @@
 """Concurrent writers: two ``element-session ingest`` processes write overlapping files at the same time.
 
 Both processes start, wait at a barrier (files in a shared directory) and run the command together.
-A second barrier, placed before the first INSERT of each process, holds it until both have checked
+A second barrier, placed before the first write of each process, holds it until both have checked
 their input against the database: both see nothing of the other's rows, both try to insert the
 overlap, and one of them must lose the race on the database's unique keys. The loser's
 transaction is rolled back, checked again and retried, so the race is run every time, not by luck.
@@ -30,14 +30,14 @@ START = dt.datetime(2024, 2, 1, 8, 0, 0)
 TIMEOUT = 120  # seconds for a child process: a barrier never reached fails the test rather than hanging it
 
 #: A child process: wait for the start signal, then run ``element-session`` with a barrier just before the
-#: first row it writes (its first INSERT through DataJoint's connection); says how many INSERTs it ran.
+#: first rows it writes (its first call of the bulk write path); says how many bulk writes it ran.
 CHILD = """
 import pathlib, sys, time
 import datajoint as dj
-from element_session import cli
+from element_session import bulk, cli
 
 barrier, me, other = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-query, inserts = dj.Connection.query, []
+insert, inserts = bulk.insert, []
 
 
 def wait_for(*names):
@@ -48,17 +48,16 @@ def wait_for(*names):
         time.sleep(0.005)
 
 
-def query_after_the_other_has_checked(self, sql, *args, **kwargs):
-    if sql.lstrip().upper().startswith("INSERT"):
-        inserts.append(1)
-        if len(inserts) == 1:
-            (barrier / f"checked-{me}").touch()
-            wait_for(f"checked-{other}", f"done-{other}")
-    return query(self, sql, *args, **kwargs)
+def insert_after_the_other_has_checked(table, rows):
+    inserts.append(1)
+    if len(inserts) == 1:
+        (barrier / f"checked-{me}").touch()
+        wait_for(f"checked-{other}", f"done-{other}")
+    yield from insert(table, rows)
 
 
 import workflow.pipeline  # connect and activate before the start signal
-dj.Connection.query = query_after_the_other_has_checked
+bulk.insert = insert_after_the_other_has_checked
 (barrier / f"ready-{me}").touch()
 wait_for("go")
 try:

@@ -282,7 +282,8 @@ def wait_for_insert(proc: subprocess.Popen, query: Query, backend: str, thread: 
     A later table counts too, so that a glance missed while the child was busy elsewhere only moves the point.
     """
     later = "|".join(re.escape(name) for name in SESSION_TABLES[SESSION_TABLES.index(table) :])
-    insert = re.compile(rf"^\s*INSERT INTO [`\"][^`\"]+[`\"]\.[`\"]({later})[`\"]", re.IGNORECASE)
+    # a multi-row INSERT on MySQL/MariaDB, COPY ... FROM STDIN on PostgreSQL (element_session.bulk)
+    insert = re.compile(rf"^\s*(?:INSERT INTO|COPY) [`\"][^`\"]+[`\"]\.[`\"]({later})[`\"]", re.IGNORECASE)
     deadline = time.monotonic() + HANG_GUARD
     while proc.poll() is None:
         found = insert.match(statement(query, backend, thread))
