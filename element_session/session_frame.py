@@ -40,8 +40,8 @@ def _dtype(attribute: Any, name: str) -> Any:
         return pd.DatetimeTZDtype("us", "UTC")
     if attribute.string:
         return pd.StringDtype()
-    kind = attribute.type.split("(")[0].strip()
-    if _INTEGER.fullmatch(kind.split()[0]):
+    kind = attribute.type.split("(")[0].split()[0]  # "int unsigned" -> int, "double precision" -> double
+    if _INTEGER.fullmatch(kind):
         return pd.Int64Dtype()
     if _FLOAT.fullmatch(kind):
         return np.dtype("float64")
@@ -89,9 +89,10 @@ def _sql(sessions: Any, m: ModuleType) -> tuple[str, list[str]]:
     return sql, columns
 
 
-def _json_column(values: Sequence[str | None]) -> list[Any]:
+def _json_column(values: Sequence[str | bytes | None]) -> list[Any]:
     """The JSON texts of a column (None for SQL NULL) decoded with one parser call."""
-    return json.loads("[" + ",".join("null" if v is None else v for v in values) + "]")
+    texts = ("null" if v is None else v.decode() if isinstance(v, bytes) else v for v in values)
+    return json.loads("[" + ",".join(texts) + "]")
 
 
 def _iso_offset(seconds: int) -> str:
