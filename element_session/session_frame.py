@@ -51,7 +51,14 @@ def _dtype(attribute: Any, name: str) -> Any:
 
 
 def _sql(sessions: Any, m: ModuleType) -> tuple[str, list[str]]:
-    """The aggregating SELECT and the names of its columns."""
+    """The aggregating SELECT and the names of its columns.
+
+    ``session_datetime`` comes as whole microseconds since 1970 (an integer the client turns into a
+    datetime column without parsing text). On MySQL/MariaDB the one-to-many tables are correlated
+    subqueries (index lookups per session); on PostgreSQL, whose planner would run those as one
+    subplan per row (and JIT-compile the costly plan), they are aggregated per session in derived
+    tables joined to the sessions of a ``WITH`` clause.
+    """
     adapter = m.Session.connection.adapter
     q = adapter.quote_identifier
     postgres = adapter.backend == "postgresql"
@@ -60,31 +67,57 @@ def _sql(sessions: Any, m: ModuleType) -> tuple[str, list[str]]:
     base = sessions.proj(*[n for n in names if n not in keys]) if list(sessions.primary_key) == keys else None
     if base is None or set(base.heading.names) != set(names):
         base = m.Session & sessions
-    array_agg, object_agg = ("json_agg", "json_object_agg") if postgres else ("JSON_ARRAYAGG", "JSON_OBJECTAGG")
-    as_text = "::text" if postgres else ""
 
-    def on(alias: str) -> str:
-        return " AND ".join(f"{alias}.{q(k)} = s.{q(k)}" for k in keys)
+    def on(alias: str, other: str = "s") -> str:
+        return " AND ".join(f"{alias}.{q(k)} = {other}.{q(k)}" for k in keys)
 
-    def aggregate(expression: str, table: Any, alias: str) -> str:
-        return f"(SELECT {expression}{as_text} FROM {table.full_table_name} AS {alias} WHERE {on(alias)})"
-
-    experimenter = q(other_key(m.SessionExperimenter, m.Session))
-    project = q(other_key(m.ProjectSession, m.Session))
+    stamp = q("session_datetime")
+    if postgres:
+        micros = f"(EXTRACT(EPOCH FROM s.{stamp}) * 1000000)::bigint"
+    else:
+        micros = f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', s.{stamp})"
+    many = {
+        "e": (other_key(m.SessionExperimenter, m.Session), m.SessionExperimenter, "ARRAY"),
+        "p": (other_key(m.ProjectSession, m.Session), m.ProjectSession, "ARRAY"),
+        "a": ("attribute_name", m.Session.Attribute, "OBJECT"),
+    }
+    aggregates, joins = (
+        [],
+        [
+            f"LEFT JOIN {table.full_table_name} AS {alias} ON {on(alias)}"
+            for table, alias in ((m.SessionTimezone, "z"), (m.SessionDirectory, "d"), (m.SessionNote, "n"))
+        ],
+    )
+    for alias, (column, table, kind) in many.items():
+        if kind == "ARRAY":
+            value = f"json_agg({alias}.{q(column)})::text" if postgres else f"JSON_ARRAYAGG({alias}.{q(column)})"
+        elif postgres:
+            value = f"json_object_agg({alias}.{q(column)}, {alias}.{q('attribute_value')})::text"
+        else:
+            value = f"JSON_OBJECTAGG({alias}.{q(column)}, {alias}.{q('attribute_value')})"
+        if postgres:
+            grouped = ", ".join(f"{alias}.{q(k)}" for k in keys)
+            joins.append(
+                f"LEFT JOIN (SELECT {grouped}, {value} AS agg FROM {table.full_table_name} AS {alias} "
+                f"JOIN s AS s0 ON {on(alias, 's0')} GROUP BY {grouped}) AS {alias}g ON {on(alias + 'g')}"
+            )
+            aggregates.append(f"{alias}g.agg")
+        else:
+            aggregates.append(f"(SELECT {value} FROM {table.full_table_name} AS {alias} WHERE {on(alias)})")
     selected = [
-        *(f"s.{q(n)}" for n in names),
+        *(micros if n == "session_datetime" else f"s.{q(n)}" for n in names),
         f"z.{q('session_timezone')}",
-        aggregate(f"{array_agg}(e.{experimenter})", m.SessionExperimenter, "e"),
-        aggregate(f"{array_agg}(p.{project})", m.ProjectSession, "p"),
+        aggregates[0],
+        aggregates[1],
         f"d.{q('session_dir')}",
         f"n.{q('session_note')}",
-        aggregate(f"{object_agg}(a.{q('attribute_name')}, a.{q('attribute_value')})", m.Session.Attribute, "a"),
+        aggregates[2],
     ]
-    joins = " ".join(
-        f"LEFT JOIN {table.full_table_name} AS {alias} ON {on(alias)}"
-        for table, alias in ((m.SessionTimezone, "z"), (m.SessionDirectory, "d"), (m.SessionNote, "n"))
-    )
-    sql = f"SELECT {', '.join(selected)} FROM ({base.make_sql()}) AS s {joins}"
+    source = f"({base.make_sql()}) AS s"
+    prefix = ""
+    if postgres:
+        prefix, source = f"WITH s AS ({base.make_sql()}) ", "s"
+    sql = f"{prefix}SELECT {', '.join(selected)} FROM {source} {' '.join(joins)}"
     columns = [*names, "session_timezone", "experimenters", "projects", "session_dir", "session_note", "attributes"]
     return sql, columns
 
@@ -146,9 +179,11 @@ def session_frame(sessions: Any, m: ModuleType) -> pd.DataFrame:
     frame["session_timezone"] = pd.Series(list(data["session_timezone"]), dtype=pd.StringDtype())
     frame["session_datetime_local"] = local_times(frame["session_datetime"], frame["session_timezone"])
     for column in ("experimenters", "projects"):
-        frame[column] = pd.Series(
-            [sorted(names) if names else [] for names in _json_column(data[column])], dtype=object
-        )
+        lists = _json_column(data[column])
+        for names in lists:
+            if names is not None and len(names) > 1:
+                names.sort()  # in place: no new list per session
+        frame[column] = pd.Series([[] if names is None else names for names in lists], dtype=object)
     for column in ("session_dir", "session_note"):
         frame[column] = pd.Series(list(data[column]), dtype=pd.StringDtype())
     attributes = pd.DataFrame.from_records([a or {} for a in _json_column(data["attributes"])], index=frame.index)
@@ -158,6 +193,7 @@ def session_frame(sessions: Any, m: ModuleType) -> pd.DataFrame:
     return frame.sort_values(keys, na_position="last", kind="stable", ignore_index=True)
 
 
-def _utc_column(values: Sequence[Any]) -> pd.Series:
-    """Naive UTC datetimes (None where missing) as ``datetime64[us, UTC]``."""
-    return pd.Series(np.array(values, dtype="datetime64[us]")).dt.tz_localize("UTC")
+def _utc_column(micros: Sequence[int | None]) -> pd.Series:
+    """Microseconds since 1970 in UTC (None where missing) as ``datetime64[us, UTC]``."""
+    counts = pd.array(list(micros), dtype=pd.Int64Dtype()).to_numpy(dtype="int64", na_value=np.iinfo("int64").min)
+    return pd.Series(counts.view("datetime64[us]")).dt.tz_localize("UTC")  # int64's minimum is NaT

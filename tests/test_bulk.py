@@ -23,6 +23,7 @@ NOTES = [
     "\\N",
     "NULL",
     "quote ' and \" and `",
+    "50% and %s and %(x)s",
     "emoji 🐭 and ü",
     "",
 ]
@@ -53,6 +54,24 @@ def test_values_that_need_escaping_and_nulls_arrive_intact(subject):
     back = (session.SessionNote & {"subject": "bk-m1"}).to_dicts(order_by="session_datetime")
     assert [r["session_note"] for r in back] == NOTES
     assert [r["session_datetime"] for r in back] == starts(len(NOTES))
+
+
+def test_with_no_backslash_escapes_values_still_arrive_intact(subject, server):
+    if server.backend != "mysql":
+        pytest.skip("sql_mode is MySQL's and MariaDB's")
+    session = subject.session
+    connection = session.Session.connection
+    (mode,) = connection.query("SELECT @@SESSION.sql_mode").fetchone()
+    keys = [{"subject": "bk-m1", "session_datetime": t} for t in starts(len(NOTES))]
+    connection.query("SET SESSION sql_mode = %s", args=(mode + ",NO_BACKSLASH_ESCAPES",))
+    try:
+        with connection.transaction:
+            list(bulk.insert(session.Session, [k | {"session_id": None} for k in keys]))
+            list(bulk.insert(session.SessionNote, [k | {"session_note": n} for k, n in zip(keys, NOTES, strict=True)]))
+    finally:
+        connection.query("SET SESSION sql_mode = %s", args=(mode,))
+    back = (session.SessionNote & {"subject": "bk-m1"}).to_dicts(order_by="session_datetime")
+    assert [r["session_note"] for r in back] == NOTES
 
 
 def test_a_duplicate_is_datajoints_error_and_the_transaction_leaves_nothing(subject):
