@@ -54,10 +54,11 @@ def _sql(sessions: Any, m: ModuleType) -> tuple[str, list[str]]:
     """The aggregating SELECT and the names of its columns.
 
     ``session_datetime`` comes as whole microseconds since 1970 (an integer the client turns into a
-    datetime column without parsing text). On MySQL/MariaDB the one-to-many tables are correlated
-    subqueries (index lookups per session); on PostgreSQL, whose planner would run those as one
-    subplan per row (and JIT-compile the costly plan), they are aggregated per session in derived
-    tables joined to the sessions of a ``WITH`` clause.
+    datetime column without parsing text). The one-to-many tables are correlated subqueries: index
+    lookups on each table's primary key per session, linear in the number of sessions whatever the
+    planner's statistics say. (Aggregating them in grouped derived tables joined to the sessions was
+    faster on PostgreSQL with fresh statistics, but its planner then picked nested loops over the
+    derived tables when the statistics were stale after a bulk load: quadratic, minutes at 100,000.)
     """
     adapter = m.Session.connection.adapter
     q = adapter.quote_identifier
@@ -67,57 +68,36 @@ def _sql(sessions: Any, m: ModuleType) -> tuple[str, list[str]]:
     base = sessions.proj(*[n for n in names if n not in keys]) if list(sessions.primary_key) == keys else None
     if base is None or set(base.heading.names) != set(names):
         base = m.Session & sessions
+    array_agg, object_agg = ("json_agg", "json_object_agg") if postgres else ("JSON_ARRAYAGG", "JSON_OBJECTAGG")
+    as_text = "::text" if postgres else ""
 
-    def on(alias: str, other: str = "s") -> str:
-        return " AND ".join(f"{alias}.{q(k)} = {other}.{q(k)}" for k in keys)
+    def on(alias: str) -> str:
+        return " AND ".join(f"{alias}.{q(k)} = s.{q(k)}" for k in keys)
+
+    def aggregate(expression: str, table: Any, alias: str) -> str:
+        return f"(SELECT {expression}{as_text} FROM {table.full_table_name} AS {alias} WHERE {on(alias)})"
 
     stamp = q("session_datetime")
     if postgres:
         micros = f"(EXTRACT(EPOCH FROM s.{stamp}) * 1000000)::bigint"
     else:
         micros = f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', s.{stamp})"
-    many = {
-        "e": (other_key(m.SessionExperimenter, m.Session), m.SessionExperimenter, "ARRAY"),
-        "p": (other_key(m.ProjectSession, m.Session), m.ProjectSession, "ARRAY"),
-        "a": ("attribute_name", m.Session.Attribute, "OBJECT"),
-    }
-    aggregates, joins = (
-        [],
-        [
-            f"LEFT JOIN {table.full_table_name} AS {alias} ON {on(alias)}"
-            for table, alias in ((m.SessionTimezone, "z"), (m.SessionDirectory, "d"), (m.SessionNote, "n"))
-        ],
-    )
-    for alias, (column, table, kind) in many.items():
-        if kind == "ARRAY":
-            value = f"json_agg({alias}.{q(column)})::text" if postgres else f"JSON_ARRAYAGG({alias}.{q(column)})"
-        elif postgres:
-            value = f"json_object_agg({alias}.{q(column)}, {alias}.{q('attribute_value')})::text"
-        else:
-            value = f"JSON_OBJECTAGG({alias}.{q(column)}, {alias}.{q('attribute_value')})"
-        if postgres:
-            grouped = ", ".join(f"{alias}.{q(k)}" for k in keys)
-            joins.append(
-                f"LEFT JOIN (SELECT {grouped}, {value} AS agg FROM {table.full_table_name} AS {alias} "
-                f"JOIN s AS s0 ON {on(alias, 's0')} GROUP BY {grouped}) AS {alias}g ON {on(alias + 'g')}"
-            )
-            aggregates.append(f"{alias}g.agg")
-        else:
-            aggregates.append(f"(SELECT {value} FROM {table.full_table_name} AS {alias} WHERE {on(alias)})")
+    experimenter = q(other_key(m.SessionExperimenter, m.Session))
+    project = q(other_key(m.ProjectSession, m.Session))
     selected = [
         *(micros if n == "session_datetime" else f"s.{q(n)}" for n in names),
         f"z.{q('session_timezone')}",
-        aggregates[0],
-        aggregates[1],
+        aggregate(f"{array_agg}(e.{experimenter})", m.SessionExperimenter, "e"),
+        aggregate(f"{array_agg}(p.{project})", m.ProjectSession, "p"),
         f"d.{q('session_dir')}",
         f"n.{q('session_note')}",
-        aggregates[2],
+        aggregate(f"{object_agg}(a.{q('attribute_name')}, a.{q('attribute_value')})", m.Session.Attribute, "a"),
     ]
-    source = f"({base.make_sql()}) AS s"
-    prefix = ""
-    if postgres:
-        prefix, source = f"WITH s AS ({base.make_sql()}) ", "s"
-    sql = f"{prefix}SELECT {', '.join(selected)} FROM {source} {' '.join(joins)}"
+    joins = " ".join(
+        f"LEFT JOIN {table.full_table_name} AS {alias} ON {on(alias)}"
+        for table, alias in ((m.SessionTimezone, "z"), (m.SessionDirectory, "d"), (m.SessionNote, "n"))
+    )
+    sql = f"SELECT {', '.join(selected)} FROM ({base.make_sql()}) AS s {joins}"
     columns = [*names, "session_timezone", "experimenters", "projects", "session_dir", "session_note", "attributes"]
     return sql, columns
 
