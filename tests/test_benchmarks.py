@@ -27,7 +27,7 @@ def positive(value: object) -> bool:
 def bench_run(server, subprocess_env, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "benchmarks.run", "--sizes", ",".join(map(str, SIZES)), "--repeats", "2",
-               "--query-runs", "5", "--populate-sessions", "2", "--out", str(out)]  # fmt: skip
+               "--query-runs", "5", "--table-runs", "2", "--populate-sessions", "2", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, env=subprocess_env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return result, out
@@ -76,6 +76,17 @@ def test_query_both_ways_return_the_same_sessions(results):
     assert positive(growth["project"]) and positive(growth["baseline"])
 
 
+def test_table_of_sessions_is_measured_against_fetching_the_seven_tables(results):
+    assert [r["n"] for r in results["table"]] == SIZES
+    for row in results["table"]:
+        assert row["sessions"] == row["n"] and row["runs"] == 2
+        assert row["baseline_rows"] == sum(expected_rows(row["n"]).values())  # every row of the seven tables
+        assert positive(row["project"]["median_seconds"]) and positive(row["baseline"]["median_seconds"])
+        assert positive(row["ratio"]) and positive(row["frame_bytes_per_session"])
+        assert row["dtypes"]["session_datetime"] == "datetime64[us, UTC]" and row["dtypes"]["session_id"] == "Int64"
+    assert results["targets"]["table_within_1.5x"] in (True, False)
+
+
 def test_memory_is_measured_for_each_size(results):
     assert [r["n"] for r in results["memory"]] == SIZES
     for row in results["memory"]:
@@ -93,7 +104,7 @@ def test_populate_runs_on_the_same_server(results):
 def test_markdown_has_every_table_and_the_targets(bench_run, results):
     _, out = bench_run
     text = (out / f"{results['backend']}-{results['date'][:10]}.md").read_text()
-    for heading in ("## Ingest", "## Query", "## Memory", "## Populate", "## Targets"):
+    for heading in ("## Ingest", "## Query", "## Table of sessions", "## Memory", "## Populate", "## Targets"):
         assert heading in text
     assert "| 100 |" in text and "| 200 |" in text and "| NO |" not in text
     assert results["targets"]["query_within_1.3x"] in (True, False)
@@ -115,7 +126,9 @@ def test_benchmark_schemas_are_dropped_after_the_run(bench_run, connection):
     assert not [name for name in dj.list_schemas() if name.startswith("bench_")]
 
 
-@pytest.mark.parametrize("argv", [["--sizes", "ten"], ["--sizes", "0"], ["--repeats", "0"], ["--query-runs", "-1"]])
+@pytest.mark.parametrize(
+    "argv", [["--sizes", "ten"], ["--sizes", "0"], ["--repeats", "0"], ["--query-runs", "-1"], ["--table-runs", "0"]]
+)
 def test_bad_arguments_are_refused(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_arguments(argv)
