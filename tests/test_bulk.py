@@ -1,17 +1,17 @@
 """The bulk write path: COPY on PostgreSQL, packet-sized multi-row INSERTs on MySQL/MariaDB.
 
-Values that each format must escape arrive intact, NULL stays NULL, a server error is DataJoint's
-typed error and leaves nothing written, and a server that refuses ``LOAD DATA LOCAL`` still ingests.
+Values that each format must escape arrive intact, NULL stays NULL, a server refusal is a typed
+error and leaves nothing written, and a server that refuses ``LOAD DATA LOCAL`` still ingests.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import datajoint as dj
 import pytest
 
 from element_session import bulk
+from element_session.errors import DatabaseRefusedError
 from element_session.ingest import ingest
 from tests.helpers import add_references, remove_references
 
@@ -74,12 +74,13 @@ def test_with_no_backslash_escapes_values_still_arrive_intact(subject, server):
     assert [r["session_note"] for r in back] == NOTES
 
 
-def test_a_duplicate_is_datajoints_error_and_the_transaction_leaves_nothing(subject):
+def test_a_duplicate_is_a_typed_refusal_naming_the_row_and_the_transaction_leaves_nothing(subject):
     session = subject.session
     rows = [{"subject": "bk-m1", "session_datetime": t, "session_id": None} for t in starts(3)]
-    with pytest.raises(dj.errors.DuplicateError), session.Session.connection.transaction:
+    with pytest.raises(DatabaseRefusedError, match="key") as refused, session.Session.connection.transaction:
         list(bulk.insert(session.Session, rows[:2]))  # written in the transaction ...
         list(bulk.insert(session.Session, rows[1:]))  # ... then refused by the server
+    assert refused.value.transient  # a duplicate key: ingest checks again and retries
     assert len(session.Session & {"subject": "bk-m1"}) == 0
 
 
