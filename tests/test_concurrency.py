@@ -48,12 +48,12 @@ def wait_for(*names):
         time.sleep(0.005)
 
 
-def insert_after_the_other_has_checked(table, rows):
+def insert_after_the_other_has_checked(*args, **kwargs):
     inserts.append(1)
     if len(inserts) == 1:
         (barrier / f"checked-{me}").touch()
         wait_for(f"checked-{other}", f"done-{other}")
-    yield from insert(table, rows)
+    yield from insert(*args, **kwargs)
 
 
 import workflow.pipeline  # connect and activate before the start signal
