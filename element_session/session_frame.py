@@ -117,15 +117,19 @@ def local_times(utc: pd.Series, zones: pd.Series) -> pd.Series:
     """ISO 8601 text with offset of each start time in its own zone (UTC where none is recorded).
 
     ``utc`` is ``datetime64[us, UTC]``, ``zones`` text (IANA names or fixed offsets); the result is
-    pandas ``string``, ``<NA>`` where the time is missing, and equal to ``datetime.isoformat()`` of
+    pandas ``string``, ``<NA>`` where the time is missing or the stored zone cannot be used, and equal to ``datetime.isoformat()`` of
     :func:`element_session.timezones.local_time`. Works per distinct zone, not per row.
     """
     result = pd.Series(pd.NA, index=utc.index, dtype=pd.StringDtype())
     zones = zones.fillna("UTC")
     naive_utc = utc.dt.tz_localize(None)
     for zone in pd.unique(zones[utc.notna()]):
+        try:
+            info = timezones.zone_info(zone)
+        except timezones.TimeError:
+            continue  # a stored zone that cannot be used: <NA> (formats.session_problems names the session)
         rows = (zones == zone) & utc.notna()
-        local = utc[rows].dt.tz_convert(timezones.zone_info(zone)).dt.tz_localize(None)
+        local = utc[rows].dt.tz_convert(info).dt.tz_localize(None)
         offsets = ((local - naive_utc[rows]) // pd.Timedelta(seconds=1)).to_numpy()
         text = np.datetime_as_string(local.to_numpy(), unit="s").astype(object)
         micro = (local.dt.microsecond).to_numpy()
