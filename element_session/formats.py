@@ -84,10 +84,7 @@ def session_records(
     """
     keys, attributes, names = subject_attributes(session), attribute_columns(frame), list(session.primary_key)
     by_key = {_ident(key): values for key, values in (blobs or {}).items()}
-    return [
-        _record(row, keys, attributes, by_key.get(_ident(row[n] for n in names), {}))
-        for row in _rows(frame)
-    ]
+    return [_record(row, keys, attributes, by_key.get(_ident(row[n] for n in names), {})) for row in _rows(frame)]
 
 
 def _ident(values: Any) -> tuple:

@@ -117,8 +117,9 @@ def local_times(utc: pd.Series, zones: pd.Series) -> pd.Series:
     """ISO 8601 text with offset of each start time in its own zone (UTC where none is recorded).
 
     ``utc`` is ``datetime64[us, UTC]``, ``zones`` text (IANA names or fixed offsets); the result is
-    pandas ``string``, ``<NA>`` where the time is missing or the stored zone cannot be used, and equal to ``datetime.isoformat()`` of
-    :func:`element_session.timezones.local_time`. Works per distinct zone, not per row.
+    pandas ``string``, ``<NA>`` where the time is missing or the stored zone cannot be used, and
+    equal to ``datetime.isoformat()`` of :func:`element_session.timezones.local_time`. Works per
+    distinct zone, not per row.
     """
     result = pd.Series(pd.NA, index=utc.index, dtype=pd.StringDtype())
     zones = zones.fillna("UTC")
