@@ -126,7 +126,7 @@ def test_any_restriction_and_the_whole_module(sessions, pipeline):
     assert set(SUBJECTS) <= set(whole["subject"])
 
 
-# the output of the implementation before the typed table (commit 14805dd), byte for byte
+# the output of main's implementation before the typed table, byte for byte
 JSON_TEXT = (
     "[\n"
     " {\n"
@@ -145,7 +145,8 @@ JSON_TEXT = (
     '  "attributes": {\n'
     '   "rig": "A",\n'
     '   "zeta": "x, y"\n'
-    "  }\n"
+    "  },\n"
+    '  "attribute_blobs": {}\n'
     " },\n"
     " {\n"
     '  "subject": "tf-m1",\n'
@@ -159,7 +160,8 @@ JSON_TEXT = (
     '  "session_note": "two\\nlines",\n'
     '  "attributes": {\n'
     '   "rig": "B"\n'
-    "  }\n"
+    "  },\n"
+    '  "attribute_blobs": {}\n'
     " },\n"
     " {\n"
     '  "subject": "tf-m2",\n'
@@ -177,7 +179,8 @@ JSON_TEXT = (
     '  "session_note": null,\n'
     '  "attributes": {\n'
     '   "weird": "[\\"]},\\\\"\n'
-    "  }\n"
+    "  },\n"
+    '  "attribute_blobs": {}\n'
     " },\n"
     " {\n"
     '  "subject": "tf-m3",\n'
@@ -187,7 +190,8 @@ JSON_TEXT = (
     '  "projects": [],\n'
     '  "session_dir": "tf-m3/ü",\n'
     '  "session_note": null,\n'
-    '  "attributes": {}\n'
+    '  "attributes": {},\n'
+    '  "attribute_blobs": {}\n'
     " }\n"
     "]"
 )
