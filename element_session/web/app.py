@@ -425,7 +425,8 @@ def _rows_for_page(user: Any, frame: Any) -> list[dict[str, Any]]:
     records = service.session_records(user, frame)
     rows = []
     for record, (_, row) in zip(records, frame.iterrows(), strict=True):
-        rows.append({"record": record, "local": row["session_datetime_local"], "zone": row["session_timezone"],
+        local, zone = service.local_time(row["session_datetime_local"]), service.text_or_none(row["session_timezone"])
+        rows.append({"record": record, "local": local, "zone": zone,
                      "key": service.key_params(user, record)})  # fmt: skip
     return rows
 

@@ -241,8 +241,19 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
         labels = _labels(user)
         downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
         jobs = populate.list_jobs(user.pipeline, restriction=key)
-    return SessionDetail(record, row["session_datetime_local"], row["session_timezone"], directory, problem,
-                         downstream, jobs)  # fmt: skip
+    return SessionDetail(record, local_time(row["session_datetime_local"]), text_or_none(row["session_timezone"]),
+                         directory, problem, downstream, jobs)  # fmt: skip
+
+
+def local_time(value: Any) -> dt.datetime | None:
+    """A ``session_datetime_local`` cell of the table of sessions (ISO text with offset, or missing) as an
+    aware datetime, or None."""
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def text_or_none(value: Any) -> str | None:
+    """A text cell of the table of sessions, None where missing (``<NA>``)."""
+    return value if isinstance(value, str) else None
 
 
 def _shown(key: dict[str, Any]) -> str:
