@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-__version__ = "0.3.0"
+__version__ = "0.4.0.dev0"
 __all__ = ["__version__", "session", "session_with_id"]
 
 _SCHEMA_MODULES = {"session": "session_with_datetime", "session_with_id": "session_with_id"}

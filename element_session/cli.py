@@ -88,10 +88,14 @@ def load_pipeline(name: str) -> ModuleType:
     database failures while activating are typed (:func:`element_session.database.database_errors`).
     """
     import importlib
+    import os
+    import sys
 
     from .database import database_errors
     from .errors import PipelineImportError
 
+    if os.getcwd() not in sys.path:  # as `python -m` does: a pipeline module in the working directory is found
+        sys.path.insert(0, os.getcwd())
     try:
         with database_errors():
             return importlib.import_module(name)

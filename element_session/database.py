@@ -26,6 +26,7 @@ from .errors import (
     ElementSessionError,
     InputProblem,
     PermissionDeniedError,
+    UsageError,
 )
 from .redaction import without_password
 
@@ -139,6 +140,12 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
     if isinstance(err, ElementSessionError):
         return None
     text = str(err).lower()
+    unconfigured = "user not configured" in text or "password not configured" in text
+    if isinstance(err, dj.errors.DataJointError) and unconfigured:
+        return UsageError(
+            "no database account is configured: set DJ_HOST, DJ_USER and DJ_PASS (the demo prints an `eval` line "
+            "that sets them for its private server) or write datajoint.json (DataJoint's settings)"
+        )
     refused_login = (err.args and err.args[0] in (1044, 1045)) or "password authentication failed" in text
     if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)

@@ -34,6 +34,8 @@ The command line maps these classes to exit statuses in one place (``element_ses
 
 from __future__ import annotations
 
+import datetime as dt
+
 
 class ElementSessionError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -86,7 +88,11 @@ class InputError(ElementSessionError, ValueError):
         lines = [str(p) for p in problems[:50]]
         if len(problems) > 50:
             lines.append(f"... and {len(problems) - 50} more problems")
-        super().__init__(f"{len(problems)} problem(s) in the input, nothing was written:\n  " + "\n  ".join(lines))
+        if problems and all(p.source == "arguments" for p in problems):  # a query's or command's own options
+            head = f"{len(problems)} problem(s) in the arguments"
+        else:
+            head = f"{len(problems)} problem(s) in the input, nothing was written"
+        super().__init__(f"{head}:\n  " + "\n  ".join(lines))
 
 
 class ConflictError(InputError):
@@ -118,13 +124,27 @@ class InputProblem:
     def __str__(self) -> str:
         where = self.source + (f", row {self.row}" if self.row is not None else "")
         where += f", column {self.column!r}" if self.column else ""
-        shown = repr(self.value)
+        shown = _readable(self.value)
         if len(shown) > 80:  # the message shows the start of a long value; the value itself is kept
             shown = f"{shown[:60]}... ({len(str(self.value))} characters)"
         return f"{where}: {self.reason} (value: {shown})"
 
     def __repr__(self) -> str:
         return f"InputProblem({self})"
+
+
+def _readable(value: object) -> str:
+    """``value`` as a message shows it: text quoted (so that spaces show), times as ISO text, keys as tuples.
+
+    A naive datetime here is a stored session time, which is UTC.
+    """
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ") + ("" if value.tzinfo else " UTC")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_readable(v) for v in value) + ")"
+    return repr(value)
 
 
 def one_problem(source: str, column: str | None, value: object, reason: str, row: int | None = None) -> InputError:

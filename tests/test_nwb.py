@@ -277,7 +277,7 @@ def test_export_command(refs, tmp_path, capsys):
     assert run("--subject", "nw-m1", "--id", "7", "--output", str(out), "--overwrite")[0] == 0
     assert run("--subject", "nw-m1", "--datetime", "2024-03-10T13:30:00Z", "--output", str(out), "--overwrite")[0] == 0
     code, out_text, err = run("--subject", "nw-m1", "--id", "8", "--output", str(tmp_path / "x.nwb"))
-    assert (code, out_text) == (1, "") and "no session with {'subject': 'nw-m1', 'session_id': 8}" in err
+    assert (code, out_text) == (1, "") and "no session with subject=nw-m1, session_id=8" in err
     code, _, err = run("--subject", "nw-m1", "--datetime", "2024-03-10T02:30:00", "--timezone", "America/New_York",
                        "--output", str(tmp_path / "x.nwb"))  # fmt: skip
     assert code == 1 and "does not exist in America/New_York" in err

@@ -19,10 +19,10 @@ import argparse
 import hashlib
 import importlib
 import os
+import shlex
 import stat
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -110,13 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("SESSION_ROOT_DIRS", str(DATA / "raw"))
-    with warnings.catch_warnings():
-        # DataJoint looks for datajoint.json at import; the demo configures it in code instead.
-        warnings.filterwarnings("ignore", message="No datajoint.json found", category=UserWarning)
-        from element_session.errors import ElementSessionError
-        from element_session.localdb import LocalServer, server_from_environment
-    # The demo's own server is MariaDB, which DataJoint supports on a best-effort basis.
-    warnings.filterwarnings("ignore", message="MariaDB is not officially supported", category=UserWarning)
+    from element_session import _messages
+
+    _messages.configure(verbose=False)  # DataJoint's warnings and connection line stay quiet, as in the command
+    from element_session.errors import ElementSessionError
+    from element_session.localdb import LocalServer, server_from_environment
 
     external = server_from_environment()
     server: LocalServer | None = None
@@ -155,6 +153,7 @@ def _print_connect_hint(server: LocalServer) -> None:
     print(
         f"\nThe server keeps running. To point DataJoint (and the element-session command) at it:\n"
         f'  eval "$({command} start {datadir} --backend {server.backend})"   # sets DJ_HOST, DJ_PORT, DJ_USER, ...\n'
+        f"  export SESSION_ROOT_DIRS={shlex.quote(os.environ['SESSION_ROOT_DIRS'])}   # the example raw data\n"
         f"To stop it:\n  {command} stop {datadir} --backend {server.backend}"
     )
 

@@ -96,7 +96,7 @@ def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> 
         key["session_datetime"] = timezones.time_argument("session_datetime", key["session_datetime"])
     rows = (session & key).to_dicts()
     if not rows:
-        raise SessionNotFoundError(f"no session {key} in {session.full_table_name}")
+        raise SessionNotFoundError(f"no session {key_text(key)} (UTC) in {session.full_table_name}")
     return rows[0]
 
 
@@ -137,7 +137,7 @@ def find_session_key(
             raise one_problem("arguments", "session_id", session_id, str(err)) from None
     keys = (session & restriction).keys()
     if not keys:
-        raise SessionNotFoundError(f"no session with {restriction} in {session.full_table_name}")
+        raise SessionNotFoundError(f"no session with {key_text(restriction)} (UTC) in {session.full_table_name}")
     if len(keys) > 1:
         raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
     return keys[0]
