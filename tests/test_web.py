@@ -94,6 +94,20 @@ def test_the_serve_command_refuses_a_bad_port_or_worker_count(capsys):
     assert "--workers" in capsys.readouterr().out
 
 
+def test_serve_on_a_port_in_use_is_a_usage_error_before_it_prints_an_address(pipeline, capsys):
+    import socket
+
+    from element_session import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert "serving" not in out and f"cannot serve at 127.0.0.1:{port}: Address already in use" in err
+
+
 # -- JSON API ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("params", "options"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from typing import Any
 
 #: What ``serve`` hands to its worker processes, in their environment.
@@ -18,7 +19,9 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
     Prints the address. The worker processes share the secret that seals logins (taken from
     ``ELEMENT_SESSION_WEB_SECRET`` if set, so that logins survive a restart; otherwise a new random
     one, so that a restart ends every login). DataJoint's messages are shown only when ``verbose``,
-    in every worker. Raises ``ValueError`` for a port or a number of workers out of range.
+    in every worker. Raises ``ValueError`` for a port or a number of workers out of range, and
+    :class:`~element_session.errors.UsageError` for an address it cannot listen on (a port in use, a
+    host that is not this machine's), before anything is printed.
     """
     import uvicorn
 
@@ -26,6 +29,7 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
         raise ValueError(f"port {port} is not in 0..65535")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
+    _check_address(host, port)
     if not os.environ.get(SECRET_ENV):  # inherited by the worker processes
         os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
     os.environ[PIPELINE_ENV] = pipeline
@@ -36,6 +40,20 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
         "element_session.web.server:worker_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning",
     )  # fmt: skip
+
+
+def _check_address(host: str, port: int) -> None:
+    """Raise UsageError unless ``host:port`` can be listened on now (uvicorn would exit 3 later)."""
+    from ..errors import UsageError
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise UsageError(f"cannot serve at {host}:{port}: {reason} (choose another --port or --host)") from None
 
 
 def worker_app() -> Any:
