@@ -151,7 +151,7 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
         said = err.args[1] if coded else err.args[0] if err.args else err
         reason = without_password(str(said))
-        return PermissionDeniedError(f"the database refused this as {_server(connection)}: {reason}")
+        return PermissionDeniedError(f"the database at {_server(connection)} refused: {reason}")
     if _is_lost_connection(err):
         return DatabaseUnreachableError(
             f"cannot reach the database at {_server(connection)}: {type(err).__name__}: {without_password(str(err))}"

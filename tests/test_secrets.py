@@ -110,7 +110,7 @@ def test_the_command_never_shows_the_password_connected_refused_or_with_the_serv
     assert statuses["server stopped"] == UNREACHABLE
     assert f"cannot reach the database at 127.0.0.1:{info.port}" in outcomes["server stopped"].stderr
     assert statuses["wrong password"] == DENIED and outcomes["wrong password"].stdout == ""
-    assert f"the database refused this as 127.0.0.1:{info.port} as user 'dj'" in outcomes["wrong password"].stderr
+    assert f"the database at 127.0.0.1:{info.port} as user 'dj' refused: " in outcomes["wrong password"].stderr
     # the private server's own files hold no password in clear, but the 0600 file it is kept in
     for path in private.datadir.iterdir():
         if path.is_file() and path.name != "password":
@@ -223,7 +223,7 @@ def test_a_one_character_or_common_word_password_changes_nothing_in_what_the_com
     port = env["DJ_PORT"]
     assert said["connected"][:2] == (0, "[]\n") and f"connected to {name}@127.0.0.1:{port}" in said["connected"][2]
     status, out, err = said["refused login"]
-    assert status == DENIED and out == "" and f"the database refused this as 127.0.0.1:{port} as user '{name}'" in err
+    assert status == DENIED and out == "" and f"the database at 127.0.0.1:{port} as user '{name}' refused: " in err
     status, out, err = said["closed port"]
     assert status == UNREACHABLE and out == "" and "cannot reach the database at 127.0.0.1:9 as user" in err
     server_says = ("Access denied for user", "Can't connect to MySQL server on '127.0.0.1'")
