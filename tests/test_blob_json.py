@@ -8,10 +8,11 @@ import json
 import math
 import uuid
 
+import datajoint as dj
 import numpy as np
 import pytest
 from datajoint.blob import MatCell, MatStruct
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -122,13 +123,21 @@ def session(pipeline):
     remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
 
 
+UNREADABLE = object()  # outputs' answer for a value DataJoint stores but cannot read back
+
+
 def outputs(pipeline, name: str) -> tuple[object, object, object]:
     """The stored value of attribute ``name``, and its values as read back from NWB export and from JSON output.
 
     None is stored as SQL NULL, which both outputs show as "no object value": NWB as '', JSON by leaving it out.
     """
     module = pipeline.session
-    (stored,) = (module.Session.Attribute & KEY & {"attribute_name": name}).to_dicts()
+    try:
+        (stored,) = (module.Session.Attribute & KEY & {"attribute_name": name}).to_dicts()
+    except dj.errors.DataJointError:  # DataJoint 2.3.5 stores values it cannot read (e.g. a record field named NUL)
+        with pytest.raises(FormatError, match=f"attribute {name!r}: its object value cannot be exported"):
+            session_to_nwb(KEY, session_module=module)
+        return UNREADABLE, None, None
     nwb = session_to_nwb(KEY, session_module=module).acquisition[ATTRIBUTES_TABLE].to_dataframe()
     nwb_text = nwb.set_index("attribute_name").loc[name, "attribute_blob"]
     found = query.find_sessions(module, subject="bj-m1")
@@ -176,6 +185,7 @@ VALUES = st.recursive(
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=VALUES)
+@example(value=np.array((False,), dtype=[("\x00", "?")]))  # stored by DataJoint 2.3.5, not readable (found in CI)
 def test_any_stored_blob_is_exported_and_shown_losslessly(session, value):
     module = session.session
     row = {**KEY, "attribute_name": "blob", "attribute_blob": value}
@@ -189,6 +199,8 @@ def test_any_stored_blob_is_exported_and_shown_losslessly(session, value):
         stored, from_nwb, from_json = outputs(session, "blob")
     finally:
         (module.Session.Attribute & KEY).delete_quick()
+    if stored is UNREADABLE:
+        return  # refused with a FormatError naming the attribute (checked in outputs)
     assert same(from_nwb, stored), (value, stored, from_nwb)
     assert same(from_json, stored), (value, stored, from_json)
 

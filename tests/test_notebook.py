@@ -149,7 +149,7 @@ def test_finder_and_table_of_sessions(executed):
     table = _cell(executed, "table")
     assert "12 sessions of 4 subjects" in _text(table)
     (html,) = _data(table, "text/html")
-    assert "2024-03-31 10:00:00+02:00" in html  # the local time of the session on the day summer time began
+    assert "2024-03-31T10:00:00+02:00" in html  # the local time (ISO text) on the day summer time began
 
 
 def test_plot_of_sessions_over_time_is_a_figure(executed):
