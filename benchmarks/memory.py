@@ -71,6 +71,10 @@ def _child(method: str, path: Path) -> dict[str, Any]:
     start = time.perf_counter()
     if method == "project":
         bench_ingest.run_project(pipeline, path)
+    elif method == "table":  # the typed table of the sessions stored (the file is not read)
+        from element_session.query import session_table
+
+        session_table(pipeline.session)
     else:
         bench_ingest.run_baseline(raw, server, names, path)
     seconds = time.perf_counter() - start
@@ -86,8 +90,8 @@ def _child(method: str, path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in ("project", "baseline"):
-        raise SystemExit("usage: python -m benchmarks.memory {project,baseline} FILE")
+    if len(argv) != 2 or argv[0] not in ("project", "baseline", "table"):
+        raise SystemExit("usage: python -m benchmarks.memory {project,baseline,table} FILE")
     report = _child(argv[0], Path(argv[1]))
     sys.stdout.flush()
     print(json.dumps(report))
