@@ -169,9 +169,18 @@ def spied(output: Path, rate: int = 200):
 
 
 def finder_steps(session_module: Any, raw: Any, sql: str, arguments: dict, runs: int = 300) -> dict[str, float]:
-    """Median ms of the finder's steps, and of the raw parameterised query, without the profiler."""
+    """Median ms of the finder's steps, and of the raw parameterised query, without the profiler.
+
+    Each run, in turn: ``find_sessions`` (builds the restricted expression), ``* SessionNote`` (the join),
+    ``make_sql`` (the SQL text, which ``to_dicts`` builds again), ``to_dicts`` (SQL, send, fetch, decode),
+    DataJoint's ``Connection.query`` of that SQL text with a dict cursor and ``fetchall`` (no decoding),
+    the raw driver on that SQL text fetched as dicts, and the benchmark's raw parameterised query.
+    """
+    import datajoint as dj
+
     from element_session.query import find_sessions
 
+    connection = dj.conn()
     timings: dict[str, list[float]] = collections.defaultdict(list)
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -179,19 +188,28 @@ def finder_steps(session_module: Any, raw: Any, sql: str, arguments: dict, runs:
         t1 = time.perf_counter()
         joined = found * session_module.SessionNote
         t2 = time.perf_counter()
-        joined.make_sql()
+        text = joined.make_sql()
         t3 = time.perf_counter()
         joined.to_dicts()
         t4 = time.perf_counter()
-        bench_query.baseline_query(raw, sql, arguments)
+        connection.query(text, as_dict=True).fetchall()
         t5 = time.perf_counter()
+        with raw.cursor() as cursor:
+            cursor.execute(text)
+            names = [d[0] for d in cursor.description]
+            [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        t6 = time.perf_counter()
+        bench_query.baseline_query(raw, sql, arguments)
+        t7 = time.perf_counter()
         timings["find_sessions (restriction built)"].append(t1 - t0)
         timings["* SessionNote (join built)"].append(t2 - t1)
         timings["make_sql (SQL text)"].append(t3 - t2)
         timings["to_dicts (SQL built again, sent, fetched, decoded)"].append(t4 - t3)
-        timings["raw parameterised query, dicts"].append(t5 - t4)
+        timings["DataJoint Connection.query of the SQL text, dict cursor, fetchall"].append(t5 - t4)
+        timings["raw driver, DataJoint's SQL text, dicts"].append(t6 - t5)
+        timings["raw parameterised query, dicts"].append(t7 - t6)
     medians = {name: statistics.median(values) * 1000 for name, values in timings.items()}
-    medians["whole finder call"] = sum(v for k, v in medians.items() if not k.startswith("raw") and "make_sql" not in k)
+    medians["whole finder call"] = sum(medians[name] for name in list(medians)[:2]) + medians[list(medians)[3]]
     return medians
 
 
@@ -350,12 +368,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resummarise", type=Path, metavar="JSON", help="recompute the summaries of JSON from its raw stacks, no run"
     )
+    parser.add_argument("--plot", type=Path, metavar="JSON", help="plot the table scaling of JSON into a PNG beside it")
     args = parser.parse_args(argv)
-    if args.resummarise:
+    if args.plot:
+        plot_scaling(args.plot)
+    elif args.resummarise:
         resummarise(args.resummarise)
     else:
         run(args)
     return 0
+
+
+def plot_scaling(path: Path) -> Path:
+    """``session_table`` microseconds and peak bytes per session against N, as ``<JSON stem>.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = json.loads(path.read_text())
+    rows = results["table_scaling"]
+    sizes = [row["n"] for row in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    left.plot(sizes, [row["us_per_session"] for row in rows], "o-", label="in process")
+    left.plot(sizes, [row["fresh_process_seconds"] / row["n"] * 1e6 for row in rows], "s--", label="fresh process")
+    left.set(xscale="log", xlabel="sessions N", ylabel="us per session", ylim=(0, None), title="session_table time")
+    left.legend()
+    right.plot(sizes, [row["peak_bytes_per_session"] / 1024 for row in rows], "o-", label="peak RSS increase")
+    right.plot(sizes, [row["frame_bytes_per_session"] / 1024 for row in rows], "s--", label="DataFrame")
+    right.set(xscale="log", xlabel="sessions N", ylabel="KiB per session", ylim=(0, None), title="memory")
+    right.legend()
+    figure.suptitle(f"{results['backend']}, commit {results['git']['commit']}, 2 shared cores", fontsize=9)
+    png = path.with_suffix(".png")
+    figure.savefig(png, dpi=90)
+    return png
 
 
 def resummarise(path: Path) -> None:
