@@ -60,6 +60,22 @@ OTHER = "other (interpreter, stdlib)"
 WORKLOADS = {"ingest": "run_project (", "finder": "project_query (", "table": "session_table ("}
 
 
+#: Phases of ingest: the outermost frame matching one of these decides (root first).
+INGEST_PHASES = [
+    ("reading the file", "/element_session/readers.py"),
+    ("validation (_SessionPlan.prepare)", "_SessionPlan.prepare ("),
+    ("writing (element_session.bulk: literals or COPY text, driver, server)", "/element_session/bulk.py"),
+]
+
+
+def _phase(stack: list[str]) -> str:
+    for frame in stack:
+        for name, marker in INGEST_PHASES:
+            if marker in frame:
+                return name
+    return "the rest (chunk loop, existence checks, transaction)"
+
+
 def _datajoint(frame: str, outer: list[str]) -> str:
     """The DataJoint category of the innermost DataJoint frame ``frame``, given the frames outside it."""
     function = frame.split(" (")[0]
@@ -124,6 +140,7 @@ def summarise(raw_file: Path, keep: str, top: int = 15) -> dict[str, Any]:
     """
     categories: collections.Counter[str] = collections.Counter()
     frames: collections.Counter[str] = collections.Counter()
+    phases: collections.Counter[str] = collections.Counter()
     for line in raw_file.read_text().splitlines():
         stack_text, _, count = line.rpartition(" ")
         if keep not in stack_text or not count.isdigit():
@@ -132,12 +149,16 @@ def summarise(raw_file: Path, keep: str, top: int = 15) -> dict[str, Any]:
         category, frame = classify(stack)
         categories[category] += int(count)
         frames[f"{category} | {_short(frame)}"] += int(count)
+        phases[_phase(stack)] += int(count)
     total = sum(categories.values()) or 1
-    return {
+    result = {
         "samples": total,
         "categories": {name: count / total for name, count in categories.most_common()},
         "top_frames": {name: count / total for name, count in frames.most_common(top)},
     }
+    if keep == WORKLOADS["ingest"]:
+        result["phases"] = {name: count / total for name, count in phases.most_common()}
+    return result
 
 
 def _short(frame: str) -> str:
