@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import operator
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -214,9 +215,12 @@ def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
 def _write(table: Any, rows: list[dict], records: list[Record]) -> None:
     by_fields: dict[tuple[str, ...], tuple[list[dict], list[tuple[str, int]]]] = {}
     for row, record in zip(rows, records, strict=True):  # a statement inserts rows of one set of fields
-        same, where = by_fields.setdefault(tuple(row), ([], []))
-        same.append(row)
-        where.append((record.source, record.row))
+        fields = tuple(row)
+        group = by_fields.get(fields)
+        if group is None:
+            group = by_fields[fields] = ([], [])
+        group[0].append(row)
+        group[1].append((record.source, record.row))
     for same, where in by_fields.values():
         for _ in bulk.insert(table, same, where):
             pass
@@ -310,6 +314,14 @@ class _ReferencePlan:
         return [(self.table, new, new_records)]
 
 
+def _tuple_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple]:
+    """The function taking the values of ``columns`` from a row, as a tuple (also of one column)."""
+    if len(columns) == 1:
+        (column,) = columns
+        return lambda row: (row[column],)
+    return operator.itemgetter(*columns)
+
+
 def _shown(key: tuple) -> Any:
     return key[0] if len(key) == 1 else key
 
@@ -353,13 +365,16 @@ class _SessionPlan:
                 raise one_problem("pipeline", name, table.primary_key, "a one-column primary key is needed")
         self.subject_key = list(self.subject.primary_key)
         self.subject_checks = column_checks(self.subject())
+        self.subject_of = _tuple_getter(self.subject_key)  # a row's subject key, as a tuple
         self.experimenter_attr = self.experimenter.primary_key[0]
         self.project_attr = self.project.primary_key[0]
         self.by_datetime = "session_datetime" in module.Session.primary_key
         self.identity = "session_datetime" if self.by_datetime else "session_id"
         self.secondary = "session_id" if self.by_datetime else "session_datetime"
         self.columns = [*self.subject_key, *SESSION_FIELDS]
-        self.seen: dict[tuple, str] = {}  # sessions of earlier chunks -> where they were
+        self.column_set = frozenset(self.columns)
+        self.seen: dict[tuple, tuple[str, int]] = {}  # sessions of earlier chunks -> their source and row
+        self.attribute_names: set[str] = set()  # names of attribute columns found valid
         self.folders = {
             "subject": keys.KeyFolder(self.subject, self.subject_key),
             "experimenter": keys.KeyFolder(self.experimenter, [self.experimenter_attr]),
@@ -378,7 +393,7 @@ class _SessionPlan:
             problems.append(record.problem(column, value, reason))
 
         for column, value in values.items():
-            if column not in self.columns and not column.startswith(ATTRIBUTE_PREFIX):
+            if column not in self.column_set and not column.startswith(ATTRIBUTE_PREFIX):
                 fail(column, value, f"unknown column: sessions have {self.columns} and attr.<name>")
             elif isinstance(value, list) and column not in ("experimenter", "project"):
                 fail(column, value, "a list where one value is expected")
@@ -428,9 +443,11 @@ class _SessionPlan:
             if column.startswith(ATTRIBUTE_PREFIX) and isinstance(value, str):
                 name = column[len(ATTRIBUTE_PREFIX) :]
                 try:
-                    check_key_text(name, 32)
-                    if not name:
-                        raise ValueError("attribute column without a name after 'attr.'")
+                    if name not in self.attribute_names:  # a column's name is checked once
+                        check_key_text(name, 32)
+                        if not name:
+                            raise ValueError("attribute column without a name after 'attr.'")
+                        self.attribute_names.add(name)
                     session.attributes[name] = check_text(value, 2000)
                 except ValueError as err:
                     fail(column, value, str(err))
@@ -444,7 +461,7 @@ class _SessionPlan:
         names = [name.strip() for name in names]
         if any("\x00" in name for name in names):
             problems.append(record.problem(column, value, "contains a NUL character"))
-        elif any(not name for name in names):
+        elif not all(names):
             problems.append(
                 record.problem(column, value, f"an empty name in the list (separate names with '{LIST_SEPARATOR}')")
             )
@@ -463,16 +480,17 @@ class _SessionPlan:
         for session in parsed:  # subjects are spelt as stored now: identities compare exactly
             record, identity = session.record, tuple(session.key.values())
             if identity in self.seen:
-                reason = f"duplicate session (also {self.seen[identity]})"
+                reason = "duplicate session (also {} row {})".format(*self.seen[identity])
                 problems.append(record.problem(self.identity, identity, reason))
             else:
-                self.seen[identity] = f"{record.source} row {record.row}"
+                self.seen[identity] = (record.source, record.row)
                 sessions[identity] = session
         _raise_if(problems)
         existing = self._existing(list(sessions.values()))
         new: list[_Session] = []
-        for session in sessions.values():
-            stored = existing.get(self._ident(session.key))
+        idents = self._idents([s.key for s in sessions.values()]) if existing else [None] * len(sessions)
+        for session, ident in zip(sessions.values(), idents, strict=True):
+            stored = existing.get(ident)
             if stored is None:
                 new.append(session)
                 continue
@@ -494,21 +512,22 @@ class _SessionPlan:
             "project": (self.project, [self.project_attr]),
         }
         given = {
-            "subject": [tuple(s.key[k] for k in self.subject_key) for s in sessions],
+            "subject": [self.subject_of(s.key) for s in sessions],
             "experimenter": [(n,) for s in sessions for n in s.experimenters or ()],
             "project": [(n,) for s in sessions for n in s.projects or ()],
         }
         folded: dict[str, dict[tuple, tuple]] = {}
         for name, (table, columns) in tables.items():
             folder, known = self.folders[name], self.known[name]
-            folded[name] = dict(zip(given[name], folder.fold_all(given[name]), strict=True))
+            distinct = list(dict.fromkeys(given[name]))  # each value folded once
+            folded[name] = dict(zip(distinct, folder.fold_all(distinct), strict=True))
             wanted = {key for key, f in folded[name].items() if f not in known}
             stored = [tuple(r[k] for k in columns) for r in _restricted_rows(
                 table.proj(), [dict(zip(columns, key, strict=True)) for key in wanted]
             )]  # fmt: skip
             known.update(zip(folder.fold_all(stored), stored, strict=True))
         for s in sessions:
-            subject = tuple(s.key[k] for k in self.subject_key)
+            subject = self.subject_of(s.key)
             stored = self.known["subject"].get(folded["subject"][subject])
             if stored is None:
                 problems.append(
@@ -540,9 +559,12 @@ class _SessionPlan:
         folder = self.folders["attribute"]
         if folder.exact:
             return
+        names = list({name: None for s in sessions for name in s.attributes})
+        folded = dict(zip(names, folder.fold_all((n,) for n in names), strict=True))
         for s in sessions:
             seen: dict[tuple, str] = {}
-            for name, f in zip(s.attributes, folder.fold_all((n,) for n in s.attributes), strict=True):
+            for name in s.attributes:
+                f = folded[name]
                 if f in seen:
                     reason = (f"the same attribute as {ATTRIBUTE_PREFIX}{seen[f]} for the database "
                               f"({folder.describe()}): give it once")  # fmt: skip
@@ -555,39 +577,44 @@ class _SessionPlan:
         m = self.module
         if not sessions:
             return {}
-        ident = self._ident
+        idents = self._idents
 
         # one cheap query for which input sessions exist: their subjects, within the span of their identities
-        subjects = {tuple(s.key[k] for k in self.subject_key) for s in sessions}
+        subjects = {self.subject_of(s.key) for s in sessions}
         values = [s.key[self.identity] for s in sessions]
         span = f"{self.identity} BETWEEN {_literal(min(values))} AND {_literal(max(values))}"
         candidates = (
             m.Session.proj() & [dict(zip(self.subject_key, v, strict=True)) for v in subjects] & span
         ).to_dicts()
-        self.folders["subject"].fold_all(tuple(r[k] for k in self.subject_key) for r in candidates)  # one query
-        stored = {ident(r) for r in candidates}
-        existing_keys = [s.key for s in sessions if ident(s.key) in stored]
+        stored = set(idents(candidates))
+        keys_given = [s.key for s in sessions]
+        existing_keys = [key for key, i in zip(keys_given, idents(keys_given), strict=True) if i in stored]
         if not existing_keys:
             return {}
-        found = {ident(r): {"row": r} for r in _restricted_rows(m.Session, existing_keys)}
 
-        for row in _restricted_rows(m.SessionExperimenter, existing_keys):
-            found[ident(row)].setdefault("experimenter", []).append(row[self.experimenter_attr])
-        for row in _restricted_rows(m.ProjectSession, existing_keys):
-            found[ident(row)].setdefault("project", []).append(row[self.project_attr])
-        for row in _restricted_rows(m.SessionDirectory, existing_keys):
-            found[ident(row)]["session_dir"] = row["session_dir"]
-        for row in _restricted_rows(m.SessionNote, existing_keys):
-            found[ident(row)]["session_note"] = row["session_note"]
-        for row in _restricted_rows(m.SessionTimezone, existing_keys):
-            found[ident(row)]["zone"] = row["session_timezone"]
-        for row in _restricted_rows(m.Session.Attribute.proj("attribute_value"), existing_keys):
-            found[ident(row)].setdefault("attributes", {})[row["attribute_name"]] = row["attribute_value"]
+        def rows(table: Any) -> Iterator[tuple[tuple, dict]]:
+            found = _restricted_rows(table, existing_keys)
+            return zip(idents(found), found, strict=True)
+
+        found = {i: {"row": r} for i, r in rows(m.Session)}
+        for i, row in rows(m.SessionExperimenter):
+            found[i].setdefault("experimenter", []).append(row[self.experimenter_attr])
+        for i, row in rows(m.ProjectSession):
+            found[i].setdefault("project", []).append(row[self.project_attr])
+        for i, row in rows(m.SessionDirectory):
+            found[i]["session_dir"] = row["session_dir"]
+        for i, row in rows(m.SessionNote):
+            found[i]["session_note"] = row["session_note"]
+        for i, row in rows(m.SessionTimezone):
+            found[i]["zone"] = row["session_timezone"]
+        for i, row in rows(m.Session.Attribute.proj("attribute_value")):
+            found[i].setdefault("attributes", {})[row["attribute_name"]] = row["attribute_value"]
         return found
 
-    def _ident(self, row: dict) -> tuple:
-        """A session's identity as the database compares it: the subject folded, the time or number."""
-        return (*self.folders["subject"].fold(tuple(row[k] for k in self.subject_key)), row[self.identity])
+    def _idents(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple]:
+        """Sessions' identities as the database compares them: the subject folded, the time or number."""
+        subjects = self.folders["subject"].fold_all([*map(self.subject_of, rows)])
+        return [(*subject, row[self.identity]) for subject, row in zip(subjects, rows, strict=True)]
 
     def _folded_names(self, kind: str, names: Sequence[str]) -> list[tuple]:
         return sorted(self.folders[kind].fold_all((n,) for n in names), key=repr)
@@ -627,22 +654,30 @@ class _SessionPlan:
                                           m.SessionDirectory, m.SessionNote, m.Session.Attribute)
         }  # fmt: skip
 
-        def add(table: type, s: _Session, row: dict) -> None:
-            tables[table][0].append({**s.key, **row})
-            tables[table][1].append(s.record)
-
-        for s in sessions:
-            add(m.Session, s, {self.secondary: None, **s.fields})
+        (session, session_records), (zone, zone_records), (experimenter, experimenter_records), (
+            project, project_records), (directory, directory_records), (note, note_records), (
+            attribute, attribute_records) = tables.values()  # fmt: skip
+        secondary, experimenter_attr, project_attr = self.secondary, self.experimenter_attr, self.project_attr
+        for s in sessions:  # each row: the session's key, then its own columns
+            key, record = s.key, s.record
+            session.append({**key, secondary: None, **s.fields})
+            session_records.append(record)
             if s.zone is not None:
-                add(m.SessionTimezone, s, {"session_timezone": s.zone})
+                zone.append({**key, "session_timezone": s.zone})
+                zone_records.append(record)
             for name in s.experimenters or ():
-                add(m.SessionExperimenter, s, {self.experimenter_attr: name})
+                experimenter.append({**key, experimenter_attr: name})
+                experimenter_records.append(record)
             for name in s.projects or ():
-                add(m.ProjectSession, s, {self.project_attr: name})
+                project.append({**key, project_attr: name})
+                project_records.append(record)
             if s.session_dir is not None:
-                add(m.SessionDirectory, s, {"session_dir": s.session_dir})
+                directory.append({**key, "session_dir": s.session_dir})
+                directory_records.append(record)
             if s.note is not None:
-                add(m.SessionNote, s, {"session_note": s.note})
+                note.append({**key, "session_note": s.note})
+                note_records.append(record)
             for name, value in s.attributes.items():
-                add(m.Session.Attribute, s, {"attribute_name": name, "attribute_value": value})
+                attribute.append({**key, "attribute_name": name, "attribute_value": value})
+                attribute_records.append(record)
         return [(table, rows, records) for table, (rows, records) in tables.items()]

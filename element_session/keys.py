@@ -20,7 +20,7 @@ A unique key follows the same rule, so ingest must decide "already stored" and "
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +65,14 @@ def column_collations(table: Any, columns: Sequence[str]) -> dict[str, Collation
     return found
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+def _without_trailing_spaces(value: Any) -> Any:
+    return value.rstrip(" ") if isinstance(value, str) else value
+
+
 def _pads_spaces(connection: Any, charset: str, collation: str) -> bool:
     """Whether ``collation`` ignores trailing spaces, asked of the server itself."""
     converted = f"CONVERT(%s USING {charset}) COLLATE {collation}"
@@ -83,11 +91,9 @@ class KeyFolder:
         self.collations = column_collations(table, self.columns)
         self._connection = table.connection
         self._weights: dict[tuple[str, str], Hashable] = {}
-
-    @property
-    def exact(self) -> bool:
-        """Whether the database compares these columns' values exactly as Python does."""
-        return all(c is None or (c.binary and not c.pad_space) for c in self.collations.values())
+        #: Whether the database compares these columns' values exactly as Python does.
+        self.exact = all(c is None or (c.binary and not c.pad_space) for c in self.collations.values())
+        self._folds = [self._folding(column) for column in self.columns]  # one function a column, chosen once
 
     def describe(self) -> str:
         """The non-exact collations, as a phrase for messages, e.g. ``collation utf8mb4_general_ci``."""
@@ -107,17 +113,20 @@ class KeyFolder:
             collation = self.collations[column]
             if collation is not None and not collation.binary:
                 self._learn(column, collation, {key[index] for key in keys if isinstance(key[index], str)})
-        return [
-            tuple(self._fold(column, value) for column, value in zip(self.columns, key, strict=True)) for key in keys
-        ]
+        if len(self._folds) == 1:  # the common case, without a generator a key
+            (fold,) = self._folds
+            return [(fold(value),) for (value,) in keys]
+        return [tuple(fold(value) for fold, value in zip(self._folds, key, strict=True)) for key in keys]
 
-    def _fold(self, column: str, value: Any) -> Hashable:
+    def _folding(self, column: str) -> Callable[[Any], Hashable]:
+        """The function folding one value of ``column`` (values other than text are kept)."""
         collation = self.collations[column]
-        if collation is None or not isinstance(value, str):
-            return value
+        if collation is None or (collation.binary and not collation.pad_space):
+            return _same
         if collation.binary:
-            return value.rstrip(" ") if collation.pad_space else value
-        return self._weights[(column, value)]
+            return _without_trailing_spaces
+        weights = self._weights
+        return lambda value: weights[(column, value)] if isinstance(value, str) else value
 
     def _learn(self, column: str, collation: Collation, values: set[str]) -> None:
         """Ask the server for the weight strings of ``values`` not folded yet, ``BATCH`` at a time."""

@@ -39,6 +39,7 @@ MAX_SESSION_DIR_LENGTH = 256
 
 _DEFAULT_SESSION_MODULE = "element_session.session_with_datetime"
 _DRIVE = re.compile(r"[A-Za-z]:")
+_CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # Unicode categories Cc and Cs
 _HOW_TO_CONFIGURE = f"set the environment variable {ROOT_DIRS_ENV} or call element_session.paths.set_root_dirs()"
 
 PathInput = str | os.PathLike
@@ -177,7 +178,9 @@ def _as_text(value: object, what: str) -> str:
 
 
 def _check_characters(text: str, what: str) -> None:
-    for index, char in enumerate(text):
+    found = _CONTROL_OR_SURROGATE.search(text)  # the first character of category Cc or Cs, if any
+    if found is not None:
+        index, char = found.start(), found[0]
         category = unicodedata.category(char)
         if category == "Cc":
             raise SessionDirectoryError(f"{what} contains the control character {char!r} at position {index}")
