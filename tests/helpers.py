@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: reference rows and snapshots of every session table."""
+"""Helpers shared by the tests: reference rows, snapshots of every session table, database accounts."""
 
 from __future__ import annotations
 
@@ -87,3 +87,32 @@ def declare_lab(connection, base: str, charset: str, collation: str) -> types.Mo
         session_with_id.activate(session_name, linking_module=linking)
     linking.warned = [str(w.message) for w in caught if issubclass(w.category, CollationWarning)]
     return linking
+
+
+def create_account(
+    connection: dj.Connection, user: str, password: str, schemas: list[str], privileges: str = "SELECT"
+) -> None:
+    """A login ``user`` on the test server holding ``privileges`` on every table of ``schemas``."""
+    if connection.adapter.backend == "postgresql":
+        connection.query(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', args=(password,))
+        for schema in schemas:
+            # REFERENCES as well: PostgreSQL's information_schema shows a table's keys only to an account holding
+            # some privilege other than SELECT on it, and DataJoint reads the keys there (docs/security.md)
+            connection.query(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"')
+            connection.query(f'GRANT {privileges}, REFERENCES ON ALL TABLES IN SCHEMA "{schema}" TO "{user}"')
+            connection.query(
+                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT {privileges}, REFERENCES ON TABLES TO "{user}"'
+            )
+    else:
+        connection.query("CREATE USER %s@%s IDENTIFIED BY %s", args=(user, "%", password))
+        for schema in schemas:
+            connection.query(f"GRANT {privileges} ON `{schema}`.* TO %s@%s", args=(user, "%"))
+
+
+def drop_account(connection: dj.Connection, user: str) -> None:
+    """Drop the login ``user`` with its grants (default privileges included)."""
+    if connection.adapter.backend == "postgresql":
+        connection.query(f'DROP OWNED BY "{user}"')
+        connection.query(f'DROP ROLE "{user}"')
+    else:
+        connection.query("DROP USER %s@%s", args=(user, "%"))

@@ -221,14 +221,13 @@ def test_lineage_repaired_at_activation_works_for_the_first_query_of_the_process
 def test_lineage_an_account_cannot_repair_is_an_activation_error_naming_the_fix(
     run_python, prefix, connection, subprocess_env, tmp_path
 ):
-    from tests.test_privileges import _create_account, _drop_account
+    from tests.helpers import create_account, drop_account
 
     schemas = [f"{prefix}lr_lab", f"{prefix}lr_session", f"{prefix}lr_down"]
     run_python(LINEAGE_PIPELINE.format(prefix=prefix, name="lr") + FILL)
     delete_lineage(connection, schemas)
     user, password = f"lr_{secrets.token_hex(4)}", secrets.token_urlsafe(18)
-    backend = connection.adapter.backend
-    _create_account(connection, backend, user, password, schemas)
+    create_account(connection, user, password, schemas)
     try:
         result = subprocess.run(
             [sys.executable, "-c", LINEAGE_PIPELINE.format(prefix=prefix, name="lr") + FIRST_QUERIES],
@@ -239,7 +238,7 @@ def test_lineage_an_account_cannot_repair_is_an_activation_error_naming_the_fix(
             timeout=300,
         )
     finally:
-        _drop_account(connection, backend, user)
+        drop_account(connection, user)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("element_session.errors.ActivationError: the ~lineage rows DataJoint 2.x needs for joins")

@@ -28,7 +28,7 @@ import pytest
 
 from element_session.ingest import ingest
 from element_session.localdb import ServerInfo
-from tests.helpers import add_references, remove_references, snapshot
+from tests.helpers import add_references, create_account, drop_account, remove_references, snapshot
 from tests.legacy import build_legacy
 from tests.legacy import snapshot as legacy_snapshot
 from workflow.inventory import FileTypeSummary, SessionInventory
@@ -77,31 +77,6 @@ class Account:
     env: dict[str, str]
 
 
-def _create_account(connection: dj.Connection, backend: str, user: str, password: str, schemas: list[str]) -> None:
-    if backend == "postgresql":
-        connection.query(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', args=(password,))
-        for schema in schemas:
-            connection.query(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"')
-            # REFERENCES as well as SELECT: PostgreSQL's information_schema shows a table's keys only to an account
-            # holding some privilege other than SELECT on it, and DataJoint reads the keys there (docs/security.md)
-            connection.query(f'GRANT SELECT, REFERENCES ON ALL TABLES IN SCHEMA "{schema}" TO "{user}"')
-            connection.query(
-                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT SELECT, REFERENCES ON TABLES TO "{user}"'
-            )
-    else:
-        connection.query("CREATE USER %s@%s IDENTIFIED BY %s", args=(user, "%", password))
-        for schema in schemas:
-            connection.query(f"GRANT SELECT ON `{schema}`.* TO %s@%s", args=(user, "%"))
-
-
-def _drop_account(connection: dj.Connection, backend: str, user: str) -> None:
-    if backend == "postgresql":
-        connection.query(f'DROP OWNED BY "{user}"')  # its grants, default privileges included
-        connection.query(f'DROP ROLE "{user}"')
-    else:
-        connection.query("DROP USER %s@%s", args=(user, "%"))
-
-
 @pytest.fixture(scope="module")
 def legacy(connection, prefix) -> str | None:
     """On MySQL/MariaDB, a session schema of the published element, which ``migrate`` would change."""
@@ -113,13 +88,12 @@ def legacy(connection, prefix) -> str | None:
 
 @pytest.fixture(scope="module")
 def readonly(server: ServerInfo, connection, pipeline, prefix, legacy, subprocess_env) -> Iterator[Account]:
-    backend = connection.adapter.backend
     user, password = f"ro_{secrets.token_hex(4)}", f"ro-{secrets.token_urlsafe(18)}"
     schemas = [prefix + name for name in SCHEMAS]
     if legacy is not None:
         schemas += [legacy.lab, legacy.subject, legacy.session]
     try:
-        _create_account(connection, backend, user, password, schemas)
+        create_account(connection, user, password, schemas)
     except dj.errors.DataJointError as err:
         pytest.fail(
             f"cannot create a read-only account on {server}: the test account {server.user!r} needs the right to "
@@ -128,7 +102,7 @@ def readonly(server: ServerInfo, connection, pipeline, prefix, legacy, subproces
     try:
         yield Account(user, password, {**subprocess_env, "DJ_USER": user, "DJ_PASS": password})
     finally:
-        _drop_account(connection, backend, user)
+        drop_account(connection, user)
 
 
 @pytest.fixture(scope="module")

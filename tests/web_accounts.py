@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import datajoint as dj
 
+from tests.helpers import create_account, drop_account
+
 SCHEMAS = ("lab", "subject", "session", "inventory")
 WRITE = "SELECT, INSERT, UPDATE, DELETE"
 #: The session schema's tables that the "partial" account may insert into: all but the notes.
@@ -26,37 +28,12 @@ class Login:
         return self.user, self.password
 
 
-def _create(connection: dj.Connection, user: str, password: str, schemas: list[str], privileges: str) -> None:
-    if connection.adapter.backend == "postgresql":
-        connection.query(f'CREATE ROLE "{user}" LOGIN PASSWORD %s', args=(password,))
-        for schema in schemas:
-            # REFERENCES as well: PostgreSQL shows a table's keys in information_schema only with a privilege
-            # other than SELECT, and DataJoint reads them there (docs/security.md)
-            connection.query(f'GRANT USAGE ON SCHEMA "{schema}" TO "{user}"')
-            connection.query(f'GRANT {privileges}, REFERENCES ON ALL TABLES IN SCHEMA "{schema}" TO "{user}"')
-            connection.query(
-                f'ALTER DEFAULT PRIVILEGES IN SCHEMA "{schema}" GRANT {privileges}, REFERENCES ON TABLES TO "{user}"'
-            )
-    else:
-        connection.query("CREATE USER %s@%s IDENTIFIED BY %s", args=(user, "%", password))
-        for schema in schemas:
-            connection.query(f"GRANT {privileges} ON `{schema}`.* TO %s@%s", args=(user, "%"))
-
-
 def _grant_inserts(connection: dj.Connection, user: str, schema: str, tables: tuple[str, ...]) -> None:
     for table in tables:
         if connection.adapter.backend == "postgresql":
             connection.query(f'GRANT INSERT ON TABLE "{schema}"."{table}" TO "{user}"')
         else:
             connection.query(f"GRANT INSERT ON `{schema}`.`{table}` TO %s@%s", args=(user, "%"))
-
-
-def _drop(connection: dj.Connection, user: str) -> None:
-    if connection.adapter.backend == "postgresql":
-        connection.query(f'DROP OWNED BY "{user}"')
-        connection.query(f'DROP ROLE "{user}"')
-    else:
-        connection.query("DROP USER %s@%s", args=(user, "%"))
 
 
 @contextmanager
@@ -73,10 +50,10 @@ def accounts(connection: dj.Connection, prefix: str) -> Iterator[dict[str, Login
             ("partial", schemas, "SELECT"),
         ):
             login = Login(f"wb{role[0]}_{secrets.token_hex(4)}", f"pw-{secrets.token_urlsafe(12)}:x")
-            _create(connection, login.user, login.password, granted, privileges)
+            create_account(connection, login.user, login.password, granted, privileges)
             made[role] = login
         _grant_inserts(connection, made["partial"].user, prefix + "session", PARTIAL)
         yield made
     finally:
         for login in made.values():
-            _drop(connection, login.user)
+            drop_account(connection, login.user)
