@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -554,14 +555,18 @@ def localdb() -> None:
 @click.argument("datadir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--backend", type=click.Choice(BACKENDS), envvar="DJ_BACKEND", default="mysql")
 def localdb_start(datadir: Path, backend: str) -> ExitStatus:
-    """Start a server with its data in DATADIR; print `export` lines for a shell to eval."""
+    """Start a server with its data in DATADIR; print `export` lines for a shell to eval.
+
+    The password is not printed: its line reads it from the server's password file when evaluated.
+    """
     from .localdb import LocalServer
 
     server = LocalServer(datadir, backend)
     info = server.start()
     server.detach()
     for name, value in info.environment().items():
-        click.echo(f"export {name}={value}")
+        text = f'"$(cat {shlex.quote(str(server.password_file))})"' if name == "DJ_PASS" else shlex.quote(value)
+        click.echo(f"export {name}={text}")
     return ExitStatus.OK
 
 

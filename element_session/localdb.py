@@ -161,9 +161,14 @@ class LocalServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def password_file(self) -> Path:
+        """The file holding the server account's password (mode 0600, made at the first start)."""
+        return self.datadir / _PASSWORD_FILE
+
     # -- shared steps -------------------------------------------------------------------------
     def _password(self) -> str:
-        path = self.datadir / _PASSWORD_FILE
+        path = self.password_file
         if not path.exists():
             self.datadir.mkdir(parents=True, exist_ok=True)
             path.write_text(secrets.token_urlsafe(24))

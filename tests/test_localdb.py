@@ -103,3 +103,28 @@ def test_data_of_a_first_start_that_was_killed_are_made_again(scratch):
         assert not (datadir / "first-start").exists()
     finally:
         server.stop()
+
+
+def test_the_start_command_prints_no_password_and_its_lines_reach_the_server(scratch):
+    """`localdb start` prints lines a shell evaluates into a working connection; the password is not among them."""
+    import subprocess
+    import sys
+
+    datadir = scratch / "server"
+    command = [sys.executable, "-m", "element_session", "localdb"]
+    printed = subprocess.run([*command, "start", str(datadir), "--backend", BACKEND],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+    try:
+        password = (datadir / "password").read_text().strip()
+        assert password not in printed.stdout + printed.stderr
+        assert 'export DJ_PASS="$(cat ' in printed.stdout
+        probe = (
+            "import os; from element_session.localdb import server_from_environment; "
+            "import tests.test_localdb as t; print(t.answers(server_from_environment()))"
+        )
+        shell = f'eval "$1"; exec "{sys.executable}" -c "{probe}"'
+        reached = subprocess.run(["bash", "-c", shell, "bash", printed.stdout], capture_output=True, text=True,
+                                 cwd=Path(__file__).parent.parent)  # fmt: skip
+        assert reached.stdout.strip() == "True", reached.stderr
+    finally:
+        subprocess.run([*command, "stop", str(datadir), "--backend", BACKEND], capture_output=True, check=True)
