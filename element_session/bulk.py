@@ -21,6 +21,11 @@ validation. Here the rows go through DataJoint's own connection, so inside its t
   the ``CLIENT_LOCAL_FILES`` capability, so the server refuses it on the connection that holds the
   transaction, whatever its ``local_infile`` setting.
 
+Rows are tuples in the order of their ``columns`` (or dicts, turned into such tuples once). Each
+distinct text, integer or naive datetime is formatted once per :class:`Literals`: a caller writing
+the rows of several tables that share key values (a session's subject and start in each of its
+tables) passes one ``Literals`` to every :func:`insert`, and each key is formatted once, not once a table.
+
 Columns with codecs, blobs, JSON or UUIDs go through ``Table.insert`` as before. A ``COPY`` error
 is translated as DataJoint translates its own (the adapter's ``translate_error``).
 
@@ -36,9 +41,9 @@ import datetime as dt
 import io
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, Protocol
 
 from pymysql.converters import escape_item, escape_string
 
@@ -50,8 +55,18 @@ COPY_BUFFER = 2**20  # characters psycopg2 reads from the COPY text at a time
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
 
-#: Where each row came from: (source, row number) of ``rows[i]``.
-Where = Sequence[tuple[str, int | None]]
+_MEMO_TYPES = (str, int, dt.datetime)  # formatted once per Literals (see Literals.__missing__)
+
+
+class Located(Protocol):
+    """Where a row came from (e.g. :class:`element_session.readers.Record`)."""
+
+    source: str
+    row: int | None
+
+
+#: Where each row came from: ``where[i]`` is the origin of ``rows[i]``.
+Where = Sequence[Located]
 
 
 def _plain(table: Any, columns: list[str]) -> bool:
@@ -75,8 +90,8 @@ def _rows_per_statement(table: Any, columns: list[str], packet: int) -> int:
     return max(1, min(MAX_ROWS, (packet - PACKET_HEADROOM) // widest))
 
 
-def _tuples(rows: list[dict], columns: list[str]) -> list[tuple]:
-    getter: Callable[[dict], Any] = operator.itemgetter(*columns)
+def _tuples(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[tuple]:
+    getter: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*columns)
     return list(map(getter, rows)) if len(columns) > 1 else [(getter(row),) for row in rows]
 
 
@@ -91,13 +106,48 @@ def _copy_value(value: Any) -> str:
     return str(value)
 
 
-def _copy_writer(table: Any, columns: list[str]) -> Callable[[list[dict]], None]:
+def _mysql_literal(value: Any) -> str:
+    """``value`` as a MySQL literal, escaped as PyMySQL escapes it (backslash escapes)."""
+    kind = type(value)
+    if kind is str:
+        return "'" + escape_string(value) + "'"
+    if kind is dt.datetime and value.tzinfo is None:
+        return "'" + value.isoformat(" ") + "'"
+    if kind is int:
+        return str(value)
+    return escape_item(value, "utf8mb4")
+
+
+class Literals(dict):
+    """Values as one server's bulk path writes them (COPY text or SQL literals), each formatted once.
+
+    ``literals[value]`` is the text of ``value``. Only text, integers and naive datetimes are kept
+    (keyed by value, so a value equal to a kept one shares its text: equal numbers have equal SQL
+    literals, and text and naive datetimes are equal only to their own kind); other values are
+    formatted at each use. Share one across the inserts of rows whose values repeat, and drop it
+    with them: it holds every distinct value it has formatted.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        super().__init__()
+        self.backend = connection.adapter.backend
+        self._format = _copy_value if self.backend == "postgresql" else _mysql_literal
+
+    def __missing__(self, value: Any) -> str:
+        text = self._format(value)
+        if type(value) in _MEMO_TYPES and getattr(value, "tzinfo", None) is None:
+            self[value] = text
+        return text
+
+
+def _copy_writer(table: Any, columns: list[str], literals: Literals) -> Callable[[Sequence[tuple]], None]:
     """The function writing a batch with one ``COPY ... FROM STDIN``."""
     quote = table.connection.adapter.quote_identifier
     sql = f"COPY {table.full_table_name} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    text_of = literals.__getitem__
 
-    def write(batch: list[dict]) -> None:
-        text = "".join("\t".join(map(_copy_value, row)) + "\n" for row in _tuples(batch, columns))
+    def write(batch: Sequence[tuple]) -> None:
+        text = "".join("\t".join(map(text_of, row)) + "\n" for row in batch)
         cursor = table.connection.query("SELECT 1")  # a cursor of DataJoint's connection, in its transaction
         try:
             cursor.copy_expert(sql, io.StringIO(text), size=COPY_BUFFER)
@@ -117,39 +167,39 @@ def _analyze_if_outgrown(table: Any, written: int) -> None:
         table.connection.query(f"ANALYZE {table.full_table_name}")
 
 
-def _mysql_literal(value: Any) -> str:
-    """``value`` as a MySQL literal, escaped as PyMySQL escapes it (backslash escapes)."""
-    kind = type(value)
-    if kind is str:
-        return "'" + escape_string(value) + "'"
-    if kind is dt.datetime and value.tzinfo is None:
-        return "'" + value.isoformat(" ") + "'"
-    if kind is int:
-        return str(value)
-    return escape_item(value, "utf8mb4")
-
-
-def _mysql_writer(table: Any, columns: list[str]) -> tuple[Callable[[list[dict]], None], int]:
+def _mysql_writer(table: Any, columns: list[str], literals: Literals) -> tuple[Callable[[Sequence[tuple]], None], int]:
     """The function writing a batch as one multi-row INSERT, and the rows per statement."""
     quote = table.connection.adapter.quote_identifier
     packet, mode = table.connection.query("SELECT @@max_allowed_packet, @@sql_mode").fetchone()
-    literals = "NO_BACKSLASH_ESCAPES" not in mode.upper()
+    escaped = "NO_BACKSLASH_ESCAPES" not in mode.upper()
     head = f"INSERT INTO {table.full_table_name} ({', '.join(quote(c) for c in columns)}) VALUES "
     one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    literal = literals.__getitem__
 
-    def write(batch: list[dict]) -> None:
-        values = _tuples(batch, columns)
-        if literals:  # no '%' formatting follows (args=None): the text goes to the server as it is
-            text = ",".join("(" + ",".join(map(_mysql_literal, row)) + ")" for row in values)
+    def write(batch: Sequence[tuple]) -> None:
+        if escaped:  # no '%' formatting follows (args=None): the text goes to the server as it is
+            text = ",".join("(" + ",".join(map(literal, row)) + ")" for row in batch)
             table.connection.query(head + text, args=None)
         else:
-            table.connection.query(head + ", ".join([one] * len(values)), args=[v for row in values for v in row])
+            table.connection.query(head + ", ".join([one] * len(batch)), args=[v for row in batch for v in row])
 
     return write, _rows_per_statement(table, columns, int(packet))
 
 
-def insert(table: Any, rows: list[dict], where: Where | None = None) -> Iterator[int]:
-    """Insert ``rows`` (dicts with the same keys) into ``table``; yields the number of rows of each batch.
+def insert(
+    table: Any,
+    rows: Sequence[Mapping[str, Any]] | Sequence[tuple],
+    where: Where | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    literals: Literals | None = None,
+) -> Iterator[int]:
+    """Insert ``rows`` into ``table``; yields the number of rows of each batch.
+
+    ``rows`` are dicts with the same keys, or, with ``columns``, tuples of the values of those
+    columns in that order. ``where[i]`` says where ``rows[i]`` came from (for the error).
+    ``literals`` (of ``table``'s connection) lets inserts into several tables format shared values
+    once (see :class:`Literals`); by default each call has its own.
 
     Raises :class:`~element_session.errors.DatabaseRefusedError` naming the first row the server
     refuses (its source and row from ``where``, its column and value), or
@@ -157,23 +207,37 @@ def insert(table: Any, rows: list[dict], where: Where | None = None) -> Iterator
     """
     if not rows:
         return
-    columns = list(rows[0])
-    plain, postgres = _plain(table, columns), table.connection.adapter.backend == "postgresql"
+    if columns is None:
+        columns = list(rows[0])
+        rows = _tuples(rows, columns)  # type: ignore[arg-type]
+    columns = list(columns)
+    backend = table.connection.adapter.backend
+    literals = Literals(table.connection) if literals is None else literals
+    if literals.backend != backend:
+        raise ValueError(f"literals made for a {literals.backend} connection, given for a {backend} table")
+    plain, postgres = _plain(table, columns), backend == "postgresql"
+    write: Callable[[Sequence[tuple]], None]
     if not plain:
-        write, size = table.insert, MAX_ROWS
+        write, size = (lambda batch: table.insert([dict(zip(columns, row, strict=True)) for row in batch])), MAX_ROWS
     elif postgres:
-        write, size = _copy_writer(table, columns), len(rows)
+        write, size = _copy_writer(table, columns, literals), len(rows)
     else:
-        write, size = _mysql_writer(table, columns)
+        write, size = _mysql_writer(table, columns, literals)
     for start in range(0, len(rows), size):
-        _write_batch(table, write, rows, start, min(start + size, len(rows)), where)
+        _write_batch(table, write, columns, rows, start, min(start + size, len(rows)), where)
         yield min(size, len(rows) - start)
     if plain and postgres:
         _analyze_if_outgrown(table, len(rows))
 
 
 def _write_batch(
-    table: Any, write: Callable[[list[dict]], None], rows: list[dict], start: int, stop: int, where: Where | None
+    table: Any,
+    write: Callable[[Sequence[tuple]], None],
+    columns: list[str],
+    rows: Sequence[tuple],
+    start: int,
+    stop: int,
+    where: Where | None,
 ) -> None:
     connection = table.connection
     try:
@@ -183,12 +247,13 @@ def _write_batch(
         if not is_refusal(err):
             raise
         index, err = _first_refused(connection, write, rows, start, stop, err)
-        source, row = where[index] if where else ("database", None)
-        raise refused(err, source=source, row=row, values=rows[index], table=table.__name__) from None
+        source, row = (where[index].source, where[index].row) if where else ("database", None)
+        values = dict(zip(columns, rows[index], strict=True))
+        raise refused(err, source=source, row=row, values=values, table=table.__name__) from None
 
 
 def _first_refused(
-    connection: Any, write: Callable[[list[dict]], None], rows: list[dict], lo: int, hi: int, err: Exception
+    connection: Any, write: Callable[[Sequence[tuple]], None], rows: Sequence[tuple], lo: int, hi: int, err: Exception
 ) -> tuple[int, Exception]:
     """The first row of ``rows[lo:hi]`` the server refuses after the rows before it, and its error.
 

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import datajoint as dj
 from tqdm import tqdm
@@ -177,10 +177,15 @@ def _ingest_records(
                         problems.extend(err.problems)
                         conflicts_only = conflicts_only and isinstance(err, ConflictError)
                         continue
-                    for table, rows, records in batches:
-                        report.inserted[table.__name__] = report.inserted.get(table.__name__, 0) + len(rows)
+                    literals = bulk.Literals(connection)  # keys shared by a chunk's tables are formatted once
+                    for batch in batches:
+                        name = batch.table.__name__
+                        report.inserted[name] = report.inserted.get(name, 0) + len(batch.rows)
                         if not dry_run and not problems:
-                            _write(table, rows, records)
+                            for _ in bulk.insert(
+                                batch.table, batch.rows, batch.records, columns=batch.columns, literals=literals
+                            ):
+                                pass
                     bar.update(len(chunk))
                 _raise_if(problems, ConflictError if conflicts_only else InputError)
         except Exception as err:
@@ -212,18 +217,13 @@ def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
         yield chunk
 
 
-def _write(table: Any, rows: list[dict], records: list[Record]) -> None:
-    by_fields: dict[tuple[str, ...], tuple[list[dict], list[tuple[str, int]]]] = {}
-    for row, record in zip(rows, records, strict=True):  # a statement inserts rows of one set of fields
-        fields = tuple(row)
-        group = by_fields.get(fields)
-        if group is None:
-            group = by_fields[fields] = ([], [])
-        group[0].append(row)
-        group[1].append((record.source, record.row))
-    for same, where in by_fields.values():
-        for _ in bulk.insert(table, same, where):
-            pass
+class _Batch(NamedTuple):
+    """Rows to insert into one table: tuples of the values of ``columns``, and the record of each."""
+
+    table: Any
+    columns: tuple[str, ...]
+    rows: list[tuple]
+    records: list[Record]
 
 
 def _restricted_rows(table: Any, keys: Iterable[dict]) -> list[dict]:
@@ -259,7 +259,7 @@ class _ReferencePlan:
         self.folder = keys.KeyFolder(table, self.key)
         self.seen: dict[tuple, tuple[str, tuple]] = {}  # folded keys of earlier rows -> where, the key as given
 
-    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict], list[Record]]]:
+    def prepare(self, records: list[Record], report: IngestReport) -> list[_Batch]:
         """The rows of one chunk of the input to insert (with their records); raises for its problems."""
         problems: list[InputProblem] = []
         given: list[tuple[Record, dict, tuple]] = []
@@ -298,11 +298,15 @@ class _ReferencePlan:
         _raise_if(problems)
         stored = _restricted_rows(self.table, [dict(zip(self.key, key, strict=True)) for _, _, key in rows.values()])
         existing = dict(zip(self.folder.fold_all(tuple(db[k] for k in self.key) for db in stored), stored, strict=True))
-        new, new_records = [], []
+        new: dict[tuple[str, ...], _Batch] = {}  # a statement inserts rows of one set of columns
         for folded, (record, row, key) in rows.items():
             if folded not in existing:
-                new.append(row)
-                new_records.append(record)
+                columns = tuple(row)
+                batch = new.get(columns)
+                if batch is None:
+                    batch = new[columns] = _Batch(self.table, columns, [], [])
+                batch.rows.append(tuple(row.values()))
+                batch.records.append(record)
                 continue
             db = existing[folded]
             _note_match(report, record, self.key, key, tuple(db[k] for k in self.key), self.folder)
@@ -311,7 +315,7 @@ class _ReferencePlan:
                     problems.append(record.problem(column, value, f"conflict: stored value is {db[column]!r}"))
             report.present.append(f"{record.source} row {record.row}")
         _raise_if(problems, ConflictError)
-        return [(self.table, new, new_records)]
+        return list(new.values()) or [_Batch(self.table, (), [], [])]  # the report names the table either way
 
 
 def _tuple_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple]:
@@ -470,7 +474,7 @@ class _SessionPlan:
         return names
 
     # -- the whole input -----------------------------------------------------------------------
-    def prepare(self, records: list[Record], report: IngestReport) -> list[tuple[type, list[dict], list[Record]]]:
+    def prepare(self, records: list[Record], report: IngestReport) -> list[_Batch]:
         """The rows of one chunk of the input to insert (with their records); raises for its problems."""
         problems: list[InputProblem] = []
         parsed = [session for record in records if (session := self._parse(record, problems)) is not None]
@@ -647,37 +651,44 @@ class _SessionPlan:
                 _note_match(report, session.record, [ATTRIBUTE_PREFIX + name], (name,), (stored_name,), folder)
         return differences
 
-    def _rows(self, sessions: list[_Session]) -> list[tuple[type, list[dict], list[Record]]]:
+    def _rows(self, sessions: list[_Session]) -> list[_Batch]:
+        """The rows of every session table, as tuples: the session's key, then the table's own columns."""
         m = self.module
-        tables: dict[type, tuple[list[dict], list[Record]]] = {
-            table: ([], []) for table in (m.Session, m.SessionTimezone, m.SessionExperimenter, m.ProjectSession,
-                                          m.SessionDirectory, m.SessionNote, m.Session.Attribute)
-        }  # fmt: skip
+        key = (*self.subject_key, self.identity)
 
-        (session, session_records), (zone, zone_records), (experimenter, experimenter_records), (
-            project, project_records), (directory, directory_records), (note, note_records), (
-            attribute, attribute_records) = tables.values()  # fmt: skip
-        secondary, experimenter_attr, project_attr = self.secondary, self.experimenter_attr, self.project_attr
-        for s in sessions:  # each row: the session's key, then its own columns
-            key, record = s.key, s.record
-            session.append({**key, secondary: None, **s.fields})
-            session_records.append(record)
+        def batch(table: Any, *own: str) -> _Batch:
+            return _Batch(table, (*key, *own), [], [])
+
+        session, zone, experimenter, project, directory, note, attribute = batches = [
+            batch(m.Session, self.secondary),
+            batch(m.SessionTimezone, "session_timezone"),
+            batch(m.SessionExperimenter, self.experimenter_attr),
+            batch(m.ProjectSession, self.project_attr),
+            batch(m.SessionDirectory, "session_dir"),
+            batch(m.SessionNote, "session_note"),
+            batch(m.Session.Attribute, "attribute_name", "attribute_value"),
+        ]
+        secondary, key_of = self.secondary, operator.itemgetter(*key)
+        for s in sessions:
+            k, record = key_of(s.key), s.record
+            session.rows.append((*k, s.fields.get(secondary)))
+            session.records.append(record)
             if s.zone is not None:
-                zone.append({**key, "session_timezone": s.zone})
-                zone_records.append(record)
+                zone.rows.append((*k, s.zone))
+                zone.records.append(record)
             for name in s.experimenters or ():
-                experimenter.append({**key, experimenter_attr: name})
-                experimenter_records.append(record)
+                experimenter.rows.append((*k, name))
+                experimenter.records.append(record)
             for name in s.projects or ():
-                project.append({**key, project_attr: name})
-                project_records.append(record)
+                project.rows.append((*k, name))
+                project.records.append(record)
             if s.session_dir is not None:
-                directory.append({**key, "session_dir": s.session_dir})
-                directory_records.append(record)
+                directory.rows.append((*k, s.session_dir))
+                directory.records.append(record)
             if s.note is not None:
-                note.append({**key, "session_note": s.note})
-                note_records.append(record)
+                note.rows.append((*k, s.note))
+                note.records.append(record)
             for name, value in s.attributes.items():
-                attribute.append({**key, "attribute_name": name, "attribute_value": value})
-                attribute_records.append(record)
-        return [(table, rows, records) for table, (rows, records) in tables.items()]
+                attribute.rows.append((*k, name, value))
+                attribute.records.append(record)
+        return batches
