@@ -167,7 +167,7 @@ def _read_csv(file: TextIO, source: str, delimiter: str | None) -> Iterator[Reco
             return
         except csv.Error as err:
             raise one_problem(source, None, None, f"malformed CSV: {err}", row=start) from None
-        if cells and any(c != "" for c in cells):
+        if any(cells):  # csv gives text only: a row of empty cells is skipped
             yield tabular_record(header, cells, source, start)
         start = reader.line_num + 1
 
@@ -197,9 +197,8 @@ def tabular_record(header: list[str], cells: list[Any], source: str, row: int) -
             raise one_problem(
                 source, f"#{position + 1}", cells[position], "a value in a column without a name in the header", row=row
             )
-    return Record(
-        source, row, {h: (None if c in ("", None) else c) for h, c in zip(header, cells[: len(header)], strict=True)}
-    )
+    values = zip(header, cells, strict=False)  # cells beyond the header are empty (checked above)
+    return Record(source, row, {h: (None if c == "" or c is None else c) for h, c in values})
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Iterator[Record]:

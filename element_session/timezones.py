@@ -27,7 +27,9 @@ TimeInput = dt.datetime | dt.date | str
 _ZONE_SUFFIX = re.compile(r"^(?P<stamp>[^\[\]]+)\[(?P<zone>[^\[\]]+)\]$")
 _ISO = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
 _DATE = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}$")
+_OFFSET = re.compile(r"(?a)([+-])(\d{2}):(\d{2})")
 _UTC_NAMES = ("UTC", "ETC/UTC", "Z")
+_MINUTE, _NO_OFFSET = dt.timedelta(minutes=1), dt.timedelta(0)
 
 
 class Instant(NamedTuple):
@@ -38,11 +40,18 @@ class Instant(NamedTuple):
 
 
 def zone_info(name: str) -> dt.tzinfo:
-    """The tzinfo of a zone text: an IANA name, ``UTC`` or a fixed ``+HH:MM`` offset; :class:`TimeError` if unknown."""
-    match = re.fullmatch(r"([+-])(\d{2}):(\d{2})", name)
+    """The tzinfo of a zone text: an IANA name, ``UTC`` or a fixed offset ``+HH:MM`` (``-23:59`` to ``+23:59``).
+
+    Raises :class:`TimeError` for an unknown name or an offset out of range. IANA zones come from
+    ``zoneinfo``'s own cache, so a lookup per value costs little.
+    """
+    match = _OFFSET.fullmatch(name) if name[:1] in ("+", "-") else None
     if match:
+        hours, minutes = int(match[2]), int(match[3])
+        if hours > 23 or minutes > 59:
+            raise TimeError(f"offset {name!r} out of range: hours 00-23 and minutes 00-59")
         sign = 1 if match[1] == "+" else -1
-        return dt.timezone(sign * dt.timedelta(hours=int(match[2]), minutes=int(match[3])))
+        return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
     if len(name) > 64:  # the width of SessionTimezone.session_timezone; no IANA name comes close
         raise TimeError(f"time zone name of {len(name)} characters: use an IANA name or an offset such as '+02:00'")
     try:
@@ -55,12 +64,12 @@ def zone_info(name: str) -> dt.tzinfo:
 
 def offset_text(offset: dt.timedelta) -> str:
     """``UTC`` for a zero offset, else ``+HH:MM`` (whole minutes only; :class:`TimeError` otherwise)."""
-    if offset == dt.timedelta(0):
+    if not offset:
         return "UTC"
-    if offset % dt.timedelta(minutes=1):
+    if offset % _MINUTE:
         raise TimeError(f"offset {offset} is not a whole number of minutes")
-    sign = "+" if offset >= dt.timedelta(0) else "-"
-    minutes = abs(offset) // dt.timedelta(minutes=1)
+    sign = "-" if offset < _NO_OFFSET else "+"
+    minutes = abs(offset) // _MINUTE
     return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
@@ -171,11 +180,13 @@ def parse_session_time(value: TimeInput, default_zone: str = "UTC") -> Instant:
     instant = read_time(value, default_zone)
     if instant.utc.microsecond:
         raise TimeError("has a fraction of a second; the session time is stored in whole seconds")
-    try:
-        local_year = local_time(instant.utc, instant.zone).year
-    except OverflowError:
-        local_year = 0
-    if not 1000 <= instant.utc.year <= 9999 or not 1000 <= local_year <= 9999:
+    year = instant.utc.year
+    if year in (1000, 9999):  # an offset (under a day) moves the local year by one at most: only here can it leave
+        try:
+            year = local_time(instant.utc, instant.zone).year
+        except OverflowError:
+            year = 0
+    if not 1000 <= year <= 9999 or not 1000 <= instant.utc.year <= 9999:
         raise TimeError("year outside 1000-9999")
     return instant
 
