@@ -119,3 +119,45 @@ def test_a_server_refusing_load_data_local_still_ingests(subject, server):
     assert report.new == len(rows)
     notes = (subject.session.SessionNote & {"subject": "bk-m1"}).to_dicts(order_by="session_datetime")
     assert [r["session_note"] for r in notes] == [r["session_note"] for r in rows]
+
+
+def test_tuple_rows_sharing_literals_across_tables_arrive_intact(subject):
+    """Rows as tuples of ``columns``; one Literals for two tables formats each shared key value once."""
+    session = subject.session
+    literals = bulk.Literals(session.Session.connection)
+    times, key = starts(len(NOTES)), ("subject", "session_datetime")
+    with session.Session.connection.transaction:
+        rows = [("bk-m1", t, i) for i, t in enumerate(times)]
+        assert sum(bulk.insert(session.Session, rows, columns=(*key, "session_id"), literals=literals)) == len(NOTES)
+        notes = [("bk-m1", t, note) for t, note in zip(times, NOTES, strict=True)]
+        assert sum(bulk.insert(session.SessionNote, notes, columns=(*key, "session_note"), literals=literals)) == 9
+    assert "bk-m1" in literals and times[0] in literals and 3 in literals  # text, naive datetimes, integers kept
+    back = (session.SessionNote & {"subject": "bk-m1"}).to_dicts(order_by="session_datetime")
+    assert [(r["session_datetime"], r["session_note"]) for r in back] == list(zip(times, NOTES, strict=True))
+    ids = (session.Session & {"subject": "bk-m1"}).to_dicts(order_by="session_datetime")
+    assert [r["session_id"] for r in ids] == list(range(len(NOTES)))
+
+
+def test_literals_keep_only_values_whose_equals_share_their_text(subject):
+    """An aware datetime equals other zones' instants, and a float is not an int: those are formatted at each use."""
+    literals = bulk.Literals(subject.session.Session.connection)
+    aware = dt.datetime(2024, 5, 1, 8, tzinfo=dt.UTC)
+    for value in (aware, 1.5, None):
+        assert literals[value] == literals[value]
+    assert aware not in literals and 1.5 not in literals and None not in literals
+    assert literals["1"] != literals[1] or subject.session.Session.connection.adapter.backend == "postgresql"
+
+
+def test_a_refused_tuple_row_is_named_by_its_origin(subject):
+    from element_session.readers import Record
+
+    session = subject.session
+    rows = [("bk-m1", t, None) for t in starts(3)]
+    where = [Record("sessions.csv", line, {}) for line in (2, 3, 4)]
+    columns = ("subject", "session_datetime", "session_id")
+    with pytest.raises(DatabaseRefusedError) as refused, session.Session.connection.transaction:
+        list(bulk.insert(session.Session, rows[:2], where[:2], columns=columns))
+        list(bulk.insert(session.Session, rows[1:], where[1:], columns=columns))  # rows[1] again: sessions.csv row 3
+    (problem,) = refused.value.problems
+    assert (problem.source, problem.row) == ("sessions.csv", 3)
+    assert len(session.Session & {"subject": "bk-m1"}) == 0

@@ -318,6 +318,8 @@ def test_read_time_forms(value, timezone, utc, zone):
         (dt.datetime(2024, 3, 31, 2, 30, tzinfo=ZoneInfo("Europe/Berlin")), "does not exist in Europe/Berlin"),
         ("2024-02-05T09:30:00+02:00[Europe/Berlin]", "not the offset of Europe/Berlin"),
         ("2024-02-05T09:30:00[Mars/Base]", "unknown time zone 'Mars/Base'"),
+        ("2024-02-05T09:30:00[+24:00]", r"offset '\+24:00' out of range"),
+        ("2024-02-05T09:30:00[-02:60]", "offset '-02:60' out of range"),
         ("2024-02-30T09:30:00", "impossible date"),
         ("2024-02-05", "not an ISO 8601 date and time"),
         (dt.date(2024, 2, 5), "a date without a time of day"),
@@ -340,3 +342,23 @@ def test_dates_are_midnight_where_allowed_and_sessions_need_whole_seconds():
         timezones.parse_session_time("0999-12-31T23:30:00-01:00")
     with pytest.raises(timezones.TimeError, match="unknown time zone 'Nowhere'"):
         timezones.read_time("2024-02-05T09:30:00Z", "Nowhere")  # the zone is checked even where not needed
+
+
+@pytest.mark.parametrize("zone", ["+24:00", "-99:00", "+05:60", "+\u0660\u0665:\u0660\u0660"])
+def test_offsets_out_of_range_are_refused_as_zones_everywhere(zone):
+    """dt.timezone raised a bare ValueError for '+24:00' and read '+05:60' as +06:00; other digits are no offset."""
+    with pytest.raises(timezones.TimeError, match=r"out of range|unknown time zone"):
+        timezones.zone_info(zone)
+    with pytest.raises(InputError, match="timezone"):
+        timezones.zone_argument(zone)
+    with pytest.raises(timezones.TimeError):
+        timezones.read_time("2024-02-05T09:30:00", zone)
+
+
+def test_the_year_range_holds_in_the_local_zone_at_both_ends():
+    """The local year is checked where an offset can move it out of 1000-9999: the first and last years."""
+    assert timezones.parse_session_time("1000-01-01T00:30:00-01:00").utc == dt.datetime(1000, 1, 1, 1, 30)
+    assert timezones.parse_session_time("9999-12-31T22:30:00[Asia/Tokyo]").utc == dt.datetime(9999, 12, 31, 13, 30)
+    for value in ("0999-12-31T23:30:00-01:00", "1000-01-01T00:30:00+01:00", "9999-12-31T23:30:00-01:00"):
+        with pytest.raises(timezones.TimeError, match=r"year|outside"):  # local 999, UTC 999, UTC 10000
+            timezones.parse_session_time(value)
