@@ -61,8 +61,11 @@ _MEMO_TYPES = (str, int, dt.datetime)  # formatted once per Literals (see Litera
 class Located(Protocol):
     """Where a row came from (e.g. :class:`element_session.readers.Record`)."""
 
-    source: str
-    row: int | None
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def row(self) -> int | None: ...
 
 
 #: Where each row came from: ``where[i]`` is the origin of ``rows[i]``.

@@ -123,6 +123,9 @@ def ingest(
     differs), :class:`~element_session.errors.DatabaseRefusedError` for a row the server refuses,
     :class:`~element_session.errors.DatabaseBusyError` for a deadlock or lock timeout after
     retries, and the connection errors of :mod:`element_session.database`; nothing is written then.
+
+    Python's cyclic garbage collector is paused during the call and restored after (see
+    ``_cycle_collection_paused``): reference counting frees ingest's objects all the same.
     """
     if kind not in KINDS:
         raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
