@@ -260,28 +260,19 @@ def _postgresql_snapshot(connection: Any, merge_joins: bool) -> Iterator[None]:
     from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
     idle = connection.query("SELECT 1").connection.info.transaction_status == TRANSACTION_STATUS_IDLE
+    settings = ["jit = off", *(["enable_hashjoin = off", "enable_nestloop = off"] if merge_joins else [])]
     if idle:
-        begin, end = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"], ["ROLLBACK"]
+        begin, end = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "ROLLBACK"
     else:
-        begin, end = (
-            [f"SAVEPOINT {_SAVEPOINT}"],
-            [f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}", f"RELEASE SAVEPOINT {_SAVEPOINT}"],
-        )
-    for statement in begin:
-        connection.query(statement)
+        begin, end = f"SAVEPOINT {_SAVEPOINT}", f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}"
     try:
-        connection.query("SET LOCAL jit = off")
-        if merge_joins:
-            connection.query("SET LOCAL enable_hashjoin = off")
-            connection.query("SET LOCAL enable_nestloop = off")
+        connection.query("; ".join([begin, *(f"SET LOCAL {setting}" for setting in settings)]))  # one round trip
         yield
     except BaseException:
         with contextlib.suppress(Exception):  # the error that brought us here is the one to report
-            for statement in end:
-                connection.query(statement)
+            connection.query(end)
         raise
-    for statement in end:
-        connection.query(statement)
+    connection.query(end)
 
 
 def _copy(connection: Any, cursor: Any, sql: str, width: int) -> list[np.ndarray]:
@@ -391,20 +382,21 @@ def local_times(utc: pd.Series, zones: pd.Series) -> pd.Series:
     equal to ``datetime.isoformat()`` of :func:`element_session.timezones.local_time`. Works per
     distinct zone, not per row.
     """
-    result = pd.Series(pd.NA, index=utc.index, dtype=pd.StringDtype())
-    zones = zones.fillna("UTC")
-    naive_utc = utc.dt.tz_localize(None)
-    for zone in pd.unique(zones[utc.notna()]):
+    naive = utc.dt.tz_localize(None).to_numpy()  # datetime64[us]: numpy below, no pandas call per step
+    present = ~np.isnat(naive)
+    zone_of = zones.fillna("UTC").to_numpy(dtype=object)
+    result = np.full(len(naive), None, dtype=object)
+    for zone in pd.unique(zone_of[present]):
         try:
             info = timezones.zone_info(zone)
         except timezones.TimeError:
             continue  # a stored zone that cannot be used: <NA> (formats.session_problems names the session)
-        rows = (zones == zone) & utc.notna()
-        local = utc[rows].dt.tz_convert(info).dt.tz_localize(None)
-        offsets = ((local - naive_utc[rows]) // pd.Timedelta(seconds=1)).to_numpy()
-        text = np.datetime_as_string(local.to_numpy(), unit="s").astype(object)
-        micro = (local.dt.microsecond).to_numpy()
-        fraction = np.where(micro != 0, np.char.mod(".%06d", micro), "").astype(object)
-        suffix = pd.Series(offsets).map({o: _iso_offset(o) for o in np.unique(offsets)}).to_numpy(dtype=object)
-        result[rows] = text + fraction + suffix
-    return result
+        rows = np.flatnonzero((zone_of == zone) & present)
+        local = pd.DatetimeIndex(naive[rows]).tz_localize("UTC").tz_convert(info).tz_localize(None).to_numpy()
+        offsets, codes = np.unique((local - naive[rows]) // np.timedelta64(1, "s"), return_inverse=True)
+        micro = (local - local.astype("datetime64[s]")).astype("int64")
+        fraction = np.full(len(rows), "", dtype=object)
+        fraction[micro != 0] = np.char.mod(".%06d", micro[micro != 0]).astype(object)
+        suffix = np.array([_iso_offset(o) for o in offsets], dtype=object)[codes]
+        result[rows] = np.datetime_as_string(local, unit="s").astype(object) + fraction + suffix
+    return pd.Series(result, index=utc.index, dtype=pd.StringDtype())
