@@ -117,7 +117,7 @@ def session_sort_key(key: tuple) -> tuple:
 
 
 def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd.DataFrame:
-    """One row per session, sorted by key, read with one SQL query whatever the number of sessions.
+    """One row per session, sorted by key, read with a fixed number of SQL statements whatever the number of sessions.
 
     ``sessions`` is a session module (all its sessions) or a query expression of ``Session``, such as
     :func:`find_sessions` returns (then ``session_module`` is the module whose tables it restricts; by
