@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import gc
 import itertools
 import operator
 import os
@@ -37,6 +36,7 @@ import datajoint as dj
 from tqdm import tqdm
 
 from . import bulk, keys, paths, timezones
+from ._collector import cycle_collection_paused
 from .database import database_errors, refused
 from .errors import (
     ConflictError,
@@ -125,7 +125,7 @@ def ingest(
     retries, and the connection errors of :mod:`element_session.database`; nothing is written then.
 
     Python's cyclic garbage collector is paused during the call and restored after (see
-    ``_cycle_collection_paused``): reference counting frees ingest's objects all the same.
+    ``element_session._collector``): reference counting frees ingest's objects all the same.
     """
     if kind not in KINDS:
         raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
@@ -134,7 +134,7 @@ def ingest(
     written = (session_module or pipeline.session).Session if kind == "sessions" else REFERENCE_TABLES[kind]
     connection = (getattr(pipeline, written) if isinstance(written, str) else written).connection
     # the tables' own connection (e.g. a web login's), which need not be dj.conn()
-    with database_errors(connection), _cycle_collection_paused():
+    with database_errors(connection), cycle_collection_paused():
         return _ingest_records(
             kind, read, sources, pipeline, session_module, timezone, dry_run, progress, roots, connection
         )
@@ -202,26 +202,6 @@ def _ingest_records(
             continue  # a concurrent writer inserted or deleted some of the same rows: check again
         return report
     raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def _cycle_collection_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for the block; re-enabled at the end if it was enabled.
-
-    Ingest makes a few containers per input value (records, rows) that live as long as their chunk
-    and are freed by reference counting, as are the objects of every chunk. Yet each 700 new
-    containers start a collection, and those that outlive one start full collections, each of
-    which scans every object the process holds: a quarter of the client's time at 100,000
-    sessions. Mercurial pauses the collector around building large containers for the same reason
-    (``util.nogc``). Reference cycles made meanwhile are collected after.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _reader(source: Any, **options: str | None) -> tuple[Callable[[], Iterator[Record]], list[str]]:
