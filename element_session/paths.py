@@ -384,9 +384,11 @@ def session_directories(
 ) -> pd.DataFrame:
     """Every ``SessionDirectory`` row with its resolved directory: one row per session, none left out.
 
-    Returns a pandas DataFrame sorted by key, with the columns of ``Session``'s primary key (as
-    stored), ``session_dir`` (text, as stored), ``directory`` (text: the absolute directory, or
-    ``None``), ``status`` and ``reason`` (text, ``''`` where found):
+    Returns a pandas DataFrame sorted by key, with the columns of ``Session``'s primary key (the
+    dtypes of :func:`~element_session.query.session_table`: ``session_datetime``
+    ``datetime64[us, UTC]``, ``session_id`` ``Int64``, text ``string``), then pandas ``string``
+    columns ``session_dir`` (as stored), ``directory`` (the absolute directory, ``<NA>`` unless
+    found), ``status`` and ``reason`` (``''`` where found):
 
     - ``found``: the directory exists under a root (the first such root is taken);
     - ``missing``: a valid relative path that exists under no root;
@@ -399,15 +401,18 @@ def session_directories(
     """
     import pandas as pd  # imported when called: the other path functions do without pandas
 
+    from .session_frame import key_frame
+
     module = _session_module(session_module)
     root_list = _root_texts(roots)
     keys = list(module.Session.primary_key)
-    rows = []
-    for row in module.SessionDirectory().to_dicts():
-        directory, status, reason = _resolve(row["session_dir"], root_list)
-        rows.append([*(row[k] for k in keys), row["session_dir"], directory, status, reason])
-    rows.sort(key=lambda r: tuple((v is None, str(v)) for v in r[: len(keys)]))
-    return pd.DataFrame(rows, columns=[*keys, "session_dir", "directory", "status", "reason"], dtype=object)
+    rows = sorted(module.SessionDirectory().to_dicts(), key=lambda r: tuple((r[k] is None, str(r[k])) for k in keys))
+    frame = key_frame(rows, module)
+    frame["session_dir"] = pd.Series([row["session_dir"] for row in rows], dtype=pd.StringDtype())
+    resolved = [_resolve(row["session_dir"], root_list) for row in rows]
+    for position, name in enumerate(("directory", "status", "reason")):
+        frame[name] = pd.Series([r[position] for r in resolved], dtype=pd.StringDtype())
+    return frame
 
 
 def _resolve(stored: str, roots: list[str]) -> tuple[str | None, str, str]:

@@ -28,7 +28,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -328,6 +328,22 @@ def _frame(read: _Read, m: ModuleType) -> pd.DataFrame:
     for name in attributes.columns:
         frame[ATTRIBUTE_PREFIX + name] = attributes[name]
     return frame.sort_values(list(m.Session.primary_key), na_position="last", kind="stable", ignore_index=True)
+
+
+def key_frame(rows: Sequence[Mapping[str, Any]], m: ModuleType) -> pd.DataFrame:
+    """``Session``'s primary-key values of ``rows`` as typed columns, the dtypes of ``session_table``.
+
+    ``rows`` are dicts as DataJoint fetches them (``session_datetime`` naive, in UTC); the result has
+    one column per key attribute of ``m.Session``, in order, and ``len(rows)`` rows in their order.
+    """
+    columns = {}
+    for name in m.Session.primary_key:
+        values = [row[name] for row in rows]
+        if name == "session_datetime":
+            columns[name] = pd.Series(np.array(values, dtype="datetime64[us]")).dt.tz_localize("UTC")
+        else:
+            columns[name] = pd.Series(values, dtype=_dtype(m.Session.heading[name], name))
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
 
 
 def _dtype(attribute: Any, name: str) -> Any:

@@ -52,6 +52,11 @@ def test_session_directories_lists_every_row_with_its_status_and_reason(stored, 
     assert list(found["status"]) == ["found", "unresolved", "missing"]
     assert found["directory"].iloc[0] == str(tmp_path / "root" / "sr-m1" / "s1")
     assert "outside every root data directory" in found["reason"].iloc[1] and repr(WINDOWS) in found["reason"].iloc[1]
+    # the dtypes of session_table: a time column and text columns, usable without conversion
+    assert str(found["session_datetime"].dtype) == "datetime64[us, UTC]"
+    assert list(found["session_datetime"].dt.year) == [k["session_datetime"].year for k in KEYS]
+    assert {str(found[c].dtype) for c in ("subject", "session_dir", "directory", "status", "reason")} == {"string"}
+    assert found["directory"].isna().tolist() == [False, True, True]
 
 
 def test_dirs_lists_every_session_and_names_the_windows_path_it_cannot_resolve(stored, capsys, tmp_path):
