@@ -1,5 +1,5 @@
 """``python -m element_session``: the ``element-session`` command."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

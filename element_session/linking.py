@@ -159,21 +159,28 @@ def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:
 
 
 def _warn_about_collations(connection: dj.Connection, schema_name: str, tables: list[type[dj.Table]]) -> None:
-    """One :class:`CollationWarning` naming the key columns whose collation is not binary, and the fix."""
+    """One :class:`CollationWarning` naming the key columns whose collation is not binary, and the fix.
+
+    One query per schema, on ``information_schema.columns`` alone (``column_key = 'PRI'``): with a
+    constant schema name MariaDB reads that schema's table definitions only, where a join with
+    ``key_column_usage`` opened every table of the server, once per table (4 ms each on a small server).
+    """
     if connection.adapter.backend != "mysql":
         return
-    found: dict[str, list[str]] = {}
+    by_schema: dict[str, set[str]] = {}
     for table in tables:
+        by_schema.setdefault(table.database, set()).add(table.table_name)
+    found: dict[str, list[str]] = {}
+    for database, names in sorted(by_schema.items()):
         rows = connection.query(
-            "SELECT c.column_name, c.character_set_name, c.collation_name FROM information_schema.columns c "
-            "JOIN information_schema.key_column_usage k ON k.table_schema = c.table_schema "
-            "AND k.table_name = c.table_name AND k.column_name = c.column_name AND k.constraint_name = 'PRIMARY' "
-            "WHERE c.table_schema = %s AND c.table_name = %s AND c.collation_name IS NOT NULL",
-            args=(table.database, table.table_name),
+            "SELECT table_name, column_name, character_set_name, collation_name FROM information_schema.columns "
+            f"WHERE table_schema = %s AND table_name IN ({', '.join(['%s'] * len(names))}) "
+            "AND column_key = 'PRI' AND collation_name IS NOT NULL",
+            args=(database, *sorted(names)),
         ).fetchall()
-        for column, charset, collation in rows:
+        for table_name, column, charset, collation in rows:
             if not Collation(collation, charset, pad_space=True).binary:
-                found.setdefault(collation, []).append(f"{table.database}.{table.table_name}.{column}")
+                found.setdefault(collation, []).append(f"{database}.{table_name}.{column}")
     if not found:
         return
     named = "; ".join(f"{', '.join(sorted(set(cols)))} ({collation})" for collation, cols in sorted(found.items()))
