@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import re
@@ -274,3 +275,57 @@ def test_only_the_command_line_module_parses_arguments():
         if re.search(r"^\s*(import|from) (argparse|click)\b", path.read_text(encoding="utf-8"), re.MULTILINE)
     }
     assert parsers == {"cli.py"}
+
+
+# -- the command's own overhead: what it imports, the collector while it runs, the exit -----------------------------
+
+
+def test_help_imports_no_datajoint_and_other_commands_no_local_server_module():
+    code = (
+        "import sys\n"
+        "from element_session import cli\n"
+        "heavy = ('datajoint', 'pandas', 'element_session.localdb', 'psutil')\n"
+        "assert cli.main(['--help']) == 0\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "assert cli.main(['sessions', '--help']) == 0\n"  # DataJoint's messages are set up: it is imported
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    printed = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    assert printed == ["[]", "['datajoint', 'pandas']"]
+
+
+def test_the_collector_runs_less_while_a_command_runs_and_as_before_after_it():
+    before = gc.get_threshold()
+    with cli._collecting_less():
+        assert gc.get_threshold() == cli.GC_THRESHOLDS != before
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), cli._collecting_less():
+        raise RuntimeError("a failing command")
+    assert gc.get_threshold() == before
+    assert cli.main(["ingest", "animals", "x.csv"]) == cli.ExitStatus.USAGE
+    assert gc.get_threshold() == before  # main leaves an in-process caller's collector as it was
+
+
+def test_the_executable_exits_with_the_commands_status_and_its_whole_output(tmp_path):
+    """``run`` freezes the objects before exit: standard output still arrives whole, exit handlers still run."""
+    code = (
+        "import atexit, sys\n"
+        "from element_session import cli\n"
+        "atexit.register(lambda: sys.stdout.write('exit handler ran\\n'))\n"
+        "sys.argv = ['element-session', *sys.argv[1:]]\n"
+        "print('x' * 1_000_000)\n"
+        "cli.run()\n"
+    )
+    for argv, status in ((["--help"], cli.ExitStatus.OK), (["ingest", "animals", "x.csv"], cli.ExitStatus.USAGE)):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path
+        )
+        assert result.returncode == status, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == "x" * 1_000_000 and lines[-1] == "exit handler ran"
+        if status == cli.ExitStatus.OK:
+            assert lines[1].startswith("Usage: element-session")
+        else:
+            assert "'animals' is not one of" in result.stderr
