@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from element_session.localdb import ServerInfo
+
+from . import child_environment
 
 
 def _status_kib(field: str) -> int:
@@ -32,11 +33,9 @@ def _status_kib(field: str) -> int:
 
 def measure(server: ServerInfo, prefix: str, method: str, path: Path) -> dict[str, Any]:
     """Run the child for ``method`` on ``path`` against ``server``'s schemas under ``prefix``; its report."""
-    env = {**os.environ, **server.environment(), "DATABASE_PREFIX": prefix, "DJ_IGNORE_CONFIG_FILE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
     result = subprocess.run(
         [sys.executable, "-W", "ignore", "-m", "benchmarks.memory", method, str(path)],
-        env=env,
+        env=child_environment(server, prefix),
         capture_output=True,
         text=True,
         check=False,

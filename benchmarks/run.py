@@ -1,7 +1,8 @@
 """Benchmarks of ingestion, queries, memory and populate against raw SQL, on one database server.
 
     python -m benchmarks.run [--sizes 1000,10000,100000] [--repeats R] [--query-runs Q] [--out DIR]
-                             [--backend mysql|postgresql] [--no-memory] [--no-populate] [--profile]
+                             [--command-sizes 50000] [--backend mysql|postgresql] [--no-command]
+                             [--no-memory] [--no-populate] [--profile]
 
 Uses the server named by ``DJ_HOST`` (with ``DJ_PORT``, ``DJ_USER``, ``DJ_PASS``, ``DJ_BACKEND``) if
 set, otherwise starts a private one (MariaDB, or PostgreSQL with ``DJ_BACKEND=postgresql`` or
@@ -11,7 +12,10 @@ workflow pipeline is activated under a prefix of its own (``bench_<hex>_``), dro
 For each N, smallest first: ingest N sessions R times each way (project and raw SQL, alternating,
 tables emptied before each run) and check that both wrote the same rows; time the finder's query
 against raw SQL Q times each; measure the peak memory of ingesting the file in a fresh process.
-Then, if ``benchmarks/populate.py`` is present, it runs on the same server (1 and 2 workers).
+Then, for each N of ``--command-sizes`` (default 50,000), the command end to end
+(:mod:`benchmarks.command`): ``element-session ingest sessions FILE`` against the raw-driver script
+:mod:`benchmarks.ingest_baseline`, each a process, R times each. Then, if
+``benchmarks/populate.py`` is present, it runs on the same server (1 and 2 workers).
 Results go to ``DIR/<backend>-<date>.json`` and ``.md`` (default ``benchmarks/results``).
 """
 
@@ -36,10 +40,11 @@ from typing import Any
 
 from element_session.localdb import ServerInfo
 
+from . import child_environment, report
+from . import command as bench_command
 from . import ingest as bench_ingest
 from . import memory as bench_memory
 from . import query as bench_query
-from . import report
 from . import table as bench_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -63,7 +68,13 @@ def _sizes(text: str) -> list[int]:
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=_sizes, default=[1_000, 10_000, 100_000], help="numbers of sessions N")
-    parser.add_argument("--repeats", type=int, default=3, help="ingest runs per way and N (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="ingest and command runs per way and N (default 3)")
+    parser.add_argument(
+        "--command-sizes",
+        type=_sizes,
+        default=[50_000],
+        help="numbers of sessions of the end-to-end command benchmark (default 50000)",
+    )
     parser.add_argument("--query-runs", type=int, default=200, help="query runs per way and N (default 200)")
     parser.add_argument("--table-runs", type=int, default=3, help="session_table runs per way and N (default 3)")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"directory of the results (default {RESULTS})")
@@ -73,6 +84,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("DJ_BACKEND", "mysql"),
         help="server to start when DJ_HOST is not set (default DJ_BACKEND, else mysql)",
     )
+    parser.add_argument("--no-command", action="store_true", help="skip the end-to-end command benchmark")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--no-populate", action="store_true", help="skip benchmarks/populate.py")
     parser.add_argument("--populate-sessions", type=int, default=200, help="sessions of the populate run (200)")
@@ -172,9 +184,8 @@ def run_populate(server: ServerInfo, out: Path, repeats: int, sessions: int, ste
     if not POPULATE.exists():
         return None
     output = out / f"{stem}-populate.json"
-    env = {**os.environ, **server.environment(), "DJ_IGNORE_CONFIG_FILE": "1"}
+    env = child_environment(server)
     env["PYTHONWARNINGS"] = "ignore:MariaDB is not officially supported"  # its workers print it once each
-    env["PYTHONPATH"] = os.pathsep.join([str(POPULATE.parent.parent), env.get("PYTHONPATH", "")])
     command = [
         sys.executable, "-W", "ignore", "-m", "benchmarks.populate",
         "--sessions", str(sessions), "--repeats", str(repeats), "--output", str(output),
@@ -231,7 +242,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         names = bench_ingest.table_names(pipeline.session)
         server_version = dj.conn().query("SELECT version()").fetchone()[0]
         say(f"server: {server} ({server_version}); schemas {prefix}*; sizes {args.sizes}")
-        bench_ingest.add_references(pipeline, max(args.sizes))
+        command_sizes = [] if args.no_command else args.command_sizes
+        bench_ingest.add_references(pipeline, max(args.sizes + command_sizes))
 
         results["ingest"], results["query"], results["table"], results["memory"] = [], [], [], []
         for n in args.sizes:
@@ -255,6 +267,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.profile and n == args.sizes[-1]:
                 args.out.mkdir(parents=True, exist_ok=True)
                 profile(pipeline, server, raw, names, path, n, args.out)
+        results["command"] = []
+        if args.no_command:
+            results["command_note"] = "Not run (--no-command)."
+        for n in command_sizes:
+            path = files / f"sessions-{n}.csv"
+            if not path.exists():
+                bench_ingest.write_sessions_csv(path, n)
+            result = bench_command.run(server, raw, names, prefix, path, n, args.repeats, say)
+            say(
+                f"  command N={n:,}: project {result['project']['median_seconds']:.2f} s, "
+                f"baseline {result['baseline']['median_seconds']:.2f} s, ratio {result['ratio']:.2f}"
+            )
+            results["command"].append(result)
         results["backend"] = server.backend
         results["server"] = str(server)
         results["versions"] = report.versions(server_version, bench_ingest.driver_version(server))
@@ -276,6 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     results["settings"] = {
         "sizes": args.sizes,
+        "command_sizes": command_sizes,
         "repeats": args.repeats,
         "query_runs": args.query_runs,
         "table_runs": args.table_runs,
