@@ -171,7 +171,8 @@ def markdown(results: dict[str, Any]) -> str:
             else []
         ),
         f"- Server: {results['server']}",
-        f"- Medians of {s['repeats']} ingest run(s) per way and N (alternating order, tables emptied before each) "
+        f"- Medians of {s['repeats']} ingest and command run(s) per way and N (alternating order, tables emptied "
+        "before each) "
         f"and of {s['query_runs']} query runs per way and N. Whole run: {_f(results['wall_seconds'] / 60, 1)} min; "
         f"load average (1, 5, 15 min) {_load(results['load_average_at_start'])} at the start, "
         f"{_load(results['load_average_at_end'])} at the end (the machine is shared: other work ran alongside).",
