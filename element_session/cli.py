@@ -7,12 +7,12 @@ place, :func:`exit_status` (the table is in ``README.md``, "Exit statuses").
 
 Nothing heavy is imported at module level: ``--help`` imports neither DataJoint nor the pipeline.
 A command runs as a short batch process: the cyclic garbage collector runs less often while it
-works, and the process skips the collector's passes over every object at exit (:func:`run`).
+works (:func:`element_session._collector.cycle_collection_less_often`), and the process skips the
+collector's passes over every object at exit (:func:`run`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import json
@@ -20,7 +20,7 @@ import os
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -30,15 +30,10 @@ from typing import Any, NoReturn
 import click
 
 from . import _messages
+from ._collector import cycle_collection_less_often
 from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError, UsageError
 
 DEFAULT_PIPELINE = "workflow.pipeline"
-#: Collector thresholds while a command runs (Python's default: 700, 10, 10): importing DataJoint and
-#: pandas and reading many rows make millions of container objects, and every full collection scans
-#: them all. ``ingest()`` pauses the collector itself; for the rest (start-up, ``sessions`` of 50,000
-#: sessions: 0.54 s of collections with the default, 0.17 s with these) the command collects less often,
-#: for the same peak memory (cyclic garbage is still collected).
-GC_THRESHOLDS = (100_000, 50, 100)
 
 
 class ExitStatus(IntEnum):
@@ -152,7 +147,7 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
     try:
         # make_context/invoke rather than cli.main: click's main turns a broken pipe into exit 1 itself
         args = list(argv) if argv is not None else sys.argv[1:]
-        with _collecting_less(), cli.make_context("element-session", args, obj=settings) as ctx:
+        with cycle_collection_less_often(), cli.make_context("element-session", args, obj=settings) as ctx:
             status = cli.invoke(ctx)
     except click.exceptions.Exit as done:  # --help, --version
         return done.exit_code
@@ -190,17 +185,6 @@ def run() -> NoReturn:
     status = main()
     gc.freeze()
     sys.exit(status)
-
-
-@contextlib.contextmanager
-def _collecting_less() -> Iterator[None]:
-    """The collector at :data:`GC_THRESHOLDS` while a command runs; the caller's thresholds again after it."""
-    before = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 def _typed(err: BaseException) -> BaseException:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from element_session import cli
+from element_session._collector import COMMAND_THRESHOLDS, cycle_collection_less_often
 from tests.helpers import remove_references, snapshot
 
 SUBJECTS, PEOPLE, PROJECTS = ["cl-m1", "cl-m2"], ["cl-ada", "cl-bob"], ["cl-maps"]
@@ -298,10 +299,10 @@ def test_help_imports_no_datajoint_and_other_commands_no_local_server_module():
 
 def test_the_collector_runs_less_while_a_command_runs_and_as_before_after_it():
     before = gc.get_threshold()
-    with cli._collecting_less():
-        assert gc.get_threshold() == cli.GC_THRESHOLDS != before
+    with cycle_collection_less_often():
+        assert gc.get_threshold() == COMMAND_THRESHOLDS != before
     assert gc.get_threshold() == before
-    with pytest.raises(RuntimeError), cli._collecting_less():
+    with pytest.raises(RuntimeError), cycle_collection_less_often():
         raise RuntimeError("a failing command")
     assert gc.get_threshold() == before
     assert cli.main(["ingest", "animals", "x.csv"]) == cli.ExitStatus.USAGE
