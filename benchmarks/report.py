@@ -253,9 +253,14 @@ def markdown(results: dict[str, Any]) -> str:
         "Peak resident memory of ingesting the file of N sessions in a fresh process, above its size after "
         "importing and activating the pipeline (VmHWM - VmRSS).",
         "",
-        "| N | file MiB | project peak increase MiB | raw SQL peak increase MiB | project KiB per session |",
-        "| ---: | ---: | ---: | ---: | ---: |",
     ]
+    if results["memory"]:
+        lines += [
+            "| N | file MiB | project peak increase MiB | raw SQL peak increase MiB | project KiB per session |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+    else:
+        lines.append("Not run (--no-memory).")
     for r in results["memory"]:
         lines.append(
             f"| {r['n']:,} | {_f(r['file_mib'])} | {_f(r['project']['peak_increase_mib'], 1)} "

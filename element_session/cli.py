@@ -31,7 +31,14 @@ import click
 
 from . import _messages
 from ._collector import cycle_collection_less_often
-from .errors import DatabaseUnreachableError, ElementSessionError, PermissionDeniedError, UsageError
+from .errors import (
+    DatabaseUnreachableError,
+    ElementSessionError,
+    InputError,
+    PermissionDeniedError,
+    PopulateError,
+    UsageError,
+)
 
 DEFAULT_PIPELINE = "workflow.pipeline"
 
@@ -54,6 +61,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[BaseException], ExitStatus], ...] = (
     (PermissionDeniedError, ExitStatus.DENIED),
     (click.UsageError, ExitStatus.USAGE),
     (UsageError, ExitStatus.USAGE),
+    (PopulateError, ExitStatus.USAGE),  # populate/jobs: a table name, restriction or option it cannot use
     (KeyboardInterrupt, ExitStatus.INTERRUPTED),
     (click.Abort, ExitStatus.INTERRUPTED),
 )
@@ -63,9 +71,13 @@ def exit_status(err: BaseException) -> ExitStatus:
     """The exit status of an error that ended a command: the one map from errors to statuses.
 
     A database refusal or an unreachable server gives its status also where it is the cause of
-    another typed error (e.g. a failed migration step); every other error is ``INVALID``.
+    another typed error (e.g. a failed migration step); an :class:`InputError` in the command's own
+    options (``--since yesterday``, ``--timezone CEST``) and a :class:`PopulateError` are ``USAGE``;
+    every other error is ``INVALID``.
     """
     for candidate in (err, err.__cause__):
+        if isinstance(candidate, InputError) and candidate.in_arguments:  # a bad option value
+            return ExitStatus.USAGE
         for kind, status in _STATUS_OF_ERROR:
             if isinstance(candidate, kind):
                 return status
@@ -298,6 +310,12 @@ def dirs(ctx: click.Context, missing: bool) -> ExitStatus:
     from . import formats, paths
 
     found = paths.session_directories(_settings(ctx).load_pipeline().session)
+    roots = paths.get_root_dirs()
+    if not roots:
+        click.echo(f"element-session: no root data directory is set ({paths.ROOT_DIRS_ENV}): none is found", err=True)
+    for root in roots:
+        if not root.is_dir():
+            click.echo(f"element-session: root data directory {str(root)!r} is not a directory", err=True)
     shown = found[found["status"] != paths.FOUND] if missing else found
     click.echo(
         formats.directories_text(shown) if len(shown) else "no missing directories" if missing else "no sessions"

@@ -77,6 +77,11 @@ class SessionNotFoundError(ElementSessionError, LookupError):
     """Raised when no session matches a key or a path."""
 
 
+#: Sources of problems in what was asked for rather than in data written, as a message names them:
+#: a function's or command's arguments, a populate/jobs restriction, a web request's query string.
+_REQUEST_SOURCES = {"arguments": "the arguments", "restriction": "the restriction", "query": "the query"}
+
+
 class InputError(ElementSessionError, ValueError):
     """Raised for invalid input data; names the source, row, column, value and the reason.
 
@@ -88,11 +93,20 @@ class InputError(ElementSessionError, ValueError):
         lines = [str(p) for p in problems[:50]]
         if len(problems) > 50:
             lines.append(f"... and {len(problems) - 50} more problems")
-        if problems and all(p.source == "arguments" for p in problems):  # a query's or command's own options
-            head = f"{len(problems)} problem(s) in the arguments"
+        sources = {p.source for p in problems}
+        if len(sources) == 1 and (source := sources.pop()) in _REQUEST_SOURCES:  # what was asked for, not data
+            head = f"{len(problems)} problem(s) in {_REQUEST_SOURCES[source]}"
         else:
             head = f"{len(problems)} problem(s) in the input, nothing was written"
         super().__init__(f"{head}:\n  " + "\n  ".join(lines))
+
+    @property
+    def in_arguments(self) -> bool:
+        """Whether every problem is in the arguments of a call (a populate restriction included), none in data.
+
+        The command line exits with status 2 (``USAGE``) for such an error, 1 for bad data.
+        """
+        return bool(self.problems) and all(p.source in ("arguments", "restriction") for p in self.problems)
 
 
 class ConflictError(InputError):

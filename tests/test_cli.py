@@ -137,12 +137,15 @@ def test_dry_run_reports_without_writing(ingested, command, pipeline, tmp_path):
 def test_dirs_resolves_against_the_roots(ingested, command, subprocess_env, tmp_path):
     (tmp_path / "root2" / "cl-m1" / "s1").mkdir(parents=True)
     env = subprocess_env | {"SESSION_ROOT_DIRS": f"{tmp_path / 'root1'}:{tmp_path / 'root2'}"}
-    status, out, _ = command("dirs", env=env)
+    status, out, err = command("dirs", env=env)
     assert status == 0
     lines = {line.split()[0] + line.split()[-1] for line in out.splitlines()[1:] if line.startswith("cl-")}
     assert lines == {f"cl-m1{tmp_path / 'root2' / 'cl-m1' / 's1'}", "cl-m2MISSING"}
+    assert err.strip() == f"element-session: root data directory {str(tmp_path / 'root1')!r} is not a directory"
     status, out, _ = command("dirs", "--missing", env=env)
     assert [line.split()[0] for line in out.splitlines()[1:] if line.startswith("cl-")] == ["cl-m2"]
+    status, out, err = command("dirs", "--missing", env=env | {"SESSION_ROOT_DIRS": ""})  # why all are missing
+    assert status == 0 and "no root data directory is set (SESSION_ROOT_DIRS)" in err
 
 
 def test_usage_errors_exit_2(command):
@@ -244,6 +247,24 @@ def test_exit_statuses_come_from_one_map():
     except MigrationError as err:
         assert cli.exit_status(err) == cli.ExitStatus.DENIED
     assert cli.exit_status(KeyboardInterrupt()) == cli.ExitStatus.INTERRUPTED == 130
+
+
+def test_a_bad_option_value_is_usage_and_bad_data_is_invalid():
+    """README's exit table: 2 for a bad option value (as click's own, e.g. --format yaml), 1 for bad data."""
+    from element_session.errors import InputError, PopulateError, one_problem
+
+    option = one_problem("arguments", "since", "yesterday", "not an ISO 8601 date and time")
+    data = one_problem("sessions.csv", "session_datetime", "yesterday", "not an ISO 8601 date and time", row=2)
+    assert cli.exit_status(option) == cli.ExitStatus.USAGE == 2
+    assert cli.exit_status(one_problem("restriction", "session_datetime", "x", "bad")) == cli.ExitStatus.USAGE
+    assert cli.exit_status(PopulateError("no table named 'Nope'")) == cli.ExitStatus.USAGE
+    assert cli.exit_status(data) == cli.ExitStatus.INVALID == 1
+    mixed = InputError([*option.problems, *data.problems])  # an option and a file: the data decide
+    assert cli.exit_status(mixed) == cli.ExitStatus.INVALID
+    # what was asked for is named as such; only input that would be written says nothing was written
+    assert str(option).startswith("1 problem(s) in the arguments:")
+    assert str(one_problem("query", "timezone", "Mars", "unknown time zone")).startswith("1 problem(s) in the query:")
+    assert str(data).startswith("1 problem(s) in the input, nothing was written:")
 
 
 def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, subprocess_env, tmp_path, prefix):

@@ -358,7 +358,7 @@ def test_session_lookups_by_name_list_exactly_the_matching_sessions(stored, opti
     before = snapshot(stored)
     status, out, err = run(["sessions", f"{option}={value}", "--format", "json"], capsys)
     if "\x00" in value:  # no server compares it: PostgreSQL cannot receive it, MySQL would cut or keep it
-        assert status == 1 and "contains a NUL character" in err, err
+        assert status == 2 and "contains a NUL character" in err, err  # a bad option value
         event("NUL refused")
         return
     assert status == 0, err
@@ -396,12 +396,12 @@ def test_time_window_zone_and_format_options_are_exact_or_rejected(stored, since
     try:
         window = [_window_end(t, zone) if t is not None else None for t in (since, until)]
     except (timezones.TimeError, ValueError):
-        assert status == 1, (argv, out)
+        assert status == 2, (argv, out)  # a bad option value
         return
     try:
         timezones.zone_info(zone)
     except timezones.TimeError:
-        assert status == 1 and "timezone" in err, err  # checked whether or not a window end needs it
+        assert status == 2 and "timezone" in err, err  # checked whether or not a window end needs it
         return
     assert status == 0, err
     if fmt != "json":
@@ -448,7 +448,7 @@ def test_export_options_write_the_one_session_or_are_rejected(stored, subject, w
         assert any(same_key(n, subject) for n in NAMES[:3])
         event("exported")
     else:
-        assert status == 1 and not output.exists(), err
+        assert status == option_or_data(err) and not output.exists(), err
     assert [p.name for p in folder.iterdir()] == ([output.name] if status == 0 else [])  # no partial file left
 
 
@@ -499,7 +499,7 @@ def test_ingest_files_and_timezone_option_are_ingested_or_rejected(stored, zone,
         delete_sessions(stored.session, [{"subject": SUBJECT, "session_datetime": dt.datetime(2024, 6, 2, h)}
                                          for h in range(24)])  # fmt: skip
     else:
-        assert status == 1, err
+        assert status == option_or_data(err), err
     assert snapshot(stored) == before
 
 
@@ -510,9 +510,9 @@ def test_ingest_files_and_timezone_option_are_ingested_or_rejected(stored, zone,
     ("argv", "status"),
     [
         (["sessions", "--subject", "'; DROP TABLE session; --", "--format", "json"], 0),
-        (["sessions", "--experimenter", "hs-O'Neil", "--since", "2024-02-30"], 1),
-        (["export-nwb", "--subject", "hs-a\\b", "--id", "1e3", "--output", "x.nwb"], 1),
-        (["ingest", "sessions", "missing 'file'.csv", "--timezone", "Europe/Berlin'; --"], 1),
+        (["sessions", "--experimenter", "hs-O'Neil", "--since", "2024-02-30"], 2),
+        (["export-nwb", "--subject", "hs-a\\b", "--id", "1e3", "--output", "x.nwb"], 2),
+        (["ingest", "sessions", "missing 'file'.csv", "--timezone", "Europe/Berlin'; --"], 2),
     ],
 )
 def test_hostile_options_through_the_real_command(stored, subprocess_env, tmp_path, argv, status):
@@ -570,9 +570,21 @@ REFUSED = {
 }  # fmt: skip
 
 
+#: The cases of REFUSED whose bad value is in a command's option: exit status 2 (USAGE), not 1.
+OPTION_CASES = {
+    "NUL in --subject", "NUL in --experimenter", "NUL in populate --restrict", "NUL in jobs --restrict",
+    "NUL in export-nwb --subject", "a window end after year 9999 in UTC", "export-nwb --datetime after year 9999",
+}  # fmt: skip
+
+
+def option_or_data(err: str) -> int:
+    """The exit status an error message calls for: 2 for a bad option value, 1 for bad data."""
+    return 2 if "problem(s) in the arguments" in err else 1
+
+
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_each_kind_of_hostile_input_is_refused_with_a_typed_error(stored, case, capsys, tmp_path, monkeypatch):
-    """Once each, on every server: exit status 1 naming the reason, no traceback, nothing written."""
+    """Once each, on every server: exit status 2 for an option, else 1, naming the reason, nothing written."""
     argv, content, suffix, reason = REFUSED[case]
     monkeypatch.chdir(tmp_path)
     file = tmp_path / f"input{suffix}"
@@ -580,7 +592,7 @@ def test_each_kind_of_hostile_input_is_refused_with_a_typed_error(stored, case, 
         file.write_text(content, encoding="utf-8")
     before = snapshot(stored)
     status, out, err = run([a.replace("{file}", str(file)) for a in argv], capsys)
-    assert status == 1 and reason in err, err
+    assert status == (2 if case in OPTION_CASES else 1) and reason in err, err
     assert out == "" and snapshot(stored) == before
     assert not (tmp_path / "x.nwb").exists()
 

@@ -280,9 +280,9 @@ def test_export_command(refs, tmp_path, capsys):
     assert (code, out_text) == (1, "") and "no session with subject=nw-m1, session_id=8" in err
     code, _, err = run("--subject", "nw-m1", "--datetime", "2024-03-10T02:30:00", "--timezone", "America/New_York",
                        "--output", str(tmp_path / "x.nwb"))  # fmt: skip
-    assert code == 1 and "does not exist in America/New_York" in err
+    assert code == 2 and "does not exist in America/New_York" in err  # a bad option value
     code, _, err = run("--subject", "nw-m1", "--id", "seven", "--output", str(tmp_path / "x.nwb"))
-    assert code == 1 and "column 'session_id': not a whole number (value: 'seven')" in err
+    assert code == 2 and "column 'session_id': not a whole number (value: 'seven')" in err
     assert not (tmp_path / "x.nwb").exists()
     code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
     assert code == cli.ExitStatus.USAGE and "give one of --datetime and --id" in err

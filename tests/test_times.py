@@ -90,14 +90,14 @@ def test_populate_restriction_with_offset_selects_the_instant_through_the_comman
 
 
 @pytest.mark.parametrize("which", ["populate", "jobs"])
-def test_an_unreadable_restriction_time_exits_1_naming_the_value(two_sessions, which):
+def test_an_unreadable_restriction_time_exits_2_naming_the_value(two_sessions, which):
     subject, env = two_sessions
     done = command(env, which, "--restrict", f"subject={subject}", "--restrict", "session_datetime=next tuesday")
-    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.returncode == 2, (done.stdout, done.stderr)  # a bad option value
     assert "session_datetime" in done.stderr and "'next tuesday'" in done.stderr
     assert "Traceback" not in done.stderr
     done = command(env, which, "--restrict", "session_datetime=2024-03-31T02:30:00", "--timezone", "Europe/Berlin")
-    assert done.returncode == 1 and "does not exist in Europe/Berlin" in done.stderr  # skipped by DST
+    assert done.returncode == 2 and "does not exist in Europe/Berlin" in done.stderr  # skipped by DST
     assert inventoried(subject) == set()
 
 
@@ -178,7 +178,7 @@ def test_window_ends_through_the_command(window_sessions, subprocess_env):
     assert done.returncode == 0, done.stderr
     assert [r["session_datetime"] for r in csv.DictReader(io.StringIO(done.stdout))] == ["2024-03-01T10:00:00+00:00"]
     done = command(subprocess_env, *args, "--since", "2024-03-01T1O:00")
-    assert done.returncode == 1 and "'2024-03-01T1O:00'" in done.stderr and "since" in done.stderr
+    assert done.returncode == 2 and "'2024-03-01T1O:00'" in done.stderr and "since" in done.stderr
 
 
 @pytest.mark.parametrize(

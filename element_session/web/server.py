@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
 from typing import Any
 
 #: What ``serve`` hands to its worker processes, in their environment.
@@ -35,7 +36,9 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
     os.environ[PIPELINE_ENV] = pipeline
     os.environ[VERBOSE_ENV] = "1" if verbose else "0"
     shown = f"[{host}]" if ":" in host else host
-    print(f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
+    print(
+        f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True
+    )
     uvicorn.run(
         "element_session.web.server:worker_app", factory=True, host=host, port=port, workers=workers,
         log_level="warning",
