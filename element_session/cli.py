@@ -314,8 +314,12 @@ def dirs(ctx: click.Context, missing: bool) -> ExitStatus:
     if not roots:
         click.echo(f"element-session: no root data directory is set ({paths.ROOT_DIRS_ENV}): none is found", err=True)
     for root in roots:
-        if not root.is_dir():
-            click.echo(f"element-session: root data directory {str(root)!r} is not a directory", err=True)
+        try:
+            problem = None if root.is_dir() else "is not a directory"
+        except OSError as err:  # e.g. a name longer than the file system allows
+            problem = f"cannot be checked: {err.strerror}"
+        if problem:
+            click.echo(f"element-session: root data directory {str(root)!r} {problem}", err=True)
     shown = found[found["status"] != paths.FOUND] if missing else found
     click.echo(
         formats.directories_text(shown) if len(shown) else "no missing directories" if missing else "no sessions"

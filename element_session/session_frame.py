@@ -267,7 +267,9 @@ def _copy(connection: Any, cursor: Any, sql: str, width: int) -> list[np.ndarray
     with what a reader would take for a byte order mark. A NULL arrives as the empty text: only
     where the query pads a row.
     """
-    statement = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, ENCODING 'UTF8')"
+    # DataJoint writes a '%' of a condition as '%%' for the driver's parameter formatting, which
+    # copy_expert does not do: format the statement as query(sql) would, with no parameters
+    statement = cursor.mogrify(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, ENCODING 'UTF8')", ()).decode()
     buffer = io.BytesIO()
     try:
         cursor.copy_expert(statement, buffer)

@@ -206,6 +206,21 @@ def test_duplicate_session_in_the_input_names_both_rows(refs, tmp_path):
     assert snapshot(refs) == before
 
 
+def test_a_misspelt_header_column_is_one_problem_naming_its_rows_and_the_other_problems_show(refs, tmp_path):
+    rows = "".join(f"ig-m1,2024-08-{day:02d}T10:00:00Z\n" for day in range(1, 29))
+    path = write(tmp_path, "misspelt.csv", "subjct,session_datetime\n" + rows + "ig-m1,2024-02-30T10:00:00Z\n")
+    before = snapshot(refs)
+    with pytest.raises(InputError) as err:
+        ingest("sessions", path, pipeline=refs)
+    lines = str(err.value).splitlines()
+    assert lines[0] == "3 problem(s) in the input, nothing was written:"
+    assert "row 2, column 'subjct': unknown column" in lines[1]
+    assert lines[1].endswith("(also rows 3-30) (value: 'ig-m1')")
+    assert "row 2, column 'subject': required value not given (also rows 3-30)" in lines[2]
+    assert "row 30, column 'session_datetime'" in lines[3] and "'2024-02-30T10:00:00Z'" in lines[3]  # not hidden
+    assert snapshot(refs) == before
+
+
 def test_an_error_in_a_later_file_writes_nothing_from_earlier_files(refs, tmp_path):
     good = write(tmp_path, "good.csv", "subject,session_datetime\nig-m1,2024-07-01T10:00:00Z\n")
     bad = write(

@@ -29,7 +29,7 @@ NAMES = [
     "pq-back\\slash",
     "pq-ü✓\u2028😀",
 ]
-SUBJECTS = ["pq-m1", 'pq-"m,2"\n', " pq-m3"]
+SUBJECTS = ["pq-m1", 'pq-"m,2"\n', " pq-m3", "pq-50%_m4"]  # '%': DataJoint writes it '%%' for the driver
 START = dt.datetime(2024, 5, 1, 8, 30, 15)
 
 
@@ -93,6 +93,7 @@ def test_any_restriction_gives_the_rows_of_the_whole_table(stored):
     whole = _ours(session_table(stored)).set_index(["subject", "session_datetime"])
     restrictions = [
         find_sessions(stored, subject=SUBJECTS[1]),
+        find_sessions(stored, subject=SUBJECTS[3]),  # the child rows' restriction holds a '%'
         find_sessions(stored, experimenter=NAMES[2]),
         find_sessions(stored, project=NAMES[2]) & "session_id IS NOT NULL",
         stored.Session & [_key(0), _key(5)],
