@@ -138,6 +138,8 @@ class InputProblem:
     def __str__(self) -> str:
         where = self.source + (f", row {self.row}" if self.row is not None else "")
         where += f", column {self.column!r}" if self.column else ""
+        if self.value is None:  # nothing given, or no single value to show
+            return f"{where}: {self.reason}"
         shown = _readable(self.value)
         if len(shown) > 80:  # the message shows the start of a long value; the value itself is kept
             shown = f"{shown[:60]}... ({len(str(self.value))} characters)"
