@@ -246,6 +246,8 @@ def ingest(ctx: click.Context, kind: str, files: tuple[str, ...], timezone: str,
 
     report = ingest_rows(kind, list(files), pipeline=_settings(ctx).load_pipeline(), timezone=timezone, dry_run=dry_run)
     click.echo(report)
+    if not report.rows:
+        click.echo(f"element-session: no rows in {', '.join(files)}: nothing to ingest", err=True)
     return ExitStatus.OK
 
 

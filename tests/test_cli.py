@@ -148,6 +148,13 @@ def test_dirs_resolves_against_the_roots(ingested, command, subprocess_env, tmp_
     assert status == 0 and "no root data directory is set (SESSION_ROOT_DIRS)" in err
 
 
+def test_an_empty_file_is_said_to_hold_no_rows(command, tmp_path):
+    (tmp_path / "empty.csv").write_bytes(b"")
+    status, out, err = command("ingest", "sessions", str(tmp_path / "empty.csv"))
+    assert status == 0 and "0 row(s) read" in out
+    assert err.strip() == f"element-session: no rows in {tmp_path / 'empty.csv'}: nothing to ingest"
+
+
 def test_usage_errors_exit_2(command):
     assert command("ingest", "animals", "x.csv")[0] == 2
     assert command("sessions", "--format", "xml")[0] == 2
