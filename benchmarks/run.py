@@ -34,6 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -213,19 +215,33 @@ def profile(pipeline: ModuleType, server: ServerInfo, raw: Any, names: dict, pat
     say(f"profiles written to {out}")
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Start or find the server, run every benchmark, clean up; the results."""
+@dataclass(frozen=True)
+class Bench:
+    """What a benchmark run works with: the server, the workflow pipeline activated under ``prefix``,
+    a scratch directory, a raw connection (one transaction) and an autocommit one, the session tables' names."""
+
+    server: ServerInfo
+    prefix: str
+    pipeline: ModuleType
+    files: Path
+    raw: Any
+    raw_query: Any
+    names: dict[str, str]
+
+
+@contextlib.contextmanager
+def benchmark_pipeline(backend: str, files_prefix: str) -> Iterator[Bench]:
+    """The server (:func:`database_server`) with the workflow pipeline activated under a prefix of its own
+    (``bench_<8 hex>_``), whose schemas are dropped at the end, with a scratch directory and two raw connections.
+
+    Raises ``RuntimeError`` if ``workflow.pipeline`` is already activated in this process.
+    """
     import datajoint as dj
 
     from element_session.localdb import drop_schemas
 
-    logging.getLogger("datajoint").setLevel(logging.WARNING)
-    started = time.perf_counter()
-    date = report.now()
-    results: dict[str, Any] = {"date": date, "git": report.git_commit(), "machine": report.machine()}
-    results["load_average_at_start"] = os.getloadavg()
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(database_server(args.backend))
+        server = stack.enter_context(database_server(backend))
         server.configure_datajoint()
         dj.config["safemode"] = False
         prefix = f"bench_{secrets.token_hex(4)}_"
@@ -234,12 +250,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError("workflow.pipeline is already activated in this process: run the benchmark on its own")
         pipeline = importlib.import_module("workflow.pipeline")
         stack.callback(drop_schemas, prefix)
-        files = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="element-session-bench-files-")))
+        files = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=files_prefix)))
         raw = bench_ingest.connect_raw(server)
         stack.callback(raw.close)
         raw_query = bench_ingest.connect_raw(server, autocommit=True)
         stack.callback(raw_query.close)
         names = bench_ingest.table_names(pipeline.session)
+        yield Bench(server, prefix, pipeline, files, raw, raw_query, names)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Start or find the server, run every benchmark, clean up; the results."""
+    import datajoint as dj
+
+    logging.getLogger("datajoint").setLevel(logging.WARNING)
+    started = time.perf_counter()
+    date = report.now()
+    results: dict[str, Any] = {"date": date, "git": report.git_commit(), "machine": report.machine()}
+    results["load_average_at_start"] = os.getloadavg()
+    with contextlib.ExitStack() as stack:
+        bench = stack.enter_context(benchmark_pipeline(args.backend, "element-session-bench-files-"))
+        server, prefix, pipeline, files = bench.server, bench.prefix, bench.pipeline, bench.files
+        raw, raw_query, names = bench.raw, bench.raw_query, bench.names
         server_version = dj.conn().query("SELECT version()").fetchone()[0]
         say(f"server: {server} ({server_version}); schemas {prefix}*; sizes {args.sizes}")
         command_sizes = [] if args.no_command else args.command_sizes

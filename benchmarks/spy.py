@@ -23,17 +23,14 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib
 import json
 import linecache
 import logging
 import os
-import secrets
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -42,7 +39,7 @@ from . import ingest as bench_ingest
 from . import memory as bench_memory
 from . import query as bench_query
 from . import report
-from .run import RESULTS, database_server, say
+from .run import RESULTS, benchmark_pipeline, say
 
 SERVER = "server wait (socket read)"
 SEND = "driver: socket send"
@@ -283,7 +280,6 @@ def table_scaling(
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import datajoint as dj
 
-    from element_session.localdb import drop_schemas
     from element_session.query import session_table
 
     logging.getLogger("datajoint").setLevel(logging.WARNING)
@@ -291,19 +287,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"date": report.now(), "git": report.git_commit(), "machine": report.machine()}
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(database_server(args.backend))
-        server.configure_datajoint()
-        dj.config["safemode"] = False
-        prefix = f"bench_{secrets.token_hex(4)}_"
-        os.environ["DATABASE_PREFIX"] = prefix
-        pipeline = importlib.import_module("workflow.pipeline")
-        stack.callback(drop_schemas, prefix)
-        files = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="element-session-spy-")))
-        raw = bench_ingest.connect_raw(server)
-        stack.callback(raw.close)
-        raw_query = bench_ingest.connect_raw(server, autocommit=True)
-        stack.callback(raw_query.close)
-        names = bench_ingest.table_names(pipeline.session)
+        bench = stack.enter_context(benchmark_pipeline(args.backend, "element-session-spy-"))
+        server, prefix, pipeline, files = bench.server, bench.prefix, bench.pipeline, bench.files
+        raw, raw_query, names = bench.raw, bench.raw_query, bench.names
         backend = server.backend
         results["backend"] = backend
         results["versions"] = report.versions(
