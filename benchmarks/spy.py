@@ -61,7 +61,7 @@ WORKLOADS = {"ingest": "run_project (", "finder": "project_query (", "table": "s
 INGEST_PHASES = [
     ("reading the file", "/element_session/readers.py"),
     ("validation (_SessionPlan.prepare)", "_SessionPlan.prepare ("),
-    ("writing (element_session.bulk: literals or COPY text, driver, server)", "/element_session/bulk.py"),
+    ("writing (element_session.ingest.bulk: literals or COPY text, driver, server)", "/element_session/ingest/bulk.py"),
 ]
 
 

@@ -534,7 +534,7 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
     Back up the schema first (docs/upgrade.md). It works on the schema by name: the pipeline is not
     imported (importing it would activate, i.e. declare, its schemas).
     """
-    from .migrate import migrate as run
+    from .upgrade.migrate import migrate as run
 
     click.echo(run(schema, dry_run=dry_run, dependents=dependents, connection=_connection()))
     return ExitStatus.OK
@@ -546,7 +546,7 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 @pipeline_option
 def doctor(schema: str, fmt: str) -> ExitStatus:
     """Report what DataJoint 2.x would mishandle in a legacy database; reads only, exit 1 on hazards."""
-    from .doctor import diagnose, format_findings, has_hazards
+    from .upgrade.doctor import diagnose, format_findings, has_hazards
 
     findings = diagnose(schema, connection=_connection())
     click.echo(format_findings(findings, schema, fmt))

@@ -1,37 +1,10 @@
-"""A planned schema change: one atomic step that ``migrate`` lists in a dry run and applies in order."""
+"""Moved to :mod:`element_session.upgrade.steps`; this import path is kept for one release.
 
-from __future__ import annotations
+``import element_session.ddl`` gives the very module :mod:`element_session.upgrade.steps` (not a copy), so that
+its objects, and patches of them, are the same under both names.
+"""
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+import sys
 
-import datajoint as dj
-
-__all__ = ["Change", "quote", "statement"]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One step of a migration: the table it changes, what it does, and the SQL it runs."""
-
-    table: str
-    description: str
-    sql: str
-    run: Callable[[dj.Connection], None] = field(repr=False, compare=False)
-
-    def __str__(self) -> str:
-        return f"{self.table}: {self.description}"
-
-
-def quote(name: str) -> str:
-    """``name`` as a MySQL identifier in backquotes."""
-    return "`" + name.replace("`", "``") + "`"
-
-
-def statement(sql: str, args: tuple = ()) -> Callable[[dj.Connection], None]:
-    """A step that runs one SQL statement with ``args`` as its parameters."""
-
-    def run(connection: dj.Connection) -> None:
-        connection.query(sql, args=args)
-
-    return run
+sys.modules[__name__] = importlib.import_module("element_session.upgrade.steps")

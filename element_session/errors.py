@@ -183,7 +183,7 @@ class DatabaseBusyError(ElementSessionError):
 
 
 class TimeError(ElementSessionError, ValueError):
-    """Raised for a time that cannot be read (``timezones.read_time``) or stored exactly; the message says why."""
+    """Raised for a time that cannot be read (``times.read_time``) or stored exactly; the message says why."""
 
 
 class FormatError(ElementSessionError):

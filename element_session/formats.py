@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from . import blob_json, timezones
+from . import blob_json, times
 from .attribute_blobs import Unreadable
 from .errors import FormatError
 
@@ -128,8 +128,8 @@ def _record(row: dict[str, Any], keys: list[str], attributes: list[str], blobs: 
 def zone_problem(zone: str | None) -> str | None:
     """Why a stored session zone cannot be used to show local times (None where it can)."""
     try:
-        timezones.zone_info(zone or "UTC")
-    except timezones.TimeError as err:
+        times.zone_info(zone or "UTC")
+    except times.TimeError as err:
         return f"its stored time zone cannot be used ({err}); shown in UTC"
     return None
 
@@ -173,7 +173,7 @@ def write_sessions_csv(frame: pd.DataFrame, session: Any, stream: TextIO) -> Non
 def _csv_cell(column: str, row: dict[str, Any]) -> str:
     if column == "session_datetime":
         stamp = row["session_datetime"]
-        return timezones.format_session_time(stamp.replace(tzinfo=None), row["session_timezone"]) if stamp else ""
+        return times.format_session_time(stamp.replace(tzinfo=None), row["session_timezone"]) if stamp else ""
     if column in ("experimenter", "project"):
         names = row[column + "s"]
         if any(LIST_SEPARATOR in name for name in names):
@@ -203,7 +203,7 @@ def _shown_time(stamp: dt.datetime | None, zone: str | None) -> str:
     problem = zone_problem(zone)
     if problem is not None:
         return f"{stamp.isoformat()} ({problem})"
-    return timezones.format_session_time(stamp.replace(tzinfo=None), zone)
+    return times.format_session_time(stamp.replace(tzinfo=None), zone)
 
 
 def text_table(frame: pd.DataFrame) -> str:

@@ -19,7 +19,7 @@ from ._datajoint_compat import (
     reload_stale_headings,
 )
 from .errors import ActivationError, CollationWarning, LinkingModuleError, SessionNotFoundError
-from .keys import Collation
+from .ingest.keys import Collation
 
 #: The upstream tables a linking module must provide, and what each is for.
 REQUIRED_TABLES = {

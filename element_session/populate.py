@@ -38,12 +38,12 @@ from typing import Any
 
 import datajoint as dj
 
-from . import timezones
+from . import times
 from ._datajoint_compat import declare_jobs_table, release_interrupted_job
 from ._processes import process_alive
 from .database import translate
 from .errors import PopulateError
-from .validate import holds_nul
+from .ingest.validate import holds_nul
 
 #: The DataJoint settings a worker process copies from the caller.
 _DATABASE_SETTINGS = ("host", "port", "user", "password", "backend", "name", "use_tls", "reconnect")
@@ -61,11 +61,11 @@ def _check_restriction(
 
     Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
     A value of a datetime attribute in the key of one of ``tables`` (``session_datetime``, stored in
-    UTC) is read as every time from a person is (:func:`timezones.parse_session_time`, in
+    UTC) is read as every time from a person is (:func:`times.parse_session_time`, in
     ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
     not such a time is an :class:`~element_session.errors.InputError` naming the attribute and value.
     """
-    timezones.zone_argument(timezone)
+    times.zone_argument(timezone)
     if holds_nul(restriction):
         raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
     if restriction is None:
@@ -75,7 +75,7 @@ def _check_restriction(
         raise PopulateError(
             f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
         )
-    times = {
+    time_names = {
         name
         for table in tables
         for name, attribute in table.heading.attributes.items()
@@ -84,8 +84,8 @@ def _check_restriction(
 
     def read(values: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            name: timezones.time_argument(name, value, timezone, source="restriction")
-            if name in times and value is not None
+            name: times.time_argument(name, value, timezone, source="restriction")
+            if name in time_names and value is not None
             else value
             for name, value in values.items()
         }

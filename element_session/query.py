@@ -21,18 +21,18 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from . import timezones
+from . import times
 from .errors import UsageError, one_problem
+from .ingest.validate import holds_nul
 from .session_frame import session_frame
 from .tables import other_key
-from .timezones import TimeInput
-from .validate import holds_nul
+from .times import TimeInput
 
 
 def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, column_type: str) -> list[str]:
     """The SQL conditions of the half-open window ``since <= session_datetime < until``, exact.
 
-    Each end is read by :func:`timezones.time_argument` (dates allowed, fractions kept), then written
+    Each end is read by :func:`times.time_argument` (dates allowed, fractions kept), then written
     with no more fractional digits than the column holds (``column_type``: MySQL's ``datetime``
     holds whole seconds, PostgreSQL's ``timestamp`` microseconds), so that no server rounds or cuts
     the literal on its way in. For a column value ``s`` and an end ``b`` cut to ``c < b``,
@@ -43,12 +43,12 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
     match = re.search(r"\((\d)\)", column_type)
     digits = int(match[1]) if match else 6 if column_type.startswith("timestamp") else 0
     step = 10 ** (6 - digits)
-    timezones.zone_argument(timezone)
+    times.zone_argument(timezone)
     conditions = []
     for name, value, exact, cut in (("since", since, ">=", ">"), ("until", until, "<", "<=")):
         if value is None:
             continue
-        end = timezones.time_argument(name, value, timezone, bound=True)
+        end = times.time_argument(name, value, timezone, bound=True)
         kept = end.replace(microsecond=end.microsecond - end.microsecond % step)
         literal = kept.isoformat(sep=" ", timespec="microseconds" if digits else "seconds")
         conditions.append(f"session_datetime {exact if kept == end else cut} '{literal}'")

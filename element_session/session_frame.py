@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import timezones
+from . import times
 from ._collector import cycle_collection_paused
 from .formats import ATTRIBUTE_PREFIX
 from .tables import other_key
@@ -380,7 +380,7 @@ def local_times(utc: pd.Series, zones: pd.Series) -> pd.Series:
 
     ``utc`` is ``datetime64[us, UTC]``, ``zones`` text (IANA names or fixed offsets); the result is
     pandas ``string``, ``<NA>`` where the time is missing or the stored zone cannot be used, and
-    equal to ``datetime.isoformat()`` of :func:`element_session.timezones.local_time`. Works per
+    equal to ``datetime.isoformat()`` of :func:`element_session.times.local_time`. Works per
     distinct zone, not per row.
     """
     naive = utc.dt.tz_localize(None).to_numpy()  # datetime64[us]: numpy below, no pandas call per step
@@ -389,8 +389,8 @@ def local_times(utc: pd.Series, zones: pd.Series) -> pd.Series:
     result = np.full(len(naive), None, dtype=object)
     for zone in pd.unique(zone_of[present]):
         try:
-            info = timezones.zone_info(zone)
-        except timezones.TimeError:
+            info = times.zone_info(zone)
+        except times.TimeError:
             continue  # a stored zone that cannot be used: <NA> (formats.session_problems names the session)
         rows = np.flatnonzero((zone_of == zone) & present)
         local = pd.DatetimeIndex(naive[rows]).tz_localize("UTC").tz_convert(info).tz_localize(None).to_numpy()

@@ -174,3 +174,39 @@ def test_each_table_is_a_class_of_its_variant_documented_from_its_definition(var
             assert f"{match[1]} : {match[3]}" in doc, f"{name}: {match[1]} missing from its docstring"
         for parent in re.findall(r"^->\s*(\w+)", table.definition, re.M):
             assert f"{parent} : foreign key" in doc
+
+
+MOVED_MODULES = {
+    "element_session.readers": "element_session.ingest.readers",
+    "element_session.validate": "element_session.ingest.validate",
+    "element_session.bulk": "element_session.ingest.bulk",
+    "element_session.keys": "element_session.ingest.keys",
+    "element_session.migrate": "element_session.upgrade.migrate",
+    "element_session.charsets": "element_session.upgrade.charsets",
+    "element_session.doctor": "element_session.upgrade.doctor",
+    "element_session.ddl": "element_session.upgrade.steps",
+    "element_session.timezones": "element_session.times",
+}
+
+
+@pytest.mark.parametrize(("old", "new"), MOVED_MODULES.items())
+def test_a_moved_module_keeps_its_old_import_path_as_the_same_module(old, new):
+    import importlib
+
+    assert importlib.import_module(old) is importlib.import_module(new)
+
+
+def test_the_documented_import_paths_give_the_same_objects():
+    import element_session
+    from element_session import migrate, times, timezones
+    from element_session.doctor import diagnose
+    from element_session.ingest import ingest
+    from element_session.migrate import migrate as migrate_function
+    from element_session.upgrade import doctor
+    from element_session.upgrade import migrate as upgrade_migrate
+
+    assert element_session.session is session_with_datetime
+    assert migrate is upgrade_migrate and migrate_function is upgrade_migrate.migrate
+    assert diagnose is doctor.diagnose
+    assert timezones.read_time is times.read_time
+    assert callable(ingest) and ingest.__module__.startswith("element_session.ingest")

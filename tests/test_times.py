@@ -1,7 +1,7 @@
 """One time reader for every entry point (issue 11, section 1).
 
 A time from a person reaches ingest, the ``find_sessions`` window, populate/jobs restrictions and
-the NWB export's lookup through :func:`element_session.timezones.read_time`, so that the same
+the NWB export's lookup through :func:`element_session.times.read_time`, so that the same
 instant, in any accepted form, selects the same sessions everywhere.
 """
 

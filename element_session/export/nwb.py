@@ -39,12 +39,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import blob_json, timezones
+from .. import blob_json, times
 from ..attribute_blobs import Unreadable, read_attribute_blobs
 from ..errors import FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
 from ..formats import key_text
+from ..ingest.validate import check_integer, holds_nul
 from ..linking import find_session_module, linking_module_of
-from ..validate import check_integer, holds_nul
 
 if TYPE_CHECKING:
     import pynwb
@@ -93,7 +93,7 @@ def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> 
         )
     key = {k: session_key[k] for k in session.primary_key}
     if "session_datetime" in key:
-        key["session_datetime"] = timezones.time_argument("session_datetime", key["session_datetime"])
+        key["session_datetime"] = times.time_argument("session_datetime", key["session_datetime"])
     rows = (session & key).to_dicts()
     if not rows:
         raise SessionNotFoundError(f"no session {key_text(key)} (UTC) in {session.full_table_name}")
@@ -127,9 +127,9 @@ def find_session_key(
     if holds_nul(subject):
         raise one_problem("arguments", "subject", subject, "contains a NUL character")
     restriction: dict[str, Any] = {subject_attrs[0]: subject}
-    timezones.zone_argument(timezone)
+    times.zone_argument(timezone)
     if session_datetime is not None:
-        restriction["session_datetime"] = timezones.time_argument("session_datetime", session_datetime, timezone)
+        restriction["session_datetime"] = times.time_argument("session_datetime", session_datetime, timezone)
     else:
         try:
             restriction["session_id"] = session_id if isinstance(session_id, int) else check_integer(str(session_id))
@@ -248,9 +248,9 @@ def subject_arguments(row: Mapping[str, Any], key: Sequence[str], zone: str | No
                 except ValueError:
                     continue  # not a date: left out rather than guessed
             if isinstance(value, dt.datetime):
-                value = timezones.local_time(value.replace(tzinfo=None), zone)
+                value = times.local_time(value.replace(tzinfo=None), zone)
             elif isinstance(value, dt.date):
-                value = dt.datetime(value.year, value.month, value.day, tzinfo=timezones.zone_info(zone or "UTC"))
+                value = dt.datetime(value.year, value.month, value.day, tzinfo=times.zone_info(zone or "UTC"))
             else:
                 continue
         elif argument == "weight":
@@ -392,7 +392,7 @@ def session_to_nwb(
         )
     zone_rows = (m.SessionTimezone & key).to_dicts()
     zone = zone_rows[0]["session_timezone"] if zone_rows else None
-    start = timezones.local_time(row["session_datetime"], zone)
+    start = times.local_time(row["session_datetime"], zone)
     note_rows = (m.SessionNote & key).to_dicts()
     projects = _projects(m, pipeline, key)
 

@@ -47,7 +47,7 @@ from ..errors import (
     PermissionDeniedError,
     SessionNotFoundError,
 )
-from ..readers import _no_duplicate_keys
+from ..ingest.readers import _no_duplicate_keys
 from . import forms, plot, service
 from .accounts import Accounts, Credentials
 from .logins import CSRF_FIELD, SESSION_KEY, Sealer, csrf_token, csrf_valid, derive_key

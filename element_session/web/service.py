@@ -17,11 +17,11 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from .. import formats, paths, populate, query, timezones
+from .. import formats, paths, populate, query, times
 from ..database import database_errors
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
 from ..ingest import IngestReport, ingest
-from ..validate import check_integer, check_key_text, check_text, column_checks
+from ..ingest.validate import check_integer, check_key_text, check_text, column_checks
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -84,8 +84,8 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
         filters["subject"] = subjects
     if "timezone" in filters:
         try:
-            timezones.zone_info(filters["timezone"])
-        except timezones.TimeError as err:
+            times.zone_info(filters["timezone"])
+        except times.TimeError as err:
             problems.append(InputProblem("query", None, "timezone", filters["timezone"], str(err)))
     limit = offset = 0
     try:
@@ -177,7 +177,7 @@ def parse_session_key(user: UserPipeline, params: Mapping[str, str]) -> dict[str
             if value is None or value == "":
                 raise ValueError("required to name the session")
             if name == "session_datetime":
-                key[name] = timezones.parse_session_time(value, "UTC")[0]
+                key[name] = times.parse_session_time(value, "UTC")[0]
             elif name == "session_id":
                 key[name] = check_integer(value)
             else:

@@ -16,7 +16,7 @@ the input row (see :mod:`element_session.bulk`).
 Session input has the columns ``subject`` (or whatever the linking module's ``Subject`` key is),
 ``session_datetime``, ``session_id``, ``experimenter``, ``project``, ``session_dir``,
 ``session_note`` and ``attr.<name>``; several experimenters or projects are separated by ``;`` in
-text and are lists in YAML/JSON. See :mod:`element_session.timezones` for session times.
+text and are lists in YAML/JSON. See :mod:`element_session.times` for session times.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from typing import Any, Literal, NamedTuple
 import datajoint as dj
 from tqdm import tqdm
 
-from . import bulk, keys, paths, timezones
-from ._collector import cycle_collection_paused
-from .database import database_errors, refused
-from .errors import (
+from .. import paths, times
+from .._collector import cycle_collection_paused
+from ..database import database_errors, refused
+from ..errors import (
     ConflictError,
     DatabaseBusyError,
     DatabaseRefusedError,
@@ -47,7 +47,8 @@ from .errors import (
     SessionDirectoryError,
     one_problem,
 )
-from .formats import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
+from ..formats import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
+from . import bulk, keys
 from .readers import Record, _is_dataframe, iter_records
 from .validate import check_integer, check_key_text, check_text, column_checks, required_columns
 
@@ -129,7 +130,7 @@ def ingest(
     """
     if kind not in KINDS:
         raise one_problem("arguments", "kind", kind, f"not one of {', '.join(KINDS)}")
-    timezones.zone_argument(timezone)
+    times.zone_argument(timezone)
     read, sources = _reader(source, sheet=sheet, delimiter=delimiter)
     written = (session_module or pipeline.session).Session if kind == "sessions" else REFERENCE_TABLES[kind]
     connection = (getattr(pipeline, written) if isinstance(written, str) else written).connection
@@ -461,9 +462,9 @@ class _SessionPlan:
         stamp = values.get("session_datetime")
         if isinstance(stamp, str):
             try:
-                utc, session.zone = timezones.parse_session_time(stamp, self.zone)
+                utc, session.zone = times.parse_session_time(stamp, self.zone)
                 (key if self.by_datetime else session.fields)["session_datetime"] = utc
-            except timezones.TimeError as err:
+            except times.TimeError as err:
                 fail("session_datetime", stamp, str(err))
         number = values.get("session_id")
         if isinstance(number, str):

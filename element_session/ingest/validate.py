@@ -1,0 +1,146 @@
+"""Checks of input text against a table's columns, read from the table's heading (its database).
+
+Each check turns text into the value to insert or raises ``ValueError`` with the reason. Nothing is
+truncated or rounded: text longer than its column, a number out of range or with a fraction where
+an integer is expected, an impossible date, are errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import datajoint as dj
+
+from .._datajoint_compat import check_key_backslashes
+
+Check = Callable[[str], Any]
+
+_INT_RANGES = {
+    "tinyint": (-(2**7), 2**7 - 1),
+    "smallint": (-(2**15), 2**15 - 1),
+    "mediumint": (-(2**23), 2**23 - 1),
+    "int": (-(2**31), 2**31 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def check_text(value: str, width: int | None = None) -> str:
+    """Text that fits ``width`` characters and holds no NUL (which PostgreSQL cannot store)."""
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    if width is not None and len(value) > width:
+        raise ValueError(f"{len(value)} characters, longer than the column's {width}")
+    return value
+
+
+def check_key_text(value: str, width: int | None = None) -> str:
+    """Text for a primary-key column: as :func:`check_text`, and no backslash before a quote or at the end.
+
+    (:func:`~element_session._datajoint_compat.check_key_backslashes`).
+    """
+    check_text(value, width)
+    check_key_backslashes(value)
+    if "%" in value:
+        raise ValueError("a key value may not contain '%' (DataJoint 2.3's cascading delete could not delete the row)")
+    if value.endswith(" "):
+        raise ValueError("a key value may not end with a space (MySQL/MariaDB compare 'a' and 'a ' as one key)")
+    return value
+
+
+def check_integer(value: str, low: int = -(2**31), high: int = 2**31 - 1) -> int:
+    """A whole number in ``[low, high]``, written without a fraction or exponent."""
+    if not _INTEGER.fullmatch(value.strip()):
+        raise ValueError("not a whole number")
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(f"outside the column's range {low}..{high}")
+    return number
+
+
+def check_date(value: str) -> dt.date:
+    """An ISO 8601 calendar date (YYYY-MM-DD) that exists."""
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value.strip()):
+        raise ValueError("not an ISO 8601 date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError as err:
+        raise ValueError(f"impossible date: {err}") from None
+
+
+def check_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("not a finite number")
+    return number
+
+
+def _enum_labels(table: dj.Table, sql_type: str) -> list[str]:
+    match = re.fullmatch(r"enum\((.*)\)", sql_type, re.I)
+    if match:
+        return re.findall(r"'((?:[^']|'')*)'", match[1])
+    rows = table.connection.query(
+        "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = %s "
+        "ORDER BY e.enumsortorder",
+        args=(sql_type,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def column_checks(table: dj.Table) -> dict[str, Check]:
+    """One check per column of ``table`` that can be given as text (files hold no blobs)."""
+    checks: dict[str, Check] = {}
+    for attr in table.heading.attributes.values():
+        sql_type = attr.type.lower()
+        width = re.fullmatch(r"(?:var)?char(?:acter varying|acter)?\((\d+)\)", sql_type)
+        base = sql_type.split("(")[0].replace(" unsigned", "").strip()
+        if width:
+            checks[attr.name] = lambda v, n=int(width[1]): check_text(v, n)
+        elif base in _INT_RANGES or sql_type.startswith(("int", "tinyint", "smallint", "bigint", "mediumint")):
+            low, high = _INT_RANGES.get(base, _INT_RANGES["bigint"])
+            if "unsigned" in sql_type:
+                low, high = 0, 2 * high + 1
+            checks[attr.name] = lambda v, lo=low, hi=high: check_integer(v, lo, hi)
+        elif base == "date":
+            checks[attr.name] = check_date
+        elif base in ("float", "double", "double precision", "real", "decimal", "numeric"):
+            checks[attr.name] = check_float
+        elif base.startswith("enum"):
+            labels = _enum_labels(table, attr.type)
+            checks[attr.name] = lambda v, labels=tuple(labels): _check_enum(v, labels)
+        elif base in ("text", "longtext", "mediumtext"):
+            checks[attr.name] = check_text
+    return checks
+
+
+def _check_enum(value: str, labels: tuple[str, ...]) -> str:
+    if value not in labels:
+        raise ValueError(f"not one of {', '.join(labels)}")
+    return value
+
+
+def required_columns(table: dj.Table) -> list[str]:
+    """Columns that must be given: not nullable and without a default."""
+    return [a.name for a in table.heading.attributes.values() if not a.nullable and a.default is None]
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a lookup value (text, or a list or dict of values) holds a NUL character.
+
+    Lookups refuse NUL on every server: PostgreSQL cannot receive it in SQL text, and no stored key holds it.
+    """
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(holds_nul(v) for v in value)
+    return False

@@ -1,0 +1,271 @@
+"""What DataJoint 2.x would mishandle in a legacy database, found without changing anything.
+
+:func:`diagnose` reads the session schema, its upstream schemas (lab, subject, whatever the
+foreign keys reach) and every schema that depends on it, and returns a list of
+:class:`Finding`, one per kind of problem and schema, with counts and the fix:
+
+============  ========  ==========================================================================
+check         severity  what
+============  ========  ==========================================================================
+blob-marker   hazard    blob columns without DataJoint 2.x's ``:<blob>:`` marker: 2.x reads them as
+                        raw bytes and writes ``str(value)`` into them (silent corruption)
+charset       hazard    tables or a schema default not in ``utf8mb4``: text such as emoji is refused
+lineage       hazard    key attributes without a ``~lineage`` record: 2.x refuses joins over them
+jobs-table    hazard    DataJoint 0.14's ``~jobs`` holding reservations (a 0.14 worker may be running;
+                        2.x neither sees nor honours them); a note when it holds only old errors
+collation     hazard    a server, schema or column collation that is not binary: keys that differ
+                        only in case or accents compare equal
+native-type   note      integer/float columns without a type marker: read correctly as the native
+                        type, but declared portably only with a marker
+============  ========  ==========================================================================
+
+Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only: on PostgreSQL,
+where the published element never ran, there is nothing of this kind to find.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import datajoint as dj
+import pandas as pd
+
+from ..errors import MigrationError
+from . import charsets
+from .migrate import _read_tables, _recorded_lineage, _wanted_lineage, dependent_schemas, related_schemas
+from .steps import quote
+
+__all__ = ["Finding", "diagnose", "findings_frame", "format_findings", "has_hazards"]
+
+_BLOB_TYPES = ("tinyblob", "blob", "mediumblob", "longblob")
+_NUMERIC_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint", "float", "double")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One kind of problem in one schema (``schema`` is ``""`` for the server itself).
+
+    ``severity`` is ``"hazard"`` (DataJoint 2.x would mishandle data) or ``"note"``; ``count`` is
+    how many columns, tables, attributes or rows are affected, ``what`` says what they are and
+    ``items`` names them (``"table.column"``, each with detail in parentheses).
+    """
+
+    schema: str
+    check: str
+    severity: str
+    count: int
+    what: str
+    fix: str
+    items: tuple[str, ...] = ()
+
+
+def _migrate_command(session: str, schema: str, dependent: bool) -> str:
+    return f"element-session migrate --schema {session}" + (" --dependents" if dependent else "")
+
+
+def _server_collation(connection: dj.Connection) -> list[Finding]:
+    charset, collation = connection.query("SELECT @@character_set_server, @@collation_server").fetchone()
+    if collation == charsets.COLLATION:
+        return []
+    return [
+        Finding(
+            "",
+            "collation",
+            "hazard",
+            1,
+            f"the server's default collation {collation} ({charset}), which new schemas inherit: keys that differ "
+            "only in case or accents compare equal",
+            f"collation-server={charsets.COLLATION} in the server's configuration",
+            ("@@collation_server",),
+        )
+    ]
+
+
+def _charset(connection: dj.Connection, schema: str, fix: str) -> list[Finding]:
+    tables = charsets.tables_to_convert(connection, schema)
+    default = charsets.schema_default(connection, schema)[0]
+    if not tables and default == charsets.CHARSET:
+        return []
+    return [
+        Finding(
+            schema,
+            "charset",
+            "hazard",
+            len(tables),
+            f"tables not in {charsets.CHARSET} (schema default {default})",
+            fix,
+            tuple(f"{t.table} ({'/'.join(t.charsets)})" for t in tables),
+        )
+    ]
+
+
+def _collation(connection: dj.Connection, schema: str) -> list[Finding]:
+    default = charsets.schema_default(connection, schema)[1]
+    columns = connection.query(
+        "SELECT table_name, column_name, collation_name FROM information_schema.columns WHERE table_schema = %s "
+        "AND character_set_name = %s AND collation_name <> %s ORDER BY table_name, ordinal_position",
+        args=(schema, charsets.CHARSET, charsets.COLLATION),
+    ).fetchall()
+    non_binary = default.startswith(charsets.CHARSET + "_") and default != charsets.COLLATION
+    if not columns and not non_binary:
+        return []
+    return [
+        Finding(
+            schema,
+            "collation",
+            "hazard",
+            len(columns),
+            f"text columns with a non-binary collation (schema default {default})",
+            f"ALTER DATABASE / ALTER TABLE ... CONVERT TO CHARACTER SET {charsets.CHARSET} "
+            f"COLLATE {charsets.COLLATION}, once no two keys differ only in case or accents",
+            tuple(f"{t}.{c} ({k})" for t, c, k in columns),
+        )
+    ]
+
+
+def _blob_markers(connection: dj.Connection, schema: str, tables: dict, fix: str) -> list[Finding]:
+    unmarked = [
+        (table.name, column.name)
+        for table in tables.values()
+        for column in table.columns.values()
+        if column.column_type in _BLOB_TYPES and not column.comment.startswith(":")
+    ]
+    if not unmarked:
+        return []
+    counts = [
+        connection.query(f"SELECT COUNT({quote(column)}) FROM {quote(schema)}.{quote(table)}").fetchone()[0]
+        for table, column in unmarked
+    ]
+    return [
+        Finding(
+            schema,
+            "blob-marker",
+            "hazard",
+            len(unmarked),
+            f"blob columns without the :<blob>: marker ({sum(counts)} stored values)",
+            fix,
+            tuple(f"{t}.{c} ({n} values)" for (t, c), n in zip(unmarked, counts, strict=True)),
+        )
+    ]
+
+
+def _lineage(connection: dj.Connection, schema: str, all_tables: dict, tables: dict, fix: str) -> list[Finding]:
+    wanted = _wanted_lineage(connection, schema, tables)
+    recorded = _recorded_lineage(connection, schema) if "~lineage" in all_tables else {}
+    missing = sorted(set(wanted) - set(recorded))
+    if not missing:
+        return []
+    where = "no ~lineage table" if "~lineage" not in all_tables else "not in ~lineage"
+    return [
+        Finding(
+            schema,
+            "lineage",
+            "hazard",
+            len(missing),
+            f"key attributes without lineage ({where}): joins over them fail",
+            fix,
+            tuple(f"{t}.{a}" for t, a in missing),
+        )
+    ]
+
+
+def _native_types(schema: str, tables: dict) -> list[Finding]:
+    found = [
+        f"{table.name}.{column.name} ({column.column_type})"
+        for table in tables.values()
+        for column in table.columns.values()
+        if column.column_type.split()[0] in _NUMERIC_TYPES
+        and not column.comment.startswith(":")
+        and column.name not in table.fk_columns
+    ]
+    if not found:
+        return []
+    return [
+        Finding(
+            schema,
+            "native-type",
+            "note",
+            len(found),
+            "numeric columns without a type marker, read as their native types",
+            "none needed",
+            tuple(found),
+        )
+    ]
+
+
+def _jobs(connection: dj.Connection, schema: str, all_tables: dict) -> list[Finding]:
+    if "~jobs" not in all_tables:
+        return []
+    by_status = dict(
+        connection.query(f"SELECT status, COUNT(*) FROM {quote(schema)}.`~jobs` GROUP BY status").fetchall()
+    )
+    reserved = int(by_status.get("reserved", 0))
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(by_status.items())) or "empty"
+    return [
+        Finding(
+            schema,
+            "jobs-table",
+            "hazard" if reserved else "note",
+            sum(int(n) for n in by_status.values()),
+            f"DataJoint 0.14's ~jobs ({counts}), which DataJoint 2.x ignores",
+            "stop every DataJoint 0.14 worker first" if reserved else "none needed (drop it when its errors are read)",
+            ("~jobs",),
+        )
+    ]
+
+
+def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> list[Finding]:
+    """Findings for ``schema_name``, its upstream schemas and its dependents, server first; reads only.
+
+    Returns an empty list on PostgreSQL. Raises :class:`~element_session.errors.MigrationError`
+    if the schema does not exist.
+    """
+    connection = connection or dj.conn()
+    if not connection.query(connection.adapter.schema_exists_sql(schema_name)).fetchone():
+        raise MigrationError(f"schema `{schema_name}` does not exist on the {connection.adapter.backend} server")
+    if connection.adapter.backend != "mysql":
+        return []
+    dependents = set(dependent_schemas(connection, schema_name))
+    findings = _server_collation(connection)
+    for schema in related_schemas(connection, schema_name, dependents=True):
+        fix = _migrate_command(schema_name, schema, schema in dependents)
+        all_tables = _read_tables(connection, schema)
+        tables = {name: table for name, table in all_tables.items() if not name.startswith("~")}
+        findings += _charset(connection, schema, fix)
+        findings += _collation(connection, schema)
+        findings += _blob_markers(connection, schema, tables, fix)
+        findings += _lineage(connection, schema, all_tables, tables, fix)
+        findings += _jobs(connection, schema, all_tables)
+        findings += _native_types(schema, tables)
+    return findings
+
+
+def has_hazards(findings: list[Finding]) -> bool:
+    """Whether any finding is a hazard (``element-session doctor`` then exits with status 1)."""
+    return any(finding.severity == "hazard" for finding in findings)
+
+
+def findings_frame(findings: list[Finding]) -> pd.DataFrame:
+    """The findings as a table: columns schema, check, severity, count (int64), what, fix, items (tuples)."""
+    columns = ["schema", "check", "severity", "count", "what", "fix", "items"]
+    return pd.DataFrame([asdict(f) for f in findings], columns=columns).astype({"count": "int64"})
+
+
+def format_findings(findings: list[Finding], schema_name: str, fmt: str = "table") -> str:
+    """The findings as text: ``"table"`` (a summary line, a table, then the items) or ``"json"`` (a list)."""
+    if fmt == "json":
+        return json.dumps([asdict(f) for f in findings], ensure_ascii=False, indent=1)
+    hazards = sum(f.severity == "hazard" for f in findings)
+    notes = len(findings) - hazards
+    head = f"{hazards or 'No'} hazard{'s' * (hazards != 1)} for DataJoint 2.x in `{schema_name}`"
+    head += ", its upstream and dependent schemas"
+    head += f" ({notes} note{'s' * (notes != 1)})." if notes else "."
+    if not findings:
+        return head
+    frame = findings_frame(findings).drop(columns="items")
+    widths = {c: int(frame[c].str.len().max()) for c in frame if c != "count"}
+    left = {c: (lambda v, w=w: f"{v:<{w}}") for c, w in widths.items()}  # pandas right-aligns text otherwise
+    table = frame.to_string(index=False, justify="left", formatters=left).split("\n")
+    items = [f"{f.schema or '(server)'} {f.check}: {', '.join(f.items)}" for f in findings]
+    return "\n".join([head, *(line.rstrip() for line in table), "", *items])

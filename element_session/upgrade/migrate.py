@@ -1,0 +1,703 @@
+"""Upgrade, in place, a session schema that the published element-session declared on DataJoint 0.14.
+
+The published element (0.1.x and 0.2.0) ran on DataJoint 0.14, which wrote plain MySQL types:
+its ``attribute_blob`` is a ``longblob`` holding DataJoint-serialised objects but carries no
+``:<blob>:`` marker, so DataJoint 2.x would hand back raw bytes. :func:`migrate` recognises such a
+schema (either variant, with or without the ``session_id`` that releases before 0.2.0 lacked),
+plans what it must change, and applies the plan one atomic statement at a time:
+
+0. tables of the session schema and its upstream schemas that are not ``utf8mb4`` converted to
+   ``utf8mb4_bin``, each decoded value kept (:mod:`element_session.charsets`);
+1. type markers in column comments: ``:<blob>:`` on ``attribute_blob`` (found with
+   ``datajoint.migrate.analyze_blob_columns``), ``:int32:`` on ``session_id``;
+2. the layout of the current release: ``session_id`` added to the datetime variant where it is
+   missing, ``session_datetime`` made nullable in the id variant where it is not;
+3. the ``~lineage`` table DataJoint 2.x uses for semantic joins, traced through the foreign keys
+   to the lab's own upstream tables (legacy ones included).
+
+With ``dependents=True`` the schemas that depend on the session schema get the metadata-only
+fixes after these: ``:<blob>:`` markers, ``~lineage`` and (in step 0) the character set.
+
+No statement deletes a stored value or changes a decoded one. MySQL DDL is not transactional, so the steps are
+ordered instead: each is atomic, each leaves a schema this module recognises and the element
+reads, and every run plans from the state it finds, so running again after a failure finishes the
+job and running again after success changes nothing. The ``session_timezone`` table of this
+project is not created here: the first ``activate()`` of the element creates it, empty.
+
+See ``docs/upgrade.md`` for what a lab runs, in order, and what to back up first.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from dataclasses import dataclass, field
+
+import datajoint as dj
+
+from ..database import translate
+from ..errors import MigrationError
+from . import charsets
+from .steps import Change
+from .steps import quote as _quote
+from .steps import statement as _statement
+
+__all__ = ["Change", "MigrationError", "MigrationReport", "migrate"]
+
+
+@dataclass
+class MigrationReport:
+    """What :func:`migrate` found in a schema, what it changes there, and how far it got."""
+
+    schema: str
+    backend: str
+    variant: str | None = None  # "session_with_datetime" or "session_with_id"
+    found: str = ""  # the layout recognised, in words
+    changes: list[Change] = field(default_factory=list)
+    applied: int = 0  # how many of ``changes`` were applied, in order
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the schema needed no change."""
+        return not self.changes
+
+    def __str__(self) -> str:
+        if self.backend != "mysql":
+            return (
+                f"Nothing to migrate on {self.backend}: schema `{self.schema}` was not written by the published "
+                "element, which ran only on MySQL/MariaDB servers; DataJoint 2.x declared it in this project's layout."
+            )
+        lines = [f"Schema `{self.schema}`: {self.found}."]
+        numbered = [f"  {number}. {change}" for number, change in enumerate(self.changes, 1)]
+        if self.up_to_date:
+            lines.append(f"It is already in the current layout of {self.variant}: nothing to change.")
+        elif self.dry_run:
+            lines += [f"Would change ({len(self.changes)}):", *numbered, "Dry run: nothing was changed."]
+        else:
+            lines += [f"Changed ({self.applied} of {len(self.changes)}):", *numbered[: self.applied]]
+            if self.applied < len(self.changes):
+                lines += ["Not applied:", *numbered[self.applied :]]
+        lines += [f"Note: {note}" for note in self.notes]
+        return "\n".join(lines)
+
+
+# -- Reading the schema's layout from the server ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    column_type: str  # lower case, integer display width removed: "int", "varchar(32)", "longblob"
+    nullable: bool
+    has_default: bool  # a default other than NULL
+    comment: str
+
+
+@dataclass(frozen=True)
+class _ForeignKey:
+    columns: tuple[str, ...]
+    parent_schema: str
+    parent_table: str
+    parent_columns: tuple[str, ...]
+
+
+@dataclass
+class _Table:
+    name: str
+    columns: dict[str, _Column] = field(default_factory=dict)
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: list[_ForeignKey] = field(default_factory=list)
+
+    @property
+    def fk_columns(self) -> set[str]:
+        return {column for fk in self.foreign_keys for column in fk.columns}
+
+
+def _normalise_type(column_type: str) -> str:
+    return re.sub(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", r"\1", column_type.lower())
+
+
+def _read_tables(connection: dj.Connection, schema: str) -> dict[str, _Table]:
+    """Every base table of ``schema`` (hidden ones included) with columns, primary and foreign keys."""
+    tables = {
+        name: _Table(name)
+        for (name,) in connection.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
+            args=(schema,),
+        )
+    }
+    columns = connection.query(
+        "SELECT table_name, column_name, column_type, is_nullable, column_default, column_comment "
+        "FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position",
+        args=(schema,),
+    )
+    for table, name, column_type, nullable, default, comment in columns:
+        if table in tables:
+            has_default = default is not None and str(default).upper() != "NULL"
+            tables[table].columns[name] = _Column(
+                name, _normalise_type(column_type), nullable == "YES", has_default, comment or ""
+            )
+    usage = connection.query(
+        "SELECT table_name, constraint_name, column_name, referenced_table_schema, referenced_table_name, "
+        "referenced_column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
+        "ORDER BY table_name, constraint_name, ordinal_position",
+        args=(schema,),
+    )
+    keys: dict[tuple[str, str], list[tuple]] = {}
+    for table, constraint, column, ref_schema, ref_table, ref_column in usage:
+        keys.setdefault((table, constraint), []).append((column, ref_schema, ref_table, ref_column))
+    for (table, constraint), parts in keys.items():
+        if table not in tables:
+            continue
+        if constraint == "PRIMARY":
+            tables[table].primary_key = tuple(part[0] for part in parts)
+        elif parts[0][2] is not None:
+            tables[table].foreign_keys.append(
+                _ForeignKey(tuple(p[0] for p in parts), parts[0][1], parts[0][2], tuple(p[3] for p in parts))
+            )
+    return tables
+
+
+# -- Recognising the published layout ------------------------------------------------------------
+
+#: Tables of the published element and what each holds beyond the session's key: where an upstream
+#: table's key goes ("before"/"after" the session's key, or None), own key columns, and secondary
+#: columns, each as (type, nullable).
+_CHILDREN: dict[str, tuple[str | None, dict[str, str], dict[str, tuple[str, bool]]]] = {
+    "session__attribute": (
+        None,
+        {"attribute_name": "varchar(32)"},
+        {"attribute_value": ("varchar(2000)", False), "attribute_blob": ("longblob", True)},
+    ),
+    "session_directory": (None, {}, {"session_dir": ("varchar(256)", False)}),
+    "session_experimenter": ("after", {}, {}),
+    "session_note": (None, {}, {"session_note": ("varchar(1024)", False)}),
+    "project_session": ("before", {}, {}),
+}
+#: Tables of this project that the published layout lacks; the element's activation creates them.
+_NEW_TABLES: dict[str, tuple[str | None, dict[str, str], dict[str, tuple[str, bool]]]] = {
+    "session_timezone": (None, {}, {"session_timezone": ("varchar(64)", False)}),
+}
+_VARIANT_KEY = {"session_datetime": "session_with_datetime", "session_id": "session_with_id"}
+
+
+@dataclass
+class _Recognised:
+    variant: str
+    key: tuple[str, ...]  # the primary key of ``session``
+    tables: dict[str, _Table]  # the element's tables
+    hidden: set[str]  # tables whose names start with ~
+    found: str
+
+
+def _recognise(schema: str, all_tables: dict[str, _Table]) -> _Recognised:
+    """The variant and tables of a session schema of the published element; MigrationError otherwise."""
+    hidden = {name for name in all_tables if name.startswith("~")}
+    tables = {name: table for name, table in all_tables.items() if name not in hidden}
+    problems: list[str] = []
+    unknown = sorted(set(tables) - {"session", *_CHILDREN, *_NEW_TABLES})
+    if unknown:
+        problems.append("tables the published element does not declare: " + ", ".join(f"`{t}`" for t in unknown))
+    missing = sorted({"session", *_CHILDREN} - set(tables))
+    if missing:
+        problems.append("missing tables of the published element: " + ", ".join(f"`{t}`" for t in missing))
+    if "session" not in tables:
+        raise _unrecognised(schema, problems)
+    session = tables["session"]
+    key, variant, found = _check_session(session, problems)
+    if key:
+        for name, spec in {**_CHILDREN, **_NEW_TABLES}.items():
+            if name in tables:
+                _check_child(schema, tables[name], session, key, spec, problems)
+    if problems:
+        raise _unrecognised(schema, problems)
+    return _Recognised(variant, key, tables, hidden, found)
+
+
+def _unrecognised(schema: str, problems: list[str]) -> MigrationError:
+    return MigrationError(
+        f"schema `{schema}` is not a session schema of the published element-session that this command "
+        "recognises, so nothing was changed:\n  - "
+        + "\n  - ".join(problems)
+        + "\nThe command migrates only the layout of element-session 0.1.x/0.2.0 (docs/upgrade.md lists it)."
+    )
+
+
+def _check_session(session: _Table, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
+    """The session key, variant and a description of what was found; problems appended."""
+    if len(session.foreign_keys) != 1:
+        problems.append(f"`session` has {len(session.foreign_keys)} foreign keys, expected one (to Subject)")
+        return (), "", ""
+    subject_key = session.foreign_keys[0].columns
+    key = session.primary_key
+    if key[: len(subject_key)] != subject_key or len(key) != len(subject_key) + 1 or key[-1] not in _VARIANT_KEY:
+        problems.append(
+            f"`session` has primary key ({', '.join(key)}), expected Subject's key "
+            f"({', '.join(subject_key)}) followed by session_datetime or session_id"
+        )
+        return (), "", ""
+    variant = _VARIANT_KEY[key[-1]]
+    own = {name: column for name, column in session.columns.items() if name not in subject_key}
+    if variant == "session_with_datetime":
+        _check_column(session, "session_datetime", "datetime", False, problems)
+        if "session_id" in own:
+            _check_column(session, "session_id", "int", True, problems)
+            found = "a session schema in the layout of the published element (session_with_datetime)"
+        else:
+            found = "a session schema of a release before 0.2.0 (session_with_datetime, without session_id)"
+        allowed = {"session_datetime", "session_id"}
+    else:
+        _check_column(session, "session_id", "int", False, problems)
+        if "session_datetime" not in own:
+            problems.append("`session` lacks the column session_datetime of the id variant")
+        else:
+            _check_column(session, "session_datetime", "datetime", None, problems)
+        found = "a session schema in the layout of the published element (session_with_id)"
+        allowed = {"session_datetime", "session_id"}
+    extra = sorted(set(own) - allowed)
+    if extra:
+        problems.append("`session` has columns the published element does not declare: " + ", ".join(extra))
+    return key, variant, found
+
+
+def _check_column(table: _Table, name: str, column_type: str, nullable: bool | None, problems: list[str]) -> None:
+    column = table.columns.get(name)
+    if column is None:
+        problems.append(f"`{table.name}` lacks the column {name} ({column_type})")
+        return
+    if column.column_type != column_type:
+        problems.append(f"`{table.name}`.{name} is {column.column_type}, expected {column_type}")
+    if nullable is not None and column.nullable != nullable:
+        problems.append(f"`{table.name}`.{name} is {'' if column.nullable else 'not '}nullable, expected the opposite")
+
+
+def _check_child(
+    schema: str,
+    table: _Table,
+    session: _Table,
+    key: tuple[str, ...],
+    spec: tuple[str | None, dict[str, str], dict[str, tuple[str, bool]]],
+    problems: list[str],
+) -> None:
+    upstream_side, own_key, secondary = spec
+    to_session = [fk for fk in table.foreign_keys if fk.parent_schema == schema and fk.parent_table == "session"]
+    others = [fk for fk in table.foreign_keys if fk not in to_session]
+    if len(to_session) != 1 or to_session[0].columns != key or to_session[0].parent_columns != key:
+        problems.append(f"`{table.name}` does not refer to `session` by its key ({', '.join(key)})")
+        return
+    upstream: tuple[str, ...] = ()
+    if upstream_side:
+        if len(others) != 1:
+            problems.append(f"`{table.name}` has {len(others)} foreign keys besides `session`, expected one")
+            return
+        upstream = others[0].columns
+    elif others:
+        problems.append(f"`{table.name}` has foreign keys the published element does not declare")
+        return
+    expected_key = upstream + key if upstream_side == "before" else key + upstream + tuple(own_key)
+    if table.primary_key != expected_key:
+        problems.append(
+            f"`{table.name}` has primary key ({', '.join(table.primary_key)}), expected ({', '.join(expected_key)})"
+        )
+    for name in key:
+        column = table.columns.get(name)
+        if column is None or column.column_type != session.columns[name].column_type:
+            problems.append(f"`{table.name}`.{name} does not match `session`.{name}")
+    for name, column_type in own_key.items():
+        _check_column(table, name, column_type, False, problems)
+    for name, (column_type, nullable) in secondary.items():
+        _check_column(table, name, column_type, nullable, problems)
+    extra = sorted(set(table.columns) - set(expected_key) - set(own_key) - set(secondary))
+    if extra:
+        problems.append(f"`{table.name}` has columns the published element does not declare: " + ", ".join(extra))
+
+
+# -- Planning the changes ----------------------------------------------------------------------------
+
+_BLOB_HEADERS = (b"mYm\0", b"dj0\0", b"ZL123\0")
+
+
+def _modify(schema: str, table: str, column: _Column, *, nullable: bool, comment: str, what: str) -> Change:
+    """Restate ``column`` with a new comment (and nullability): its type and data are unchanged."""
+    if column.has_default:
+        raise MigrationError(
+            f"`{schema}`.`{table}`.{column.name} has a default value, which the published element never declared "
+            "and this command does not restate; nothing was changed"
+        )
+    null = "NULL DEFAULT NULL" if nullable else "NOT NULL"
+    sql = f"ALTER TABLE {_quote(schema)}.{_quote(table)} MODIFY COLUMN {_quote(column.name)} {column.column_type} "
+    return Change(table, what, sql + f"{null} COMMENT '{comment}'", _statement(sql + f"{null} COMMENT %s", (comment,)))
+
+
+def _has_marker(comment: str) -> bool:
+    return re.match(r":[^:]+:", comment) is not None
+
+
+def _plan(connection: dj.Connection, schema: str, found: _Recognised) -> list[Change]:
+    """The changes that bring the recognised schema to the current layout, in the order to apply them."""
+    session = found.tables["session"]
+    # 1. type markers: blob columns as DataJoint's own analysis finds them, then native integers
+    changes = _blob_markers(connection, schema, found.tables)
+    for table in found.tables.values():
+        for column in table.columns.values():
+            native_int = column.column_type == "int" and column.name not in table.fk_columns
+            if native_int and not _has_marker(column.comment):
+                changes.append(
+                    _modify(
+                        schema,
+                        table.name,
+                        column,
+                        nullable=column.nullable,
+                        comment=":int32:" + column.comment,
+                        what=f"mark {column.name} as int32, data unchanged",
+                    )
+                )
+    # 2. the current layout
+    if found.variant == "session_with_datetime" and "session_id" not in session.columns:
+        sql = f"ALTER TABLE {_quote(schema)}.`session` ADD COLUMN `session_id` int NULL DEFAULT NULL COMMENT "
+        changes.append(
+            Change(
+                "session",
+                "add column session_id (int32, nullable; existing sessions get NULL)",
+                sql + "':int32:optional session number'",
+                _statement(sql + "%s", (":int32:optional session number",)),
+            )
+        )
+    if found.variant == "session_with_id" and not session.columns["session_datetime"].nullable:
+        column = session.columns["session_datetime"]
+        changes.append(
+            _modify(
+                schema,
+                "session",
+                column,
+                nullable=True,
+                comment=column.comment,
+                what="make session_datetime nullable, data unchanged",
+            )
+        )
+    # 3. lineage for DataJoint 2.x's semantic joins
+    changes += _plan_lineage(connection, schema, found)
+    return changes
+
+
+def _blob_markers(connection: dj.Connection, schema: str, tables: dict[str, _Table]) -> list[Change]:
+    """A ``:<blob>:`` marker for each blob column of ``tables`` that lacks one, its values checked first."""
+    from datajoint import migrate as dj_migrate
+
+    changes = []
+    for blob in dj_migrate.analyze_blob_columns(types.SimpleNamespace(connection=connection, database=schema)):
+        table = blob["table_name"].split(".", 1)[1].strip("`")
+        if table in tables and blob["needs_migration"]:
+            _check_blob_headers(connection, schema, table, blob["column_name"])
+            column = tables[table].columns[blob["column_name"]]
+            changes.append(
+                _modify(
+                    schema,
+                    table,
+                    column,
+                    nullable=column.nullable,
+                    comment=":<blob>:" + column.comment,
+                    what=f"mark {column.name} as <blob> (DataJoint-serialised objects), data unchanged",
+                )
+            )
+    return changes
+
+
+def _check_blob_headers(connection: dj.Connection, schema: str, table: str, column: str) -> None:
+    """Refuse to mark a blob column whose values are not all in DataJoint's serialisation format."""
+    name = _quote(column)
+    bad = connection.query(
+        f"SELECT COUNT(*) FROM {_quote(schema)}.{_quote(table)} WHERE {name} IS NOT NULL "
+        f"AND LEFT({name}, 4) NOT IN (%s, %s) AND LEFT({name}, 6) <> %s",
+        args=_BLOB_HEADERS,
+    ).fetchone()[0]
+    if bad:
+        raise MigrationError(
+            f"`{schema}`.`{table}`.{column} holds {bad} value(s) not serialised by DataJoint (no mYm, dj0 or ZL123 "
+            "header); nothing was changed. Find them with "
+            f"SELECT * FROM `{schema}`.`{table}` WHERE LEFT({column}, 3) NOT IN ('mYm', 'dj0', 'ZL1')"
+        )
+
+
+def _plan_lineage(connection: dj.Connection, schema: str, found: _Recognised) -> list[Change]:
+    """Lineage of the upstream schemas that have none (parents first), then of the session schema."""
+    changes: list[Change] = []
+    for upstream in upstream_schemas(connection, schema):
+        all_tables = _read_tables(connection, upstream)
+        if "~lineage" not in all_tables or not _recorded_lineage(connection, upstream):
+            visible = {name: table for name, table in all_tables.items() if not name.startswith("~")}
+            changes += _lineage_changes(connection, upstream, visible, exists="~lineage" in all_tables, own=False)
+    return changes + _lineage_changes(connection, schema, found.tables, exists="~lineage" in found.hidden, own=True)
+
+
+def upstream_schemas(connection: dj.Connection, schema: str) -> list[str]:
+    """The schemas that ``schema``'s foreign keys reach, directly or not, parents before children."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(db: str) -> None:
+        if db in order or db in visiting:
+            return
+        visiting.add(db)
+        for (parent,) in connection.query(
+            "SELECT DISTINCT referenced_table_schema FROM information_schema.key_column_usage "
+            "WHERE table_schema = %s AND referenced_table_schema IS NOT NULL AND referenced_table_schema <> %s "
+            "ORDER BY referenced_table_schema",
+            args=(db, db),
+        ):
+            visit(parent)
+        order.append(db)
+
+    visit(schema)
+    return order[:-1]
+
+
+def dependent_schemas(connection: dj.Connection, schema: str) -> list[str]:
+    """The schemas with foreign keys into ``schema``, directly or not, nearest first."""
+    order: list[str] = []
+    frontier = [schema]
+    while frontier:
+        db = frontier.pop(0)
+        for (child,) in connection.query(
+            "SELECT DISTINCT table_schema FROM information_schema.key_column_usage "
+            "WHERE referenced_table_schema = %s AND table_schema <> %s ORDER BY table_schema",
+            args=(db, db),
+        ):
+            if child != schema and child not in order:
+                order.append(child)
+                frontier.append(child)
+    return order
+
+
+def related_schemas(connection: dj.Connection, schema: str, *, dependents: bool = True) -> list[str]:
+    """``schema``, its upstream schemas and (with ``dependents``) the schemas that depend on it and theirs.
+
+    Parents come before children: the upstream schemas, ``schema``, then each dependent schema
+    after any upstream schema of its own that is not listed yet.
+    """
+    order = [*upstream_schemas(connection, schema), schema]
+    for child in dependent_schemas(connection, schema) if dependents else []:
+        order += [db for db in [*upstream_schemas(connection, child), child] if db not in order]
+    return order
+
+
+def _recorded_lineage(connection: dj.Connection, schema: str) -> dict[tuple[str, str], str]:
+    rows = connection.query(f"SELECT table_name, attribute_name, lineage FROM {_quote(schema)}.`~lineage`")
+    return {(table, attribute): origin for table, attribute, origin in rows}
+
+
+def _lineage_changes(
+    connection: dj.Connection,
+    schema: str,
+    tables: dict[str, _Table],
+    *,
+    exists: bool,
+    own: bool,
+    scope: str = " (metadata only: no table of this upstream schema changes)",
+) -> list[Change]:
+    """Create ``~lineage`` in ``schema`` if needed and write what :func:`_wanted_lineage` finds there."""
+    from datajoint import lineage
+
+    wanted = _wanted_lineage(connection, schema, tables)
+    if exists and _recorded_lineage(connection, schema) == wanted:
+        return []
+    where = "~lineage" if own else f"`{schema}`.~lineage"
+    scope = "" if own else scope
+    changes = []
+    if not exists:
+        changes.append(
+            Change(
+                where,
+                "create DataJoint 2.x's lineage table" + scope,
+                f"CREATE TABLE {_quote(schema)}.`~lineage` (...) as DataJoint 2.3 declares it",
+                lambda conn: lineage.ensure_lineage_table(conn, schema),
+            )
+        )
+
+    def write(conn: dj.Connection) -> None:
+        with conn.transaction:
+            conn.query(f"DELETE FROM {_quote(schema)}.`~lineage`")
+            lineage.insert_lineages(conn, schema, [(t, a, origin) for (t, a), origin in sorted(wanted.items())])
+
+    changes.append(
+        Change(
+            where,
+            f"record the origin of {len(wanted)} key attribute{'s' * (len(wanted) != 1)} for DataJoint 2.x's joins "
+            "(one transaction)",
+            f"DELETE FROM {_quote(schema)}.`~lineage`; INSERT INTO {_quote(schema)}.`~lineage` ...",
+            write,
+        )
+    )
+    return changes
+
+
+def _wanted_lineage(connection: dj.Connection, schema: str, tables: dict[str, _Table]) -> dict[tuple[str, str], str]:
+    """The origin of every key and foreign-key attribute of ``tables``, traced through the foreign keys.
+
+    Where another schema records an attribute's lineage, that record is its origin; legacy schemas
+    record none, and their foreign keys are followed to the attribute that no foreign key supplies.
+    """
+    from datajoint.lineage import get_lineage
+
+    cache: dict[tuple[str, str, str], str] = {}
+
+    def parent_of(db: str, table: str, column: str) -> tuple[str, str, str] | None:
+        if db == schema:
+            for fk in tables[table].foreign_keys:
+                if column in fk.columns:
+                    return fk.parent_schema, fk.parent_table, fk.parent_columns[fk.columns.index(column)]
+            return None
+        row = connection.query(
+            "SELECT referenced_table_schema, referenced_table_name, referenced_column_name "
+            "FROM information_schema.key_column_usage WHERE table_schema = %s AND table_name = %s "
+            "AND column_name = %s AND referenced_table_name IS NOT NULL",
+            args=(db, table, column),
+        ).fetchone()
+        return tuple(row) if row else None
+
+    def origin(db: str, table: str, column: str) -> str:
+        if (db, table, column) not in cache:
+            recorded = get_lineage(connection, db, table, column) if db != schema else None
+            parent = None if recorded else parent_of(db, table, column)
+            cache[(db, table, column)] = recorded or (origin(*parent) if parent else f"{db}.{table}.{column}")
+        return cache[(db, table, column)]
+
+    return {
+        (table.name, column): origin(schema, table.name, column)
+        for table in tables.values()
+        for column in sorted(set(table.primary_key) | table.fk_columns)
+        if not column.startswith("_")
+    }
+
+
+# -- Running it ----------------------------------------------------------------------------------------
+
+
+def _apply_change(connection: dj.Connection, change: Change) -> None:
+    change.run(connection)
+
+
+def _plan_dependent(connection: dj.Connection, schema: str, planned: set[str]) -> list[Change]:
+    """Blob markers and lineage for a schema that depends on the session schema; MigrationError if unsafe.
+
+    ``planned`` names the schemas whose lineage is already planned; upstream schemas of ``schema``
+    not among them get theirs here. Its text must also convert to utf8mb4 without loss.
+    """
+    problems = charsets.check(connection, charsets.tables_to_convert(connection, schema))
+    if problems:
+        raise MigrationError(
+            "its text cannot be converted to utf8mb4 without loss:\n    - " + "\n    - ".join(problems)
+        )
+    changes = []
+    for db in [*upstream_schemas(connection, schema), schema]:
+        if db in planned:
+            continue
+        planned.add(db)
+        all_tables = _read_tables(connection, db)
+        visible = {name: table for name, table in all_tables.items() if not name.startswith("~")}
+        if db == schema:
+            changes += _blob_markers(connection, db, visible)
+        exists = "~lineage" in all_tables
+        if not exists or not _recorded_lineage(connection, db):
+            scope = " (metadata only: no other table of this schema changes)"
+            changes += _lineage_changes(connection, db, visible, exists=exists, own=False, scope=scope)
+    return changes
+
+
+def migrate(
+    schema_name: str, *, dry_run: bool = False, dependents: bool = False, connection: dj.Connection | None = None
+) -> MigrationReport:
+    """Upgrade the session schema ``schema_name`` written by the published element, in place.
+
+    Recognises either variant of element-session 0.1.x/0.2.0 (with or without ``session_id``),
+    plans the changes listed in the module docstring, and applies them unless ``dry_run``. Tables
+    of the session schema and its upstream schemas that are not utf8mb4 are converted to
+    ``utf8mb4_bin`` first (:mod:`element_session.charsets`). With ``dependents``, the schemas that
+    depend on the session schema get the metadata-only fixes too (blob markers, lineage, character
+    set); one that cannot be migrated safely is named in the report's notes and left unchanged. A
+    schema already in the current layout is left alone (the report says so), and a schema of
+    another layout, or a conversion that would lose data, is refused with :class:`MigrationError`
+    before anything changes. If a step fails, the error names it, the steps before it stay applied
+    (each is atomic and leaves a usable schema), and running ``migrate`` again completes the rest.
+
+    On PostgreSQL there is nothing to migrate (the published element never ran there): the
+    report says so once the schema is found.
+
+    Raises:
+        MigrationError: the schema is missing or not recognised, a conversion would lose data, a
+            dependent schema blocks the conversion, or a step failed (``err.report`` says how far it got).
+    """
+    connection = connection or dj.conn()
+    backend = connection.adapter.backend
+    if not connection.query(connection.adapter.schema_exists_sql(schema_name)).fetchone():
+        raise MigrationError(f"schema `{schema_name}` does not exist on the {backend} server; nothing was changed")
+    report = MigrationReport(schema_name, backend, dry_run=dry_run)
+    if backend != "mysql":
+        return report
+    if connection.in_transaction:
+        raise MigrationError("migrate() cannot run inside a transaction: MySQL's DDL would commit it")
+    resume = charsets.plan_resume(connection, schema_name)
+    if resume:
+        report.changes = resume
+        if dry_run:
+            report.found = "a character-set conversion that was interrupted part-way"
+            report.notes.append("the rest of the migration is planned once these steps are applied")
+            return report
+        _apply(connection, report)
+    found = _recognise(schema_name, _read_tables(connection, schema_name))
+    report.variant, report.found = found.variant, found.found
+    group = [*upstream_schemas(connection, schema_name), schema_name]
+    later: list[Change] = []
+    planned, checked = set(group), []  # checked: the dependents whose text _plan_dependent checked
+    for child in dependent_schemas(connection, schema_name) if dependents else []:
+        try:
+            steps = _plan_dependent(connection, child, planned)
+        except MigrationError as err:
+            report.notes.append(f"dependent schema `{child}` is left unchanged: {err}")
+            continue
+        later += steps
+        checked.append(child)
+        group += [db for db in [*upstream_schemas(connection, child), child] if db not in group]
+    hint = (
+        ": its schema is left unchanged (see above)"
+        if dependents
+        else f": its schema depends on `{schema_name}`: add --dependents (dependents=True) to migrate both in one run"
+    )
+    conversion, problems = charsets.plan_conversion(connection, group, home=schema_name, hint=hint, checked=checked)
+    if problems:
+        raise MigrationError(
+            "the character sets cannot be converted to utf8mb4 safely; nothing was changed:\n  - "
+            + "\n  - ".join(report.notes + problems),
+            report,
+        )
+    report.changes = report.changes[: report.applied] + conversion + _plan(connection, schema_name, found) + later
+    if "session_timezone" not in found.tables:
+        report.notes.append(
+            "session_timezone (new in this project) is created, empty, by the first activate() of "
+            f"element_session.{found.variant} on this schema"
+        )
+    if "~log" in found.hidden:
+        report.notes.append("`~log`, DataJoint 0.14's event log, is kept as it is; DataJoint 2.x does not use it")
+    if not dry_run:
+        _apply(connection, report)
+        connection.dependencies.clear()
+    return report
+
+
+def _apply(connection: dj.Connection, report: MigrationReport) -> None:
+    """Apply ``report.changes`` from ``report.applied`` on, counting them; MigrationError at the first failure."""
+    for number, change in enumerate(report.changes[report.applied :], report.applied + 1):
+        try:
+            _apply_change(connection, change)
+        except Exception as err:
+            refused = translate(err)  # a refused privilege or a lost connection: the typed error is the cause
+            raise MigrationError(
+                f"step {number} of {len(report.changes)} failed ({change}): {refused or err}\n"
+                f"Steps 1 to {number - 1} were applied and the schema is usable as it is; nothing of step {number} "
+                "or later was applied. Fix the cause and run the migration again: it continues from where it "
+                "stopped.",
+                report,
+            ) from refused or err
+        report.applied = number
