@@ -2,10 +2,11 @@
 
 :func:`database_errors` wraps work on the database and :func:`translate` is its one map: a lost or
 refused connection becomes :class:`~element_session.errors.DatabaseUnreachableError` (host and
-port), a refused privilege :class:`~element_session.errors.PermissionDeniedError` (the account and
-what it tried), a refused value :class:`~element_session.errors.DatabaseRefusedError` (MySQL
-errors 1048, 1062, 1264, 1265, 1292, 1364, 1366, 1406, 1451, 1452, 3819, 4025; PostgreSQL SQLSTATE
-classes 22 and 23) naming the column and value, and a deadlock or lock wait timeout
+port), a refused privilege or login (:func:`is_refused_login`, the one rule for a refused login)
+:class:`~element_session.errors.PermissionDeniedError` (the account and what it tried), a refused
+value :class:`~element_session.errors.DatabaseRefusedError` (MySQL errors 1048, 1062, 1264, 1265,
+1292, 1364, 1366, 1406, 1451, 1452, 3819, 4025; PostgreSQL SQLSTATE classes 22 and 23) naming the
+column and value, and a deadlock or lock wait timeout
 :class:`~element_session.errors.DatabaseBusyError` (MySQL 1205, 1213; SQLSTATE class 40, 55P03).
 The transaction that was open is rolled back by the server when the connection drops.
 """
@@ -47,6 +48,8 @@ _REFUSED = {  # MySQL error -> what the server refused
     4025: "a value its check constraint refuses",
 }
 _BUSY = {1205: "a lock wait timeout", 1213: "a deadlock"}
+_LOGIN_CODES = {1044, 1045, 1698}  # MySQL: access denied to the database, to the account, by its auth plugin
+_LOGIN_MESSAGES = re.compile(r'password authentication failed|role "[^"]*" does not exist', re.IGNORECASE)  # PostgreSQL
 _TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
 _COLUMN = (  # where the server's message names the column
     re.compile(r"for column [`'\"]?(?:[^`'\"]*[`'\"]?\.[`'\"]?)*([^`'\".]+)[`'\"]? at row"),
@@ -135,6 +138,16 @@ def refused(
     )
 
 
+def is_refused_login(err: BaseException) -> bool:
+    """Whether ``err`` is the server refusing an account's name or password, rather than failing to answer.
+
+    MySQL errors 1044, 1045 and 1698; PostgreSQL's "password authentication failed" and
+    "role ... does not exist".
+    """
+    code = err.args[0] if err.args and isinstance(err.args[0], int) else None
+    return code in _LOGIN_CODES or _LOGIN_MESSAGES.search(str(err)) is not None
+
+
 def translate(err: BaseException, connection: dj.Connection | None = None) -> ElementSessionError | None:
     """The typed error for a database failure on ``connection`` (default: DataJoint's), or None if it is not one."""
     if isinstance(err, ElementSessionError):
@@ -146,8 +159,7 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
             "no database account is configured: set DJ_HOST, DJ_USER and DJ_PASS (the demo prints an `eval` line "
             "that sets them for its private server) or write datajoint.json (DataJoint's settings)"
         )
-    refused_login = (err.args and err.args[0] in (1044, 1045)) or "password authentication failed" in text
-    if isinstance(err, dj.errors.AccessError) or "permission denied" in text or refused_login:
+    if isinstance(err, dj.errors.AccessError) or "permission denied" in text or is_refused_login(err):
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
         said = err.args[1] if coded else err.args[0] if err.args else err
         reason = without_password(str(said))

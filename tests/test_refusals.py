@@ -18,8 +18,8 @@ import datajoint as dj
 import pytest
 
 from element_session import session_with_id
-from element_session.database import database_errors
-from element_session.errors import DatabaseBusyError, DatabaseRefusedError
+from element_session.database import database_errors, is_refused_login, translate
+from element_session.errors import DatabaseBusyError, DatabaseRefusedError, PermissionDeniedError
 from element_session.ingest import ingest
 from element_session.linking import drop_schema
 from tests.helpers import declare_lab, snapshot
@@ -214,3 +214,44 @@ def test_a_lock_held_past_the_retries_is_a_typed_busy_error_and_nothing_is_writt
         ingest("subjects", path, pipeline=lab)
     other_connection.rollback()
     assert [row["subject"] for row in lab.Subject().to_dicts()] == ["M001"]
+
+
+# -- a refused login: one rule (database.is_refused_login), for the command line and the web alike --------
+def _mysql(code: int, message: str) -> Exception:
+    import pymysql
+
+    return pymysql.err.OperationalError(code, message)
+
+
+def _postgres(message: str) -> Exception:
+    import psycopg2
+
+    return psycopg2.OperationalError(f'connection to server at "127.0.0.1", port 5432 failed: FATAL:  {message}\n')
+
+
+REFUSED_LOGINS = {
+    "MySQL 1044": lambda: _mysql(1044, "Access denied for user 'ann'@'%' to database 'lab'"),
+    "MySQL 1045": lambda: _mysql(1045, "Access denied for user 'ann'@'localhost' (using password: YES)"),
+    "MySQL 1698": lambda: _mysql(1698, "Access denied for user 'root'@'localhost'"),
+    "PostgreSQL wrong password": lambda: _postgres('password authentication failed for user "ann"'),
+    "PostgreSQL no such role": lambda: _postgres('role "ann" does not exist'),
+}
+NOT_LOGINS = {
+    "MySQL 2003": lambda: _mysql(2003, "Can't connect to MySQL server on '127.0.0.1' ([Errno 111] refused)"),
+    "PostgreSQL closed port": lambda: _postgres("Connection refused\n\tIs the server running on that host?"),
+    "PostgreSQL no such table": lambda: _postgres('relation "lab.user_role" does not exist'),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_LOGINS)
+def test_each_refused_login_is_one_rule_and_a_permission_error(case):
+    err = REFUSED_LOGINS[case]()
+    assert is_refused_login(err)
+    assert isinstance(translate(err), PermissionDeniedError)
+
+
+@pytest.mark.parametrize("case", NOT_LOGINS)
+def test_a_failure_to_connect_is_not_a_refused_login(case):
+    err = NOT_LOGINS[case]()
+    assert not is_refused_login(err)
+    assert not isinstance(translate(err), PermissionDeniedError)

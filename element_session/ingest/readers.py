@@ -277,7 +277,7 @@ def _read_yaml(file: TextIO, source: str) -> Iterator[Record]:
 
 def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     try:
-        data = json.loads(file.read(), object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(file.read(), object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as err:
         raise one_problem(source, None, None, f"malformed JSON: {err.msg}", row=err.lineno) from None
     except ValueError as err:
@@ -287,7 +287,14 @@ def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     yield from _read_dicts(data, source)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The JSON object of ``pairs`` (a ``json.loads`` ``object_pairs_hook``), refusing a key given twice.
+
+    Raises
+    ------
+    ValueError
+        A key is given more than once in one object.
+    """
     keys = [k for k, _ in pairs]
     duplicates = {k for k in keys if keys.count(k) > 1}
     if duplicates:

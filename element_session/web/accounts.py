@@ -27,7 +27,7 @@ from types import ModuleType
 import datajoint as dj
 
 from .._datajoint_compat import match_backslashes_as_datajoint_escapes_them
-from ..database import translate
+from ..database import database_errors, is_refused_login, translate
 from ..errors import DatabaseUnreachableError, LoginRefusedError, PermissionDeniedError
 
 CACHE_SIZE = 16  # accounts whose connection a worker keeps open
@@ -136,11 +136,15 @@ class Accounts:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "MariaDB is not officially supported", UserWarning)
                 connection = dj.Connection(
-                    info["host"], credentials.user, credentials.password, port=info["port"],
-                    use_tls=info.get("ssl_input"), backend=self._backend,
-                )  # fmt: skip
+                    info["host"],
+                    credentials.user,
+                    credentials.password,
+                    port=info["port"],
+                    use_tls=info.get("ssl_input"),
+                    backend=self._backend,
+                )
         except Exception as err:  # the driver's own error: a refused login or an unreachable server
-            if _is_refused_login(err):
+            if is_refused_login(err):
                 raise LoginRefusedError(f"the database refused the login of account {credentials.user!r}") from None
             raise DatabaseUnreachableError(
                 f"cannot reach the database at {info['host']}:{info['port']} as {credentials.user!r}: "
@@ -159,9 +163,18 @@ class Accounts:
     def use(self, credentials: Credentials) -> Iterator[UserPipeline]:
         """The account's bound pipeline, for this request alone while the block runs.
 
-        Raises :class:`~element_session.errors.LoginRefusedError` (wrong name or password),
-        :class:`PermissionDeniedError` (the account may not read the pipeline's schemas) or
-        :class:`DatabaseUnreachableError`.
+        Failures of the database inside the block are raised as typed errors naming the account
+        (:func:`~element_session.database.database_errors`): the one place where the web layer
+        translates them.
+
+        Raises
+        ------
+        LoginRefusedError
+            The database refused the account's name or password.
+        PermissionDeniedError
+            The account may not read the pipeline's schemas, or may not do what the block tried.
+        DatabaseUnreachableError
+            The database cannot be reached.
         """
         key = self._cache_key(credentials)
         with self._lock:
@@ -178,7 +191,7 @@ class Accounts:
             for old in evicted:
                 with old.lock:  # after the request that may still be using it
                     old.connection.close()
-        with entry.lock:
+        with entry.lock, database_errors(entry.connection):
             yield entry
 
     def close(self) -> None:
@@ -186,14 +199,3 @@ class Accounts:
         with self._lock:
             while self._cache:
                 self._cache.popitem()[1].connection.close()
-
-
-def _is_refused_login(err: BaseException) -> bool:
-    """Whether the driver refused the account (wrong name or password), rather than failed to connect."""
-    code = err.args[0] if err.args and isinstance(err.args[0], int) else None
-    text = str(err).lower()
-    return (
-        code in (1044, 1045, 1698)
-        or "password authentication failed" in text
-        or ("role" in text and "does not exist" in text)
-    )

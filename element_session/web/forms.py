@@ -1,26 +1,30 @@
-"""The fields of the add and edit forms, turned into ingest's input row and back to errors per field."""
+"""The fields of the login, add and edit forms, turned into credentials or ingest's input row, and errors per field.
+
+A form is Starlette's :class:`~starlette.datastructures.FormData`: a field given twice has two
+values (``getlist``); a file upload is ignored (no form here takes one).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from starlette.datastructures import FormData
 
 from ..errors import InputError, InputProblem
 from ..formats import ATTRIBUTE_PREFIX, SESSION_FIELDS
+from .accounts import Credentials
 
 
-def _values(fields: dict[str, Any], name: str) -> list[str]:
-    value = fields.get(name, [])
-    return value if isinstance(value, list) else [value]
+def _values(form: FormData, name: str) -> list[str]:
+    return [value for value in form.getlist(name) if isinstance(value, str)]
 
 
-def _one(fields: dict[str, Any], name: str, problems: list[InputProblem]) -> str:
+def _one(fields: FormData, name: str, problems: list[InputProblem]) -> str:
     values = _values(fields, name)
     if len(values) > 1:
         problems.append(InputProblem("form", None, name, values, "given more than once"))
     return values[0].strip() if values else ""
 
 
-def _attributes(fields: dict[str, Any], problems: list[InputProblem]) -> dict[str, str]:
+def _attributes(fields: FormData, problems: list[InputProblem]) -> dict[str, str]:
     """The form's attribute rows (``attr_name``/``attr_value`` pairs; a row without a name is skipped)."""
     names, values = _values(fields, "attr_name"), _values(fields, "attr_value")
     if len(names) != len(values):
@@ -36,12 +40,20 @@ def _attributes(fields: dict[str, Any], problems: list[InputProblem]) -> dict[st
     return attributes
 
 
-def attribute_pairs(fields: dict[str, Any]) -> dict[str, str]:
+def attribute_pairs(fields: FormData) -> dict[str, str]:
     """The attribute rows as given in a form (to show them again with its errors)."""
     return _attributes(fields, [])
 
 
-def session_row(fields: dict[str, Any], subject_keys: list[str]) -> tuple[dict[str, str], str]:
+def credentials(fields: FormData) -> Credentials | None:
+    """The login form's account and password; None unless each is given once (the account not empty)."""
+    users, passwords = _values(fields, "username"), _values(fields, "password")
+    if len(users) != 1 or len(passwords) != 1 or not users[0]:
+        return None
+    return Credentials(users[0], passwords[0])
+
+
+def session_row(fields: FormData, subject_keys: list[str]) -> tuple[dict[str, str], str]:
     """Ingest's input row of the add form's fields, and the zone of a start time without an offset.
 
     An empty field is "not given", as in ingest. Raises :class:`InputError` for a field given twice.
@@ -60,7 +72,7 @@ def session_row(fields: dict[str, Any], subject_keys: list[str]) -> tuple[dict[s
     return row, timezone
 
 
-def note_and_attributes(fields: dict[str, Any], strict: bool = True) -> tuple[str, dict[str, str]]:
+def note_and_attributes(fields: FormData, strict: bool = True) -> tuple[str, dict[str, str]]:
     """The edit form's note and attributes; with ``strict``, :class:`InputError` for fields given twice."""
     problems: list[InputProblem] = []
     note = _values(fields, "session_note")

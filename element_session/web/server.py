@@ -40,9 +40,13 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
         f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True
     )
     uvicorn.run(
-        "element_session.web.server:worker_app", factory=True, host=host, port=port, workers=workers,
+        "element_session.web.server:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
         log_level="warning",
-    )  # fmt: skip
+    )
 
 
 def _check_address(host: str, port: int) -> None:

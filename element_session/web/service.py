@@ -3,8 +3,9 @@
 Every function takes the account's :class:`~element_session.web.accounts.UserPipeline` and goes
 through the project's own query and ingest functions; values reach SQL only as DataJoint dict
 restrictions or query parameters. Bad input raises :class:`~element_session.errors.InputError`
-(the problems name the parameter or field), a refusal by the database
-:class:`~element_session.errors.PermissionDeniedError`.
+(the problems name the parameter or field). Failures of the database (a refusal is
+:class:`~element_session.errors.PermissionDeniedError`) are translated once, around the work of a
+request, by :meth:`~element_session.web.accounts.Accounts.use`.
 """
 
 from __future__ import annotations
@@ -115,16 +116,15 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
     is part of the key). Only the page's sessions are read in full.
     """
     names = list(user.session.Session.primary_key)
-    with database_errors(user.connection):
-        found = _found(user, selection)
-        if newest_first and "session_datetime" in names:
-            order = ["session_datetime DESC", *(f"{n} DESC" for n in names if n != "session_datetime")]
-            keys = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
-            page, total = [tuple(k[n] for n in names) for k in keys] if selection.limit else [], len(found)
-        else:
-            page, total = _sorted_page(found, names, selection, newest_first)
-        keys = [dict(zip(names, ident, strict=True)) for ident in page]
-        frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
+    found = _found(user, selection)
+    if newest_first and "session_datetime" in names:
+        order = ["session_datetime DESC", *(f"{n} DESC" for n in names if n != "session_datetime")]
+        keys = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
+        page, total = [tuple(k[n] for n in names) for k in keys] if selection.limit else [], len(found)
+    else:
+        page, total = _sorted_page(found, names, selection, newest_first)
+    keys = [dict(zip(names, ident, strict=True)) for ident in page]
+    frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
         stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
@@ -160,8 +160,7 @@ def session_records(user: UserPipeline, frame: pd.DataFrame) -> list[dict[str, A
 
 def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
     """Every selected session (no paging), in the order of ``element-session sessions``."""
-    with database_errors(user.connection):
-        return query.session_table(_found(user, selection), user.session)
+    return query.session_table(_found(user, selection), user.session)
 
 
 # -- one session ----------------------------------------------------------------------------------
@@ -220,29 +219,34 @@ def _session_frame(user: UserPipeline, key: dict[str, Any]) -> pd.DataFrame:
 
 def session_record(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
     """The JSON object of the session ``key``; :class:`SessionNotFoundError` if there is none."""
-    with database_errors(user.connection):
-        (record,) = formats.session_records(_session_frame(user, key), user.session.Session)
+    (record,) = formats.session_records(_session_frame(user, key), user.session.Session)
     return record
 
 
 def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
-    with database_errors(user.connection):
-        frame = _session_frame(user, key)
-        (record,) = formats.session_records(frame, user.session.Session)
-        row = frame.iloc[0]
-        directory = problem = None
-        if record["session_dir"] is not None:
-            try:
-                directory = str(paths.get_session_directory(key, user.session))
-            except (SessionDirectoryError, SessionNotFoundError) as err:
-                problem = str(err)
-        counts = affected_rows(user, key)
-        labels = _labels(user)
-        downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
-        jobs = populate.list_jobs(user.pipeline, restriction=key)
-    return SessionDetail(record, local_time(row["session_datetime_local"]), text_or_none(row["session_timezone"]),
-                         directory, problem, downstream, jobs)  # fmt: skip
+    frame = _session_frame(user, key)
+    (record,) = formats.session_records(frame, user.session.Session)
+    row = frame.iloc[0]
+    directory = problem = None
+    if record["session_dir"] is not None:
+        try:
+            directory = str(paths.get_session_directory(key, user.session))
+        except (SessionDirectoryError, SessionNotFoundError) as err:
+            problem = str(err)
+    counts = affected_rows(user, key)
+    labels = _labels(user)
+    downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
+    jobs = populate.list_jobs(user.pipeline, restriction=key)
+    return SessionDetail(
+        record,
+        local_time(row["session_datetime_local"]),
+        text_or_none(row["session_timezone"]),
+        directory,
+        problem,
+        downstream,
+        jobs,
+    )
 
 
 def local_time(value: Any) -> dt.datetime | None:
@@ -290,9 +294,8 @@ def _computed_tables(user: UserPipeline) -> set[str]:
 
 def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     """Rows per table (full table name) that deleting the session ``key`` would remove, the session included."""
-    with database_errors(user.connection):
-        user.connection.dependencies.load()
-        return dj.Diagram.cascade(user.session.Session & key).counts()
+    user.connection.dependencies.load()
+    return dj.Diagram.cascade(user.session.Session & key).counts()
 
 
 def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
@@ -303,10 +306,9 @@ def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
-    with database_errors(user.connection):
-        if not len(user.session.Session & key):
-            raise SessionNotFoundError(f"no session {_shown(key)}")
-        return (user.session.Session & key).delete(transaction=True, prompt=False)
+    if not len(user.session.Session & key):
+        raise SessionNotFoundError(f"no session {_shown(key)}")
+    return (user.session.Session & key).delete(transaction=True, prompt=False)
 
 
 def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> None:
@@ -337,27 +339,27 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
             problems.append(InputProblem("form", None, formats.ATTRIBUTE_PREFIX + name, value, str(err)))
     if problems:
         raise InputError(problems)
-    with database_errors(user.connection):
-        if not len(m.Session & key):
-            raise SessionNotFoundError(f"no session {_shown(key)}")
-        with user.connection.transaction:
-            (m.SessionNote & key).delete_quick()
-            if note:
-                m.SessionNote.insert1({**key, "session_note": note})
-            stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
-            for name in stored.keys() - attributes.keys():
-                (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
-            for name, value in attributes.items():
-                if name not in stored:
-                    m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
-                elif stored[name]["attribute_value"] != value:
-                    m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
+    if not len(m.Session & key):
+        raise SessionNotFoundError(f"no session {_shown(key)}")
+    with user.connection.transaction:
+        (m.SessionNote & key).delete_quick()
+        if note:
+            m.SessionNote.insert1({**key, "session_note": note})
+        stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
+        for name in stored.keys() - attributes.keys():
+            (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
+        for name, value in attributes.items():
+            if name not in stored:
+                m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
+            elif stored[name]["attribute_value"] != value:
+                m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
 
 
 def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
     """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does."""
-    return ingest("sessions", rows, pipeline=user.pipeline, session_module=user.session, timezone=timezone,
-                  progress=False)  # fmt: skip
+    return ingest(
+        "sessions", rows, pipeline=user.pipeline, session_module=user.session, timezone=timezone, progress=False
+    )
 
 
 def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataFrame:
