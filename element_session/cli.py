@@ -611,9 +611,15 @@ def localdb_start(datadir: Path, backend: str) -> ExitStatus:
 
 @localdb.command("stop")
 @click.argument("datadir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--backend", type=_LazyChoice(".localdb", "BACKENDS"), envvar="DJ_BACKEND", default="mysql")
+@click.option(
+    "--backend",
+    type=_LazyChoice(".localdb", "BACKENDS"),
+    envvar="DJ_BACKEND",
+    default="mysql",
+    help="Only where DATADIR records no running server: the backend its server.json names is used otherwise.",
+)
 def localdb_stop(datadir: Path, backend: str) -> ExitStatus:
-    """Stop the server whose data is in DATADIR."""
+    """Stop the server whose data is in DATADIR (of the backend DATADIR/server.json records)."""
     from .localdb import LocalServer
 
     LocalServer(datadir, backend).stop()

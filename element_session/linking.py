@@ -19,7 +19,7 @@ from ._datajoint_compat import (
     reload_stale_headings,
 )
 from .errors import ActivationError, CollationWarning, LinkingModuleError, SessionNotFoundError
-from .ingest.keys import Collation
+from .ingest.keys import collations, is_binary
 
 #: The upstream tables a linking module must provide, and what each is for.
 REQUIRED_TABLES = {
@@ -161,9 +161,7 @@ def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:
 def _warn_about_collations(connection: dj.Connection, schema_name: str, tables: list[type[dj.Table]]) -> None:
     """One :class:`CollationWarning` naming the key columns whose collation is not binary, and the fix.
 
-    One query per schema, on ``information_schema.columns`` alone (``column_key = 'PRI'``): with a
-    constant schema name MariaDB reads that schema's table definitions only, where a join with
-    ``key_column_usage`` opened every table of the server, once per table (4 ms each on a small server).
+    One query per schema (:func:`~element_session.ingest.keys.collations`, which says why it is cheap).
     """
     if connection.adapter.backend != "mysql":
         return
@@ -172,14 +170,8 @@ def _warn_about_collations(connection: dj.Connection, schema_name: str, tables: 
         by_schema.setdefault(table.database, set()).add(table.table_name)
     found: dict[str, list[str]] = {}
     for database, names in sorted(by_schema.items()):
-        rows = connection.query(
-            "SELECT table_name, column_name, character_set_name, collation_name FROM information_schema.columns "
-            f"WHERE table_schema = %s AND table_name IN ({', '.join(['%s'] * len(names))}) "
-            "AND column_key = 'PRI' AND collation_name IS NOT NULL",
-            args=(database, *sorted(names)),
-        ).fetchall()
-        for table_name, column, charset, collation in rows:
-            if not Collation(collation, charset, pad_space=True).binary:
+        for table_name, column, _, collation in collations(connection, database, names, primary_key=True):
+            if not is_binary(collation):
                 found.setdefault(collation, []).append(f"{database}.{table_name}.{column}")
     if not found:
         return

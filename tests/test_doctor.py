@@ -15,12 +15,12 @@ import secrets
 import datajoint as dj
 import pytest
 
-import element_session.migrate as migration
 from element_session import charsets
 from element_session.cli import ExitStatus
 from element_session.doctor import Finding, diagnose, format_findings, has_hazards
 from element_session.errors import MigrationError
 from element_session.migrate import migrate
+from element_session.upgrade import steps
 from tests.legacy import (
     LegacySchemas,
     assert_same,
@@ -317,14 +317,14 @@ def test_an_interrupted_conversion_resumes_and_restores_every_foreign_key(latin1
     schemas, _, ephys, _ = latin1()
     dbs = _all(schemas, ephys)
     keys, values = foreign_keys(connection, dbs), rows(connection, dbs)
-    apply = migration._apply_change
+    apply = steps.apply
 
     def fail_at_session(conn, change):
         if change.table == f"`{schemas.session}`.`session`" and change.description.startswith("convert"):
             raise RuntimeError("simulated: the server went away")
         apply(conn, change)
 
-    monkeypatch.setattr(migration, "_apply_change", fail_at_session)
+    monkeypatch.setattr(steps, "apply", fail_at_session)
     with pytest.raises(MigrationError, match="run the migration again: it continues from where it stopped"):
         migrate(schemas.session, dependents=True)
     monkeypatch.undo()

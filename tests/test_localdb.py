@@ -128,3 +128,26 @@ def test_the_start_command_prints_no_password_and_its_lines_reach_the_server(scr
         assert reached.stdout.strip() == "True", reached.stderr
     finally:
         subprocess.run([*command, "stop", str(datadir), "--backend", BACKEND], capture_output=True, check=True)
+
+
+def test_stop_without_backend_stops_a_postgresql_server(scratch):
+    """`python -m element_session.localdb stop DIR` takes the backend from DIR's server.json, not a default."""
+    import json
+    import subprocess
+    import sys
+
+    from element_session._processes import process_alive
+
+    datadir = scratch / "server"
+    command = [sys.executable, "-m", "element_session.localdb"]
+    env = {name: value for name, value in os.environ.items() if name != "DJ_BACKEND"}  # the default: mysql
+    subprocess.run([*command, "start", str(datadir), "--backend", "postgresql"], capture_output=True, check=True)
+    pid = json.loads((datadir / "server.json").read_text())["pid"]
+    try:
+        assert process_alive(pid)
+        stopped = subprocess.run([*command, "stop", str(datadir)], capture_output=True, text=True, env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert not process_alive(pid), "the PostgreSQL server is still running"
+        assert not (datadir / "server.json").exists()
+    finally:
+        LocalServer(datadir, "postgresql").stop()

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import datajoint as dj
 import pytest
 
-import element_session.migrate as migration
 from element_session import cli as command
 from element_session.migrate import MigrationError, migrate
+from element_session.upgrade import steps
 from tests.legacy import (
     LAYOUTS,
     MODULES,
@@ -283,14 +283,14 @@ def test_failure_part_way_leaves_a_usable_schema_and_a_second_run_finishes(legac
     schemas, contents = legacy("datetime-no-id")
     rows_before = data_snapshot(connection, schemas.session)
     planned = [str(change) for change in migrate(schemas.session, dry_run=True).changes]
-    apply = migration._apply_change
+    apply = steps.apply
 
     def fail_at_session_id(conn, change):
         if change.description.startswith("add column session_id"):
             raise RuntimeError("simulated: the server went away")
         apply(conn, change)
 
-    monkeypatch.setattr(migration, "_apply_change", fail_at_session_id)
+    monkeypatch.setattr(steps, "apply", fail_at_session_id)
     with pytest.raises(MigrationError, match=f"step 2 of {len(planned)} failed") as err:
         migrate(schemas.session)
     monkeypatch.undo()

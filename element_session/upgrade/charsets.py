@@ -3,7 +3,7 @@
 Lab databases that DataJoint 0.14 wrote on MySQL 5.x servers hold ``latin1`` tables (MySQL's
 latin1 is Windows-1252: ``°``, ``½``, ``ü``, ``Ø`` and the en dash fit, emoji do not). DataJoint 2.x
 expects ``utf8mb4`` with the binary collation ``utf8mb4_bin``. :func:`plan_conversion` plans the
-conversion of a group of schemas as :class:`~element_session.ddl.Change` steps:
+conversion of a group of schemas as :class:`~element_session.upgrade.steps.Change` steps:
 
 1. check, before anything changes, that every value converts losslessly (each text value read in
    utf8mb4 and written back in its old character set gives the same bytes) and that the server
@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 
 import datajoint as dj
 
+from ..database import server_error
 from ..errors import MigrationError
-from .steps import Change, quote
+from . import catalog
+from .catalog import ForeignKey
+from .steps import Change, quote, statement
 
 __all__ = [
     "BOOKKEEPING_TABLE",
@@ -73,123 +76,44 @@ class TableCharset:
         return f"`{self.schema}`.`{self.table}` ({', '.join(self.charsets)})"
 
 
-@dataclass(frozen=True)
-class ForeignKey:
-    """A foreign key as ``information_schema`` describes it."""
-
-    schema: str
-    table: str
-    name: str
-    columns: tuple[str, ...]
-    parent_schema: str
-    parent_table: str
-    parent_columns: tuple[str, ...]
-    on_update: str
-    on_delete: str
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return self.schema, self.table, self.name
-
-    def add_sql(self) -> str:
-        """The ``ALTER TABLE ... ADD CONSTRAINT`` statement that re-creates this foreign key."""
-        columns = ", ".join(map(quote, self.columns))
-        parents = ", ".join(map(quote, self.parent_columns))
-        return (
-            f"ALTER TABLE {quote(self.schema)}.{quote(self.table)} ADD CONSTRAINT {quote(self.name)} "
-            f"FOREIGN KEY ({columns}) REFERENCES {quote(self.parent_schema)}.{quote(self.parent_table)} ({parents}) "
-            f"ON UPDATE {self.on_update} ON DELETE {self.on_delete}"
-        )
-
-    def __str__(self) -> str:
-        return (
-            f"`{self.schema}`.`{self.table}` ({', '.join(self.columns)}) -> "
-            f"`{self.parent_schema}`.`{self.parent_table}`"
-        )
-
-
 # -- Reading the server ---------------------------------------------------------------------------
 
 
 def schema_default(connection: dj.Connection, schema: str) -> tuple[str, str]:
-    """The default character set and collation of ``schema``."""
-    row = connection.query(
-        "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
-        "WHERE schema_name = %s",
-        args=(schema,),
-    ).fetchone()
-    return (row[0], row[1]) if row else (CHARSET, COLLATION)
+    """The default character set and collation of ``schema`` (utf8mb4's if there is no such schema)."""
+    return catalog.schema_default(connection, schema) or (CHARSET, COLLATION)
 
 
 def tables_to_convert(connection: dj.Connection, schema: str) -> list[TableCharset]:
     """The base tables of ``schema`` whose default or any text column is not utf8mb4, by name."""
-    tables = {
-        name: TableCharset(schema, name, collation or "")
-        for name, collation in connection.query(
-            "SELECT table_name, table_collation FROM information_schema.tables "
-            "WHERE table_schema = %s AND table_type = 'BASE TABLE' AND table_name <> %s",
-            args=(schema, BOOKKEEPING_TABLE),
+    tables = [
+        TableCharset(
+            schema,
+            table.name,
+            table.collation,
+            {c.name: c.charset for c in table.columns.values() if c.charset and c.charset not in (CHARSET, "binary")},
         )
-    }
-    for table, column, charset in connection.query(
-        "SELECT table_name, column_name, character_set_name FROM information_schema.columns "
-        "WHERE table_schema = %s AND character_set_name IS NOT NULL AND character_set_name NOT IN (%s, 'binary') "
-        "ORDER BY table_name, ordinal_position",
-        args=(schema, CHARSET),
-    ):
-        if table in tables:
-            tables[table].columns[column] = charset
-    return [
-        tables[name]
-        for name in sorted(tables)
-        if tables[name].columns or not tables[name].collation.startswith(CHARSET + "_")
+        for table in catalog.read_tables(connection, schema).values()
+        if table.name != BOOKKEEPING_TABLE
     ]
+    return sorted(
+        (table for table in tables if table.columns or not table.collation.startswith(CHARSET + "_")),
+        key=lambda table: table.table,
+    )
 
 
 def foreign_keys(connection: dj.Connection, tables: set[tuple[str, str]]) -> list[ForeignKey]:
     """The foreign keys over at least one text column whose child or parent table is in ``tables``."""
-    schemas = sorted({schema for schema, _ in tables})
-    if not schemas:
-        return []
-    marks = ", ".join(["%s"] * len(schemas))
-    rows = connection.query(
-        "SELECT k.table_schema, k.table_name, k.constraint_name, k.column_name, k.referenced_table_schema, "
-        "k.referenced_table_name, k.referenced_column_name, r.update_rule, r.delete_rule, c.character_set_name "
-        "FROM information_schema.key_column_usage k "
-        "JOIN information_schema.referential_constraints r ON r.constraint_schema = k.constraint_schema "
-        "AND r.table_name = k.table_name AND r.constraint_name = k.constraint_name "
-        "JOIN information_schema.columns c ON c.table_schema = k.table_schema AND c.table_name = k.table_name "
-        "AND c.column_name = k.column_name "
-        f"WHERE k.referenced_table_name IS NOT NULL AND (k.table_schema IN ({marks}) "
-        f"OR k.referenced_table_schema IN ({marks})) "
-        "ORDER BY k.table_schema, k.table_name, k.constraint_name, k.ordinal_position",
-        args=(*schemas, *schemas),
-    ).fetchall()
-    parts: dict[tuple[str, str, str], list[tuple]] = {}
-    for row in rows:
-        parts.setdefault((row[0], row[1], row[2]), []).append(row)
-    found = []
-    for (schema, table, name), columns in parts.items():
-        first = columns[0]
-        touches = (schema, table) in tables or (first[4], first[5]) in tables
-        if touches and any(column[9] is not None for column in columns):
-            children, parents = tuple(c[3] for c in columns), tuple(c[6] for c in columns)
-            found.append(ForeignKey(schema, table, name, children, first[4], first[5], parents, first[7], first[8]))
-    return found
-
-
-def _bookkeeping_exists(connection: dj.Connection, home: str) -> bool:
-    return bool(
-        connection.query(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-            args=(home, BOOKKEEPING_TABLE),
-        ).fetchone()
-    )
+    return [
+        fk
+        for fk in catalog.foreign_keys(connection, {schema for schema, _ in tables}, text=True)
+        if (fk.schema, fk.table) in tables or (fk.parent_schema, fk.parent_table) in tables
+    ]
 
 
 def saved_foreign_keys(connection: dj.Connection, home: str) -> list[ForeignKey]:
     """The foreign keys a conversion dropped and has not re-created yet (none without the bookkeeping table)."""
-    if not _bookkeeping_exists(connection, home):
+    if not catalog.table_exists(connection, home, BOOKKEEPING_TABLE):
         return []
     rows = connection.query(
         f"SELECT child_schema, child_table, constraint_name, child_columns, parent_schema, parent_table, "
@@ -202,34 +126,13 @@ def saved_foreign_keys(connection: dj.Connection, home: str) -> list[ForeignKey]
     ]
 
 
-def _exists(connection: dj.Connection, fk: ForeignKey) -> bool:
-    return bool(
-        connection.query(
-            "SELECT 1 FROM information_schema.referential_constraints "
-            "WHERE constraint_schema = %s AND table_name = %s AND constraint_name = %s",
-            args=fk.key,
-        ).fetchone()
-    )
-
-
 # -- Checks made before anything changes ------------------------------------------------------------
-
-
-def _primary_key(connection: dj.Connection, schema: str, table: str) -> list[str]:
-    return [
-        name
-        for (name,) in connection.query(
-            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
-            "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
-            args=(schema, table),
-        )
-    ]
 
 
 def _lossy_rows(connection: dj.Connection, table: TableCharset) -> list[str]:
     """A problem per column whose values do not survive the conversion, naming up to five rows."""
     problems = []
-    key = _primary_key(connection, table.schema, table.table)
+    key = catalog.primary_key(connection, table.schema, table.table)
     for column, charset in table.columns.items():
         if not _NAME.match(charset):
             raise MigrationError(f"{table.name}.{column}: unexpected character set name {charset!r}")
@@ -253,27 +156,12 @@ def _lossy_rows(connection: dj.Connection, table: TableCharset) -> list[str]:
     return problems
 
 
-def _column_types(connection: dj.Connection, name: str) -> dict[str, str]:
-    return {row[0]: row[1] for row in connection.query(f"SHOW FULL COLUMNS FROM {name}")}
-
-
 def _index_sizes(connection: dj.Connection, table: TableCharset) -> list[str]:
     """Each index over text columns with the bytes its text needs in utf8mb4."""
-    rows = connection.query(
-        "SELECT s.index_name, s.column_name, COALESCE(s.sub_part, c.character_maximum_length) "
-        "FROM information_schema.statistics s JOIN information_schema.columns c ON c.table_schema = s.table_schema "
-        "AND c.table_name = s.table_name AND c.column_name = s.column_name "
-        "WHERE s.table_schema = %s AND s.table_name = %s AND c.character_set_name IS NOT NULL "
-        "ORDER BY s.index_name, s.seq_in_index",
-        args=(table.schema, table.table),
-    ).fetchall()
-    indexes: dict[str, list[tuple[str, int]]] = {}
-    for index, column, length in rows:
-        indexes.setdefault(index, []).append((column, int(length or 0)))
     return [
         f"index {index} over ({', '.join(f'{c}: {n} characters' for c, n in columns)}) needs "
         f"{4 * sum(n for _, n in columns)} bytes in {CHARSET}"
-        for index, columns in indexes.items()
+        for index, columns in catalog.text_indexes(connection, table.schema, table.table).items()
     ]
 
 
@@ -286,10 +174,12 @@ def _probe(connection: dj.Connection, table: TableCharset) -> list[str]:
         try:
             connection.query(f"ALTER TABLE {probe} CONVERT TO CHARACTER SET {CHARSET} COLLATE {COLLATION}")
         except Exception as err:  # the server's own verdict, e.g. 1709 "Index column size too large"
-            reason = err.args[1] if len(err.args) > 1 else str(err)
+            said = server_error(err)
+            reason = said[1] if said else str(err)
             sizes = "; ".join(_index_sizes(connection, table))
             return [f"{table.name}: the server refuses the conversion: {reason} ({sizes})"]
-        before, after = _column_types(connection, table.name), _column_types(connection, probe)
+        before = catalog.column_types(connection, table.schema, table.table)
+        after = catalog.column_types(connection, table.schema, _PROBE)
         return [
             f"{table.name}.{column}: would change type from {before[column]} to {after[column]}"
             for column in before
@@ -313,14 +203,7 @@ def check(connection: dj.Connection, tables: Sequence[TableCharset]) -> list[str
 
 def _checksum(connection: dj.Connection, table: TableCharset) -> tuple:
     """Row count and two order-independent checksums of the decoded text of ``table``'s text columns."""
-    columns = [
-        name
-        for (name,) in connection.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-            "AND character_set_name IS NOT NULL ORDER BY ordinal_position",
-            args=(table.schema, table.table),
-        )
-    ]
+    columns = catalog.text_columns(connection, table.schema, table.table)
     if not columns:
         return tuple(connection.query(f"SELECT COUNT(*) FROM {table.name}").fetchone())
     text = "CONCAT_WS('|', " + ", ".join(f"IFNULL(HEX(CONVERT({quote(c)} USING {CHARSET})), '-')" for c in columns)
@@ -394,14 +277,8 @@ def _by_table(fks: list[ForeignKey]) -> dict[tuple[str, str], list[ForeignKey]]:
 def _drop(schema: str, table: str, fks: list[ForeignKey]) -> Change:
     sql = f"ALTER TABLE {quote(schema)}.{quote(table)} " + ", ".join(f"DROP FOREIGN KEY {quote(fk.name)}" for fk in fks)
     names = ", ".join(f"{fk.name} (-> `{fk.parent_schema}`.`{fk.parent_table}`)" for fk in fks)
-    return Change(f"`{schema}`.`{table}`", f"drop foreign key(s) {names} for the conversion (saved)", sql, _run(sql))
-
-
-def _run(sql: str):
-    def run(connection: dj.Connection) -> None:
-        connection.query(sql)
-
-    return run
+    what = f"drop foreign key(s) {names} for the conversion (saved)"
+    return Change(f"`{schema}`.`{table}`", what, sql, statement(sql))
 
 
 def _recreate(home: str, schema: str, table: str, fks: list[ForeignKey]) -> Change:
@@ -409,7 +286,7 @@ def _recreate(home: str, schema: str, table: str, fks: list[ForeignKey]) -> Chan
 
     def run(connection: dj.Connection) -> None:
         for fk in fks:
-            if not _exists(connection, fk):
+            if not catalog.foreign_key_exists(connection, fk):
                 connection.query(fk.add_sql())
             connection.query(
                 f"DELETE FROM {book} WHERE child_schema = %s AND child_table = %s AND constraint_name = %s",
@@ -428,7 +305,7 @@ def _recreate(home: str, schema: str, table: str, fks: list[ForeignKey]) -> Chan
 def _finish(home: str, pending: list[ForeignKey]) -> list[Change]:
     changes = [_recreate(home, schema, table, fks) for (schema, table), fks in _by_table(pending).items()]
     sql = f"DROP TABLE IF EXISTS {quote(home)}.{quote(BOOKKEEPING_TABLE)}"
-    return [*changes, Change(f"`{home}`.{BOOKKEEPING_TABLE}", "drop the bookkeeping table", sql, _run(sql))]
+    return [*changes, Change(f"`{home}`.{BOOKKEEPING_TABLE}", "drop the bookkeeping table", sql, statement(sql))]
 
 
 def plan_conversion(
@@ -466,7 +343,7 @@ def plan_conversion(
         sql = f"ALTER DATABASE {quote(schema)} CHARACTER SET {CHARSET} COLLATE {COLLATION}"
         before = schema_default(connection, schema)[0]
         changes.append(
-            Change(f"`{schema}`", f"default character set {before} -> {CHARSET} ({COLLATION})", sql, _run(sql))
+            Change(f"`{schema}`", f"default character set {before} -> {CHARSET} ({COLLATION})", sql, statement(sql))
         )
     changes += [_convert(table) for table in tables]
     if fks or saved:
@@ -481,7 +358,7 @@ def plan_resume(connection: dj.Connection, home: str) -> list[Change]:
     the foreign keys and drops the bookkeeping table. Raises MigrationError if such a table would
     lose data (it was checked before the keys were dropped, so only a write since then can cause it).
     """
-    if not _bookkeeping_exists(connection, home):
+    if not catalog.table_exists(connection, home, BOOKKEEPING_TABLE):
         return []
     pending = saved_foreign_keys(connection, home)
     ends = {(fk.schema, fk.table) for fk in pending} | {(fk.parent_schema, fk.parent_table) for fk in pending}

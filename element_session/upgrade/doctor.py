@@ -32,8 +32,10 @@ import datajoint as dj
 import pandas as pd
 
 from ..errors import MigrationError
+from ..formats import text_table
 from . import charsets
-from .migrate import _read_tables, _recorded_lineage, _wanted_lineage, dependent_schemas, related_schemas
+from .catalog import Table, collations, dependent_schemas, read_tables, related_schemas
+from .lineage import recorded_lineage, wanted_lineage
 from .steps import quote
 
 __all__ = ["Finding", "diagnose", "findings_frame", "format_findings", "has_hazards"]
@@ -102,11 +104,11 @@ def _charset(connection: dj.Connection, schema: str, fix: str) -> list[Finding]:
 
 def _collation(connection: dj.Connection, schema: str) -> list[Finding]:
     default = charsets.schema_default(connection, schema)[1]
-    columns = connection.query(
-        "SELECT table_name, column_name, collation_name FROM information_schema.columns WHERE table_schema = %s "
-        "AND character_set_name = %s AND collation_name <> %s ORDER BY table_name, ordinal_position",
-        args=(schema, charsets.CHARSET, charsets.COLLATION),
-    ).fetchall()
+    columns = [
+        (c.table, c.column, c.collation)
+        for c in collations(connection, schema)
+        if c.charset == charsets.CHARSET and c.collation != charsets.COLLATION
+    ]
     non_binary = default.startswith(charsets.CHARSET + "_") and default != charsets.COLLATION
     if not columns and not non_binary:
         return []
@@ -124,7 +126,7 @@ def _collation(connection: dj.Connection, schema: str) -> list[Finding]:
     ]
 
 
-def _blob_markers(connection: dj.Connection, schema: str, tables: dict, fix: str) -> list[Finding]:
+def _blob_markers(connection: dj.Connection, schema: str, tables: dict[str, Table], fix: str) -> list[Finding]:
     unmarked = [
         (table.name, column.name)
         for table in tables.values()
@@ -150,9 +152,11 @@ def _blob_markers(connection: dj.Connection, schema: str, tables: dict, fix: str
     ]
 
 
-def _lineage(connection: dj.Connection, schema: str, all_tables: dict, tables: dict, fix: str) -> list[Finding]:
-    wanted = _wanted_lineage(connection, schema, tables)
-    recorded = _recorded_lineage(connection, schema) if "~lineage" in all_tables else {}
+def _lineage(
+    connection: dj.Connection, schema: str, all_tables: dict[str, Table], tables: dict[str, Table], fix: str
+) -> list[Finding]:
+    wanted = wanted_lineage(connection, schema, tables)
+    recorded = recorded_lineage(connection, schema) if "~lineage" in all_tables else {}
     missing = sorted(set(wanted) - set(recorded))
     if not missing:
         return []
@@ -170,7 +174,7 @@ def _lineage(connection: dj.Connection, schema: str, all_tables: dict, tables: d
     ]
 
 
-def _native_types(schema: str, tables: dict) -> list[Finding]:
+def _native_types(schema: str, tables: dict[str, Table]) -> list[Finding]:
     found = [
         f"{table.name}.{column.name} ({column.column_type})"
         for table in tables.values()
@@ -194,7 +198,7 @@ def _native_types(schema: str, tables: dict) -> list[Finding]:
     ]
 
 
-def _jobs(connection: dj.Connection, schema: str, all_tables: dict) -> list[Finding]:
+def _jobs(connection: dj.Connection, schema: str, all_tables: dict[str, Table]) -> list[Finding]:
     if "~jobs" not in all_tables:
         return []
     by_status = dict(
@@ -230,7 +234,7 @@ def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> li
     findings = _server_collation(connection)
     for schema in related_schemas(connection, schema_name, dependents=True):
         fix = _migrate_command(schema_name, schema, schema in dependents)
-        all_tables = _read_tables(connection, schema)
+        all_tables = read_tables(connection, schema)
         tables = {name: table for name, table in all_tables.items() if not name.startswith("~")}
         findings += _charset(connection, schema, fix)
         findings += _collation(connection, schema)
@@ -263,9 +267,6 @@ def format_findings(findings: list[Finding], schema_name: str, fmt: str = "table
     head += f" ({notes} note{'s' * (notes != 1)})." if notes else "."
     if not findings:
         return head
-    frame = findings_frame(findings).drop(columns="items")
-    widths = {c: int(frame[c].str.len().max()) for c in frame if c != "count"}
-    left = {c: (lambda v, w=w: f"{v:<{w}}") for c, w in widths.items()}  # pandas right-aligns text otherwise
-    table = frame.to_string(index=False, justify="left", formatters=left).split("\n")
+    table = text_table(findings_frame(findings).drop(columns="items"))
     items = [f"{f.schema or '(server)'} {f.check}: {', '.join(f.items)}" for f in findings]
-    return "\n".join([head, *(line.rstrip() for line in table), "", *items])
+    return "\n".join([head, table, "", *items])

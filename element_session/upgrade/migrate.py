@@ -37,7 +37,9 @@ import datajoint as dj
 
 from ..database import translate
 from ..errors import MigrationError
-from . import charsets
+from . import charsets, steps
+from .catalog import Column, Table, dependent_schemas, read_tables, upstream_schemas
+from .lineage import lineage_changes, recorded_lineage
 from .steps import Change
 from .steps import quote as _quote
 from .steps import statement as _statement
@@ -83,83 +85,6 @@ class MigrationReport:
         return "\n".join(lines)
 
 
-# -- Reading the schema's layout from the server ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Column:
-    name: str
-    column_type: str  # lower case, integer display width removed: "int", "varchar(32)", "longblob"
-    nullable: bool
-    has_default: bool  # a default other than NULL
-    comment: str
-
-
-@dataclass(frozen=True)
-class _ForeignKey:
-    columns: tuple[str, ...]
-    parent_schema: str
-    parent_table: str
-    parent_columns: tuple[str, ...]
-
-
-@dataclass
-class _Table:
-    name: str
-    columns: dict[str, _Column] = field(default_factory=dict)
-    primary_key: tuple[str, ...] = ()
-    foreign_keys: list[_ForeignKey] = field(default_factory=list)
-
-    @property
-    def fk_columns(self) -> set[str]:
-        return {column for fk in self.foreign_keys for column in fk.columns}
-
-
-def _normalise_type(column_type: str) -> str:
-    return re.sub(r"^(tinyint|smallint|mediumint|int|bigint)\(\d+\)", r"\1", column_type.lower())
-
-
-def _read_tables(connection: dj.Connection, schema: str) -> dict[str, _Table]:
-    """Every base table of ``schema`` (hidden ones included) with columns, primary and foreign keys."""
-    tables = {
-        name: _Table(name)
-        for (name,) in connection.query(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
-            args=(schema,),
-        )
-    }
-    columns = connection.query(
-        "SELECT table_name, column_name, column_type, is_nullable, column_default, column_comment "
-        "FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position",
-        args=(schema,),
-    )
-    for table, name, column_type, nullable, default, comment in columns:
-        if table in tables:
-            has_default = default is not None and str(default).upper() != "NULL"
-            tables[table].columns[name] = _Column(
-                name, _normalise_type(column_type), nullable == "YES", has_default, comment or ""
-            )
-    usage = connection.query(
-        "SELECT table_name, constraint_name, column_name, referenced_table_schema, referenced_table_name, "
-        "referenced_column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
-        "ORDER BY table_name, constraint_name, ordinal_position",
-        args=(schema,),
-    )
-    keys: dict[tuple[str, str], list[tuple]] = {}
-    for table, constraint, column, ref_schema, ref_table, ref_column in usage:
-        keys.setdefault((table, constraint), []).append((column, ref_schema, ref_table, ref_column))
-    for (table, constraint), parts in keys.items():
-        if table not in tables:
-            continue
-        if constraint == "PRIMARY":
-            tables[table].primary_key = tuple(part[0] for part in parts)
-        elif parts[0][2] is not None:
-            tables[table].foreign_keys.append(
-                _ForeignKey(tuple(p[0] for p in parts), parts[0][1], parts[0][2], tuple(p[3] for p in parts))
-            )
-    return tables
-
-
 # -- Recognising the published layout ------------------------------------------------------------
 
 #: Tables of the published element and what each holds beyond the session's key: where an upstream
@@ -187,12 +112,12 @@ _VARIANT_KEY = {"session_datetime": "session_with_datetime", "session_id": "sess
 class _Recognised:
     variant: str
     key: tuple[str, ...]  # the primary key of ``session``
-    tables: dict[str, _Table]  # the element's tables
+    tables: dict[str, Table]  # the element's tables
     hidden: set[str]  # tables whose names start with ~
     found: str
 
 
-def _recognise(schema: str, all_tables: dict[str, _Table]) -> _Recognised:
+def _recognise(schema: str, all_tables: dict[str, Table]) -> _Recognised:
     """The variant and tables of a session schema of the published element; MigrationError otherwise."""
     hidden = {name for name in all_tables if name.startswith("~")}
     tables = {name: table for name, table in all_tables.items() if name not in hidden}
@@ -225,7 +150,7 @@ def _unrecognised(schema: str, problems: list[str]) -> MigrationError:
     )
 
 
-def _check_session(session: _Table, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
+def _check_session(session: Table, problems: list[str]) -> tuple[tuple[str, ...], str, str]:
     """The session key, variant and a description of what was found; problems appended."""
     if len(session.foreign_keys) != 1:
         problems.append(f"`session` has {len(session.foreign_keys)} foreign keys, expected one (to Subject)")
@@ -262,7 +187,7 @@ def _check_session(session: _Table, problems: list[str]) -> tuple[tuple[str, ...
     return key, variant, found
 
 
-def _check_column(table: _Table, name: str, column_type: str, nullable: bool | None, problems: list[str]) -> None:
+def _check_column(table: Table, name: str, column_type: str, nullable: bool | None, problems: list[str]) -> None:
     column = table.columns.get(name)
     if column is None:
         problems.append(f"`{table.name}` lacks the column {name} ({column_type})")
@@ -275,8 +200,8 @@ def _check_column(table: _Table, name: str, column_type: str, nullable: bool | N
 
 def _check_child(
     schema: str,
-    table: _Table,
-    session: _Table,
+    table: Table,
+    session: Table,
     key: tuple[str, ...],
     spec: tuple[str | None, dict[str, str], dict[str, tuple[str, bool]]],
     problems: list[str],
@@ -319,7 +244,7 @@ def _check_child(
 _BLOB_HEADERS = (b"mYm\0", b"dj0\0", b"ZL123\0")
 
 
-def _modify(schema: str, table: str, column: _Column, *, nullable: bool, comment: str, what: str) -> Change:
+def _modify(schema: str, table: str, column: Column, *, nullable: bool, comment: str, what: str) -> Change:
     """Restate ``column`` with a new comment (and nullability): its type and data are unchanged."""
     if column.has_default:
         raise MigrationError(
@@ -382,7 +307,7 @@ def _plan(connection: dj.Connection, schema: str, found: _Recognised) -> list[Ch
     return changes
 
 
-def _blob_markers(connection: dj.Connection, schema: str, tables: dict[str, _Table]) -> list[Change]:
+def _blob_markers(connection: dj.Connection, schema: str, tables: dict[str, Table]) -> list[Change]:
     """A ``:<blob>:`` marker for each blob column of ``tables`` that lacks one, its values checked first."""
     from datajoint import migrate as dj_migrate
 
@@ -425,158 +350,14 @@ def _plan_lineage(connection: dj.Connection, schema: str, found: _Recognised) ->
     """Lineage of the upstream schemas that have none (parents first), then of the session schema."""
     changes: list[Change] = []
     for upstream in upstream_schemas(connection, schema):
-        all_tables = _read_tables(connection, upstream)
-        if "~lineage" not in all_tables or not _recorded_lineage(connection, upstream):
+        all_tables = read_tables(connection, upstream)
+        if "~lineage" not in all_tables or not recorded_lineage(connection, upstream):
             visible = {name: table for name, table in all_tables.items() if not name.startswith("~")}
-            changes += _lineage_changes(connection, upstream, visible, exists="~lineage" in all_tables, own=False)
-    return changes + _lineage_changes(connection, schema, found.tables, exists="~lineage" in found.hidden, own=True)
-
-
-def upstream_schemas(connection: dj.Connection, schema: str) -> list[str]:
-    """The schemas that ``schema``'s foreign keys reach, directly or not, parents before children."""
-    order: list[str] = []
-    visiting: set[str] = set()
-
-    def visit(db: str) -> None:
-        if db in order or db in visiting:
-            return
-        visiting.add(db)
-        for (parent,) in connection.query(
-            "SELECT DISTINCT referenced_table_schema FROM information_schema.key_column_usage "
-            "WHERE table_schema = %s AND referenced_table_schema IS NOT NULL AND referenced_table_schema <> %s "
-            "ORDER BY referenced_table_schema",
-            args=(db, db),
-        ):
-            visit(parent)
-        order.append(db)
-
-    visit(schema)
-    return order[:-1]
-
-
-def dependent_schemas(connection: dj.Connection, schema: str) -> list[str]:
-    """The schemas with foreign keys into ``schema``, directly or not, nearest first."""
-    order: list[str] = []
-    frontier = [schema]
-    while frontier:
-        db = frontier.pop(0)
-        for (child,) in connection.query(
-            "SELECT DISTINCT table_schema FROM information_schema.key_column_usage "
-            "WHERE referenced_table_schema = %s AND table_schema <> %s ORDER BY table_schema",
-            args=(db, db),
-        ):
-            if child != schema and child not in order:
-                order.append(child)
-                frontier.append(child)
-    return order
-
-
-def related_schemas(connection: dj.Connection, schema: str, *, dependents: bool = True) -> list[str]:
-    """``schema``, its upstream schemas and (with ``dependents``) the schemas that depend on it and theirs.
-
-    Parents come before children: the upstream schemas, ``schema``, then each dependent schema
-    after any upstream schema of its own that is not listed yet.
-    """
-    order = [*upstream_schemas(connection, schema), schema]
-    for child in dependent_schemas(connection, schema) if dependents else []:
-        order += [db for db in [*upstream_schemas(connection, child), child] if db not in order]
-    return order
-
-
-def _recorded_lineage(connection: dj.Connection, schema: str) -> dict[tuple[str, str], str]:
-    rows = connection.query(f"SELECT table_name, attribute_name, lineage FROM {_quote(schema)}.`~lineage`")
-    return {(table, attribute): origin for table, attribute, origin in rows}
-
-
-def _lineage_changes(
-    connection: dj.Connection,
-    schema: str,
-    tables: dict[str, _Table],
-    *,
-    exists: bool,
-    own: bool,
-    scope: str = " (metadata only: no table of this upstream schema changes)",
-) -> list[Change]:
-    """Create ``~lineage`` in ``schema`` if needed and write what :func:`_wanted_lineage` finds there."""
-    from datajoint import lineage
-
-    wanted = _wanted_lineage(connection, schema, tables)
-    if exists and _recorded_lineage(connection, schema) == wanted:
-        return []
-    where = "~lineage" if own else f"`{schema}`.~lineage"
-    scope = "" if own else scope
-    changes = []
-    if not exists:
-        changes.append(
-            Change(
-                where,
-                "create DataJoint 2.x's lineage table" + scope,
-                f"CREATE TABLE {_quote(schema)}.`~lineage` (...) as DataJoint 2.3 declares it",
-                lambda conn: lineage.ensure_lineage_table(conn, schema),
-            )
-        )
-
-    def write(conn: dj.Connection) -> None:
-        with conn.transaction:
-            conn.query(f"DELETE FROM {_quote(schema)}.`~lineage`")
-            lineage.insert_lineages(conn, schema, [(t, a, origin) for (t, a), origin in sorted(wanted.items())])
-
-    changes.append(
-        Change(
-            where,
-            f"record the origin of {len(wanted)} key attribute{'s' * (len(wanted) != 1)} for DataJoint 2.x's joins "
-            "(one transaction)",
-            f"DELETE FROM {_quote(schema)}.`~lineage`; INSERT INTO {_quote(schema)}.`~lineage` ...",
-            write,
-        )
-    )
-    return changes
-
-
-def _wanted_lineage(connection: dj.Connection, schema: str, tables: dict[str, _Table]) -> dict[tuple[str, str], str]:
-    """The origin of every key and foreign-key attribute of ``tables``, traced through the foreign keys.
-
-    Where another schema records an attribute's lineage, that record is its origin; legacy schemas
-    record none, and their foreign keys are followed to the attribute that no foreign key supplies.
-    """
-    from datajoint.lineage import get_lineage
-
-    cache: dict[tuple[str, str, str], str] = {}
-
-    def parent_of(db: str, table: str, column: str) -> tuple[str, str, str] | None:
-        if db == schema:
-            for fk in tables[table].foreign_keys:
-                if column in fk.columns:
-                    return fk.parent_schema, fk.parent_table, fk.parent_columns[fk.columns.index(column)]
-            return None
-        row = connection.query(
-            "SELECT referenced_table_schema, referenced_table_name, referenced_column_name "
-            "FROM information_schema.key_column_usage WHERE table_schema = %s AND table_name = %s "
-            "AND column_name = %s AND referenced_table_name IS NOT NULL",
-            args=(db, table, column),
-        ).fetchone()
-        return tuple(row) if row else None
-
-    def origin(db: str, table: str, column: str) -> str:
-        if (db, table, column) not in cache:
-            recorded = get_lineage(connection, db, table, column) if db != schema else None
-            parent = None if recorded else parent_of(db, table, column)
-            cache[(db, table, column)] = recorded or (origin(*parent) if parent else f"{db}.{table}.{column}")
-        return cache[(db, table, column)]
-
-    return {
-        (table.name, column): origin(schema, table.name, column)
-        for table in tables.values()
-        for column in sorted(set(table.primary_key) | table.fk_columns)
-        if not column.startswith("_")
-    }
+            changes += lineage_changes(connection, upstream, visible, exists="~lineage" in all_tables, own=False)
+    return changes + lineage_changes(connection, schema, found.tables, exists="~lineage" in found.hidden, own=True)
 
 
 # -- Running it ----------------------------------------------------------------------------------------
-
-
-def _apply_change(connection: dj.Connection, change: Change) -> None:
-    change.run(connection)
 
 
 def _plan_dependent(connection: dj.Connection, schema: str, planned: set[str]) -> list[Change]:
@@ -595,14 +376,14 @@ def _plan_dependent(connection: dj.Connection, schema: str, planned: set[str]) -
         if db in planned:
             continue
         planned.add(db)
-        all_tables = _read_tables(connection, db)
+        all_tables = read_tables(connection, db)
         visible = {name: table for name, table in all_tables.items() if not name.startswith("~")}
         if db == schema:
             changes += _blob_markers(connection, db, visible)
         exists = "~lineage" in all_tables
-        if not exists or not _recorded_lineage(connection, db):
+        if not exists or not recorded_lineage(connection, db):
             scope = " (metadata only: no other table of this schema changes)"
-            changes += _lineage_changes(connection, db, visible, exists=exists, own=False, scope=scope)
+            changes += lineage_changes(connection, db, visible, exists=exists, own=False, scope=scope)
     return changes
 
 
@@ -646,18 +427,18 @@ def migrate(
             report.notes.append("the rest of the migration is planned once these steps are applied")
             return report
         _apply(connection, report)
-    found = _recognise(schema_name, _read_tables(connection, schema_name))
+    found = _recognise(schema_name, read_tables(connection, schema_name))
     report.variant, report.found = found.variant, found.found
     group = [*upstream_schemas(connection, schema_name), schema_name]
     later: list[Change] = []
     planned, checked = set(group), []  # checked: the dependents whose text _plan_dependent checked
     for child in dependent_schemas(connection, schema_name) if dependents else []:
         try:
-            steps = _plan_dependent(connection, child, planned)
+            child_changes = _plan_dependent(connection, child, planned)
         except MigrationError as err:
             report.notes.append(f"dependent schema `{child}` is left unchanged: {err}")
             continue
-        later += steps
+        later += child_changes
         checked.append(child)
         group += [db for db in [*upstream_schemas(connection, child), child] if db not in group]
     hint = (
@@ -690,7 +471,7 @@ def _apply(connection: dj.Connection, report: MigrationReport) -> None:
     """Apply ``report.changes`` from ``report.applied`` on, counting them; MigrationError at the first failure."""
     for number, change in enumerate(report.changes[report.applied :], report.applied + 1):
         try:
-            _apply_change(connection, change)
+            steps.apply(connection, change)
         except Exception as err:
             refused = translate(err)  # a refused privilege or a lost connection: the typed error is the cause
             raise MigrationError(

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import datajoint as dj
 
-__all__ = ["Change", "quote", "statement"]
+__all__ = ["Change", "apply", "quote", "statement"]
 
 
 @dataclass(frozen=True)
@@ -35,3 +35,11 @@ def statement(sql: str, args: tuple = ()) -> Callable[[dj.Connection], None]:
         connection.query(sql, args=args)
 
     return run
+
+
+def apply(connection: dj.Connection, change: Change) -> None:
+    """Run one planned step: the one place where ``migrate`` applies a step (tests replace it to make one fail).
+
+    Raises whatever the step's statements raise.
+    """
+    change.run(connection)

@@ -5,10 +5,11 @@ data directory of its own, on a free loopback port, with a generated password ke
 directory (mode 0600). It reports how to connect as DataJoint settings, never logging the
 password. Where ``DJ_HOST`` is set, :func:`server_from_environment` uses that server instead.
 
-Command line::
+Command line (``element-session localdb``, also run by ``python -m element_session.localdb``, whose
+``__main__`` belongs to the command line, not to this module)::
 
     python -m element_session.localdb start DIR [--backend mysql|postgresql]
-    python -m element_session.localdb stop DIR
+    python -m element_session.localdb stop DIR   # the backend is the one DIR's server.json records
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._processes import process_alive
-from .errors import LocalServerError
-from .redaction import without_password
+from .._processes import process_alive
+from ..errors import LocalServerError
+from ..redaction import without_password
 
 BACKENDS = ("mysql", "postgresql")
 _USER = "dj"
@@ -224,9 +225,15 @@ class LocalServer:
         marker.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        """Stop the server, whichever process started it; a stopped server is left alone."""
-        recorded = self._recorded()
-        if self.backend == "postgresql":
+        """Stop the server, whichever process started it; a stopped server is left alone.
+
+        The backend is the one the directory's ``server.json`` records (the one given to the
+        constructor only where it records none), so a PostgreSQL server is stopped by
+        ``LocalServer(datadir).stop()`` too.
+        """
+        recorded = self._state()
+        backend = recorded["backend"] if recorded else self.backend
+        if backend == "postgresql":
             if (self.datadir / "data" / "postmaster.pid").exists():
                 self._run_pg(["pg_ctl", "-D", str(self.datadir / "data"), "-m", "fast", "-w", "stop"], check=False)
         elif self._proc is not None:
@@ -250,12 +257,15 @@ class LocalServer:
         """Leave the server running after this process ends; ``stop()`` from any process ends it."""
         self._proc = None
 
-    def _recorded(self) -> dict | None:
+    def _state(self) -> dict | None:
+        """What ``server.json`` records of the running server (backend, port, pid); None without one."""
         path = self.datadir / _STATE_FILE
-        if not path.exists():
-            return None
-        recorded = json.loads(path.read_text())
-        return recorded if recorded.get("backend") == self.backend else None
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _recorded(self) -> dict | None:
+        """The recorded state if it is of this server's backend."""
+        recorded = self._state()
+        return recorded if recorded and recorded.get("backend") == self.backend else None
 
     def _server_pid(self) -> int | None:
         if self._proc is not None:
@@ -376,7 +386,7 @@ def drop_schemas(prefix: str) -> list[str]:
     """
     import datajoint as dj
 
-    from .linking import drop_schema
+    from ..linking import drop_schema
 
     if not prefix:
         raise LocalServerError("drop_schemas() needs a non-empty prefix")
@@ -394,11 +404,3 @@ def drop_schemas(prefix: str) -> list[str]:
             raise LocalServerError(f"could not drop schemas {failed}")
         pending = failed
     return dropped
-
-
-if __name__ == "__main__":  # python -m element_session.localdb start|stop DIR: `element-session localdb ...`
-    import sys
-
-    from element_session.cli import main
-
-    raise SystemExit(main(["localdb", *sys.argv[1:]]))
