@@ -74,7 +74,7 @@ def iter_records(
     for name, option in (("sheet", sheet), ("delimiter", delimiter)):
         if option is not None:
             raise one_problem("arguments", name, option, "applies to files only, not to a DataFrame or dicts")
-    if _is_dataframe(source):
+    if is_dataframe(source):
         yield from _read_dataframe(source)
     elif isinstance(source, Iterable) and not isinstance(source, bytes | str | Mapping):
         yield from _read_dicts(source, "input")
@@ -277,7 +277,7 @@ def _read_yaml(file: TextIO, source: str) -> Iterator[Record]:
 
 def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     try:
-        data = json.loads(file.read(), object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(file.read(), object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as err:
         raise one_problem(source, None, None, f"malformed JSON: {err.msg}", row=err.lineno) from None
     except ValueError as err:
@@ -287,7 +287,8 @@ def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     yield from _read_dicts(data, source)
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict (``json.loads``' ``object_pairs_hook``); ``ValueError`` for a key given twice."""
     keys = [k for k, _ in pairs]
     duplicates = {k for k in keys if keys.count(k) > 1}
     if duplicates:
@@ -302,7 +303,8 @@ def _read_dicts(items: Iterable[Any], source: str) -> Iterator[Record]:
         yield Record(source, number, {str(k): _text(v) for k, v in item.items()})
 
 
-def _is_dataframe(obj: object) -> bool:
+def is_dataframe(obj: object) -> bool:
+    """Whether ``obj`` is a pandas DataFrame (told without importing pandas)."""
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict")
 
 

@@ -47,7 +47,7 @@ from ..errors import (
     PermissionDeniedError,
     SessionNotFoundError,
 )
-from ..ingest.readers import _no_duplicate_keys
+from ..ingest.readers import no_duplicate_keys
 from . import forms, plot, service
 from .accounts import Accounts, Credentials
 from .logins import CSRF_FIELD, SESSION_KEY, Sealer, csrf_token, csrf_valid, derive_key
@@ -404,7 +404,7 @@ async def _body(request: Request) -> bytes:
 def _rows_of(body: bytes) -> list[dict[str, Any]]:
     """The posted session rows: a JSON list of objects, anything else a 400."""
     try:
-        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=no_duplicate_keys)
     except UnicodeDecodeError:
         raise InputError([InputProblem("body", None, None, None, "not UTF-8 text")]) from None
     except json.JSONDecodeError as err:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..columns import ATTRIBUTE_PREFIX, SESSION_FIELDS
 from ..errors import InputError, InputProblem
-from ..formats import ATTRIBUTE_PREFIX, SESSION_FIELDS
 
 
 def _values(fields: dict[str, Any], name: str) -> list[str]:
