@@ -31,6 +31,7 @@ import click
 
 from . import _messages
 from ._collector import cycle_collection_less_often
+from .columns import KINDS
 from .errors import (
     DatabaseUnreachableError,
     ElementSessionError,
@@ -217,7 +218,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 class _LazyChoice(click.Choice):
     """A choice among the values of ``module.name``, imported when first needed (not for ``--help``
-    of another command, and not for commands that do not use that module)."""
+    of another command, and not for commands that do not use that module): ``localdb.BACKENDS``."""
 
     def __init__(self, module: str, name: str) -> None:
         super().__init__(())
@@ -234,17 +235,37 @@ class _LazyChoice(click.Choice):
 
 
 @cli.command()
-@click.argument("kind", type=_LazyChoice(".ingest", "KINDS"), metavar="KIND")
+@click.argument("kind", type=click.Choice(KINDS), metavar="KIND")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA zone of session times without an offset")
 @click.option("--dry-run", is_flag=True, help="check and report, write nothing")
+@click.option("--sheet", metavar="NAME", help="the worksheet of .xlsx files  [default: each workbook's first]")
+@click.option(
+    "--delimiter", metavar="CHAR", help="the separator of CSV/TSV files  [default: tab for .tsv, else from the header]"
+)
 @pipeline_option
 @click.pass_context
-def ingest(ctx: click.Context, kind: str, files: tuple[str, ...], timezone: str, dry_run: bool) -> ExitStatus:
-    """Ingest subjects, experimenters, projects or sessions from CSV, YAML or JSON FILEs (one transaction)."""
+def ingest(
+    ctx: click.Context,
+    kind: str,
+    files: tuple[str, ...],
+    timezone: str,
+    dry_run: bool,
+    sheet: str | None,
+    delimiter: str | None,
+) -> ExitStatus:
+    """Ingest subjects, experimenters, projects or sessions from CSV/TSV, xlsx, YAML or JSON FILEs (one transaction)."""
     from .ingest import ingest as ingest_rows
 
-    report = ingest_rows(kind, list(files), pipeline=_settings(ctx).load_pipeline(), timezone=timezone, dry_run=dry_run)
+    report = ingest_rows(
+        kind,  # type: ignore[arg-type]  # one of KINDS: click checked it
+        list(files),
+        linking_module=_settings(ctx).load_pipeline(),
+        timezone=timezone,
+        dry_run=dry_run,
+        sheet=sheet,
+        delimiter=delimiter,
+    )
     click.echo(report)
     if not report.rows:
         click.echo(f"element-session: no rows in {', '.join(files)}: nothing to ingest", err=True)

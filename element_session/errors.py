@@ -168,6 +168,57 @@ def one_problem(source: str, column: str | None, value: object, reason: str, row
     return InputError([InputProblem(source, row, column, value, reason)])
 
 
+#: Reasons that, down a file, come from its header (a misspelt or missing column), not from its rows.
+_HEADER_REASONS = ("unknown column", "required value not given")
+
+
+def raise_if_problems(problems: list[InputProblem], error: type[InputError] = InputError) -> None:
+    """Raise ``error`` listing ``problems`` by source and row; a header's problem once per column.
+
+    A column that is unknown, or whose value is missing, in several rows of one source is one
+    problem at its first row, whose reason names the other rows (``also rows 3-51``), so that a
+    misspelt header does not hide the other problems behind one line per row. Nothing is raised
+    when ``problems`` is empty; ``problems`` is sorted in place.
+
+    Raises
+    ------
+    InputError
+        ``error`` (an :class:`InputError` or a subclass), if there is any problem.
+    """
+    if not problems:
+        return
+    problems.sort(key=lambda p: (p.source, p.row or 0))
+    rows: dict[tuple, list[int]] = {}
+    kept: list[InputProblem] = []
+    for problem in problems:
+        if problem.row is not None and problem.reason.startswith(_HEADER_REASONS):
+            where = (problem.source, problem.column, problem.reason)
+            if where in rows:
+                rows[where].append(problem.row)
+                continue
+            rows[where] = []
+        kept.append(problem)
+    for index, problem in enumerate(kept):
+        others = rows.get((problem.source, problem.column, problem.reason))
+        if others:
+            reason = f"{problem.reason} (also row{'s' * (len(others) > 1)} {row_ranges(others)})"
+            kept[index] = InputProblem(problem.source, problem.row, problem.column, problem.value, reason)
+    raise error(kept)
+
+
+def row_ranges(rows: list[int], shown: int = 5) -> str:
+    """Sorted row numbers as ranges: ``[3, 4, 5, 9]`` -> ``3-5, 9``; after ``shown`` ranges, how many more rows."""
+    ranges: list[list[int]] = []
+    for row in sorted(rows):
+        if ranges and row == ranges[-1][1] + 1:
+            ranges[-1][1] = row
+        else:
+            ranges.append([row, row])
+    text = ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in ranges[:shown])
+    rest = sum(b - a + 1 for a, b in ranges[shown:])
+    return text + (f" and {rest} more" if rest else "")
+
+
 class DatabaseUnreachableError(ElementSessionError, ConnectionError):
     """Raised when the database server cannot be reached; names host and port, never the password."""
 

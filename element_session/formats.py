@@ -31,12 +31,8 @@ import pandas as pd
 
 from . import blob_json, times
 from .attribute_blobs import Unreadable
+from .columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
 from .errors import FormatError
-
-ATTRIBUTE_PREFIX = "attr."
-LIST_SEPARATOR = ";"
-#: Session columns of ingest's input and of the CSV output, after the subject key.
-SESSION_FIELDS = ("session_datetime", "session_id", "experimenter", "project", "session_dir", "session_note")
 
 
 def subject_attributes(session: Any) -> list[str]:

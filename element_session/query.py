@@ -22,8 +22,9 @@ import datajoint as dj
 import pandas as pd
 
 from . import times
-from .errors import UsageError, one_problem
-from .ingest.validate import holds_nul
+from .errors import SessionNotFoundError, UsageError, one_problem
+from .formats import key_text, subject_attributes
+from .ingest.validate import holds_nul, parse_session_key
 from .session_frame import session_frame
 from .tables import other_key
 from .times import TimeInput
@@ -89,7 +90,7 @@ def find_sessions(
         if holds_nul(given):
             raise one_problem("arguments", name, given, "contains a NUL character")
     conditions: list[Any] = []  # applied at once: each `&` would copy the expression
-    subject_attrs = [k for k in m.Session.primary_key if k not in ("session_datetime", "session_id")]
+    subject_attrs = subject_attributes(m.Session)
     if subject is not None:
         subjects = _as_list(subject)
         if len(subject_attrs) != 1 and not all(isinstance(s, dict) for s in subjects):
@@ -109,6 +110,48 @@ def find_sessions(
     elif value is not None:
         raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
+
+
+def session_key_of_subject(
+    session_module: ModuleType,
+    subject: str,
+    *,
+    session_datetime: TimeInput | None = None,
+    session_id: int | str | None = None,
+    timezone: str = "UTC",
+) -> dict[str, Any]:
+    """The key of the one session of ``subject`` with this start time or this session number.
+
+    Either variant can be searched by either attribute. ``session_datetime`` is a datetime or ISO
+    8601 text, read as every time from a person is (``docs/times.md``): in ``timezone`` where it has
+    no offset (a naive datetime too); it must be a storable session time (whole seconds).
+    ``session_id`` as text must be a whole number. (Was ``export.nwb.find_session_key``, still
+    importable there; :func:`element_session.paths.find_session_key` finds a session from a path.)
+
+    Raises
+    ------
+    InputError
+        For an argument it cannot use, naming it and its value.
+    SessionNotFoundError
+        When no session matches.
+    """
+    session = session_module.Session
+    if (session_datetime is None) == (session_id is None):
+        raise one_problem("arguments", "session_datetime", session_datetime, "give either a start time or a session id")
+    subject_attrs = subject_attributes(session)
+    if len(subject_attrs) != 1:
+        raise one_problem("arguments", "subject", subject, f"the subject key has several attributes {subject_attrs}")
+    given = {subject_attrs[0]: subject, "session_datetime": session_datetime, "session_id": session_id}
+    restriction = parse_session_key(session_module, given, names=subject_attrs, source="arguments")
+    times.zone_argument(timezone)
+    when = ["session_id" if session_datetime is None else "session_datetime"]
+    restriction |= parse_session_key(session_module, given, names=when, source="arguments", timezone=timezone)
+    keys = (session & restriction).keys()
+    if not keys:
+        raise SessionNotFoundError(f"no session with {key_text(restriction)} (UTC) in {session.full_table_name}")
+    if len(keys) > 1:
+        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
+    return keys[0]
 
 
 def session_sort_key(key: tuple) -> tuple:

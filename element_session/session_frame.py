@@ -38,7 +38,7 @@ import pandas as pd
 
 from . import times
 from ._collector import cycle_collection_paused
-from .formats import ATTRIBUTE_PREFIX
+from .columns import ATTRIBUTE_PREFIX
 from .tables import other_key
 
 #: ``group_concat_max_len`` for the query (MariaDB cuts JSON aggregates there): 1 GiB, the largest packet.

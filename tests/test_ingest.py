@@ -339,9 +339,9 @@ def test_wide_values_are_split_into_statements_the_server_accepts(refs):
 def test_chunks_are_one_transaction_and_one_input(refs, monkeypatch):
     """Input is validated and written a chunk at a time; a problem in a late chunk undoes the early ones,
     and a key repeated across chunks is still a duplicate."""
-    from element_session import ingest as ingest_module
+    from element_session.ingest import transaction
 
-    monkeypatch.setattr(ingest_module, "CHUNK", 3)
+    monkeypatch.setattr(transaction, "CHUNK", 3)
     rows = [GOOD | {"session_datetime": f"2024-09-01T10:00:{i:02d}Z", "attr.i": str(i)} for i in range(10)]
     before = snapshot(refs)
     bad = [
@@ -363,10 +363,10 @@ def test_the_garbage_collector_is_paused_while_ingesting_and_left_as_it_was(refs
     """Ingest pauses Python's cyclic collector (a quarter of its CPU at 10^5 sessions), then restores it."""
     import gc
 
-    from element_session import ingest as ingest_module
+    from element_session.ingest.sessions import SessionPlan
 
-    seen, prepare = [], ingest_module._SessionPlan.prepare
-    monkeypatch.setattr(ingest_module._SessionPlan, "prepare", lambda *a: seen.append(gc.isenabled()) or prepare(*a))
+    seen, prepare = [], SessionPlan.prepare
+    monkeypatch.setattr(SessionPlan, "prepare", lambda *a: seen.append(gc.isenabled()) or prepare(*a))
     assert gc.isenabled()
     ingest("sessions", [GOOD], pipeline=refs)
     with pytest.raises(InputError):

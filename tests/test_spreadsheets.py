@@ -166,3 +166,44 @@ def test_options_that_do_not_apply_are_refused(tmp_path):
     with pytest.raises(InputError, match="one character"):
         (tmp_path / "s.csv").write_text("a\n1\n", encoding="utf-8")
         read_records(tmp_path / "s.csv", delimiter=";;")
+
+
+# -- the command's --sheet and --delimiter (documented in docs/ingest.md) ----------------------------------------
+
+
+def test_the_command_reads_the_sheet_it_is_given(refs, tmp_path, capsys):
+    from element_session import cli
+
+    header = ["subject", "session_datetime", "session_note"]
+    path = workbook(
+        tmp_path / "log.xlsx",
+        {
+            "notes": [["note"], ["written by hand, not a table of sessions"]],
+            "sessions": [
+                header,
+                ["xl-m1", "2024-05-01T10:00:00Z", "sheet two"],
+                ["xl-m2", "2024-05-02T10:00:00Z", None],
+            ],
+        },
+    )
+    assert cli.main(["ingest", "sessions", path], pipeline=refs) == 1  # the first sheet is not sessions
+    assert "notes" in capsys.readouterr().err  # the error names the sheet
+    assert cli.main(["ingest", "sessions", path, "--sheet", "sessions"], pipeline=refs) == 0
+    assert "2 row(s) read, 2 new" in capsys.readouterr().out
+    frame = session_table(refs.session.Session & [{"subject": s} for s in SUBJECTS], refs.session)
+    assert frame.session_note.tolist()[:1] == ["sheet two"] and len(frame) == 2
+    assert cli.main(["ingest", "sessions", path, "--sheet", "elsewhere"], pipeline=refs) == 1
+    assert "elsewhere" in capsys.readouterr().err
+
+
+def test_the_command_reads_the_delimiter_it_is_given(refs, tmp_path, capsys):
+    from element_session import cli
+
+    path = tmp_path / "export.tsv"  # named .tsv, yet separated by ';' as some spreadsheet exports are
+    path.write_text("subject;session_datetime;session_note\nxl-m1;2024-05-03T10:00:00Z;a, b\n", encoding="utf-8")
+    assert cli.main(["ingest", "sessions", str(path)], pipeline=refs) == 1  # read with tabs: one unknown column
+    assert "unknown column" in capsys.readouterr().err
+    assert cli.main(["ingest", "sessions", str(path), "--delimiter", ";"], pipeline=refs) == 0
+    assert "1 row(s) read, 1 new" in capsys.readouterr().out
+    frame = session_table(refs.session.Session & {"subject": "xl-m1"}, refs.session)
+    assert frame.session_note.tolist() == ["a, b"]

@@ -43,8 +43,9 @@ from .. import blob_json, times
 from ..attribute_blobs import Unreadable, read_attribute_blobs
 from ..errors import FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
 from ..formats import key_text
-from ..ingest.validate import check_integer, holds_nul
 from ..linking import find_session_module, linking_module_of
+from ..query import session_key_of_subject
+from ..tables import other_key
 
 if TYPE_CHECKING:
     import pynwb
@@ -100,47 +101,9 @@ def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> 
     return rows[0]
 
 
-def find_session_key(
-    session_module: ModuleType,
-    subject: str,
-    *,
-    session_datetime: str | dt.datetime | None = None,
-    session_id: int | str | None = None,
-    timezone: str = "UTC",
-) -> dict[str, Any]:
-    """The key of the one session of ``subject`` with this start time or this session number.
-
-    Either variant can be searched by either attribute. ``session_datetime`` is a datetime or ISO
-    8601 text, read as every time from a person is (``docs/times.md``): in ``timezone`` where it has
-    no offset (a naive datetime too); it must be a storable session time (whole seconds).
-    ``session_id`` as text must be a whole number.
-
-    Raises :class:`~element_session.errors.InputError` for an argument it cannot use (naming it and
-    its value), :class:`~element_session.errors.SessionNotFoundError` when no session matches.
-    """
-    session = session_module.Session
-    if (session_datetime is None) == (session_id is None):
-        raise one_problem("arguments", "session_datetime", session_datetime, "give either a start time or a session id")
-    subject_attrs = [k for k in session.primary_key if k not in ("session_datetime", "session_id")]
-    if len(subject_attrs) != 1:
-        raise one_problem("arguments", "subject", subject, f"the subject key has several attributes {subject_attrs}")
-    if holds_nul(subject):
-        raise one_problem("arguments", "subject", subject, "contains a NUL character")
-    restriction: dict[str, Any] = {subject_attrs[0]: subject}
-    times.zone_argument(timezone)
-    if session_datetime is not None:
-        restriction["session_datetime"] = times.time_argument("session_datetime", session_datetime, timezone)
-    else:
-        try:
-            restriction["session_id"] = session_id if isinstance(session_id, int) else check_integer(str(session_id))
-        except ValueError as err:
-            raise one_problem("arguments", "session_id", session_id, str(err)) from None
-    keys = (session & restriction).keys()
-    if not keys:
-        raise SessionNotFoundError(f"no session with {key_text(restriction)} (UTC) in {session.full_table_name}")
-    if len(keys) > 1:
-        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
-    return keys[0]
+#: The lookup of a session by subject and start time or number, now in :mod:`element_session.query` (the old name,
+#: documented in ``docs/times.md``, is kept).
+find_session_key = session_key_of_subject
 
 
 def _upstream(session_module: ModuleType, pipeline: ModuleType | None, name: str, link: Any) -> Any:
@@ -159,12 +122,6 @@ def _upstream(session_module: ModuleType, pipeline: ModuleType | None, name: str
     return parents[0]
 
 
-def _linked_key(link: Any, session: Any) -> str:
-    """The one primary-key attribute of a link table (SessionExperimenter, ProjectSession) not of Session."""
-    (name,) = [k for k in link.primary_key if k not in session.primary_key]
-    return name
-
-
 def _first_attribute(table: Any, matches: Any) -> str | None:
     return next((a for a in table.heading.secondary_attributes if matches(a.lower().replace("_", ""))), None)
 
@@ -172,7 +129,7 @@ def _first_attribute(table: Any, matches: Any) -> str | None:
 def _experimenters(m: ModuleType, pipeline: ModuleType | None, key: dict) -> list[str]:
     link = m.SessionExperimenter
     people = _upstream(m, pipeline, "Experimenter", link)
-    name = _linked_key(link, m.Session)
+    name = other_key(link, m.Session)
     full = _first_attribute(people, lambda a: a.endswith("fullname"))
     rows = (people & (link & key)).to_dicts()
     return [(row[full] if full and row[full] else str(row[name])) for row in sorted(rows, key=lambda r: r[name])]
@@ -181,7 +138,7 @@ def _experimenters(m: ModuleType, pipeline: ModuleType | None, key: dict) -> lis
 def _projects(m: ModuleType, pipeline: ModuleType | None, key: dict) -> list[tuple[str, str]]:
     link = m.ProjectSession
     projects = _upstream(m, pipeline, "Project", link)
-    name = _linked_key(link, m.Session)
+    name = other_key(link, m.Session)
     described = _first_attribute(projects, lambda a: "description" in a)
     rows = (projects & (link & key)).to_dicts()
     return [(str(r[name]), (r[described] or "") if described else "") for r in sorted(rows, key=lambda r: r[name])]

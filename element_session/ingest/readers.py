@@ -74,7 +74,7 @@ def iter_records(
     for name, option in (("sheet", sheet), ("delimiter", delimiter)):
         if option is not None:
             raise one_problem("arguments", name, option, "applies to files only, not to a DataFrame or dicts")
-    if _is_dataframe(source):
+    if is_dataframe(source):
         yield from _read_dataframe(source)
     elif isinstance(source, Iterable) and not isinstance(source, bytes | str | Mapping):
         yield from _read_dicts(source, "input")
@@ -309,7 +309,8 @@ def _read_dicts(items: Iterable[Any], source: str) -> Iterator[Record]:
         yield Record(source, number, {str(k): _text(v) for k, v in item.items()})
 
 
-def _is_dataframe(obj: object) -> bool:
+def is_dataframe(obj: object) -> bool:
+    """Whether ``obj`` is a pandas DataFrame (told without importing pandas)."""
     return type(obj).__name__ == "DataFrame" and hasattr(obj, "to_dict")
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 from typing import Any
 
 import datajoint as dj
 
+from .. import times
 from .._datajoint_compat import check_key_backslashes
+from ..errors import InputProblem, raise_if_problems
 
 Check = Callable[[str], Any]
 
@@ -48,9 +51,22 @@ def check_key_text(value: str, width: int | None = None) -> str:
     check_key_backslashes(value)
     if "%" in value:
         raise ValueError("a key value may not contain '%' (DataJoint 2.3's cascading delete could not delete the row)")
+    return check_no_trailing_space(value)
+
+
+def check_no_trailing_space(value: str) -> str:
+    """Key text that does not end with a space, which MySQL/MariaDB would compare as the text without it."""
     if value.endswith(" "):
         raise ValueError("a key value may not end with a space (MySQL/MariaDB compare 'a' and 'a ' as one key)")
     return value
+
+
+def check_attribute_name(name: str, width: int | None = None) -> str:
+    """The name of a session attribute: key text (:func:`check_key_text`) that is not empty."""
+    check_key_text(name, width)
+    if not name:
+        raise ValueError("an attribute needs a name")
+    return name
 
 
 def check_integer(value: str, low: int = -(2**31), high: int = 2**31 - 1) -> int:
@@ -144,3 +160,66 @@ def holds_nul(value: Any) -> bool:
     if isinstance(value, list | tuple | set | frozenset):
         return any(holds_nul(v) for v in value)
     return False
+
+
+def parse_key_value(name: str, value: Any, checks: Mapping[str, Check], timezone: str = "UTC") -> Any:
+    """The stored value of the session-key attribute ``name`` given as ``value`` (text; a datetime or int is taken).
+
+    ``session_datetime`` is read as a session start time (:func:`~element_session.times.parse_session_time`,
+    in ``timezone`` where it has no offset) and becomes naive UTC; ``session_id`` is a whole number; a
+    subject attribute passes its column's check in ``checks`` (else: text without NUL).
+
+    Raises
+    ------
+    ValueError
+        With the reason (:class:`~element_session.errors.TimeError` for a time).
+    """
+    if name == "session_datetime":
+        return times.parse_session_time(value, timezone).utc
+    if name == "session_id":
+        return value if isinstance(value, int) else check_integer(str(value))
+    if not isinstance(value, str):
+        return value
+    return checks[name](value) if name in checks else check_text(value)
+
+
+def parse_session_key(
+    session_module: ModuleType,
+    params: Mapping[str, Any],
+    *,
+    subject: dj.Table | None = None,
+    names: Sequence[str] | None = None,
+    source: str = "query",
+    timezone: str = "UTC",
+) -> dict[str, Any]:
+    """The primary key of one session (or, with ``names``, of its subject) from values given as text.
+
+    Parameters
+    ----------
+    session_module : the activated session module; its ``Session`` names the key's attributes.
+    params : attribute name -> value (text, as a query string or a file gives it), read by :func:`parse_key_value`.
+    subject : the ``Subject`` table whose columns' checks apply to the subject attributes (default: text without NUL).
+    names : the attributes to read (default: every primary-key attribute of ``Session``).
+    source : the source named by the problems (``query``, ``arguments``, ...).
+    timezone : the zone of a ``session_datetime`` without an offset.
+
+    Raises
+    ------
+    InputError
+        Naming every attribute that is missing (or empty) or cannot be used, and why.
+    """
+    names = list(session_module.Session.primary_key if names is None else names)
+    checks = column_checks(subject) if subject is not None else {}
+    named = "session" if {"session_datetime", "session_id"} & set(names) else "subject"
+    problems: list[InputProblem] = []
+    key: dict[str, Any] = {}
+    for name in names:
+        value = params.get(name)
+        try:
+            if value is None or value == "":
+                raise ValueError(f"required to name the {named}")
+            key[name] = parse_key_value(name, value, checks, timezone)
+        except ValueError as err:
+            problems.append(InputProblem(source, None, name, value, str(err)))
+    raise_if_problems(problems)
+    return key

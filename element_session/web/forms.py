@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from starlette.datastructures import FormData
 
+from ..columns import ATTRIBUTE_PREFIX, SESSION_FIELDS
 from ..errors import InputError, InputProblem
-from ..formats import ATTRIBUTE_PREFIX, SESSION_FIELDS
 from .accounts import Credentials
 
 

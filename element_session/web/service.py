@@ -19,10 +19,10 @@ import datajoint as dj
 import pandas as pd
 
 from .. import formats, paths, populate, query, times
-from ..database import database_errors
+from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
-from ..ingest import IngestReport, ingest
-from ..ingest.validate import check_integer, check_key_text, check_text, column_checks
+from ..ingest import IngestReport, ingest, validate
+from ..ingest.validate import check_integer, check_text, column_checks
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -165,27 +165,11 @@ def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
 
 # -- one session ----------------------------------------------------------------------------------
 def parse_session_key(user: UserPipeline, params: Mapping[str, str]) -> dict[str, Any]:
-    """The primary key of one session from text parameters (``session_datetime`` as ISO text with offset)."""
-    names = list(user.session.Session.primary_key)
-    subject_checks = column_checks(user.pipeline.Subject())
-    problems: list[InputProblem] = []
-    key: dict[str, Any] = {}
-    for name in names:
-        value = params.get(name)
-        try:
-            if value is None or value == "":
-                raise ValueError("required to name the session")
-            if name == "session_datetime":
-                key[name] = times.parse_session_time(value, "UTC")[0]
-            elif name == "session_id":
-                key[name] = check_integer(value)
-            else:
-                key[name] = subject_checks[name](value) if name in subject_checks else check_text(value)
-        except ValueError as err:
-            problems.append(InputProblem("query", None, name, value, str(err)))
-    if problems:
-        raise InputError(problems)
-    return key
+    """The primary key of one session from text parameters (``session_datetime`` as ISO text with offset).
+
+    Read by :func:`~element_session.ingest.validate.parse_session_key`; raises :class:`InputError`.
+    """
+    return validate.parse_session_key(user.session, params, subject=user.pipeline.Subject())
 
 
 def key_params(user: UserPipeline, record: Mapping[str, Any]) -> dict[str, str]:
@@ -327,16 +311,13 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
         problems.append(InputProblem("form", None, "session_note", note, str(err)))
     for name, value in attributes.items():
         try:
-            check_key_text(name)
-            if not name:
-                raise ValueError("an attribute needs a name")
-            attribute_checks["attribute_name"](name)
+            attribute_checks["attribute_name"](validate.check_attribute_name(name))
         except ValueError as err:
-            problems.append(InputProblem("form", None, formats.ATTRIBUTE_PREFIX + name, name, str(err)))
+            problems.append(InputProblem("form", None, ATTRIBUTE_PREFIX + name, name, str(err)))
         try:
             attribute_checks["attribute_value"](value)
         except ValueError as err:
-            problems.append(InputProblem("form", None, formats.ATTRIBUTE_PREFIX + name, value, str(err)))
+            problems.append(InputProblem("form", None, ATTRIBUTE_PREFIX + name, value, str(err)))
     if problems:
         raise InputError(problems)
     if not len(m.Session & key):
@@ -358,26 +339,14 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
 def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
     """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does."""
     return ingest(
-        "sessions", rows, pipeline=user.pipeline, session_module=user.session, timezone=timezone, progress=False
+        "sessions", rows, linking_module=user.pipeline, session_module=user.session, timezone=timezone, progress=False
     )
 
 
 def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataFrame:
     """Every session of one subject (its key attributes as text), in the order of ``sessions``."""
     names = formats.subject_attributes(user.session.Session)
-    checks = column_checks(user.pipeline.Subject())
-    problems, key = [], {}
-    for name in names:
-        value = subject.get(name)
-        try:
-            if not value:
-                raise ValueError("required to name the subject")
-            key[name] = checks[name](value) if name in checks else check_text(value)
-        except ValueError as err:
-            problems.append(InputProblem("query", None, name, value, str(err)))
-    if problems:
-        raise InputError(problems)
-    with database_errors(user.connection):
-        if not len(user.pipeline.Subject & key):
-            raise SessionNotFoundError(f"no subject {_shown(key)}")
-        return query.session_table(user.session.Session & key, user.session)
+    key = validate.parse_session_key(user.session, subject, subject=user.pipeline.Subject(), names=names)
+    if not len(user.pipeline.Subject & key):
+        raise SessionNotFoundError(f"no subject {_shown(key)}")
+    return query.session_table(user.session.Session & key, user.session)
