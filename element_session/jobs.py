@@ -172,11 +172,17 @@ def list_jobs(
     """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first.
 
     ``restriction`` (a dict or a list of dicts, its times read in ``timezone``, as for
-    :func:`populate`) selects keys.
+    :func:`~element_session.populate.populate`) selects keys.
 
-    Raises :class:`~element_session.errors.PopulateError` for a table name that matches no table (or
-    several) and for a restriction that is not a dict or a list of dicts;
-    :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
+    Raises
+    ------
+    PopulateError
+        A table name that matches no table (or several); a restriction that is not a dict or a list
+        of dicts.
+    InputError
+        A restriction time or ``timezone`` it cannot read.
+    PipelineImportError
+        A pipeline given by a name that cannot be imported.
     """
     selected = select_tables(pipeline, tables)
     restriction = read_restriction(restriction, selected.values(), timezone)
@@ -250,6 +256,13 @@ def clear_jobs(
     here: choose an age longer than any job takes). Reservations of live processes of this host
     are never cleared. ``tables``, ``restriction`` and ``timezone`` select as in :func:`list_jobs`.
     Returns the records cleared.
+
+    Raises
+    ------
+    PopulateError
+        ``older_than`` is negative; and as :func:`list_jobs`.
+    InputError, PipelineImportError
+        As :func:`list_jobs`.
     """
     if older_than is not None and older_than < 0:
         raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")

@@ -372,7 +372,8 @@ def session_to_nwb(
     ActivationError
         No session module is activated.
     NwbExportError
-        The session has no start time, ``session_start_time`` is given, a key names no or several
+        Both ``linking_module`` and ``pipeline`` are given, the session has no start time,
+        ``session_start_time`` is given, a key names no or several
         lab/project/protocol rows, the linking module lacks the table a key needs, or pynwb rejects
         the arguments.
     FormatError
@@ -517,6 +518,14 @@ def write_nwb(
 
     An existing file is an error unless ``overwrite``. The file is written under a temporary name
     next to ``path`` and renamed at the end, so that a failed export leaves no partial file.
+    ``linking_module=`` (older name ``pipeline=``) is passed on as the rest of ``kwargs``.
+
+    Raises
+    ------
+    NwbExportError
+        ``path`` exists (without ``overwrite``) or cannot be written; and as :func:`session_to_nwb`.
+    NwbUnavailableError, SessionNotFoundError, ActivationError, FormatError
+        As :func:`session_to_nwb`.
     """
     pynwb = _pynwb()
     path = Path(path)
