@@ -37,7 +37,6 @@ from .errors import (
     ElementSessionError,
     InputError,
     PermissionDeniedError,
-    PopulateError,
     UsageError,
 )
 
@@ -62,7 +61,6 @@ _STATUS_OF_ERROR: tuple[tuple[type[BaseException], ExitStatus], ...] = (
     (PermissionDeniedError, ExitStatus.DENIED),
     (click.UsageError, ExitStatus.USAGE),
     (UsageError, ExitStatus.USAGE),
-    (PopulateError, ExitStatus.USAGE),  # populate/jobs: a table name, restriction or option it cannot use
     (KeyboardInterrupt, ExitStatus.INTERRUPTED),
     (click.Abort, ExitStatus.INTERRUPTED),
 )
@@ -73,8 +71,8 @@ def exit_status(err: BaseException) -> ExitStatus:
 
     A database refusal or an unreachable server gives its status also where it is the cause of
     another typed error (e.g. a failed migration step); an :class:`InputError` in the command's own
-    options (``--since yesterday``, ``--timezone CEST``) and a :class:`PopulateError` are ``USAGE``;
-    every other error is ``INVALID``.
+    options (``--since yesterday``, ``--timezone CEST``) and a :class:`UsageError` (a
+    :class:`PopulateError` among them) are ``USAGE``; every other error is ``INVALID``.
     """
     for candidate in (err, err.__cause__):
         if isinstance(candidate, InputError) and candidate.in_arguments:  # a bad option value
@@ -96,28 +94,10 @@ class Settings:
     def load_pipeline(self) -> ModuleType:
         """The pipeline module, imported on first use (which activates its schemas)."""
         if self.pipeline is None:
-            self.pipeline = load_pipeline(self.pipeline_name)
+            from .pipeline import load
+
+            self.pipeline = load(self.pipeline_name, from_working_directory=True)
         return self.pipeline
-
-
-def load_pipeline(name: str) -> ModuleType:
-    """Import the pipeline module ``name`` (which activates its schemas).
-
-    Raises :class:`~element_session.errors.PipelineImportError` when the module itself is not found;
-    database failures while activating are typed (:func:`element_session.database.database_errors`).
-    """
-    from .database import database_errors
-    from .errors import PipelineImportError
-
-    if os.getcwd() not in sys.path:  # as `python -m` does: a pipeline module in the working directory is found
-        sys.path.insert(0, os.getcwd())
-    try:
-        with database_errors():
-            return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name and name.startswith(err.name):
-            raise PipelineImportError(f"pipeline module {name!r} cannot be imported: {err}") from None
-        raise
 
 
 def _set_pipeline(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -422,7 +402,7 @@ def populate(
     DataJoint's job reservation hands each key to one worker: workers here and on other machines
     share the keys.
     """
-    from .populate import format_key
+    from .formats import key_text
     from .populate import populate as run
 
     settings = _settings(ctx)
@@ -442,7 +422,7 @@ def populate(
         return ExitStatus.INTERRUPTED
     click.echo(summary)
     for table, key, message in summary.errors:
-        click.echo(f"  {table} {format_key(key)}: {message}")
+        click.echo(f"  {table} {key_text(key, sep=' ')}: {message}")
     if summary.errors:
         click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return ExitStatus.OK if summary.ok else ExitStatus.INVALID
@@ -475,7 +455,7 @@ def jobs(
     A reservation is stale if its process on this host is gone, or, with --older-than, if it was
     made on another host at least that many minutes ago.
     """
-    from .populate import clear_jobs, format_jobs, list_jobs
+    from .jobs import clear_jobs, format_jobs, list_jobs
 
     if older_than is not None and not clear_stale:
         raise click.UsageError("--older-than applies to --clear-stale; add --clear-stale", ctx)
@@ -493,7 +473,7 @@ def jobs(
         )
         n_errors = sum(r.status == "error" for r in cleared)
         click.echo(f"cleared {n_errors} failed key(s) and {len(cleared) - n_errors} stale reservation(s)")
-    records = list_jobs(pipeline, names, restriction, timezone)
+    records = list_jobs(pipeline, tables=names, restriction=restriction, timezone=timezone)
     click.echo(format_jobs(records))
     unreadable = sum(bool(r.problem) for r in records)
     if unreadable:
@@ -538,7 +518,13 @@ def export_nwb(
     module = pipeline.session
     key = find_session_key(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
     path = write_nwb(
-        key, output, overwrite=overwrite, session_module=module, pipeline=pipeline, institution=institution, lab=lab
+        key,
+        output,
+        overwrite=overwrite,
+        session_module=module,
+        linking_module=pipeline,
+        institution=institution,
+        lab=lab,
     )
     click.echo(path)
     return ExitStatus.OK

@@ -4,7 +4,8 @@ Every error the package raises on purpose is defined here (older import paths re
 
     ElementSessionError
     ├── UsageError                   a command-line or API argument that cannot be used
-    │   └── PipelineImportError      the pipeline module cannot be imported
+    │   ├── PipelineImportError      the pipeline module cannot be imported
+    │   └── PopulateError            populate/jobs: a table name, restriction or worker option
     ├── LinkingModuleError           activate(): the linking module lacks an upstream table
     ├── ActivationError              activate() again under another schema name
     ├── LocalServerError             the private test/demo server cannot be set up or reached
@@ -16,7 +17,6 @@ Every error the package raises on purpose is defined here (older import paths re
     │   └── DatabaseRefusedError     input the database refused although it passed the checks
     ├── TimeError                    (also ValueError) a time that cannot be read or stored exactly
     ├── FormatError                  a stored value that an output format cannot hold
-    ├── PopulateError                populate/jobs: a table name, restriction or worker option
     ├── MigrationError               a schema not migrated (missing, unrecognised, a step failed)
     ├── NwbUnavailableError          (also ImportError) pynwb is not installed
     ├── NwbExportError               a session that cannot be written as NWB
@@ -241,7 +241,7 @@ class FormatError(ElementSessionError):
     """Raised when a stored value cannot be written in the output format asked for (the message says which)."""
 
 
-class PopulateError(ElementSessionError):
+class PopulateError(UsageError):
     """Raised for a pipeline module, table name or worker option that populate cannot use."""
 
 

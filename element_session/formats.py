@@ -40,11 +40,19 @@ def subject_attributes(session: Any) -> list[str]:
     return [k for k in session.primary_key if k not in ("session_datetime", "session_id")]
 
 
-def key_text(key: Mapping[str, Any]) -> str:
-    """A session key as people read it: ``subject=m1, session_datetime=2024-03-10T13:30:00`` (times as stored, UTC)."""
-    return ", ".join(
-        f"{name}={value.isoformat() if isinstance(value, dt.date) else value}" for name, value in key.items()
-    )
+def key_text(key: Mapping[str, Any], *, sep: str = "T") -> str:
+    """A key as people read it: ``subject=m1, session_datetime=2024-03-10T13:30:00`` (times as stored, UTC).
+
+    ``sep`` separates the date and time of a datetime (ISO 8601's ``T``; the terminal listings of
+    ``populate`` and ``jobs`` use a space).
+    """
+    return ", ".join(f"{name}={_key_value(value, sep)}" for name, value in key.items())
+
+
+def _key_value(value: Any, sep: str) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=sep)
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 def attribute_columns(frame: pd.DataFrame) -> list[str]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
-from typing import Any
 
 import datajoint as dj
 
@@ -18,8 +15,9 @@ from ._datajoint_compat import (
     match_backslashes_as_datajoint_escapes_them,
     reload_stale_headings,
 )
-from .errors import ActivationError, CollationWarning, LinkingModuleError, SessionNotFoundError
+from .errors import ActivationError, CollationWarning, LinkingModuleError, PipelineImportError
 from .ingest.keys import collations, is_binary
+from .pipeline import load
 
 #: The upstream tables a linking module must provide, and what each is for.
 REQUIRED_TABLES = {
@@ -30,19 +28,25 @@ REQUIRED_TABLES = {
 
 
 def resolve_linking_module(linking_module: ModuleType | str | None) -> ModuleType:
-    """The linking module itself, imported from its dotted path if given as a string."""
-    if isinstance(linking_module, ModuleType):
-        return linking_module
-    if isinstance(linking_module, str):
-        try:
-            return importlib.import_module(linking_module)
-        except ImportError as err:
-            raise LinkingModuleError(f"linking module {linking_module!r} cannot be imported: {err}") from err
-    raise LinkingModuleError(
-        "activate() needs linking_module: a module, or its import path, that provides "
-        + ", ".join(REQUIRED_TABLES)
-        + " (pass linking_module=__name__ from your pipeline module)"
-    )
+    """The linking module itself, imported from its dotted path if given as a string (:func:`pipeline.load`).
+
+    Raises
+    ------
+    LinkingModuleError
+        ``linking_module`` is missing, not a module nor text, or cannot be imported.
+    """
+    if not isinstance(linking_module, ModuleType | str):
+        raise LinkingModuleError(
+            "activate() needs linking_module: a module, or its import path, that provides "
+            + ", ".join(REQUIRED_TABLES)
+            + " (pass linking_module=__name__ from your pipeline module)"
+        )
+    try:
+        return load(linking_module, role="linking module")
+    except PipelineImportError as err:
+        raise LinkingModuleError(str(err)) from None
+    except ImportError as err:
+        raise LinkingModuleError(f"linking module {linking_module!r} cannot be imported: {err}") from err
 
 
 def check_linking_module(module: ModuleType) -> dict[str, type[dj.Table]]:
@@ -232,50 +236,6 @@ def activate_downstream(
     if create_tables:
         for table in tables:
             declare_jobs_table(table)
-
-
-def activated_session_modules() -> list[ModuleType]:
-    """The session variant modules activated in this process (none, one or both)."""
-    from . import session_with_datetime, session_with_id
-
-    return [m for m in (session_with_datetime, session_with_id) if m.schema.is_activated()]
-
-
-def find_session_module(session_key: Mapping[str, Any]) -> ModuleType:
-    """The activated session variant whose ``Session`` holds ``session_key``.
-
-    Downstream code often has a session key and no module (the published element's functions take
-    the key alone). Where no activated variant holds the key, the first whose primary key the key
-    covers is returned, so that the caller's own lookup reports the missing session by table.
-
-    Raises
-    ------
-    ActivationError
-        No session variant is activated in this process.
-    SessionNotFoundError
-        Both variants are activated and both hold the key: pass the session module explicitly.
-    """
-    active = activated_session_modules()
-    if not active:
-        raise ActivationError(
-            "no session module is activated in this process: call element_session.session.activate(...) "
-            "(or session_with_id.activate) first, usually by importing your pipeline module"
-        )
-    covering = [m for m in active if all(name in session_key for name in m.Session.primary_key)]
-    holding = [m for m in covering if len(m.Session() & {k: session_key[k] for k in m.Session.primary_key})]
-    if len(holding) > 1:
-        raise SessionNotFoundError(
-            f"session key {dict(session_key)!r} names a session in both activated session schemas "
-            f"({', '.join(m.Session.full_table_name for m in holding)}): pass session_module= to say which"
-        )
-    return (holding or covering or active)[0]
-
-
-def linking_module_of(session_module: ModuleType) -> ModuleType | None:
-    """The linking module an activated ``session_module`` was activated with (None if not activated)."""
-    if not session_module.schema.is_activated() or not session_module.schema.add_objects:
-        return None
-    return sys.modules.get(session_module.schema.add_objects.get("__name__", ""))
 
 
 def drop_schema(schema: dj.Schema) -> None:

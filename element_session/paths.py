@@ -17,7 +17,6 @@ drive's current directory) is rejected.
 
 from __future__ import annotations
 
-import importlib
 import os
 import pathlib
 import re
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
+from .pipeline import session_module_of
 
 #: The environment variable that lists the root data directories.
 ROOT_DIRS_ENV = "SESSION_ROOT_DIRS"
@@ -37,7 +37,6 @@ ROOT_DIRS_ENV = "SESSION_ROOT_DIRS"
 #: Width of ``SessionDirectory.session_dir``: a longer path is an error, never truncated.
 MAX_SESSION_DIR_LENGTH = 256
 
-_DEFAULT_SESSION_MODULE = "element_session.session_with_datetime"
 _DRIVE = re.compile(r"[A-Za-z]:")
 _CONTROL_OR_SURROGATE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # Unicode categories Cc and Cs
 _HOW_TO_CONFIGURE = f"set the environment variable {ROOT_DIRS_ENV} or call element_session.paths.set_root_dirs()"
@@ -279,18 +278,6 @@ def _first_under(
     raise DirectoryNotFoundError(f"{subject} exists under none of the root data directories; roots tried: {tried}")
 
 
-def _session_module(session_module: ModuleType | None, key: Mapping[str, Any] | None = None) -> ModuleType:
-    """``session_module``; else the activated variant holding ``key`` (see ``linking.find_session_module``);
-    else, without a key, :mod:`element_session.session_with_datetime`, as in the published element."""
-    if session_module is not None:
-        return session_module
-    if key is None:
-        return importlib.import_module(_DEFAULT_SESSION_MODULE)
-    from .linking import find_session_module
-
-    return find_session_module(key)
-
-
 def get_session_directory(
     key: Mapping[str, Any],
     session_module: ModuleType | None = None,
@@ -312,7 +299,7 @@ def get_session_directory(
     """
     if not isinstance(key, Mapping):
         raise SessionNotFoundError(f"the session key must be a dict of its primary key, not {type(key).__name__}")
-    module = _session_module(session_module, key)
+    module = session_module or session_module_of(key)
     table = module.SessionDirectory()
     names = list(module.Session.primary_key)
     missing = [name for name in names if name not in key]
@@ -349,7 +336,7 @@ def find_session_key(
     :class:`SessionDirectoryError` when ``path`` itself is invalid (outside every root, a ``..``
     part, ...) or when several sessions share the matching directory.
     """
-    module = _session_module(session_module)
+    module = session_module or session_module_of()
     table = module.SessionDirectory()
     parts = _relative_parts(path, roots)
     relative = "/".join(parts)
@@ -403,7 +390,7 @@ def session_directories(
 
     from .session_frame import key_frame
 
-    module = _session_module(session_module)
+    module = session_module or session_module_of()
     root_list = _root_texts(roots)
     keys = list(module.Session.primary_key)
     rows = sorted(module.SessionDirectory().to_dicts(), key=lambda r: tuple((r[k] is None, str(r[k])) for k in keys))

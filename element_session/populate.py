@@ -7,169 +7,52 @@ activates its schemas, as in the caller) and runs DataJoint's
 reservation in the database hands every key to one worker only, so workers started on several
 machines against the same database share the work in the same way.
 
-:func:`list_jobs` shows the reservations and failed keys of DataJoint's jobs tables, and
-:func:`clear_jobs` removes failed keys and stale reservations so that the next populate runs
-them again. A reservation is *stale* when its worker is gone: on this host, when its process id
-no longer runs; on another host, whose processes cannot be seen from here, only when it is older
-than ``older_than`` minutes. A reservation held by a live process of this host is never cleared.
+The jobs tables (reserved and failed keys: :func:`~element_session.jobs.list_jobs`,
+:func:`~element_session.jobs.clear_jobs`) are in :mod:`element_session.jobs`; their names are
+also importable from here, as before.
 
-``element-session populate`` and ``element-session jobs`` (in :mod:`element_session.cli`) call these
-functions; see ``docs/populate.md``.
+``element-session populate`` (in :mod:`element_session.cli`) calls :func:`populate`; see
+``docs/populate.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import importlib
-import inspect
 import pathlib
 import pickle
-import platform
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 import datajoint as dj
 
-from . import times
+from . import pipeline as pipelines
 from ._datajoint_compat import declare_jobs_table, release_interrupted_job
-from ._processes import process_alive
 from .database import translate
 from .errors import PopulateError
-from .ingest.validate import holds_nul
+from .jobs import (
+    JobRecord,
+    Restriction,
+    autopopulated,
+    clear_jobs,
+    format_jobs,
+    list_jobs,
+    read_restriction,
+    restricted,
+    select_tables,
+)
+
+__all__ = ["JobRecord", "PopulateError", "PopulateSummary", "clear_jobs", "format_jobs", "list_jobs", "populate"]
 
 #: The DataJoint settings a worker process copies from the caller.
 _DATABASE_SETTINGS = ("host", "port", "user", "password", "backend", "name", "use_tls", "reconnect")
-_JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time", "error_message")
-
-
-#: Keys to work on: a dict of attribute values, a list of such dicts (any of them), or None (all keys).
-Restriction = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
-
-
-def _check_restriction(
-    restriction: Restriction, tables: Sequence[type[dj.Table]], timezone: str
-) -> dict[str, Any] | list[dict[str, Any]] | None:
-    """The restriction as plain dicts (it travels to the workers), its times read; PopulateError for anything else.
-
-    Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
-    A value of a datetime attribute in the key of one of ``tables`` (``session_datetime``, stored in
-    UTC) is read as every time from a person is (:func:`times.parse_session_time`, in
-    ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
-    not such a time is an :class:`~element_session.errors.InputError` naming the attribute and value.
-    """
-    times.zone_argument(timezone)
-    if holds_nul(restriction):
-        raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
-    if restriction is None:
-        return None
-    is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)
-    if not isinstance(restriction, Mapping) and not (is_list and all(isinstance(i, Mapping) for i in restriction)):
-        raise PopulateError(
-            f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
-        )
-    time_names = {
-        name
-        for table in tables
-        for name, attribute in table.heading.attributes.items()
-        if attribute.in_key and attribute.type.startswith(("datetime", "timestamp"))
-    }
-
-    def read(values: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            name: times.time_argument(name, value, timezone, source="restriction")
-            if name in time_names and value is not None
-            else value
-            for name, value in values.items()
-        }
-
-    return read(restriction) if isinstance(restriction, Mapping) else [read(item) for item in restriction]
-
-
-def _restricted(query: Any, restriction: Restriction) -> Any:
-    """``query & restriction``, or ``query`` itself for None (an empty list would select nothing)."""
-    return query if restriction is None else query & restriction
-
-
-# --------------------------------------------------------------------------- tables of a pipeline
-
-
-def resolve_pipeline(pipeline: ModuleType | str) -> ModuleType:
-    """The pipeline module itself, imported (and thereby activated) from its dotted name if given as text."""
-    if isinstance(pipeline, ModuleType):
-        return pipeline
-    if isinstance(pipeline, str):
-        try:
-            return importlib.import_module(pipeline)
-        except ImportError as err:
-            raise PopulateError(f"pipeline module {pipeline!r} cannot be imported: {err}") from err
-    raise PopulateError(f"the pipeline must be a module or its import path, not {type(pipeline).__name__}")
-
-
-def table_label(table: type[dj.Table]) -> str:
-    """How tables are named to users: ``<module>.<Class>``, e.g. ``inventory.SessionInventory``."""
-    return f"{table.__module__.rsplit('.', 1)[-1]}.{table.__name__}"
-
-
-def _is_autopopulated(obj: object) -> bool:
-    return (
-        inspect.isclass(obj)
-        and issubclass(obj, dj.Imported | dj.Computed)
-        and obj not in (dj.Imported, dj.Computed)
-        and getattr(obj, "database", None) is not None
-    )
-
-
-def autopopulated_tables(pipeline: ModuleType | str) -> list[type[dj.Table]]:
-    """The activated Imported and Computed tables of a pipeline module, upstream first.
-
-    Tables are found among the module's names and the names of the modules it holds (its schema
-    modules, e.g. ``pipeline.inventory``).
-    """
-    module = resolve_pipeline(pipeline)
-    found: dict[str, type[dj.Table]] = {}
-    namespaces = [vars(module)] + [vars(v) for v in vars(module).values() if isinstance(v, ModuleType)]
-    for namespace in namespaces:
-        for obj in namespace.values():
-            if _is_autopopulated(obj):
-                found.setdefault(obj.full_table_name, obj)
-    if not found:
-        return []
-    connection = next(iter(found.values())).connection
-    connection.dependencies.load()
-    order = {name: index for index, name in enumerate(connection.dependencies.topo_sort())}
-    return sorted(found.values(), key=lambda t: (order.get(t.full_table_name, len(order)), t.full_table_name))
-
-
-def select_tables(pipeline: ModuleType | str, names: Sequence[str] | None = None) -> list[type[dj.Table]]:
-    """The tables named by ``names`` (class names or ``module.Class``), upstream first; all if None.
-
-    Raises :class:`PopulateError` for a name that matches no table, or several.
-    """
-    tables = autopopulated_tables(pipeline)
-    if not names:
-        return tables
-    if isinstance(names, str):
-        names = [names]
-    chosen: set[str] = set()
-    for name in names:
-        matches = [t for t in tables if name in (t.__name__, table_label(t))]
-        if len(matches) != 1:
-            known = ", ".join(table_label(t) for t in tables) or "none"
-            what = "matches no" if not matches else "is ambiguous among the"
-            raise PopulateError(
-                f"table {name!r} {what} Imported or Computed tables of {resolve_pipeline(pipeline).__name__!r} "
-                f"(tables: {known})" + ("; give it as module.Class" if matches else "")
-            )
-        chosen.add(matches[0].full_table_name)
-    return [t for t in tables if t.full_table_name in chosen]
 
 
 # --------------------------------------------------------------------------- populate
@@ -211,6 +94,7 @@ def _quotas(limit: int | None, workers: int) -> list[int | None]:
 
 def populate(
     pipeline: ModuleType | str,
+    *,
     tables: Sequence[str] | None = None,
     workers: int = 1,
     limit: int | None = None,
@@ -247,21 +131,22 @@ def populate(
     (:func:`clear_jobs`). Interrupting (Ctrl-C) stops the workers; the keys they were making are
     put back, not recorded as failed.
 
-    Raises :class:`~element_session.errors.PopulateError` for an unusable module, table name,
-    restriction, ``workers`` or ``limit``; :class:`~element_session.errors.PermissionDeniedError` or
+    Raises :class:`~element_session.errors.PopulateError` for an unusable table name,
+    restriction, ``workers`` or ``limit``; :class:`~element_session.errors.PipelineImportError` for a
+    pipeline module that cannot be found; :class:`~element_session.errors.PermissionDeniedError` or
     :class:`~element_session.errors.DatabaseUnreachableError` when a worker was refused by the
     database or could not reach it (after all workers ended);
     :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
     """
-    module = resolve_pipeline(pipeline)
+    module = pipelines.load(pipeline)
     if module.__name__ == "__main__":
         raise PopulateError("the pipeline module is __main__: worker processes need a module they can import by name")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise PopulateError(f"workers must be a positive integer, not {workers!r}")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise PopulateError(f"limit must be a positive integer or None, not {limit!r}")
-    selected = select_tables(module, tables)
-    restriction = _check_restriction(restriction, selected, timezone)
+    selected = list(select_tables(module, tables).values())
+    restriction = read_restriction(restriction, selected, timezone)
     summary = PopulateSummary()
     if not selected:
         return summary
@@ -379,7 +264,7 @@ class _ProgressBar:
         done = self._made() - self.start
         self.bar.total = done + self._remaining()
         self.bar.n = done
-        errors = sum(len(_restricted(t.jobs.errors, self.restriction)) for t in self.tables)
+        errors = sum(len(restricted(t.jobs.errors, self.restriction)) for t in self.tables)
         self.bar.set_postfix(errors=errors, refresh=False)
         self.bar.refresh()
 
@@ -407,7 +292,7 @@ def _populate_table(
         made += result["success_count"]
         errors.extend(result["error_list"])
         nothing = not result["success_count"] and not result["error_list"]
-        pending = _restricted(table.jobs.pending, restriction) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
+        pending = restricted(table.jobs.pending, restriction) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
         if nothing and not len(pending):
             break
     return made, errors
@@ -427,7 +312,7 @@ def run_worker(orders: dict[str, Any]) -> None:
                 dj.config[f"{section}.{name}"] = value
         module_name = orders["module"]
         module = importlib.import_module(module_name)
-        tables = {t.full_table_name: t for t in autopopulated_tables(module)}
+        tables = {t.full_table_name: (label, t) for label, t in autopopulated(module).items()}
         missing = [name for name in orders["tables"] if name not in tables]
         if missing:
             raise PopulateError(
@@ -435,14 +320,15 @@ def run_worker(orders: dict[str, Any]) -> None:
                 "environment (e.g. DATABASE_PREFIX) must activate the same schemas as the caller's"
             )
         for name in orders["tables"]:
-            table = tables[name]()
+            label, table_class = tables[name]
+            table = table_class()
             try:
                 made, errors = _populate_table(table, orders["quota"], orders["restriction"])
             except SystemExit:
                 release_interrupted_job(table)
                 raise
             result["done"] += made
-            result["errors"].extend((table_label(tables[name]), key, message) for key, message in errors)
+            result["errors"].extend((label, key, message) for key, message in errors)
     except Exception as err:
         typed = translate(err)
         result = {"fatal": f"{type(err).__name__}: {err}" if typed is None else str(typed), "refused": typed}
@@ -452,155 +338,3 @@ def run_worker(orders: dict[str, Any]) -> None:
         path.with_suffix(".tmp").replace(path)
     if "fatal" in result:
         raise SystemExit(1)
-
-
-# --------------------------------------------------------------------------- jobs
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One reserved or failed key of a jobs table."""
-
-    table: str  # the table, as module.Class
-    key: dict[str, Any]  # the key's primary-key values
-    status: str  # 'reserved' (a worker is making it) or 'error' (it failed)
-    host: str  # host name of the worker that reserved it
-    pid: int  # process id of that worker on its host
-    user: str  # database user of that worker
-    time: dt.datetime | None  # reservation time ('reserved') or failure time ('error'), database server clock
-    age_minutes: float | None  # minutes since that time
-    error_message: str  # the error of a failed key ('' for a reservation)
-    stale: bool | None  # reservations: True if its process on this host is gone; None on another host
-    problem: str = ""  # why the row cannot be read as a job (e.g. a time that is not a datetime); '' if it can
-
-
-def list_jobs(
-    pipeline: ModuleType | str,
-    tables: Sequence[str] | None = None,
-    restriction: Restriction = None,
-    timezone: str = "UTC",
-) -> list[JobRecord]:
-    """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first.
-
-    ``restriction`` (a dict or a list of dicts, its times read in ``timezone``, as for
-    :func:`populate`) selects keys.
-
-    Raises :class:`~element_session.errors.PopulateError` for a table name that matches no table (or
-    several) and for a restriction that is not a dict or a list of dicts;
-    :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
-    """
-    selected = select_tables(pipeline, tables)
-    restriction = _check_restriction(restriction, selected, timezone)
-    if not selected:
-        return []
-    connection = selected[0].connection
-    now = connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0].replace(tzinfo=None)
-    here = platform.node()
-    records = []
-    for table in selected:
-        jobs = declare_jobs_table(table)
-        found = _restricted(jobs & [{"status": "reserved"}, {"status": "error"}], restriction)
-        rows = found.proj(*_JOB_FIELDS).to_dicts()
-        times = [n for n in jobs.primary_key if jobs.heading[n].type.lower().startswith(("date", "timestamp"))]
-        for row in rows:
-            key = {name: row[name] for name in jobs.primary_key}
-            try:
-                records.append(_job_record(table_label(table), key, times, row, now, here))
-            except (TypeError, ValueError, AttributeError, OverflowError) as err:  # one bad row hides no other
-                problem = f"this jobs row cannot be read ({type(err).__name__}: {err})"
-                records.append(
-                    JobRecord(table_label(table), key, str(row["status"]), str(row["host"]), row["pid"],
-                              str(row["user"]), None, None, str(row["error_message"] or ""), None, problem)
-                )  # fmt: skip
-    return records
-
-
-def _job_record(
-    label: str, key: dict[str, Any], times: list[str], row: dict[str, Any], now: dt.datetime, here: str
-) -> JobRecord:
-    """The record of one jobs row; TypeError or ValueError if a value is not of its column's type.
-
-    ``times`` are the key attributes that hold dates or times."""
-    reserved = row["status"] == "reserved"
-    when = row["reserved_time"] if reserved else row["completed_time"]
-    if when is not None and not isinstance(when, dt.datetime):
-        raise TypeError(f"{'reserved_time' if reserved else 'completed_time'} {when!r} is not a date and time")
-    for name in times:
-        if key[name] is not None and not isinstance(key[name], dt.date):  # e.g. MySQL's zero date, read as text
-            raise ValueError(f"key attribute {name} holds {key[name]!r}, which is not a date and time")
-    stale = not process_alive(row["pid"]) if reserved and row["host"] == here else None
-    return JobRecord(
-        table=label,
-        key=key,
-        status=row["status"],
-        host=row["host"],
-        pid=row["pid"],
-        user=row["user"],
-        time=when,
-        age_minutes=(now - when).total_seconds() / 60 if when is not None else None,
-        error_message=row["error_message"] or "",
-        stale=stale,
-    )
-
-
-def clear_jobs(
-    pipeline: ModuleType | str,
-    errors: bool = True,
-    stale: bool = True,
-    older_than: float | None = None,
-    tables: Sequence[str] | None = None,
-    restriction: Restriction = None,
-    timezone: str = "UTC",
-) -> list[JobRecord]:
-    """Clear failed keys and stale reservations, so that the next populate makes those keys again.
-
-    ``errors`` clears every failed key. ``stale`` clears the reservations whose worker is gone:
-    those of this host whose process no longer runs, and, when ``older_than`` (minutes) is given,
-    those of other hosts reserved at least that long ago (their processes cannot be checked from
-    here: choose an age longer than any job takes). Reservations of live processes of this host
-    are never cleared. ``tables``, ``restriction`` and ``timezone`` select as in :func:`list_jobs`.
-    Returns the records cleared.
-    """
-    if older_than is not None and older_than < 0:
-        raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
-    here = platform.node()
-    cleared = []
-    by_label = {table_label(t): t for t in select_tables(pipeline, tables)}
-    for record in list_jobs(pipeline, tables, restriction, timezone):
-        if record.problem:
-            continue  # not understood, so not cleared: list_jobs shows it with the reason
-        if record.status == "error":
-            chosen = errors
-        elif record.host == here:
-            chosen = stale and bool(record.stale)
-        else:
-            chosen = stale and older_than is not None and (record.age_minutes or 0) >= older_than
-        if not chosen:
-            continue
-        match = {**record.key, "status": record.status, "host": record.host, "pid": record.pid}
-        if (by_label[record.table].jobs & match).delete_quick(get_count=True):
-            cleared.append(record)
-    return cleared
-
-
-def format_key(key: dict[str, Any]) -> str:
-    """A key as ``name=value, ...`` for the terminal."""
-    return ", ".join(f"{name}={value}" for name, value in key.items())
-
-
-def format_jobs(records: Sequence[JobRecord]) -> str:
-    """A plain-text table of job records, one per line, for the terminal."""
-    if not records:
-        return "no reserved or failed jobs"
-    lines = []
-    for r in records:
-        key = format_key(r.key)
-        age = f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?"
-        if r.problem:
-            detail = f"UNREADABLE: {r.problem}"
-        elif r.status == "error":
-            detail = r.error_message
-        else:
-            detail = {True: "stale: the process is gone", False: "running", None: "on another host"}[r.stale]
-        lines.append(f"{r.status:8} {r.table}  {key}  {r.host} pid {r.pid}  {age}  {detail}")
-    return "\n".join(lines)

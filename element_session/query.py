@@ -22,9 +22,10 @@ import datajoint as dj
 import pandas as pd
 
 from . import times
-from .errors import SessionNotFoundError, UsageError, one_problem
+from .errors import SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
 from .ingest.validate import holds_nul, parse_session_key
+from .pipeline import session_module_of
 from .session_frame import session_frame
 from .tables import other_key
 from .times import TimeInput
@@ -192,18 +193,4 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
     """
     if isinstance(sessions, ModuleType):
         session_module, sessions = sessions, sessions.Session()
-    return session_frame(sessions, session_module or _module_of(sessions))
-
-
-def _module_of(query: Any) -> ModuleType:
-    import sys
-
-    for name in ("element_session.session_with_datetime", "element_session.session_with_id"):
-        module = sys.modules.get(name)
-        if (
-            module is not None
-            and module.Session.database is not None
-            and query.full_table_name == module.Session.full_table_name
-        ):
-            return module
-    raise UsageError("pass session_module= with a query expression that is not a plain restriction of Session")
+    return session_frame(sessions, session_module or session_module_of(sessions))

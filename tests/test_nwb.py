@@ -89,7 +89,7 @@ def test_datetime_session_round_trip(refs, tmp_path):
     module.Session.Attribute.insert1(
         {**key, "attribute_name": "levels", "attribute_blob": {"gain": np.array([1.5, 2.0]), "n": 3}}
     )
-    path = write_nwb(key, tmp_path / "s.nwb", session_module=module, pipeline=refs, institution="Uni", lab="Lab")
+    path = write_nwb(key, tmp_path / "s.nwb", session_module=module, linking_module=refs, institution="Uni", lab="Lab")
     assert path == tmp_path / "s.nwb"
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
@@ -140,15 +140,19 @@ def test_datetime_session_round_trip(refs, tmp_path):
 
 
 def test_upstream_tables_found_without_the_pipeline(refs):
-    """Without pipeline=, Subject, Experimenter and Project are the tables the session tables reference."""
+    """Without linking_module=, Subject, Experimenter and Project are the tables the session tables reference."""
     module = refs.session
     ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
     key = {"subject": "nw-m1", "session_datetime": START_UTC}
-    with_pipeline = session_to_nwb(key, session_module=module, pipeline=refs)
+    with_pipeline = session_to_nwb(key, session_module=module, linking_module=refs)
     without = session_to_nwb(key, session_module=module)
     for name in ("experimenter", "keywords", "experiment_description", "session_description", "identifier"):
         assert getattr(without, name) == getattr(with_pipeline, name), name
     assert without.subject.fields == with_pipeline.subject.fields
+    older = session_to_nwb(key, session_module=module, pipeline=refs)  # the earlier keyword, without a warning
+    assert older.subject.fields == with_pipeline.subject.fields
+    with pytest.raises(TypeError, match="not both"):  # the same rule as ingest's (pipeline.linking_module_argument)
+        session_to_nwb(key, session_module=module, pipeline=module, linking_module=refs)
 
 
 def test_session_keys_as_aware_datetime_or_iso_text(refs):
@@ -183,7 +187,7 @@ def test_id_session_round_trip_and_a_session_without_start_time(refs, id_session
     # a start time without a recorded zone is shown in UTC
     id_sessions.Session.insert1({"subject": "nw-m2", "session_id": 2, "session_datetime": "2024-05-06 07:08:09"})
     key = {"subject": "nw-m1", "session_id": 3}
-    path = write_nwb(key, tmp_path / "id.nwb", session_module=id_sessions, pipeline=refs)
+    path = write_nwb(key, tmp_path / "id.nwb", session_module=id_sessions, linking_module=refs)
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
         assert nwb.session_start_time == START_UTC.replace(tzinfo=dt.UTC)

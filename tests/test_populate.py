@@ -143,7 +143,7 @@ def test_three_workers_make_every_key_exactly_once(pipeline, subject, root, coun
     assert logged(log, "insert") == dict.fromkeys(as_logged(keys), 1)
     assert len(SessionInventory & {"subject": subject}) == 60
     assert len(FileTypeSummary & {"subject": subject}) == 60
-    assert list_jobs(module, TABLES, {"subject": subject}) == []
+    assert list_jobs(module, tables=TABLES, restriction={"subject": subject}) == []
     row = (SessionInventory & keys[7]).to_dicts()[0]
     assert (row["file_count"], row["total_bytes"]) == (3, 20 + 22 + 24)
     assert row["session_path"] == str(root / subject / "s007")
@@ -193,7 +193,7 @@ def test_a_killed_worker_leaves_a_reservation_that_clearing_releases(
     assert parent.returncode == 1
     assert "killed by SIGKILL" in out
 
-    records = list_jobs(module, TABLES, {"subject": subject})
+    records = list_jobs(module, tables=TABLES, restriction={"subject": subject})
     assert [(r.table, r.status, r.key, r.host, r.pid, r.stale) for r in records] == [
         ("inventory.SessionInventory", "reserved", keys[2], platform.node(), hung[0]["pid"], True)
     ]
@@ -201,7 +201,7 @@ def test_a_killed_worker_leaves_a_reservation_that_clearing_releases(
 
     cleared = clear_jobs(module, errors=False, stale=True, restriction={"subject": subject})
     assert [r.key for r in cleared] == [keys[2]]
-    assert list_jobs(module, TABLES, {"subject": subject}) == []
+    assert list_jobs(module, tables=TABLES, restriction={"subject": subject}) == []
     hang.unlink()
     summary = populate(module, tables=TABLES, workers=2, restriction={"subject": subject}, progress=False)
 
@@ -245,7 +245,7 @@ def test_a_failing_key_is_recorded_with_its_error_and_the_others_complete(pipeli
     assert missing.startswith("DirectoryNotFoundError") and f"{subject}/s001" in missing and str(root) in missing
     assert "SessionNotFoundError" in errors[str(lost["session_datetime"])]
     assert len(SessionInventory & keys[1]) == 0  # no row of zeros
-    records = list_jobs(pipeline, TABLES, {"subject": subject})
+    records = list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})
     assert {(r.status, r.error_message) for r in records} == {("error", message) for message in errors.values()}
 
 
@@ -309,7 +309,9 @@ def test_populate_and_jobs_commands(pipeline, subject, root, capsys):
 
     code, out = run("jobs", "--restrict", f"subject={subject}")
     assert code == 0
-    assert out.startswith("error    inventory.SessionInventory") and f"{subject}/s001" in out
+    header, row = out.splitlines()[:2]  # a header line (formats.text_table), then the failed key
+    assert header.split()[:2] == ["status", "table"] and row.split()[:2] == ["error", "inventory.SessionInventory"]
+    assert f"{subject}/s001" in out
     assert run("jobs", "--older-than", "5")[0] == 2
     code, out = run("jobs", "--clear-errors", "--restrict", f"subject={subject}")
     assert out.splitlines() == ["cleared 1 failed key(s) and 0 stale reservation(s)", "no reserved or failed jobs"]

@@ -91,7 +91,7 @@ def test_jobs_lists_a_row_it_cannot_read_with_the_reason_and_the_others(stored, 
         pytest.skip("PostgreSQL cannot store MySQL's zero date, the unreadable value of this example")
     from workflow.inventory import SessionInventory
 
-    list_jobs(stored, ["SessionInventory"])  # declares the jobs table
+    list_jobs(stored, tables=["SessionInventory"])  # declares the jobs table
     jobs = SessionInventory.jobs
     common = {"status": "reserved", "priority": 5, "reserved_time": dt.datetime(2001, 1, 1), "host": "elsewhere"}
     jobs.insert([{**KEYS[0], **common, "pid": 1}, {**KEYS[1], **common, "pid": 2}])
@@ -105,7 +105,7 @@ def test_jobs_lists_a_row_it_cannot_read_with_the_reason_and_the_others(stored, 
             )
         finally:
             connection.query("SET SESSION sql_mode = DEFAULT")
-        records = list_jobs(stored, ["SessionInventory"], [{"subject": s} for s in SUBJECTS])
+        records = list_jobs(stored, tables=["SessionInventory"], restriction=[{"subject": s} for s in SUBJECTS])
         assert [(r.key["subject"], bool(r.problem)) for r in records] == [("sr-m1", True), ("sr-m2", False)]
         assert "reserved_time" in records[0].problem and "is not a date and time" in records[0].problem
         status, out, err = run(["jobs", "--restrict", "subject=sr-m1"], capsys)

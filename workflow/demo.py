@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import os
 import shlex
 import stat
@@ -74,16 +73,6 @@ def _reachable_by_all(path: Path) -> bool:
     return all(directory.stat().st_mode & stat.S_IXOTH for directory in (path, *path.parents))
 
 
-def _schemas(pipeline: ModuleType) -> list[str]:
-    """The names of the schemas that the modules of ``pipeline`` activated, sorted."""
-    import datajoint as dj
-
-    modules = [m for m in vars(pipeline).values() if isinstance(m, ModuleType)]
-    schemas = [getattr(m, "schema", None) for m in modules]
-    names = [s.database for s in schemas if isinstance(s, dj.Schema) and s.is_activated()]
-    return sorted(set(names))
-
-
 def run_demo(pipeline: ModuleType) -> pd.DataFrame:
     """Ingest the example data set into ``pipeline`` (printing one report line per file); the sessions."""
     from element_session import ingest, query
@@ -115,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     _messages.configure(verbose=False)  # DataJoint's warnings and connection line stay quiet, as in the command
     from element_session.errors import ElementSessionError
     from element_session.localdb import LocalServer, server_from_environment
+    from element_session.pipeline import load, schema_names
 
     external = server_from_environment()
     server: LocalServer | None = None
@@ -131,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Database: {info}; data directory {datadir}/ (password in {datadir}/password)")
         print(f"Raw data: SESSION_ROOT_DIRS={os.environ['SESSION_ROOT_DIRS']}")
 
-        pipeline = importlib.import_module("workflow.pipeline")
-        print(f"Pipeline: activated schemas {', '.join(_schemas(pipeline))}")
+        pipeline = load("workflow.pipeline")
+        print(f"Pipeline: activated schemas {', '.join(schema_names(pipeline))}")
         _print_table(run_demo(pipeline))
     except ElementSessionError as err:
         print(f"demo: {err}", file=sys.stderr)

@@ -43,7 +43,7 @@ from .. import blob_json, times
 from ..attribute_blobs import Unreadable, read_attribute_blobs
 from ..errors import FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
 from ..formats import key_text
-from ..linking import find_session_module, linking_module_of
+from ..pipeline import linking_module_argument, linking_module_of, session_module_of
 from ..query import session_key_of_subject
 from ..tables import other_key
 
@@ -106,18 +106,18 @@ def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> 
 find_session_key = session_key_of_subject
 
 
-def _upstream(session_module: ModuleType, pipeline: ModuleType | None, name: str, link: Any) -> Any:
-    """The upstream table ``name``: the pipeline's if given, else the parent of ``link`` that is not Session."""
-    if pipeline is not None:
-        table = getattr(pipeline, name, None)
+def _upstream(session_module: ModuleType, linking_module: ModuleType | None, name: str, link: Any) -> Any:
+    """The upstream table ``name``: the linking module's if given, else the parent of ``link`` that is not Session."""
+    if linking_module is not None:
+        table = getattr(linking_module, name, None)
         if table is None:
-            raise NwbExportError(f"pipeline {pipeline.__name__!r} has no `{name}` table")
+            raise NwbExportError(f"linking module {linking_module.__name__!r} has no `{name}` table")
         return table()
     session_name = session_module.Session.full_table_name
     parents = [p for p in link.parents(as_objects=True) if p.full_table_name != session_name]
     if len(parents) != 1:
         raise NwbExportError(
-            f"cannot tell the `{name}` table from the parents of {link.full_table_name}: pass pipeline="
+            f"cannot tell the `{name}` table from the parents of {link.full_table_name}: pass linking_module="
         )
     return parents[0]
 
@@ -126,27 +126,27 @@ def _first_attribute(table: Any, matches: Any) -> str | None:
     return next((a for a in table.heading.secondary_attributes if matches(a.lower().replace("_", ""))), None)
 
 
-def _experimenters(m: ModuleType, pipeline: ModuleType | None, key: dict) -> list[str]:
+def _experimenters(m: ModuleType, linking_module: ModuleType | None, key: dict) -> list[str]:
     link = m.SessionExperimenter
-    people = _upstream(m, pipeline, "Experimenter", link)
+    people = _upstream(m, linking_module, "Experimenter", link)
     name = other_key(link, m.Session)
     full = _first_attribute(people, lambda a: a.endswith("fullname"))
     rows = (people & (link & key)).to_dicts()
     return [(row[full] if full and row[full] else str(row[name])) for row in sorted(rows, key=lambda r: r[name])]
 
 
-def _projects(m: ModuleType, pipeline: ModuleType | None, key: dict) -> list[tuple[str, str]]:
+def _projects(m: ModuleType, linking_module: ModuleType | None, key: dict) -> list[tuple[str, str]]:
     link = m.ProjectSession
-    projects = _upstream(m, pipeline, "Project", link)
+    projects = _upstream(m, linking_module, "Project", link)
     name = other_key(link, m.Session)
     described = _first_attribute(projects, lambda a: "description" in a)
     rows = (projects & (link & key)).to_dicts()
     return [(str(r[name]), (r[described] or "") if described else "") for r in sorted(rows, key=lambda r: r[name])]
 
 
-def _subject_table(m: ModuleType, pipeline: ModuleType | None) -> Any:
-    if pipeline is not None:
-        return _upstream(m, pipeline, "Subject", m.Session)
+def _subject_table(m: ModuleType, linking_module: ModuleType | None) -> Any:
+    if linking_module is not None:
+        return _upstream(m, linking_module, "Subject", m.Session)
     parents = m.Session.parents(as_objects=True)
     if len(parents) != 1:
         raise NwbExportError(f"cannot tell the Subject table from the parents of {m.Session.full_table_name}")
@@ -268,6 +268,7 @@ def session_to_nwb(
     additional_nwbfile_kwargs: Mapping[str, Any] | None = None,
     *,
     session_module: ModuleType | None = None,
+    linking_module: ModuleType | None = None,
     pipeline: ModuleType | None = None,
     institution: str | None = None,
     lab: str | None = None,
@@ -300,10 +301,12 @@ def session_to_nwb(
         ``nwbfile_kwargs``).
     session_module : module, optional
         The activated session module; by default the activated variant whose ``Session`` holds the key.
-    pipeline : module, optional
+    linking_module : module, optional
         The linking module whose tables and functions to read; by default the one the session module
         was activated with. Its ``subject_to_nwb(session_key)`` (element-animal) makes the subject
         where it provides one; otherwise the subject comes from ``Subject`` (see :func:`subject_arguments`).
+    pipeline : module, optional
+        The earlier name of ``linking_module`` (accepted without a warning); not both (``TypeError``).
     institution, lab : str, optional
         Written as the file's institution and lab (they override ``lab_key``'s).
     subject_kwargs : dict, optional
@@ -325,7 +328,8 @@ def session_to_nwb(
     ActivationError
         No session module is activated.
     NwbExportError
-        The session has no start time, ``session_start_time`` is given, a key names no or several
+        Both ``linking_module`` and ``pipeline`` are given, the session has no start time,
+        ``session_start_time`` is given, a key names no or several
         lab/project/protocol rows, the linking module lacks the table a key needs, or pynwb rejects
         the arguments.
     FormatError
@@ -338,8 +342,9 @@ def session_to_nwb(
         raise NwbExportError("session_start_time cannot be given: it is the session's stored session_datetime")
     if not isinstance(session_key, Mapping):
         raise one_problem("arguments", "session_key", session_key, "expected a dict of the session's primary key")
-    m = session_module if session_module is not None else find_session_module(session_key)
-    linking = pipeline if pipeline is not None else linking_module_of(m)
+    given = linking_module_argument(linking_module, pipeline)
+    m = session_module if session_module is not None else session_module_of(session_key)
+    linking = given if given is not None else linking_module_of(m)
     row = _session_row(m, session_key)
     key = {k: row[k] for k in m.Session.primary_key}
     if row["session_datetime"] is None:
@@ -351,9 +356,9 @@ def session_to_nwb(
     zone = zone_rows[0]["session_timezone"] if zone_rows else None
     start = times.local_time(row["session_datetime"], zone)
     note_rows = (m.SessionNote & key).to_dicts()
-    projects = _projects(m, pipeline, key)
+    projects = _projects(m, given, key)
 
-    subjects = _subject_table(m, pipeline)
+    subjects = _subject_table(m, given)
     subject_key = list(subjects.primary_key)
     (subject_row,) = (subjects & {k: row[k] for k in subject_key}).to_dicts()
     subject_id = "_".join(str(row[k]) for k in subject_key)
@@ -369,7 +374,7 @@ def session_to_nwb(
         "identifier": nwb_identifier(m.Session, key),
         "session_start_time": start,
         "session_id": None if session_number is None else str(session_number),
-        "experimenter": _experimenters(m, pipeline, key) or None,
+        "experimenter": _experimenters(m, given, key) or None,
         "notes": note_rows[0]["session_note"] if note_rows else None,
         "keywords": [name for name, _ in projects] or None,
         "experiment_description": "; ".join(f"{n}: {d}" if d else n for n, d in projects) or None,
@@ -454,6 +459,14 @@ def write_nwb(
 
     An existing file is an error unless ``overwrite``. The file is written under a temporary name
     next to ``path`` and renamed at the end, so that a failed export leaves no partial file.
+    ``linking_module=`` (older name ``pipeline=``) is passed on as the rest of ``kwargs``.
+
+    Raises
+    ------
+    NwbExportError
+        ``path`` exists (without ``overwrite``) or cannot be written; and as :func:`session_to_nwb`.
+    NwbUnavailableError, SessionNotFoundError, ActivationError, FormatError
+        As :func:`session_to_nwb`.
     """
     pynwb = _pynwb()
     path = Path(path)

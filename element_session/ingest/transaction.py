@@ -27,6 +27,7 @@ from ..errors import (
     one_problem,
     raise_if_problems,
 )
+from ..pipeline import linking_module_argument
 from . import bulk
 from .plan import IngestReport
 from .readers import Record, is_dataframe, iter_records
@@ -92,9 +93,7 @@ def ingest(
     Python's cyclic garbage collector is paused during the call and restored after (see
     ``element_session._collector``): reference counting frees ingest's objects all the same.
     """
-    if linking_module is not None and pipeline is not None and linking_module is not pipeline:
-        raise TypeError("ingest() takes the linking module once: linking_module= (or its earlier name pipeline=)")
-    linking = linking_module or pipeline
+    linking = linking_module_argument(linking_module, pipeline)
     if linking is None:
         raise TypeError("ingest() needs linking_module=, the module providing Subject, Experimenter and Project")
     if kind not in KINDS:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import threading
 import warnings
 from collections import OrderedDict
@@ -29,6 +28,7 @@ import datajoint as dj
 from .._datajoint_compat import match_backslashes_as_datajoint_escapes_them
 from ..database import database_errors, is_refused_login, translate
 from ..errors import DatabaseUnreachableError, LoginRefusedError, PermissionDeniedError
+from ..pipeline import module_tables, schema_modules
 
 CACHE_SIZE = 16  # accounts whose connection a worker keeps open
 
@@ -57,14 +57,6 @@ class UserPipeline:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def _is_table(obj: object) -> bool:
-    return inspect.isclass(obj) and issubclass(obj, dj.Table) and getattr(obj, "database", None) is not None
-
-
-def _tables_of(module: ModuleType) -> dict[str, type[dj.Table]]:
-    return {name: obj for name, obj in vars(module).items() if _is_table(obj)}
-
-
 def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
     """A module like ``pipeline`` whose tables (and those of its schema modules) use ``connection``.
 
@@ -87,8 +79,8 @@ def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
                     f"the database refused account {connection.conn_info['user']!r} access to schema "
                     f"{table.database!r}: {err}"
                 ) from None
-        for obj in vars(spawned[table.database]).values():
-            if _is_table(obj) and obj.full_table_name == table.full_table_name:
+        for obj in module_tables(spawned[table.database]).values():
+            if obj.full_table_name == table.full_table_name:
                 obj.__module__ = table.__module__
                 return obj
         raise PermissionDeniedError(
@@ -98,14 +90,13 @@ def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
 
     def mirror(module: ModuleType) -> ModuleType:
         copy = ModuleType(module.__name__)
-        for name, table in _tables_of(module).items():
+        for name, table in module_tables(module).items():
             setattr(copy, name, counterpart(table))
         return copy
 
     bound = mirror(pipeline)
-    for name, value in vars(pipeline).items():
-        if isinstance(value, ModuleType) and _tables_of(value):
-            setattr(bound, name, mirror(value))
+    for name, module in schema_modules(pipeline).items():
+        setattr(bound, name, mirror(module))
     return bound
 
 

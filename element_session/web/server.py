@@ -68,7 +68,7 @@ def worker_app() -> Any:
     from .. import _messages
 
     _messages.configure(os.environ.get(VERBOSE_ENV) == "1")
-    from ..cli import load_pipeline
+    from ..pipeline import load
     from .app import create_app
 
-    return create_app(load_pipeline(os.environ[PIPELINE_ENV]), os.environ[SECRET_ENV].encode())
+    return create_app(load(os.environ[PIPELINE_ENV], from_working_directory=True), os.environ[SECRET_ENV].encode())

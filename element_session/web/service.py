@@ -18,11 +18,13 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from .. import formats, paths, populate, query, times
+from .. import formats, paths, query, times
+from .. import pipeline as pipelines
 from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
+from ..jobs import JobRecord, list_jobs
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -191,13 +193,13 @@ class SessionDetail:
     directory: str | None  # absolute directory found under the roots
     directory_problem: str | None  # why it was not found
     downstream: dict[str, int]  # Imported/Computed table label -> rows of this session
-    jobs: list[populate.JobRecord]  # reserved and failed jobs of this session
+    jobs: list[JobRecord]  # reserved and failed jobs of this session
 
 
 def _session_frame(user: UserPipeline, key: dict[str, Any]) -> pd.DataFrame:
     frame = query.session_table(user.session.Session & key, user.session)
     if not len(frame):
-        raise SessionNotFoundError(f"no session {_shown(key)}")
+        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
     return frame
 
 
@@ -221,7 +223,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     counts = affected_rows(user, key)
     labels = _labels(user)
     downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
-    jobs = populate.list_jobs(user.pipeline, restriction=key)
+    jobs = list_jobs(user.pipeline, restriction=key)
     return SessionDetail(
         record,
         local_time(row["session_datetime_local"]),
@@ -244,28 +246,10 @@ def text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _shown(key: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v.isoformat() if isinstance(v, dt.datetime) else v}" for k, v in key.items())
-
-
 def _labelled_tables(user: UserPipeline) -> dict[str, tuple[str, type[dj.Table]]]:
-    """Every table of the bound pipeline (parts included) by full name: its label and class.
-
-    A table is labelled ``<schema module>.<Class>`` (``<schema module>.<Master>.<Part>`` for a part)
-    with the name under which the pipeline holds its module, e.g. ``session.SessionNote``.
-    """
-    found: dict[str, tuple[str, type[dj.Table]]] = {}
-    modules = [(name, v) for name, v in vars(user.pipeline).items() if isinstance(v, type(user.pipeline))]
-    for module_name, module in [*modules, (None, user.pipeline)]:
-        for obj in vars(module).values():
-            if not (isinstance(obj, type) and issubclass(obj, dj.Table) and getattr(obj, "database", None)):
-                continue
-            label = f"{module_name}.{obj.__name__}" if module_name else populate.table_label(obj)
-            found.setdefault(obj.full_table_name, (label, obj))
-            for part in vars(obj).values():
-                if isinstance(part, type) and issubclass(part, dj.Part) and getattr(part, "database", None):
-                    found.setdefault(part.full_table_name, (f"{label}.{part.__name__}", part))
-    return found
+    """Every table of the bound pipeline (parts included) by full name: its label and class
+    (:func:`element_session.pipeline.tables`)."""
+    return {t.full_table_name: (label, t) for label, t in pipelines.tables(user.pipeline).items()}
 
 
 def _labels(user: UserPipeline) -> dict[str, str]:
@@ -291,7 +275,7 @@ def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
     if not len(user.session.Session & key):
-        raise SessionNotFoundError(f"no session {_shown(key)}")
+        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
     return (user.session.Session & key).delete(transaction=True, prompt=False)
 
 
@@ -321,7 +305,7 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
     if problems:
         raise InputError(problems)
     if not len(m.Session & key):
-        raise SessionNotFoundError(f"no session {_shown(key)}")
+        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
     with user.connection.transaction:
         (m.SessionNote & key).delete_quick()
         if note:
@@ -348,5 +332,5 @@ def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataF
     names = formats.subject_attributes(user.session.Session)
     key = validate.parse_session_key(user.session, subject, subject=user.pipeline.Subject(), names=names)
     if not len(user.pipeline.Subject & key):
-        raise SessionNotFoundError(f"no subject {_shown(key)}")
+        raise SessionNotFoundError(f"no subject {formats.key_text(key)}")
     return query.session_table(user.session.Session & key, user.session)

@@ -1,0 +1,314 @@
+"""The jobs tables of a pipeline: which keys to work on, reserved and failed keys, and clearing them.
+
+DataJoint's jobs tables record, per Imported/Computed table, the keys a worker has reserved and the
+keys that failed. :func:`list_jobs` shows them and :func:`clear_jobs` removes failed keys and stale
+reservations so that the next :func:`~element_session.populate.populate` makes those keys again. A
+reservation is *stale* when its worker is gone: on this host, when its process id no longer runs;
+on another host, whose processes cannot be seen from here, only when it is older than
+``older_than`` minutes. A reservation held by a live process of this host is never cleared.
+
+Both this module and the worker pool (:mod:`element_session.populate`) select tables by name
+(:func:`select_tables`) and keys by a restriction (:func:`read_restriction`). ``element-session
+jobs`` (in :mod:`element_session.cli`) calls these functions; see ``docs/populate.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import datajoint as dj
+import pandas as pd
+
+from . import pipeline as pipelines
+from . import times
+from ._datajoint_compat import declare_jobs_table
+from ._processes import process_alive
+from .errors import PopulateError
+from .formats import key_text, text_table
+from .ingest.validate import holds_nul
+
+_JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time", "error_message")
+
+#: Keys to work on: a dict of attribute values, a list of such dicts (any of them), or None (all keys).
+Restriction = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+def read_restriction(
+    restriction: Restriction, tables: Iterable[type[dj.Table]], timezone: str
+) -> dict[str, Any] | list[dict[str, Any]] | None:
+    """The restriction as plain dicts (it travels to the workers), its times read.
+
+    Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
+    A value of a datetime attribute in the key of one of ``tables`` (``session_datetime``, stored in
+    UTC) is read as every time from a person is (:func:`times.parse_session_time`, in
+    ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
+    not such a time is an :class:`~element_session.errors.InputError` naming the attribute and value.
+
+    Raises
+    ------
+    PopulateError
+        A restriction that is not a dict or a list of dicts, or that holds a NUL character.
+    InputError
+        A time or ``timezone`` that cannot be read.
+    """
+    times.zone_argument(timezone)
+    if holds_nul(restriction):
+        raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
+    if restriction is None:
+        return None
+    is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)
+    if not isinstance(restriction, Mapping) and not (is_list and all(isinstance(i, Mapping) for i in restriction)):
+        raise PopulateError(
+            f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
+        )
+    time_names = {
+        name
+        for table in tables
+        for name, attribute in table.heading.attributes.items()
+        if attribute.in_key and attribute.type.startswith(("datetime", "timestamp"))
+    }
+
+    def read(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: times.time_argument(name, value, timezone, source="restriction")
+            if name in time_names and value is not None
+            else value
+            for name, value in values.items()
+        }
+
+    return read(restriction) if isinstance(restriction, Mapping) else [read(item) for item in restriction]
+
+
+def restricted(query: Any, restriction: Restriction) -> Any:
+    """``query & restriction``, or ``query`` itself for None (an empty list would select nothing)."""
+    return query if restriction is None else query & restriction
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def autopopulated(pipeline: ModuleType | str) -> dict[str, type[dj.Table]]:
+    """The activated Imported and Computed tables of a pipeline module by label, upstream first.
+
+    Raises
+    ------
+    PipelineImportError, UsageError
+        As :func:`element_session.pipeline.load`.
+    """
+    found = pipelines.tables(pipeline, kinds=(dj.Imported, dj.Computed))
+    if not found:
+        return {}
+    connection = next(iter(found.values())).connection
+    connection.dependencies.load()
+    order = {name: index for index, name in enumerate(connection.dependencies.topo_sort())}
+    return dict(
+        sorted(
+            found.items(), key=lambda item: (order.get(item[1].full_table_name, len(order)), item[1].full_table_name)
+        )
+    )
+
+
+def select_tables(pipeline: ModuleType | str, names: Sequence[str] | None = None) -> dict[str, type[dj.Table]]:
+    """The tables named by ``names`` (class names or labels ``module.Class``) by label, upstream first; all if None.
+
+    Raises
+    ------
+    PopulateError
+        A name matches no table, or several.
+    PipelineImportError, UsageError
+        As :func:`element_session.pipeline.load`.
+    """
+    tables = autopopulated(pipeline)
+    if not names:
+        return tables
+    if isinstance(names, str):
+        names = [names]
+    chosen: set[str] = set()
+    for name in names:
+        matches = [label for label, t in tables.items() if name in (t.__name__, label)]
+        if len(matches) != 1:
+            known = ", ".join(tables) or "none"
+            what = "matches no" if not matches else "is ambiguous among the"
+            raise PopulateError(
+                f"table {name!r} {what} Imported or Computed tables of {pipelines.load(pipeline).__name__!r} "
+                f"(tables: {known})" + ("; give it as module.Class" if matches else "")
+            )
+        chosen.add(matches[0])
+    return {label: t for label, t in tables.items() if label in chosen}
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One reserved or failed key of a jobs table."""
+
+    table: str  # the table, as module.Class
+    key: dict[str, Any]  # the key's primary-key values
+    status: str  # 'reserved' (a worker is making it) or 'error' (it failed)
+    host: str  # host name of the worker that reserved it
+    pid: int  # process id of that worker on its host
+    user: str  # database user of that worker
+    time: dt.datetime | None  # reservation time ('reserved') or failure time ('error'), database server clock
+    age_minutes: float | None  # minutes since that time
+    error_message: str  # the error of a failed key ('' for a reservation)
+    stale: bool | None  # reservations: True if its process on this host is gone; None on another host
+    problem: str = ""  # why the row cannot be read as a job (e.g. a time that is not a datetime); '' if it can
+
+
+def list_jobs(
+    pipeline: ModuleType | str,
+    *,
+    tables: Sequence[str] | None = None,
+    restriction: Restriction = None,
+    timezone: str = "UTC",
+) -> list[JobRecord]:
+    """The reserved and failed keys of the pipeline's tables (all, or those named), upstream tables first.
+
+    ``restriction`` (a dict or a list of dicts, its times read in ``timezone``, as for
+    :func:`~element_session.populate.populate`) selects keys.
+
+    Raises
+    ------
+    PopulateError
+        A table name that matches no table (or several); a restriction that is not a dict or a list
+        of dicts.
+    InputError
+        A restriction time or ``timezone`` it cannot read.
+    PipelineImportError
+        A pipeline given by a name that cannot be imported.
+    """
+    selected = select_tables(pipeline, tables)
+    restriction = read_restriction(restriction, selected.values(), timezone)
+    if not selected:
+        return []
+    connection = next(iter(selected.values())).connection
+    now = connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0].replace(tzinfo=None)
+    here = platform.node()
+    records = []
+    for label, table in selected.items():
+        jobs = declare_jobs_table(table)
+        found = restricted(jobs & [{"status": "reserved"}, {"status": "error"}], restriction)
+        rows = found.proj(*_JOB_FIELDS).to_dicts()
+        times = [n for n in jobs.primary_key if jobs.heading[n].type.lower().startswith(("date", "timestamp"))]
+        for row in rows:
+            key = {name: row[name] for name in jobs.primary_key}
+            try:
+                records.append(_job_record(label, key, times, row, now, here))
+            except (TypeError, ValueError, AttributeError, OverflowError) as err:  # one bad row hides no other
+                problem = f"this jobs row cannot be read ({type(err).__name__}: {err})"
+                records.append(
+                    JobRecord(label, key, str(row["status"]), str(row["host"]), row["pid"],
+                              str(row["user"]), None, None, str(row["error_message"] or ""), None, problem)
+                )  # fmt: skip
+    return records
+
+
+def _job_record(
+    label: str, key: dict[str, Any], times: list[str], row: dict[str, Any], now: dt.datetime, here: str
+) -> JobRecord:
+    """The record of one jobs row; TypeError or ValueError if a value is not of its column's type.
+
+    ``times`` are the key attributes that hold dates or times."""
+    reserved = row["status"] == "reserved"
+    when = row["reserved_time"] if reserved else row["completed_time"]
+    if when is not None and not isinstance(when, dt.datetime):
+        raise TypeError(f"{'reserved_time' if reserved else 'completed_time'} {when!r} is not a date and time")
+    for name in times:
+        if key[name] is not None and not isinstance(key[name], dt.date):  # e.g. MySQL's zero date, read as text
+            raise ValueError(f"key attribute {name} holds {key[name]!r}, which is not a date and time")
+    stale = not process_alive(row["pid"]) if reserved and row["host"] == here else None
+    return JobRecord(
+        table=label,
+        key=key,
+        status=row["status"],
+        host=row["host"],
+        pid=row["pid"],
+        user=row["user"],
+        time=when,
+        age_minutes=(now - when).total_seconds() / 60 if when is not None else None,
+        error_message=row["error_message"] or "",
+        stale=stale,
+    )
+
+
+def clear_jobs(
+    pipeline: ModuleType | str,
+    *,
+    errors: bool = True,
+    stale: bool = True,
+    older_than: float | None = None,
+    tables: Sequence[str] | None = None,
+    restriction: Restriction = None,
+    timezone: str = "UTC",
+) -> list[JobRecord]:
+    """Clear failed keys and stale reservations, so that the next populate makes those keys again.
+
+    ``errors`` clears every failed key. ``stale`` clears the reservations whose worker is gone:
+    those of this host whose process no longer runs, and, when ``older_than`` (minutes) is given,
+    those of other hosts reserved at least that long ago (their processes cannot be checked from
+    here: choose an age longer than any job takes). Reservations of live processes of this host
+    are never cleared. ``tables``, ``restriction`` and ``timezone`` select as in :func:`list_jobs`.
+    Returns the records cleared.
+
+    Raises
+    ------
+    PopulateError
+        ``older_than`` is negative; and as :func:`list_jobs`.
+    InputError, PipelineImportError
+        As :func:`list_jobs`.
+    """
+    if older_than is not None and older_than < 0:
+        raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
+    here = platform.node()
+    cleared = []
+    by_label = select_tables(pipeline, tables)
+    for record in list_jobs(pipeline, tables=tables, restriction=restriction, timezone=timezone):
+        if record.problem:
+            continue  # not understood, so not cleared: list_jobs shows it with the reason
+        if record.status == "error":
+            chosen = errors
+        elif record.host == here:
+            chosen = stale and bool(record.stale)
+        else:
+            chosen = stale and older_than is not None and (record.age_minutes or 0) >= older_than
+        if not chosen:
+            continue
+        match = {**record.key, "status": record.status, "host": record.host, "pid": record.pid}
+        if (by_label[record.table].jobs & match).delete_quick(get_count=True):
+            cleared.append(record)
+    return cleared
+
+
+def format_jobs(records: Sequence[JobRecord]) -> str:
+    """A plain-text table of job records for the terminal: a header line, then one line per record."""
+    if not records:
+        return "no reserved or failed jobs"
+    return text_table(
+        pd.DataFrame(
+            {
+                "status": [r.status for r in records],
+                "table": [r.table for r in records],
+                "key": [key_text(r.key, sep=" ") for r in records],
+                "host": [r.host for r in records],
+                "pid": [r.pid for r in records],
+                "age": [f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?" for r in records],
+                "detail": [_detail(r) for r in records],
+            }
+        )
+    )
+
+
+def _detail(record: JobRecord) -> str:
+    """What a job row says: its error, whether its reservation is stale, or why it cannot be read."""
+    if record.problem:
+        return f"UNREADABLE: {record.problem}"
+    if record.status == "error":
+        return record.error_message
+    return {True: "stale: the process is gone", False: "running", None: "on another host"}[record.stale]
