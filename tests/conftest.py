@@ -29,6 +29,7 @@ from typing import NamedTuple
 import pytest
 
 from element_session.localdb import ServerInfo, database_server, drop_schemas, server_from_environment
+from tests.helpers import Reference, add_references, remove_references
 
 DATABASE_FIXTURES = {"server", "connection", "prefix", "pipeline", "run_python", "command", "references"}
 
@@ -184,15 +185,15 @@ def row_prefix() -> str:
 
 @pytest.fixture
 def references(pipeline: ModuleType) -> Iterator:
-    """A factory ``references(subjects, people, projects)`` inserting those reference rows; the pipeline.
+    """A factory ``references(subjects, people, projects)`` inserting those rows (names or whole rows); the pipeline.
 
     The rows (and so the sessions of those subjects) are deleted after the test.
     """
-    from tests.helpers import add_references, remove_references
-
     added: list[tuple[list[str], list[str], list[str]]] = []
 
-    def make(subjects: Sequence[str], people: Sequence[str] = (), projects: Sequence[str] = ()) -> ModuleType:
+    def make(
+        subjects: Sequence[Reference], people: Sequence[Reference] = (), projects: Sequence[Reference] = ()
+    ) -> ModuleType:
         added.append((list(subjects), list(people), list(projects)))
         add_references(pipeline, *added[-1])
         return pipeline

@@ -41,9 +41,9 @@ BERLIN_WINTER = [  # ingest text -> the instant stored (UTC)
 
 
 @pytest.fixture
-def two_sessions(pipeline, tmp_path):
-    """Subject ti-pop with the two sessions of the issue, their raw directories, and the command's environment."""
-    subject = "ti-pop"
+def two_sessions(pipeline, tmp_path, row_prefix):
+    """A subject with the two sessions of the issue, their raw directories, and the command's environment."""
+    subject = row_prefix + "pop"
     add_references(pipeline, [subject], [], [])
     rows = [
         {"subject": subject, "session_datetime": t, "session_dir": f"s{i}"} for i, (t, _) in enumerate(BERLIN_WINTER)
@@ -130,8 +130,8 @@ def test_populate_list_and_clear_jobs_restriction_through_python(two_sessions, p
 
 
 @pytest.fixture(scope="module")
-def window_sessions(pipeline):
-    subject = "ti-win"
+def window_sessions(pipeline, row_prefix):
+    subject = row_prefix + "win"
     add_references(pipeline, [subject], [], [])
     times = ("2024-03-01T09:59:59Z", "2024-03-01T10:00:00Z")
     ingest("sessions", [{"subject": subject, "session_datetime": t} for t in times], pipeline=pipeline)
