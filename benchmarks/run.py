@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from element_session.localdb import ServerInfo
+from element_session.localdb import ServerInfo, database_server
 
 from . import child_environment, report
 from . import command as bench_command
@@ -100,25 +99,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     if min(args.repeats, args.query_runs, args.table_runs, args.populate_sessions) < 1:
         parser.error("--repeats, --query-runs, --table-runs and --populate-sessions must be at least 1")
     return args
-
-
-@contextlib.contextmanager
-def database_server(backend: str):
-    """The server of ``DJ_HOST``, or a private one started for the run and stopped after it."""
-    from element_session.localdb import LocalServer, server_from_environment
-
-    server = server_from_environment()
-    if server is not None:
-        yield server
-        return
-    datadir = tempfile.mkdtemp(prefix="element-session-bench-db-")
-    os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach it)
-    local = LocalServer(datadir, backend)
-    try:
-        yield local.start()
-    finally:
-        local.stop()
-        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def benchmark_ingest(
@@ -241,7 +221,7 @@ def benchmark_pipeline(backend: str, files_prefix: str) -> Iterator[Bench]:
     from element_session.localdb import drop_schemas
 
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(database_server(backend))
+        server = stack.enter_context(database_server(backend, tag="element-session-bench-db-"))
         server.configure_datajoint()
         dj.config["safemode"] = False
         prefix = f"bench_{secrets.token_hex(4)}_"

@@ -64,15 +64,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from starlette.testclient import TestClient
 
-    from element_session.localdb import drop_schemas
+    from element_session.localdb import database_server, drop_schemas
     from element_session.query import find_sessions, session_table
     from element_session.web import create_app
 
     from . import ingest as bench_ingest
-    from .run import database_server
 
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(database_server(args.backend))
+        server = stack.enter_context(database_server(args.backend, tag="element-session-bench-db-"))
         server.configure_datajoint()
         prefix = f"bench_{secrets.token_hex(4)}_"
         os.environ["DATABASE_PREFIX"] = prefix  # the pipeline module reads it at import

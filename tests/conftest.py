@@ -12,23 +12,26 @@ Every run uses its own schema prefix (``test_<8 hex>_``) and drops its schemas a
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import itertools
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import pytest
 
-from element_session.localdb import LocalServer, ServerInfo, drop_schemas, server_from_environment
+from element_session.localdb import ServerInfo, database_server, drop_schemas, server_from_environment
+from tests.helpers import Reference, add_references, remove_references
 
-DATABASE_FIXTURES = {"server", "connection", "prefix", "pipeline", "run_python"}
+DATABASE_FIXTURES = {"server", "connection", "prefix", "pipeline", "run_python", "command", "references"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,11 +61,7 @@ def _docker_reachable() -> bool:
 @pytest.fixture(scope="session")
 def server() -> Iterator[ServerInfo]:
     """How to reach the database server of this test run."""
-    external = server_from_environment()
-    backend = os.environ.get("DJ_BACKEND", "mysql")
-    if external is not None:
-        yield external
-    elif backend == "mysql" and _docker_reachable():
+    if server_from_environment() is None and os.environ.get("DJ_BACKEND", "mysql") == "mysql" and _docker_reachable():
         from testcontainers.mysql import MySqlContainer
 
         container = MySqlContainer("mysql:8.0", username="dj", password=secrets.token_urlsafe(16))
@@ -72,14 +71,8 @@ def server() -> Iterator[ServerInfo]:
                 "mysql", mysql.get_container_host_ip(), int(mysql.get_exposed_port(3306)), "root", mysql.root_password
             )
     else:
-        datadir = tempfile.mkdtemp(prefix="element-session-test-db-")  # PostgreSQL's user must reach it
-        os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user)
-        local = LocalServer(datadir, backend)
-        try:
-            yield local.start()
-        finally:
-            local.stop()
-            shutil.rmtree(datadir, ignore_errors=True)
+        with database_server(tag="element-session-test-db-") as info:
+            yield info
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +127,77 @@ def run_python(subprocess_env: dict[str, str], tmp_path: Path):
         return result
 
     return run
+
+
+class Ran(NamedTuple):
+    """What a run of ``element-session`` left: its exit status, standard output and standard error."""
+
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def command(pipeline: ModuleType, subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """Run ``element-session ARGS`` on the test pipeline; a :class:`Ran`.
+
+    In this process (:func:`element_session.cli.main`) unless ``child=True``: then in a fresh interpreter
+    (``python -m element_session``), for what is about the process (its environment, imports by name,
+    DataJoint's messages at start-up). ``env`` sets variables (None: unsets one); ``cwd`` is the child's
+    working directory.
+    """
+    from element_session import cli
+
+    default_cwd = tmp_path_factory.mktemp("command")
+
+    def run(*args: str, env: dict[str, str | None] | None = None, child: bool = False, cwd: Path | None = None) -> Ran:
+        env = env or {}
+        if child:
+            done = subprocess.run(
+                [sys.executable, "-m", "element_session", *args],
+                env={k: v for k, v in (subprocess_env | env).items() if v is not None},
+                cwd=cwd or default_cwd,
+                capture_output=True,
+                timeout=180,
+            )  # bytes: CSV's \r\n line ends arrive as printed
+            return Ran(done.returncode, done.stdout.decode("utf-8"), done.stderr.decode("utf-8"))
+        out, err = io.StringIO(newline=""), io.StringIO(newline="")
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            for name, value in env.items():
+                if value is None:
+                    patch.delenv(name, raising=False)
+                else:
+                    patch.setenv(name, value)
+            status = cli.main(args, pipeline=pipeline)
+        return Ran(status, out.getvalue(), err.getvalue())
+
+    return run
+
+
+_ROW_PREFIXES = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def row_prefix() -> str:
+    """A prefix of row names (subjects, people, projects) that no other test module is handed."""
+    return f"r{next(_ROW_PREFIXES)}-"
+
+
+@pytest.fixture
+def references(pipeline: ModuleType) -> Iterator:
+    """A factory ``references(subjects, people, projects)`` inserting those rows (names or whole rows); the pipeline.
+
+    The rows (and so the sessions of those subjects) are deleted after the test.
+    """
+    added: list[tuple[list[str], list[str], list[str]]] = []
+
+    def make(
+        subjects: Sequence[Reference], people: Sequence[Reference] = (), projects: Sequence[Reference] = ()
+    ) -> ModuleType:
+        added.append((list(subjects), list(people), list(projects)))
+        add_references(pipeline, *added[-1])
+        return pipeline
+
+    yield make
+    for rows in reversed(added):
+        remove_references(pipeline, *rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import types
 import warnings
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -36,18 +37,72 @@ def snapshot(pipeline: ModuleType, module: ModuleType | None = None) -> dict[str
     }
 
 
-def add_references(pipeline: ModuleType, subjects: list[str], people: list[str], projects: list[str]) -> None:
-    pipeline.Subject.insert(
-        [{"subject": s, "sex": "U", "subject_birth_date": "2020-01-01"} for s in subjects], skip_duplicates=True
+Reference = str | dict[str, Any]  # a name, or a whole row of the reference table
+
+
+def _rows(references: Sequence[Reference], name: str, **defaults: Any) -> list[dict[str, Any]]:
+    return [{name: r, **defaults} if isinstance(r, str) else r for r in references]
+
+
+def add_references(
+    pipeline: ModuleType, subjects: Sequence[Reference], people: Sequence[Reference], projects: Sequence[Reference]
+) -> None:
+    """Insert subjects (sex U, born 2020-01-01 unless given), people and projects, by name or as rows."""
+    for table, rows in (
+        (pipeline.Subject, _rows(subjects, "subject", sex="U", subject_birth_date="2020-01-01")),
+        (pipeline.User, _rows(people, "user")),
+        (pipeline.Project, _rows(projects, "project")),
+    ):
+        for row in rows:  # one by one: rows given whole may have different fields
+            table.insert1(row, skip_duplicates=True)
+
+
+def remove_references(
+    pipeline: ModuleType, subjects: Sequence[Reference], people: Sequence[Reference], projects: Sequence[Reference]
+) -> None:
+    """Delete those reference rows, and with them the sessions that refer to them."""
+    for table, name, rows in ((pipeline.Subject, "subject", subjects), (pipeline.User, "user", people),
+                              (pipeline.Project, "project", projects)):  # fmt: skip
+        (table & [{name: row[name]} for row in _rows(rows, name)]).delete()
+
+
+LAB_TABLES = """
+@lab
+class Subject(dj.Manual):
+    definition = '''
+    subject: varchar(32)
+    ---
+    sex: enum('M', 'F', 'U')
+    subject_birth_date: date
+    '''
+
+
+@lab
+class User(dj.Lookup):
+    definition = "user: varchar(32)"
+
+
+@lab
+class Project(dj.Lookup):
+    definition = "project: varchar(32)"
+
+
+Experimenter = User
+"""
+
+
+def lab_module_text(lab_name: str, session_name: str | None = None, *, create_tables: bool = True) -> str:
+    """The Python text of a linking module: the lab schema ``lab_name`` with Subject, User (also
+    Experimenter) and Project, and ``session`` (``session_with_id``), activated in ``session_name`` if given."""
+    text = (
+        "import datajoint as dj\n"
+        "from element_session import session_with_id as session\n\n"
+        f"lab = dj.Schema({lab_name!r}, create_tables={create_tables})\n"
+        f"{LAB_TABLES}"
     )
-    pipeline.User.insert([{"user": p} for p in people], skip_duplicates=True)
-    pipeline.Project.insert([{"project": p} for p in projects], skip_duplicates=True)
-
-
-def remove_references(pipeline: ModuleType, subjects: list[str], people: list[str], projects: list[str]) -> None:
-    (pipeline.Subject & [{"subject": s} for s in subjects]).delete()
-    (pipeline.User & [{"user": p} for p in people]).delete()
-    (pipeline.Project & [{"project": p} for p in projects]).delete()
+    if session_name is not None:
+        text += f"session.activate({session_name!r}, linking_module=__name__)\n"
+    return text
 
 
 def declare_lab(connection, base: str, charset: str, collation: str) -> types.ModuleType:
@@ -60,28 +115,8 @@ def declare_lab(connection, base: str, charset: str, collation: str) -> types.Mo
     if connection.adapter.backend == "mysql":
         for name in (lab_name, session_name):
             connection.query(f"CREATE DATABASE `{name}` CHARACTER SET {charset} COLLATE {collation}")
-    lab = dj.Schema(lab_name)
-
-    @lab
-    class Subject(dj.Manual):
-        definition = """
-        subject: varchar(32)
-        ---
-        sex: enum('M', 'F', 'U')
-        subject_birth_date: date
-        """
-
-    @lab
-    class User(dj.Lookup):
-        definition = "user: varchar(32)"
-
-    @lab
-    class Project(dj.Lookup):
-        definition = "project: varchar(32)"
-
     linking = types.ModuleType(f"lab_{collation}")
-    linking.Subject, linking.Experimenter, linking.Project, linking.User = Subject, User, Project, User
-    linking.lab, linking.session = lab, session_with_id
+    exec(lab_module_text(lab_name), linking.__dict__)  # noqa: S102 (the text of lab_module_text, ours)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         session_with_id.activate(session_name, linking_module=linking)

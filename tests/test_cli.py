@@ -21,8 +21,9 @@ from tests.helpers import remove_references, snapshot
 SUBJECTS, PEOPLE, PROJECTS = ["cl-m1", "cl-m2"], ["cl-ada", "cl-bob"], ["cl-maps"]
 
 
-@pytest.fixture
-def files(tmp_path):
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("cli")
     texts = {
         "subjects.csv": "subject,sex,subject_birth_date\ncl-m1,M,2023-01-01\ncl-m2,F,2023-02-02\n",
         "people.yaml": "- user: cl-ada\n  user_email: ada@example.org\n- user: cl-bob\n",
@@ -38,26 +39,9 @@ def files(tmp_path):
     return tmp_path
 
 
-@pytest.fixture
-def command(subprocess_env, tmp_path):
-    """Run ``element-session`` in a child process; (exit status, stdout, stderr)."""
-
-    def run(*args: str, env: dict | None = None) -> tuple[int, str, str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "element_session", *args],
-            env=env or subprocess_env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return result.returncode, result.stdout, result.stderr
-
-    return run
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ingested(pipeline, files, command):
+    """The files ingested through the command, once for the tests of this module (which only read them)."""
     for kind, name in (("subjects", "subjects.csv"), ("experimenters", "people.yaml"), ("projects", "projects.json")):
         status, out, err = command("ingest", kind, str(files / name))
         assert status == 0, err
@@ -134,9 +118,9 @@ def test_dry_run_reports_without_writing(ingested, command, pipeline, tmp_path):
     assert snapshot(pipeline) == before
 
 
-def test_dirs_resolves_against_the_roots(ingested, command, subprocess_env, tmp_path):
+def test_dirs_resolves_against_the_roots(ingested, command, tmp_path):
     (tmp_path / "root2" / "cl-m1" / "s1").mkdir(parents=True)
-    env = subprocess_env | {"SESSION_ROOT_DIRS": f"{tmp_path / 'root1'}:{tmp_path / 'root2'}"}
+    env = {"SESSION_ROOT_DIRS": f"{tmp_path / 'root1'}:{tmp_path / 'root2'}"}
     status, out, err = command("dirs", env=env)
     assert status == 0
     lines = {line.split()[0] + line.split()[-1] for line in out.splitlines()[1:] if line.startswith("cl-")}
@@ -161,9 +145,9 @@ def test_usage_errors_exit_2(command):
     assert command()[0] == 2
 
 
-def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(command, subprocess_env):
-    env = subprocess_env | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9", "DJ_PASS": "s3cret-Passw0rd"}
-    status, out, err = command("sessions", env=env)
+def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(command):
+    env = {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9", "DJ_PASS": "s3cret-Passw0rd"}
+    status, out, err = command("sessions", env=env, child=True)
     assert status == 3 and out == ""
     assert "127.0.0.1:9" in err
     assert "s3cret-Passw0rd" not in err
@@ -178,68 +162,78 @@ def test_python_dash_m_and_console_script_are_the_same_command():
 DATAJOINT_WARNINGS = ("No datajoint.json found", "MariaDB is not officially supported")
 
 
-def without_config_file(env: dict) -> dict:
+def without_config_file(env: dict | None = None) -> dict:
     """``env`` in which DataJoint looks for datajoint.json (and warns that there is none)."""
-    return {k: v for k, v in env.items() if k != "DJ_IGNORE_CONFIG_FILE"}
+    return (env or {}) | {"DJ_IGNORE_CONFIG_FILE": None}
 
 
 def test_pipeline_before_the_sub_command_is_used(ingested, command, tmp_path):
     (tmp_path / "cl_other_pipeline.py").write_text("from workflow.pipeline import *  # noqa\nNAME = 'other'\n")
-    status, out, err = command("--pipeline", "cl_no_such_pipeline", "sessions", "--subject", "cl-m1")
+    status, out, err = command("--pipeline", "cl_no_such_pipeline", "sessions", "--subject", "cl-m1", child=True)
     assert status == cli.ExitStatus.USAGE and out == ""
     assert "pipeline module 'cl_no_such_pipeline' cannot be imported" in err
-    status, out, err = command("sessions", "--pipeline", "cl_no_such_pipeline")  # after the sub-command: as before
+    status, out, err = command("sessions", "--pipeline", "cl_no_such_pipeline", child=True)  # after it: as before
     assert status == cli.ExitStatus.USAGE and "'cl_no_such_pipeline'" in err
-    status, out, err = command("--pipeline", "cl_other_pipeline", "sessions", "--subject", "cl-m1", "--format", "json")
+    status, out, err = command(
+        "--pipeline",
+        "cl_other_pipeline",
+        "sessions",
+        "--subject",
+        "cl-m1",
+        "--format",
+        "json",
+        child=True,
+        cwd=tmp_path,
+    )
     assert status == 0, err
     assert [s["subject"] for s in json.loads(out)] == ["cl-m1"]
 
 
-def test_help_prints_help_only(command, subprocess_env):
-    env = without_config_file(subprocess_env) | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9"}  # no server either
+def test_help_prints_help_only(command):
+    env = without_config_file() | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9"}  # no server either
     for args in (["--help"], ["sessions", "--help"], ["populate", "--help"], ["--pipeline", "x", "migrate", "-h"]):
-        status, out, err = command(*args, env=env)
+        status, out, err = command(*args, env=env, child=True)
         assert (status, err) == (0, ""), args
         assert out.startswith("Usage: element-session"), args
 
 
-def test_datajoint_messages_are_hidden_unless_verbose(ingested, command, subprocess_env, server):
-    env = without_config_file(subprocess_env)
-    status, out, err = command("sessions", "--subject", "cl-m1", "--format", "json", env=env)
+def test_datajoint_messages_are_hidden_unless_verbose(ingested, command, server):
+    env = without_config_file()
+    status, out, err = command("sessions", "--subject", "cl-m1", "--format", "json", env=env, child=True)
     assert status == 0 and err == ""
     assert json.loads(out)[0]["subject"] == "cl-m1"
-    status, out, err = command("-v", "sessions", "--subject", "cl-m1", "--format", "json", env=env)
+    status, out, err = command("-v", "sessions", "--subject", "cl-m1", "--format", "json", env=env, child=True)
     assert status == 0 and json.loads(out)[0]["subject"] == "cl-m1"  # standard output stays clean
     assert "No datajoint.json found" in err and "connected to" in err
     assert ("MariaDB is not officially supported" in err) == (server.backend == "mysql")
 
 
-def test_populate_workers_are_quiet_unless_verbose(ingested, command, subprocess_env, tmp_path):
+def test_populate_workers_are_quiet_unless_verbose(ingested, command, tmp_path):
     (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
-    env = without_config_file(subprocess_env) | {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+    env = without_config_file() | {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
     args = ("populate", "--workers", "2", "--no-progress", "--restrict", "subject=cl-m1")
-    status, out, err = command(*args, env=env)
+    status, out, err = command(*args, env=env, child=True)
     assert status == 0 and err == "" and out.startswith("populated "), err
-    status, _, err = command("-v", *args, env=env)
+    status, _, err = command("-v", *args, env=env, child=True)
     assert status == 0, err
     assert err.count("connected to") >= 3  # this process and each of the two workers
     assert err.count("No datajoint.json found") >= 3
 
 
-def test_migrate_unreachable_exits_3(command, subprocess_env):
-    env = subprocess_env | {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9"}
-    status, out, err = command("migrate", "--schema", "anything", env=env)
+def test_migrate_unreachable_exits_3(command):
+    env = {"DJ_HOST": "127.0.0.1", "DJ_PORT": "9"}
+    status, out, err = command("migrate", "--schema", "anything", env=env, child=True)
     assert (status, out) == (cli.ExitStatus.UNREACHABLE, "")
     assert "127.0.0.1:9" in err and "Traceback" not in err
 
 
 def test_an_unexpected_error_is_one_line_and_the_traceback_comes_with_verbose(command, tmp_path):
     (tmp_path / "cl_broken_pipeline.py").write_text("raise RuntimeError('cl-broken at import')\n")
-    status, out, err = command("--pipeline", "cl_broken_pipeline", "sessions")
+    status, out, err = command("--pipeline", "cl_broken_pipeline", "sessions", child=True, cwd=tmp_path)
     assert (status, out) == (cli.ExitStatus.INVALID, "")
     assert err.splitlines()[0] == "element-session: unexpected error: RuntimeError: cl-broken at import"
     assert "Traceback" not in err
-    status, out, err = command("-v", "--pipeline", "cl_broken_pipeline", "sessions")
+    status, out, err = command("-v", "--pipeline", "cl_broken_pipeline", "sessions", child=True, cwd=tmp_path)
     assert status == cli.ExitStatus.INVALID and "Traceback (most recent call last)" in err
 
 
@@ -274,11 +268,11 @@ def test_a_bad_option_value_is_usage_and_bad_data_is_invalid():
     assert str(data).startswith("1 problem(s) in the input, nothing was written:")
 
 
-def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, subprocess_env, tmp_path, prefix):
+def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, tmp_path, prefix):
     """The commands other modules provide are wired into ``element-session`` itself."""
     (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
     (tmp_path / "raw" / "cl-m1" / "s1" / "trial.csv").write_text("a,b\n1,2\n")
-    env = subprocess_env | {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+    env = {"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
     restrict = "subject=cl-m1"
     status, out, err = command("populate", "--workers", "1", "--restrict", restrict, env=env)
     assert status == 0, err

@@ -17,13 +17,10 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-from tests.helpers import add_references, remove_references
 
 SUBJECTS, PEOPLE, PROJECTS = ["cc-m1", "cc-m2"], ["cc-ada", "cc-bob"], ["cc-p"]
 START = dt.datetime(2024, 2, 1, 8, 0, 0)
@@ -71,10 +68,8 @@ REPORT = re.compile(r"(\d+) row\(s\) read, (\d+) new, (\d+) already present")
 
 
 @pytest.fixture
-def refs(pipeline) -> Iterator[ModuleType]:
-    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
-    yield pipeline
-    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+def refs(references):
+    return references(SUBJECTS, PEOPLE, PROJECTS)
 
 
 def session_file(path: Path, numbers: range, note=lambda i: f"note {i}") -> Path:

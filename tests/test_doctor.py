@@ -28,7 +28,6 @@ from tests.legacy import (
     create_downstream,
     snapshot,
 )
-from tests.test_cli import command  # noqa: F401 (the fixture that runs element-session in a child process)
 
 BACKEND = os.environ.get("DJ_BACKEND", "mysql")
 
@@ -189,7 +188,7 @@ def test_doctor_finds_nothing_in_a_schema_this_project_declared(pipeline, prefix
 
 
 @only("mysql")
-def test_the_order_of_work_on_a_legacy_latin1_database(latin1, connection, command, run_python):  # noqa: F811
+def test_the_order_of_work_on_a_legacy_latin1_database(latin1, connection, command, run_python):
     """docs/upgrade.md, section 2: doctor, migrate --dry-run, migrate (--dependents), doctor clean."""
     schemas, contents, ephys, downstream = latin1()
     dbs = _all(schemas, ephys)
@@ -397,20 +396,20 @@ def test_dependents_are_marked_without_rewriting_a_value(latin1, connection):
 
 
 @only("postgresql")
-def test_doctor_on_postgresql_has_nothing_to_find(pipeline, prefix, command):  # noqa: F811
+def test_doctor_on_postgresql_has_nothing_to_find(pipeline, prefix, command):
     assert diagnose(prefix + "session") == []
     status, out, err = command("doctor", "--schema", prefix + "session")
     assert status == 0, err
     assert out.startswith(f"No hazards for DataJoint 2.x in `{prefix}session`")
 
 
-def test_doctor_refuses_a_schema_that_does_not_exist(connection, prefix, command):  # noqa: F811
+def test_doctor_refuses_a_schema_that_does_not_exist(connection, prefix, command):
     with pytest.raises(MigrationError, match=f"schema `{prefix}nothing_here` does not exist on the {BACKEND} server"):
         diagnose(prefix + "nothing_here")
     status, out, err = command("doctor", "--schema", prefix + "nothing_here", "--format", "json")
     assert (status, out) == (ExitStatus.INVALID, "") and "nothing_here` does not exist" in err
 
 
-def test_doctor_unreachable_exits_3(command, subprocess_env):  # noqa: F811
-    status, out, err = command("doctor", "--schema", "anything", env=subprocess_env | {"DJ_PORT": "9"})
+def test_doctor_unreachable_exits_3(command):
+    status, out, err = command("doctor", "--schema", "anything", env={"DJ_PORT": "9"}, child=True)
     assert (status, out) == (ExitStatus.UNREACHABLE, "") and ":9" in err and "Traceback" not in err

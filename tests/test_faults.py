@@ -32,7 +32,6 @@ from types import ModuleType
 import pytest
 
 from element_session.localdb import LocalServer, ServerInfo
-from tests.helpers import add_references, remove_references
 
 SUBJECTS, PEOPLE, PROJECTS = ["fk-m1", "fk-m2"], ["fk-ada", "fk-bob"], ["fk-p1", "fk-p2"]
 START = dt.datetime(2023, 1, 1, 6, 0, 0)
@@ -207,23 +206,21 @@ def raw_count(info: ServerInfo, schema: str, table: str) -> int:
 # -------------------------------------------------------------------------------------------- child processes
 
 
-_STARTED: list[subprocess.Popen] = []
+@pytest.fixture
+def start_child() -> Iterator[Callable[[str, list[str], dict[str, str], Path], subprocess.Popen]]:
+    """A starter of ``python -c CODE ARGS`` children; those a failed test left running are killed (by id) and reaped."""
+    started: list[subprocess.Popen] = []
 
+    def start(code: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        started.append(proc)
+        return proc
 
-def start_child(code: str, args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    _STARTED.append(proc)
-    return proc
-
-
-@pytest.fixture(autouse=True)
-def _no_child_left() -> Iterator[None]:
-    """Children a failed test left running are killed (by their own id) and reaped."""
-    yield
-    while _STARTED:
-        proc = _STARTED.pop()
+    yield start
+    while started:
+        proc = started.pop()
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
@@ -312,11 +309,9 @@ def finish(proc: subprocess.Popen, text: str = "") -> tuple[int, str, str]:
 # -------------------------------------------------------------------------------------------- killed writer
 
 
-@pytest.fixture(scope="module")
-def refs(pipeline) -> Iterator[ModuleType]:
-    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
-    yield pipeline
-    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+@pytest.fixture
+def refs(references):
+    return references(SUBJECTS, PEOPLE, PROJECTS)
 
 
 @pytest.fixture(scope="module")
@@ -339,7 +334,7 @@ class Kill:
 
 
 def test_a_writer_killed_at_random_points_leaves_nothing_partial_and_a_rerun_completes_the_file(
-    refs, big_file, subprocess_env, connection, tmp_path
+    start_child, refs, big_file, subprocess_env, connection, tmp_path
 ):
     path, expected = big_file
     seed = int.from_bytes(os.urandom(4), "big")
@@ -388,7 +383,7 @@ def test_a_writer_killed_at_random_points_leaves_nothing_partial_and_a_rerun_com
 
 
 def test_a_connection_dropped_by_the_server_mid_transaction_rolls_back(
-    refs, big_file, subprocess_env, connection, tmp_path
+    start_child, refs, big_file, subprocess_env, connection, tmp_path
 ):
     """An administrator (or a proxy) ends the writer's connection: DataJoint reconnects, but the transaction is gone."""
     path, _ = big_file
@@ -507,7 +502,7 @@ def private(server: ServerInfo, subprocess_env: dict[str, str]) -> Iterator[Priv
         shutil.rmtree(datadir, ignore_errors=True)
 
 
-def test_server_stopped_during_an_ingest_exit_3_nothing_partial_and_the_rerun_completes(private, tmp_path):
+def test_server_stopped_during_an_ingest_exit_3_nothing_partial_and_the_rerun_completes(start_child, private, tmp_path):
     rows = session_rows(SUBJECTS, N_GONE, start=dt.datetime(2022, 6, 1))
     path = write_csv(tmp_path / "sessions.csv", rows)
     expected = expected_state(rows)
@@ -555,7 +550,7 @@ def test_server_stopped_during_an_ingest_exit_3_nothing_partial_and_the_rerun_co
         raw.close()
 
 
-def test_server_killed_during_a_populate_exit_3_nothing_partial_and_the_rerun_completes(private, tmp_path):
+def test_server_killed_during_a_populate_exit_3_nothing_partial_and_the_rerun_completes(start_child, private, tmp_path):
     inventory = GONE_PREFIX + "inventory"
     proc = start_child(POPULATE_CHILD, ["run"], private.env, tmp_path)
     deadline = time.monotonic() + HANG_GUARD

@@ -12,16 +12,14 @@ import pytest
 from element_session.errors import ConflictError, InputError
 from element_session.ingest import ingest
 from element_session.query import session_table
-from tests.helpers import add_references, remove_references, snapshot
+from tests.helpers import remove_references, snapshot
 
 SUBJECTS, PEOPLE, PROJECTS = ["ig-m1", "ig-m2"], ["ig-ada", "ig-bob"], ["ig-maps", "ig-rig"]
 
 
 @pytest.fixture
-def refs(pipeline):
-    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
-    yield pipeline
-    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+def refs(references):
+    return references(SUBJECTS, PEOPLE, PROJECTS)
 
 
 def write(tmp_path, name: str, text: str):

@@ -24,7 +24,6 @@ from element_session.export.nwb import (
     write_nwb,
 )
 from element_session.ingest import ingest
-from tests.helpers import remove_references
 
 SUBJECTS, PEOPLE, PROJECTS = ["nw-m1", "nw-m2"], ["nw-ada", "nw-bob"], ["nw-maps", "nw-rig"]
 NEW_YORK = ZoneInfo("America/New_York")
@@ -46,25 +45,15 @@ GAIN_JSON = '{"gain": {"__type__": "ndarray", "dtype": "<f8", "shape": [2], "dat
 
 
 @pytest.fixture
-def refs(pipeline):
-    ingest(
-        "subjects",
-        [
+def refs(references):
+    subjects = [
             {"subject": "nw-m1", "sex": "F", "subject_birth_date": "2023-01-02", "subject_nickname": "Zoë",
              "subject_description": "a mouse"},
             {"subject": "nw-m2", "sex": "U", "subject_birth_date": "2023-05-06"},
-        ],
-        pipeline=pipeline,
-    )  # fmt: skip
+    ]  # fmt: skip
     people = [{"user": "nw-ada", "user_fullname": "Lovelace, Ada"}, {"user": "nw-bob"}]
-    ingest("experimenters", people, pipeline=pipeline)
-    ingest(
-        "projects",
-        [{"project": "nw-maps", "project_description": "cortical maps"}, {"project": "nw-rig"}],
-        pipeline=pipeline,
-    )
-    yield pipeline
-    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+    projects = [{"project": "nw-maps", "project_description": "cortical maps"}, {"project": "nw-rig"}]
+    return references(subjects, people, projects)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from element_session.database import database_errors, is_refused_login, translat
 from element_session.errors import DatabaseBusyError, DatabaseRefusedError, PermissionDeniedError
 from element_session.ingest import ingest
 from element_session.linking import drop_schema
-from tests.helpers import declare_lab, snapshot
+from tests.helpers import declare_lab, lab_module_text, snapshot
 
 BACKEND = os.environ.get("DJ_BACKEND", "mysql")
 
@@ -89,38 +89,10 @@ def test_an_emoji_in_a_latin1_schema_is_a_typed_error_naming_file_row_column_and
     assert snapshot(lab, lab.session) == before
 
 
-COMMAND = """
-import datajoint as dj
-from element_session import session_with_id as session
-
-lab = dj.Schema({lab!r}, create_tables=False)
-
-@lab
-class Subject(dj.Manual):
-    definition = '''
-    subject: varchar(32)
-    ---
-    sex: enum('M', 'F', 'U')
-    subject_birth_date: date
-    '''
-
-@lab
-class User(dj.Lookup):
-    definition = "user: varchar(32)"
-
-@lab
-class Project(dj.Lookup):
-    definition = "project: varchar(32)"
-
-Experimenter = User
-session.activate({session!r}, linking_module=__name__)
-"""
-
-
 @pytest.mark.skipif(BACKEND != "mysql", reason="PostgreSQL databases here are UTF-8: any character fits")
 def test_the_command_exits_1_naming_the_row(lab, run_python, tmp_path):
     (tmp_path / "latin1_pipeline.py").write_text(
-        COMMAND.format(lab=lab.lab.database, session=lab.session.schema.database)
+        lab_module_text(lab.lab.database, lab.session.schema.database, create_tables=False)
     )
     (tmp_path / "notes.csv").write_text(textwrap.dedent(NOTES).lstrip(), encoding="utf-8")
     before = snapshot(lab, lab.session)

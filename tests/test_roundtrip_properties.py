@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from element_session import cli, timezones
 from element_session.errors import InputError
 from element_session.ingest import ingest
-from tests.helpers import add_references, remove_references, snapshot
+from tests.helpers import snapshot
 
 SUBJECTS = ["hy-m1", "hy-Zoë-🐭"]
 PEOPLE = ["hy-ada", "hy-李", "hy-O'Neil", "hy-x y"]
@@ -26,11 +26,9 @@ SETTINGS = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def refs(pipeline):
-    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
-    yield pipeline
-    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+@pytest.fixture
+def refs(references):
+    return references(SUBJECTS, PEOPLE, PROJECTS)
 
 
 def clear(pipeline) -> None:

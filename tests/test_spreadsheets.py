@@ -11,18 +11,14 @@ from element_session.errors import InputError
 from element_session.ingest import ingest
 from element_session.query import session_table
 from element_session.readers import read_records
-from tests.helpers import add_references, remove_references, snapshot
+from tests.helpers import snapshot
 
 SUBJECTS, PEOPLE, PROJECTS = ["xl-m1", "xl-m2"], ["xl-ada"], ["xl-maps"]
 
 
 @pytest.fixture
-def refs(pipeline):
-    add_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
-    yield pipeline
-    for subject in SUBJECTS:
-        (pipeline.session.Session & {"subject": subject}).delete()
-    remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
+def refs(references):
+    return references(SUBJECTS, PEOPLE, PROJECTS)  # their sessions go with them
 
 
 def workbook(path, sheets: dict[str, list[list]]) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import subprocess
-import sys
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,12 +28,6 @@ from workflow.inventory import SessionInventory
 TABLES = ["SessionInventory"]
 
 
-def command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """``element-session ARGS`` in a child process, as a user runs it."""
-    argv = [sys.executable, "-m", "element_session", *args]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
-
-
 def inventoried(subject: str) -> set[dt.datetime]:
     return {r["session_datetime"] for r in (SessionInventory & {"subject": subject}).to_dicts()}
 
@@ -49,9 +41,9 @@ BERLIN_WINTER = [  # ingest text -> the instant stored (UTC)
 
 
 @pytest.fixture
-def two_sessions(pipeline, tmp_path, subprocess_env):
-    """Subject ti-pop with the two sessions of the issue, their raw directories, and the command's environment."""
-    subject = "ti-pop"
+def two_sessions(pipeline, tmp_path, row_prefix):
+    """A subject with the two sessions of the issue, their raw directories, and the command's environment."""
+    subject = row_prefix + "pop"
     add_references(pipeline, [subject], [], [])
     rows = [
         {"subject": subject, "session_datetime": t, "session_dir": f"s{i}"} for i, (t, _) in enumerate(BERLIN_WINTER)
@@ -60,44 +52,44 @@ def two_sessions(pipeline, tmp_path, subprocess_env):
     for i in range(len(rows)):
         (tmp_path / "raw" / subject / f"s{i}").mkdir(parents=True)
         (tmp_path / "raw" / subject / f"s{i}" / "trace.npy").write_bytes(b"x")
-    env = subprocess_env | {"SESSION_ROOT_DIRS": str(tmp_path / "raw" / subject)}
+    env = {"SESSION_ROOT_DIRS": str(tmp_path / "raw" / subject)}
     yield subject, env
     (SessionInventory.jobs & {"subject": subject}).delete_quick()
     remove_references(pipeline, [subject], [], [])
 
 
-def test_populate_restriction_with_offset_selects_the_instant_through_the_command(two_sessions):
+def test_populate_restriction_with_offset_selects_the_instant_through_the_command(two_sessions, command):
     subject, env = two_sessions
-    done = command(env, "sessions", "--subject", subject, "--format", "csv")
-    assert done.returncode == 0, done.stderr
-    shown = {row["session_datetime"] for row in csv.DictReader(io.StringIO(done.stdout))}
+    done = command("sessions", "--subject", subject, "--format", "csv", env=env)
+    assert done.status == 0, done.err
+    shown = {row["session_datetime"] for row in csv.DictReader(io.StringIO(done.out))}
     assert "2024-02-05T09:30:00+01:00" in shown  # the session stored at 08:30 UTC, as `sessions` shows it
 
     restrict = ["--restrict", f"subject={subject}", "--restrict", "session_datetime=2024-02-05T09:30:00+01:00"]
-    done = command(env, "populate", "--table", "SessionInventory", "--no-progress", *restrict)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("populated 1 key(s), 0 error(s)")
+    done = command("populate", "--table", "SessionInventory", "--no-progress", *restrict, env=env)
+    assert done.status == 0, done.err
+    assert done.out.startswith("populated 1 key(s), 0 error(s)")
     assert inventoried(subject) == {dt.datetime(2024, 2, 5, 8, 30)}
 
     # text without an offset is read in --timezone; the same instant again: nothing left to make
     restrict[-1] = "session_datetime=2024-02-05 09:30:00"
-    done = command(env, "populate", "--table", "SessionInventory", "--timezone", "Europe/Berlin", *restrict)
-    assert (done.returncode, done.stdout.strip()) == (0, "populated 0 key(s), 0 error(s)"), done.stderr
-    done = command(env, "populate", "--table", "SessionInventory", "--restrict", f"subject={subject}",
-                   "--restrict", "session_datetime=2024-02-05T10:30:00[Europe/Berlin]")  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = command("populate", "--table", "SessionInventory", "--timezone", "Europe/Berlin", *restrict, env=env)
+    assert (done.status, done.out.strip()) == (0, "populated 0 key(s), 0 error(s)"), done.err
+    done = command("populate", "--table", "SessionInventory", "--restrict", f"subject={subject}",
+                   "--restrict", "session_datetime=2024-02-05T10:30:00[Europe/Berlin]", env=env)  # fmt: skip
+    assert done.status == 0, done.err
     assert inventoried(subject) == {t for _, t in BERLIN_WINTER}
 
 
 @pytest.mark.parametrize("which", ["populate", "jobs"])
-def test_an_unreadable_restriction_time_exits_2_naming_the_value(two_sessions, which):
+def test_an_unreadable_restriction_time_exits_2_naming_the_value(two_sessions, command, which):
     subject, env = two_sessions
-    done = command(env, which, "--restrict", f"subject={subject}", "--restrict", "session_datetime=next tuesday")
-    assert done.returncode == 2, (done.stdout, done.stderr)  # a bad option value
-    assert "session_datetime" in done.stderr and "'next tuesday'" in done.stderr
-    assert "Traceback" not in done.stderr
-    done = command(env, which, "--restrict", "session_datetime=2024-03-31T02:30:00", "--timezone", "Europe/Berlin")
-    assert done.returncode == 2 and "does not exist in Europe/Berlin" in done.stderr  # skipped by DST
+    done = command(which, "--restrict", f"subject={subject}", "--restrict", "session_datetime=next tuesday", env=env)
+    assert done.status == 2, (done.out, done.err)  # a bad option value
+    assert "session_datetime" in done.err and "'next tuesday'" in done.err
+    assert "Traceback" not in done.err
+    done = command(which, "--restrict", "session_datetime=2024-03-31T02:30:00", "--timezone", "Europe/Berlin", env=env)
+    assert done.status == 2 and "does not exist in Europe/Berlin" in done.err  # skipped by DST
     assert inventoried(subject) == set()
 
 
@@ -138,8 +130,8 @@ def test_populate_list_and_clear_jobs_restriction_through_python(two_sessions, p
 
 
 @pytest.fixture(scope="module")
-def window_sessions(pipeline):
-    subject = "ti-win"
+def window_sessions(pipeline, row_prefix):
+    subject = row_prefix + "win"
     add_references(pipeline, [subject], [], [])
     times = ("2024-03-01T09:59:59Z", "2024-03-01T10:00:00Z")
     ingest("sessions", [{"subject": subject, "session_datetime": t} for t in times], pipeline=pipeline)
@@ -171,14 +163,14 @@ def test_window_ends_compare_at_full_precision(window_sessions, bound):
     assert starts(find_sessions(module, subject=subject, since=before.isoformat() + "Z", until=bound)) == ["10:00:00"]
 
 
-def test_window_ends_through_the_command(window_sessions, subprocess_env):
+def test_window_ends_through_the_command(window_sessions, command):
     _, subject = window_sessions
     args = ["sessions", "--subject", subject, "--format", "csv", "--timezone", "Europe/Berlin"]
-    done = command(subprocess_env, *args, "--since", "2024-03-01T10:59:59.5", "--until", "2024-03-01T11:00:00.5")
-    assert done.returncode == 0, done.stderr
-    assert [r["session_datetime"] for r in csv.DictReader(io.StringIO(done.stdout))] == ["2024-03-01T10:00:00+00:00"]
-    done = command(subprocess_env, *args, "--since", "2024-03-01T1O:00")
-    assert done.returncode == 2 and "'2024-03-01T1O:00'" in done.stderr and "since" in done.stderr
+    done = command(*args, "--since", "2024-03-01T10:59:59.5", "--until", "2024-03-01T11:00:00.5")
+    assert done.status == 0, done.err
+    assert [r["session_datetime"] for r in csv.DictReader(io.StringIO(done.out))] == ["2024-03-01T10:00:00+00:00"]
+    done = command(*args, "--since", "2024-03-01T1O:00")
+    assert done.status == 2 and "'2024-03-01T1O:00'" in done.err and "since" in done.err
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -62,17 +60,6 @@ def client(app):
         yield test_client
 
 
-@pytest.fixture
-def command(subprocess_env, tmp_path):
-    def run(*args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "element_session", *args], env=subprocess_env, cwd=tmp_path,
-                                capture_output=True, timeout=120)  # fmt: skip
-        assert result.returncode == 0, result.stderr
-        return result.stdout.decode("utf-8")  # as printed: CSV's \r\n line ends kept
-
-    return run
-
-
 def log_in(client: TestClient, login) -> None:
     page = client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
@@ -120,7 +107,7 @@ def test_serve_on_a_port_in_use_is_a_usage_error_before_it_prints_an_address(pip
     ],
 )  # fmt: skip
 def test_api_sessions_are_what_the_command_prints(client, logins, command, params, options):
-    printed = json.loads(command("sessions", *options, "--format", "json"))
+    printed = json.loads(command("sessions", *options, "--format", "json").out)
     assert printed  # the filters select something
     answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
     assert answer.status_code == 200, answer.text
@@ -128,7 +115,7 @@ def test_api_sessions_are_what_the_command_prints(client, logins, command, param
     sliced = client.get("/api/sessions", params=[*params, ("limit", "1"), ("offset", "1")], auth=logins["reader"].auth)
     assert sliced.json() == {"sessions": printed[1:2], "total": len(printed), "limit": 1, "offset": 1}
     csv_text = client.get("/api/sessions.csv", params=params, auth=logins["reader"].auth)
-    assert csv_text.status_code == 200 and csv_text.text == command("sessions", *options, "--format", "csv")
+    assert csv_text.status_code == 200 and csv_text.text == command("sessions", *options, "--format", "csv").out
 
 
 def test_api_attribute_filter_selects_as_find_sessions(client, logins, data):

@@ -14,6 +14,7 @@ Command line (``element-session localdb``, also run by ``python -m element_sessi
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -377,6 +379,37 @@ class LocalServer:
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self._sockdir} -c max_connections=300 -c fsync=off"
         self._run_pg(["pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
         _wait_for_port(port, timeout, None, log)
+
+
+@contextlib.contextmanager
+def database_server(backend: str | None = None, *, tag: str = "element-session-db-") -> Iterator[ServerInfo]:
+    """The server of ``DJ_HOST``, or a private one in a temporary directory, stopped and removed after use.
+
+    Parameters
+    ----------
+    backend
+        ``mysql`` (MariaDB or MySQL) or ``postgresql`` for a private server; default ``DJ_BACKEND``,
+        else ``mysql``. Not used when ``DJ_HOST`` names a server.
+    tag
+        The start of the temporary directory's name.
+
+    Raises
+    ------
+    LocalServerError
+        The private server's programs are missing or the server does not start.
+    """
+    external = server_from_environment()
+    if external is not None:
+        yield external
+        return
+    datadir = tempfile.mkdtemp(prefix=tag)
+    os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach it)
+    local = LocalServer(datadir, backend or os.environ.get("DJ_BACKEND", "mysql"))
+    try:
+        yield local.start()
+    finally:
+        local.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 def drop_schemas(prefix: str) -> list[str]:
