@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import warnings
+from typing import Literal
 
 #: The beginnings of the warnings DataJoint gives on every run (import, connection to MariaDB).
 DATAJOINT_WARNINGS = ("No datajoint.json found", "MariaDB is not officially supported")
@@ -20,7 +21,7 @@ DATAJOINT_WARNINGS = ("No datajoint.json found", "MariaDB is not officially supp
 
 def filter_warnings(verbose: bool) -> None:
     """Hide (or, when ``verbose``, show) DataJoint's warnings; safe to call before DataJoint is imported."""
-    action = "default" if verbose else "ignore"
+    action: Literal["default", "ignore"] = "default" if verbose else "ignore"
     warnings.filterwarnings(action, module=r"datajoint(\.|$)")
     for message in DATAJOINT_WARNINGS:
         warnings.filterwarnings(action, message=re.escape(message), category=UserWarning)

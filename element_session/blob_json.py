@@ -198,7 +198,7 @@ def _element_encoder(dtype: np.dtype, where: str) -> Callable[[Any], Any]:
     if kind == "c" and dtype.itemsize <= 16:
         return lambda x: [_float(float(x.real)), _float(float(x.imag))]
     if kind == "M" and _datetime_unit(dtype) is not None:
-        unit = "D" if _datetime_unit(dtype) == "W" else _datetime_unit(dtype)
+        unit: Any = "D" if _datetime_unit(dtype) == "W" else _datetime_unit(dtype)
         return lambda x: str(np.datetime_as_string(x, unit=unit))
     if kind == "m":
         return lambda x: int(x.astype("<i8"))
@@ -315,7 +315,7 @@ def _element(element: Any, dtype: np.dtype, kind: str) -> Any:
     if kind == "c":
         return complex(_plain_float(element[0]), _plain_float(element[1]))
     if kind == "M":
-        unit = np.datetime_data(dtype)[0]
+        unit: Any = np.datetime_data(dtype)[0]
         return np.datetime64(element, "D" if unit == "W" else unit).astype(dtype)
     if kind == "m":
         return np.array(element, "<i8").astype(dtype)

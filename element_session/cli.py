@@ -205,9 +205,9 @@ class _LazyChoice(click.Choice):
         self._source = (module, name)
 
     @property
-    def choices(self) -> Sequence[str]:  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
         module, name = self._source
-        return getattr(importlib.import_module(module, __package__), name)
+        return tuple(getattr(importlib.import_module(module, __package__), name))
 
     @choices.setter
     def choices(self, _value: Sequence[str]) -> None:

@@ -92,8 +92,9 @@ def server_error(err: BaseException) -> tuple[int | str, str] | None:
     for e in (err, err.__cause__, err.__context__):
         if e is None:
             continue
-        if isinstance(getattr(e, "pgcode", None), str):
-            return e.pgcode, str(getattr(e, "pgerror", None) or e).strip()
+        pgcode = getattr(e, "pgcode", None)
+        if isinstance(pgcode, str):
+            return pgcode, str(getattr(e, "pgerror", None) or e).strip()
         if type(e).__module__.startswith("pymysql") and e.args and isinstance(e.args[0], int):
             return e.args[0], str(e.args[1]) if len(e.args) > 1 else ""
     return None
@@ -124,14 +125,15 @@ def refused(
     code, message = found
     state = str(code)
     if code in _BUSY or state[:2] == "40" or state == "55P03":
-        what = _BUSY.get(code, "a deadlock or lock timeout")
+        what = _BUSY.get(code, "a deadlock or lock timeout") if isinstance(code, int) else "a deadlock or lock timeout"
         return DatabaseBusyError(f"the database gave up on the write ({what}): nothing was written; try again")
     if code not in _REFUSED and state[:2] not in ("22", "23"):
         return None
     column = next((m[1] for pattern in _COLUMN if (m := pattern.search(message))), None)
     values = values or {}
     value = values.get(column) if column else (dict(values) or None)  # the whole row if no column is named
-    what = _REFUSED.get(code) or ("a value the column cannot hold" if state[:2] == "22" else "a key or constraint")
+    known = _REFUSED.get(code) if isinstance(code, int) else None
+    what = known or ("a value the column cannot hold" if state[:2] == "22" else "a key or constraint")
     reason = f"the database refused {what}" + (f" in {table}" if table else "") + f": {without_password(message)}"
     return DatabaseRefusedError(
         [InputProblem(source, row, column, value, reason)], code=code, transient=code in _TRANSIENT

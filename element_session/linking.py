@@ -6,6 +6,7 @@ import inspect
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
+from typing import Any
 
 import datajoint as dj
 
@@ -55,7 +56,7 @@ def check_linking_module(module: ModuleType) -> dict[str, type[dj.Table]]:
     found: dict[str, type[dj.Table]] = {}
     for name, purpose in REQUIRED_TABLES.items():
         obj = getattr(module, name, None)
-        table = obj if inspect.isclass(obj) else type(obj)
+        table: Any = obj if inspect.isclass(obj) else type(obj)
         if obj is None:
             problems.append(f"`{name}` is missing: it must be {purpose}")
         elif not issubclass(table, dj.Table):

@@ -168,7 +168,7 @@ def _relative_parts(path: PathInput, roots: Sequence[PathInput] | None) -> list[
 
 def _as_text(value: object, what: str) -> str:
     try:
-        text = os.fspath(value)  # type: ignore[arg-type]
+        text = os.fspath(value)  # type: ignore[call-overload]
     except TypeError:
         raise SessionDirectoryError(f"{what} {value!r} is a {type(value).__name__}, not a path") from None
     if not isinstance(text, str):

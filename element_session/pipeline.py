@@ -120,7 +120,8 @@ def tables(pipeline: ModuleType | str, *, kinds: tuple[type[dj.Table], ...] = (d
             found.setdefault(table.full_table_name, (table_label, table))
             for part in vars(table).values():
                 if inspect.isclass(part) and issubclass(part, dj.Part) and getattr(part, "database", None):
-                    found.setdefault(part.full_table_name, (f"{table_label}.{part.__name__}", part))
+                    part_table: Any = part
+                    found.setdefault(part_table.full_table_name, (f"{table_label}.{part.__name__}", part_table))
     return {name: table for name, table in found.values() if issubclass(table, kinds)}
 
 

@@ -285,7 +285,8 @@ def _populate_table(
     if quota is None:
         result = table.populate(*restrictions, **options)
         return result["success_count"], list(result["error_list"])
-    made, errors, refresh = 0, [], True
+    made, refresh = 0, True
+    errors: list[Any] = []
     while made + len(errors) < quota:
         result = table.populate(*restrictions, **options, max_calls=quota - made - len(errors), refresh=refresh)
         refresh = False

@@ -52,8 +52,9 @@ class _Documented:
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("__doc__"):
-            cls._summary = cls.__doc__.strip()
+        own_doc = cls.__dict__.get("__doc__")
+        if own_doc:
+            cls._summary = own_doc.strip()
         if cls._summary and getattr(cls, "definition", None):
             cls.__doc__ = f"{cls._summary}\n\n{attributes_section(cls.definition)}\n"
 

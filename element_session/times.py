@@ -150,6 +150,7 @@ def _read_text(text: str, timezone: str, dates: bool) -> tuple[dt.datetime, str]
     if parsed.tzinfo is None:
         return localize(parsed, zone or timezone), zone or timezone
     offset = parsed.utcoffset()
+    assert offset is not None  # an aware datetime from fromisoformat has a fixed offset
     if zone is None:
         return parsed, offset_text(offset)
     in_zone = parsed.astimezone(zone_info(zone))

@@ -429,6 +429,7 @@ def _lab_arguments(
     arguments: dict[str, Any] = {}
     if lab_key:
         row = _one_row(linking, "Lab", lab_key, "lab_key")
+        assert linking is not None  # _one_row found its Lab table
         arguments["lab"] = row.get("lab_name") or next(str(row[k]) for k in linking.Lab.primary_key)
         arguments["institution"] = row.get("institution")
         organization = getattr(linking.Lab, "Organization", None)

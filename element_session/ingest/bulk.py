@@ -43,7 +43,7 @@ import operator
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pymysql.converters import escape_item, escape_string
 
@@ -213,6 +213,7 @@ def insert(
     if columns is None:
         columns = list(rows[0])
         rows = _tuples(rows, columns)  # type: ignore[arg-type]
+    rows = cast(Sequence[tuple], rows)  # dicts were made tuples above
     columns = list(columns)
     backend = table.connection.adapter.backend
     literals = Literals(table.connection) if literals is None else literals
@@ -252,7 +253,8 @@ def _write_batch(
         index, err = _first_refused(connection, write, rows, start, stop, err)
         source, row = (where[index].source, where[index].row) if where else ("database", None)
         values = dict(zip(columns, rows[index], strict=True))
-        raise refused(err, source=source, row=row, values=values, table=table.__name__) from None
+        typed = refused(err, source=source, row=row, values=values, table=table.__name__)
+        raise (typed or err) from None
 
 
 def _first_refused(

@@ -237,7 +237,8 @@ def _cell_text(cell: Any) -> str | None:
         return value.date().isoformat() if date_only else value.isoformat()
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         return str(int(value))
-    return _text(value)
+    text = _text(value)
+    return text if not isinstance(text, list) else None  # a cell holds one value, never a list
 
 
 def _check_header(header: list[str], source: str, row: int) -> None:

@@ -188,7 +188,7 @@ class SessionPlan:
         raise_if_problems(problems)
         existing = self._existing(list(sessions.values()))
         new: list[_Session] = []
-        idents = self._idents([s.key for s in sessions.values()]) if existing else [None] * len(sessions)
+        idents: list[Any] = self._idents([s.key for s in sessions.values()]) if existing else [None] * len(sessions)
         for session, ident in zip(sessions.values(), idents, strict=True):
             stored = existing.get(ident)
             if stored is None:
@@ -222,10 +222,10 @@ class SessionPlan:
             distinct = list(dict.fromkeys(given[name]))  # each value folded once
             folded[name] = dict(zip(distinct, folder.fold_all(distinct), strict=True))
             wanted = {key for key, f in folded[name].items() if f not in known}
-            stored = [tuple(r[k] for k in columns) for r in restricted_rows(
+            stored_keys = [tuple(r[k] for k in columns) for r in restricted_rows(
                 table.proj(), [dict(zip(columns, key, strict=True)) for key in wanted]
             )]  # fmt: skip
-            known.update(zip(folder.fold_all(stored), stored, strict=True))
+            known.update(zip(folder.fold_all(stored_keys), stored_keys, strict=True))
         for s in sessions:
             subject = self.subject_of(s.key)
             stored = self.known["subject"].get(folded["subject"][subject])
@@ -296,7 +296,7 @@ class SessionPlan:
             found = restricted_rows(table, existing_keys)
             return zip(idents(found), found, strict=True)
 
-        found = {i: {"row": r} for i, r in rows(m.Session)}
+        found: dict[tuple, dict[str, Any]] = {i: {"row": r} for i, r in rows(m.Session)}
         for i, row in rows(m.SessionExperimenter):
             found[i].setdefault("experimenter", []).append(row[self.experimenter_attr])
         for i, row in rows(m.ProjectSession):
@@ -332,9 +332,9 @@ class SessionPlan:
             theirs = stored.get(column, [])
             if mine is not None and self._folded_names(column, mine) != self._folded_names(column, theirs):
                 differences[column] = (mine, sorted(theirs))
-        for column, mine in (("session_dir", session.session_dir), ("session_note", session.note)):
-            if mine is not None and mine != stored.get(column):
-                differences[column] = (mine, stored.get(column))
+        for column, text in (("session_dir", session.session_dir), ("session_note", session.note)):
+            if text is not None and text != stored.get(column):
+                differences[column] = (text, stored.get(column))
         folder = self.folders["attribute"]
         attributes = stored.get("attributes", {})
         by_fold = dict(zip(folder.fold_all((n,) for n in attributes), attributes, strict=True))

@@ -189,8 +189,3 @@ def _reader(source: Any, **options: str | None) -> tuple[Callable[[], Iterator[R
 def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
     while chunk := list(itertools.islice(records, size)):
         yield chunk
-
-
-def _chunks(records: Iterator[Record], size: int) -> Iterator[list[Record]]:
-    while chunk := list(itertools.islice(records, size)):
-        yield chunk

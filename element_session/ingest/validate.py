@@ -8,6 +8,7 @@ an integer is expected, an impossible date, are errors.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -119,19 +120,19 @@ def column_checks(table: dj.Table) -> dict[str, Check]:
         width = re.fullmatch(r"(?:var)?char(?:acter varying|acter)?\((\d+)\)", sql_type)
         base = sql_type.split("(")[0].replace(" unsigned", "").strip()
         if width:
-            checks[attr.name] = lambda v, n=int(width[1]): check_text(v, n)
+            checks[attr.name] = functools.partial(check_text, width=int(width[1]))
         elif base in _INT_RANGES or sql_type.startswith(("int", "tinyint", "smallint", "bigint", "mediumint")):
             low, high = _INT_RANGES.get(base, _INT_RANGES["bigint"])
             if "unsigned" in sql_type:
                 low, high = 0, 2 * high + 1
-            checks[attr.name] = lambda v, lo=low, hi=high: check_integer(v, lo, hi)
+            checks[attr.name] = functools.partial(check_integer, low=low, high=high)
         elif base == "date":
             checks[attr.name] = check_date
         elif base in ("float", "double", "double precision", "real", "decimal", "numeric"):
             checks[attr.name] = check_float
         elif base.startswith("enum"):
             labels = _enum_labels(table, attr.type)
-            checks[attr.name] = lambda v, labels=tuple(labels): _check_enum(v, labels)
+            checks[attr.name] = functools.partial(_check_enum, labels=tuple(labels))
         elif base in ("text", "longtext", "mediumtext"):
             checks[attr.name] = check_text
     return checks

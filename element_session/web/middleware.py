@@ -41,9 +41,10 @@ class SessionCookieMiddleware:
     """The session cookie, marked Secure when the request came over HTTPS (plain HTTP on 127.0.0.1 works)."""
 
     def __init__(self, app: ASGIApp, secret: str) -> None:
-        options = {"session_cookie": COOKIE, "same_site": "lax", "max_age": None}
-        self.plain = SessionMiddleware(app, secret, https_only=False, **options)
-        self.secure = SessionMiddleware(app, secret, https_only=True, **options)
+        self.plain = SessionMiddleware(app, secret, session_cookie=COOKIE, same_site="lax", max_age=None)
+        self.secure = SessionMiddleware(
+            app, secret, session_cookie=COOKIE, same_site="lax", max_age=None, https_only=True
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         secure = scope.get("scheme") in ("https", "wss")
