@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import datajoint as dj
 
+from ..errors import MigrationError
 from ..ingest.keys import ColumnCollation, collations
 from .steps import quote
 
@@ -64,8 +65,8 @@ class ForeignKey:
     parent_schema: str
     parent_table: str
     parent_columns: tuple[str, ...]
-    on_update: str
-    on_delete: str
+    on_update: str | None  # None: the account may not read the rule (MariaDB shows
+    on_delete: str | None  # referential_constraints only to accounts with more than SELECT)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -73,7 +74,17 @@ class ForeignKey:
         return self.schema, self.table, self.name
 
     def add_sql(self) -> str:
-        """The ``ALTER TABLE ... ADD CONSTRAINT`` statement that re-creates this foreign key."""
+        """The ``ALTER TABLE ... ADD CONSTRAINT`` statement that re-creates this foreign key.
+
+        Raises
+        ------
+        MigrationError
+            The account could not read the foreign key's ``ON UPDATE``/``ON DELETE`` rules.
+        """
+        if self.on_update is None or self.on_delete is None:
+            raise MigrationError(
+                f"the rules of foreign key {self} are not visible to this account: it cannot re-create it"
+            )
         columns = ", ".join(map(quote, self.columns))
         parents = ", ".join(map(quote, self.parent_columns))
         return (
@@ -187,7 +198,14 @@ def _foreign_keys(connection: dj.Connection, where: str, args: tuple, *, text: b
         if text:
             texts |= {(schema, table, column) for table, column in _text_columns_of(connection, schema)}
     return [
-        ForeignKey(*key, tuple(c[3] for c in cols), cols[0][4], cols[0][5], tuple(c[6] for c in cols), *rules[key])
+        ForeignKey(
+            *key,
+            tuple(c[3] for c in cols),
+            cols[0][4],
+            cols[0][5],
+            tuple(c[6] for c in cols),
+            *rules.get(key, (None, None)),
+        )
         for key, cols in parts.items()
         if not text or any((*key[:2], c[3]) in texts for c in cols)
     ]
