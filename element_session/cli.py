@@ -550,12 +550,20 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 @cli.command()
 @click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--definitions",
+    is_flag=True,
+    help="also list MySQL-native types in the definitions of the --pipeline module's tables (imports it)",
+)
 @pipeline_option
-def doctor(schema: str, fmt: str) -> ExitStatus:
+@click.pass_context
+def doctor(ctx: click.Context, schema: str, fmt: str, definitions: bool) -> ExitStatus:
     """Report what DataJoint 2.x would mishandle in a legacy database; reads only, exit 1 on hazards."""
-    from .upgrade.doctor import diagnose, format_findings, has_hazards
+    from .upgrade.doctor import definition_findings, diagnose, format_findings, has_hazards
 
     findings = diagnose(schema, connection=_connection())
+    if definitions:
+        findings += definition_findings(_settings(ctx).load_pipeline())
     click.echo(format_findings(findings, schema, fmt))
     return ExitStatus.INVALID if has_hazards(findings) else ExitStatus.OK
 

@@ -8,6 +8,7 @@ definitions are read before anything is declared (issue 20.4).
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import datajoint as dj
@@ -16,6 +17,7 @@ import pytest
 from element_session.errors import ActivationError, NativeTypeWarning
 from element_session.linking import activate_downstream, drop_schema
 from element_session.native_types import native_attributes, spelling
+from element_session.upgrade.doctor import definition_findings
 
 OLD_SPELLING = """
 -> session.Session
@@ -88,3 +90,32 @@ def test_old_spelling_on_this_backend(pipeline, prefix, connection):
         assert table.heading["rate"].type == "double"  # declared as written
     finally:
         drop_schema(schema)
+
+
+def test_doctor_lists_the_native_types_of_a_pipeline_module(pipeline, prefix, connection, command):
+    if connection.adapter.backend == "postgresql":
+        pytest.skip("PostgreSQL cannot declare such a pipeline (the test above); doctor reads the definitions")
+    schema, table = old_schema()
+    module = types.ModuleType("old_pipeline")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NativeTypeWarning)  # said by the test above
+        activate_downstream(schema, prefix + "native_doctor", session_module=pipeline.session, tables=[table])
+    module.Clustering = table
+    try:
+        (finding,) = definition_findings(module)
+        assert (finding.schema, finding.check, finding.severity, finding.count) == (
+            prefix + "native_doctor",
+            "definition-type",
+            "note",
+            7,
+        )
+        assert (
+            "Clustering.waveform: longblob -> <blob> (a serialized object; bytes for raw binary) "
+            "(PostgreSQL refuses it)" in finding.items
+        )
+        assert "Clustering.n_units: int -> int32" in finding.items  # PostgreSQL holds int
+        assert definition_findings(pipeline) == []  # the workflow is written in DataJoint 2.x's types
+    finally:
+        drop_schema(schema)
+    status, out, err = command("doctor", "--schema", prefix + "session", "--definitions")
+    assert status == 0 and "definition-type" not in out, out + err
