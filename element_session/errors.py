@@ -29,6 +29,7 @@ Every error the package raises on purpose is defined here (older import paths re
 
     CollationWarning (a UserWarning) activate(): key columns compare text by a non-binary collation
     NativeTypeWarning (a UserWarning) activate_downstream(): definitions use MySQL-native types
+    DandiWarning (a UserWarning)      write_nwb(): the file lacks what the DANDI archive requires
 
 The command line maps these classes to exit statuses in one place (``element_session.cli.exit_status``).
 """
@@ -64,6 +65,10 @@ class CollationWarning(UserWarning):
 
 class NativeTypeWarning(UserWarning):
     """Warned once by ``activate_downstream()`` when definitions use MySQL-native types the server holds."""
+
+
+class DandiWarning(UserWarning):
+    """Warned by ``write_nwb()`` (``export-nwb``) when the file lacks what the DANDI archive requires."""
 
 
 class LocalServerError(ElementSessionError):
