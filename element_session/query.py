@@ -135,11 +135,13 @@ def session_key_of_subject(
     Raises
     ------
     InputError
-        For an argument it cannot use, naming it and its value.
+        For an argument it cannot use, naming it and its value (a NaN subject too:
+        :mod:`element_session.lookups`).
     SessionNotFoundError
         When no session matches.
     """
     session = session_module.Session
+    check_lookups("arguments", {"subject": subject}, required=True)
     if (session_datetime is None) == (session_id is None):
         raise one_problem("arguments", "session_datetime", session_datetime, "give either a start time or a session id")
     subject_attrs = subject_attributes(session)

@@ -19,7 +19,7 @@ import pytest
 from element_session.errors import InputError
 from element_session.paths import get_session_directory
 from element_session.populate import clear_jobs, list_jobs, populate
-from element_session.query import find_sessions
+from element_session.query import find_sessions, session_key_of_subject
 from workflow.inventory import FileTypeSummary, SessionInventory
 
 NAN = float("nan")
@@ -57,6 +57,12 @@ def test_find_sessions_refuses_pandas_missing_values_and_lists_where_one_value_g
     with pytest.raises(InputError, match=r"column 'project': not a single value but a list"):
         find_sessions(pipeline.session, project=["a", "b"])
     assert len(find_sessions(pipeline.session, project=None)) == len(pipeline.session.Session())  # None: not given
+
+
+def test_the_session_of_an_nwb_export_refuses_a_nan_subject(pipeline):
+    with pytest.raises(InputError) as err:
+        session_key_of_subject(pipeline.session, NAN, session_id=1)
+    assert refused(err.value, "subject")
 
 
 @pytest.mark.parametrize("run", [populate, list_jobs, clear_jobs], ids=lambda f: f.__name__)
