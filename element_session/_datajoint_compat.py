@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import datajoint as dj
 from datajoint.heading import Heading
+from datajoint.utils import from_camel_case
 
 from .errors import ActivationError
 
@@ -48,6 +49,32 @@ def declare_jobs_table(table: type[dj.Table]) -> dj.Table:
         jobs._definition = definition
         jobs.declare()
     return instance.jobs
+
+
+def declared_names(tables: Iterable[type[dj.Table]], backend: str) -> list[tuple[str, str]]:
+    """The names DataJoint 2.3.5 makes the server create for the master classes ``tables``: (kind, name) pairs.
+
+    Each class's table (its tier's prefix and its name in snake case), its part tables
+    (``master__part``) and, for an Imported or Computed table, its jobs table (``~~`` and the name
+    without leading underscores; ``datajoint.jobs.Job``). On MySQL/MariaDB also the names the server
+    gives the foreign keys DataJoint declares without a name (``table_ibfk_N``, one per ``->`` line),
+    which count against the same limit ("Identifier name ... is too long"); PostgreSQL shortens its
+    own. Computed from the classes alone, so that a name the server cannot hold is found before
+    anything is created.
+    """
+    names: list[tuple[str, str]] = []
+    for table in tables:
+        parts = [part for part in vars(table).values() if isinstance(part, type) and issubclass(part, dj.Part)]
+        named = [(table.table_name, table)] + [(f"{table.table_name}__{from_camel_case(p.__name__)}", p) for p in parts]
+        for name, cls in named:
+            names.append(("table", name))
+            definition = vars(cls).get("definition", "")
+            references = sum(line.strip().startswith("->") for line in str(definition).splitlines())
+            if backend == "mysql" and references:
+                names.append(("foreign key", f"{name}_ibfk_{references}"))
+        if issubclass(table, dj.Imported | dj.Computed):
+            names.append(("jobs table", "~~" + table.table_name.lstrip("_")))
+    return names
 
 
 def _origin_type(table: dj.Table, lineage: str | None) -> str | None:

@@ -20,6 +20,7 @@ import os
 import shlex
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -33,6 +34,7 @@ from . import _messages
 from ._collector import cycle_collection_less_often
 from .columns import KINDS
 from .errors import (
+    DandiWarning,
     DatabaseUnreachableError,
     ElementSessionError,
     InputError,
@@ -493,6 +495,9 @@ def jobs(
 @click.option("--overwrite", is_flag=True, help="replace the output file if it exists")
 @click.option("--institution", help="institution written in the file")
 @click.option("--lab", help="lab written in the file")
+@click.option(
+    "--strict", is_flag=True, help="refuse a file the DANDI archive would refuse (default: a warning on standard error)"
+)
 @pipeline_option
 @click.pass_context
 def export_nwb(
@@ -505,6 +510,7 @@ def export_nwb(
     overwrite: bool,
     institution: str | None,
     lab: str | None,
+    strict: bool,
 ) -> ExitStatus:
     """Write one session (subject plus --datetime or --id) to an NWB file.
 
@@ -517,15 +523,23 @@ def export_nwb(
     pipeline = _settings(ctx).load_pipeline()
     module = pipeline.session
     key = find_session_key(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
-    path = write_nwb(
-        key,
-        output,
-        overwrite=overwrite,
-        session_module=module,
-        linking_module=pipeline,
-        institution=institution,
-        lab=lab,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DandiWarning)
+        path = write_nwb(
+            key,
+            output,
+            overwrite=overwrite,
+            strict=strict,
+            session_module=module,
+            linking_module=pipeline,
+            institution=institution,
+            lab=lab,
+        )
+    for warning in caught:
+        if issubclass(warning.category, DandiWarning):
+            click.echo(f"element-session: warning: {warning.message}", err=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     click.echo(path)
     return ExitStatus.OK
 
@@ -550,12 +564,20 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 @cli.command()
 @click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option(
+    "--definitions",
+    is_flag=True,
+    help="also list MySQL-native types in the definitions of the --pipeline module's tables (imports it)",
+)
 @pipeline_option
-def doctor(schema: str, fmt: str) -> ExitStatus:
+@click.pass_context
+def doctor(ctx: click.Context, schema: str, fmt: str, definitions: bool) -> ExitStatus:
     """Report what DataJoint 2.x would mishandle in a legacy database; reads only, exit 1 on hazards."""
-    from .upgrade.doctor import diagnose, format_findings, has_hazards
+    from .upgrade.doctor import definition_findings, diagnose, format_findings, has_hazards
 
     findings = diagnose(schema, connection=_connection())
+    if definitions:
+        findings += definition_findings(_settings(ctx).load_pipeline())
     click.echo(format_findings(findings, schema, fmt))
     return ExitStatus.INVALID if has_hazards(findings) else ExitStatus.OK
 

@@ -7,7 +7,7 @@ Every error the package raises on purpose is defined here (older import paths re
     │   ├── PipelineImportError      the pipeline module cannot be imported
     │   └── PopulateError            populate/jobs: a table name, restriction or worker option
     ├── LinkingModuleError           activate(): the linking module lacks an upstream table
-    ├── ActivationError              activate() again under another schema name
+    ├── ActivationError              activate() again under another name; a name or type the server cannot hold
     ├── LocalServerError             the private test/demo server cannot be set up or reached
     ├── SessionDirectoryError        a session directory that is not a valid relative path
     │   └── DirectoryNotFoundError   (also FileNotFoundError) found under no root directory
@@ -28,6 +28,8 @@ Every error the package raises on purpose is defined here (older import paths re
     └── DatabaseBusyError            a deadlock or lock timeout that persists after retries
 
     CollationWarning (a UserWarning) activate(): key columns compare text by a non-binary collation
+    NativeTypeWarning (a UserWarning) activate_downstream(): definitions use MySQL-native types
+    DandiWarning (a UserWarning)      write_nwb(): the file lacks what the DANDI archive requires
 
 The command line maps these classes to exit statuses in one place (``element_session.cli.exit_status``).
 """
@@ -54,11 +56,19 @@ class LinkingModuleError(ElementSessionError):
 
 
 class ActivationError(ElementSessionError):
-    """Raised when a session module is activated again under a different schema name."""
+    """Raised when a schema cannot be activated: again under another name, a name or a type the server cannot hold."""
 
 
 class CollationWarning(UserWarning):
     """Warned once by ``activate()`` when key columns compare text by a collation that is not binary."""
+
+
+class NativeTypeWarning(UserWarning):
+    """Warned once by ``activate_downstream()`` when definitions use MySQL-native types the server holds."""
+
+
+class DandiWarning(UserWarning):
+    """Warned by ``write_nwb()`` (``export-nwb``) when the file lacks what the DANDI archive requires."""
 
 
 class LocalServerError(ElementSessionError):

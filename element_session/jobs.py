@@ -30,7 +30,7 @@ from ._datajoint_compat import declare_jobs_table
 from ._processes import process_alive
 from .errors import PopulateError
 from .formats import key_text, text_table
-from .ingest.validate import holds_nul
+from .lookups import check_restriction
 
 _JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time", "error_message")
 
@@ -43,7 +43,10 @@ def read_restriction(
 ) -> dict[str, Any] | list[dict[str, Any]] | None:
     """The restriction as plain dicts (it travels to the workers), its times read.
 
-    Only dicts are accepted, so that values reach the database as query parameters, never as SQL text.
+    Only dicts are accepted, so that values reach the database as query parameters, never as SQL text;
+    each value must be one that can be looked up (:mod:`element_session.lookups`: no NaN or other
+    missing value of pandas, no list, no NUL character; None means ``IS NULL``), so that a bad value
+    is refused here, before any worker starts.
     A value of a datetime attribute in the key of one of ``tables`` (``session_datetime``, stored in
     UTC) is read as every time from a person is (:func:`times.parse_session_time`, in
     ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
@@ -52,13 +55,11 @@ def read_restriction(
     Raises
     ------
     PopulateError
-        A restriction that is not a dict or a list of dicts, or that holds a NUL character.
+        A restriction that is not a dict or a list of dicts.
     InputError
-        A time or ``timezone`` that cannot be read.
+        A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read.
     """
     times.zone_argument(timezone)
-    if holds_nul(restriction):
-        raise PopulateError(f"a restriction value contains a NUL character: {restriction!r}")
     if restriction is None:
         return None
     is_list = isinstance(restriction, Sequence) and not isinstance(restriction, str | bytes)
@@ -66,6 +67,7 @@ def read_restriction(
         raise PopulateError(
             f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
         )
+    check_restriction("restriction", restriction)
     time_names = {
         name
         for table in tables

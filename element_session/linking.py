@@ -12,12 +12,14 @@ import datajoint as dj
 
 from ._datajoint_compat import (
     declare_jobs_table,
+    declared_names,
     forget_dropped_schema,
     match_backslashes_as_datajoint_escapes_them,
     reload_stale_headings,
 )
-from .errors import ActivationError, CollationWarning, LinkingModuleError, PipelineImportError
+from .errors import ActivationError, CollationWarning, LinkingModuleError, NativeTypeWarning, PipelineImportError
 from .ingest.keys import collations, is_binary
+from .native_types import native_attributes
 from .pipeline import load
 
 #: The upstream tables a linking module must provide, and what each is for.
@@ -26,6 +28,75 @@ REQUIRED_TABLES = {
     "Project": "the projects sessions belong to (e.g. `Project = lab.Project`)",
     "Experimenter": "the people who run sessions (e.g. `Experimenter = lab.User`)",
 }
+
+
+#: The longest identifier each backend holds, and its unit: MySQL/MariaDB count characters, PostgreSQL
+#: bytes of UTF-8 (``NAMEDATALEN - 1``; it cuts a longer name without an error).
+IDENTIFIER_LIMITS = {"mysql": (64, "characters"), "postgresql": (63, "bytes")}
+
+#: MariaDB 10.11 refuses a foreign key's name of 64 characters, one less than other names (measured).
+MYSQL_FOREIGN_KEY_LIMIT = 63
+
+
+def check_identifiers(backend: str, schema_name: str, tables: Sequence[type[dj.Table]]) -> None:
+    """Refuse a schema name, or a table name the classes ``tables`` would declare, that the server cannot hold.
+
+    Checked before anything is created: ``schema_name`` and every name of
+    :func:`~element_session._datajoint_compat.declared_names` (tables, part tables, jobs tables,
+    MySQL's names of foreign keys) against :data:`IDENTIFIER_LIMITS` of ``backend`` (``mysql`` or ``postgresql``).
+
+    Raises
+    ------
+    ActivationError
+        Naming each name too long, its length and the server's limit, and what to shorten.
+    """
+    limit, unit = IDENTIFIER_LIMITS[backend]
+    measure = (lambda name: len(name.encode("utf-8"))) if unit == "bytes" else len
+    server = "PostgreSQL" if backend == "postgresql" else "MySQL/MariaDB"
+    named = [("schema", schema_name), *declared_names(tables, backend)]
+    long = [
+        f"{what} name {name!r} ({measure(name)} {unit}{', at most 63 for a foreign key' if most < limit else ''})"
+        for what, name in named
+        if measure(name) > (most := MYSQL_FOREIGN_KEY_LIMIT if what == "foreign key" else limit)
+    ]
+    if long:
+        raise ActivationError(
+            f"activating `{schema_name}`: {server} holds names of at most {limit} {unit}, longer than that: "
+            + "; ".join(long)
+            + ". Nothing was created. Shorten the schema prefix (DATABASE_PREFIX) or the schema name, or the class "
+            "name of the table."
+        )
+
+
+def check_native_types(backend: str, schema_name: str, tables: Sequence[type[dj.Table]]) -> None:
+    """Refuse definitions of ``tables`` with MySQL-native types ``backend`` cannot hold; warn once of the others.
+
+    Read before declaring (:func:`~element_session.native_types.native_attributes`). On
+    MySQL/MariaDB, where DataJoint declares them with a log message, one
+    :class:`~element_session.errors.NativeTypeWarning` lists them with their DataJoint 2.x spelling.
+
+    Raises
+    ------
+    ActivationError
+        Naming each table, attribute, type and the DataJoint 2.x spelling to use, before anything is created.
+    """
+    found = [attribute for table in tables for attribute in native_attributes(table, backend)]
+    refused = [str(attribute) for attribute in found if not attribute.held]
+    server = "PostgreSQL" if backend == "postgresql" else "MySQL/MariaDB"
+    if refused:
+        raise ActivationError(
+            f"activating `{schema_name}`: {server} cannot hold these types of DataJoint 0.14's spelling; write "
+            "the DataJoint 2.x type instead (table.attribute: type -> 2.x type):\n  "
+            + "\n  ".join(refused)
+            + "\nNothing was created."
+        )
+    if found:
+        warnings.warn(
+            f"activating `{schema_name}`: definitions use MySQL-native types, which {server} holds but PostgreSQL "
+            "may not; the DataJoint 2.x spelling: " + "; ".join(str(attribute) for attribute in found),
+            NativeTypeWarning,
+            stacklevel=3,
+        )
 
 
 def resolve_linking_module(linking_module: ModuleType | str | None) -> ModuleType:
@@ -116,12 +187,15 @@ def activate_schema(
         The linking module is missing, cannot be imported, or lacks one of the upstream tables (all
         are named), before anything touches the database.
     ActivationError
-        The module is already activated under another name, or with other upstream tables: a
-        module's tables are bound to one schema per process; or ``~lineage`` rows are missing
+        A schema or table name longer than the server holds (:func:`check_identifiers`), before
+        anything touches the database; the module is already activated under another name, or with
+        other upstream tables: a module's tables are bound to one schema per process; or ``~lineage`` rows are missing
         and could not be written (the message names the repair).
     """
     module = resolve_linking_module(linking_module)
     upstream = check_linking_module(module)
+    connection = schema.connection or dj.conn()
+    check_identifiers(connection.adapter.backend, schema_name, [table for table, _ in schema.declare_list])
     if schema.is_activated() and schema.exists:
         bound = {name: schema.add_objects.get(name) for name in upstream} if schema.add_objects else {}
         if schema.database != schema_name:
@@ -136,7 +210,6 @@ def activate_schema(
                 f"{module.__name__!r} cannot re-link it in this process"
             )
         return
-    connection = schema.connection or dj.conn()
     match_backslashes_as_datajoint_escapes_them(connection)
     existed = _schema_exists(connection, schema_name)
     try:
@@ -218,7 +291,15 @@ def activate_downstream(
     LinkingModuleError
         ``session_module`` has no activated ``Session`` or ``SessionDirectory``.
     ActivationError
-        ``~lineage`` rows are missing and could not be written (the message names the repair).
+        A schema or table name longer than the server holds (:func:`check_identifiers`), or a
+        MySQL-native type in a definition that the server cannot hold (:func:`check_native_types`,
+        naming the table, the attribute and the DataJoint 2.x spelling), before anything is created;
+        or ``~lineage`` rows are missing and could not be written (the message names the repair).
+
+    Warns
+    -----
+    NativeTypeWarning
+        Once, listing the MySQL-native types of the definitions that MySQL/MariaDB holds.
     """
     for name in ("Session", "SessionDirectory"):
         table = getattr(session_module, name, None)
@@ -227,6 +308,10 @@ def activate_downstream(
                 f"session module {getattr(session_module, '__name__', session_module)!r} has no activated `{name}`: "
                 f"activate the session schema before `{schema_name}`"
             )
+    connection, classes = schema.connection or dj.conn(), [table for table, _ in schema.declare_list]
+    check_identifiers(connection.adapter.backend, schema_name, classes)
+    if create_tables:
+        check_native_types(connection.adapter.backend, schema_name, classes)
     schema.activate(
         schema_name,
         create_schema=create_schema,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
+from .lookups import check_lookups
 from .pipeline import session_module_of
 
 #: The environment variable that lists the root data directories.
@@ -294,8 +295,10 @@ def get_session_directory(
     activated variant whose ``Session`` holds ``key``. ``roots=None`` means :func:`get_root_dirs`.
 
     Raises :class:`SessionNotFoundError` if ``key`` names no session, or a session without a
-    ``SessionDirectory`` row, and :class:`DirectoryNotFoundError`, naming the relative directory
-    and every root tried, if the directory exists under none of the roots.
+    ``SessionDirectory`` row, :class:`DirectoryNotFoundError`, naming the relative directory
+    and every root tried, if the directory exists under none of the roots, and
+    :class:`~element_session.errors.InputError` naming the attribute for a key value that cannot be
+    looked up (None, a float NaN or another missing value of pandas, a list; :mod:`element_session.lookups`).
     """
     if not isinstance(key, Mapping):
         raise SessionNotFoundError(f"the session key must be a dict of its primary key, not {type(key).__name__}")
@@ -309,6 +312,7 @@ def get_session_directory(
             f"Session's primary key ({', '.join(names)}) to name one session"
         )
     restriction = {name: key[name] for name in names}
+    check_lookups("arguments", {f"key[{name!r}]": value for name, value in restriction.items()}, required=True)
     rows = (table & restriction).to_dicts()
     if not rows:
         if len(module.Session() & restriction) == 0:

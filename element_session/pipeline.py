@@ -29,6 +29,7 @@ import datajoint as dj
 
 from .database import database_errors
 from .errors import ActivationError, PipelineImportError, SessionNotFoundError, UsageError
+from .lookups import check_lookups
 
 #: The session variant modules, the published default first.
 SESSION_MODULES = ("element_session.session_with_datetime", "element_session.session_with_id")
@@ -158,6 +159,8 @@ def session_module_of(what: Mapping[str, Any] | Any | None = None) -> ModuleType
         Both variants are activated and both hold the key: pass the session module explicitly.
     UsageError
         A query expression that is not a restriction of an activated ``Session``.
+    InputError
+        A key value that cannot be looked up (:mod:`element_session.lookups`), naming the attribute.
     """
     active = activated_session_modules()
     if what is not None and not isinstance(what, Mapping):
@@ -173,6 +176,8 @@ def session_module_of(what: Mapping[str, Any] | Any | None = None) -> ModuleType
     if what is None:
         return active[0]
     covering = [m for m in active if all(name in what for name in m.Session.primary_key)]
+    for module in covering:
+        check_lookups("arguments", {f"key[{k!r}]": what[k] for k in module.Session.primary_key}, required=True)
     holding = [m for m in covering if len(m.Session() & {k: what[k] for k in m.Session.primary_key})]
     if len(holding) > 1:
         raise SessionNotFoundError(

@@ -136,7 +136,8 @@ def populate(
     pipeline module that cannot be found; :class:`~element_session.errors.PermissionDeniedError` or
     :class:`~element_session.errors.DatabaseUnreachableError` when a worker was refused by the
     database or could not reach it (after all workers ended);
-    :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
+    :class:`~element_session.errors.InputError` for a restriction value that cannot be looked up (a NaN,
+    a list; :mod:`element_session.lookups`), a time or ``timezone`` it cannot read, before any worker starts.
     """
     module = pipelines.load(pipeline)
     if module.__name__ == "__main__":

@@ -24,7 +24,8 @@ import pandas as pd
 from . import times
 from .errors import SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
-from .ingest.validate import holds_nul, parse_session_key
+from .ingest.validate import parse_session_key
+from .lookups import check_lookups
 from .pipeline import session_module_of
 from .session_frame import session_frame
 from .tables import other_key
@@ -58,7 +59,7 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
 
 
 def _as_list(value: Any) -> list:
-    return [value] if isinstance(value, str | int | dict) else list(value)
+    return list(value) if isinstance(value, list | tuple | set | frozenset) else [value]
 
 
 def find_sessions(
@@ -81,15 +82,17 @@ def find_sessions(
     has no offset; see ``docs/times.md``); ``attribute`` keeps sessions having that attribute, with
     ``value`` if given.
 
+    None means "not given". A value that cannot be looked up (:mod:`element_session.lookups`: a
+    float NaN or another missing value of pandas, a list where one value is expected, text with a
+    NUL character) is refused before any SQL.
+
     Raises :class:`~element_session.errors.InputError` (source ``arguments``) for a subject, time,
-    zone or value that cannot be used, naming the argument and the value (e.g. a window end that is
-    not a time, or a local time skipped by a DST change).
+    zone or value that cannot be used, naming the argument and the value (e.g. a NaN project, a
+    window end that is not a time, or a local time skipped by a DST change).
     """
     m = session_module
-    for name, given in (("subject", subject), ("project", project), ("experimenter", experimenter),
-                        ("attribute", attribute), ("value", value)):  # fmt: skip
-        if holds_nul(given):
-            raise one_problem("arguments", name, given, "contains a NUL character")
+    lookups = {"subject": subject, "project": project, "experimenter": experimenter, "attribute": attribute}
+    check_lookups("arguments", lookups | {"value": value}, several=frozenset({"subject"}))
     conditions: list[Any] = []  # applied at once: each `&` would copy the expression
     subject_attrs = subject_attributes(m.Session)
     if subject is not None:
@@ -132,11 +135,13 @@ def session_key_of_subject(
     Raises
     ------
     InputError
-        For an argument it cannot use, naming it and its value.
+        For an argument it cannot use, naming it and its value (a NaN subject too:
+        :mod:`element_session.lookups`).
     SessionNotFoundError
         When no session matches.
     """
     session = session_module.Session
+    check_lookups("arguments", {"subject": subject}, required=True)
     if (session_datetime is None) == (session_id is None):
         raise one_problem("arguments", "session_datetime", session_datetime, "give either a start time or a session id")
     subject_attrs = subject_attributes(session)

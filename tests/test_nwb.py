@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+import warnings
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -12,7 +13,8 @@ import pynwb
 import pytest
 
 from element_session import blob_json, cli
-from element_session.errors import ElementSessionError, InputError, SessionNotFoundError
+from element_session.errors import DandiWarning, ElementSessionError, InputError, SessionNotFoundError
+from element_session.export.dandi import subject_problems
 from element_session.export.nwb import (
     ATTRIBUTES_TABLE,
     NwbExportError,
@@ -67,6 +69,10 @@ def id_sessions(pipeline, prefix):
     drop_schema(session_with_id.schema)
 
 
+#: What the workflow's Subject lacks for DANDI (a species); the sex and birth date come from the table.
+MOUSE = {"species": "Mus musculus"}
+
+
 def critical_and_worse(path) -> list:
     return list(nwbinspector.inspect_nwbfile(nwbfile_path=path, importance_threshold="CRITICAL"))
 
@@ -78,8 +84,16 @@ def test_datetime_session_round_trip(refs, tmp_path):
     module.Session.Attribute.insert1(
         {**key, "attribute_name": "levels", "attribute_blob": {"gain": np.array([1.5, 2.0]), "n": 3}}
     )
-    path = write_nwb(key, tmp_path / "s.nwb", session_module=module, linking_module=refs, institution="Uni", lab="Lab")
+    with pytest.warns(DandiWarning) as said:  # the workflow's Subject has no species (issue 20.3)
+        path = write_nwb(
+            key, tmp_path / "s.nwb", session_module=module, linking_module=refs, institution="Uni", lab="Lab"
+        )
     assert path == tmp_path / "s.nwb"
+    (warning,) = said  # one: nwbinspector's finding on the species is the same, not said twice
+    assert "lacks what the DANDI archive requires" in str(warning.message)
+    assert "species: add a `species` column to the Subject table" in str(warning.message)
+    assert "subject_kwargs={'species': 'Mus musculus'}" in str(warning.message)
+    assert "sex" not in str(warning.message) and "date_of_birth" not in str(warning.message)
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
         start = nwb.session_start_time
@@ -176,7 +190,7 @@ def test_id_session_round_trip_and_a_session_without_start_time(refs, id_session
     # a start time without a recorded zone is shown in UTC
     id_sessions.Session.insert1({"subject": "nw-m2", "session_id": 2, "session_datetime": "2024-05-06 07:08:09"})
     key = {"subject": "nw-m1", "session_id": 3}
-    path = write_nwb(key, tmp_path / "id.nwb", session_module=id_sessions, linking_module=refs)
+    path = write_nwb(key, tmp_path / "id.nwb", session_module=id_sessions, linking_module=refs, subject_kwargs=MOUSE)
     with pynwb.NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
         assert nwb.session_start_time == START_UTC.replace(tzinfo=dt.UTC)
@@ -261,7 +275,13 @@ def test_export_command(refs, tmp_path, capsys):
         return code, captured.out, captured.err
 
     by_time = ("--subject", "nw-m1", "--datetime", "2024-03-10T09:30:00", "--timezone", "America/New_York")
-    assert run(*by_time, "--output", str(out), "--lab", "Lab") == (0, f"{out}\n", "")
+    code, _, err = run(*by_time, "--output", str(out), "--strict")  # for a pipeline that publishes to DANDI
+    assert code == 1 and "species: add a `species` column" in err and "refused by --strict" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written
+    code, printed, err = run(*by_time, "--output", str(out), "--lab", "Lab")
+    assert (code, printed) == (0, f"{out}\n")
+    assert err.startswith("element-session: warning: the NWB file's subject lacks what the DANDI archive requires")
+    assert err.count("\n") == 1 and "species" in err
     with pynwb.NWBHDF5IO(str(out), "r") as io:
         nwb = io.read()
         assert nwb.session_start_time == START_UTC.replace(tzinfo=dt.UTC) and nwb.lab == "Lab"
@@ -280,6 +300,25 @@ def test_export_command(refs, tmp_path, capsys):
     code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
     assert code == cli.ExitStatus.USAGE and "give one of --datetime and --id" in err
     assert run("--subject", "s", "--output", "f")[0] == cli.ExitStatus.USAGE  # neither
+
+
+def test_what_dandi_requires_of_the_subject_is_named_field_by_field(refs, tmp_path):
+    assert set(subject_problems(pynwb.NWBFile("d", "i", dt.datetime(2024, 1, 1, tzinfo=dt.UTC)))) == {
+        "species", "sex", "age or date_of_birth"}  # fmt: skip
+    bare = pynwb.NWBFile("d", "i", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), subject=pynwb.file.Subject(subject_id="m"))
+    problems = subject_problems(bare)
+    assert (
+        "subject_birth_date" in problems["age or date_of_birth"] and "'age': 'P90D'" in problems["age or date_of_birth"]
+    )
+    assert "`sex` column" in problems["sex"]
+    aged = pynwb.file.Subject(subject_id="m", species="Mus musculus", sex="F", age="P90D")
+    assert subject_problems(pynwb.NWBFile("d", "i", dt.datetime(2024, 1, 1, tzinfo=dt.UTC), subject=aged)) == {}
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    key = {"subject": "nw-m1", "session_datetime": START_UTC}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a complete subject: no warning, strict or not
+        path = write_nwb(key, tmp_path / "ok.nwb", session_module=refs.session, subject_kwargs=MOUSE, strict=True)
+    assert path.is_file()
 
 
 def test_missing_pynwb_is_a_clear_error(pipeline, tmp_path, monkeypatch):

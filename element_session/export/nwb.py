@@ -34,6 +34,7 @@ import decimal
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -41,11 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import blob_json, times
 from ..attribute_blobs import Unreadable, read_attribute_blobs
-from ..errors import FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
+from ..errors import DandiWarning, FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
 from ..formats import key_text
 from ..pipeline import linking_module_argument, linking_module_of, session_module_of
 from ..query import session_key_of_subject
 from ..tables import other_key
+from . import dandi
 
 if TYPE_CHECKING:
     import pynwb
@@ -454,7 +456,12 @@ def _lab_arguments(
 
 
 def write_nwb(
-    session_key: Mapping[str, Any], path: str | os.PathLike, *, overwrite: bool = False, **kwargs: Any
+    session_key: Mapping[str, Any],
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    strict: bool = False,
+    **kwargs: Any,
 ) -> Path:
     """Write one session to the NWB file ``path`` (``kwargs`` as for :func:`session_to_nwb`); the path.
 
@@ -462,10 +469,22 @@ def write_nwb(
     next to ``path`` and renamed at the end, so that a failed export leaves no partial file.
     ``linking_module=`` (older name ``pipeline=``) is passed on as the rest of ``kwargs``.
 
+    What the DANDI archive would refuse is said (:mod:`element_session.export.dandi`): a subject
+    without a species, a sex, or an age or date of birth, each with how to supply it, before
+    writing; and, where nwbinspector is installed, its CRITICAL findings (DANDI's configuration) on
+    the written file. By default as one :class:`~element_session.errors.DandiWarning` each; with
+    ``strict`` (for pipelines that publish to DANDI) as an :class:`NwbExportError`, and nothing is written.
+
+    Warns
+    -----
+    DandiWarning
+        What DANDI would refuse (not ``strict``).
+
     Raises
     ------
     NwbExportError
-        ``path`` exists (without ``overwrite``) or cannot be written; and as :func:`session_to_nwb`.
+        ``path`` exists (without ``overwrite``) or cannot be written; with ``strict``, what DANDI
+        would refuse; and as :func:`session_to_nwb`.
     NwbUnavailableError, SessionNotFoundError, ActivationError, FormatError
         As :func:`session_to_nwb`.
     """
@@ -480,10 +499,18 @@ def write_nwb(
     if not path.parent.is_dir():
         raise NwbExportError(f"cannot write {path}: directory {path.parent} does not exist")
     nwbfile = session_to_nwb(session_key, **kwargs)
+    said = bool(dandi.subject_problems(nwbfile))
+    dandi.check_subject(nwbfile, strict=strict)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.nwb")  # pynwb warns on other endings
     try:
         with pynwb.NWBHDF5IO(str(partial), "w") as io:
             io.write(nwbfile)
+        findings = [f for f in dandi.inspect_file(partial) or [] if not (said and f.startswith("check_subject"))]
+        if findings:
+            message = "nwbinspector's CRITICAL checks (DANDI's configuration) found: " + "; ".join(findings)
+            if strict:
+                raise NwbExportError(message + " (refused by --strict / strict=True; nothing was written)")
+            warnings.warn(message, DandiWarning, stacklevel=2)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

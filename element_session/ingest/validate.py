@@ -149,20 +149,6 @@ def required_columns(table: dj.Table) -> list[str]:
     return [a.name for a in table.heading.attributes.values() if not a.nullable and a.default is None]
 
 
-def holds_nul(value: Any) -> bool:
-    """Whether a lookup value (text, or a list or dict of values) holds a NUL character.
-
-    Lookups refuse NUL on every server: PostgreSQL cannot receive it in SQL text, and no stored key holds it.
-    """
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(holds_nul(v) for v in value.values())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(holds_nul(v) for v in value)
-    return False
-
-
 def parse_key_value(name: str, value: Any, checks: Mapping[str, Check], timezone: str = "UTC") -> Any:
     """The stored value of the session-key attribute ``name`` given as ``value`` (text; a datetime or int is taken).
 

@@ -17,6 +17,9 @@ collation     hazard    a server, schema or column collation that is not binary:
                         only in case or accents compare equal
 native-type   note      integer/float columns without a type marker: read correctly as the native
                         type, but declared portably only with a marker
+definition-   note      (:func:`definition_findings`, ``doctor --definitions``) attributes of a pipeline
+type                    module's definitions written with MySQL-native types, with their DataJoint
+                        2.x spelling and whether PostgreSQL could declare them
 ============  ========  ==========================================================================
 
 Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only: on PostgreSQL,
@@ -27,18 +30,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from types import ModuleType
 
 import datajoint as dj
 import pandas as pd
 
+from .. import pipeline as pipelines
 from ..errors import MigrationError
 from ..formats import text_table
+from ..native_types import native_attributes
 from . import charsets
 from .catalog import Table, collations, dependent_schemas, read_tables, related_schemas
 from .lineage import recorded_lineage, wanted_lineage
 from .steps import quote
 
-__all__ = ["Finding", "diagnose", "findings_frame", "format_findings", "has_hazards"]
+__all__ = ["Finding", "definition_findings", "diagnose", "findings_frame", "format_findings", "has_hazards"]
 
 _BLOB_TYPES = ("tinyblob", "blob", "mediumblob", "longblob")
 _NUMERIC_TYPES = ("tinyint", "smallint", "mediumint", "int", "bigint", "float", "double")
@@ -243,6 +249,38 @@ def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> li
         findings += _jobs(connection, schema, all_tables)
         findings += _native_types(schema, tables)
     return findings
+
+
+def definition_findings(pipeline: ModuleType | str) -> list[Finding]:
+    """MySQL-native types in the definitions of ``pipeline``'s tables: one ``definition-type`` note per schema.
+
+    Each item is ``Table.attribute: type -> 2.x type``, marked ``(PostgreSQL refuses it)`` where
+    PostgreSQL could not declare it (:mod:`element_session.native_types`). Reads the definitions only.
+
+    Raises
+    ------
+    PipelineImportError, UsageError
+        As :func:`element_session.pipeline.load`.
+    """
+    by_schema: dict[str, list[str]] = {}
+    for table in pipelines.tables(pipeline).values():
+        if issubclass(table, dj.Part):
+            continue  # read with its master
+        for attribute in native_attributes(table, "postgresql"):
+            refused = "" if attribute.held else " (PostgreSQL refuses it)"
+            by_schema.setdefault(table.database, []).append(f"{attribute}{refused}")
+    return [
+        Finding(
+            schema,
+            "definition-type",
+            "note",
+            len(items),
+            "attributes defined with MySQL-native types (DataJoint 0.14's spelling)",
+            "write the DataJoint 2.x type in the definition (docs/refusals.md)",
+            tuple(items),
+        )
+        for schema, items in sorted(by_schema.items())
+    ]
 
 
 def has_hazards(findings: list[Finding]) -> bool:

@@ -1,0 +1,142 @@
+"""The one check of lookup values: what a caller gives to find rows, before it reaches SQL.
+
+Every entry point that looks rows up by values from a person passes them through
+:func:`check_lookups`: :func:`~element_session.query.find_sessions` (and so the web interface's
+filters and ``element-session sessions``), the restrictions of
+:func:`~element_session.populate.populate`, :func:`~element_session.jobs.list_jobs` and
+:func:`~element_session.jobs.clear_jobs` (``--restrict`` on the command line), and
+:func:`~element_session.paths.get_session_directory`.
+
+DataJoint writes a dict restriction's values into the SQL text: a float NaN (what pandas gives for
+an empty cell) becomes the bare word ``nan`` ("Unknown column 'nan'"), a list becomes the text of
+the list, a ``numpy.datetime64`` invalid SQL. So a lookup value must be one of:
+
+- text without a NUL character (no server compares it; PostgreSQL cannot receive it);
+- a whole number, a finite real number, a ``bool`` or a ``decimal.Decimal`` (numpy's scalars included);
+- a ``datetime.date``, ``datetime.datetime`` or ``datetime.time`` (``pandas.Timestamp`` included);
+- a ``uuid.UUID``.
+
+A *missing value* (float NaN, ``numpy.nan``, ``pandas.NA``, ``pandas.NaT``, ``numpy.datetime64('NaT')``,
+``Decimal('NaN')``) is refused everywhere: it never means "not given", since a cell that pandas read
+as empty is more often a mistake than a wish to select everything. ``None`` means "not given" for a
+keyword argument (``find_sessions(project=None)`` restricts nothing); inside a restriction dict it
+means SQL ``IS NULL`` (as in DataJoint, e.g. sessions without a start time); in a key that must name
+one row (``get_session_directory``) it is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import math
+import numbers
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import InputProblem, raise_if_problems
+
+
+def holds_nul(value: Any) -> bool:
+    """Whether a lookup value (text, or a list or dict of values) holds a NUL character."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(holds_nul(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(holds_nul(v) for v in value)
+    return False
+
+
+def is_missing(value: Any) -> bool:
+    """Whether ``value`` is a missing value of pandas or numpy (NaN, ``pandas.NA``, ``NaT``), not None."""
+    if value is None or isinstance(value, str):
+        return False
+    if isinstance(value, numbers.Real | decimal.Decimal):
+        try:
+            return math.isnan(value)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(value))
+    kind = type(value)
+    return kind.__module__.startswith("pandas") and kind.__name__ in ("NAType", "NaTType")
+
+
+def lookup_problem(value: Any, *, required: bool = False) -> str | None:
+    """Why ``value`` cannot be a lookup value (the module's rules), or None if it can.
+
+    ``required``: None is refused too (a key that must name one row).
+    """
+    if value is None:
+        return "a value is required here (None was given)" if required else None
+    if is_missing(value):
+        return (
+            "a missing value (NaN, as pandas gives for an empty cell) cannot be looked up: "
+            "give a value, or leave the argument out to select every row"
+        )
+    if isinstance(value, str):
+        return "contains a NUL character" if "\x00" in value else None
+    if isinstance(value, numbers.Integral | np.bool_ | dt.date | dt.time | uuid.UUID):
+        return None
+    if isinstance(value, numbers.Real | decimal.Decimal):
+        return "not a finite number" if math.isinf(value) else None
+    kind = type(value)
+    shown = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    return f"not a single value but a {shown}: give text, a number or a time"
+
+
+def check_lookups(
+    source: str, values: Mapping[str, Any], *, required: bool = False, several: frozenset[str] = frozenset()
+) -> None:
+    """Refuse every lookup value of ``values`` (argument or attribute name -> value) that cannot be looked up.
+
+    Parameters
+    ----------
+    source : str
+        The source the problems name: ``arguments``, ``restriction``, ``query``.
+    values : Mapping
+        Name -> value. A name in ``several`` may also hold a list, tuple or set of values, each a value
+        or a dict of values (e.g. ``find_sessions(subject=[...])``); a dict's items are checked under
+        ``name.key``.
+    required : bool
+        Refuse None as well (a key naming one row); otherwise None means "not given" or ``IS NULL``.
+
+    Raises
+    ------
+    InputError
+        One problem per value refused, naming the argument (or attribute), the value and why.
+    """
+    raise_if_problems(lookup_problems(source, values, required=required, several=several))
+
+
+def lookup_problems(
+    source: str, values: Mapping[str, Any], *, required: bool = False, several: frozenset[str] = frozenset()
+) -> list[InputProblem]:
+    """The problems :func:`check_lookups` raises, as a list (empty if every value can be looked up)."""
+    problems: list[InputProblem] = []
+    for name, value in values.items():
+        items = value if name in several and isinstance(value, list | tuple | set | frozenset) else [value]
+        for item in items:
+            parts = item.items() if name in several and isinstance(item, Mapping) else [(None, item)]
+            for key, part in parts:
+                reason = lookup_problem(part, required=required)
+                if reason:
+                    problems.append(InputProblem(source, None, name if key is None else f"{name}.{key}", part, reason))
+    return problems
+
+
+def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> None:
+    """:func:`check_lookups` of a restriction: a dict of attribute values, or a list of such dicts.
+
+    A value None means ``IS NULL``, as in DataJoint.
+
+    Raises
+    ------
+    InputError
+        As :func:`check_lookups`, naming each attribute.
+    """
+    items = [restriction] if isinstance(restriction, Mapping) else restriction
+    raise_if_problems([problem for values in items for problem in lookup_problems(source, values)])

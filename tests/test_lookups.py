@@ -1,0 +1,92 @@
+"""A missing value of pandas (NaN) in a lookup is an InputError naming the argument, at every entry point (20.1).
+
+The issue's example: a float NaN, what pandas gives for an empty cell, given to ``find_sessions``,
+to a populate/jobs restriction or to ``get_session_directory`` reached SQL as the bare word ``nan``
+("Unknown column 'nan'"), and populate's workers died of it. Each entry point passes its values
+through :mod:`element_session.lookups`; nothing reaches the server and no worker starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from element_session.errors import InputError
+from element_session.paths import get_session_directory
+from element_session.populate import clear_jobs, list_jobs, populate
+from element_session.query import find_sessions, session_key_of_subject
+from workflow.inventory import FileTypeSummary, SessionInventory
+
+NAN = float("nan")
+KEY = {"subject": "lk-m1", "session_datetime": dt.datetime(2024, 1, 2, 3, 4, 5)}
+
+
+def jobs_rows() -> list[dict]:
+    return [*SessionInventory.jobs.to_dicts(), *FileTypeSummary.jobs.to_dicts()]
+
+
+def refused(error: InputError, name: str, source: str = "arguments") -> bool:
+    """Whether ``error`` names the argument ``name`` and a missing value, as a problem of ``source``."""
+    (problem,) = error.problems
+    return problem.source == source and problem.column == name and "missing value" in problem.reason
+
+
+@pytest.mark.parametrize("argument", ["subject", "project", "experimenter", "attribute", "value"])
+def test_find_sessions_refuses_nan_naming_the_argument(pipeline, argument):
+    given = {argument: NAN} | ({"attribute": "rig"} if argument == "value" else {})
+    with pytest.raises(InputError) as err:
+        find_sessions(pipeline.session, **given)
+    assert refused(err.value, argument) and err.value.in_arguments
+    assert f"column '{argument}': a missing value (NaN" in str(err.value)
+
+
+def test_find_sessions_refuses_pandas_missing_values_and_lists_where_one_value_goes(pipeline):
+    row = pd.read_csv(io.StringIO("subject,project\nlk-m1,\n")).iloc[0]  # the issue's example: an empty cell
+    assert math.isnan(row.project)
+    with pytest.raises(InputError) as err:
+        find_sessions(pipeline.session, subject=row.subject, project=row.project)
+    assert refused(err.value, "project")
+    with pytest.raises(InputError) as err:
+        find_sessions(pipeline.session, subject=["lk-m1", pd.NA])  # a nullable string column's empty cell
+    assert refused(err.value, "subject")
+    with pytest.raises(InputError, match=r"column 'project': not a single value but a list"):
+        find_sessions(pipeline.session, project=["a", "b"])
+    assert len(find_sessions(pipeline.session, project=None)) == len(pipeline.session.Session())  # None: not given
+
+
+def test_the_session_of_an_nwb_export_refuses_a_nan_subject(pipeline):
+    with pytest.raises(InputError) as err:
+        session_key_of_subject(pipeline.session, NAN, session_id=1)
+    assert refused(err.value, "subject")
+
+
+@pytest.mark.parametrize("run", [populate, list_jobs, clear_jobs], ids=lambda f: f.__name__)
+def test_a_nan_restriction_is_refused_before_any_worker_or_query(pipeline, run):
+    before = jobs_rows()
+    options = {"progress": False} if run is populate else {}
+    for restriction in ({"subject": NAN}, [{"subject": "lk-m1"}, {"subject": np.nan}], {"subject": pd.NaT}):
+        with pytest.raises(InputError) as err:
+            run(pipeline, restriction=restriction, **options)
+        assert refused(err.value, "subject", source="restriction") and err.value.in_arguments
+    with pytest.raises(InputError, match=r"column 'subject': not a single value but a list"):
+        run(pipeline, restriction={"subject": ["lk-m1"]}, **options)
+    assert jobs_rows() == before  # no worker started, none failed
+
+
+def test_none_in_a_restriction_means_is_null(pipeline):
+    assert list_jobs(pipeline, restriction={"subject": None}) == []
+
+
+@pytest.mark.parametrize("module", [True, False], ids=["session_module", "found_from_key"])
+def test_get_session_directory_refuses_nan_and_none_in_the_key(pipeline, module):
+    session_module = pipeline.session if module else None
+    with pytest.raises(InputError) as err:
+        get_session_directory(KEY | {"subject": NAN}, session_module)
+    assert refused(err.value, "key['subject']")
+    with pytest.raises(InputError, match=r"column \"key\['session_datetime'\]\": a value is required"):
+        get_session_directory(KEY | {"session_datetime": None}, session_module)
