@@ -32,7 +32,7 @@ from ..errors import LocalServerError
 
 #: The programs a cluster needs, and the Debian packages that provide them.
 PROGRAMS = {"munged": "munge", "slurmctld": "slurmctld", "slurmd": "slurmd", "sbatch": "slurm-client"}
-NODES = ("node1", "node2")
+NODE_COUNT = 2
 _STATE_FILE = "cluster.json"
 
 
@@ -87,6 +87,11 @@ class LocalCluster:
         self.kill_wait = kill_wait
         self.host = socket.gethostname().split(".")[0]
         self.tracking = "cgroup" if cgroup_v1_writable() else "linuxproc"
+        # Names and job ids of their own: SLURM's cgroups (slurm_<node>/uid_<uid>/job_<id>) are shared by
+        # every cluster on this host, so two private clusters started at once must not meet there.
+        tag = secrets.token_hex(3)
+        self.nodes = tuple(f"es{tag}n{i}" for i in range(1, NODE_COUNT + 1))
+        self.first_job_id = 1000 + secrets.randbelow(60_000_000)
 
     # -- where things are --------------------------------------------------------------------
     @property
@@ -129,7 +134,7 @@ class LocalCluster:
         reason = unavailable_reason()
         if reason:
             raise ClusterUnavailableError(reason)
-        for name in ("etc", "state", "log", "run", "munge", *(f"spool/{n}" for n in NODES)):
+        for name in ("etc", "state", "log", "run", "munge", *(f"spool/{n}" for n in self.nodes)):
             (self.directory / name).mkdir(parents=True, exist_ok=True)
         for path in [self.directory, *self.directory.parents]:
             if not os.stat(path).st_mode & 0o001:
@@ -139,7 +144,7 @@ class LocalCluster:
         try:
             pids["munged"] = self._start_munged()
             pids["slurmctld"] = self._daemon(["slurmctld", "-f", str(self.conf)], "slurmctld")
-            for node in NODES:
+            for node in self.nodes:
                 pids[node] = self._daemon(["slurmd", "-f", str(self.conf), "-N", node], f"slurmd-{node}")
             (self.directory / _STATE_FILE).write_text(json.dumps(pids))
             self._wait_idle(timeout)
@@ -150,7 +155,7 @@ class LocalCluster:
 
     def _write_configuration(self) -> None:
         d = self.directory
-        ctld_port, *node_ports = (_free_port() for _ in range(1 + len(NODES)))
+        ctld_port, *node_ports = (_free_port() for _ in range(1 + len(self.nodes)))
         cgroup = self.tracking == "cgroup"
         lines = [
             "ClusterName=element-session-test",
@@ -182,14 +187,14 @@ class LocalCluster:
             "SlurmctldTimeout=30",
             "SlurmdTimeout=60",
             "MinJobAge=300",
-            "SlurmctldParameters=enable_configless",
+            f"FirstJobId={self.first_job_id}",
         ]
-        for node, port in zip(NODES, node_ports, strict=True):
+        for node, port in zip(self.nodes, node_ports, strict=True):
             lines.append(
                 f"NodeName={node} NodeHostname={self.host} NodeAddr=127.0.0.1 Port={port} CPUs=1 RealMemory=2000 "
                 "State=UNKNOWN"
             )
-        lines.append(f"PartitionName=debug Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP")
+        lines.append(f"PartitionName=debug Nodes={','.join(self.nodes)} Default=YES MaxTime=INFINITE State=UP")
         self.conf.write_text("\n".join(lines) + "\n")
         (self.conf.parent / "cgroup.conf").write_text(
             "CgroupPlugin=cgroup/v1\nConstrainCores=no\nConstrainRAMSpace=yes\nConstrainSwapSpace=yes\n"
@@ -263,7 +268,7 @@ class LocalCluster:
             )
             states = done.stdout.strip()
             lines = states.splitlines()
-            if done.returncode == 0 and len(lines) == len(NODES) and all(ln.split()[1] == "idle" for ln in lines):
+            if done.returncode == 0 and len(lines) == len(self.nodes) and all(ln.split()[1] == "idle" for ln in lines):
                 return
             time.sleep(0.5)
         raise LocalServerError(
