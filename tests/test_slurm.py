@@ -104,7 +104,8 @@ def test_the_password_never_reaches_slurm(lab: Lab, slurm: LocalCluster) -> None
     saved = [p for p in slurm.state_dir.rglob("*") if p.is_file() and p.name == "environment"]
     assert saved, "slurmctld saved no job environment: the test would prove nothing"
     assert any(lab.env["DATABASE_PREFIX"].encode() in p.read_bytes() for p in saved)  # the job's own, passed
-    done = lab.run("jobs")  # lets the task run on; then the logs of the whole run are searched
+    job = job_id(done)
+    wait_until(lambda: array_ended(slurm, job), 120, "the array to end")  # then its whole logs are searched
     for folder in (slurm.state_dir, slurm.log_dir, lab.workdir / "element-session-slurm"):
         for path in (p for p in folder.rglob("*") if p.is_file()):
             assert lab.password.encode() not in path.read_bytes(), path
