@@ -235,3 +235,30 @@ def test_over_its_time_a_task_times_out_and_the_next_run_makes_the_key(lab: Lab)
     done = lab.slurm("--array", "1", "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(lab.Made()) == 1 and not reserved(lab)
+
+
+SLURM_POPULATE = ("slurm", "populate", "--array", "1")
+
+
+def test_a_requeued_task_runs_again_and_makes_its_key_once(lab: Lab, slurm: LocalCluster) -> None:
+    lab.add({0: "slow:15"})
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "element_session", "--pipeline", PIPELINE, *SLURM_POPULATE, "--requeue", "--wait"],
+        env=lab.env,
+        cwd=lab.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: len(reserved(lab)) > 0, 120, "the key being made")
+        (kept,) = (lab.workdir / "element-session-slurm").glob("populate-*.sbatch")
+        job = kept.stem.split("-")[1]
+        subprocess.run(["scontrol", "requeue", job], env=slurm_env(slurm), check=True)
+        out, err = waiting.communicate(timeout=420)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, out + err
+    assert re.search(r"^task 0: COMPLETED \(.*restarted 1x\)", out, re.MULTILINE), out
+    assert lab.made_files() == ["0"] and not reserved(lab)
