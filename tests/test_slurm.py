@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -262,3 +263,14 @@ def test_a_requeued_task_runs_again_and_makes_its_key_once(lab: Lab, slurm: Loca
     assert waiting.returncode == 0, out + err
     assert re.search(r"^task 0: COMPLETED \(.*restarted 1x\)", out, re.MULTILINE), out
     assert lab.made_files() == ["0"] and not reserved(lab)
+
+
+def test_an_unreachable_database_gives_exit_3_and_submits_nothing(lab: Lab, slurm: LocalCluster) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = str(unused.getsockname()[1])
+    done = lab.slurm("--array", "2", "--wait", env={"DJ_PORT": port}, timeout=180)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "submitted" not in done.stdout and port in done.stderr  # the message names host and port
+    queued = subprocess.run(["squeue", "-h"], env=slurm_env(slurm), capture_output=True, text=True, check=True)
+    assert queued.stdout.strip() == ""
