@@ -30,14 +30,12 @@ import pytest
 
 from element_session.localdb import ServerInfo, database_server, drop_schemas, server_from_environment
 from element_session.localdb.slurm import LocalCluster, cgroup_v1_writable, slurm_cluster, unavailable_reason
-from tests.helpers import Reference, add_references, remove_references
+from tests.helpers import REQUIRE_SLURM, Reference, add_references, no_cluster, remove_references
 
 DATABASE_FIXTURES = {"server", "connection", "prefix", "pipeline", "run_python", "command", "references"}
 
 
 SLURM_FIXTURES = {"slurm"}
-#: Set by .ci/run: a test that needs the SLURM cluster fails, rather than skips, where none can start.
-REQUIRE_SLURM = "ELEMENT_SESSION_REQUIRE_SLURM"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,9 +65,7 @@ def slurm() -> Iterator[LocalCluster]:
     """
     reason = unavailable_reason()
     if reason:
-        if os.environ.get(REQUIRE_SLURM) == "1":
-            pytest.fail(f"{REQUIRE_SLURM}=1 but no SLURM cluster can start here: {reason}")
-        pytest.skip(f"no SLURM cluster can start here: {reason}")
+        no_cluster(reason, required=os.environ.get(REQUIRE_SLURM) == "1")
     with slurm_cluster(kill_wait=20) as cluster:
         yield cluster
 

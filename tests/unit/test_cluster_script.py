@@ -10,6 +10,7 @@ from element_session.cli import ExitStatus, exit_status
 from element_session.cluster.follow import UNKNOWN, TaskState, counts, parse_show_job
 from element_session.cluster.script import BatchOptions, exported_names, render
 from element_session.errors import UsageError
+from tests.helpers import REQUIRE_SLURM, no_cluster
 
 
 def options(**changes) -> BatchOptions:
@@ -59,3 +60,15 @@ def test_scontrol_records_become_task_states() -> None:
     assert tasks[1].state == "RUNNING" and tasks[1].restarts == 1 and tasks[1].reason == ""
     assert tasks[2].state == tasks[3].state == "PENDING"
     assert counts([tasks[i] for i in range(4)] + [TaskState(4, UNKNOWN)]) == (2, 1, 2)
+
+
+def test_without_a_cluster_tests_skip_with_the_reason_unless_it_is_required() -> None:
+    with pytest.raises(pytest.skip.Exception, match="not root"):
+        no_cluster("this process is not root", required=False)
+    with pytest.raises(pytest.fail.Exception, match=r"ELEMENT_SESSION_REQUIRE_SLURM=1 .*not root"):
+        no_cluster("this process is not root", required=True)
+
+
+def test_ci_requires_the_cluster_tests() -> None:
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+    assert f"export {REQUIRE_SLURM}=1" in ci
