@@ -483,6 +483,145 @@ def jobs(
     return ExitStatus.INVALID if unreadable else ExitStatus.OK
 
 
+# --------------------------------------------------------------------------- SLURM
+
+
+@cli.group()
+def slurm() -> None:
+    """Run populate on a SLURM cluster as a job array of identical workers (docs/cluster.md)."""
+
+
+@slurm.command("populate")
+@click.option("--array", "tasks", type=click.IntRange(min=1), required=True, metavar="N", help="number of array tasks")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes per task")
+@click.option("--partition", metavar="P", help="SLURM partition  [default: the cluster's default]")
+@click.option("--time", "time_minutes", type=click.IntRange(min=1), metavar="MINUTES", help="time limit of each task")
+@click.option("--mem", "memory", metavar="SIZE", help="memory of each task, e.g. 500M or 4G")
+@click.option(
+    "--cpus-per-task", type=click.IntRange(min=1), metavar="C", help="CPUs of each task  [default: --workers]"
+)
+@click.option("--requeue", is_flag=True, help="let SLURM requeue a task (pre-emption, node failure)")
+@click.option("--sbatch-arg", "sbatch_args", multiple=True, metavar="ARG", help="a further sbatch option (repeatable)")
+@click.option("--dry-run", is_flag=True, help="print the batch script, submit nothing")
+@click.option("--wait", is_flag=True, help="follow the array until every task ended; exit 0 only if all went well")
+@click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("element-session-slurm"),
+    show_default=True,
+    help="where the tasks' logs and the batch script are kept",
+)
+@table_option
+@click.option("--limit", type=click.IntRange(min=1), help="at most this many keys per table in each task")
+@restrict_option
+@pipeline_option
+@click.pass_context
+def slurm_populate(
+    ctx: click.Context,
+    tasks: int,
+    workers: int,
+    partition: str | None,
+    time_minutes: int | None,
+    memory: str | None,
+    cpus_per_task: int | None,
+    requeue: bool,
+    sbatch_args: tuple[str, ...],
+    dry_run: bool,
+    wait: bool,
+    log_dir: Path,
+    tables: tuple[str, ...],
+    limit: int | None,
+    restrict: tuple[tuple[str, str], ...],
+    timezone: str,
+) -> ExitStatus:
+    """Submit `element-session populate` as a SLURM job array of N tasks; print its id.
+
+    Each task clears the reservations of workers that are provably gone, then runs populate; SLURM's
+    SIGTERM (scancel, --time, requeue) reaches it, so the keys it was making are put back. The
+    database password never goes to SLURM: the tasks read it from DataJoint's secrets.
+    """
+    from .cluster.script import BatchOptions, render
+    from .cluster.secrets import check_password_reaches_tasks, password_source
+
+    settings = _settings(ctx)
+    workdir = Path.cwd()
+    name = settings.pipeline.__name__ if settings.pipeline is not None else settings.pipeline_name
+    options = BatchOptions(
+        tasks=tasks,
+        pipeline=name,
+        workdir=workdir,
+        log_dir=(workdir / log_dir).resolve(),
+        workers=workers,
+        partition=partition,
+        time_minutes=time_minutes,
+        memory=memory,
+        cpus_per_task=cpus_per_task,
+        requeue=requeue,
+        sbatch_args=sbatch_args,
+        tables=tables,
+        restrict=restrict,
+        limit=limit,
+        timezone=timezone,
+    )
+    script = render(options)
+    if dry_run:
+        click.echo(script, nl=False)
+        if password_source(workdir) is None and os.environ.get("DJ_PASS"):
+            click.echo("element-session: the tasks would find no password: it is only in DJ_PASS", err=True)
+        return ExitStatus.OK
+    check_password_reaches_tasks(workdir)
+    from ._datajoint_compat import declare_jobs_table
+    from .cluster.submit import submit
+    from .jobs import read_restriction, select_tables
+
+    pipeline = settings.load_pipeline()  # activates the schemas here, before the tasks start together
+    selected = select_tables(pipeline, list(tables) or None)
+    read_restriction(_restriction(restrict), selected.values(), timezone)
+    for table in selected.values():
+        declare_jobs_table(table)
+    job_id, kept = submit(script, options.log_dir)
+    click.echo(f"submitted array job {job_id} ({tasks} tasks)")
+    click.echo(f"batch script: {kept}; logs: {options.log_dir}/populate-{job_id}_<task>.log", err=True)
+    if not wait:
+        return ExitStatus.OK
+    return _report_array(job_id, tasks, pipeline, tables, _restriction(restrict))
+
+
+def _report_array(
+    job_id: str, tasks: int, pipeline: ModuleType, tables: tuple[str, ...], restriction: dict[str, str] | None
+) -> ExitStatus:
+    """Follow the array to its end (progress on stderr); print each task's state and the failed keys."""
+    from .cluster.wait import follow
+    from .formats import key_text
+
+    outcome = follow(
+        job_id,
+        tasks,
+        pipeline,
+        tables=list(tables) or None,
+        restriction=restriction,
+        report=lambda line: click.echo(line, err=True),
+    )
+    for task in outcome.tasks:
+        detail = ", ".join(
+            part
+            for part in (
+                f"exit {task.exit_code}" if task.exit_code else "",
+                f"restarted {task.restarts}x" if task.restarts else "",
+            )
+            if part
+        )
+        click.echo(f"task {task.task}: {task.state}" + (f" ({detail})" if detail else ""))
+    click.echo(f"{outcome.made} key(s) made, {len(outcome.failed)} failed, {len(outcome.reserved)} still reserved")
+    for record in outcome.failed:
+        click.echo(f"  failed: {record.table} {key_text(record.key, sep=' ')}: {record.error_message}")
+    for record in outcome.reserved:
+        click.echo(f"  reserved: {record.table} {key_text(record.key, sep=' ')} by {record.host} pid {record.pid}")
+    if outcome.failed:
+        click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
+    return ExitStatus.OK if outcome.ok else ExitStatus.INVALID
+
+
 # --------------------------------------------------------------------------- export and migrate
 
 

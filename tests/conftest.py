@@ -29,15 +29,45 @@ from typing import NamedTuple
 import pytest
 
 from element_session.localdb import ServerInfo, database_server, drop_schemas, server_from_environment
-from tests.helpers import Reference, add_references, remove_references
+from element_session.localdb.slurm import LocalCluster, cgroup_v1_writable, slurm_cluster, unavailable_reason
+from tests.helpers import REQUIRE_SLURM, Reference, add_references, no_cluster, remove_references
 
 DATABASE_FIXTURES = {"server", "connection", "prefix", "pipeline", "run_python", "command", "references"}
+
+
+SLURM_FIXTURES = {"slurm"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.database)
+        if SLURM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slurm)
+
+
+def pytest_report_header() -> str:
+    reason = unavailable_reason()
+    if reason:
+        return f"slurm: no private cluster on this machine ({reason})"
+    tracking = (
+        "proctrack/cgroup + task/cgroup" if cgroup_v1_writable() else "proctrack/linuxproc (no writable cgroup v1)"
+    )
+    return f"slurm: a private cluster of two nodes, {tracking}"
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[LocalCluster]:
+    """A private single-host SLURM cluster (slurmctld and two slurmd nodes), stopped at the end.
+
+    Where none can start (no root, no slurm-wlm) the test is skipped with the reason, or fails when
+    ``ELEMENT_SESSION_REQUIRE_SLURM=1`` (``.ci/run``).
+    """
+    reason = unavailable_reason()
+    if reason:
+        no_cluster(reason, required=os.environ.get(REQUIRE_SLURM) == "1")
+    with slurm_cluster(kill_wait=20) as cluster:
+        yield cluster
 
 
 def _docker_reachable() -> bool:

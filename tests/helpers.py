@@ -151,3 +151,17 @@ def drop_account(connection: dj.Connection, user: str) -> None:
         connection.query(f'DROP ROLE "{user}"')
     else:
         connection.query("DROP USER %s@%s", args=(user, "%"))
+
+
+#: Set by .ci/run: a test that needs the SLURM cluster fails, rather than skips, where none can start.
+REQUIRE_SLURM = "ELEMENT_SESSION_REQUIRE_SLURM"
+
+
+def no_cluster(reason: str, *, required: bool) -> None:
+    """End a test that needs the SLURM cluster where none can start: skipped with the reason, or failed if
+    ``required`` (``ELEMENT_SESSION_REQUIRE_SLURM=1``)."""
+    import pytest
+
+    if required:
+        pytest.fail(f"{REQUIRE_SLURM}=1 but no SLURM cluster can start here: {reason}")
+    pytest.skip(f"no SLURM cluster can start here: {reason}")
