@@ -1,0 +1,36 @@
+"""What a transfer must keep, read the same way on the source and (in a child process) on the target.
+
+``python -m tests.transfer_dump OUT DOWNSTREAM SUBJECT...`` (DOWNSTREAM: 0 or 1) pickles :func:`dump`
+of ``workflow.pipeline`` (activated under ``DATABASE_PREFIX`` on the server of ``DJ_*``) to OUT.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from types import ModuleType
+from typing import Any
+
+
+def dump(pipeline: ModuleType, subjects: list[str], downstream: bool = False) -> dict[str, Any]:
+    """Per role: the rows as stored (blobs as bytes) and decoded; the session table; of ``subjects``' sessions."""
+    from element_session.query import find_sessions, session_table
+    from element_session.transfer.export import select_rows
+    from element_session.transfer.rows import columns_of, read_rows
+
+    sessions = find_sessions(pipeline.session, subject=subjects)
+    stored, decoded = {}, {}
+    for chosen in select_rows(pipeline.session, pipeline, sessions, downstream=downstream):
+        names = [c.name for c in columns_of(chosen.table)]
+        key = chosen.table.primary_key
+        stored[chosen.role] = read_rows(chosen.query, names, key)
+        rows = chosen.query.to_dicts()
+        decoded[chosen.role] = sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))
+    return {"stored": stored, "decoded": decoded, "table": session_table(sessions, pipeline.session)}
+
+
+if __name__ == "__main__":
+    import workflow.pipeline
+
+    with open(sys.argv[1], "wb") as out:
+        pickle.dump(dump(workflow.pipeline, sys.argv[3:], sys.argv[2] == "1"), out)
