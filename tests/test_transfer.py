@@ -28,6 +28,7 @@ from element_session.transfer import Manifest, export_sessions, import_sessions
 from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows
 from element_session.transfer.export import select_rows
 from tests.blob_examples import same
+from tests.helpers import LAB_TABLES, create_account, drop_account
 from tests.transfer_dump import dump
 
 MAPPING = {1: "one", (2, 3): [4.5, None], "x": {"y": np.int64(7)}}
@@ -82,9 +83,15 @@ def run_child(env: dict[str, str], *args: str, timeout: float = 300) -> subproce
     )
 
 
-def target_dump(env: dict[str, str], tmp_path: Path, subjects: list[str], downstream: bool = False) -> dict:
+def target_dump(
+    env: dict[str, str],
+    tmp_path: Path,
+    subjects: list[str],
+    downstream: bool = False,
+    pipeline: str = "workflow.pipeline",
+) -> dict:
     out = tmp_path / f"dump-{os.urandom(4).hex()}.pickle"
-    done = run_child(env, "-m", "tests.transfer_dump", str(out), str(int(downstream)), *subjects)
+    done = run_child(env, "-m", "tests.transfer_dump", str(out), str(int(downstream)), pipeline, *subjects)
     assert done.returncode == 0, done.stderr
     return pickle.loads(out.read_bytes())  # noqa: S301 (written by the test's own child)
 
@@ -272,6 +279,74 @@ importing.import_sessions({str(bundle)!r}, workflow.pipeline)
     done = run_child(subprocess_env | {"DATABASE_PREFIX": target}, "-c", code)
     assert done.returncode == -9, done.stderr
     assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+def test_a_read_only_target_account_is_refused_with_status_4_and_nothing_written(
+    bundle, source, prefix, subprocess_env, connection
+):
+    target = f"{prefix}t5_"
+    env = subprocess_env | {"DATABASE_PREFIX": target}
+    assert run_child(env, "-c", "import workflow.pipeline").returncode == 0  # the schemas, made by the owner
+    user, password = f"ro_{os.urandom(3).hex()}", os.urandom(12).hex()
+    schemas = [target + name for name in ("lab", "subject", "session", "inventory")]
+    create_account(connection, user, password, schemas)
+    try:
+        done = run_child(env | {"DJ_USER": user, "DJ_PASS": password}, "-m", "element_session", "import", str(bundle))
+        assert done.returncode == 4, done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        drop_account(connection, user)
+    assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+ID_PIPELINE = """
+import os
+
+import datajoint as dj
+
+from element_session import session_with_id as session
+
+prefix = os.environ["DATABASE_PREFIX"]
+lab = dj.Schema(prefix + "idlab")
+{tables}
+session.activate(prefix + "idsession", linking_module=__name__)
+"""
+
+
+def test_the_session_id_variant_travels_too(prefix, subprocess_env, tmp_path):
+    (tmp_path / "idpipe.py").write_text(ID_PIPELINE.format(tables=LAB_TABLES))
+    env = subprocess_env | {"PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]])}
+    fill = """
+import datetime as dt
+import numpy as np
+import idpipe
+idpipe.Subject.insert1({"subject": "id-m1", "sex": "F", "subject_birth_date": "2020-02-29"})
+idpipe.User.insert1({"user": "id-ada"})
+s = idpipe.session
+s.Session.insert([{"subject": "id-m1", "session_id": 1, "session_datetime": None},
+                  {"subject": "id-m1", "session_id": 2, "session_datetime": dt.datetime(2024, 5, 6, 7, 8, 9)}])
+s.Session.Attribute.insert1({"subject": "id-m1", "session_id": 1, "attribute_name": "a",
+                             "attribute_blob": {1: np.arange(3), "😀": None}})
+s.SessionExperimenter.insert1({"subject": "id-m1", "session_id": 2, "user": "id-ada"})
+"""
+    assert run_child(env, "-c", fill).returncode == 0
+    path = tmp_path / "id.zip"
+    exported = subprocess.run(
+        [sys.executable, "-m", "element_session", "--pipeline", "idpipe", "export", "--output", str(path)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    target = env | {"DATABASE_PREFIX": f"{prefix}t6_"}
+    imported = subprocess.run(
+        [sys.executable, "-m", "element_session", "--pipeline", "idpipe", "import", str(path)],
+        env=target, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "wrote 6 row(s), 0 already present" in imported.stdout
+    assert_same_content(
+        target_dump(env, tmp_path, ["id-m1"], pipeline="idpipe"),
+        target_dump(target, tmp_path, ["id-m1"], pipeline="idpipe"),
+    )
 
 
 # --------------------------------------------------------------------------- downstream

@@ -1,7 +1,7 @@
 """What a transfer must keep, read the same way on the source and (in a child process) on the target.
 
-``python -m tests.transfer_dump OUT DOWNSTREAM SUBJECT...`` (DOWNSTREAM: 0 or 1) pickles :func:`dump`
-of ``workflow.pipeline`` (activated under ``DATABASE_PREFIX`` on the server of ``DJ_*``) to OUT.
+``python -m tests.transfer_dump OUT DOWNSTREAM PIPELINE SUBJECT...`` (DOWNSTREAM: 0 or 1) pickles
+:func:`dump` of the module PIPELINE (activated under ``DATABASE_PREFIX`` on the server of ``DJ_*``) to OUT.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def dump(pipeline: ModuleType, subjects: list[str], downstream: bool = False) ->
 
 
 if __name__ == "__main__":
-    import workflow.pipeline
+    import importlib
 
+    pipeline = importlib.import_module(sys.argv[3])
     with open(sys.argv[1], "wb") as out:
-        pickle.dump(dump(workflow.pipeline, sys.argv[3:], sys.argv[2] == "1"), out)
+        pickle.dump(dump(pipeline, sys.argv[4:], sys.argv[2] == "1"), out)
