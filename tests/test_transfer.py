@@ -27,9 +27,8 @@ from element_session.query import find_sessions
 from element_session.transfer import Manifest, export_sessions, import_sessions
 from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows
 from element_session.transfer.export import select_rows
-from tests.blob_examples import same
 from tests.helpers import LAB_TABLES, create_account, drop_account
-from tests.transfer_dump import dump
+from tests.transfer_dump import assert_same_content, dump
 
 MAPPING = {1: "one", (2, 3): [4.5, None], "x": {"y": np.int64(7)}}
 ARRAY = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -94,17 +93,6 @@ def target_dump(
     done = run_child(env, "-m", "tests.transfer_dump", str(out), str(int(downstream)), pipeline, *subjects)
     assert done.returncode == 0, done.stderr
     return pickle.loads(out.read_bytes())  # noqa: S301 (written by the test's own child)
-
-
-def assert_same_content(source: dict, target: dict) -> None:
-    assert source["stored"] == target["stored"]  # as stored: blobs byte-identical, times to the microsecond
-    assert set(source["decoded"]) == set(target["decoded"])  # the order of independent tables may differ
-    for role, rows in source["decoded"].items():
-        assert len(rows) == len(target["decoded"][role]), role
-        for mine, theirs in zip(rows, target["decoded"][role], strict=True):
-            assert list(mine) == list(theirs), role
-            assert all(same(mine[k], theirs[k]) for k in mine), (role, mine, theirs)
-    pd.testing.assert_frame_equal(source["table"], target["table"])
 
 
 def row_counts(pipeline, prefix: str, target_prefix: str) -> dict[str, int]:

@@ -11,6 +11,10 @@ import sys
 from types import ModuleType
 from typing import Any
 
+import pandas as pd
+
+from tests.blob_examples import same
+
 
 def dump(pipeline: ModuleType, subjects: list[str], downstream: bool = False) -> dict[str, Any]:
     """Per role: the rows as stored (blobs as bytes) and decoded; the session table; of ``subjects``' sessions."""
@@ -27,6 +31,17 @@ def dump(pipeline: ModuleType, subjects: list[str], downstream: bool = False) ->
         rows = chosen.query.to_dicts()
         decoded[chosen.role] = sorted(rows, key=lambda r: tuple(str(r[k]) for k in key))
     return {"stored": stored, "decoded": decoded, "table": session_table(sessions, pipeline.session)}
+
+
+def assert_same_content(source: dict, target: dict) -> None:
+    assert source["stored"] == target["stored"]  # as stored: blobs byte-identical, times to the microsecond
+    assert set(source["decoded"]) == set(target["decoded"])  # the order of independent tables may differ
+    for role, rows in source["decoded"].items():
+        assert len(rows) == len(target["decoded"][role]), role
+        for mine, theirs in zip(rows, target["decoded"][role], strict=True):
+            assert list(mine) == list(theirs), role
+            assert all(same(mine[k], theirs[k]) for k in mine), (role, mine, theirs)
+    pd.testing.assert_frame_equal(source["table"], target["table"])
 
 
 if __name__ == "__main__":
