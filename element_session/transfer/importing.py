@@ -22,9 +22,9 @@ from ..database import database_errors
 from ..errors import BundleConflictError, BundleMismatchError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
 from .bundle import Bundle, Column, TableEntry
-from .rows import columns_of, read_rows, stored_value, tables_by_role
+from .rows import columns_of, stored_value, tables_by_role
 
-KEYS_PER_QUERY = 500  # keys of bundle rows looked up in the target at a time
+VALUES_PER_QUERY = 1_000  # values of the first key column looked up in the target at a time
 ROWS_PER_INSERT = 1_000  # rows of one INSERT statement
 
 
@@ -111,20 +111,41 @@ def _new_rows(entry: TableEntry, target: Any, rows: list[dict[str, Any]], count:
         A row's key is stored with a different value of some column.
     """
     key, names = entry.primary_key, [c.name for c in entry.columns]
+    stored = _stored_rows(target, names, key[0], {row[key[0]] for row in rows})
     fresh = []
-    for start in range(0, len(rows), KEYS_PER_QUERY):
-        chunk = rows[start : start + KEYS_PER_QUERY]
-        stored = {_key_of(r, key): r for r in read_rows(target & [{k: r[k] for k in key} for r in chunk], names, key)}
-        for row in chunk:
-            found = stored.get(_key_of(row, key))
-            if found is None:
-                fresh.append(row)
-                continue
-            for name in names:
-                if not _same(found[name], row[name]):
-                    raise BundleConflictError(entry.role, {k: row[k] for k in key}, name, found[name], row[name])
-            count.present += 1
+    for row in rows:
+        found = stored.get(_key_of(row, key))
+        if found is None:
+            fresh.append(row)
+            continue
+        for name in names:
+            if not _same(found[name], row[name]):
+                raise BundleConflictError(entry.role, {k: row[k] for k in key}, name, found[name], row[name])
+        count.present += 1
     return fresh
+
+
+def _stored_rows(target: Any, names: list[str], first: str, values: set[Any]) -> dict[tuple, dict[str, Any]]:
+    """The target's rows whose first key column has one of ``values``, by key, as stored (blobs undecoded).
+
+    One query per ``VALUES_PER_QUERY`` values, the values as parameters: a few queries where an
+    expression of every key would be long to build and to run.
+    """
+    connection = target.connection
+    quote, mark = connection.adapter.quote_identifier, connection.adapter.parameter_placeholder
+    columns = ", ".join(quote(n) for n in names)
+    key = target.primary_key
+    found: dict[tuple, dict[str, Any]] = {}
+    ordered = sorted(values, key=lambda v: (v is None, v))
+    for start in range(0, len(ordered), VALUES_PER_QUERY):
+        chunk = ordered[start : start + VALUES_PER_QUERY]
+        sql = (
+            f"SELECT {columns} FROM {target.full_table_name} WHERE {quote(first)} IN ({', '.join([mark] * len(chunk))})"
+        )
+        for row in connection.query(sql, args=chunk, as_dict=True).fetchall():
+            stored = {name: stored_value(row[name]) for name in names}
+            found[_key_of(stored, key)] = stored
+    return found
 
 
 def _insert(target: Any, names: list[str], rows: list[dict[str, Any]], bar: tqdm) -> None:
