@@ -254,13 +254,26 @@ def ingest(
     return ExitStatus.OK
 
 
+def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that select sessions, as ``find_sessions`` reads them: ``sessions``, ``export``, ``copy``."""
+    for option in reversed(
+        (
+            click.option("--subject", multiple=True, help="a subject (repeat for several)"),
+            click.option("--project", help="a project"),
+            click.option("--experimenter", help="an experimenter"),
+            click.option("--since", help="start time or date, included"),
+            click.option("--until", help="start time or date, excluded"),
+            click.option(
+                "--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset"
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--subject", multiple=True, help="a subject (repeat for several)")
-@click.option("--project", help="a project")
-@click.option("--experimenter", help="an experimenter")
-@click.option("--since", help="start time or date, included")
-@click.option("--until", help="start time or date, excluded")
-@click.option("--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset")
+@selection_options
 @click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @pipeline_option
 @click.pass_context
@@ -620,6 +633,93 @@ def _report_array(
     if outcome.failed:
         click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return ExitStatus.OK if outcome.ok else ExitStatus.INVALID
+
+
+# --------------------------------------------------------------------------- moving sessions between servers
+
+
+def _selection(subject: tuple[str, ...], **options: Any) -> dict[str, Any]:
+    return {"subject": list(subject) or None, **options}
+
+
+_DOWNSTREAM_HELP = "also the rows of Imported/Computed tables (and parts) that depend on the sessions"
+_PROGRESS = click.option(
+    "--no-progress", "progress", is_flag=True, flag_value=False, default=True, help="no progress bar"
+)
+
+
+@cli.command("export")
+@click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the bundle to write")
+@selection_options
+@click.option("--downstream", is_flag=True, help=_DOWNSTREAM_HELP)
+@_PROGRESS
+@pipeline_option
+@click.pass_context
+def export_bundle(
+    ctx: click.Context, output: Path, subject: tuple[str, ...], downstream: bool, progress: bool, **options: Any
+) -> ExitStatus:
+    """Write the selected sessions and every row they reference to a bundle file (docs/transfer.md)."""
+    from .transfer import export_sessions
+
+    pipeline = _settings(ctx).load_pipeline()
+    report = export_sessions(
+        output, pipeline.session, pipeline=pipeline, downstream=downstream, progress=progress,
+        **_selection(subject, **options),
+    )  # fmt: skip
+    click.echo(report)
+    return ExitStatus.OK
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
+@click.option("--dry-run", is_flag=True, help="check and report what would be written, write nothing")
+@_PROGRESS
+@pipeline_option
+@click.pass_context
+def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool) -> ExitStatus:
+    """Import a bundle: checked first, then every row written in one transaction, or none."""
+    from .transfer import import_sessions
+
+    click.echo(import_sessions(file, _settings(ctx).load_pipeline(), dry_run=dry_run, progress=progress))
+    return ExitStatus.OK
+
+
+@cli.command("copy")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="CONFIG",
+    help="the target's DataJoint settings file (password: DJ_TARGET_PASS or .secrets/ beside it)",
+)
+@click.option("--to-prefix", default="", metavar="PREFIX", help="the target's schema prefix  [default: none]")
+@selection_options
+@click.option("--downstream", is_flag=True, help=_DOWNSTREAM_HELP)
+@click.option("--dry-run", is_flag=True, help="check the import and report what would be written, write nothing")
+@_PROGRESS
+@pipeline_option
+@click.pass_context
+def copy_bundle(
+    ctx: click.Context,
+    target: Path,
+    to_prefix: str,
+    subject: tuple[str, ...],
+    downstream: bool,
+    dry_run: bool,
+    progress: bool,
+    **options: Any,
+) -> ExitStatus:
+    """Copy the selected sessions to another server (export, then import there in one transaction)."""
+    from .transfer import copy_sessions
+
+    settings = _settings(ctx)
+    pipeline = settings.load_pipeline()
+    report = copy_sessions(
+        target, to_prefix=to_prefix, pipeline=settings.pipeline_name, session_module=pipeline.session,
+        downstream=downstream, dry_run=dry_run, progress=progress, **_selection(subject, **options),
+    )  # fmt: skip
+    return ExitStatus(report.status) if report.status in {s.value for s in ExitStatus} else ExitStatus.INVALID
 
 
 # --------------------------------------------------------------------------- export and migrate

@@ -14,10 +14,13 @@ Every error the package raises on purpose is defined here (older import paths re
     ├── SessionNotFoundError         (also LookupError) no session matches a key or path
     ├── InputError                   (also ValueError) invalid input data, with its InputProblems
     │   ├── ConflictError            an input key stored with different content
+    │   │   └── BundleConflictError  a bundle's row stored in the target with different values
     │   └── DatabaseRefusedError     input the database refused although it passed the checks
     ├── TimeError                    (also ValueError) a time that cannot be read or stored exactly
     ├── FormatError                  a stored value that an output format cannot hold
     ├── MigrationError               a schema not migrated (missing, unrecognised, a step failed)
+    ├── BundleError                  a transfer bundle that cannot be imported (unreadable, changed, newer)
+    │   └── BundleMismatchError      a target table lacks a bundle's table or column, or types it differently
     ├── NwbUnavailableError          (also ImportError) pynwb is not installed
     ├── NwbExportError               a session that cannot be written as NWB
     ├── LoginRequiredError           web interface: a request without a login (HTTP 401)
@@ -281,3 +284,35 @@ class LoginRefusedError(LoginRequiredError):
 
 class CsrfError(ElementSessionError):
     """Raised by the web interface for a form posted without the session's CSRF token (HTTP 403)."""
+
+
+class BundleError(ElementSessionError):
+    """Raised when a transfer bundle cannot be imported: unreadable or truncated, changed after export, or
+    of a newer format version; ``table`` names the table concerned where there is one."""
+
+    def __init__(self, message: str, table: str | None = None) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+class BundleMismatchError(BundleError):
+    """Raised when a target table is missing, or lacks or types differently a column of the bundle's table."""
+
+    def __init__(self, message: str, table: str, column: str | None = None) -> None:
+        super().__init__(message, table)
+        self.column = column
+
+
+class BundleConflictError(ConflictError):
+    """Raised when a bundle's row is stored in the target with other values; names table, key, column, both values."""
+
+    def __init__(self, table: str, key: dict, column: str, stored: object, bundled: object) -> None:
+        reason = f"stored with {column} = {_shortened(stored)}, the bundle has {_shortened(bundled)}"
+        super().__init__([InputProblem(table, None, column, None, f"key {key!r} {reason}")])
+        self.table, self.key, self.column, self.stored, self.bundled = table, key, column, stored, bundled
+
+
+def _shortened(value: object, width: int = 80) -> str:
+    """``value`` as a message shows it, cut to about ``width`` characters (a blob's bytes can be long)."""
+    shown = _readable(value)
+    return shown if len(shown) <= width else f"{shown[: width - 20]}... ({len(shown)} characters)"

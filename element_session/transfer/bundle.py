@@ -1,0 +1,209 @@
+"""The transfer bundle: one zip file of ``manifest.json`` and one Parquet file of rows per table.
+
+The format is described in ``docs/transfer.md``. Tables are named by their role in the pipeline
+(``session.Session``, ``subject.Subject``), never by the source's schema names, so a bundle imports
+under any schema prefix. Values are the ones the database stores: a blob is the bytes DataJoint
+wrote (Parquet ``large_binary``), a time keeps its microseconds (``timestamp[us]``). Each table's
+file has its SHA-256 in the manifest: :func:`open_bundle` refuses a bundle whose files changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import BundleError, FormatError
+
+#: The version of the bundle format this code writes and the newest it reads.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table as the bundle records it.
+
+    ``type`` is the portable type (DataJoint's core type such as ``int32``, ``datetime``,
+    ``varchar(32)``, or the codec such as ``<blob>``), compared with the target's on import.
+    """
+
+    name: str
+    type: str
+    in_key: bool
+    nullable: bool
+
+
+@dataclass
+class TableEntry:
+    """One table of a bundle: its role, its columns, how many rows and the SHA-256 of its file."""
+
+    role: str
+    tier: str
+    definition: str
+    columns: list[Column]
+    rows: int = 0
+    sha256: str = ""
+
+    @property
+    def file(self) -> str:
+        """The name of the table's Parquet file inside the zip file."""
+        return f"tables/{self.role}.parquet"
+
+    @property
+    def primary_key(self) -> list[str]:
+        """The names of the primary-key columns."""
+        return [c.name for c in self.columns if c.in_key]
+
+
+@dataclass
+class Manifest:
+    """What a bundle holds and where it comes from (``manifest.json``)."""
+
+    product_version: str
+    source_backend: str
+    created: str
+    account: str
+    selection: dict[str, Any]
+    downstream: bool
+    tables: list[TableEntry] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        """The manifest as the JSON text stored in the bundle."""
+        return json.dumps(dataclasses.asdict(self), indent=1, ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """The manifest read from its JSON text.
+
+        Raises
+        ------
+        BundleError
+            The text is not a manifest, or one of a newer format version than this code reads.
+        """
+        try:
+            data = json.loads(text)
+            version = data["format_version"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise BundleError(f"{MANIFEST} cannot be read: {err}") from None
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise BundleError(
+                f"the bundle has format version {version!r}; this element-session reads versions up to "
+                f"{FORMAT_VERSION}: upgrade element-session to import it"
+            )
+        try:
+            tables = [TableEntry(**{**t, "columns": [Column(**c) for c in t["columns"]]}) for t in data.pop("tables")]
+            return cls(**data, tables=tables)
+        except (KeyError, TypeError) as err:
+            raise BundleError(f"{MANIFEST} lacks or misnames a field: {err}") from None
+
+
+def now_text() -> str:
+    """The current time as the manifest records it: ISO 8601, UTC, microseconds."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+
+
+def encode_rows(entry: TableEntry, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """The rows of one table as a Parquet file; blobs as binary, everything else typed by its values.
+
+    Raises
+    ------
+    FormatError
+        A column whose values Parquet cannot hold as they are (naming table and column).
+    """
+    arrays = {}
+    for column in entry.columns:
+        values = [row[column.name] for row in rows]
+        try:
+            if column.type.startswith("<") or any(isinstance(v, bytes) for v in values):
+                arrays[column.name] = pa.array(values, type=pa.large_binary())
+            else:
+                arrays[column.name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise FormatError(f"{entry.role}.{column.name}: its values cannot be written to Parquet: {err}") from None
+    table = pa.table(arrays) if arrays else pa.table({})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def decode_rows(data: bytes) -> list[dict[str, Any]]:
+    """The rows of a table's Parquet file, as dicts of Python values (datetimes naive, microseconds)."""
+    return pq.read_table(io.BytesIO(data)).to_pylist()
+
+
+def write_bundle(path: str | os.PathLike, manifest: Manifest, files: Iterable[tuple[TableEntry, bytes]]) -> Path:
+    """Write the bundle to ``path`` (replaced at once when complete: never a half-written file there).
+
+    Each entry's ``sha256`` and the manifest are filled in from ``files``.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(handle, "wb") as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_STORED) as bundle:
+            for entry, data in files:
+                entry.sha256 = hashlib.sha256(data).hexdigest()
+                bundle.writestr(entry.file, data)
+            bundle.writestr(MANIFEST, manifest.to_json())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class Bundle:
+    """A bundle opened and checked: its manifest, and the rows of each table.
+
+    Opening reads every table's file and checks its SHA-256 against the manifest, so that a bundle
+    changed after export is refused before anything is written.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            with zipfile.ZipFile(self.path) as bundle:
+                self.manifest = Manifest.from_json(bundle.read(MANIFEST))
+                self._files = {entry.role: bundle.read(entry.file) for entry in self.manifest.tables}
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, KeyError, OSError) as err:
+            if isinstance(err, FileNotFoundError):
+                raise BundleError(f"no bundle at {str(self.path)!r}") from None
+            raise BundleError(
+                f"{str(self.path)!r} is not a complete bundle (truncated or not a zip file): {err}"
+            ) from None
+        for entry in self.manifest.tables:
+            if hashlib.sha256(self._files[entry.role]).hexdigest() != entry.sha256:
+                raise BundleError(
+                    f"table {entry.role} in {str(self.path)!r} was changed after export: its SHA-256 differs "
+                    "from the manifest's",
+                    entry.role,
+                )
+
+    def rows(self, entry: TableEntry) -> list[dict[str, Any]]:
+        """The rows of one of the manifest's tables.
+
+        Raises
+        ------
+        BundleError
+            The file is not Parquet or its row count differs from the manifest's.
+        """
+        try:
+            rows = decode_rows(self._files[entry.role])
+        except (pa.ArrowException, OSError) as err:
+            raise BundleError(f"table {entry.role}: its rows cannot be read: {err}", entry.role) from None
+        if len(rows) != entry.rows:
+            raise BundleError(f"table {entry.role}: {len(rows)} rows, the manifest says {entry.rows}", entry.role)
+        return rows

@@ -1,0 +1,130 @@
+"""Copy: export from this process's server, import on a target named by a DataJoint settings file.
+
+The import runs in a child process (``element-session import``) whose DataJoint settings come from
+the target's settings file alone: every ``DJ_*`` variable of this process is left out of the
+child's environment, its ``datajoint.json`` is ignored, and the password comes from
+``DJ_TARGET_PASS`` or the ``.secrets/database.password`` beside the target's file. The child
+activates the pipeline under the target's prefix (creating its schemas where missing) on either
+backend, and imports the bundle in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import UsageError
+from .export import ExportReport, export_sessions
+
+#: The environment variable holding the target's password (never a command-line argument).
+TARGET_PASSWORD_ENV = "DJ_TARGET_PASS"  # noqa: S105 (the name of a variable, not a password)
+_SECRET = Path(".secrets") / "database.password"
+
+
+def target_environment(
+    settings_file: str | os.PathLike, prefix: str, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a process that works on the target: ``environ`` without its ``DJ_*`` settings,
+    with the target's from ``settings_file`` (``{"database": {"host", "port", "user", "backend"}}``).
+
+    Raises
+    ------
+    UsageError
+        The file cannot be read, lacks the host, or no password is found for the target.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(settings_file)
+    try:
+        database = json.loads(path.read_text(encoding="utf-8")).get("database", {})
+        host = database["host"]
+    except (OSError, ValueError, AttributeError) as err:
+        raise UsageError(f"the target settings file {str(path)!r} cannot be read: {err}") from None
+    except KeyError:
+        raise UsageError(f"the target settings file {str(path)!r} names no database.host") from None
+    password = environ.get(TARGET_PASSWORD_ENV)
+    secret = path.parent / _SECRET
+    if password is None and secret.is_file():
+        password = secret.read_text(encoding="utf-8").strip()
+    if password is None:
+        raise UsageError(f"no password for the target: set {TARGET_PASSWORD_ENV} or write it to {str(secret)!r}")
+    backend = str(database.get("backend", "mysql"))
+    env = {k: v for k, v in environ.items() if not k.startswith("DJ_") and k != "DATABASE_PREFIX"}
+    env |= {
+        "DJ_HOST": str(host),
+        "DJ_PORT": str(database.get("port", 5432 if backend == "postgresql" else 3306)),
+        "DJ_USER": str(database.get("user", "root")),
+        "DJ_PASS": password,
+        "DJ_BACKEND": backend,
+        "DJ_IGNORE_CONFIG_FILE": "true",
+        "DATABASE_PREFIX": prefix,
+    }
+    if database.get("use_tls") is not None:
+        env["DJ_USE_TLS"] = str(database["use_tls"]).lower()
+    return env
+
+
+@dataclass
+class CopyReport:
+    """What a copy did: the export's report and the exit status of the import (0: done)."""
+
+    exported: ExportReport
+    status: int
+
+
+def copy_sessions(
+    settings_file: str | os.PathLike,
+    *,
+    to_prefix: str,
+    pipeline: ModuleType | str,
+    session_module: ModuleType | None = None,
+    downstream: bool = False,
+    dry_run: bool = False,
+    progress: bool = False,
+    **selection: Any,
+) -> CopyReport:
+    """Export the selected sessions and import them on the target of ``settings_file`` under ``to_prefix``.
+
+    Parameters
+    ----------
+    settings_file : the target's DataJoint settings (``datajoint.json`` form); the password from
+        ``DJ_TARGET_PASS`` or ``.secrets/database.password`` beside it.
+    to_prefix : the target's schema prefix (``DATABASE_PREFIX`` of the pipeline there).
+    pipeline : the pipeline module (or its import path), importable in a child process.
+    session_module, downstream, **selection : as :func:`~element_session.transfer.export_sessions`.
+    dry_run : check the import and report what would be written; write nothing on the target.
+    progress : progress bars on standard error.
+
+    Returns
+    -------
+    CopyReport
+        The export's report and the import's exit status (its report and errors went to standard
+        output and error: 1 for a refused bundle or a conflict, 3 unreachable, 4 refused account).
+
+    Raises
+    ------
+    UsageError
+        The settings file cannot be used (see :func:`target_environment`).
+    """
+    name = pipeline if isinstance(pipeline, str) else pipeline.__name__
+    env = target_environment(settings_file, to_prefix)
+    module = None if isinstance(pipeline, str) else pipeline
+    with tempfile.TemporaryDirectory(prefix="element-session-copy-") as directory:
+        bundle = Path(directory, "sessions.zip")
+        exported = export_sessions(
+            bundle, session_module, pipeline=module, downstream=downstream, progress=progress, **selection
+        )
+        command = [sys.executable, "-m", "element_session", "--pipeline", name, "import", str(bundle)]
+        command += ["--dry-run"] * dry_run + ["--no-progress"] * (not progress)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+        done = subprocess.run(command, env=env, check=False, capture_output=True)
+        sys.stdout.write(done.stdout.decode("utf-8"))
+        sys.stderr.write(done.stderr.decode("utf-8"))
+    return CopyReport(exported, done.returncode)

@@ -1,0 +1,179 @@
+"""Export: the selected sessions, every row they consist of and every row they reference, as a bundle.
+
+The rows travel in the order of the pipeline's dependencies (a referenced row before the rows
+referring to it), so that an import can write them in the order they come.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import datajoint as dj
+from tqdm import tqdm
+
+from .. import __version__
+from ..database import database_errors
+from ..errors import UsageError
+from ..pipeline import linking_module_of, session_module_of
+from ..query import find_sessions
+from .bundle import Manifest, TableEntry, encode_rows, now_text, write_bundle
+from .rows import columns_of, read_rows, tables_by_role, tier_of
+
+#: The options of :func:`export_sessions` that select sessions (``find_sessions``' meaning).
+SELECTION = ("subject", "project", "experimenter", "since", "until", "timezone")
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote: the bundle's path and the rows of each table, by role."""
+
+    path: Path
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        lines = [f"{role}: {n} row(s)" for role, n in self.rows.items()]
+        return "\n".join(
+            [*lines, f"exported {sum(self.rows.values())} row(s) of {len(self.rows)} table(s) to {self.path}"]
+        )
+
+
+@dataclass
+class _Chosen:
+    """A table of the bundle: its role, the table, and the query of the rows that travel."""
+
+    role: str
+    table: Any
+    query: Any
+
+
+def _is_table_node(name: str) -> bool:
+    """Whether a node of DataJoint's dependency graph is a table (not the alias of a renamed foreign key)."""
+    return not name.isdigit()
+
+
+def _upstream(chosen: dict[str, _Chosen], labels: dict[str, tuple[str, Any]], connection: Any) -> None:
+    """Add to ``chosen`` every table its tables reference, recursively, restricted to the rows referenced."""
+    graph = connection.dependencies
+    ancestors = {a for name in list(chosen) for a in graph.ancestors(name) if _is_table_node(a)} - set(chosen)
+    for name in reversed([n for n in graph.topo_sort() if n in ancestors]):  # the nearest first
+        role, table = labels.get(name) or (name.replace("`", "").replace('"', ""), dj.FreeTable(connection, name))
+        references = [
+            chosen[child].query.proj(**{parent: mine for mine, parent in props["attr_map"].items() if mine != parent})
+            for child, props in graph.children(name)
+            if child in chosen
+        ]
+        chosen[name] = _Chosen(role, table, table & references)
+
+
+def select_rows(session_module: ModuleType, pipeline: ModuleType, sessions: Any, *, downstream: bool) -> list[_Chosen]:
+    """The tables of a bundle of ``sessions`` (a query of ``Session``) in dependency order, with their rows' queries.
+
+    The session module's tables restricted to the sessions; with ``downstream``, every Imported or
+    Computed table of ``pipeline`` (and its parts) that depends on ``Session``, restricted so; then
+    every table these reference, restricted to the rows referenced.
+    """
+    labels = {t.full_table_name: (role, t) for role, t in tables_by_role(pipeline, session_module).items()}
+    connection = session_module.Session.connection
+    graph = connection.dependencies
+    graph.load(force=True)
+    session = session_module.Session.full_table_name
+    keys = sessions.proj()
+    chosen: dict[str, _Chosen] = {}
+    for name, (role, table) in labels.items():
+        in_module = table.database == session_module.schema.database
+        made = downstream and tier_of(table) in ("imported", "computed", "part") and session in graph.ancestors(name)
+        if name == session:
+            chosen[name] = _Chosen(role, table, sessions)
+        elif in_module or made:
+            chosen[name] = _Chosen(role, table, table & keys)
+    _upstream(chosen, labels, connection)
+    order = {name: i for i, name in enumerate(graph.topo_sort())}
+    return [chosen[name] for name in sorted(chosen, key=lambda n: order.get(n, len(order)))]
+
+
+def _as_text(value: Any) -> str | list[str]:
+    """A selection value as the manifest records it: text, or a list of texts."""
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return value if isinstance(value, str) else str(value)
+
+
+def export_sessions(
+    path: str | os.PathLike,
+    session_module: ModuleType | None = None,
+    *,
+    pipeline: ModuleType | None = None,
+    downstream: bool = False,
+    progress: bool = False,
+    **selection: Any,
+) -> ExportReport:
+    """Write the selected sessions, what they reference and (``downstream``) what depends on them to a bundle.
+
+    Parameters
+    ----------
+    path : the bundle file to write (replaced when complete; never left half-written).
+    session_module : the activated session module (default: the one activated, see
+        :func:`element_session.pipeline.session_module_of`).
+    pipeline : the module whose tables name the roles and hold the downstream tables (default: the
+        session module's linking module).
+    downstream : also the rows of every activated Imported/Computed table (and its parts) that depend
+        on the selected sessions.
+    progress : show a progress bar on standard error.
+    **selection : ``subject``, ``project``, ``experimenter``, ``since``, ``until``, ``timezone``, as
+        :func:`element_session.query.find_sessions` reads them; none: every session.
+
+    Returns
+    -------
+    ExportReport
+        The path and the rows written per table.
+
+    Raises
+    ------
+    UsageError
+        An unknown selection option, or no pipeline module to name the tables.
+    InputError
+        A selection value that cannot be used (source ``arguments``).
+    FormatError
+        A stored value Parquet cannot hold.
+    DatabaseUnreachableError, PermissionDeniedError
+        The source's server cannot be reached or refuses to be read.
+    """
+    unknown = set(selection) - set(SELECTION)
+    if unknown:
+        raise UsageError(
+            f"export_sessions() does not select by {', '.join(sorted(unknown))}; it selects by {SELECTION}"
+        )
+    module = session_module or session_module_of()
+    pipeline = pipeline or linking_module_of(module)
+    if pipeline is None:
+        raise UsageError("the session module is not activated with a linking module: pass pipeline=")
+    given = {k: v for k, v in selection.items() if v not in (None, [], ())}
+    with database_errors():
+        sessions = find_sessions(module, **given)
+        connection = module.Session.connection
+        manifest = Manifest(
+            product_version=__version__,
+            source_backend=connection.adapter.backend,
+            created=now_text(),
+            account=connection.get_user(),
+            selection={k: _as_text(v) for k, v in given.items()},
+            downstream=downstream,
+        )
+        report = ExportReport(Path(path))
+        files = []
+        for item in tqdm(select_rows(module, pipeline, sessions, downstream=downstream), desc="export",
+                         unit="table", file=sys.stderr, disable=not progress):  # fmt: skip
+            columns = columns_of(item.table)
+            definition = item.table.describe() if hasattr(item.table, "describe") else ""
+            entry = TableEntry(item.role, tier_of(item.table), definition, columns)
+            rows = read_rows(item.query, [c.name for c in columns], entry.primary_key)
+            entry.rows = report.rows[item.role] = len(rows)
+            manifest.tables.append(entry)
+            files.append((entry, encode_rows(entry, rows)))
+    write_bundle(path, manifest, files)
+    return report

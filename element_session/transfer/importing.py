@@ -1,0 +1,241 @@
+"""Import: a bundle checked against the target's tables, then written in one transaction, or not at all.
+
+Before anything is written: the bundle's checksums and format version (:class:`~.bundle.Bundle`),
+and each target table's heading against the bundle's columns. Then, in one transaction, each
+table's rows in the bundle's (dependency) order: a row whose key is stored with the same values is
+counted and left alone; one stored with other values is a conflict, and the transaction is rolled
+back; the others are inserted as stored in the bundle (blobs as bytes, not encoded again).
+Downstream (Imported/Computed) rows are inserted directly, never recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from tqdm import tqdm
+
+from ..database import database_errors
+from ..errors import BundleConflictError, BundleMismatchError, UsageError
+from ..pipeline import linking_module_of, load, session_module_of
+from .bundle import Bundle, Column, TableEntry
+from .rows import columns_of, stored_value, tables_by_role
+
+VALUES_PER_QUERY = 1_000  # values of the first key column looked up in the target at a time
+ROWS_PER_INSERT = 1_000  # rows of one INSERT statement
+
+
+@dataclass
+class TableCount:
+    """One table of an import: rows in the bundle, already present (identical), written."""
+
+    rows: int = 0
+    present: int = 0
+    written: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What an import found and wrote, per table (by role); ``dry_run``: what it would write."""
+
+    path: str
+    dry_run: bool = False
+    tables: dict[str, TableCount] = field(default_factory=dict)
+
+    @property
+    def written(self) -> int:
+        """Rows written (with ``dry_run``: that would be written)."""
+        return sum(t.written for t in self.tables.values())
+
+    @property
+    def present(self) -> int:
+        """Rows found already present and identical."""
+        return sum(t.present for t in self.tables.values())
+
+    def __str__(self) -> str:
+        verb = "would write" if self.dry_run else "wrote"
+        lines = [f"{role}: {t.rows} row(s), {t.present} present, {verb} {t.written}" for role, t in self.tables.items()]
+        lines.append(f"{verb} {self.written} row(s), {self.present} already present, from {self.path}")
+        return "\n".join(lines)
+
+
+def check_heading(entry: TableEntry, target: Any) -> None:
+    """Refuse a target table that lacks a bundle column, types it differently, or needs one the bundle lacks.
+
+    Raises
+    ------
+    BundleMismatchError
+        Naming the table and the column.
+    """
+    theirs: dict[str, Column] = {c.name: c for c in columns_of(target)}
+    where = f"table {entry.role} ({target.full_table_name})"
+    for column in entry.columns:
+        found = theirs.get(column.name)
+        if found is None:
+            raise BundleMismatchError(f"{where} has no column {column.name!r} ({column.type})", entry.role, column.name)
+        if found.type != column.type or found.in_key != column.in_key:
+            raise BundleMismatchError(
+                f"{where}: column {column.name!r} is {_described(found)} in the target, {_described(column)} in "
+                "the bundle",
+                entry.role,
+                column.name,
+            )
+    given = {c.name for c in entry.columns}
+    for name, attribute in target.heading.attributes.items():
+        if name not in given and not attribute.nullable and attribute.default is None and not attribute.autoincrement:
+            raise BundleMismatchError(f"{where} requires column {name!r}, which the bundle lacks", entry.role, name)
+
+
+def _described(column: Column) -> str:
+    return f"{column.type}{' (primary key)' if column.in_key else ''}"
+
+
+def _same(stored: Any, bundled: Any) -> bool:
+    """Whether a stored value equals the bundle's (a number stored as Decimal equals the same int or float)."""
+    return stored_value(stored) == bundled
+
+
+def _key_of(row: dict[str, Any], key: list[str]) -> tuple:
+    return tuple(row[name] for name in key)
+
+
+def _new_rows(entry: TableEntry, target: Any, rows: list[dict[str, Any]], count: TableCount) -> list[dict[str, Any]]:
+    """The bundle rows not yet in the target; identical ones counted as present.
+
+    Raises
+    ------
+    BundleConflictError
+        A row's key is stored with a different value of some column.
+    """
+    key, names = entry.primary_key, [c.name for c in entry.columns]
+    stored = _stored_rows(target, names, key[0], {row[key[0]] for row in rows})
+    fresh = []
+    for row in rows:
+        found = stored.get(_key_of(row, key))
+        if found is None:
+            fresh.append(row)
+            continue
+        for name in names:
+            if not _same(found[name], row[name]):
+                raise BundleConflictError(entry.role, {k: row[k] for k in key}, name, found[name], row[name])
+        count.present += 1
+    return fresh
+
+
+def _stored_rows(target: Any, names: list[str], first: str, values: set[Any]) -> dict[tuple, dict[str, Any]]:
+    """The target's rows whose first key column has one of ``values``, by key, as stored (blobs undecoded).
+
+    One query per ``VALUES_PER_QUERY`` values, the values as parameters: a few queries where an
+    expression of every key would be long to build and to run.
+    """
+    connection = target.connection
+    quote, mark = connection.adapter.quote_identifier, connection.adapter.parameter_placeholder
+    columns = ", ".join(quote(n) for n in names)
+    key = target.primary_key
+    found: dict[tuple, dict[str, Any]] = {}
+    ordered = sorted(values, key=lambda v: (v is None, v))
+    for start in range(0, len(ordered), VALUES_PER_QUERY):
+        chunk = ordered[start : start + VALUES_PER_QUERY]
+        sql = (
+            f"SELECT {columns} FROM {target.full_table_name} WHERE {quote(first)} IN ({', '.join([mark] * len(chunk))})"
+        )
+        for row in connection.query(sql, args=chunk, as_dict=True).fetchall():
+            stored = {name: stored_value(row[name]) for name in names}
+            found[_key_of(stored, key)] = stored
+    return found
+
+
+def _insert(target: Any, names: list[str], rows: list[dict[str, Any]], bar: tqdm) -> None:
+    """Insert rows as stored values with the connection's own SQL (blobs as their bytes, not encoded again)."""
+    connection = target.connection
+    quote, mark = connection.adapter.quote_identifier, connection.adapter.parameter_placeholder
+    columns = ", ".join(quote(n) for n in names)
+    one = "(" + ", ".join([mark] * len(names)) + ")"
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        sql = f"INSERT INTO {target.full_table_name} ({columns}) VALUES " + ", ".join([one] * len(chunk))
+        connection.query(sql, args=[row[n] for row in chunk for n in names])
+        bar.update(len(chunk))
+
+
+def _pipeline_of(pipeline: ModuleType | str | None) -> tuple[ModuleType, ModuleType]:
+    """The target pipeline module and its session module."""
+    if pipeline is None:
+        session_module = session_module_of()
+        found = linking_module_of(session_module)
+        if found is None:
+            raise UsageError("the session module is not activated with a linking module: pass pipeline=")
+        return found, session_module
+    module = load(pipeline)
+    candidates = [m for m in vars(module).values() if isinstance(m, ModuleType) and hasattr(m, "Session")]
+    session_module = next((m for m in candidates if linking_module_of(m) is module), None) or session_module_of()
+    return module, session_module
+
+
+def import_sessions(
+    path: str | os.PathLike,
+    pipeline: ModuleType | str | None = None,
+    *,
+    dry_run: bool = False,
+    progress: bool = False,
+) -> ImportReport:
+    """Import a bundle into the tables of ``pipeline``: all its rows, or (on any error) none.
+
+    Parameters
+    ----------
+    path : the bundle (written by :func:`element_session.transfer.export_sessions`).
+    pipeline : the target pipeline module (or its import path), activated on the target server
+        under the target's schema prefix; default: the linking module of the activated session module.
+    dry_run : check everything and report what would be written; write nothing.
+    progress : show a progress bar on standard error.
+
+    Returns
+    -------
+    ImportReport
+        Per table: rows in the bundle, already present, written.
+
+    Raises
+    ------
+    BundleError
+        The bundle is unreadable or truncated, was changed after export (naming the table), or has
+        a newer format version.
+    BundleMismatchError
+        A target table is missing, lacks a column or types it differently (naming table and column).
+    BundleConflictError
+        A row is stored in the target with other values (naming table, key, column, both values).
+    DatabaseUnreachableError, PermissionDeniedError, DatabaseRefusedError
+        The target cannot be reached, refuses the account, or refuses a row. Nothing is written.
+    """
+    bundle = Bundle(path)
+    module, session_module = _pipeline_of(pipeline)
+    report = ImportReport(str(path), dry_run=dry_run)
+    with database_errors():
+        targets = tables_by_role(module, session_module)
+        work = []
+        for entry in bundle.manifest.tables:
+            target = targets.get(entry.role)
+            if target is None:
+                raise BundleMismatchError(
+                    f"the target pipeline {module.__name__} has no activated table {entry.role}", entry.role
+                )
+            check_heading(entry, target)
+            work.append((entry, target, bundle.rows(entry)))
+        connection = session_module.Session.connection
+        total = sum(len(rows) for _, _, rows in work)
+        with tqdm(total=total, desc="import", unit="row", file=sys.stderr, disable=not progress) as bar:
+            if dry_run:
+                for entry, target, rows in work:
+                    count = report.tables[entry.role] = TableCount(rows=len(rows))
+                    count.written = len(_new_rows(entry, target, rows, count))
+                return report
+            with connection.transaction:
+                for entry, target, rows in work:
+                    count = report.tables[entry.role] = TableCount(rows=len(rows))
+                    fresh = _new_rows(entry, target, rows, count)
+                    _insert(target, [c.name for c in entry.columns], fresh, bar)
+                    count.written = len(fresh)
+                    bar.update(count.present)
+    return report

@@ -1,0 +1,77 @@
+"""Tables as a transfer sees them: their columns in portable types, and their rows as stored.
+
+Rows are read with the query's own SQL through the connection's cursor, not through DataJoint's
+decoding: a blob stays the bytes DataJoint wrote, so that it arrives byte-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from ..pipeline import label, tables
+from .bundle import Column
+
+#: DataJoint's table tiers, by the prefix of the SQL table name (parts have ``__`` inside the name).
+_TIERS = (("~", "hidden"), ("__", "computed"), ("_", "imported"), ("#", "lookup"))
+
+
+def portable_type(attribute: Any, adapter: Any) -> str:
+    """The type of a heading's attribute as both backends name it: its codec (``<blob>``), else
+    DataJoint's core type (``int32``, ``datetime``, ``varchar(32)``), else the SQL type."""
+    if attribute.codec is not None:
+        return f"<{attribute.codec.name}>"
+    return attribute.original_type or adapter.sql_type_to_core(attribute.type) or attribute.type
+
+
+def columns_of(table: Any) -> list[Column]:
+    """The columns of a table (its visible heading) in the bundle's terms."""
+    adapter = table.connection.adapter
+    return [
+        Column(a.name, portable_type(a, adapter), bool(a.in_key), bool(a.nullable))
+        for a in table.heading.attributes.values()
+    ]
+
+
+def tier_of(table: Any) -> str:
+    """``manual``, ``lookup``, ``imported``, ``computed`` or ``part`` (from the SQL table name)."""
+    name = table.table_name
+    if "__" in name.lstrip("_#~"):
+        return "part"
+    return next((tier for prefix, tier in _TIERS if name.startswith(prefix)), "manual")
+
+
+def stored_value(value: Any) -> Any:
+    """A value as the driver returned it, in the type the bundle holds (bytes for PostgreSQL's memoryview)."""
+    return bytes(value) if isinstance(value, memoryview | bytearray) else value
+
+
+def read_rows(query: Any, names: Sequence[str], key: Sequence[str]) -> list[dict[str, Any]]:
+    """The rows of a query expression as stored (blobs undecoded), sorted by the primary key ``key``.
+
+    Parameters
+    ----------
+    query : a DataJoint query expression of one table (a restriction of it).
+    names : the columns to read.
+    key : the primary-key columns, by which the rows are sorted (a missing value first).
+    """
+    rows = [{name: stored_value(row[name]) for name in names} for row in query.cursor(as_dict=True).fetchall()]
+    rows.sort(key=lambda row: tuple((row[n] is not None, row[n]) for n in key))
+    return rows
+
+
+def tables_by_role(pipeline: ModuleType, session_module: ModuleType) -> dict[str, Any]:
+    """The activated tables of ``pipeline`` by role (``session.Session``, ``subject.Subject``, ...).
+
+    The session module's tables are named ``session.<Class>`` (``session.Session.Attribute``) also
+    where the pipeline holds the module under another name or not at all.
+    """
+    found = {table.full_table_name: (role, table) for role, table in tables(pipeline).items()}
+    module = session_module
+    own = [module.Session, module.SessionDirectory, module.SessionExperimenter, module.SessionNote,
+           module.ProjectSession, module.SessionTimezone]  # fmt: skip
+    for table in own:
+        found[table.full_table_name] = (label(table, "session"), table)
+    found[module.Session.Attribute.full_table_name] = ("session.Session.Attribute", module.Session.Attribute)
+    return {role: table for role, table in found.values()}

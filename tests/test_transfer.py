@@ -1,0 +1,425 @@
+"""Sessions moved between servers: export, import and copy, exact, checked first, all or nothing, idempotent.
+
+The source is the run's pipeline; a target is the same pipeline activated under another prefix (a
+child process: a module's tables belong to one schema per process), on this server or, for the
+cross-backend copy, on a second private server of the other backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from element_session.errors import BundleConflictError, BundleError
+from element_session.localdb import database_server
+from element_session.query import find_sessions
+from element_session.transfer import Manifest, export_sessions, import_sessions
+from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows
+from element_session.transfer.export import select_rows
+from tests.helpers import LAB_TABLES, create_account, drop_account
+from tests.transfer_dump import assert_same_content, dump
+
+MAPPING = {1: "one", (2, 3): [4.5, None], "x": {"y": np.int64(7)}}
+ARRAY = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+
+@pytest.fixture(scope="module")
+def names(row_prefix):
+    p = row_prefix
+    return {"subjects": [f"{p}m1", f"{p}m2"], "people": [f"{p}ada", f"{p}zoë🐭"], "projects": [f"{p}maps"]}
+
+
+@pytest.fixture(scope="module")
+def source(pipeline, names):
+    """Three sessions with every kind of stored value; some without directory, note, zone or project."""
+    from tests.helpers import add_references, remove_references
+
+    m1, m2 = names["subjects"]
+    ada, zoe = names["people"]
+    add_references(pipeline, names["subjects"], names["people"], names["projects"])
+    s = pipeline.session
+    k1 = {"subject": m1, "session_datetime": dt.datetime(2024, 3, 10, 9, 8, 7)}
+    k2 = {"subject": m1, "session_datetime": dt.datetime(2024, 3, 11, 23, 59, 59)}
+    k3 = {"subject": m2, "session_datetime": dt.datetime(1999, 12, 31, 0, 0, 1)}
+    s.Session.insert([{**k1, "session_id": 1}, {**k2, "session_id": None}, {**k3, "session_id": 3}])
+    for row in (
+        {**k1, "attribute_name": "array", "attribute_blob": ARRAY},
+        {**k1, "attribute_name": "mapping", "attribute_blob": MAPPING},
+        {**k1, "attribute_name": "text", "attribute_value": "🐭 café"},
+        {**k2, "attribute_name": "when", "attribute_value": "2024-03-11T23:59:59.123456+01:00"},
+    ):
+        s.Session.Attribute.insert1(row)
+    s.SessionDirectory.insert1({**k1, "session_dir": f"{m1}/2024-03-10"})
+    s.SessionNote.insert1({**k1, "session_note": "first one 🐭, fine"})
+    s.SessionTimezone.insert([{**k1, "session_timezone": "Europe/Berlin"}, {**k2, "session_timezone": "+02:00"}])
+    s.SessionExperimenter.insert([{**k1, "user": ada}, {**k1, "user": zoe}, {**k3, "user": ada}])
+    s.ProjectSession.insert([{**k1, "project": names["projects"][0]}, {**k2, "project": names["projects"][0]}])
+    yield pipeline
+    remove_references(pipeline, names["subjects"], names["people"], names["projects"])
+
+
+@pytest.fixture
+def bundle(source, names, tmp_path) -> Path:
+    path = tmp_path / "sessions.zip"
+    export_sessions(path, source.session, subject=names["subjects"])
+    return path
+
+
+def run_child(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def target_dump(
+    env: dict[str, str],
+    tmp_path: Path,
+    subjects: list[str],
+    downstream: bool = False,
+    pipeline: str = "workflow.pipeline",
+) -> dict:
+    out = tmp_path / f"dump-{os.urandom(4).hex()}.pickle"
+    done = run_child(env, "-m", "tests.transfer_dump", str(out), str(int(downstream)), pipeline, *subjects)
+    assert done.returncode == 0, done.stderr
+    return pickle.loads(out.read_bytes())  # noqa: S301 (written by the test's own child)
+
+
+def row_counts(pipeline, prefix: str, target_prefix: str) -> dict[str, int]:
+    """The rows of each session and reference table of the pipeline activated under ``target_prefix``."""
+    import datajoint as dj
+
+    connection = pipeline.session.Session.connection
+    counts = {}
+    for role, table in select_tables(pipeline).items():
+        database = target_prefix + table.database[len(prefix) :]
+        name = connection.adapter.make_full_table_name(database, table.table_name)
+        counts[role] = len(dj.FreeTable(connection, name))
+    return counts
+
+
+def select_tables(pipeline) -> dict:
+    return {
+        c.role: c.table for c in select_rows(pipeline.session, pipeline, pipeline.session.Session(), downstream=True)
+    }
+
+
+# --------------------------------------------------------------------------- the bundle
+
+
+def test_the_bundle_names_tables_by_role_and_describes_itself(bundle, source, names, connection):
+    with zipfile.ZipFile(bundle) as z:
+        manifest = Manifest.from_json(z.read(MANIFEST))
+        files = set(z.namelist())
+    roles = [t.role for t in manifest.tables]
+    assert roles.index("subject.Subject") < roles.index("session.Session") < roles.index("session.Session.Attribute")
+    assert {"lab.User", "lab.Project", "session.SessionNote", "session.ProjectSession"} <= set(roles)
+    assert not any(r.startswith("inventory.") for r in roles)  # only with --downstream
+    assert manifest.format_version == 1 and manifest.source_backend == connection.adapter.backend
+    assert manifest.account and manifest.selection == {"subject": names["subjects"]}
+    rows = {t.role: t.rows for t in manifest.tables}
+    assert rows["session.Session"] == 3 and rows["subject.Subject"] == 2 and rows["lab.User"] == 2
+    assert rows["session.Session.Attribute"] == 4 and rows["lab.Project"] == 1
+    assert {t.file for t in manifest.tables} | {MANIFEST} == files
+    attribute = next(t for t in manifest.tables if t.role == "session.Session.Attribute")
+    assert {c.name: c.type for c in attribute.columns}["attribute_blob"] == "<blob>"
+    # readable without this product: Parquet, blobs as the bytes DataJoint stored
+    with zipfile.ZipFile(bundle) as z:
+        stored = pd.read_parquet(io.BytesIO(z.read(attribute.file)))
+    assert stored["attribute_blob"].dropna().map(type).eq(bytes).all()
+
+
+# --------------------------------------------------------------------------- same backend, another prefix
+
+
+def test_import_under_another_prefix_is_exact_and_a_second_import_writes_nothing(
+    bundle, source, names, prefix, command, subprocess_env, tmp_path
+):
+    target = f"{prefix}t1_"
+    env = {"DATABASE_PREFIX": target}
+    dry = command("import", str(bundle), "--dry-run", child=True, env=env)
+    assert dry.status == 0, dry.err
+    assert "would write 21 row(s), 0 already present" in dry.out
+    assert set(row_counts(source, prefix, target).values()) == {0}  # a dry run writes no row
+
+    first = command("import", str(bundle), child=True, env=env)
+    assert first.status == 0, first.err
+    assert "wrote 21 row(s), 0 already present" in first.out
+    assert_same_content(dump(source, names["subjects"]), target_dump(subprocess_env | env, tmp_path, names["subjects"]))
+
+    again = command("import", str(bundle), child=True, env=env)
+    assert again.status == 0, again.err
+    assert "wrote 0 row(s), 21 already present" in again.out
+
+
+# --------------------------------------------------------------------------- bad bundles: typed, nothing written
+
+
+def rewritten(bundle: Path, change) -> Path:
+    """A copy of the bundle with ``change(name, data) -> data`` applied to each of its files."""
+    out = bundle.with_name("changed.zip")
+    with zipfile.ZipFile(bundle) as old, zipfile.ZipFile(out, "w") as new:
+        for name in old.namelist():
+            new.writestr(name, change(name, old.read(name)))
+    return out
+
+
+def test_a_truncated_bundle_is_refused(bundle, source, command):
+    data = bundle.read_bytes()
+    bundle.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="not a complete bundle"):
+        import_sessions(bundle, source)
+    ran = command("import", str(bundle))
+    assert ran.status == 1 and "not a complete bundle" in ran.err and "Traceback" not in ran.err
+
+
+def test_a_changed_row_is_refused_naming_its_table(bundle, source):
+    def change(name: str, data: bytes) -> bytes:
+        if name != "tables/session.SessionNote.parquet":
+            return data
+        manifest = Manifest.from_json(zipfile.ZipFile(bundle).read(MANIFEST))
+        entry = next(t for t in manifest.tables if t.role == "session.SessionNote")
+        rows = decode_rows(data)
+        rows[0]["session_note"] = "changed"
+        return encode_rows(entry, rows)
+
+    with pytest.raises(BundleError, match=r"session\.SessionNote .* changed after export") as caught:
+        import_sessions(rewritten(bundle, change), source)
+    assert caught.value.table == "session.SessionNote"
+
+
+def test_a_newer_format_version_is_refused(bundle, source):
+    def change(name: str, data: bytes) -> bytes:
+        return json.dumps({**json.loads(data), "format_version": 99}).encode() if name == MANIFEST else data
+
+    with pytest.raises(BundleError, match="format version 99"):
+        import_sessions(rewritten(bundle, change), source)
+
+
+def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, names, command):
+    s = source.session
+    (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
+    zoe = {"user": names["people"][1]}
+    before = (source.User & zoe).to_dicts()
+    (s.SessionNote & k1).delete()
+    s.SessionNote.insert1({**k1, "session_note": "edited on the target"})
+    (source.User & zoe).delete()  # the import would write it (and its experimenter row) first
+    try:
+        with pytest.raises(BundleConflictError) as caught:
+            import_sessions(bundle, source)
+        err = caught.value
+        assert (err.table, err.column) == ("session.SessionNote", "session_note")
+        assert (err.stored, err.bundled) == ("edited on the target", "first one 🐭, fine")
+        assert err.key == k1
+        assert len(source.User & zoe) == 0  # the transaction was rolled back
+        ran = command("import", str(bundle))
+        assert ran.status == 1
+        assert (
+            "session.SessionNote" in ran.err and "edited on the target" in ran.err and names["subjects"][0] in ran.err
+        )
+    finally:
+        source.User.insert(before, skip_duplicates=True)
+        (s.SessionNote & k1).delete()
+        s.SessionNote.insert1({**k1, "session_note": "first one 🐭, fine"})
+        s.SessionExperimenter.insert1({**k1, **zoe}, skip_duplicates=True)
+
+
+def test_a_target_lacking_a_column_is_refused_naming_table_and_column(
+    bundle, source, prefix, subprocess_env, connection
+):
+    target = f"{prefix}t2_"
+    env = subprocess_env | {"DATABASE_PREFIX": target}
+    assert run_child(env, "-c", "import workflow.pipeline").returncode == 0
+    attribute = source.session.Session.Attribute
+    name = connection.adapter.make_full_table_name(target + "session", attribute.table_name)
+    connection.query(f"ALTER TABLE {name} DROP COLUMN attribute_blob")
+    done = run_child(env, "-m", "element_session", "import", str(bundle))
+    assert done.returncode == 1, done.stderr
+    assert "session.Session.Attribute" in done.stderr and "'attribute_blob'" in done.stderr
+    assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+def test_kill_9_in_the_middle_of_an_import_leaves_the_target_unchanged(bundle, source, prefix, subprocess_env):
+    target = f"{prefix}t3_"
+    code = f"""
+import os, signal
+from element_session.transfer import importing
+write, calls = importing._insert, []
+def write_then_die(*args, **kwargs):
+    write(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == 4:  # the bundle's first tables written, the transaction open
+        os.kill(os.getpid(), signal.SIGKILL)
+importing._insert = write_then_die
+import workflow.pipeline
+importing.import_sessions({str(bundle)!r}, workflow.pipeline)
+"""
+    done = run_child(subprocess_env | {"DATABASE_PREFIX": target}, "-c", code)
+    assert done.returncode == -9, done.stderr
+    assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+def test_a_read_only_target_account_is_refused_with_status_4_and_nothing_written(
+    bundle, source, prefix, subprocess_env, connection
+):
+    target = f"{prefix}t5_"
+    env = subprocess_env | {"DATABASE_PREFIX": target}
+    assert run_child(env, "-c", "import workflow.pipeline").returncode == 0  # the schemas, made by the owner
+    user, password = f"ro_{os.urandom(3).hex()}", os.urandom(12).hex()
+    schemas = [target + name for name in ("lab", "subject", "session", "inventory")]
+    create_account(connection, user, password, schemas)
+    try:
+        done = run_child(env | {"DJ_USER": user, "DJ_PASS": password}, "-m", "element_session", "import", str(bundle))
+        assert done.returncode == 4, done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        drop_account(connection, user)
+    assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+ID_PIPELINE = """
+import os
+
+import datajoint as dj
+
+from element_session import session_with_id as session
+
+prefix = os.environ["DATABASE_PREFIX"]
+lab = dj.Schema(prefix + "idlab")
+{tables}
+session.activate(prefix + "idsession", linking_module=__name__)
+"""
+
+
+def test_the_session_id_variant_travels_too(prefix, subprocess_env, tmp_path):
+    (tmp_path / "idpipe.py").write_text(ID_PIPELINE.format(tables=LAB_TABLES))
+    env = subprocess_env | {"PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]])}
+    fill = """
+import datetime as dt
+import numpy as np
+import idpipe
+idpipe.Subject.insert1({"subject": "id-m1", "sex": "F", "subject_birth_date": "2020-02-29"})
+idpipe.User.insert1({"user": "id-ada"})
+s = idpipe.session
+s.Session.insert([{"subject": "id-m1", "session_id": 1, "session_datetime": None},
+                  {"subject": "id-m1", "session_id": 2, "session_datetime": dt.datetime(2024, 5, 6, 7, 8, 9)}])
+s.Session.Attribute.insert1({"subject": "id-m1", "session_id": 1, "attribute_name": "a",
+                             "attribute_blob": {1: np.arange(3), "😀": None}})
+s.SessionExperimenter.insert1({"subject": "id-m1", "session_id": 2, "user": "id-ada"})
+"""
+    assert run_child(env, "-c", fill).returncode == 0
+    path = tmp_path / "id.zip"
+    exported = subprocess.run(
+        [sys.executable, "-m", "element_session", "--pipeline", "idpipe", "export", "--output", str(path)],
+        env=env, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    target = env | {"DATABASE_PREFIX": f"{prefix}t6_"}
+    imported = subprocess.run(
+        [sys.executable, "-m", "element_session", "--pipeline", "idpipe", "import", str(path)],
+        env=target, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert "wrote 6 row(s), 0 already present" in imported.stdout
+    assert_same_content(
+        target_dump(env, tmp_path, ["id-m1"], pipeline="idpipe"),
+        target_dump(target, tmp_path, ["id-m1"], pipeline="idpipe"),
+    )
+
+
+# --------------------------------------------------------------------------- downstream
+
+
+def test_downstream_rows_travel_and_populate_on_the_target_finds_nothing_to_do(
+    source, names, prefix, command, subprocess_env, tmp_path, monkeypatch
+):
+    m1 = names["subjects"][0]
+    folder = tmp_path / "root" / m1 / "2024-03-10"
+    folder.mkdir(parents=True)
+    for i, name in enumerate(["a.dat", "b.dat", "notes.txt"]):
+        (folder / name).write_bytes(b"x" * (i + 1))
+        os.utime(folder / name, ns=(1_700_000_000_123_456_789 + i, 1_700_000_000_123_456_789 + i))
+    monkeypatch.setenv("SESSION_ROOT_DIRS", str(tmp_path / "root"))
+    sessions = find_sessions(source.session, subject=names["subjects"])
+    source.inventory.SessionInventory.populate(sessions & source.session.SessionDirectory)
+    source.inventory.FileTypeSummary.populate(sessions)
+    path = tmp_path / "downstream.zip"
+    try:
+        report = export_sessions(path, source.session, subject=names["subjects"], downstream=True)
+        assert report.rows["inventory.SessionInventory"] == 1 and report.rows["inventory.SessionInventory.File"] == 3
+        assert report.rows["inventory.FileTypeSummary.FileType"] == 2
+        target = f"{prefix}t4_"
+        env = {"DATABASE_PREFIX": target, "SESSION_ROOT_DIRS": str(tmp_path / "root")}
+        ran = command("import", str(path), child=True, env=env)
+        assert ran.status == 0, ran.err
+        assert_same_content(
+            dump(source, names["subjects"], downstream=True),
+            target_dump(subprocess_env | env, tmp_path, names["subjects"], downstream=True),
+        )
+        check = (
+            "import workflow.pipeline as p\n"
+            "inv = p.inventory\n"
+            "sessions = p.session.Session & p.session.SessionDirectory\n"
+            "print(len((inv.SessionInventory.key_source & sessions) - inv.SessionInventory),"
+            " len(inv.FileTypeSummary.key_source - inv.FileTypeSummary), len(inv.SessionInventory.File()))"
+        )
+        done = run_child(subprocess_env | env, "-c", check)
+        assert done.stdout.splitlines()[-1].split() == ["0", "0", "3"], done.stderr  # after DataJoint's greeting
+        # the session with a directory (the others cannot be inventoried, on either side)
+        only = ["--restrict", f"subject={m1}", "--restrict", "session_datetime=2024-03-10T09:08:07"]
+        populated = command("populate", "--no-progress", *only, child=True, env=env)
+        assert populated.status == 0, populated.err
+        assert "populated 0 key(s), 0 error(s)" in populated.out, populated.out
+    finally:
+        (source.inventory.SessionInventory & [{"subject": s} for s in names["subjects"]]).delete()
+
+
+# --------------------------------------------------------------------------- cross-backend copy
+
+
+@pytest.fixture(scope="module")
+def other_server(server):
+    """A second private server, of the backend the run does not use."""
+    with database_server(backend="postgresql" if server.backend == "mysql" else "mysql", tag="es-transfer-") as info:
+        yield info
+
+
+def test_copy_to_the_other_backend_is_exact_and_idempotent(source, names, prefix, command, other_server, tmp_path):
+    settings = tmp_path / "target" / "datajoint.json"
+    settings.parent.mkdir()
+    database = {"host": other_server.host, "port": other_server.port, "user": other_server.user}
+    settings.write_text(json.dumps({"database": database | {"backend": other_server.backend}}))
+    target = f"{prefix}x_"
+    args = ["copy", "--to", str(settings), "--to-prefix", target, "--no-progress"]
+    args += [a for s in names["subjects"] for a in ("--subject", s)]
+    env = {"DJ_TARGET_PASS": other_server.password}
+    # in a child whose DJ_* name the source: none of them may reach the target's connection
+    ran = command(*args, child=True, env=env)
+    assert ran.status == 0, ran.err
+    assert "wrote 21 row(s), 0 already present" in ran.out
+    target_env = {**os.environ, **other_server.environment(), "DATABASE_PREFIX": target, "DJ_IGNORE_CONFIG_FILE": "1"}
+    target_env["PYTHONPATH"] = str(Path(__file__).parent.parent)
+    assert_same_content(dump(source, names["subjects"]), target_dump(target_env, tmp_path, names["subjects"]))
+    # the password from .secrets/ beside the settings file; a second copy writes nothing
+    (settings.parent / ".secrets").mkdir()
+    (settings.parent / ".secrets" / "database.password").write_text(other_server.password)
+    again = command(*args, env={"DJ_TARGET_PASS": None})
+    assert again.status == 0, again.err
+    assert "wrote 0 row(s), 21 already present" in again.out
+
+
+def test_copy_without_a_password_is_a_usage_error(source, tmp_path, command):
+    settings = tmp_path / "datajoint.json"
+    settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1}}))
+    ran = command("copy", "--to", str(settings), env={"DJ_TARGET_PASS": None})
+    assert ran.status == 2 and "DJ_TARGET_PASS" in ran.err
