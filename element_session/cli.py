@@ -368,6 +368,35 @@ def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
     return ExitStatus.OK
 
 
+@cli.command("history")
+@selection_options
+@click.option("--format", "form", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pipeline_option
+@click.pass_context
+def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
+    """Every recorded change of the selected sessions' rows: when (UTC), which account, what, why.
+
+    With no option but --subject, deleted sessions of those subjects are included.
+    """
+    from . import formats
+    from .history import history, history_frame
+
+    subjects = selection["subject"]
+    if not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
+        module = _settings(ctx).load_pipeline().session
+        keys = [{module.Session.primary_key[0]: s} for s in subjects] or [{}]
+    else:
+        found, module = _selected(ctx, selection)
+        keys = found.keys()
+    entries = history(keys, session_module=module) if keys else []
+    if form == "json":
+        shown = [{**e, "changed_at": e["changed_at"].isoformat() + "Z"} for e in entries]
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=1, default=str))
+    else:
+        click.echo(formats.text_table(history_frame(entries)) if entries else "no changes recorded")
+    return ExitStatus.OK
+
+
 @cli.command()
 @click.option("--missing", is_flag=True, help="only sessions whose directory is found under no root")
 @pipeline_option

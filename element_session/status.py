@@ -36,6 +36,7 @@ import datajoint as dj
 from .database import database_errors
 from .errors import InputProblem, InvalidStatusTransitionError, SessionLockedError, SessionNotFoundError, one_problem
 from .formats import key_text
+from .history import reason as history_reason
 from .pipeline import session_module_of
 
 #: Every state of a session, in the order of its life.
@@ -177,7 +178,7 @@ def set_status(
     text = "" if reason is None else check_reason(reason)
     m = session_module or session_module_of(dict(key))
     connection = m.Session.connection
-    with database_errors(connection), connection.transaction:
+    with database_errors(connection), connection.transaction, history_reason(connection, text):
         full = _session_key(m, key, lock=True)
         stored = _stored(m, full, lock=True)
         current = DEFAULT_STATUS if stored is None else stored["session_status"]
