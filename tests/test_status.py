@@ -212,5 +212,8 @@ def test_status_commands(lab, command):
     assert [r["status"] for r in json.loads(shown.out)] == ["acquiring", "acquiring", "acquired"]
     only = command("sessions", "--subject", subject, "--status", "acquired", "--format", "json")
     assert [r["session_datetime"][:19] for r in json.loads(only.out)] == [plain["session_datetime"].isoformat()]
+    as_csv = command("status", "show", "--subject", subject, "--format", "csv")
+    assert as_csv.out.splitlines()[0] == "subject,session_datetime,status,set_time,set_by,reason"
+    assert as_csv.out.splitlines()[3].endswith(",acquired,,,")  # no status row: acquired, nothing else
     table = command("status", "show", "--subject", subject, "--status", "acquiring")
     assert table.status == 0 and table.out.count("acquiring") == 2
