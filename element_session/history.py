@@ -2,7 +2,8 @@
 
 Activation (:func:`install`) creates a history table, ``~session_history``, in the session schema and
 one trigger per table and action (MySQL/MariaDB: ``AFTER INSERT``, ``AFTER UPDATE`` and ``AFTER DELETE``
-triggers of each table; PostgreSQL: one ``plpgsql`` trigger function for every table). Every
+triggers of each table; PostgreSQL: one ``plpgsql`` trigger function for every table, inserts and
+deletes recorded per statement from its transition table, updates per row). Every
 insert, update and delete of a row, by any path (this package, plain DataJoint calls such as
 ``Session.delete()`` or ``update1``, SQL from another client), adds one history row in the same
 transaction: when (UTC, microseconds), the database account (MySQL's ``USER()``, PostgreSQL's
@@ -62,19 +63,37 @@ _DDL = {
     ),
 }
 
+#: PostgreSQL: inserts and deletes are recorded per statement from its transition table (one
+#: ``INSERT ... SELECT`` for a whole ``COPY``), updates per row (old and new paired).
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog AS $body$
+DECLARE
+    why text := NULLIF(current_setting('element_session.reason', true), '');
 BEGIN
-    INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
-    VALUES (clock_timestamp() AT TIME ZONE 'UTC', session_user, lower(TG_OP), TG_TABLE_NAME,
-            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
-            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END,
-            NULLIF(current_setting('element_session.reason', true), ''));
+    IF TG_LEVEL = 'STATEMENT' AND TG_OP = 'INSERT' THEN
+        INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
+        SELECT clock_timestamp() AT TIME ZONE 'UTC', session_user, 'insert', TG_TABLE_NAME, NULL, to_jsonb(n), why
+        FROM new_rows n;
+    ELSIF TG_LEVEL = 'STATEMENT' AND TG_OP = 'DELETE' THEN
+        INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
+        SELECT clock_timestamp() AT TIME ZONE 'UTC', session_user, 'delete', TG_TABLE_NAME, to_jsonb(o), NULL, why
+        FROM old_rows o;
+    ELSE
+        INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
+        VALUES (clock_timestamp() AT TIME ZONE 'UTC', session_user, 'update', TG_TABLE_NAME,
+                to_jsonb(OLD), to_jsonb(NEW), why);
+    END IF;
     RETURN NULL;
 END
 $body$
 """
+#: PostgreSQL's triggers of each table: name suffix and what follows ``AFTER``.
+_PG_TRIGGERS = {
+    "": "UPDATE ON {table} FOR EACH ROW",
+    "_i": "INSERT ON {table} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+    "_d": "DELETE ON {table} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT",
+}
 
 
 def _quote(connection: dj.Connection, *names: str) -> str:
@@ -189,11 +208,10 @@ def _create(connection: dj.Connection, schema_name: str) -> None:
         if not any(name.endswith("/" + _PG_NAME) for name in existing):
             connection.query(_PG_FUNCTION.format(function=function, table=table))
         for name in _tables(connection, schema_name):
-            if f"{name}/{_PG_NAME}" not in existing:
-                connection.query(
-                    f"CREATE TRIGGER {_PG_NAME} AFTER INSERT OR UPDATE OR DELETE ON "
-                    f"{_quote(connection, schema_name, name)} FOR EACH ROW EXECUTE FUNCTION {function}()"
-                )
+            for suffix, when in _PG_TRIGGERS.items():
+                if f"{name}/{_PG_NAME}{suffix}" not in existing:
+                    on = when.format(table=_quote(connection, schema_name, name))
+                    connection.query(f"CREATE TRIGGER {_PG_NAME}{suffix} AFTER {on} EXECUTE FUNCTION {function}()")
         return
     for name in _tables(connection, schema_name):
         for action in _ACTIONS:
@@ -219,7 +237,7 @@ def problems(connection: dj.Connection, schema_name: str) -> list[str]:
     if not existing:
         return ["no history trigger is visible to this account: it lacks the TRIGGER privilege, or the history is off"]
     if connection.adapter.backend == "postgresql":
-        missing = [t for t in tables if f"{t}/{_PG_NAME}" not in existing]
+        missing = [t for t in tables if any(f"{t}/{_PG_NAME}{x}" not in existing for x in _PG_TRIGGERS)]
     else:
         missing = [t for t in tables if any(_mysql_trigger_name(t, a) not in existing for a in _ACTIONS)]
     return [f"tables without history triggers: {', '.join(missing)}"] if missing else []
