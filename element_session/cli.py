@@ -255,9 +255,10 @@ def ingest(
 
 
 def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that select sessions, as ``find_sessions`` reads them: ``sessions``, ``export``, ``copy``."""
+    """The options that select sessions (``sessions``, ``status show``, ``history``, ``export``, ``copy``):
+    ``find_sessions``' arguments."""
     for option in reversed(
-        (
+        [
             click.option("--subject", multiple=True, help="a subject (repeat for several)"),
             click.option("--project", help="a project"),
             click.option("--experimenter", help="an experimenter"),
@@ -266,10 +267,21 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset"
             ),
-        )
+            click.option("--status", "states", multiple=True, metavar="STATE", help="a status (repeat for several)"),
+        ]
     ):
         command = option(command)
     return command
+
+
+def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, ModuleType]:
+    """The sessions the selection options choose (a query of ``Session``), and the session module."""
+    from . import query
+
+    module = _settings(ctx).load_pipeline().session
+    subject, states = selection.pop("subject"), selection.pop("states")
+    found = query.find_sessions(module, subject=list(subject) or None, status=list(states) or None, **selection)
+    return found, module
 
 
 @cli.command()
@@ -277,30 +289,11 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @pipeline_option
 @click.pass_context
-def sessions(
-    ctx: click.Context,
-    subject: tuple[str, ...],
-    project: str | None,
-    experimenter: str | None,
-    since: str | None,
-    until: str | None,
-    timezone: str,
-    form: str,
-) -> ExitStatus:
+def sessions(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
     """List sessions."""
     from . import formats, query
 
-    pipeline = _settings(ctx).load_pipeline()
-    found = query.find_sessions(
-        pipeline.session,
-        subject=list(subject) or None,
-        project=project,
-        experimenter=experimenter,
-        since=since,
-        until=until,
-        timezone=timezone,
-    )
-    module = pipeline.session
+    found, module = _selected(ctx, selection)
     frame = query.session_table(found, module)
     problems = formats.session_problems(frame, module.Session)  # what the table and CSV cannot show
     if form == "json":
@@ -317,6 +310,94 @@ def sessions(
     for problem in problems:
         click.echo(f"element-session: {problem}", err=True)
     return ExitStatus.INVALID if problems else ExitStatus.OK
+
+
+@cli.group("status")
+def status_group() -> None:
+    """Set and show the status of sessions: planned, acquiring, acquired, qc_passed, qc_failed, aborted.
+
+    The transitions allowed and what they gate are in docs/status.md.
+    """
+
+
+@status_group.command("set")
+@click.option("--subject", required=True, help="the session's subject")
+@click.option("--datetime", "when", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+@click.option("--id", "session_id", metavar="N", help="the session's number")
+@click.option("--timezone", default="UTC", show_default=True, help="zone of --datetime without an offset")
+@click.option("--reason", metavar="TEXT", help="why (required to move a qc_passed or qc_failed session back)")
+@click.argument("state", type=_LazyChoice(".status", "STATES"), metavar="STATUS")
+@pipeline_option
+@click.pass_context
+def status_set(
+    ctx: click.Context,
+    subject: str,
+    when: str | None,
+    session_id: str | None,
+    timezone: str,
+    reason: str | None,
+    state: str,
+) -> ExitStatus:
+    """Move one session (subject plus --datetime or --id) to STATUS, if its current status allows it."""
+    if (when is None) == (session_id is None):
+        raise click.UsageError("give one of --datetime and --id", ctx)
+    from .query import session_key_of_subject
+    from .status import set_status
+
+    module = _settings(ctx).load_pipeline().session
+    key = session_key_of_subject(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
+    click.echo(set_status(key, state, reason=reason, session_module=module))
+    return ExitStatus.OK
+
+
+@status_group.command("show")
+@selection_options
+@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@pipeline_option
+@click.pass_context
+def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
+    """The status of the selected sessions: who set it, when (UTC) and why."""
+    from . import formats
+    from .query import status_table
+
+    found, module = _selected(ctx, selection)
+    frame = status_table(found, module)
+    if form == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", date_unit="us", force_ascii=False, indent=1))
+    elif form == "csv":
+        frame.to_csv(sys.stdout, index=False, lineterminator="\r\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        click.echo(formats.text_table(frame) if len(frame) else "no sessions")
+    return ExitStatus.OK
+
+
+@cli.command("history")
+@selection_options
+@click.option("--format", "form", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pipeline_option
+@click.pass_context
+def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
+    """Every recorded change of the selected sessions' rows: when (UTC), which account, what, why.
+
+    With no option but --subject, deleted sessions of those subjects are included.
+    """
+    from . import formats
+    from .history import history, history_frame
+
+    subjects = selection["subject"]
+    if not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
+        module = _settings(ctx).load_pipeline().session
+        keys = [{module.Session.primary_key[0]: s} for s in subjects] or [{}]
+    else:
+        found, module = _selected(ctx, selection)
+        keys = found.keys()
+    entries = history(keys, session_module=module) if keys else []
+    if form == "json":
+        shown = [{**e, "changed_at": e["changed_at"].isoformat() + "Z"} for e in entries]
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=1, default=str))
+    else:
+        click.echo(formats.text_table(history_frame(entries)) if entries else "no changes recorded")
+    return ExitStatus.OK
 
 
 @cli.command()
@@ -638,8 +719,8 @@ def _report_array(
 # --------------------------------------------------------------------------- moving sessions between servers
 
 
-def _selection(subject: tuple[str, ...], **options: Any) -> dict[str, Any]:
-    return {"subject": list(subject) or None, **options}
+def _selection(subject: tuple[str, ...], states: tuple[str, ...], **options: Any) -> dict[str, Any]:
+    return {"subject": list(subject) or None, "status": list(states) or None, **options}
 
 
 _DOWNSTREAM_HELP = "also the rows of Imported/Computed tables (and parts) that depend on the sessions"

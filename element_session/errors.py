@@ -12,9 +12,11 @@ Every error the package raises on purpose is defined here (older import paths re
     ├── SessionDirectoryError        a session directory that is not a valid relative path
     │   └── DirectoryNotFoundError   (also FileNotFoundError) found under no root directory
     ├── SessionNotFoundError         (also LookupError) no session matches a key or path
+    ├── InvalidStatusTransitionError a session's status cannot move to the state asked for
     ├── InputError                   (also ValueError) invalid input data, with its InputProblems
     │   ├── ConflictError            an input key stored with different content
     │   │   └── BundleConflictError  a bundle's row stored in the target with different values
+    │   │   └── SessionLockedError   an edit of a session that passed QC (reopen it first)
     │   └── DatabaseRefusedError     input the database refused although it passed the checks
     ├── TimeError                    (also ValueError) a time that cannot be read or stored exactly
     ├── FormatError                  a stored value that an output format cannot hold
@@ -33,6 +35,7 @@ Every error the package raises on purpose is defined here (older import paths re
     CollationWarning (a UserWarning) activate(): key columns compare text by a non-binary collation
     NativeTypeWarning (a UserWarning) activate_downstream(): definitions use MySQL-native types
     DandiWarning (a UserWarning)      write_nwb(): the file lacks what the DANDI archive requires
+    HistoryOffWarning (a UserWarning) activate(): the account may not create triggers: no history
 
 The command line maps these classes to exit statuses in one place (``element_session.cli.exit_status``).
 """
@@ -74,6 +77,10 @@ class DandiWarning(UserWarning):
     """Warned by ``write_nwb()`` (``export-nwb``) when the file lacks what the DANDI archive requires."""
 
 
+class HistoryOffWarning(UserWarning):
+    """Warned once by ``activate()`` when the account may not create the history's triggers: history is off."""
+
+
 class LocalServerError(ElementSessionError):
     """Raised when a private local database server cannot be set up, started or reached."""
 
@@ -88,6 +95,23 @@ class DirectoryNotFoundError(SessionDirectoryError, FileNotFoundError):
 
 class SessionNotFoundError(ElementSessionError, LookupError):
     """Raised when no session matches a key or a path."""
+
+
+class InvalidStatusTransitionError(ElementSessionError):
+    """Raised when a session's status cannot move to the state asked for; nothing was changed.
+
+    ``session`` (the key), ``current``, ``asked`` and ``allowed`` (the states reachable from ``current``)
+    say which; the message names them all.
+    """
+
+    def __init__(self, session: dict, current: str, asked: str, allowed: tuple[str, ...]) -> None:
+        self.session, self.current, self.asked, self.allowed = session, current, asked, allowed
+        shown = ", ".join(f"{k}={_readable(v)}" for k, v in session.items())
+        reachable = ", ".join(allowed) or "none: it is final"
+        super().__init__(
+            f"session ({shown}) is {current!r}: it cannot become {asked!r} "
+            f"(from {current!r} it can become: {reachable})"
+        )
 
 
 #: Sources of problems in what was asked for rather than in data written, as a message names them:
@@ -124,6 +148,13 @@ class InputError(ElementSessionError, ValueError):
 
 class ConflictError(InputError):
     """Raised when an input row's key exists in the database with different content."""
+
+
+class SessionLockedError(ConflictError):
+    """Raised for an edit (note, attributes, directory, experimenters, projects) of a ``qc_passed`` session.
+
+    Reopen the session first (``element-session status set ... acquired --reason ...``); nothing was changed.
+    """
 
 
 class DatabaseRefusedError(InputError):

@@ -123,6 +123,7 @@ def _record(row: dict[str, Any], keys: list[str], attributes: list[str], blobs: 
         "projects": row["projects"],
         "session_dir": row["session_dir"],
         "session_note": row["session_note"],
+        "status": row["status"],
         "attributes": {a[len(ATTRIBUTE_PREFIX) :]: row[a] for a in attributes if row[a] is not None},
         "attribute_blobs": encoded,
     }

@@ -18,6 +18,7 @@ from ._datajoint_compat import (
     reload_stale_headings,
 )
 from .errors import ActivationError, CollationWarning, LinkingModuleError, NativeTypeWarning, PipelineImportError
+from .history import install as install_history
 from .ingest.keys import collations, is_binary
 from .native_types import native_attributes
 from .pipeline import load
@@ -179,7 +180,10 @@ def activate_schema(
     Lineage rows that DataJoint repairs while activating take effect at once (see
     :func:`~element_session._datajoint_compat.reload_stale_headings`). Key columns with a collation
     that is not binary are reported
-    once as a :class:`~element_session.errors.CollationWarning`.
+    once as a :class:`~element_session.errors.CollationWarning`. The history of every change is
+    switched on (:func:`element_session.history.install`: a table and triggers); an account that may not
+    create triggers activates all the same, with one
+    :class:`~element_session.errors.HistoryOffWarning` where no history exists yet.
 
     Raises
     ------
@@ -227,6 +231,8 @@ def activate_schema(
     tables = [*_tables_of(schema), *upstream.values()]
     reload_stale_headings(tables, schema_name)
     _warn_about_collations(connection, schema_name, tables)
+    if create_tables:
+        install_history(schema)
 
 
 def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:

@@ -27,7 +27,8 @@ from .formats import key_text, subject_attributes
 from .ingest.validate import parse_session_key
 from .lookups import check_lookups
 from .pipeline import session_module_of
-from .session_frame import session_frame
+from .session_frame import key_frame, session_frame
+from .status import DEFAULT_STATUS, in_status
 from .tables import other_key
 from .times import TimeInput
 
@@ -73,6 +74,7 @@ def find_sessions(
     attribute: str | None = None,
     value: str | None = None,
     timezone: str = "UTC",
+    status: str | Iterable[str] | None = None,
 ) -> Any:
     """Sessions of ``session_module`` restricted by every criterion given.
 
@@ -80,7 +82,8 @@ def find_sessions(
     sessions linked to them; ``since``/``until`` bound the start time (``since`` included, ``until``
     excluded, at full precision: a datetime, a date or ISO 8601 text, read in ``timezone`` where it
     has no offset; see ``docs/times.md``); ``attribute`` keeps sessions having that attribute, with
-    ``value`` if given.
+    ``value`` if given; ``status`` keeps sessions in that state or any of several (a session without a
+    status row is ``acquired``, :func:`element_session.status.in_status`).
 
     None means "not given". A value that cannot be looked up (:mod:`element_session.lookups`: a
     float NaN or another missing value of pandas, a list where one value is expected, text with a
@@ -113,6 +116,8 @@ def find_sessions(
         conditions.append(m.Session.Attribute & condition)
     elif value is not None:
         raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
+    if status is not None:
+        conditions.append(in_status(*_as_list(status), session_module=m))
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
 
 
@@ -185,6 +190,7 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
       where there is no start time;
     - ``experimenters``, ``projects``: ``object``, each cell a sorted ``list`` of names (``[]`` if none);
     - ``session_dir``, ``session_note``: ``string``, ``<NA>`` where not stored;
+    - ``status``: ``string``, the session's status (``acquired`` where none is stored; ``docs/status.md``);
     - ``attr.<name>``, one column per attribute name present, sorted: ``string``, the attribute's
       text value (``attribute_value``), ``<NA>`` where the session lacks the attribute. The
       attribute's object value is not in the table: fetch it with
@@ -199,3 +205,27 @@ def session_table(sessions: Any, session_module: ModuleType | None = None) -> pd
     if isinstance(sessions, ModuleType):
         session_module, sessions = sessions, sessions.Session()
     return session_frame(sessions, session_module or session_module_of(sessions))
+
+
+def status_table(sessions: Any, session_module: ModuleType | None = None) -> pd.DataFrame:
+    """The status of each session of ``sessions`` (a session module or a query of ``Session``), sorted by key.
+
+    Columns: the session's key (the dtypes of :func:`session_table`), ``status`` (``string``;
+    ``acquired`` where none is stored), ``set_time`` (``datetime64[us, UTC]``, ``NaT`` where none is
+    stored), ``set_by`` (the database account) and ``reason`` (``string``, ``<NA>`` where none is stored).
+    """
+    if isinstance(sessions, ModuleType):
+        session_module, sessions = sessions, sessions.Session()
+    m = session_module or session_module_of(sessions)
+    primary = list(m.Session.primary_key)
+    keys = sessions.proj()  # the key alone: Session's secondary attributes have no lineage to join on
+    rows = keys.to_dicts()
+    stored = {tuple(r[k] for k in primary): r for r in (m.SessionStatus & keys).to_dicts()}
+    found = [stored.get(tuple(row[k] for k in primary), {}) for row in rows]
+    frame = key_frame(rows, m)
+    frame["status"] = pd.Series([r.get("session_status", DEFAULT_STATUS) for r in found], dtype=pd.StringDtype())
+    times_set = pd.Series([r.get("status_set_time") for r in found], dtype="datetime64[us]")
+    frame["set_time"] = times_set.dt.tz_localize("UTC")
+    for column, name in (("set_by", "status_set_by"), ("reason", "status_reason")):
+        frame[column] = pd.Series([r.get(name) for r in found], dtype=pd.StringDtype())
+    return frame.sort_values(primary, na_position="last", kind="stable", ignore_index=True)

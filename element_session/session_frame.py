@@ -39,12 +39,13 @@ import pandas as pd
 from . import times
 from ._collector import cycle_collection_paused
 from .columns import ATTRIBUTE_PREFIX
+from .status import DEFAULT_STATUS
 from .tables import other_key
 
 #: ``group_concat_max_len`` for the query (MariaDB cuts JSON aggregates there): 1 GiB, the largest packet.
 _GROUP_CONCAT_MAX = 2**30
 _SAVEPOINT = "element_session_table"
-_ONE_TO_ONE = ("session_timezone", "session_dir", "session_note")
+_ONE_TO_ONE = ("session_timezone", "session_dir", "session_note", "session_status")
 _INTEGER = re.compile(r"(tiny|small|medium|big)?int(eger)?\d*\b|serial", re.IGNORECASE)
 _FLOAT = re.compile(r"(double|float|real)", re.IGNORECASE)
 _DATETIME = re.compile(r"(datetime|timestamp)", re.IGNORECASE)
@@ -54,7 +55,7 @@ _DATETIME = re.compile(r"(datetime|timestamp)", re.IGNORECASE)
 class _Read:
     """What a reader returns: one entry per session, in the order of the rows it read."""
 
-    columns: dict[str, Sequence[Any]]  # Session's heading (session_datetime in microseconds), zone, directory, note
+    columns: dict[str, Sequence[Any]]  # Session's heading (session_datetime in microseconds), zone, dir, note, status
     lists: dict[str, list[list[str]]]  # experimenters, projects: the names of each session, sorted
     attributes: pd.DataFrame  # one column per attribute name: the text value, None or NaN where absent
 
@@ -80,7 +81,7 @@ def _base(sessions: Any, m: ModuleType) -> Any:
 
 
 def _select(base: Any, m: ModuleType, extra: Sequence[str]) -> str:
-    """The SELECT of the sessions of ``base`` with their zone, directory and note, then ``extra``.
+    """The SELECT of the sessions of ``base`` with their zone, directory, note and status, then ``extra``.
 
     ``session_datetime`` comes as whole microseconds since 1970 (an integer the client turns into a
     datetime column without parsing text). The one-to-one tables are joined on their primary key,
@@ -95,12 +96,17 @@ def _select(base: Any, m: ModuleType, extra: Sequence[str]) -> str:
         micros = f"TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', s.{stamp})"
     selected = [
         *(micros if n == "session_datetime" else f"s.{q(n)}" for n in m.Session.heading.names),
-        *(f"{alias}.{q(name)}" for alias, name in zip("zdn", _ONE_TO_ONE, strict=True)),
+        *(f"{alias}.{q(name)}" for alias, name in zip("zdnt", _ONE_TO_ONE, strict=True)),
         *extra,
     ]
     joins = " ".join(
         f"LEFT JOIN {table.full_table_name} AS {alias} ON {_on(alias, m)}"
-        for table, alias in ((m.SessionTimezone, "z"), (m.SessionDirectory, "d"), (m.SessionNote, "n"))
+        for table, alias in (
+            (m.SessionTimezone, "z"),
+            (m.SessionDirectory, "d"),
+            (m.SessionNote, "n"),
+            (m.SessionStatus, "t"),
+        )
     )
     return f"SELECT {', '.join(selected)} FROM ({base.make_sql()}) AS s {joins}"
 
@@ -326,6 +332,7 @@ def _frame(read: _Read, m: ModuleType) -> pd.DataFrame:
         frame[column] = pd.Series(read.lists[column], dtype=object)
     for column in ("session_dir", "session_note"):
         frame[column] = pd.Series(list(data[column]), dtype=pd.StringDtype())
+    frame["status"] = pd.Series(list(data["session_status"]), dtype=pd.StringDtype()).fillna(DEFAULT_STATUS)
     attributes = read.attributes.reindex(columns=sorted(read.attributes.columns)).astype(pd.StringDtype())
     for name in attributes.columns:
         frame[ATTRIBUTE_PREFIX + name] = attributes[name]

@@ -7,11 +7,13 @@ shared with :mod:`element_session.session_with_id`.
 
 from __future__ import annotations
 
+import sys
 from types import ModuleType
+from typing import Any
 
 import datajoint as dj
 
-from . import linking, tables
+from . import linking, status, tables
 
 schema = dj.Schema()
 
@@ -31,6 +33,14 @@ def activate(
     linking.activate_schema(
         schema, schema_name, create_schema=create_schema, create_tables=create_tables, linking_module=linking_module
     )
+
+
+def in_status(*states: str) -> list[Any]:
+    """A restriction to this module's sessions in one of ``states``: ``Session & in_status("qc_passed")``.
+
+    See :func:`element_session.status.in_status` (a session without a status row is ``acquired``).
+    """
+    return status.in_status(*states, session_module=sys.modules[__name__])
 
 
 @schema
@@ -71,4 +81,9 @@ class ProjectSession(tables.ProjectSession, dj.Manual):
 
 @schema
 class SessionTimezone(tables.SessionTimezone, dj.Manual):
+    pass
+
+
+@schema
+class SessionStatus(tables.SessionStatus, dj.Manual):
     pass

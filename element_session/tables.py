@@ -125,6 +125,24 @@ class SessionTimezone(_Documented):
     """
 
 
+class SessionStatus(_Documented):
+    """Where one session is in its life (planned to QC'd); a session without a row is ``acquired``.
+
+    Set only through :func:`element_session.status.set_status`, which allows the transitions of
+    :data:`element_session.status.TRANSITIONS` alone.
+    """
+
+    definition = """
+    # the status of a session in its life; a session without a row counts as acquired
+    -> Session
+    ---
+    session_status: varchar(16)  # planned, acquiring, acquired, qc_passed, qc_failed or aborted
+    status_set_time: datetime(6)  # when the status was set, in UTC
+    status_set_by: varchar(255)  # the database account that set it (user@host on MySQL)
+    status_reason='': varchar(1024)  # why, where given (required to reopen a checked session)
+    """
+
+
 class SessionBase(_Documented):
     """The documentation mixin of each variant's ``Session`` (whose definition differs by variant)."""
 

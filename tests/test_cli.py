@@ -60,7 +60,7 @@ def test_sessions_as_json_on_a_clean_stdout(ingested, command):
     first = sessions[0]
     assert set(first) == {
         "subject", "session_datetime", "session_id", "experimenters", "projects", "session_dir", "session_note",
-        "attributes", "attribute_blobs",
+        "status", "attributes", "attribute_blobs",
     }  # fmt: skip
     assert first["session_datetime"] == "2024-03-10T13:30:00+00:00"
     assert first["experimenters"] == ["cl-ada", "cl-bob"] and first["attributes"] == {"rig": "A"}

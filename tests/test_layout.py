@@ -34,6 +34,17 @@ SHARED = {
     "project_session": {"pk": ["project"], "columns": {}, "parents": {"session", "#project"}},
     # not in the published layout: this project's addition, so that local start times can be shown
     "session_timezone": {"pk": [], "columns": {"session_timezone": ("varchar(64)", False)}, "parents": {"session"}},
+    # the status of a session in its life (docs/status.md)
+    "session_status": {
+        "pk": [],
+        "columns": {
+            "session_status": ("varchar(16)", False),
+            "status_set_time": ("datetime", False),
+            "status_set_by": ("varchar(255)", False),
+            "status_reason": ("varchar(1024)", False),
+        },
+        "parents": {"session"},
+    },
 }
 NORMALISE = {
     "integer": "int",
@@ -154,7 +165,14 @@ def test_both_variants_live_side_by_side(id_sessions, pipeline, prefix):
     assert len(id_sessions.Session & {"subject": "side"}) == 0
 
 
-CLASSES = ("SessionDirectory", "SessionExperimenter", "SessionNote", "ProjectSession", "SessionTimezone")
+CLASSES = (
+    "SessionDirectory",
+    "SessionExperimenter",
+    "SessionNote",
+    "ProjectSession",
+    "SessionTimezone",
+    "SessionStatus",
+)
 
 
 @pytest.mark.parametrize("variant", [session_with_datetime, session_with_id], ids=lambda m: m.__name__)

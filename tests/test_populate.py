@@ -318,3 +318,29 @@ def test_populate_and_jobs_commands(pipeline, subject, root, capsys):
     code, out = run("populate", "--no-progress", "--limit", "1", "--restrict", f"subject={subject}")
     assert (code, out.strip()) == (0, "populated 2 key(s), 0 error(s)")  # one key of each table
     assert (SessionInventory & keys[0]).to_dicts()[0]["file_count"] == 2
+
+
+def test_the_inventory_skips_a_planned_session_and_makes_it_once_acquired(pipeline, subject, root):
+    """The inventory's keys are sessions acquired or later: never reserved before, made by the next populate."""
+    from element_session.status import set_status
+
+    keys = add_sessions(pipeline, subject, root, 2)
+    when = dt.datetime(2024, 5, 6, 8, 0, 0)
+    pipeline.session.SessionStatus.insert1(
+        {**keys[0], "session_status": "planned", "status_set_time": when, "status_set_by": "test"}
+    )
+    assert populate(pipeline, tables=TABLES, restriction={"subject": subject}, progress=False).done == 2
+    assert len(SessionInventory & keys[0]) == 0 and len(SessionInventory & keys[1]) == 1
+    assert len(SessionInventory.jobs & {"subject": subject}) == 0  # nothing reserved nor failed for it
+    set_status(keys[0], "acquiring")
+    assert populate(pipeline, tables=TABLES, restriction={"subject": subject}, progress=False).done == 0
+    set_status(keys[0], "acquired")
+    assert populate(pipeline, tables=TABLES, restriction={"subject": subject}, progress=False).done == 2
+    assert len(SessionInventory & keys[0]) == 1
+    set_status(keys[0], "qc_passed")
+    change = set_status(keys[0], "acquired", reason="re-sorted")
+    assert {name.split(".")[-1].strip('`"') for name in change.downstream} >= {
+        "_session_inventory",
+        "__file_type_summary",
+    }
+    assert "downstream tables hold rows" in str(change) and len(SessionInventory & keys[0]) == 1  # kept

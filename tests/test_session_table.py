@@ -66,6 +66,7 @@ def test_dtypes_are_the_documented_ones(frame):
         "projects": np.dtype(object),
         "session_dir": text,
         "session_note": text,
+        "status": text,
         "attr.rig": text,
         "attr.weird": text,
         "attr.zeta": text,
@@ -142,6 +143,7 @@ JSON_TEXT = (
     "  ],\n"
     '  "session_dir": "tf-m1/s1",\n'
     '  "session_note": "note, ✓ \\"quoted\\"",\n'
+    '  "status": "acquired",\n'
     '  "attributes": {\n'
     '   "rig": "A",\n'
     '   "zeta": "x, y"\n'
@@ -158,6 +160,7 @@ JSON_TEXT = (
     '  "projects": [],\n'
     '  "session_dir": null,\n'
     '  "session_note": "two\\nlines",\n'
+    '  "status": "acquired",\n'
     '  "attributes": {\n'
     '   "rig": "B"\n'
     "  },\n"
@@ -177,6 +180,7 @@ JSON_TEXT = (
     "  ],\n"
     '  "session_dir": null,\n'
     '  "session_note": null,\n'
+    '  "status": "acquired",\n'
     '  "attributes": {\n'
     '   "weird": "[\\"]},\\\\"\n'
     "  },\n"
@@ -190,6 +194,7 @@ JSON_TEXT = (
     '  "projects": [],\n'
     '  "session_dir": "tf-m3/ü",\n'
     '  "session_note": null,\n'
+    '  "status": "acquired",\n'
     '  "attributes": {},\n'
     '  "attribute_blobs": {}\n'
     " }\n"
@@ -204,20 +209,20 @@ CSV_TEXT = (
 )
 TABLE_TEXT = (
     "subject                            session_datetime session_id           experim"
-    "enters          projects session_dir     session_note attr.rig attr.weird attr.z"
-    "eta\n"
+    "enters          projects session_dir     session_note   status attr.rig attr.wei"
+    "rd attr.zeta\n"
     "  tf-m1    2024-03-10T14:30:00+01:00[Europe/Berlin]          1          tf-ada, "
-    'tf-bob           tf-maps    tf-m1/s1 note, ✓ "quoted"        A                 x'
-    ", y\n"
+    'tf-bob           tf-maps    tf-m1/s1 note, ✓ "quoted" acquired        A         '
+    "        x, y\n"
     "  tf-m1 2024-07-01T09:00:00-04:00[America/New_York]                             "
-    "tf-bob                                     two\\nlines        B                  "
-    "   \n"
+    "tf-bob                                     two\\nlines acquired        B         "
+    "            \n"
     '  tf-m2 1850-01-01T12:00:00+00:53:28[Europe/Berlin]          7 tf-[x]\\y, tf-o"ne'
-    'il, jr tf-eye ✓, tf-maps                                           ["]},\\       '
-    "   \n"
+    'il, jr tf-eye ✓, tf-maps                              acquired              ["]}'
+    ",\\          \n"
     "  tf-m3                   2024-01-15T12:00:00+05:30                             "
-    "                             tf-m3/ü                                            "
-    "   "
+    "                             tf-m3/ü                  acquired                  "
+    "            "
 )
 
 

@@ -331,6 +331,7 @@ def test_session_page_shows_every_part_directory_downstream_and_jobs(client, log
     assert "first, ✓" in text and "wb-ada, wb-bob" in text and "wb-maps" in text and ">rig<" in text
     assert "found:" in text and str(tmp_path / "wb-m1" / "s1") in text
     assert "inventory.SessionInventory" in text  # its row for this session
+    assert '<dd id="status">acquired</dd>' in text  # no status row: acquired (docs/status.md)
     other = client.get("/session", params={"subject": "wb-m2", "session_datetime": "2024-03-11T14:00:00Z"})
     assert "not found" in other.text  # no such directory under the root
     jobs = re.search(r'<table id="jobs">.*?</table>', other.text, re.S)[0]

@@ -24,6 +24,7 @@ import datajoint as dj
 from element_session.errors import ElementSessionError
 from element_session.linking import activate_downstream
 from element_session.paths import get_session_directory
+from element_session.status import ACQUIRED_OR_LATER, KeysInStatus
 
 schema = dj.Schema()
 
@@ -121,6 +122,7 @@ class SessionInventory(dj.Imported):
     newest_mtime=null: datetime(6)  # newest modification time of a file, UTC (null when there is no file)
     scan_time: datetime(6)  # when the directory was scanned, UTC
     """
+    key_source = KeysInStatus(*ACQUIRED_OR_LATER)  # not planned, acquiring or aborted sessions (docs/status.md)
 
     class File(dj.Part):
         """One file below a session's directory."""

@@ -10,9 +10,16 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .. import paths, times
+from .. import paths, status, times
 from ..columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
-from ..errors import ConflictError, InputProblem, SessionDirectoryError, one_problem, raise_if_problems
+from ..errors import (
+    ConflictError,
+    InputProblem,
+    SessionDirectoryError,
+    SessionLockedError,
+    one_problem,
+    raise_if_problems,
+)
 from . import keys
 from .plan import Batch, IngestReport, note_match, restricted_rows, shown
 from .readers import Record
@@ -20,6 +27,9 @@ from .validate import check_attribute_name, check_no_trailing_space, check_text,
 
 #: Columns that take several values (a list, or text separated by ``;``).
 _LIST_COLUMNS = ("experimenter", "project")
+#: The optional column of a new session's status (:mod:`element_session.status`; default: none stored,
+#: which counts as ``acquired``).
+STATUS_COLUMN = "status"
 
 
 def _tuple_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple]:
@@ -48,6 +58,7 @@ class _Session:
     session_dir: str | None = None
     note: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    status: str | None = None
 
 
 class SessionPlan:
@@ -70,7 +81,7 @@ class SessionPlan:
         self.by_datetime = "session_datetime" in module.Session.primary_key
         self.identity = "session_datetime" if self.by_datetime else "session_id"
         self.secondary = "session_id" if self.by_datetime else "session_datetime"
-        self.columns = [*self.subject_key, *SESSION_FIELDS]
+        self.columns = [*self.subject_key, *SESSION_FIELDS, STATUS_COLUMN]
         self.required = frozenset([*self.subject_key, self.identity])
         self.readers = self._readers()
         self.column_set = frozenset(self.columns)
@@ -97,6 +108,7 @@ class SessionPlan:
             "project": self._read_names,
             "session_dir": self._read_directory,
             "session_note": self._read_note,
+            STATUS_COLUMN: self._read_status,
         }
 
     def _parse(self, record: Record, problems: list[InputProblem]) -> _Session | None:
@@ -147,6 +159,11 @@ class SessionPlan:
     def _read_note(self, session: _Session, column: str, value: str) -> None:
         session.note = check_text(value, 1024)
 
+    def _read_status(self, session: _Session, column: str, value: str) -> None:
+        if value.strip() not in status.STATES:
+            raise ValueError(f"not a session status: one of {', '.join(status.STATES)}")
+        session.status = value.strip()
+
     def _read_attribute(self, session: _Session, name: str, value: str) -> None:
         if name not in self.attribute_names:  # a column's name is checked once
             self.attribute_names.add(check_attribute_name(name, 32))
@@ -189,15 +206,25 @@ class SessionPlan:
         existing = self._existing(list(sessions.values()))
         new: list[_Session] = []
         idents: list[Any] = self._idents([s.key for s in sessions.values()]) if existing else [None] * len(sessions)
+        locked = False
         for session, ident in zip(sessions.values(), idents, strict=True):
             stored = existing.get(ident)
             if stored is None:
                 new.append(session)
                 continue
+            state = stored.get("status", status.DEFAULT_STATUS)
             for column, (mine, theirs) in self._differences(session, stored, report).items():
-                problems.append(session.record.problem(column, mine, f"conflict: the stored session has {theirs!r}"))
+                reason = f"conflict: the stored session has {theirs!r}"
+                if state in status.LOCKED and column != STATUS_COLUMN:
+                    locked, reason = (
+                        True,
+                        f"{reason}; {status.locked_reason({**stored['key'], 'session_status': state})}",
+                    )
+                elif column == STATUS_COLUMN:
+                    reason += " (ingest sets the status of new sessions only: use `element-session status set`)"
+                problems.append(session.record.problem(column, mine, reason))
             report.present.append(f"{session.record.source} row {session.record.row}")
-        raise_if_problems(problems, ConflictError)
+        raise_if_problems(problems, SessionLockedError if locked else ConflictError)
         return self._rows(new)
 
     def _check_references(self, sessions: list[_Session], problems: list[InputProblem], report: IngestReport) -> None:
@@ -296,7 +323,10 @@ class SessionPlan:
             found = restricted_rows(table, existing_keys)
             return zip(idents(found), found, strict=True)
 
-        found: dict[tuple, dict[str, Any]] = {i: {"row": r} for i, r in rows(m.Session)}
+        primary = list(m.Session.primary_key)
+        found: dict[tuple, dict[str, Any]] = {
+            i: {"row": r, "key": {k: r[k] for k in primary}} for i, r in rows(m.Session)
+        }
         for i, row in rows(m.SessionExperimenter):
             found[i].setdefault("experimenter", []).append(row[self.experimenter_attr])
         for i, row in rows(m.ProjectSession):
@@ -307,6 +337,8 @@ class SessionPlan:
             found[i]["session_note"] = row["session_note"]
         for i, row in rows(m.SessionTimezone):
             found[i]["zone"] = row["session_timezone"]
+        for i, row in rows(m.SessionStatus.proj("session_status")):
+            found[i]["status"] = row["session_status"]
         for i, row in rows(m.Session.Attribute.proj("attribute_value")):
             found[i].setdefault("attributes", {})[row["attribute_name"]] = row["attribute_value"]
         return found
@@ -332,6 +364,8 @@ class SessionPlan:
             theirs = stored.get(column, [])
             if mine is not None and self._folded_names(column, mine) != self._folded_names(column, theirs):
                 differences[column] = (mine, sorted(theirs))
+        if session.status is not None and session.status != stored.get("status", status.DEFAULT_STATUS):
+            differences[STATUS_COLUMN] = (session.status, stored.get("status", status.DEFAULT_STATUS))
         for column, text in (("session_dir", session.session_dir), ("session_note", session.note)):
             if text is not None and text != stored.get(column):
                 differences[column] = (text, stored.get(column))
@@ -355,7 +389,7 @@ class SessionPlan:
         def batch(table: Any, *own: str) -> Batch:
             return Batch(table, (*key, *own), [], [])
 
-        session, zone, experimenter, project, directory, note, attribute = batches = [
+        session, zone, experimenter, project, directory, note, attribute, state = batches = [
             batch(m.Session, self.secondary),
             batch(m.SessionTimezone, "session_timezone"),
             batch(m.SessionExperimenter, self.experimenter_attr),
@@ -363,7 +397,9 @@ class SessionPlan:
             batch(m.SessionDirectory, "session_dir"),
             batch(m.SessionNote, "session_note"),
             batch(m.Session.Attribute, "attribute_name", "attribute_value"),
+            batch(m.SessionStatus, "session_status", "status_set_time", "status_set_by", "status_reason"),
         ]
+        stamp = status.server_stamp(m.Session.connection) if any(s.status for s in sessions) else None
         secondary, key_of = self.secondary, operator.itemgetter(*key)
         for s in sessions:
             k, record = key_of(s.key), s.record
@@ -387,4 +423,7 @@ class SessionPlan:
             for name, value in s.attributes.items():
                 attribute.rows.append((*k, name, value))
                 attribute.records.append(record)
-        return batches
+            if s.status is not None and stamp is not None:
+                state.rows.append((*k, s.status, *stamp, ""))
+                state.records.append(record)
+        return batches if state.rows else batches[:-1]  # status rows only where the input has a status column

@@ -24,6 +24,7 @@ from ..errors import (
     DatabaseRefusedError,
     InputError,
     InputProblem,
+    SessionLockedError,
     one_problem,
     raise_if_problems,
 )
@@ -142,14 +143,14 @@ def _ingest_records(
                 contextlib.nullcontext() if dry_run else connection.transaction,
             ):
                 problems: list[InputProblem] = []
-                conflicts_only = True
+                kinds: set[type[InputError]] = set()  # of the errors of the chunks
                 for chunk in _chunks(read(), CHUNK):
                     report.rows += len(chunk)
                     try:
                         batches = plan.prepare(chunk, report)
                     except InputError as err:
                         problems.extend(err.problems)
-                        conflicts_only = conflicts_only and isinstance(err, ConflictError)
+                        kinds.add(type(err))
                         continue
                     literals = bulk.Literals(connection)  # keys shared by a chunk's tables are formatted once
                     for batch in batches:
@@ -161,7 +162,7 @@ def _ingest_records(
                             ):
                                 pass
                     bar.update(len(chunk))
-                raise_if_problems(problems, ConflictError if conflicts_only else InputError)
+                raise_if_problems(problems, common_error(kinds))
         except Exception as err:
             typed = err if isinstance(err, DatabaseRefusedError | DatabaseBusyError) else refused(err)
             if typed is None:
@@ -171,6 +172,14 @@ def _ingest_records(
             continue  # a concurrent writer inserted or deleted some of the same rows: check again
         return report
     raise AssertionError("unreachable")
+
+
+def common_error(kinds: set[type[InputError]]) -> type[InputError]:
+    """The error class of problems of chunks that raised ``kinds``: the most specific one they all are."""
+    for kind in (SessionLockedError, ConflictError):
+        if kinds and all(issubclass(k, kind) for k in kinds):
+            return kind
+    return InputError
 
 
 def _reader(source: Any, **options: str | None) -> tuple[Callable[[], Iterator[Record]], list[str]]:

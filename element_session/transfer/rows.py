@@ -70,7 +70,7 @@ def tables_by_role(pipeline: ModuleType, session_module: ModuleType) -> dict[str
     found = {table.full_table_name: (role, table) for role, table in tables(pipeline).items()}
     module = session_module
     own = [module.Session, module.SessionDirectory, module.SessionExperimenter, module.SessionNote,
-           module.ProjectSession, module.SessionTimezone]  # fmt: skip
+           module.ProjectSession, module.SessionTimezone, module.SessionStatus]  # fmt: skip
     for table in own:
         found[table.full_table_name] = (label(table, "session"), table)
     found[module.Session.Attribute.full_table_name] = ("session.Session.Attribute", module.Session.Attribute)

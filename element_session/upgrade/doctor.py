@@ -20,10 +20,14 @@ native-type   note      integer/float columns without a type marker: read correc
 definition-   note      (:func:`definition_findings`, ``doctor --definitions``) attributes of a pipeline
 type                    module's definitions written with MySQL-native types, with their DataJoint
                         2.x spelling and whether PostgreSQL could declare them
+history       note      an activated session schema whose history of changes is off or incomplete:
+                        no history table, no trigger visible (no ``TRIGGER`` privilege), tables
+                        without triggers (:func:`element_session.history.problems`)
 ============  ========  ==========================================================================
 
-Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only: on PostgreSQL,
-where the published element never ran, there is nothing of this kind to find.
+Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only, but for ``history``
+(both backends): on PostgreSQL, where the published element never ran, there is nothing else of this
+kind to find.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import pandas as pd
 from .. import pipeline as pipelines
 from ..errors import MigrationError
 from ..formats import text_table
+from ..history import problems as history_problems
 from ..native_types import native_attributes
 from . import charsets
 from .catalog import Table, collations, dependent_schemas, read_tables, related_schemas
@@ -225,6 +230,31 @@ def _jobs(connection: dj.Connection, schema: str, all_tables: dict[str, Table]) 
     ]
 
 
+def _history(connection: dj.Connection, schema: str) -> list[Finding]:
+    """A note where the history of changes of an activated session schema is off or incomplete."""
+    if not connection.query(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = 'session_status'",
+        args=(schema,),
+    ).fetchone():
+        return []  # not activated by this version yet: activation switches the history on
+    found = history_problems(connection, schema)
+    return (
+        [
+            Finding(
+                schema,
+                "history",
+                "note",
+                len(found),
+                "the history of changes (docs/status.md, 'History') is off or incomplete",
+                "activate the session schema once as an account with the TRIGGER privilege on it",
+                tuple(found),
+            )
+        ]
+        if found
+        else []
+    )
+
+
 def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> list[Finding]:
     """Findings for ``schema_name``, its upstream schemas and its dependents, server first; reads only.
 
@@ -235,7 +265,7 @@ def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> li
     if not connection.query(connection.adapter.schema_exists_sql(schema_name)).fetchone():
         raise MigrationError(f"schema `{schema_name}` does not exist on the {connection.adapter.backend} server")
     if connection.adapter.backend != "mysql":
-        return []
+        return _history(connection, schema_name)
     dependents = set(dependent_schemas(connection, schema_name))
     findings = _server_collation(connection)
     for schema in related_schemas(connection, schema_name, dependents=True):
@@ -248,7 +278,7 @@ def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> li
         findings += _lineage(connection, schema, all_tables, tables, fix)
         findings += _jobs(connection, schema, all_tables)
         findings += _native_types(schema, tables)
-    return findings
+    return findings + _history(connection, schema_name)
 
 
 def definition_findings(pipeline: ModuleType | str) -> list[Finding]:

@@ -104,6 +104,16 @@ _CHILDREN: dict[str, tuple[str | None, dict[str, str], dict[str, tuple[str, bool
 #: Tables of this project that the published layout lacks; the element's activation creates them.
 _NEW_TABLES: dict[str, tuple[str | None, dict[str, str], dict[str, tuple[str, bool]]]] = {
     "session_timezone": (None, {}, {"session_timezone": ("varchar(64)", False)}),
+    "session_status": (
+        None,
+        {},
+        {
+            "session_status": ("varchar(16)", False),
+            "status_set_time": ("datetime(6)", False),
+            "status_set_by": ("varchar(255)", False),
+            "status_reason": ("varchar(1024)", False),
+        },
+    ),
 }
 _VARIANT_KEY = {"session_datetime": "session_with_datetime", "session_id": "session_with_id"}
 

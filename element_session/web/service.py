@@ -25,6 +25,7 @@ from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNot
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
 from ..jobs import JobRecord, list_jobs
+from ..status import check_editable
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -283,7 +284,8 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
     """Set the session's note ('' removes it) and text attributes (those not given are removed), in one transaction.
 
     Checked as ingest checks them (the columns' widths, key text rules); raises :class:`InputError`
-    with the field of each problem, and nothing is changed.
+    with the field of each problem (:class:`~element_session.errors.SessionLockedError` for a
+    ``qc_passed`` session), and nothing is changed.
     """
     m = user.session
     problems: list[InputProblem] = []
@@ -307,6 +309,7 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
     if not len(m.Session & key):
         raise SessionNotFoundError(f"no session {formats.key_text(key)}")
     with user.connection.transaction:
+        check_editable(m, [key], source="form")  # a qc_passed session is reopened first
         (m.SessionNote & key).delete_quick()
         if note:
             m.SessionNote.insert1({**key, "session_note": note})

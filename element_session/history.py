@@ -1,0 +1,358 @@
+"""The history of every change to the rows of a session schema, written by the database itself.
+
+Activation (:func:`install`) creates a history table, ``~session_history``, in the session schema and
+one trigger per table and action (MySQL/MariaDB: ``AFTER INSERT``, ``AFTER UPDATE`` and ``AFTER DELETE``
+triggers of each table; PostgreSQL: one ``plpgsql`` trigger function for every table, inserts and
+deletes recorded per statement from its transition table, updates per row). Every
+insert, update and delete of a row, by any path (this package, plain DataJoint calls such as
+``Session.delete()`` or ``update1``, SQL from another client), adds one history row in the same
+transaction: when (UTC, microseconds), the database account (MySQL's ``USER()``, PostgreSQL's
+``session_user``), the action, the table, and the row's values before and after as JSON (object
+values of ``attribute_blob`` as their MD5 on MySQL/MariaDB). A rolled-back transaction leaves no
+history row. The table has no foreign key to ``Session``: the history of a deleted session stays.
+The name starts with ``~``, so DataJoint, ``migrate`` and the layout checks leave it alone, and
+nothing in this package updates or deletes its rows.
+
+A reason given to the package (``set_status(..., reason=...)``) reaches the triggers through a
+variable of the same transaction (:func:`reason`): ``@element_session_reason`` on MySQL/MariaDB,
+``element_session.reason`` (``set_config(..., true)``) on PostgreSQL. The triggers write as the account
+that installed them (MySQL's triggers run as their definer; the PostgreSQL function is ``SECURITY
+DEFINER``), so that accounts may change rows without any privilege on the history table itself.
+
+Creating triggers needs the ``TRIGGER`` privilege (MySQL/MariaDB; on PostgreSQL, ownership of the
+tables or ``TRIGGER``). An account without it activates all the same: where no history table exists yet,
+one :class:`~element_session.errors.HistoryOffWarning` says the history is off and how to turn it on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from types import ModuleType
+from typing import Any
+
+import datajoint as dj
+
+from .database import database_errors, translate
+from .errors import HistoryOffWarning, PermissionDeniedError
+from .pipeline import session_module_of
+
+#: The history table's name in the session schema (hidden from DataJoint by its ``~``).
+TABLE = "~session_history"
+#: Name of the PostgreSQL trigger function and of every PostgreSQL trigger.
+_PG_NAME = "element_session_history"
+_ACTIONS = {"i": "INSERT", "u": "UPDATE", "d": "DELETE"}
+
+_DDL = {
+    "mysql": (
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        "history_id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+        "changed_at DATETIME(6) NOT NULL, account VARCHAR(300) NOT NULL, action VARCHAR(8) NOT NULL, "
+        "table_name VARCHAR(64) NOT NULL, old_values LONGTEXT NULL, new_values LONGTEXT NULL, "
+        "reason VARCHAR(1024) NULL) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin "
+        "COMMENT='every change of the rows of this schema, written by triggers (element_session.history)'"
+    ),
+    "postgresql": (
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        "history_id BIGSERIAL PRIMARY KEY, changed_at TIMESTAMP(6) NOT NULL, account TEXT NOT NULL, "
+        "action VARCHAR(8) NOT NULL, table_name TEXT NOT NULL, old_values JSONB NULL, new_values JSONB NULL, "
+        "reason TEXT NULL)"
+    ),
+}
+
+#: PostgreSQL: inserts and deletes are recorded per statement from its transition table (one
+#: ``INSERT ... SELECT`` for a whole ``COPY``), updates per row (old and new paired).
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog AS $body$
+DECLARE
+    why text := NULLIF(current_setting('element_session.reason', true), '');
+BEGIN
+    IF TG_LEVEL = 'STATEMENT' AND TG_OP = 'INSERT' THEN
+        INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
+        SELECT clock_timestamp() AT TIME ZONE 'UTC', session_user, 'insert', TG_TABLE_NAME, NULL, to_jsonb(n), why
+        FROM new_rows n;
+    ELSIF TG_LEVEL = 'STATEMENT' AND TG_OP = 'DELETE' THEN
+        INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
+        SELECT clock_timestamp() AT TIME ZONE 'UTC', session_user, 'delete', TG_TABLE_NAME, to_jsonb(o), NULL, why
+        FROM old_rows o;
+    ELSE
+        INSERT INTO {table} (changed_at, account, action, table_name, old_values, new_values, reason)
+        VALUES (clock_timestamp() AT TIME ZONE 'UTC', session_user, 'update', TG_TABLE_NAME,
+                to_jsonb(OLD), to_jsonb(NEW), why);
+    END IF;
+    RETURN NULL;
+END
+$body$
+"""
+#: PostgreSQL's triggers of each table: name suffix and what follows ``AFTER``.
+_PG_TRIGGERS = {
+    "": "UPDATE ON {table} FOR EACH ROW",
+    "_i": "INSERT ON {table} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT",
+    "_d": "DELETE ON {table} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT",
+}
+
+
+def _quote(connection: dj.Connection, *names: str) -> str:
+    return ".".join(connection.adapter.quote_identifier(n) for n in names)
+
+
+def _tables(connection: dj.Connection, schema_name: str) -> list[str]:
+    """The base tables of the schema that are DataJoint's tables (not ``~`` ones)."""
+    rows = connection.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type = 'BASE TABLE'",
+        args=(schema_name,),
+    ).fetchall()
+    return sorted(name for (name,) in rows if not name.startswith("~"))
+
+
+def _columns(connection: dj.Connection, schema_name: str, table: str) -> list[tuple[str, str]]:
+    rows = connection.query(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        args=(schema_name, table),
+    ).fetchall()
+    return [(name, kind.lower()) for name, kind in rows]
+
+
+def _existing_triggers(connection: dj.Connection, schema_name: str) -> set[str]:
+    """The names of the triggers of the schema's tables that this account can see."""
+    if connection.adapter.backend == "postgresql":
+        sql = (
+            "SELECT c.relname || '/' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT t.tgisinternal"
+        )
+    else:
+        sql = "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s"
+    return {name for (name,) in connection.query(sql, args=(schema_name,)).fetchall()}
+
+
+def _mysql_json(connection: dj.Connection, columns: list[tuple[str, str]], row: str) -> str:
+    """``JSON_OBJECT`` of a row's columns (``NEW`` or ``OLD``); a blob as its MD5."""
+    parts = []
+    for name, kind in columns:
+        value = f"{row}.{_quote(connection, name)}"
+        if "blob" in kind or "binary" in kind:
+            value = f"MD5({value})"
+        parts.append(f"'{name}', {value}")
+    return f"JSON_OBJECT({', '.join(parts)})"
+
+
+def _mysql_trigger(connection: dj.Connection, schema_name: str, table: str, action: str) -> tuple[str, str]:
+    """The name and ``CREATE TRIGGER`` statement of one MySQL/MariaDB trigger."""
+    name = _mysql_trigger_name(table, action)
+    columns = _columns(connection, schema_name, table)
+    old = _mysql_json(connection, columns, "OLD") if action != "i" else "NULL"
+    new = _mysql_json(connection, columns, "NEW") if action != "d" else "NULL"
+    sql = (
+        f"CREATE TRIGGER {_quote(connection, schema_name, name)} AFTER {_ACTIONS[action]} "
+        f"ON {_quote(connection, schema_name, table)} FOR EACH ROW "
+        f"INSERT INTO {_quote(connection, schema_name, TABLE)} "
+        "(changed_at, account, action, table_name, old_values, new_values, reason) "
+        f"VALUES (UTC_TIMESTAMP(6), USER(), '{_ACTIONS[action].lower()}', '{table}', {old}, {new}, "
+        "@element_session_reason)"
+    )
+    return name, sql
+
+
+def install(schema: dj.Schema) -> bool:
+    """Create the history table and the triggers of every table of ``schema`` that lacks them.
+
+    Does nothing that exists already (run at every activation). Returns whether the history is on
+    as far as this account can tell.
+
+    Warns
+    -----
+    HistoryOffWarning
+        The account may not create the history table or triggers, and no history table exists yet.
+    """
+    connection, schema_name = schema.connection, schema.database
+    existed = TABLE in {
+        name
+        for (name,) in connection.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", args=(schema_name,)
+        ).fetchall()
+    }
+    try:
+        _create(connection, schema_name)
+    except Exception as err:
+        if not isinstance(translate(err, connection), PermissionDeniedError) and not _is_trigger_refusal(err):
+            raise
+        if not existed:
+            warnings.warn(
+                f"history is off for schema `{schema_name}`: the account may not create its history table or "
+                f"triggers ({err}). Grant it TRIGGER (and CREATE) on the schema, or activate once as an "
+                "account that has them, to record every change (docs/status.md, 'History').",
+                HistoryOffWarning,
+                stacklevel=4,  # the caller of the variant's activate()
+            )
+        return existed
+    return True
+
+
+def _is_trigger_refusal(err: BaseException) -> bool:
+    """MySQL's refusals to create a trigger that are not privilege errors of their own (binary logging)."""
+    return any(code in str(err) for code in ("1419", "SUPER privilege"))
+
+
+def _create(connection: dj.Connection, schema_name: str) -> None:
+    table = _quote(connection, schema_name, TABLE)
+    backend = connection.adapter.backend
+    existing = _existing_triggers(connection, schema_name)
+    connection.query(_DDL[backend].format(table=table))
+    if backend == "postgresql":
+        function = _quote(connection, schema_name, _PG_NAME)
+        if not any(name.endswith("/" + _PG_NAME) for name in existing):
+            connection.query(_PG_FUNCTION.format(function=function, table=table))
+        for name in _tables(connection, schema_name):
+            for suffix, when in _PG_TRIGGERS.items():
+                if f"{name}/{_PG_NAME}{suffix}" not in existing:
+                    on = when.format(table=_quote(connection, schema_name, name))
+                    connection.query(f"CREATE TRIGGER {_PG_NAME}{suffix} AFTER {on} EXECUTE FUNCTION {function}()")
+        return
+    for name in _tables(connection, schema_name):
+        for action in _ACTIONS:
+            trigger, sql = _mysql_trigger(connection, schema_name, name, action)
+            if trigger not in existing:
+                connection.query(sql)
+
+
+def problems(connection: dj.Connection, schema_name: str) -> list[str]:
+    """Why the history of ``schema_name`` may miss changes, as this account sees it (empty: none found).
+
+    No history table; no trigger visible (MySQL shows triggers only to an account holding ``TRIGGER``);
+    tables without their triggers (created after the last activation by an account that could add them).
+    """
+    tables = _tables(connection, schema_name)
+    hidden = connection.query(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+        args=(schema_name, TABLE),
+    ).fetchall()
+    if not hidden:
+        return [f"no history table ({TABLE}): the history of changes is off"]
+    existing = _existing_triggers(connection, schema_name)
+    if not existing:
+        return ["no history trigger is visible to this account: it lacks the TRIGGER privilege, or the history is off"]
+    if connection.adapter.backend == "postgresql":
+        missing = [t for t in tables if any(f"{t}/{_PG_NAME}{x}" not in existing for x in _PG_TRIGGERS)]
+    else:
+        missing = [t for t in tables if any(_mysql_trigger_name(t, a) not in existing for a in _ACTIONS)]
+    return [f"tables without history triggers: {', '.join(missing)}"] if missing else []
+
+
+def _mysql_trigger_name(table: str, action: str) -> str:
+    return f"es_history_{action}_{table}"[:64]
+
+
+@contextlib.contextmanager
+def reason(connection: dj.Connection, text: str | None) -> Iterator[None]:
+    """Inside a transaction of ``connection``: the history rows its triggers write carry ``text``.
+
+    PostgreSQL's setting ends with the transaction; MySQL's user variable is cleared on the way out.
+    """
+    if not text:
+        yield
+        return
+    if connection.adapter.backend == "postgresql":
+        connection.query("SELECT set_config('element_session.reason', %s, true)", args=(text,))
+        yield
+        return
+    connection.query("SET @element_session_reason = %s", args=(text,))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a dropped connection forgets it anyway
+            connection.query("SET @element_session_reason = NULL")
+
+
+def _decoded(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value
+    return json.loads(value.decode() if isinstance(value, bytes) else value)
+
+
+def _same(stored: Any, wanted: Any) -> bool:
+    """Whether a value from the history's JSON is the key value ``wanted`` (datetimes compare as times)."""
+    if isinstance(wanted, dt.datetime):
+        try:
+            return dt.datetime.fromisoformat(str(stored).replace("T", " ")) == wanted
+        except ValueError:
+            return False
+    return stored == wanted or str(stored) == str(wanted)
+
+
+def history(
+    keys: Mapping[str, Any] | Sequence[Mapping[str, Any]], *, session_module: ModuleType | None = None
+) -> list[dict[str, Any]]:
+    """Every recorded change of the rows of the sessions ``keys`` names, oldest first.
+
+    ``keys`` is one restriction of the session's key attributes (``{"subject": "M001"}`` for every
+    session of a subject, a full key for one session, ``{}`` for all) or a list of them (any). The
+    sessions need not exist any more. Rows are chosen on the server by the first key attribute where
+    every restriction gives it, then compared in Python (times as times).
+
+    Returns
+    -------
+    list of dict
+        ``history_id``, ``changed_at`` (naive datetime, UTC, microseconds), ``account``, ``action``
+        (insert, update or delete), ``table_name``, ``old_values`` and ``new_values`` (dicts of the
+        row's columns, None where the action has none), ``reason`` (None where none was given).
+
+    Raises
+    ------
+    ActivationError
+        No session module is activated (and ``session_module`` is not given).
+    """
+    wanted = [dict(keys)] if isinstance(keys, Mapping) else [dict(k) for k in keys]
+    m = session_module or session_module_of(wanted[0] if len(wanted) == 1 else None)
+    connection = m.Session.connection
+    first = m.Session.primary_key[0]
+    where, args = "", ()
+    if wanted and all(isinstance(k.get(first), str) for k in wanted):
+        values = sorted({k[first] for k in wanted})
+        if connection.adapter.backend == "postgresql":
+            picked = f"COALESCE(new_values, old_values) ->> '{first}'"
+        else:
+            picked = f"JSON_UNQUOTE(JSON_EXTRACT(COALESCE(new_values, old_values), '$.{first}'))"
+        where, args = f" WHERE {picked} IN ({', '.join(['%s'] * len(values))})", tuple(values)
+    names = ("history_id", "changed_at", "account", "action", "table_name", "old_values", "new_values", "reason")
+    sql = f"SELECT {', '.join(names)} FROM {_quote(connection, m.Session.database, TABLE)}{where} ORDER BY history_id"
+    with database_errors(connection):
+        rows = connection.query(sql, args=args).fetchall()
+    found = []
+    for row in rows:
+        entry = dict(zip(names, row, strict=True))
+        entry["old_values"], entry["new_values"] = _decoded(entry["old_values"]), _decoded(entry["new_values"])
+        changed: dict[str, Any] = entry["new_values"] or entry["old_values"] or {}
+        if any(all(n in changed and _same(changed[n], v) for n, v in k.items()) for k in wanted):
+            found.append(entry)
+    return found
+
+
+def changes_text(entry: Mapping[str, Any]) -> str:
+    """What one history entry changed, for a terminal: ``column: old -> new`` of an update, else the row's values."""
+    old, new = entry["old_values"] or {}, entry["new_values"] or {}
+    if old and new:
+        return "; ".join(f"{c}: {old.get(c)!r} -> {new[c]!r}" for c in new if old.get(c) != new[c])
+    return "; ".join(f"{c}={v!r}" for c, v in (new or old).items())
+
+
+def history_frame(entries: Sequence[Mapping[str, Any]]) -> Any:
+    """The entries of :func:`history` as a DataFrame for a terminal: when (UTC), who, what, which table, why."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "changed_at": [e["changed_at"].isoformat(sep=" ") for e in entries],
+            "account": [e["account"] for e in entries],
+            "action": [e["action"] for e in entries],
+            "table": [e["table_name"] for e in entries],
+            "changes": [changes_text(e) for e in entries],
+            "reason": [e["reason"] or "" for e in entries],
+        }
+    )

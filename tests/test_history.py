@@ -1,0 +1,161 @@
+"""The history of every change, written by database triggers: ingest, status changes with their reason, a plain
+``delete()``, plain SQL from another account, nothing for a rolled-back write; an account that may not create
+triggers activates with one clear warning (issue 22)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+
+import datajoint as dj
+import pytest
+
+from element_session.history import TABLE, history
+from element_session.ingest import ingest
+from element_session.status import set_status
+from element_session.upgrade.doctor import diagnose
+from tests.helpers import create_account, drop_account
+
+WHEN = dt.datetime(2024, 6, 7, 8, 9, 10)
+
+
+@pytest.fixture
+def session_key(references, row_prefix):
+    p = row_prefix
+    subject = f"{p}m{secrets.token_hex(3)}"  # the history of this module's other tests stays: a subject of its own
+    pipeline = references([subject], [f"{p}ada"])
+    row = {
+        "subject": subject,
+        "session_datetime": WHEN.isoformat(),
+        "session_note": "first",
+        "experimenter": f"{p}ada",
+    }
+    ingest("sessions", [row], linking_module=pipeline, progress=False)
+    return pipeline, {"subject": subject, "session_datetime": WHEN}
+
+
+def _account(connection) -> str:
+    sql = "SELECT session_user" if connection.adapter.backend == "postgresql" else "SELECT USER()"
+    return connection.query(sql).fetchone()[0]
+
+
+def test_ingest_and_a_status_change_with_its_reason_are_recorded(session_key, connection):
+    _, key = session_key
+    entries = history(key)
+    inserted = {e["table_name"] for e in entries if e["action"] == "insert"}
+    assert {"session", "session_note", "session_experimenter", "session_timezone"} <= inserted
+    note = next(e for e in entries if e["table_name"] == "session_note")
+    assert note["new_values"]["session_note"] == "first" and note["old_values"] is None
+    assert note["account"] == _account(connection)
+    assert abs(note["changed_at"] - dt.datetime.now(dt.UTC).replace(tzinfo=None)) < dt.timedelta(minutes=5)
+    set_status(key, "qc_failed")
+    set_status(key, "acquired", reason="sync cable fixed")
+    changes = [e for e in history(key) if e["table_name"] == "session_status"]
+    assert [e["action"] for e in changes] == ["insert", "update"]
+    assert changes[1]["old_values"]["session_status"] == "qc_failed"
+    assert changes[1]["new_values"]["session_status"] == "acquired"
+    assert changes[1]["reason"] == "sync cable fixed" and changes[0]["reason"] is None
+
+
+def test_a_plain_delete_is_recorded_and_the_history_outlives_the_session(session_key):
+    pipeline, key = session_key
+    (pipeline.session.Session & key).delete()
+    deleted = {e["table_name"] for e in history(key) if e["action"] == "delete"}
+    assert {"session", "session_note", "session_experimenter"} <= deleted
+    note = next(e for e in history(key) if e["action"] == "delete" and e["table_name"] == "session_note")
+    assert note["old_values"]["session_note"] == "first" and note["new_values"] is None
+
+
+def test_plain_sql_from_another_account_is_recorded_with_that_account(session_key, connection, server, prefix):
+    pipeline, key = session_key
+    user, password = f"hist_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    create_account(connection, user, password, [prefix + "session"], "SELECT, INSERT, UPDATE, DELETE")
+    try:
+        other = dj.Connection(server.host, user, password, port=server.port, use_tls=server.use_tls,
+                              backend=server.backend)  # fmt: skip
+        try:
+            table = pipeline.session.SessionNote.full_table_name
+            other.query(
+                f"UPDATE {table} SET session_note = %s WHERE subject = %s AND session_datetime = %s",
+                args=("second", key["subject"], WHEN),
+            )
+        finally:
+            other.close()
+    finally:
+        drop_account(connection, user)
+    update = [e for e in history(key) if e["action"] == "update" and e["table_name"] == "session_note"]
+    assert len(update) == 1
+    assert update[0]["account"].split("@")[0] == user
+    assert (update[0]["old_values"]["session_note"], update[0]["new_values"]["session_note"]) == ("first", "second")
+
+
+def test_a_rolled_back_write_leaves_no_history(session_key):
+    pipeline, key = session_key
+    before = history(key)
+    connection = pipeline.session.Session.connection
+    connection.start_transaction()
+    try:
+        pipeline.session.SessionNote.update1({**key, "session_note": "never"})
+        pipeline.session.Session.Attribute.insert1({**key, "attribute_name": "rig", "attribute_value": "A"})
+    finally:
+        connection.cancel_transaction()
+    assert history(key) == before
+    assert (pipeline.session.SessionNote & key).fetch1("session_note") == "first"
+
+
+def test_an_account_without_trigger_privilege_activates_with_one_message(connection, prefix, run_python, server):
+    """A schema whose history was never switched on, activated by an account that may not create triggers."""
+    schema_name = prefix + "nohist"
+    run_python(
+        "from workflow import pipeline\n"
+        "from element_session import session_with_id\n"
+        f"session_with_id.activate({schema_name!r}, linking_module=pipeline)\n"
+    )
+    q = connection.adapter.quote_identifier
+    if connection.adapter.backend == "postgresql":  # as if activated before the history existed
+        connection.query(f"DROP FUNCTION {q(schema_name)}.element_session_history() CASCADE")
+    else:
+        for (name,) in connection.query(
+            "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s", args=(schema_name,)
+        ).fetchall():
+            connection.query(f"DROP TRIGGER {q(schema_name)}.{q(name)}")
+    connection.query(f"DROP TABLE {q(schema_name)}.{q(TABLE)}")
+    assert [f for f in diagnose(prefix + "session") if f.check == "history"] == []  # on, and complete
+    (finding,) = [f for f in diagnose(schema_name) if f.check == "history"]
+    assert finding.severity == "note" and "history of changes is off" in finding.items[0]
+    user, password = f"notrig_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    schemas = [prefix + name for name in ("lab", "subject", "session", "inventory", "nohist")]
+    create_account(connection, user, password, schemas, "SELECT, INSERT, UPDATE, DELETE")
+    try:
+        done = run_python(
+            "import json, os, warnings\n"
+            f"os.environ.update(DJ_USER={user!r}, DJ_PASS={password!r})\n"
+            "with warnings.catch_warnings(record=True) as caught:\n"
+            "    warnings.simplefilter('always')\n"
+            "    from workflow import pipeline\n"
+            "    from element_session import session_with_id\n"
+            f"    session_with_id.activate({schema_name!r}, linking_module=pipeline)\n"
+            "print(json.dumps([[type(w.message).__name__, str(w.message)] for w in caught]))\n"
+        )
+    finally:
+        drop_account(connection, user)
+    caught = json.loads(done.stdout.strip().splitlines()[-1])
+    off = [message for kind, message in caught if kind == "HistoryOffWarning"]
+    assert len(off) == 1, caught
+    assert f"history is off for schema `{schema_name}`" in off[0] and "TRIGGER" in off[0]
+
+
+def test_history_command_shows_a_deleted_sessions_changes(session_key, command):
+    pipeline, key = session_key
+    set_status(key, "qc_passed")
+    (pipeline.session.Session & key).delete()
+    shown = command("history", "--subject", key["subject"], "--format", "json")
+    assert shown.status == 0, shown.err
+    entries = json.loads(shown.out)
+    assert [e["action"] for e in entries if e["table_name"] == "session"] == ["insert", "delete"]
+    assert all(e["changed_at"].endswith("Z") for e in entries)
+    table = command("history", "--subject", key["subject"])
+    assert table.status == 0 and "session_status: " not in table.out
+    assert "qc_passed" in table.out and "delete" in table.out
+    assert command("history", "--subject", key["subject"], "--status", "acquired").out.strip() == "no changes recorded"

@@ -1,0 +1,219 @@
+"""A session's status: every transition allowed and refused, concurrent changes, edits of a checked session
+refused, the status column of ingest, and the selection by status (issue 22)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from element_session import status as lifecycle
+from element_session.errors import InputError, InvalidStatusTransitionError, SessionLockedError
+from element_session.ingest import ingest
+from element_session.query import find_sessions, session_table, status_table
+from tests.helpers import snapshot
+
+T0 = dt.datetime(2024, 5, 6, 7, 8, 9)
+
+
+@pytest.fixture
+def lab(references, row_prefix):
+    p = row_prefix
+    pipeline = references([f"{p}m1", f"{p}m2"], [f"{p}ada"], [f"{p}maps"])
+    rows = [
+        {"subject": f"{p}m1", "session_datetime": (T0 + dt.timedelta(hours=i)).isoformat(), "status": state,
+         "session_note": f"note {i}", "experimenter": f"{p}ada"}
+        for i, state in enumerate(["planned", "acquiring", None])
+    ]  # fmt: skip
+    for row in rows:
+        if row["status"] is None:
+            del row["status"]
+    ingest("sessions", rows, linking_module=pipeline, progress=False)
+    keys = [{"subject": f"{p}m1", "session_datetime": T0 + dt.timedelta(hours=i)} for i in range(3)]
+    return pipeline, keys
+
+
+def test_ingest_stores_the_status_of_new_sessions_and_none_counts_as_acquired(lab):
+    pipeline, (planned, acquiring, plain) = lab
+    assert [lifecycle.status_of(k) for k in (planned, acquiring, plain)] == ["planned", "acquiring", "acquired"]
+    assert len(pipeline.session.SessionStatus & plain) == 0
+    row = (pipeline.session.SessionStatus & planned).fetch1()
+    assert row["status_set_by"] and abs(row["status_set_time"] - dt.datetime.utcnow()) < dt.timedelta(minutes=5)
+
+
+def test_every_transition_allowed_and_every_other_refused_leaving_the_database_as_it_was(lab):
+    pipeline, (key, aborting, _) = lab
+    walk = [("acquiring", None), ("acquired", None), ("qc_failed", None), ("acquired", "fixed the sync"),
+            ("qc_passed", None), ("acquired", "reopened for a re-sort"), ("qc_passed", None)]  # fmt: skip
+    for asked, reason in walk:
+        current = lifecycle.status_of(key)
+        for refused in set(lifecycle.STATES) - set(lifecycle.TRANSITIONS[current]):
+            before = snapshot(pipeline)
+            with pytest.raises(InvalidStatusTransitionError) as caught:
+                lifecycle.set_status(key, refused, reason="x")
+            err = caught.value
+            assert (err.current, err.asked, err.allowed) == (current, refused, lifecycle.TRANSITIONS[current])
+            assert f"is {current!r}" in str(err) and repr(refused) in str(err) and key["subject"] in str(err)
+            assert snapshot(pipeline) == before
+        change = lifecycle.set_status(key, asked, reason=reason)
+        assert (change.before, change.after) == (current, asked)
+        stored = (pipeline.session.SessionStatus & key).fetch1()
+        assert stored["session_status"] == asked and stored["status_reason"] == (reason or "")
+    lifecycle.set_status(aborting, "aborted")
+    with pytest.raises(InvalidStatusTransitionError, match="none: it is final"):
+        lifecycle.set_status(aborting, "acquired")
+
+
+@pytest.mark.parametrize("state", ["qc_failed", "qc_passed"])
+def test_moving_a_checked_session_back_needs_a_reason(lab, state):
+    _, (_, _, key) = lab
+    lifecycle.set_status(key, state)
+    for reason in (None, "  "):
+        with pytest.raises(InputError, match="required to move") as caught:
+            lifecycle.set_status(key, "acquired", reason=reason)
+        assert caught.value.in_arguments
+    assert lifecycle.status_of(key) == state
+
+
+def test_an_unknown_status_is_refused_in_arguments_and_in_ingest(lab):
+    pipeline, (key, _, _) = lab
+    with pytest.raises(InputError, match="not a session status") as caught:
+        lifecycle.set_status(key, "done")
+    assert caught.value.in_arguments
+    row = {"subject": key["subject"], "session_datetime": "2030-01-01T00:00:00", "status": "done"}
+    with pytest.raises(InputError, match="not a session status"):
+        ingest("sessions", [row], linking_module=pipeline, progress=False)
+
+
+def test_two_setters_at_once_one_wins_the_other_gets_the_typed_error(lab, subprocess_env):
+    """Two processes move the same acquired session to qc_passed at once: never both."""
+    _, (_, _, key) = lab
+    code = (
+        "import time, datetime as dt\n"
+        "from workflow import pipeline\n"
+        "from element_session.status import set_status\n"
+        "from element_session.errors import InvalidStatusTransitionError\n"
+        f"key = {{'subject': {key['subject']!r}, 'session_datetime': dt.datetime.fromisoformat("
+        f"{key['session_datetime'].isoformat()!r})}}\n"
+        "time.sleep(max(0.0, {start} - time.time()))\n"
+        "try:\n    set_status(key, 'qc_passed', reason='mine'); print('won')\n"
+        "except InvalidStatusTransitionError as err:\n    print('lost', err.current)\n"
+    )
+    start = time.time() + 3
+    children = [
+        subprocess.Popen([sys.executable, "-c", code.replace("{start}", str(start))], env=subprocess_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [child.communicate(timeout=120) for child in children]
+    results = sorted(out.strip().splitlines()[-1] if out.strip() else err for out, err in outputs)  # DataJoint logs too
+    assert results == ["lost qc_passed", "won"]
+    assert lifecycle.status_of(key) == "qc_passed"
+
+
+def test_a_setter_waits_for_a_concurrent_change_and_sees_its_result(lab, server):
+    """A second connection holds the session's row and changes the status; the first then finds it changed."""
+    import threading
+
+    import datajoint as dj
+
+    pipeline, (_, _, key) = lab
+    m = pipeline.session
+    other = dj.Connection(
+        server.host, server.user, server.password, port=server.port, use_tls=server.use_tls, backend=server.backend
+    )
+    table = m.SessionStatus.full_table_name
+    where = (m.Session & key).where_clause()
+    other.start_transaction()
+    try:
+        other.query(f"SELECT 1 FROM {m.Session.full_table_name}{where} FOR UPDATE")
+        other.query(
+            f"INSERT INTO {table} (subject, session_datetime, session_status, status_set_time, status_set_by) "
+            "VALUES (%s, %s, 'qc_failed', %s, 'other')",
+            args=(key["subject"], key["session_datetime"], dt.datetime(2024, 1, 1)),
+        )
+        outcome: list[BaseException | str] = []
+
+        def set_it() -> None:
+            try:
+                outcome.append(str(lifecycle.set_status(key, "qc_passed")))
+            except BaseException as err:
+                outcome.append(err)
+
+        worker = threading.Thread(target=set_it)
+        worker.start()
+        time.sleep(1.5)
+        assert worker.is_alive() and not outcome  # waiting for the other's lock
+        other.commit_transaction()
+        worker.join(60)
+    finally:
+        if other.in_transaction:
+            other.cancel_transaction()
+        other.close()
+    assert isinstance(outcome[0], InvalidStatusTransitionError) and outcome[0].current == "qc_failed"
+    assert lifecycle.status_of(key) == "qc_failed"
+
+
+def test_a_qc_passed_session_cannot_be_edited_until_reopened(lab):
+    from element_session.web.accounts import UserPipeline
+    from element_session.web.service import update_session
+
+    pipeline, (_, _, key) = lab
+    m = pipeline.session
+    lifecycle.set_status(key, "qc_passed")
+    user = UserPipeline("test", m.Session.connection, pipeline, m)
+    before = snapshot(pipeline)
+    with pytest.raises(SessionLockedError, match="reopen it first"):
+        update_session(user, key, "changed", {})
+    row = {"subject": key["subject"], "session_datetime": key["session_datetime"].isoformat(), "session_note": "new"}
+    with pytest.raises(SessionLockedError, match="reopen it first"):
+        ingest("sessions", [row], linking_module=pipeline, progress=False)
+    assert snapshot(pipeline) == before
+    same = {**row, "session_note": "note 2"}
+    assert ingest("sessions", [same], linking_module=pipeline, progress=False).present  # unchanged: fine
+    lifecycle.set_status(key, "acquired", reason="fix the note")
+    update_session(user, key, "changed", {})
+    assert (m.SessionNote & key).fetch1("session_note") == "changed"
+
+
+def test_sessions_are_selected_and_shown_by_status(lab):
+    pipeline, (planned, acquiring, plain) = lab
+    m = pipeline.session
+    subject = planned["subject"]
+    mine = m.Session & {"subject": subject}
+    assert find_sessions(m, subject=subject, status="planned").keys() == [planned]
+    both = find_sessions(m, subject=subject, status=["acquired", "acquiring"]).keys()
+    assert sorted(both, key=str) == sorted([acquiring, plain], key=str)
+    assert (mine & m.in_status("acquired")).keys() == [plain]
+    frame = session_table(mine, m)
+    assert frame["status"].tolist() == ["planned", "acquiring", "acquired"]
+    shown = status_table(mine, m)
+    assert shown["status"].tolist() == ["planned", "acquiring", "acquired"]
+    assert shown["set_time"].isna().tolist() == [False, False, True]
+
+
+def test_status_commands(lab, command):
+    _, (planned, _, plain) = lab
+    subject, when = planned["subject"], planned["session_datetime"].isoformat()
+    ran = command("status", "set", "--subject", subject, "--datetime", when, "acquiring")
+    assert ran.status == 0, ran.err
+    assert "planned -> acquiring" in ran.out
+    refused = command("status", "set", "--subject", subject, "--datetime", when, "qc_passed")
+    assert refused.status == 1
+    assert "'acquiring': it cannot become 'qc_passed'" in refused.err and "acquired, aborted" in refused.err
+    assert command("status", "set", "--subject", subject, "acquired").status == 2  # neither --datetime nor --id
+    assert command("status", "set", "--subject", subject, "--datetime", when, "done").status == 2
+    shown = command("status", "show", "--subject", subject, "--format", "json")
+    assert shown.status == 0, shown.err
+    assert [r["status"] for r in json.loads(shown.out)] == ["acquiring", "acquiring", "acquired"]
+    only = command("sessions", "--subject", subject, "--status", "acquired", "--format", "json")
+    assert [r["session_datetime"][:19] for r in json.loads(only.out)] == [plain["session_datetime"].isoformat()]
+    as_csv = command("status", "show", "--subject", subject, "--format", "csv")
+    assert as_csv.out.splitlines()[0] == "subject,session_datetime,status,set_time,set_by,reason"
+    assert as_csv.out.splitlines()[3].endswith(",acquired,,,")  # no status row: acquired, nothing else
+    table = command("status", "show", "--subject", subject, "--status", "acquiring")
+    assert table.status == 0 and table.out.count("acquiring") == 2
