@@ -7,7 +7,6 @@ new version fixes, and keep the rest with the new version named.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import re
@@ -61,16 +60,15 @@ def _origin_type(table: dj.Table, lineage: str | None) -> str | None:
     return heading.original_type or heading.type
 
 
-def release_interrupted_job(table: dj.Table) -> None:
-    """Put back the job this process was making when it was stopped with SIGTERM.
+def interrupted_here() -> dict[str, object]:
+    """The jobs rows this process's interrupted job left: a restriction (``table.jobs & interrupted_here()``).
 
     DataJoint 2.3.5's ``populate(reserve_jobs=True)`` records a job interrupted by SIGTERM as an
     error (:data:`SIGTERM_MESSAGE`), so the key would not be made again until cleared; an
-    interruption is not a failure of the key.
+    interruption is not a failure of the key, and the caller puts such rows back
+    (:func:`element_session.jobs.put_back`).
     """
-    own = {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": SIGTERM_MESSAGE}
-    with contextlib.suppress(Exception):
-        (table.jobs & own).delete_quick()
+    return {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": SIGTERM_MESSAGE}
 
 
 def match_backslashes_as_datajoint_escapes_them(connection: dj.Connection) -> None:

@@ -28,6 +28,7 @@ Every error the package raises on purpose is defined here (older import paths re
     └── DatabaseBusyError            a deadlock or lock timeout that persists after retries
 
     CollationWarning (a UserWarning) activate(): key columns compare text by a non-binary collation
+    Terminated (a KeyboardInterrupt)  SIGTERM, raised where it arrives so that clean-up runs as for Ctrl-C
 
 The command line maps these classes to exit statuses in one place (``element_session.cli.exit_status``).
 """
@@ -271,3 +272,11 @@ class LoginRefusedError(LoginRequiredError):
 
 class CsrfError(ElementSessionError):
     """Raised by the web interface for a form posted without the session's CSRF token (HTTP 403)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM, so that it stops as for Ctrl-C.
+
+    A KeyboardInterrupt (not an ``Exception``), so that ``except Exception`` blocks do not swallow it
+    and every clean-up written for Ctrl-C runs; the command line exits with 143 (128 + SIGTERM).
+    """
