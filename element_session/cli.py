@@ -100,8 +100,10 @@ class Settings:
     def load_pipeline(self) -> ModuleType:
         """The pipeline module, imported on first use (which activates its schemas)."""
         if self.pipeline is None:
+            from ._datajoint_compat import install_connection_rules
             from .pipeline import load
 
+            install_connection_rules()
             self.pipeline = load(self.pipeline_name, from_working_directory=True)
         return self.pipeline
 
@@ -607,8 +609,10 @@ def _connection() -> Any:
     """DataJoint's connection, a failure to connect typed (unreachable, refused)."""
     import datajoint as dj
 
+    from ._datajoint_compat import install_connection_rules
     from .database import database_errors
 
+    install_connection_rules()
     with database_errors():
         return dj.conn()
 

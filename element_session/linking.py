@@ -17,6 +17,7 @@ from ._datajoint_compat import (
 )
 from .errors import ActivationError, CollationWarning, LinkingModuleError, PipelineImportError
 from .ingest.keys import collations, is_binary
+from .locks import activation_lock
 from .pipeline import load
 
 #: The upstream tables a linking module must provide, and what each is for.
@@ -100,9 +101,10 @@ def activate_schema(
         sessions; pipelines often set ``Experimenter = lab.User``). They are checked before anything
         touches the database.
 
-    Activating again under the same name with the same upstream tables does nothing. If creating the
-    tables fails part-way, a schema this call created is dropped again, so that nothing is left
-    half-activated.
+    Activating again under the same name with the same upstream tables does nothing. Processes that
+    activate the same schema at once do it one at a time (:func:`~element_session.locks.activation_lock`):
+    every one activates. If creating the tables fails part-way, a schema this call created is
+    dropped again, so that nothing is left half-activated.
 
     Lineage rows that DataJoint repairs while activating take effect at once (see
     :func:`~element_session._datajoint_compat.reload_stale_headings`). Key columns with a collation
@@ -137,21 +139,22 @@ def activate_schema(
         return
     connection = schema.connection or dj.conn()
     match_backslashes_as_datajoint_escapes_them(connection)
-    existed = _schema_exists(connection, schema_name)
-    try:
-        schema.activate(
-            schema_name,
-            create_schema=create_schema,
-            create_tables=create_tables,
-            add_objects=dict(vars(module)),
-        )
-    except BaseException:
-        if schema.database is not None and not existed and schema.exists:
-            drop_schema(schema)
-        schema.database = None
-        raise
-    tables = [*_tables_of(schema), *upstream.values()]
-    reload_stale_headings(tables, schema_name)
+    with activation_lock(connection, schema_name):  # many processes may activate at once: one at a time
+        existed = _schema_exists(connection, schema_name)
+        try:
+            schema.activate(
+                schema_name,
+                create_schema=create_schema,
+                create_tables=create_tables,
+                add_objects=dict(vars(module)),
+            )
+        except BaseException:
+            if schema.database is not None and not existed and schema.exists:
+                drop_schema(schema)
+            schema.database = None
+            raise
+        tables = [*_tables_of(schema), *upstream.values()]
+        reload_stale_headings(tables, schema_name)
     _warn_about_collations(connection, schema_name, tables)
 
 
@@ -226,16 +229,17 @@ def activate_downstream(
                 f"session module {getattr(session_module, '__name__', session_module)!r} has no activated `{name}`: "
                 f"activate the session schema before `{schema_name}`"
             )
-    schema.activate(
-        schema_name,
-        create_schema=create_schema,
-        create_tables=create_tables,
-        add_objects={"session": session_module, **(add_objects or {})},
-    )
-    reload_stale_headings(_tables_of(schema), schema_name)
-    if create_tables:
-        for table in tables:
-            declare_jobs_table(table)
+    with activation_lock(schema.connection or dj.conn(), schema_name):  # one process at a time
+        schema.activate(
+            schema_name,
+            create_schema=create_schema,
+            create_tables=create_tables,
+            add_objects={"session": session_module, **(add_objects or {})},
+        )
+        reload_stale_headings(_tables_of(schema), schema_name)
+        if create_tables:
+            for table in tables:
+                declare_jobs_table(table)
 
 
 def drop_schema(schema: dj.Schema) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 import datajoint as dj
 
 from . import pipeline as pipelines
-from ._datajoint_compat import declare_jobs_table, interrupted_here
+from ._datajoint_compat import declare_jobs_table, install_connection_rules, interrupted_here
 from .database import translate
 from .errors import PopulateError
 from .jobs import (
@@ -144,6 +144,7 @@ def populate(
     database or could not reach it (after all workers ended);
     :class:`~element_session.errors.InputError` for a restriction time or ``timezone`` it cannot read.
     """
+    install_connection_rules()
     module = pipelines.load(pipeline)
     if module.__name__ == "__main__":
         raise PopulateError("the pipeline module is __main__: worker processes need a module they can import by name")

@@ -45,8 +45,10 @@ def main() -> None:
     _end_with_parent(orders["parent"])
     sys.path[:] = orders["sys_path"]
     _messages.configure(verbose=orders["verbose"])
+    from ._datajoint_compat import install_connection_rules
     from .populate import run_worker
 
+    install_connection_rules()
     run_worker(orders)
 
 

@@ -7,20 +7,26 @@ signal in the middle of a slow ``make``; the counting pipeline of ``test_populat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from element_session._datajoint_compat import install_connection_rules
 from element_session._processes import process_alive
+from element_session.localdb import drop_schemas
 from element_session.populate import clear_jobs, list_jobs
 from tests import test_populate
 from tests.test_populate import TABLES, add_sessions, as_logged, logged
@@ -166,3 +172,118 @@ def test_a_worker_in_other_namespaces_is_never_cleared_while_alive_and_is_once_d
     done = subprocess.run(shlex.split(populate), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert logged(log, "insert") == dict.fromkeys(as_logged(keys), 1)
+
+
+def test_jobs_written_under_another_session_time_zone_are_due_for_every_worker(
+    pipeline, subject, root, counting, subprocess_env, tmp_path, server
+):
+    if server.backend != "postgresql":
+        pytest.skip("PGTZ is PostgreSQL's client time zone; a MySQL client has no such setting")
+    module, log = counting
+    keys = add_sessions(pipeline, subject, root, 4)
+    env = {
+        **subprocess_env,
+        "SESSION_ROOT_DIRS": str(root),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]]),
+    }
+    args = ["--pipeline", module.__name__, "populate", "--no-progress", "--table", "SessionInventory",
+            "--restrict", f"subject={subject}"]  # fmt: skip
+    command = [sys.executable, "-m", "element_session", *args]
+    tokyo = subprocess.run(
+        [*command, "--limit", "1"], env={**env, "PGTZ": "Asia/Tokyo", "TZ": "Asia/Tokyo"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert (tokyo.returncode, tokyo.stdout.strip()) == (0, "populated 1 key(s), 0 error(s)"), tokyo.stderr
+    pending = SessionInventory.jobs & {"subject": subject, "status": "pending"}
+    assert len(pending) == 3  # written by the worker in Tokyo
+
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert (done.returncode, done.stdout.strip()) == (0, "populated 3 key(s), 0 error(s)"), done.stderr
+    assert logged(log, "insert") == dict.fromkeys(as_logged(keys), 1)
+
+
+def test_a_connection_the_server_ended_is_replaced_on_the_next_call(connection, server):
+    import datajoint as dj
+
+    install_connection_rules()
+    own = dj.Connection(dj.config["database.host"], dj.config["database.user"], dj.config["database.password"],
+                        port=dj.config["database.port"])  # fmt: skip
+    try:
+        first = own.connection_id
+        if server.backend == "postgresql":
+            connection.query("SELECT pg_terminate_backend(%s)", args=(first,))
+            zone, server_id = "SHOW TIME ZONE", "SELECT pg_backend_pid()"
+        else:
+            connection.query(f"KILL {int(first)}")
+            zone, server_id = "SELECT @@session.time_zone", "SELECT CONNECTION_ID()"
+        time.sleep(0.5)
+
+        assert own.query("SELECT 1").fetchone()[0] == 1  # replaced, not "cannot reach the database" for good
+        assert own.connection_id != first
+        assert own.connection_id == own.query(server_id).fetchone()[0]  # so jobs name the live connection
+        assert own.query(zone).fetchone()[0] in ("UTC", "+00:00")  # on the new connection too
+    finally:
+        own.close()
+
+
+def test_an_unresponsive_server_gives_exit_3_within_bounded_time(subprocess_env, tmp_path):
+    """A listener that accepts connections and never answers: a frozen server, a dead SSH tunnel."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    env = {**subprocess_env, "DJ_HOST": "127.0.0.1", "DJ_PORT": str(listener.getsockname()[1]),
+           "ELEMENT_SESSION_CONNECT_TIMEOUT": "2", "ELEMENT_SESSION_READ_TIMEOUT": "2"}  # fmt: skip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "element_session", "sessions"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        listener.close()
+        for sock in held:
+            sock.close()
+    assert done.returncode == 3, done.stderr
+    assert "cannot reach the database at 127.0.0.1" in done.stderr
+    assert held  # it did connect: the server accepted and never answered
+
+
+ACTIVATE_TOGETHER = """
+import pathlib, sys, time
+import datajoint as dj
+dj.conn()  # connected before the start, so that the imports below begin together
+here = pathlib.Path(sys.argv[1])
+(here / f"ready-{sys.argv[2]}").touch()
+while not (here / "go").exists():
+    time.sleep(0.005)
+import workflow.pipeline  # activates every schema of the workflow under DATABASE_PREFIX
+print(workflow.pipeline.inventory.SessionInventory.jobs.is_declared)
+"""
+
+
+def test_eight_processes_activating_together_all_activate_on_a_new_and_an_existing_prefix(subprocess_env, tmp_path):
+    prefix = f"test_{secrets.token_hex(4)}_together_"
+    env = {**subprocess_env, "DATABASE_PREFIX": prefix}
+    try:
+        for round_ in ("new", "existing"):
+            here = tmp_path / round_
+            here.mkdir()
+            procs = [
+                subprocess.Popen([sys.executable, "-c", ACTIVATE_TOGETHER, str(here), str(i)], env=env, cwd=tmp_path,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for i in range(8)
+            ]  # fmt: skip
+            deadline = time.monotonic() + 120
+            while len(list(here.glob("ready-*"))) < 8 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (here / "go").touch()  # the barrier opens
+            ended = [(proc.wait(timeout=300), *proc.communicate()) for proc in procs]
+            results = [(status, out.strip().splitlines()[-1:]) for status, out, _ in ended]  # DataJoint prints too
+            assert results == [(0, ["True"])] * 8, [err for _, _, err in ended]
+    finally:
+        drop_schemas(prefix)
