@@ -287,3 +287,58 @@ def test_eight_processes_activating_together_all_activate_on_a_new_and_an_existi
             assert results == [(0, ["True"])] * 8, [err for _, _, err in ended]
     finally:
         drop_schemas(prefix)
+
+
+DROPPING_MODULE = '''
+"""The workflow pipeline; a session directory holding DROP has its worker's connection ended mid-key."""
+import os
+
+import datajoint as dj
+
+from workflow.inventory import SessionInventory
+from workflow.pipeline import *  # noqa: F403
+
+_insert = SessionInventory.make_insert
+
+
+def make_insert(self, key, master, files):
+    if os.path.exists(os.path.join(master["session_path"], "DROP")):  # end this connection, as the server would
+        own = dj.conn()
+        other = dj.Connection(dj.config["database.host"], dj.config["database.user"], dj.config["database.password"],
+                              port=dj.config["database.port"])
+        if own.adapter.backend == "postgresql":
+            other.query("SELECT pg_terminate_backend(%s)", args=(own.connection_id,))
+        else:
+            other.query(f"KILL {int(own.connection_id)}")
+        other.close()
+    return _insert(self, key, master, files)
+
+
+SessionInventory.make_insert = make_insert
+'''
+
+
+def test_a_worker_whose_connection_drops_mid_key_records_that_key_and_goes_on(
+    pipeline, subject, root, subprocess_env, tmp_path
+):
+    name = f"dropping_pipeline_{secrets.token_hex(4)}"
+    (tmp_path / f"{name}.py").write_text(DROPPING_MODULE)
+    keys = add_sessions(pipeline, subject, root, 4)
+    (root / subject / "s001" / "DROP").write_text("end the connection")
+    env = {
+        **subprocess_env,
+        "SESSION_ROOT_DIRS": str(root),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]]),
+    }
+    command = [sys.executable, "-m", "element_session", "--pipeline", name, "populate", "--no-progress",
+               "--table", "SessionInventory", "--restrict", f"subject={subject}"]  # fmt: skip
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+
+    assert done.returncode == 1, done.stderr  # a key failed; the worker did not
+    assert done.stdout.startswith("populated 3 key(s), 1 error(s)"), done.stdout
+    assert "worker(s) failed" not in done.stdout
+    [failed] = list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})
+    assert (failed.status, failed.key) == ("error", keys[1])
+    assert "LostConnectionError" in failed.error_message, failed.error_message
+    assert len(SessionInventory & {"subject": subject}) == 3
+    assert len(SessionInventory & keys[1]) == 0  # its transaction was rolled back
