@@ -478,7 +478,7 @@ def populate(
     "--older-than",
     type=click.FloatRange(min=0),
     metavar="MINUTES",
-    help="with --clear-stale: also clear reservations that cannot be judged and are at least this old "
+    help="with --clear-stale: also clear reservations without a recorded connection at least this old "
     "(a live worker's reservation is never cleared)",
 )
 @table_option
@@ -497,8 +497,8 @@ def jobs(
     """List reserved and failed jobs; clear failed keys or stale reservations so they run again.
 
     A reservation is stale if the database server no longer lists its worker's connection, wherever
-    the worker ran; with --older-than, one that cannot be judged (no connection recorded, or another
-    account's without the PROCESS privilege) is cleared at that age. A live worker's never is.
+    the worker ran; with --older-than, one without a recorded connection is cleared at that age. A
+    live worker's never is, nor another account's this account cannot judge (MySQL without PROCESS).
     """
     from .jobs import clear_jobs, format_jobs, list_jobs
 

@@ -5,9 +5,9 @@ keys that failed. :func:`list_jobs` shows them and :func:`clear_jobs` removes fa
 reservations so that the next :func:`~element_session.populate.populate` makes those keys again. A
 reservation is *stale* when the database server no longer lists its worker's connection, wherever
 the worker ran (:mod:`element_session.liveness`); a reservation whose connection the server lists
-is never cleared. One that cannot be judged (no connection recorded; another account's, for a
-MySQL account without the PROCESS privilege) is cleared only when it is older than ``older_than``
-minutes.
+is never cleared, nor one whose connection this account cannot see (another account's, for a MySQL
+account without the PROCESS privilege). One without a recorded connection is cleared only when it
+is older than ``older_than`` minutes.
 
 Both this module and the worker pool (:mod:`element_session.populate`) select tables by name
 (:func:`select_tables`) and keys by a restriction (:func:`read_restriction`). ``element-session
@@ -258,9 +258,10 @@ def clear_jobs(
 
     ``errors`` clears every failed key. ``stale`` clears the reservations whose worker is gone (its
     connection is no longer on the database server, wherever it ran: :mod:`element_session.liveness`)
-    and, when ``older_than`` (minutes) is given, those that cannot be judged (no connection recorded,
-    or another account's seen without the PROCESS privilege) reserved at least that long ago. A
-    reservation whose worker is alive is never cleared, whatever its age. A row is deleted only if
+    and, when ``older_than`` (minutes) is given, those without a recorded connection (not written by
+    DataJoint 2.x) reserved at least that long ago. A reservation whose worker is alive is never
+    cleared, whatever its age; nor is one whose connection this account cannot see (another
+    account's, on MySQL without the PROCESS privilege): its worker may be alive. A row is deleted only if
     it still is the reservation judged (same worker and connection). ``tables``, ``restriction`` and
     ``timezone`` select as in :func:`list_jobs`. Returns the records cleared.
 
@@ -280,8 +281,9 @@ def clear_jobs(
             continue  # not understood, so not cleared: list_jobs shows it with the reason
         if record.status == "error":
             chosen = errors
-        elif record.stale is None:
-            chosen = stale and older_than is not None and (record.age_minutes or 0) >= older_than
+        elif record.stale is None:  # a worker whose connection this account cannot see may be alive: never cleared
+            aged = older_than is not None and (record.age_minutes or 0) >= older_than
+            chosen = stale and aged and not record.connection_id
         else:
             chosen = stale and record.stale
         if not chosen:

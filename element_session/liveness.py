@@ -72,7 +72,8 @@ class ServerConnections:
             if not self.all_accounts and owner != self.account:
                 return Verdict(
                     None,
-                    f"not judged: account {self.account!r} lacks the PROCESS privilege to see {owner!r}'s connections",
+                    f"not judged: account {self.account!r} lacks the PROCESS privilege to see {owner!r}'s "
+                    "connections (never cleared from here: clear it as that account or one with PROCESS)",
                 )
             if connection_id in self.ids:
                 return Verdict(False, f"running (connection {connection_id})")

@@ -8,6 +8,7 @@ signal in the middle of a slow ``make``; the counting pipeline of ``test_populat
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import platform
@@ -29,7 +30,9 @@ from element_session._processes import process_alive
 from element_session.localdb import drop_schemas
 from element_session.populate import clear_jobs, list_jobs
 from tests import test_populate
+from tests.helpers import create_account, drop_account
 from tests.test_populate import TABLES, add_sessions, as_logged, logged
+from tests.web_accounts import SCHEMAS
 from workflow.inventory import SessionInventory
 
 #: test_populate's fixtures: a data root, a subject of the test's own, the counting pipeline module
@@ -342,3 +345,40 @@ def test_a_worker_whose_connection_drops_mid_key_records_that_key_and_goes_on(
     assert "LostConnectionError" in failed.error_message, failed.error_message
     assert len(SessionInventory & {"subject": subject}) == 3
     assert len(SessionInventory & keys[1]) == 0  # its transaction was rolled back
+
+
+def test_an_account_without_process_privilege_judges_its_own_reservations_and_says_so_for_others(
+    connection, server, pipeline, subject, root, subprocess_env, tmp_path
+):
+    if server.backend != "mysql":
+        pytest.skip("PostgreSQL lists every account's connections in pg_stat_activity: there is no such account")
+    user, password = f"np_{secrets.token_hex(4)}", f"np-{secrets.token_urlsafe(12)}"
+    keys = add_sessions(pipeline, subject, root, 2)
+    common = {
+        "status": "reserved",
+        "priority": 5,
+        "host": "node-7",
+        "pid": 4242,
+        "reserved_time": dt.datetime(2001, 1, 1),
+    }
+    mine = {**keys[0], **common, "user": f"{user}@localhost", "connection_id": 987654321}  # its connection is gone
+    others = {**keys[1], **common, "user": connection.get_user(), "connection_id": connection.connection_id}  # alive
+    SessionInventory.jobs.insert([mine, others])
+    create_account(connection, user, password, [f"{pipeline.DATABASE_PREFIX}{name}" for name in SCHEMAS],
+                   "SELECT, INSERT, UPDATE, DELETE")  # fmt: skip
+    env = {**subprocess_env, "DJ_USER": user, "DJ_PASS": password, "SESSION_ROOT_DIRS": str(root)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "element_session", "jobs", "--clear-stale", "--older-than", "0",
+             "--restrict", f"subject={subject}"],
+            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    finally:
+        drop_account(connection, user)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "cleared 0 failed key(s) and 1 stale reservation(s)"  # its own, whose connection is gone
+    [row] = [line for line in lines[2:] if subject in line]
+    assert str(keys[1]["session_datetime"]) in row
+    assert f"not judged: account {user!r} lacks the PROCESS privilege" in row
+    assert [r.key for r in list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})] == [keys[1]]
