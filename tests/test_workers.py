@@ -382,3 +382,71 @@ def test_an_account_without_process_privilege_judges_its_own_reservations_and_sa
     assert str(keys[1]["session_datetime"]) in row
     assert f"not judged: account {user!r} lacks the PROCESS privilege" in row
     assert [r.key for r in list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})] == [keys[1]]
+
+
+HOLDING_MODULE = '''
+"""The workflow pipeline; a file HOLDS/<session directory name> keeps the key's worker in make until it goes."""
+import json
+import os
+import time
+
+from workflow.inventory import SessionInventory
+from workflow.pipeline import *  # noqa: F403
+
+LOG, HOLDS = {log!r}, {holds!r}
+_compute = SessionInventory.make_compute
+
+
+def make_compute(self, key, directory, files):
+    hold = os.path.join(HOLDS, os.path.basename(directory))  # not in the directory: its listing must not change
+    if os.path.exists(hold):
+        with open(LOG, "a") as log:
+            log.write(json.dumps({{"event": "hold", "pid": os.getpid()}}) + "\\n")
+        while os.path.exists(hold):
+            time.sleep(0.05)
+    return _compute(self, key, directory, files)
+
+
+SessionInventory.make_compute = make_compute
+'''
+
+
+def test_keys_put_back_by_a_stopped_command_are_made_by_another_still_running(
+    pipeline, subject, root, subprocess_env, tmp_path
+):
+    name, log = f"holding_pipeline_{secrets.token_hex(4)}", tmp_path / "hold.log"
+    (tmp_path / "holds").mkdir()
+    (tmp_path / f"{name}.py").write_text(HOLDING_MODULE.format(log=str(log), holds=str(tmp_path / "holds")))
+    keys = add_sessions(pipeline, subject, root, 2)
+    holds = [tmp_path / "holds" / f"s00{i}" for i in range(2)]
+    for path in holds:
+        path.write_text("wait")
+    env = {
+        **subprocess_env,
+        "SESSION_ROOT_DIRS": str(root),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]]),
+    }
+    args = ["--pipeline", name, "populate", "--no-progress", "--table", "SessionInventory",
+            "--restrict", f"subject={subject}"]  # fmt: skip
+    stopped = start_command(args, env, tmp_path)
+    other = start_command(args, env, tmp_path)
+    try:
+        wait_for_holds = time.monotonic() + 90
+        while (len(log.read_text().splitlines()) if log.exists() else 0) < 2 and time.monotonic() < wait_for_holds:
+            time.sleep(0.1)
+        assert len(log.read_text().splitlines()) == 2, "each command did not reserve one key"
+        stopped.send_signal(signal.SIGTERM)
+        stopped.communicate(timeout=60)
+        assert stopped.returncode == 143
+        for path in holds:
+            path.unlink()
+        out, err = other.communicate(timeout=120)
+    finally:
+        for proc in (stopped, other):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert (other.returncode, out.strip()) == (0, "populated 2 key(s), 0 error(s)"), out + err  # with the put-back one
+    made = (SessionInventory & {"subject": subject}).proj().to_dicts()
+    assert sorted(row["session_datetime"] for row in made) == [key["session_datetime"] for key in keys]
+    assert list_jobs(pipeline, tables=TABLES, restriction={"subject": subject}) == []
