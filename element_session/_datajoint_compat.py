@@ -7,17 +7,18 @@ new version fixes, and keep the rest with the new version named.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import datajoint as dj
 from datajoint.heading import Heading
 from datajoint.utils import from_camel_case
 
-from .errors import ActivationError
+from .errors import ActivationError, UsageError
+from .locks import activation_lock
 
 #: What DataJoint 2.3.5 records as the error of a job whose worker was stopped with SIGTERM.
 SIGTERM_MESSAGE = "SystemExit: SIGTERM received"
@@ -37,17 +38,22 @@ def declare_jobs_table(table: type[dj.Table]) -> dj.Table:
     from datajoint.jobs import Job
 
     instance = table()
-    jobs = Job(instance)
-    if not jobs.is_declared:
-        definition = jobs.definition
-        for name in instance.primary_key:
-            attribute = instance.heading[name]
-            if attribute.original_type is None:
-                origin = _origin_type(instance, attribute.lineage)
-                if origin and origin != attribute.type:
-                    definition = definition.replace(f"\n    {name} : {attribute.type}\n", f"\n    {name} : {origin}\n")
-        jobs._definition = definition
-        jobs.declare()
+    if Job(instance).is_declared:
+        return instance.jobs
+    with activation_lock(instance.connection, instance.database):  # many workers may start at once
+        jobs = Job(instance)
+        if not jobs.is_declared:
+            definition = jobs.definition
+            for name in instance.primary_key:
+                attribute = instance.heading[name]
+                if attribute.original_type is None:
+                    origin = _origin_type(instance, attribute.lineage)
+                    if origin and origin != attribute.type:
+                        definition = definition.replace(
+                            f"\n    {name} : {attribute.type}\n", f"\n    {name} : {origin}\n"
+                        )
+            jobs._definition = definition
+            jobs.declare()
     return instance.jobs
 
 
@@ -88,16 +94,15 @@ def _origin_type(table: dj.Table, lineage: str | None) -> str | None:
     return heading.original_type or heading.type
 
 
-def release_interrupted_job(table: dj.Table) -> None:
-    """Put back the job this process was making when it was stopped with SIGTERM.
+def interrupted_here() -> dict[str, object]:
+    """The jobs rows this process's interrupted job left: a restriction (``table.jobs & interrupted_here()``).
 
     DataJoint 2.3.5's ``populate(reserve_jobs=True)`` records a job interrupted by SIGTERM as an
     error (:data:`SIGTERM_MESSAGE`), so the key would not be made again until cleared; an
-    interruption is not a failure of the key.
+    interruption is not a failure of the key, and the caller puts such rows back
+    (:func:`element_session.jobs.put_back`).
     """
-    own = {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": SIGTERM_MESSAGE}
-    with contextlib.suppress(Exception):
-        (table.jobs & own).delete_quick()
+    return {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": SIGTERM_MESSAGE}
 
 
 def match_backslashes_as_datajoint_escapes_them(connection: dj.Connection) -> None:
@@ -168,3 +173,135 @@ def reload_stale_headings(tables: Iterable[type[dj.Table]], schema_name: str) ->
             f"`{schema_name}` could not write them. Repair them with `element-session migrate --schema {schema_name}` "
             "(MySQL/MariaDB), or activate once with an account that may write to the schemas' `~lineage` tables."
         )
+
+
+# --------------------------------------------------------------------------- connections
+
+#: Seconds to wait for the server to accept a connection and answer its handshake (0: no limit).
+CONNECT_TIMEOUT_VARIABLE = "ELEMENT_SESSION_CONNECT_TIMEOUT"
+#: Seconds to wait for the server's answer to a query on MySQL/MariaDB (0: no limit).
+READ_TIMEOUT_VARIABLE = "ELEMENT_SESSION_READ_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
+
+
+def connection_timeouts() -> tuple[float | None, float | None]:
+    """(connect, read) timeouts in seconds from the environment (default 30 s each; 0: no limit).
+
+    Raises
+    ------
+    UsageError
+        A value that is not a number >= 0 (the message names the variable).
+    """
+    found = []
+    for name in (CONNECT_TIMEOUT_VARIABLE, READ_TIMEOUT_VARIABLE):
+        text = os.environ.get(name, "").strip()
+        try:
+            value = float(text) if text else DEFAULT_TIMEOUT
+        except ValueError:
+            value = -1.0
+        if not value >= 0:  # also NaN
+            raise UsageError(f"{name}={text!r}: give a number of seconds >= 0 (0: no limit)")
+        found.append(value or None)
+    return found[0], found[1]
+
+
+def install_connection_rules() -> None:
+    """Make every DataJoint connection of this process safe for long-lived workers (idempotent).
+
+    DataJoint 2.3.5 (each point a workaround of a behaviour seen there):
+
+    - connects without a read timeout on MySQL/MariaDB, so a server that accepts and never answers
+      (frozen, or behind a dead SSH tunnel) hangs the process forever, and with a fixed 10 s connect
+      timeout on PostgreSQL: here the connect and read timeouts come from
+      :func:`connection_timeouts` (PyMySQL's ``connect_timeout``/``read_timeout``/``write_timeout``;
+      libpq's ``connect_timeout``, which bounds the handshake too);
+    - on PostgreSQL never replaces a connection the server ended (``pg_terminate_backend``, a
+      restart, an idle timeout): psycopg2 reports it without an SQLSTATE, which DataJoint does not
+      read as a lost connection, and later the closed connection fails before DataJoint's reconnect
+      looks at it. Here such errors are lost connections (so DataJoint reconnects and runs the query
+      again, or, inside a transaction, cancels it), and a query on a closed connection (outside a
+      transaction, with ``database.reconnect``) connects again first;
+    - keeps the first ``connection_id`` after a reconnect, so jobs reserved afterwards would name a
+      connection that is gone (and look stale to :mod:`element_session.liveness`): here it is read
+      again on every connect;
+    - compares jobs times (``CURRENT_TIMESTAMP(3)`` into ``datetime(3)`` columns) in each client's
+      session time zone, so a worker under ``PGTZ=Asia/Tokyo`` writes times others read as in the
+      future: here every session's time zone is UTC, the zone every stored time is in (docs/times.md).
+    """
+    if getattr(dj.Connection, "_element_session_rules", False):
+        return
+    from datajoint.adapters import mysql, postgres
+
+    connect, query = dj.Connection.connect, dj.Connection.query
+
+    def connect_with_rules(self: dj.Connection) -> None:
+        connect(self)
+        _after_connect(self)
+
+    def query_with_reconnect(self: dj.Connection, sql: str, args: Any = (), **kwargs: Any) -> Any:
+        wanted = kwargs.get("reconnect")
+        wanted = self._config["database.reconnect"] if wanted is None else wanted
+        if wanted and _closed(self) and not getattr(self, "_in_transaction", False):
+            self.connect()
+        return query(self, sql, args, **kwargs)
+
+    adapter = postgres.PostgreSQLAdapter
+    postgres_connect, postgres_translate = adapter.connect, adapter.translate_error
+
+    def postgres_lost_connection(self: Any, error: Exception, query: str = "") -> Exception:
+        # the server closed the connection: psycopg2 says so with no SQLSTATE (OperationalError
+        # "server closed the connection unexpectedly", InterfaceError "connection already closed")
+        lost = type(error).__name__ in ("OperationalError", "InterfaceError") and not getattr(error, "pgcode", None)
+        return dj.errors.LostConnectionError(str(error)) if lost else postgres_translate(self, error, query)
+
+    def postgres_with_timeout(self: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("connect_timeout", int(connection_timeouts()[0] or 0))
+        return postgres_connect(self, *args, **kwargs)
+
+    mysql.client = _MySQLClientWithTimeouts(mysql.client)
+    postgres.PostgreSQLAdapter.connect = postgres_with_timeout
+    postgres.PostgreSQLAdapter.translate_error = postgres_lost_connection
+    dj.Connection.connect = connect_with_rules
+    dj.Connection.query = query_with_reconnect
+    dj.Connection._element_session_rules = True
+
+
+class _MySQLClientWithTimeouts:
+    """PyMySQL as DataJoint's MySQL adapter calls it (``client.connect``), with this process's timeouts."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def connect(self, **params: Any) -> Any:
+        connect_timeout, read_timeout = connection_timeouts()
+        params.setdefault("connect_timeout", connect_timeout or 31536000)
+        params.setdefault("read_timeout", read_timeout)
+        params.setdefault("write_timeout", read_timeout)
+        return self._client.connect(**params)
+
+
+def _closed(connection: dj.Connection) -> bool:
+    """Whether the driver knows the connection is closed (psycopg2 ``closed``; PyMySQL ``open``)."""
+    raw = getattr(connection, "_conn", None)
+    if raw is None:
+        return False
+    if hasattr(raw, "closed") and not hasattr(raw, "open"):
+        return bool(raw.closed)
+    return not getattr(raw, "open", True)
+
+
+def _after_connect(connection: dj.Connection) -> None:
+    """UTC session time zone and the new ``connection_id``, on the driver's connection itself."""
+    raw = connection._conn
+    cursor = raw.cursor()
+    try:
+        if connection.adapter.backend == "postgresql":
+            cursor.execute("SET TIME ZONE 'UTC'")
+        else:
+            cursor.execute("SET time_zone = '+00:00'")
+    finally:
+        cursor.close()
+    connection.connection_id = connection.adapter.get_connection_id(raw)

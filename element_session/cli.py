@@ -13,15 +13,18 @@ collector's passes over every object at exit (:func:`run`).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import json
 import os
 import shlex
+import signal
 import sys
+import threading
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -39,6 +42,7 @@ from .errors import (
     ElementSessionError,
     InputError,
     PermissionDeniedError,
+    Terminated,
     UsageError,
 )
 
@@ -53,7 +57,8 @@ class ExitStatus(IntEnum):
     USAGE = 2  # wrong usage: an unknown command or option, a bad option value
     UNREACHABLE = 3  # the database cannot be reached
     DENIED = 4  # the database refused the account's request (e.g. a read-only account writing)
-    INTERRUPTED = 130  # interrupted (Ctrl-C)
+    INTERRUPTED = 130  # interrupted (Ctrl-C): 128 + SIGINT
+    TERMINATED = 143  # stopped by SIGTERM (kill, a supervisor, SLURM's scancel or time limit): 128 + SIGTERM
     BROKEN_PIPE = 141  # the reader of the output went away (`| head`): 128 + SIGPIPE, as a shell reports it
 
 
@@ -63,6 +68,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[BaseException], ExitStatus], ...] = (
     (PermissionDeniedError, ExitStatus.DENIED),
     (click.UsageError, ExitStatus.USAGE),
     (UsageError, ExitStatus.USAGE),
+    (Terminated, ExitStatus.TERMINATED),
     (KeyboardInterrupt, ExitStatus.INTERRUPTED),
     (click.Abort, ExitStatus.INTERRUPTED),
 )
@@ -96,8 +102,10 @@ class Settings:
     def load_pipeline(self) -> ModuleType:
         """The pipeline module, imported on first use (which activates its schemas)."""
         if self.pipeline is None:
+            from ._datajoint_compat import install_connection_rules
             from .pipeline import load
 
+            install_connection_rules()
             self.pipeline = load(self.pipeline_name, from_working_directory=True)
         return self.pipeline
 
@@ -142,7 +150,11 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
     try:
         # make_context/invoke rather than cli.main: click's main turns a broken pipe into exit 1 itself
         args = list(argv) if argv is not None else sys.argv[1:]
-        with cycle_collection_less_often(), cli.make_context("element-session", args, obj=settings) as ctx:
+        with (
+            sigterm_as_interrupt(),
+            cycle_collection_less_often(),
+            cli.make_context("element-session", args, obj=settings) as ctx,
+        ):
             status = cli.invoke(ctx)
     except click.exceptions.Exit as done:  # --help, --version
         return done.exit_code
@@ -157,6 +169,8 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
         status = exit_status(typed)
         if isinstance(typed, ElementSessionError):
             click.echo(f"element-session: {typed}", err=True)
+        elif status == ExitStatus.TERMINATED:
+            click.echo("element-session: stopped by SIGTERM", err=True)
         elif status == ExitStatus.INTERRUPTED:
             click.echo("element-session: interrupted", err=True)
         else:
@@ -167,6 +181,29 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
             traceback.print_exception(err, file=sys.stderr)
         return status
     return ExitStatus.OK if status is None else int(status)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`~element_session.errors.Terminated` (a KeyboardInterrupt).
+
+    So a command stopped by ``kill``, a supervisor or SLURM (``scancel``, a time limit) cleans up
+    as for Ctrl-C (a populate stops its workers and puts their keys back; an open transaction is
+    rolled back) and exits with 143. Outside the main thread (where signals cannot be handled)
+    nothing changes. The previous handler is restored at the end.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(f"stopped by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> NoReturn:
@@ -513,9 +550,11 @@ def populate(
             timezone=timezone,
             verbose=settings.verbose,
         )
-    except KeyboardInterrupt:
-        click.echo("interrupted: the workers stopped and the keys they were making were put back", err=True)
-        return ExitStatus.INTERRUPTED
+    except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM (Terminated)
+        click.echo(
+            f"{stopped or 'interrupted'}: the workers stopped and the keys they were making were put back", err=True
+        )
+        return exit_status(stopped)
     click.echo(summary)
     for table, key, message in summary.errors:
         click.echo(f"  {table} {key_text(key, sep=' ')}: {message}")
@@ -526,12 +565,17 @@ def populate(
 
 @cli.command()
 @click.option("--clear-errors", is_flag=True, help="clear every failed key")
-@click.option("--clear-stale", is_flag=True, help="clear reservations whose worker is gone")
+@click.option(
+    "--clear-stale",
+    is_flag=True,
+    help="clear reservations whose worker's connection the database server no longer lists",
+)
 @click.option(
     "--older-than",
     type=click.FloatRange(min=0),
     metavar="MINUTES",
-    help="with --clear-stale: also clear reservations of other hosts at least this old",
+    help="with --clear-stale: also clear reservations without a recorded connection at least this old "
+    "(a live worker's reservation is never cleared)",
 )
 @table_option
 @restrict_option
@@ -548,8 +592,9 @@ def jobs(
 ) -> ExitStatus:
     """List reserved and failed jobs; clear failed keys or stale reservations so they run again.
 
-    A reservation is stale if its process on this host is gone, or, with --older-than, if it was
-    made on another host at least that many minutes ago.
+    A reservation is stale if the database server no longer lists its worker's connection, wherever
+    the worker ran; with --older-than, one without a recorded connection is cleared at that age. A
+    live worker's never is, nor another account's this account cannot judge (MySQL without PROCESS).
     """
     from .jobs import clear_jobs, format_jobs, list_jobs
 
@@ -906,8 +951,10 @@ def _connection() -> Any:
     """DataJoint's connection, a failure to connect typed (unreachable, refused)."""
     import datajoint as dj
 
+    from ._datajoint_compat import install_connection_rules
     from .database import database_errors
 
+    install_connection_rules()
     with database_errors():
         return dj.conn()
 

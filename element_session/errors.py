@@ -36,6 +36,7 @@ Every error the package raises on purpose is defined here (older import paths re
     NativeTypeWarning (a UserWarning) activate_downstream(): definitions use MySQL-native types
     DandiWarning (a UserWarning)      write_nwb(): the file lacks what the DANDI archive requires
     HistoryOffWarning (a UserWarning) activate(): the account may not create triggers: no history
+    Terminated (a KeyboardInterrupt)  SIGTERM, raised where it arrives so that clean-up runs as for Ctrl-C
 
 The command line maps these classes to exit statuses in one place (``element_session.cli.exit_status``).
 """
@@ -347,3 +348,11 @@ def _shortened(value: object, width: int = 80) -> str:
     """``value`` as a message shows it, cut to about ``width`` characters (a blob's bytes can be long)."""
     shown = _readable(value)
     return shown if len(shown) <= width else f"{shown[: width - 20]}... ({len(shown)} characters)"
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM, so that it stops as for Ctrl-C.
+
+    A KeyboardInterrupt (not an ``Exception``), so that ``except Exception`` blocks do not swallow it
+    and every clean-up written for Ctrl-C runs; the command line exits with 143 (128 + SIGTERM).
+    """

@@ -3,9 +3,11 @@
 DataJoint's jobs tables record, per Imported/Computed table, the keys a worker has reserved and the
 keys that failed. :func:`list_jobs` shows them and :func:`clear_jobs` removes failed keys and stale
 reservations so that the next :func:`~element_session.populate.populate` makes those keys again. A
-reservation is *stale* when its worker is gone: on this host, when its process id no longer runs;
-on another host, whose processes cannot be seen from here, only when it is older than
-``older_than`` minutes. A reservation held by a live process of this host is never cleared.
+reservation is *stale* when the database server no longer lists its worker's connection, wherever
+the worker ran (:mod:`element_session.liveness`); a reservation whose connection the server lists
+is never cleared, nor one whose connection this account cannot see (another account's, for a MySQL
+account without the PROCESS privilege). One without a recorded connection is cleared only when it
+is older than ``older_than`` minutes.
 
 Both this module and the worker pool (:mod:`element_session.populate`) select tables by name
 (:func:`select_tables`) and keys by a restriction (:func:`read_restriction`). ``element-session
@@ -27,12 +29,12 @@ import pandas as pd
 from . import pipeline as pipelines
 from . import times
 from ._datajoint_compat import declare_jobs_table
-from ._processes import process_alive
 from .errors import PopulateError
 from .formats import key_text, text_table
+from .liveness import ServerConnections, Verdict
 from .lookups import check_restriction
 
-_JOB_FIELDS = ("status", "host", "pid", "user", "reserved_time", "completed_time", "error_message")
+_JOB_FIELDS = ("status", "host", "pid", "connection_id", "user", "reserved_time", "completed_time", "error_message")
 
 #: Keys to work on: a dict of attribute values, a list of such dicts (any of them), or None (all keys).
 Restriction = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
@@ -160,8 +162,10 @@ class JobRecord:
     time: dt.datetime | None  # reservation time ('reserved') or failure time ('error'), database server clock
     age_minutes: float | None  # minutes since that time
     error_message: str  # the error of a failed key ('' for a reservation)
-    stale: bool | None  # reservations: True if its process on this host is gone; None on another host
+    stale: bool | None  # reservations: True if its worker is gone, False if alive, None if not judged (see liveness)
     problem: str = ""  # why the row cannot be read as a job (e.g. a time that is not a datetime); '' if it can
+    liveness: str = ""  # reservations: how ``stale`` was judged (e.g. "stale: its connection 42 is gone")
+    connection_id: int = 0  # the worker's database connection (0: none recorded)
 
 
 def list_jobs(
@@ -192,6 +196,7 @@ def list_jobs(
         return []
     connection = next(iter(selected.values())).connection
     now = connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0].replace(tzinfo=None)
+    connections = ServerConnections.read(connection)
     here = platform.node()
     records = []
     for label, table in selected.items():
@@ -202,7 +207,7 @@ def list_jobs(
         for row in rows:
             key = {name: row[name] for name in jobs.primary_key}
             try:
-                records.append(_job_record(label, key, times, row, now, here))
+                records.append(_job_record(label, key, times, row, now, connections.judge(row, here)))
             except (TypeError, ValueError, AttributeError, OverflowError) as err:  # one bad row hides no other
                 problem = f"this jobs row cannot be read ({type(err).__name__}: {err})"
                 records.append(
@@ -213,11 +218,11 @@ def list_jobs(
 
 
 def _job_record(
-    label: str, key: dict[str, Any], times: list[str], row: dict[str, Any], now: dt.datetime, here: str
+    label: str, key: dict[str, Any], times: list[str], row: dict[str, Any], now: dt.datetime, verdict: Verdict
 ) -> JobRecord:
     """The record of one jobs row; TypeError or ValueError if a value is not of its column's type.
 
-    ``times`` are the key attributes that hold dates or times."""
+    ``times`` are the key attributes that hold dates or times; ``verdict`` whether its worker is alive."""
     reserved = row["status"] == "reserved"
     when = row["reserved_time"] if reserved else row["completed_time"]
     if when is not None and not isinstance(when, dt.datetime):
@@ -225,7 +230,6 @@ def _job_record(
     for name in times:
         if key[name] is not None and not isinstance(key[name], dt.date):  # e.g. MySQL's zero date, read as text
             raise ValueError(f"key attribute {name} holds {key[name]!r}, which is not a date and time")
-    stale = not process_alive(row["pid"]) if reserved and row["host"] == here else None
     return JobRecord(
         table=label,
         key=key,
@@ -236,7 +240,9 @@ def _job_record(
         time=when,
         age_minutes=(now - when).total_seconds() / 60 if when is not None else None,
         error_message=row["error_message"] or "",
-        stale=stale,
+        stale=verdict.stale if reserved else None,
+        liveness=verdict.reason if reserved else "",
+        connection_id=int(row["connection_id"] or 0),
     )
 
 
@@ -252,12 +258,14 @@ def clear_jobs(
 ) -> list[JobRecord]:
     """Clear failed keys and stale reservations, so that the next populate makes those keys again.
 
-    ``errors`` clears every failed key. ``stale`` clears the reservations whose worker is gone:
-    those of this host whose process no longer runs, and, when ``older_than`` (minutes) is given,
-    those of other hosts reserved at least that long ago (their processes cannot be checked from
-    here: choose an age longer than any job takes). Reservations of live processes of this host
-    are never cleared. ``tables``, ``restriction`` and ``timezone`` select as in :func:`list_jobs`.
-    Returns the records cleared.
+    ``errors`` clears every failed key. ``stale`` clears the reservations whose worker is gone (its
+    connection is no longer on the database server, wherever it ran: :mod:`element_session.liveness`)
+    and, when ``older_than`` (minutes) is given, those without a recorded connection (not written by
+    DataJoint 2.x) reserved at least that long ago. A reservation whose worker is alive is never
+    cleared, whatever its age; nor is one whose connection this account cannot see (another
+    account's, on MySQL without the PROCESS privilege): its worker may be alive. A row is deleted only if
+    it still is the reservation judged (same worker and connection). ``tables``, ``restriction`` and
+    ``timezone`` select as in :func:`list_jobs`. Returns the records cleared.
 
     Raises
     ------
@@ -268,7 +276,6 @@ def clear_jobs(
     """
     if older_than is not None and older_than < 0:
         raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
-    here = platform.node()
     cleared = []
     by_label = select_tables(pipeline, tables)
     for record in list_jobs(pipeline, tables=tables, restriction=restriction, timezone=timezone):
@@ -276,16 +283,49 @@ def clear_jobs(
             continue  # not understood, so not cleared: list_jobs shows it with the reason
         if record.status == "error":
             chosen = errors
-        elif record.host == here:
-            chosen = stale and bool(record.stale)
+        elif record.stale is None:  # a worker whose connection this account cannot see may be alive: never cleared
+            aged = older_than is not None and (record.age_minutes or 0) >= older_than
+            chosen = stale and aged and not record.connection_id
         else:
-            chosen = stale and older_than is not None and (record.age_minutes or 0) >= older_than
+            chosen = stale and record.stale
         if not chosen:
             continue
         match = {**record.key, "status": record.status, "host": record.host, "pid": record.pid}
+        if record.status == "reserved":
+            match["connection_id"] = record.connection_id
         if (by_label[record.table].jobs & match).delete_quick(get_count=True):
             cleared.append(record)
     return cleared
+
+
+def put_back(jobs: dj.Table, rows: Mapping[str, Any]) -> int:
+    """Make the keys of the rows of ``jobs`` (a jobs table) that match ``rows`` pending again; how many.
+
+    A key put back is one its worker did not finish (stopped, or killed and its death certain): it
+    is not a failure, so it is neither recorded as an error nor left reserved. As ``pending`` (the
+    state DataJoint's ``refresh`` gives a new key) the next pass of any worker, in this run or
+    another, reserves it; its reservation, error and worker fields are reset.
+    """
+    count = 0
+    for key in (jobs & dict(rows)).keys():  # noqa: SIM118 (a query's keys, not a dict's)
+        row = {
+            **key,
+            "status": "pending",
+            "reserved_time": None,
+            "completed_time": None,
+            "error_message": "",
+            "error_stack": None,
+            "host": "",
+            "pid": 0,
+            "connection_id": 0,
+            "user": "",
+        }
+        try:
+            jobs.update1(row)
+        except dj.errors.DataJointError:  # deleted meanwhile (cleared, or made and completed): nothing to put back
+            continue
+        count += 1
+    return count
 
 
 def format_jobs(records: Sequence[JobRecord]) -> str:
@@ -313,4 +353,4 @@ def _detail(record: JobRecord) -> str:
         return f"UNREADABLE: {record.problem}"
     if record.status == "error":
         return record.error_message
-    return {True: "stale: the process is gone", False: "running", None: "on another host"}[record.stale]
+    return record.liveness

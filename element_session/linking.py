@@ -20,6 +20,7 @@ from ._datajoint_compat import (
 from .errors import ActivationError, CollationWarning, LinkingModuleError, NativeTypeWarning, PipelineImportError
 from .history import install as install_history
 from .ingest.keys import collations, is_binary
+from .locks import activation_lock
 from .native_types import native_attributes
 from .pipeline import load
 
@@ -173,9 +174,10 @@ def activate_schema(
         sessions; pipelines often set ``Experimenter = lab.User``). They are checked before anything
         touches the database.
 
-    Activating again under the same name with the same upstream tables does nothing. If creating the
-    tables fails part-way, a schema this call created is dropped again, so that nothing is left
-    half-activated.
+    Activating again under the same name with the same upstream tables does nothing. Processes that
+    activate the same schema at once do it one at a time (:func:`~element_session.locks.activation_lock`):
+    every one activates. If creating the tables fails part-way, a schema this call created is
+    dropped again, so that nothing is left half-activated.
 
     Lineage rows that DataJoint repairs while activating take effect at once (see
     :func:`~element_session._datajoint_compat.reload_stale_headings`). Key columns with a collation
@@ -215,21 +217,22 @@ def activate_schema(
             )
         return
     match_backslashes_as_datajoint_escapes_them(connection)
-    existed = _schema_exists(connection, schema_name)
-    try:
-        schema.activate(
-            schema_name,
-            create_schema=create_schema,
-            create_tables=create_tables,
-            add_objects=dict(vars(module)),
-        )
-    except BaseException:
-        if schema.database is not None and not existed and schema.exists:
-            drop_schema(schema)
-        schema.database = None
-        raise
-    tables = [*_tables_of(schema), *upstream.values()]
-    reload_stale_headings(tables, schema_name)
+    with activation_lock(connection, schema_name):  # many processes may activate at once: one at a time
+        existed = _schema_exists(connection, schema_name)
+        try:
+            schema.activate(
+                schema_name,
+                create_schema=create_schema,
+                create_tables=create_tables,
+                add_objects=dict(vars(module)),
+            )
+        except BaseException:
+            if schema.database is not None and not existed and schema.exists:
+                drop_schema(schema)
+            schema.database = None
+            raise
+        tables = [*_tables_of(schema), *upstream.values()]
+        reload_stale_headings(tables, schema_name)
     _warn_about_collations(connection, schema_name, tables)
     if create_tables:
         install_history(schema)
@@ -318,16 +321,17 @@ def activate_downstream(
     check_identifiers(connection.adapter.backend, schema_name, classes)
     if create_tables:
         check_native_types(connection.adapter.backend, schema_name, classes)
-    schema.activate(
-        schema_name,
-        create_schema=create_schema,
-        create_tables=create_tables,
-        add_objects={"session": session_module, **(add_objects or {})},
-    )
-    reload_stale_headings(_tables_of(schema), schema_name)
-    if create_tables:
-        for table in tables:
-            declare_jobs_table(table)
+    with activation_lock(connection, schema_name):  # one process at a time
+        schema.activate(
+            schema_name,
+            create_schema=create_schema,
+            create_tables=create_tables,
+            add_objects={"session": session_module, **(add_objects or {})},
+        )
+        reload_stale_headings(_tables_of(schema), schema_name)
+        if create_tables:
+            for table in tables:
+                declare_jobs_table(table)
 
 
 def drop_schema(schema: dj.Schema) -> None:

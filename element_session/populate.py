@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import pathlib
 import pickle
+import platform
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -34,7 +37,7 @@ from typing import Any
 import datajoint as dj
 
 from . import pipeline as pipelines
-from ._datajoint_compat import declare_jobs_table, release_interrupted_job
+from ._datajoint_compat import declare_jobs_table, install_connection_rules, interrupted_here
 from .database import translate
 from .errors import PopulateError
 from .jobs import (
@@ -44,6 +47,7 @@ from .jobs import (
     clear_jobs,
     format_jobs,
     list_jobs,
+    put_back,
     read_restriction,
     restricted,
     select_tables,
@@ -128,8 +132,10 @@ def populate(
 
     Returns the :class:`PopulateSummary`. Failed keys are also recorded, with their error, in
     DataJoint's jobs tables (:func:`list_jobs`); they are not retried until cleared
-    (:func:`clear_jobs`). Interrupting (Ctrl-C) stops the workers; the keys they were making are
-    put back, not recorded as failed.
+    (:func:`clear_jobs`). A KeyboardInterrupt here (Ctrl-C, or SIGTERM as the command line turns it
+    into :class:`~element_session.errors.Terminated`) stops the workers (SIGTERM, SIGKILL after
+    10 s) and is raised again once they ended; the keys they were making are put back (pending, not
+    failed), so other workers take them.
 
     Raises :class:`~element_session.errors.PopulateError` for an unusable table name,
     restriction, ``workers`` or ``limit``; :class:`~element_session.errors.PipelineImportError` for a
@@ -139,6 +145,7 @@ def populate(
     :class:`~element_session.errors.InputError` for a restriction value that cannot be looked up (a NaN,
     a list; :mod:`element_session.lookups`), a time or ``timezone`` it cannot read, before any worker starts.
     """
+    install_connection_rules()
     module = pipelines.load(pipeline)
     if module.__name__ == "__main__":
         raise PopulateError("the pipeline module is __main__: worker processes need a module they can import by name")
@@ -171,8 +178,10 @@ def populate(
                 time.sleep(0.05)
             if bar is not None:
                 bar.update()
-        except BaseException:
-            _stop([proc for proc, _ in procs])
+        except BaseException:  # Ctrl-C, SIGTERM (Terminated), or a failure here: no worker may outlive this
+            with _signals_ignored():
+                _stop([proc for proc, _ in procs])
+                _put_back_reservations(selected, [proc.pid for proc, _ in procs])
             raise
         finally:
             if bar is not None:
@@ -202,6 +211,7 @@ def _start_worker(
 ) -> tuple[subprocess.Popen, pathlib.Path]:
     """Start one worker process; its instructions (with the connection settings) go through its stdin."""
     orders = {
+        "parent": os.getpid(),
         "module": module_name,
         "tables": [t.full_table_name for t in tables],
         "quota": quota,
@@ -230,7 +240,7 @@ def _describe_exit(code: int | None) -> str:
 
 
 def _stop(procs: Sequence[subprocess.Popen]) -> None:
-    """Stop workers with SIGTERM (DataJoint ends the current job), then SIGKILL after 10 s."""
+    """Stop workers with SIGTERM (each puts back the key it was making), then SIGKILL after 10 s."""
     for proc in procs:
         if proc.poll() is None:
             proc.terminate()
@@ -241,6 +251,30 @@ def _stop(procs: Sequence[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """SIGTERM and SIGINT ignored in the block (in the main thread), so that stopping the workers is not cut short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _put_back_reservations(tables: Sequence[type[dj.Table]], pids: Sequence[int]) -> None:
+    """Put back the keys still reserved by these (ended) workers of this host: a worker killed by
+    :func:`_stop` after its grace time could not do it itself."""
+    here = platform.node()
+    with contextlib.suppress(Exception):  # the database may be gone too: the reservations are then stale, and
+        for table in tables:  # `jobs --clear-stale` proves it by their connection (docs/populate.md)
+            for pid in pids:
+                put_back(table().jobs, {"status": "reserved", "host": here, "pid": pid})
 
 
 class _ProgressBar:
@@ -278,25 +312,29 @@ def _populate_table(
 ) -> tuple[int, list[tuple[dict[str, Any], str]]]:
     """Run DataJoint's populate with job reservation on one table; (keys made, errors).
 
-    With a quota, populate runs again until the quota is used or no key is pending: keys that
-    another worker reserved first do not count.
+    Populate runs again while a pass made or failed keys (and, with a quota, until the quota is
+    used): so keys another worker put back while this one worked (:func:`put_back`) are taken in
+    the same run, and keys another worker reserved first do not count against the quota. It stops
+    after a pass that did nothing when no key is pending, or after three such passes.
     """
     options = {"reserve_jobs": True, "suppress_errors": True}
     restrictions = [restriction] if restriction is not None else []
-    if quota is None:
-        result = table.populate(*restrictions, **options)
-        return result["success_count"], list(result["error_list"])
-    made, refresh = 0, True
+    made, refresh, idle = 0, True, 0
     errors: list[Any] = []
-    while made + len(errors) < quota:
-        result = table.populate(*restrictions, **options, max_calls=quota - made - len(errors), refresh=refresh)
+    while quota is None or made + len(errors) < quota:
+        calls = None if quota is None else quota - made - len(errors)
+        result = table.populate(*restrictions, **options, max_calls=calls, refresh=refresh)
         refresh = False
         made += result["success_count"]
         errors.extend(result["error_list"])
-        nothing = not result["success_count"] and not result["error_list"]
+        if result["success_count"] or result["error_list"]:
+            idle = 0
+            continue
+        idle += 1
         pending = restricted(table.jobs.pending, restriction) & "scheduled_time <= CURRENT_TIMESTAMP(3)"
-        if nothing and not len(pending):
+        if idle >= 3 or not len(pending):
             break
+        time.sleep(0.2)  # pending keys this pass could not reserve: another worker's, or not yet schedulable
     return made, errors
 
 
@@ -326,8 +364,9 @@ def run_worker(orders: dict[str, Any]) -> None:
             table = table_class()
             try:
                 made, errors = _populate_table(table, orders["quota"], orders["restriction"])
-            except SystemExit:
-                release_interrupted_job(table)
+            except SystemExit:  # SIGTERM (DataJoint's handler): not a failure of the key
+                with contextlib.suppress(Exception):
+                    put_back(table.jobs, interrupted_here())
                 raise
             result["done"] += made
             result["errors"].extend((label, key, message) for key, message in errors)

@@ -199,11 +199,6 @@ def test_scancel_in_the_middle_of_a_make_then_the_next_run_makes_the_rest(lab: L
     assert sorted(set(lab.made_files())) == [str(i) for i in range(6)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs populate's SIGTERM handling (issue 19, the other half: stop the workers, put their keys back, "
-    "exit 143), not yet on this branch: today SIGTERM ends populate at once and its worker's key stays reserved",
-)
 def test_scancel_leaves_no_reservation_of_a_dead_worker(lab: Lab, slurm: LocalCluster) -> None:
     lab.add({i: "slow:10" for i in range(2)})
     job = job_id(lab.slurm("--array", "1"))
@@ -231,6 +226,7 @@ def test_over_its_time_a_task_times_out_and_the_next_run_makes_the_key(lab: Lab)
     done = lab.slurm("--array", "1", "--time", "1", "--wait", timeout=400)
     assert done.returncode == 1, done.stdout + done.stderr
     assert re.search(r"^task 0: TIMEOUT", done.stdout, re.MULTILINE), done.stdout
+    assert reserved(lab) == []  # SLURM's SIGTERM reached populate, which put its key back
 
     lab.Item.update1({"item": 0, "action": "ok"})
     done = lab.slurm("--array", "1", "--wait")

@@ -8,7 +8,10 @@ The connection comes from DataJoint's settings (``DJ_HOST``, ``DJ_USER``, ``DJ_P
 
 import os
 
+import datajoint as dj
+
 from element_session import session_with_datetime as session
+from element_session.locks import activation_lock
 from workflow import lab, subject
 from workflow.lab import Project, User
 from workflow.subject import Subject
@@ -17,8 +20,9 @@ __all__ = ["DATABASE_PREFIX", "Experimenter", "Project", "Subject", "User", "lab
 
 DATABASE_PREFIX = os.environ.get("DATABASE_PREFIX", "")
 
-lab.schema.activate(DATABASE_PREFIX + "lab")
-subject.schema.activate(DATABASE_PREFIX + "subject")
+for _schema, _name in ((lab.schema, "lab"), (subject.schema, "subject")):
+    with activation_lock(dj.conn(), DATABASE_PREFIX + _name):  # an array's tasks may all start at once
+        _schema.activate(DATABASE_PREFIX + _name)
 
 Experimenter = User
 
