@@ -233,9 +233,9 @@ def activate_schema(
             raise
         tables = [*_tables_of(schema), *upstream.values()]
         reload_stale_headings(tables, schema_name)
+        if create_tables:
+            install_history(schema)  # under the lock too: triggers of one schema are created once
     _warn_about_collations(connection, schema_name, tables)
-    if create_tables:
-        install_history(schema)
 
 
 def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:
