@@ -6,7 +6,8 @@ dict restrictions; the time window's ends are parsed into datetimes first, and o
 digits, formatted here, appear in the condition.
 
 The time window is half-open: ``since <= session_datetime < until``, compared at full precision.
-Its ends are read as every time from a person is (``docs/times.md``): a date means its midnight, a
+Its ends are read as every time from a person is (``docs/times.md``): a date means its midnight
+(``since``) or the whole day (``until``: the midnight that ends it), a
 datetime or ISO text without an offset is read in ``timezone`` (default UTC), one with an offset or
 a ``[Zone]`` is converted. Sessions without a start time (possible in the id variant) never match a window.
 """
@@ -50,7 +51,7 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
     for name, value, exact, cut in (("since", since, ">=", ">"), ("until", until, "<", "<=")):
         if value is None:
             continue
-        end = times.time_argument(name, value, timezone, bound=True)
+        end = times.time_argument(name, value, timezone, bound=True, day_end=name == "until")
         kept = end.replace(microsecond=end.microsecond - end.microsecond % step)
         literal = kept.isoformat(sep=" ", timespec="microseconds" if digits else "seconds")
         conditions.append(f"session_datetime {exact if kept == end else cut} '{literal}'")
@@ -79,7 +80,8 @@ def find_sessions(
     sessions linked to them; ``since``/``until`` bound the start time (``since`` included, ``until``
     excluded, at full precision: a datetime, a date or ISO 8601 text, read in ``timezone`` where it
     has no offset; see ``docs/times.md``); ``attribute`` keeps sessions having that attribute, with
-    ``value`` if given.
+    ``value`` if given. A date alone as ``until`` includes that whole day (``until="2024-04-03"``
+    keeps sessions of 3 April); a time as ``until`` stays exclusive.
 
     Raises :class:`~element_session.errors.InputError` (source ``arguments``) for a subject, time,
     zone or value that cannot be used, naming the argument and the value (e.g. a window end that is
