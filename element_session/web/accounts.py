@@ -55,6 +55,7 @@ class UserPipeline:
     pipeline: ModuleType
     session: ModuleType
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # answers kept for a while (service.rights)
 
 
 def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
@@ -76,16 +77,16 @@ def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
                 if isinstance(typed, DatabaseUnreachableError):
                     raise typed from None
                 raise PermissionDeniedError(
-                    f"the database refused account {connection.conn_info['user']!r} access to schema "
-                    f"{table.database!r}: {err}"
+                    f"your account {connection.conn_info['user']} may not read schema {table.database} "
+                    "(ask the database's administrator for SELECT on it)"
                 ) from None
         for obj in module_tables(spawned[table.database]).values():
             if obj.full_table_name == table.full_table_name:
                 obj.__module__ = table.__module__
                 return obj
         raise PermissionDeniedError(
-            f"account {connection.conn_info['user']!r} cannot see table {table.full_table_name} (schema "
-            f"{table.database!r})"
+            f"your account {connection.conn_info['user']} may not read table {table.full_table_name} "
+            f"of schema {table.database}"
         )
 
     def mirror(module: ModuleType) -> ModuleType:

@@ -11,6 +11,7 @@ request, by :meth:`~element_session.web.accounts.Accounts.use`.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,15 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from .. import formats, paths, query, times
+from .. import formats, paths, privileges, query, times
 from .. import pipeline as pipelines
+from .._datajoint_compat import declare_jobs_table
+from ..attribute_blobs import read_attribute_blobs
 from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
-from ..jobs import JobRecord, list_jobs
+from ..jobs import JobRecord, list_jobs, select_tables
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -48,13 +51,14 @@ def _text(name: str, value: str) -> str:
         raise one_problem("query", name, value, str(err)) from None
 
 
-def _count(name: str, value: str | None, default: int, high: int) -> int:
+def _count(name: str, value: str | None, default: int, high: int, low: int = 0) -> int:
     if value is None or value == "":
         return default
     try:
-        return check_integer(value, 0, high)
-    except ValueError as err:
-        raise one_problem("query", name, value, f"{err} (a whole number from 0 to {high})") from None
+        return check_integer(value, low, high)
+    except ValueError:
+        allowed = f"from {low} to {high:,}" if high <= MAX_LIMIT else f"{low} or more"
+        raise one_problem("query", name, value, f"{name} must be a whole number {allowed}") from None
 
 
 def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Selection:
@@ -90,14 +94,21 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
             times.zone_info(filters["timezone"])
         except times.TimeError as err:
             problems.append(InputProblem("query", None, "timezone", filters["timezone"], str(err)))
+    for name in ("since", "until"):  # read here too, so that each reason is named before any query
+        if name in filters:
+            try:
+                zone = filters.get("timezone", "UTC")
+                times.time_argument(name, filters[name], zone, bound=True, day_end=name == "until", source="query")
+            except InputError as err:
+                problems.extend(p for p in err.problems if p.column == name)
+            except times.TimeError:
+                pass  # a bad zone: named above
     limit = offset = 0
     try:
         limit = _count("limit", counts.get("limit"), default_limit, MAX_LIMIT)
         offset = _count("offset", counts.get("offset"), 0, 2**62)
         if "page" in counts:
-            offset = (_count("page", counts["page"], 1, 2**40) - 1) * limit
-            if offset < 0:
-                raise one_problem("query", "page", counts["page"], "pages are numbered from 1")
+            offset = (_count("page", counts["page"], 1, 2**40, low=1) - 1) * limit
     except InputError as err:
         problems.extend(err.problems)
     if problems:
@@ -109,7 +120,16 @@ def _found(user: UserPipeline, selection: Selection) -> Any:
     return query.find_sessions(user.session, **selection.filters)
 
 
-def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> tuple[pd.DataFrame, int]:
+@dataclass(frozen=True)
+class SessionPage:
+    """One page of selected sessions: its table, the number of every match, and the page's query expression."""
+
+    frame: pd.DataFrame  # query.session_table of the page's sessions, in the page's order
+    total: int
+    sessions: Any  # the page's sessions as a query expression of Session
+
+
+def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> SessionPage:
     """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
 
     In the order of ``element-session sessions`` (by primary key, as Python compares the values:
@@ -126,13 +146,14 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
     else:
         page, total = _sorted_page(found, names, selection, newest_first)
     keys = [dict(zip(names, ident, strict=True)) for ident in page]
-    frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
+    sessions = found & keys  # an empty list selects nothing
+    frame = query.session_table(sessions, user.session)
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
         stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
         at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
-    return frame, total
+    return SessionPage(frame, total, sessions)
 
 
 def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> tuple[list[tuple], int]:
@@ -155,14 +176,50 @@ def _naive(value: Any) -> Any:
     return value.replace(tzinfo=None) if isinstance(value, dt.datetime) else value
 
 
-def session_records(user: UserPipeline, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The JSON objects of ``frame``'s sessions, as ``element-session sessions --format json`` prints them."""
-    return formats.session_records(frame, user.session.Session)
+def session_records(user: UserPipeline, frame: pd.DataFrame, sessions: Any = None) -> list[dict[str, Any]]:
+    """The JSON objects of ``frame``'s sessions, as ``element-session sessions --format json`` prints them.
+
+    With ``sessions`` (a query expression of the same sessions), their attributes' object values are
+    read too (``attribute_blobs``); without, ``attribute_blobs`` is empty.
+    """
+    blobs = None if sessions is None else read_attribute_blobs(sessions, user.session)
+    return formats.session_records(frame, user.session.Session, blobs)
 
 
 def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
     """Every selected session (no paging), in the order of ``element-session sessions``."""
     return query.session_table(_found(user, selection), user.session)
+
+
+@dataclass(frozen=True)
+class Rights:
+    """What the account may change, as the database answers (:mod:`element_session.privileges`)."""
+
+    add: bool  # insert sessions
+    edit: bool  # replace a session's note and attributes
+    delete: bool  # delete sessions
+
+
+RIGHTS_SECONDS = 60.0  # how long an account's rights are kept before the database is asked again
+
+
+def rights(user: UserPipeline) -> Rights:
+    """What ``user`` may change: asked of the database, kept for :data:`RIGHTS_SECONDS` per connection."""
+    kept = user.memo.get("rights")
+    if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
+        return kept[1]
+    m, connection = user.session, user.connection
+    note, attribute = m.SessionNote, m.Session.Attribute
+    found = Rights(
+        add=privileges.may(connection, m.Session, "INSERT"),
+        edit=privileges.may_all(
+            connection,
+            [(note, p) for p in ("INSERT", "DELETE")] + [(attribute, p) for p in ("INSERT", "DELETE", "UPDATE")],
+        ),
+        delete=privileges.may(connection, m.Session, "DELETE"),
+    )
+    user.memo["rights"] = (time.monotonic(), found)
+    return found
 
 
 # -- one session ----------------------------------------------------------------------------------
@@ -194,6 +251,7 @@ class SessionDetail:
     directory_problem: str | None  # why it was not found
     downstream: dict[str, int]  # Imported/Computed table label -> rows of this session
     jobs: list[JobRecord]  # reserved and failed jobs of this session
+    job_errors: list[JobError | None]  # the error of each job (None for a reservation)
 
 
 def _session_frame(user: UserPipeline, key: dict[str, Any]) -> pd.DataFrame:
@@ -224,6 +282,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     labels = _labels(user)
     downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
     jobs = list_jobs(user.pipeline, restriction=key)
+    errors = [job_error(user, job) if job.status == "error" else None for job in jobs]
     return SessionDetail(
         record,
         local_time(row["session_datetime_local"]),
@@ -232,6 +291,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
         problem,
         downstream,
         jobs,
+        errors,
     )
 
 
@@ -266,10 +326,54 @@ def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     return dj.Diagram.cascade(user.session.Session & key).counts()
 
 
+def _page_names(user: UserPipeline) -> dict[str, str]:
+    """The session module's tables (full names) as the session page names what they hold."""
+    m = user.session
+    return {
+        m.Session.full_table_name: "The session",
+        m.SessionTimezone.full_table_name: "Zone of its start time",
+        m.SessionExperimenter.full_table_name: "Experimenters",
+        m.ProjectSession.full_table_name: "Projects",
+        m.SessionDirectory.full_table_name: "Directory",
+        m.SessionNote.full_table_name: "Note",
+        m.Session.Attribute.full_table_name: "Attributes",
+    }
+
+
 def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
-    """Rows per table (labelled ``module.Class``) that deleting the session ``key`` would remove."""
-    labels = _labels(user)
-    return {labels.get(name, name): n for name, n in affected_rows(user, key).items() if n}
+    """Rows per table that deleting the session ``key`` would remove, named as the session page names them.
+
+    The session's own parts by what they hold (``Note``, ``Attributes``, ...); a downstream table
+    ``Downstream: module.Class``, as under the session page's "Downstream" heading.
+    """
+    labels, names = _labels(user), _page_names(user)
+    shown = {}
+    for name, n in affected_rows(user, key).items():
+        if n:
+            shown[names.get(name) or f"Downstream: {labels.get(name, name)}"] = n
+    return shown
+
+
+@dataclass(frozen=True)
+class JobError:
+    """A failed job's error as people read it: the error's type, its message, and the traceback (or '')."""
+
+    kind: str
+    message: str
+    traceback: str
+
+
+def job_error(user: UserPipeline, job: JobRecord) -> JobError:
+    """The error of a failed job (``job.error_message`` is DataJoint's ``Type: message``), its traceback read
+    from the jobs table."""
+    kind, sep, message = job.error_message.partition(": ")
+    if not sep or " " in kind:
+        kind, message = "Error", job.error_message
+    stack = ""
+    (table,) = select_tables(user.pipeline, [job.table]).values()
+    for row in (declare_jobs_table(table) & job.key).proj("error_stack").to_dicts():
+        stack = row["error_stack"] if isinstance(row["error_stack"], str) else ""
+    return JobError(kind, message, stack)
 
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
@@ -279,8 +383,10 @@ def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     return (user.session.Session & key).delete(transaction=True, prompt=False)
 
 
-def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> None:
+def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> bool:
     """Set the session's note ('' removes it) and text attributes (those not given are removed), in one transaction.
+
+    Returns whether anything changed.
 
     Checked as ingest checks them (the columns' widths, key text rules); raises :class:`InputError`
     with the field of each problem, and nothing is changed.
@@ -307,10 +413,13 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
     if not len(m.Session & key):
         raise SessionNotFoundError(f"no session {formats.key_text(key)}")
     with user.connection.transaction:
-        (m.SessionNote & key).delete_quick()
-        if note:
-            m.SessionNote.insert1({**key, "session_note": note})
+        old_note = [r["session_note"] for r in (m.SessionNote & key).to_dicts()]
+        if old_note != ([note] if note else []):
+            (m.SessionNote & key).delete_quick()
+            if note:
+                m.SessionNote.insert1({**key, "session_note": note})
         stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
+        changed = old_note != ([note] if note else []) or stored.keys() != attributes.keys()
         for name in stored.keys() - attributes.keys():
             (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
         for name, value in attributes.items():
@@ -318,6 +427,8 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
                 m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
             elif stored[name]["attribute_value"] != value:
                 m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
+                changed = True
+    return changed
 
 
 def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
@@ -325,6 +436,24 @@ def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str =
     return ingest(
         "sessions", rows, linking_module=user.pipeline, session_module=user.session, timezone=timezone, progress=False
     )
+
+
+def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> tuple[str, dict[str, str]]:
+    """What the add form stored, in words (the start as stored, in UTC and in its zone), and its key as text parameters.
+
+    ``row`` and ``timezone`` are what :func:`add_sessions` was given (and accepted).
+    """
+    m = user.session
+    key = validate.parse_session_key(m, row, subject=user.pipeline.Subject(), timezone=timezone)
+    (record,) = formats.session_records(query.session_table(m.Session & key, m), m.Session)
+    params = key_params(user, record)
+    subject = ", ".join(params[k] for k in formats.subject_attributes(m.Session))
+    if record["session_datetime"] is None:
+        return f"the session {record['session_id']} of {subject}.", params
+    stored = dt.datetime.fromisoformat(record["session_datetime"])
+    zone = times.parse_session_time(row["session_datetime"], timezone).zone
+    local = times.local_time(stored.replace(tzinfo=None), zone).isoformat()
+    return f"the session of {subject} starting {record['session_datetime']} (UTC), {local} {zone}.", params
 
 
 def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataFrame:
