@@ -25,6 +25,7 @@ import pandas as pd
 from . import times
 from .errors import SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
+from .ingest.keys import column_collations
 from .ingest.validate import holds_nul, parse_session_key
 from .pipeline import session_module_of
 from .session_frame import session_frame
@@ -155,6 +156,35 @@ def session_key_of_subject(
     if len(keys) > 1:
         raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
     return keys[0]
+
+
+#: PostgreSQL collations that order text by code point, as Python compares ``str``.
+_CODE_POINT_COLLATIONS = {"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "pg_c_utf8"}
+
+
+def database_orders_keys(session_module: ModuleType) -> bool:
+    """Whether the database's ``ORDER BY`` of ``Session``'s primary key is :func:`session_sort_key`'s order.
+
+    True when every text column of the key is ordered by code point: a binary collation on
+    MySQL/MariaDB (``utf8mb4_bin``, the private servers' default), ``C``/``C.UTF-8``/``ucs_basic``
+    on PostgreSQL. Then a page of sessions in key order is one indexed ``ORDER BY ... LIMIT`` of the
+    server; otherwise the keys must be sorted here. (A binary PAD SPACE collation orders a value
+    ending in a character below the space before the same value without it; key values never end
+    in a space or a control character.)
+    """
+    session = session_module.Session
+    names = list(session.primary_key)
+    connection = session.connection
+    if connection.adapter.backend != "postgresql":
+        found = column_collations(session(), names)
+        return all(c is None or c.binary for c in found.values())
+    rows = connection.query(
+        "SELECT COALESCE(NULLIF(c.collname, 'default'), (SELECT datcollate FROM pg_database "
+        "WHERE datname = current_database())) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+        "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY(%s)",
+        args=(session.full_table_name, names),
+    ).fetchall()
+    return all(str(collation).lower() in _CODE_POINT_COLLATIONS for (collation,) in rows)
 
 
 def session_sort_key(key: tuple) -> tuple:

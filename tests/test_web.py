@@ -599,3 +599,61 @@ def test_a_read_only_account_is_offered_no_add_edit_or_delete(client, logins, da
 def test_paging_errors_are_in_words(client, logins, params, reason):
     answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
     assert answer.status_code == 400 and answer.json()["problems"][0]["reason"] == reason
+
+
+def test_requests_of_one_account_at_the_same_time_use_a_small_pool_of_its_connections(data, logins):
+    import threading
+
+    from element_session.web.accounts import Accounts, Credentials
+
+    accounts = Accounts(data, data.session.Session.connection, b"k" * 32, pool=2)
+    reader = Credentials(logins["reader"].user, logins["reader"].password)
+    inside, release = threading.Barrier(3), threading.Event()
+    seen = []
+
+    def request() -> None:
+        with accounts.use(reader) as user:
+            seen.append(id(user.connection))
+            inside.wait(timeout=60)  # two requests at once: two connections
+            release.wait(timeout=60)
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        inside.wait(timeout=60)
+        assert len(set(seen)) == 2
+        third_done = threading.Event()
+
+        def third() -> None:  # the pool is full: it waits for one of them, and opens no third
+            with accounts.use(reader) as user:
+                seen.append(id(user.connection))
+            third_done.set()
+
+        waiter = threading.Thread(target=third)
+        waiter.start()
+        assert not third_done.wait(timeout=1)
+        release.set()
+        waiter.join(timeout=60)
+        assert third_done.is_set() and len(set(seen)) == 2
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        accounts.close()
+
+
+def test_the_api_pages_in_the_database_where_it_orders_keys_as_python_and_sorts_here_otherwise(
+    data, logins, command, monkeypatch
+):
+    from element_session import query
+
+    assert query.database_orders_keys(data.session)  # the private servers order key text by code point
+    printed = json.loads(command("sessions", "--subject", "wb-m1", "--subject", "wb-m2", "--format", "json").out)
+    params = [("subject", "wb-m1"), ("subject", "wb-m2"), ("limit", "2"), ("offset", "1")]
+    pages = []
+    for orders in (True, False):
+        monkeypatch.setattr(query, "database_orders_keys", lambda _module, orders=orders: orders)
+        with TestClient(create_app(data, b"test secret of this run")) as fresh:
+            pages.append(fresh.get("/api/sessions", params=params, auth=logins["reader"].auth).json())
+    assert pages[0] == pages[1] == {"sessions": printed[1:3], "total": len(printed), "limit": 2, "offset": 1}

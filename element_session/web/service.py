@@ -132,21 +132,28 @@ class SessionPage:
 def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> SessionPage:
     """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
 
-    In the order of ``element-session sessions`` (by primary key, as Python compares the values:
-    the keys of every match are read and sorted here, since the database's collation may order
-    text otherwise), or by start time, newest first (sorted by the database where the start time
-    is part of the key). Only the page's sessions are read in full.
+    In the order of ``element-session sessions`` (by primary key, as Python compares the values), or
+    by start time, newest first. The database orders and pages (``ORDER BY ... LIMIT ... OFFSET``,
+    along the primary key's index for the key order) wherever its order is that order: by start
+    time where it is part of the key, by key where the key's text is ordered by code point
+    (:func:`~element_session.query.database_orders_keys`); otherwise the keys of the matches are read
+    and sorted here. The matches are counted once (``COUNT``); only the page's sessions are read
+    in full, by their keys.
     """
     names = list(user.session.Session.primary_key)
     found = _found(user, selection)
-    if newest_first and "session_datetime" in names:
+    total = len(found)
+    if not selection.limit or selection.offset >= total:
+        page: list[tuple] = []
+    elif newest_first and "session_datetime" in names:
         order = ["session_datetime DESC", *(f"{n} DESC" for n in names if n != "session_datetime")]
-        keys = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
-        page, total = [tuple(k[n] for n in names) for k in keys] if selection.limit else [], len(found)
+        page = _keys(found, names, order, selection)
+    elif not newest_first and _database_orders_keys(user):
+        page = _keys(found, names, names, selection)
     else:
-        page, total = _sorted_page(found, names, selection, newest_first)
+        page = _sorted_page(found, names, selection, newest_first)
     keys = [dict(zip(names, ident, strict=True)) for ident in page]
-    sessions = found & keys  # an empty list selects nothing
+    sessions = user.session.Session & keys  # these keys match the selection; an empty list selects nothing
     frame = query.session_table(sessions, user.session)
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
@@ -156,8 +163,21 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
     return SessionPage(frame, total, sessions)
 
 
-def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> tuple[list[tuple], int]:
-    """The keys of one page of ``found`` sorted here, and the number of matches."""
+def _keys(found: Any, names: list[str], order: list[str], selection: Selection) -> list[tuple]:
+    """The keys of one page of ``found`` in ``order``, ordered and paged by the database."""
+    rows = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
+    return [tuple(row[n] for n in names) for row in rows]
+
+
+def _database_orders_keys(user: UserPipeline) -> bool:
+    """:func:`~element_session.query.database_orders_keys`, asked once per connection."""
+    if "orders_keys" not in user.memo:
+        user.memo["orders_keys"] = query.database_orders_keys(user.session)
+    return user.memo["orders_keys"]
+
+
+def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> list[tuple]:
+    """The keys of one page of ``found`` sorted here (where the database's order is not the page's)."""
     stamp = [] if "session_datetime" in names else ["session_datetime"]
     keys = found.proj(*stamp)
     columns = list(keys.heading.names)
@@ -168,7 +188,7 @@ def _sorted_page(found: Any, names: list[str], selection: Selection, newest_firs
         order = sorted(range(len(rows)), key=lambda i: (*when[i], query.session_sort_key(idents[i])), reverse=True)
     else:
         order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
-    return [idents[i] for i in order[selection.offset : selection.offset + selection.limit]], len(rows)
+    return [idents[i] for i in order[selection.offset : selection.offset + selection.limit]]
 
 
 def _naive(value: Any) -> Any:
@@ -278,9 +298,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
             directory = str(paths.get_session_directory(key, user.session))
         except (SessionDirectoryError, SessionNotFoundError) as err:
             problem = str(err)
-    counts = affected_rows(user, key)
-    labels = _labels(user)
-    downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
+    downstream = downstream_rows(user, key)
     jobs = list_jobs(user.pipeline, restriction=key)
     errors = [job_error(user, job) if job.status == "error" else None for job in jobs]
     return SessionDetail(
@@ -312,12 +330,22 @@ def _labelled_tables(user: UserPipeline) -> dict[str, tuple[str, type[dj.Table]]
     return {t.full_table_name: (label, t) for label, t in pipelines.tables(user.pipeline).items()}
 
 
+def downstream_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
+    """Rows of the session ``key`` in each Imported and Computed table that has any, by label.
+
+    One indexed count a table (the session's key leads each such table's primary key), on the bound
+    tables whose headings are already read: no dependency graph is loaded for a page view.
+    """
+    counts = {}
+    for label, table in pipelines.tables(user.pipeline, kinds=(dj.Imported, dj.Computed)).items():
+        n = len(table & key)
+        if n:
+            counts[label] = n
+    return counts
+
+
 def _labels(user: UserPipeline) -> dict[str, str]:
     return {name: label for name, (label, _) in _labelled_tables(user).items()}
-
-
-def _computed_tables(user: UserPipeline) -> set[str]:
-    return {name for name, (_, t) in _labelled_tables(user).items() if issubclass(t, dj.Imported | dj.Computed)}
 
 
 def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
