@@ -348,7 +348,11 @@ def test_session_page_shows_every_part_directory_downstream_and_jobs(client, log
     )
     assert client.get("/session", params={"subject": "wb-m1", "session_datetime": "soon"}).status_code == 400
     subject = client.get("/subject", params={"subject": "wb-m1"})
-    assert subject.status_code == 200 and "<svg" in subject.text and subject.text.count("<circle") >= 2
+    assert subject.status_code == 200 and "<svg" in subject.text
+    bars = re.findall(r"<title>week of (\S+): (\d+) sessions?</title>", subject.text)  # Sunday 10, Tuesday 12 March
+    assert bars[:2] == [("2024-03-04", "1"), ("2024-03-11", "1")]
+    shown = re.findall(r'<li><a href="/session\?[^"]*">([^<]+)</a>', subject.text)
+    assert shown[-2:] == ["2024-03-12 09:00:00 UTC", "2024-03-10 14:30:00 Europe/Berlin"]  # newest first, local
 
 
 def test_add_form_validates_as_ingest_and_shows_errors_next_to_fields(client, logins, data):
@@ -657,3 +661,22 @@ def test_the_api_pages_in_the_database_where_it_orders_keys_as_python_and_sorts_
         with TestClient(create_app(data, b"test secret of this run")) as fresh:
             pages.append(fresh.get("/api/sessions", params=params, auth=logins["reader"].auth).json())
     assert pages[0] == pages[1] == {"sessions": printed[1:3], "total": len(printed), "limit": 2, "offset": 1}
+
+
+def test_numbered_pages_a_page_size_and_pick_lists(client, logins, data):
+    rows = [
+        {"subject": "wb-pg", "session_datetime": f"2021-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z"} for i in range(30)
+    ]
+    ingest("sessions", rows, pipeline=data)
+    log_in(client, logins["writer"])
+    page = client.get("/", params={"subject": "wb-pg", "since": "2021-01-01", "until": "2021-01-31", "limit": "25"})
+    assert '<option value="25" selected>' in page.text
+    numbers = re.findall(r'<a (?:aria-current="page" )?href="/\?([^"]*)">(\d+)</a>', page.text)
+    assert [n for _, n in numbers] == ["1", "2"] and all("limit=25" in link for link, _ in numbers)
+    assert '<a aria-current="page" href="/?' in page.text
+    second = client.get("/", params={"subject": "wb-pg", "since": "2021-01-01", "until": "2021-01-31", "limit": "25",
+                                     "page": "2"})  # fmt: skip
+    assert len(re.findall(r'class="open"', second.text)) == 5
+    for kind, name in (("subjects", "wb-m1"), ("projects", "wb-maps"), ("experimenters", "wb-ada")):
+        assert re.search(f'<datalist id="known-{kind}">[^/]*<option value="{name}">', page.text), kind
+    assert 'list="known-subjects"' in client.get("/add").text

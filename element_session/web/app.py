@@ -53,9 +53,10 @@ from .middleware import (
     SecurityHeadersMiddleware,
     SessionCookieMiddleware,
 )
-from .pages import flash, page
+from .pages import flash, page, page_numbers
 
 PAGE_SIZE = 50
+PAGE_SIZES = (25, 50, 100, 200)  # the page sizes offered
 MAX_BODY = 64 * 2**20  # bytes of a posted list of sessions (about 100,000 sessions)
 
 
@@ -151,6 +152,8 @@ class WebApp:
             "filters": filters,
             "params": dict(filters),
             "subjects": [v for n, v in filters if n == "subject"],
+            "page_sizes": PAGE_SIZES,
+            "default_limit": PAGE_SIZE,
         }
         try:
             selection = service.parse_selection(request.query_params.multi_items(), PAGE_SIZE)
@@ -164,6 +167,7 @@ class WebApp:
                 total=0,
                 selection=None,
                 subject_keys=[],
+                choices={},
                 errors=errors,
                 message=headline(err),
                 **shown,
@@ -172,9 +176,12 @@ class WebApp:
         def work(user):
             found = service.session_page(user, selection, newest_first=True)
             subject_keys = formats.subject_attributes(user.session.Session)
-            return _rows_for_page(user, found.frame), found.total, subject_keys, service.rights(user)
+            rows = _rows_for_page(user, found.frame)
+            return rows, found.total, subject_keys, service.rights(user), service.choices(user)
 
-        rows, total, subject_keys, rights = await self.as_account(request.user, work)
+        rows, total, subject_keys, rights, choices = await self.as_account(request.user, work)
+        current = selection.offset // selection.limit + 1 if selection.limit else 1
+        last = max(1, -(-total // selection.limit)) if selection.limit else 1
         return page(
             request,
             "sessions.html",
@@ -185,6 +192,9 @@ class WebApp:
             errors={},
             message=None,
             rights=rights,
+            choices=choices,
+            current=current,
+            page_numbers=page_numbers(current, last),
             **shown,
         )
 
@@ -201,23 +211,24 @@ class WebApp:
     async def subject(self, request: Request) -> Response:
         def work(user):
             frame = service.subject_sessions(user, request.query_params)
-            records = service.session_records(user, frame)
-            keys = formats.subject_attributes(user.session.Session)
-            return records, [service.key_params(user, r) for r in records], keys
+            return _rows_for_page(user, frame), formats.subject_attributes(user.session.Session)
 
-        records, keys, subject_keys = await self.as_account(request.user, work)
+        rows, subject_keys = await self.as_account(request.user, work)
         name = ", ".join(request.query_params.get(k, "") for k in subject_keys)
-        svg = plot.sessions_over_time(records)
-        return page(request, "subject.html", subject_name=name, records=records, keys=keys, svg=svg)
+        svg = plot.sessions_over_time([row["record"] for row in rows])
+        newest_first = sorted(rows, key=lambda row: row["record"]["session_datetime"] or "", reverse=True)
+        return page(request, "subject.html", subject_name=name, rows=newest_first, svg=svg)
 
     async def add(self, request: Request) -> Response:
         def load(user):
-            return formats.subject_attributes(user.session.Session), service.rights(user)
+            me = service.choices(user)["experimenter"]
+            preset = {"experimenter": user.user} if user.user in me else {}  # the account, where it is a person
+            return formats.subject_attributes(user.session.Session), service.rights(user), service.choices(user), preset
 
-        subject_keys, rights = await self.as_account(request.user, load)
-        form = {"subject_keys": subject_keys, "lab_zone": self.timezone, "rights": rights}
+        subject_keys, rights, choices, preset = await self.as_account(request.user, load)
+        form = {"subject_keys": subject_keys, "lab_zone": self.timezone, "rights": rights, "choices": choices}
         if request.method == "GET":
-            return page(request, "add.html", fields={}, errors={}, message=None, attributes={}, **form)
+            return page(request, "add.html", fields=preset, errors={}, message=None, attributes={}, **form)
         fields = await request.form()
         try:
             row, timezone = forms.session_row(fields, subject_keys)

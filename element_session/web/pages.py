@@ -39,3 +39,14 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> Resp
     context.update(request=request, csrf=csrf_token(request.session), csrf_field=CSRF_FIELD, user=user)
     context["flash"] = request.session.pop(FLASH, None) if status < 300 else None
     return Response(_templates().get_template(name).render(context), status, media_type="text/html")
+
+
+def page_numbers(current: int, last: int, around: int = 2) -> list[int | None]:
+    """The page numbers to link: the first, the last, and ``around`` either side of ``current``; None for a gap."""
+    shown = sorted({1, last, *range(max(1, current - around), min(last, current + around) + 1)})
+    numbers: list[int | None] = []
+    for number in shown:
+        if numbers and number - (numbers[-1] or 0) > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers

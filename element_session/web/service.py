@@ -211,6 +211,30 @@ def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
     return query.session_table(_found(user, selection), user.session)
 
 
+CHOICES = 1000  # names of each kind offered in a pick-list at most
+
+
+def choices(user: UserPipeline) -> dict[str, list[str]]:
+    """The known subjects, projects and experimenters, for pick-lists (at most :data:`CHOICES` of each, sorted).
+
+    Subjects only where the subject's key is one attribute. Kept a minute per connection.
+    """
+    kept = user.memo.get("choices")
+    if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
+        return kept[1]
+    found: dict[str, list[str]] = {}
+    subject_keys = formats.subject_attributes(user.session.Session)
+    tables = {"experimenter": user.pipeline.Experimenter, "project": user.pipeline.Project}
+    if len(subject_keys) == 1:
+        tables["subject"] = user.pipeline.Subject
+    for name, table in tables.items():
+        (attribute,) = table.primary_key[:1]
+        rows = table.proj().to_dicts(order_by=[attribute], limit=CHOICES)
+        found[name] = [str(row[attribute]) for row in rows]
+    user.memo["choices"] = (time.monotonic(), found)
+    return found
+
+
 @dataclass(frozen=True)
 class Rights:
     """What the account may change, as the database answers (:mod:`element_session.privileges`)."""
