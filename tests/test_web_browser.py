@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from element_session.ingest import ingest
 from tests.helpers import add_references, remove_references
@@ -110,11 +111,19 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     page = browser.new_page(viewport={"width": 1280, "height": 800})
     seen: dict[str, str] = {}  # every page visited, scanned for Python's words at the end
 
+    axe = Axe()  # axe-core, shipped in axe-playwright-python
+    barriers: dict[str, list[str]] = {}
+
     def look(name: str) -> None:
         seen[name] = page.content()
+        found = axe.run(page).response["violations"]
+        serious = [f"{v['id']} ({v['impact']}): {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
+        if serious:
+            barriers[name] = serious
 
     answer = page.goto(f"{server}/")
     assert page.url.startswith(f"{server}/login")  # no data without a login
+    look("login")
     headers = answer.all_headers()
     assert "frame-ancestors 'none'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
     shot(page, tmp_path, "login")
@@ -217,5 +226,19 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
 
     for name, html in seen.items():
         assert_in_words(html), name
+    assert not barriers, barriers  # no serious or critical accessibility violation on any page visited
+    assert len(seen) >= 10
     for name in ("login", "sessions", "session", "add-invalid", "read-only-refused"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_a_phone_in_dark_mode_sees_the_list_without_scrolling_the_page_sideways(browser, web_server, logins, tmp_path):
+    page = browser.new_page(viewport={"width": 400, "height": 800}, color_scheme="dark")
+    log_in(page, web_server, logins["reader"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400  # the table scrolls in its own box
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert sum(int(c) for c in background[4:-1].split(",")[:3]) < 150, background  # dark, as the system is
+    shot(page, tmp_path, "sessions-phone-dark")
+    page.click("a.open >> nth=0")
+    page.wait_for_url(f"{web_server}/session?*")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
