@@ -680,3 +680,30 @@ def test_numbered_pages_a_page_size_and_pick_lists(client, logins, data):
     for kind, name in (("subjects", "wb-m1"), ("projects", "wb-maps"), ("experimenters", "wb-ada")):
         assert re.search(f'<datalist id="known-{kind}">[^/]*<option value="{name}">', page.text), kind
     assert 'list="known-subjects"' in client.get("/add").text
+
+
+def test_the_jobs_page_lists_failed_keys_and_lets_allowed_accounts_clear_them(client, logins, data, monkeypatch):
+    from workflow.inventory import SessionInventory
+
+    monkeypatch.setenv("SESSION_ROOT_DIRS", "/nonexistent-root")
+    SessionInventory().populate({"subject": "wb-m2"}, reserve_jobs=True, suppress_errors=True)
+    assert len(SessionInventory.jobs & {"subject": "wb-m2", "status": "error"}) >= 1
+    log_in(client, logins["reader"])
+    shown = client.get("/jobs", params={"table": "inventory.SessionInventory"})
+    assert shown.status_code == 200 and "<b>DirectoryNotFoundError</b>" in shown.text
+    assert "Clear this error" not in shown.text  # the reader may not delete from the jobs table
+    assert 'href="/jobs"' in shown.text
+    assert_in_words(shown.text)
+    log_in(client, logins["writer"])
+    shown = client.get("/jobs", params={"table": "inventory.SessionInventory"})
+    form = re.search(r'<form method="post" action="/jobs" class="clear-one">(.*?)</form>', shown.text, re.S)[1]
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form))
+    assert fields["k.subject"] in SUBJECTS and "k.session_datetime" in fields
+    assert "Clear all errors of inventory.SessionInventory" in shown.text
+    before = len(SessionInventory.jobs & {"status": "error"})
+    done = client.post("/jobs", data=fields)
+    assert done.status_code == 200 and f"Cleared the error of subject={fields['k.subject']}" in done.text
+    assert len(SessionInventory.jobs & {"status": "error"}) == before - 1
+    all_cleared = client.post("/jobs", data={"csrf_token": fields["csrf_token"], "table": "inventory.SessionInventory"})
+    assert "Cleared every error" in all_cleared.text
+    assert len(SessionInventory.jobs & {"status": "error"}) == 0

@@ -219,6 +219,23 @@ class WebApp:
         newest_first = sorted(rows, key=lambda row: row["record"]["session_datetime"] or "", reverse=True)
         return page(request, "subject.html", subject_name=name, rows=newest_first, svg=svg)
 
+    async def jobs(self, request: Request) -> Response:
+        table = request.query_params.get("table") or None
+        if request.method == "POST":
+            fields = await request.form()
+            table = str(fields.get("table") or "")
+            key = {name[2:]: str(v) for name, v in fields.items() if name.startswith("k.") and isinstance(v, str)}
+            cleared = await self.as_account(request.user, service.clear_errors, table, key or None)
+            what = f"the error of {formats.key_text(key)}" if key else "every error"
+            flash(request, f"Cleared {what} of {table}: {cleared} key(s) will be made again by the next populate.")
+            return RedirectResponse("/jobs?" + urlencode({"table": table}), 303)
+
+        def work(user):
+            return service.jobs_view(user, table), service.rights(user)
+
+        view, rights = await self.as_account(request.user, work)
+        return page(request, "jobs.html", view=view, table=table, rights=rights)
+
     async def add(self, request: Request) -> Response:
         def load(user):
             me = service.choices(user)["experimenter"]
@@ -360,6 +377,7 @@ def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None)
         Route("/logout", web.logout, methods=["POST"]),
         Route("/session", web.session),
         Route("/subject", web.subject),
+        Route("/jobs", web.jobs, methods=["GET", "POST"]),
         Route("/add", web.add, methods=["GET", "POST"]),
         Route("/edit", web.edit, methods=["GET", "POST"]),
         Route("/delete", web.delete, methods=["GET", "POST"]),

@@ -27,7 +27,7 @@ from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
-from ..jobs import JobRecord, list_jobs, select_tables
+from ..jobs import JobRecord, autopopulated, clear_jobs, list_jobs, select_tables
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -418,14 +418,12 @@ class JobError:
 def job_error(user: UserPipeline, job: JobRecord) -> JobError:
     """The error of a failed job (``job.error_message`` is DataJoint's ``Type: message``), its traceback read
     from the jobs table."""
-    kind, sep, message = job.error_message.partition(": ")
-    if not sep or " " in kind:
-        kind, message = "Error", job.error_message
+    words = _error_words(job)
     stack = ""
     (table,) = select_tables(user.pipeline, [job.table]).values()
     for row in (declare_jobs_table(table) & job.key).proj("error_stack").to_dicts():
         stack = row["error_stack"] if isinstance(row["error_stack"], str) else ""
-    return JobError(kind, message, stack)
+    return JobError(words.kind, words.message, stack)
 
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
@@ -515,3 +513,47 @@ def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataF
     if not len(user.pipeline.Subject & key):
         raise SessionNotFoundError(f"no subject {formats.key_text(key)}")
     return query.session_table(user.session.Session & key, user.session)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobsView:
+    """The jobs page: reserved and failed keys of the downstream tables, and what the account may clear."""
+
+    tables: list[str]  # every Imported/Computed table's label
+    jobs: list[JobRecord]
+    errors: list[JobError | None]  # each job's error (type first), None for a reservation
+    clearable: set[str]  # labels of the tables whose failed keys the account may clear
+
+
+def jobs_view(user: UserPipeline, table: str | None) -> JobsView:
+    """The reserved and failed keys of ``table`` (a label) or of every downstream table.
+
+    A failed key's error is split into its type and message; its traceback is not read here (the
+    session page shows it). Raises :class:`~element_session.errors.PopulateError` for an unknown table.
+    """
+    labels = list(autopopulated(user.pipeline))
+    jobs = list_jobs(user.pipeline, tables=[table] if table else None)
+    errors = [_error_words(job) if job.status == "error" else None for job in jobs]
+    clearable = {
+        label
+        for label, t in select_tables(user.pipeline, [table] if table else None).items()
+        if privileges.may(user.connection, declare_jobs_table(t), "DELETE")
+    }
+    return JobsView(labels, jobs, errors, clearable)
+
+
+def _error_words(job: JobRecord) -> JobError:
+    kind, sep, message = job.error_message.partition(": ")
+    if not sep or " " in kind:
+        kind, message = "Error", job.error_message
+    return JobError(kind, message, "")
+
+
+def clear_errors(user: UserPipeline, table: str, key: Mapping[str, str] | None) -> int:
+    """Clear the failed key ``key`` (text values, times in UTC) of ``table``, or every failed key of it; how many.
+
+    Raises :class:`~element_session.errors.PopulateError` for an unknown table and
+    :class:`~element_session.errors.InputError` for a key it cannot read.
+    """
+    return len(clear_jobs(user.pipeline, errors=True, stale=False, tables=[table], restriction=dict(key or {}) or None))
