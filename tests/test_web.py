@@ -707,3 +707,24 @@ def test_the_jobs_page_lists_failed_keys_and_lets_allowed_accounts_clear_them(cl
     all_cleared = client.post("/jobs", data={"csrf_token": fields["csrf_token"], "table": "inventory.SessionInventory"})
     assert "Cleared every error" in all_cleared.text
     assert len(SessionInventory.jobs & {"status": "error"}) == 0
+
+
+def test_column_headers_sort_the_list_in_the_database_and_the_order_is_in_the_url(client, logins, data):
+    log_in(client, logins["reader"])
+    window = [("subject", "wb-m1"), ("subject", "wb-m2"), ("until", "2024-03-12")]
+    default = client.get("/", params=window).text
+    links = dict((label, link) for link, label in re.findall(r'<a class="sort" href="/\?([^"]+)">([^<]+)</a>', default))
+    assert "sort=start" in links["Start (local) ▼"] and "sort=-subject" in links["subject"]
+    shown = {}
+    for sort in ("-start", "start", "subject", "-subject"):
+        page = client.get("/", params=[*window, ("sort", sort)]).text
+        shown[sort] = re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page)
+    assert shown["-start"] == [
+        "2024-03-12 09:00:00 UTC",
+        "2024-03-11 09:00:00 -05:00",
+        "2024-03-10 14:30:00 Europe/Berlin",
+    ]
+    assert shown["start"] == shown["-start"][::-1]
+    assert shown["subject"] == [shown["-start"][2], shown["-start"][0], shown["-start"][1]]  # wb-m1 oldest first
+    assert shown["-subject"] == shown["subject"][::-1]
+    assert 'aria-sort="ascending"' in client.get("/", params=[*window, ("sort", "subject")]).text

@@ -155,8 +155,12 @@ class WebApp:
             "page_sizes": PAGE_SIZES,
             "default_limit": PAGE_SIZE,
         }
+        sorts = request.query_params.getlist("sort")
+        sort = sorts[-1] if sorts and sorts[-1] in service.SORTS else "-start"
+        shown["sort"] = sort
         try:
-            selection = service.parse_selection(request.query_params.multi_items(), PAGE_SIZE)
+            params = [(n, v) for n, v in request.query_params.multi_items() if n != "sort"]
+            selection = service.parse_selection(params, PAGE_SIZE)
         except InputError as err:  # the filter form stays, with each reason next to its field
             errors = forms.errors_by_field(err)
             return page(
@@ -174,7 +178,7 @@ class WebApp:
             )
 
         def work(user):
-            found = service.session_page(user, selection, newest_first=True)
+            found = service.session_page(user, selection, newest_first=True, sort=sort)
             subject_keys = formats.subject_attributes(user.session.Session)
             rows = _rows_for_page(user, found.frame)
             return rows, found.total, subject_keys, service.rights(user), service.choices(user)

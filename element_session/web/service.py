@@ -129,11 +129,26 @@ class SessionPage:
     sessions: Any  # the page's sessions as a query expression of Session
 
 
-def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> SessionPage:
+#: The orders the list of sessions can be sorted in (a column header's link): start time or subject,
+#: either way; ``-start`` (newest first) is the default. Each is an ``ORDER BY`` of the database.
+SORTS = ("-start", "start", "subject", "-subject")
+
+
+def _sort_order(sort: str, names: list[str]) -> list[str]:
+    """The ORDER BY of ``sort`` (one of :data:`SORTS`) over the key ``names`` (datetime variant)."""
+    column = "session_datetime" if sort.lstrip("-") == "start" else names[0]
+    direction = " DESC" if sort.startswith("-") else ""
+    return [f"{column}{direction}", *(f"{n}{direction}" for n in names if n != column)]
+
+
+def session_page(
+    user: UserPipeline, selection: Selection, newest_first: bool = False, sort: str = "-start"
+) -> SessionPage:
     """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
 
     In the order of ``element-session sessions`` (by primary key, as Python compares the values), or
-    by start time, newest first. The database orders and pages (``ORDER BY ... LIMIT ... OFFSET``,
+    by start time, newest first (with ``newest_first``; ``sort``, one of :data:`SORTS`, chooses
+    another order of the datetime variant's list). The database orders and pages (``ORDER BY ... LIMIT ... OFFSET``,
     along the primary key's index for the key order) wherever its order is that order: by start
     time where it is part of the key, by key where the key's text is ordered by code point
     (:func:`~element_session.query.database_orders_keys`); otherwise the keys of the matches are read
@@ -146,8 +161,7 @@ def session_page(user: UserPipeline, selection: Selection, newest_first: bool = 
     if not selection.limit or selection.offset >= total:
         page: list[tuple] = []
     elif newest_first and "session_datetime" in names:
-        order = ["session_datetime DESC", *(f"{n} DESC" for n in names if n != "session_datetime")]
-        page = _keys(found, names, order, selection)
+        page = _keys(found, names, _sort_order(sort, names), selection)
     elif not newest_first and _database_orders_keys(user):
         page = _keys(found, names, names, selection)
     else:
