@@ -158,6 +158,17 @@ def session_key_of_subject(
     return keys[0]
 
 
+def count_sessions(sessions: Any) -> int:
+    """The number of sessions of ``sessions``, a :func:`find_sessions` result (``Session`` and restrictions).
+
+    One ``SELECT count(*)`` over the restricted table: ``len()`` of a DataJoint expression with a
+    multi-column key counts ``DISTINCT`` keys through a derived table, which at 10^6 sessions costs
+    seconds; the rows of one table restricted are distinct already.
+    """
+    return int(sessions.connection.query(f"SELECT count(*) FROM {sessions.from_clause()}{sessions.where_clause()}")
+               .fetchone()[0])  # fmt: skip
+
+
 #: PostgreSQL collations that order text by code point, as Python compares ``str``.
 _CODE_POINT_COLLATIONS = {"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "pg_c_utf8"}
 

@@ -111,3 +111,12 @@ def test_session_table_one_row_per_session(sessions):
     assert frame[frame["subject"] == "qy-m2"].iloc[0]["projects"] == []
     empty = session_table(find_sessions(sessions, subject="qy-nobody"), sessions)
     assert len(empty) == 0
+
+
+def test_count_sessions_is_the_number_of_matches(sessions):
+    from element_session.query import count_sessions
+
+    for criteria in ({}, {"subject": "qy-m1"}, {"project": "qy-maps"}, {"attribute": "rig", "value": "A"},
+                     {"experimenter": "qy-ada", "until": "2024-01-15"}, {"subject": "qy-nobody"}):  # fmt: skip
+        found = find_sessions(sessions, **criteria)
+        assert count_sessions(found) == len(found.to_dicts()), criteria

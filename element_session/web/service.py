@@ -157,7 +157,7 @@ def session_page(
     """
     names = list(user.session.Session.primary_key)
     found = _found(user, selection)
-    total = len(found)
+    total = query.count_sessions(found)
     if not selection.limit or selection.offset >= total:
         page: list[tuple] = []
     elif newest_first and "session_datetime" in names:
