@@ -300,7 +300,7 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--project", help="a project"),
             click.option("--experimenter", help="an experimenter"),
             click.option("--since", help="start time or date, included"),
-            click.option("--until", help="start time or date, excluded"),
+            click.option("--until", help="start time, excluded; or a date, included whole"),
             click.option(
                 "--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset"
             ),
@@ -963,18 +963,22 @@ def _connection() -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="port to listen on")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes")
+@click.option("--timezone", default=None, help="the lab's zone, preset in the add form")
 @pipeline_option
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int) -> ExitStatus:
+def serve(ctx: click.Context, host: str, port: int, workers: int, timezone: str | None) -> ExitStatus:
     """Serve the web interface (docs/web.md); people log in with their own database accounts.
 
     Needs the extra: pip install "element-session[web]". Prints the address; Ctrl-C stops it.
     """
+    from .times import zone_argument
     from .web.server import serve as run
 
     settings = _settings(ctx)
+    if timezone is not None:
+        zone_argument(timezone)
     settings.load_pipeline()  # fails here, with its exit status, rather than in each worker
-    run(settings.pipeline_name, host, port, workers, verbose=settings.verbose)
+    run(settings.pipeline_name, host, port, workers, verbose=settings.verbose, timezone=timezone)
     return ExitStatus.OK
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
+from .formats import key_text
 from .lookups import check_lookups
 from .pipeline import session_module_of
 
@@ -308,7 +309,7 @@ def get_session_directory(
     missing = [name for name in names if name not in key]
     if missing:
         raise SessionNotFoundError(
-            f"session key {dict(key)!r} lacks {', '.join(missing)}: it must give every attribute of "
+            f"session key {key_text(key)} lacks {', '.join(missing)}: it must give every attribute of "
             f"Session's primary key ({', '.join(names)}) to name one session"
         )
     restriction = {name: key[name] for name in names}
@@ -316,13 +317,14 @@ def get_session_directory(
     rows = (table & restriction).to_dicts()
     if not rows:
         if len(module.Session() & restriction) == 0:
-            raise SessionNotFoundError(f"no session {restriction!r} in `{module.Session.full_table_name}`")
+            raise SessionNotFoundError(f"no session {key_text(restriction)} in `{module.Session.full_table_name}`")
         raise SessionNotFoundError(
-            f"session {restriction!r} has no directory: it has no row in `{table.full_table_name}`"
+            f"session {key_text(restriction)} has no directory: it has no row in `{table.full_table_name}`"
         )
     root_list = _root_texts(roots)
     relative = normalize_session_dir(rows[0]["session_dir"], root_list)
-    return _first_under(root_list, relative, pathlib.Path.is_dir, f"directory {relative!r} of session {restriction!r}")
+    subject = f"directory {relative!r} of session {key_text(restriction)}"
+    return _first_under(root_list, relative, pathlib.Path.is_dir, subject)
 
 
 def find_session_key(

@@ -6,7 +6,8 @@ dict restrictions; the time window's ends are parsed into datetimes first, and o
 digits, formatted here, appear in the condition.
 
 The time window is half-open: ``since <= session_datetime < until``, compared at full precision.
-Its ends are read as every time from a person is (``docs/times.md``): a date means its midnight, a
+Its ends are read as every time from a person is (``docs/times.md``): a date means its midnight
+(``since``) or the whole day (``until``: the midnight that ends it), a
 datetime or ISO text without an offset is read in ``timezone`` (default UTC), one with an offset or
 a ``[Zone]`` is converted. Sessions without a start time (possible in the id variant) never match a window.
 """
@@ -24,6 +25,7 @@ import pandas as pd
 from . import times
 from .errors import SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
+from .ingest.keys import column_collations
 from .ingest.validate import parse_session_key
 from .lookups import check_lookups
 from .pipeline import session_module_of
@@ -52,7 +54,7 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
     for name, value, exact, cut in (("since", since, ">=", ">"), ("until", until, "<", "<=")):
         if value is None:
             continue
-        end = times.time_argument(name, value, timezone, bound=True)
+        end = times.time_argument(name, value, timezone, bound=True, day_end=name == "until")
         kept = end.replace(microsecond=end.microsecond - end.microsecond % step)
         literal = kept.isoformat(sep=" ", timespec="microseconds" if digits else "seconds")
         conditions.append(f"session_datetime {exact if kept == end else cut} '{literal}'")
@@ -82,8 +84,10 @@ def find_sessions(
     sessions linked to them; ``since``/``until`` bound the start time (``since`` included, ``until``
     excluded, at full precision: a datetime, a date or ISO 8601 text, read in ``timezone`` where it
     has no offset; see ``docs/times.md``); ``attribute`` keeps sessions having that attribute, with
-    ``value`` if given; ``status`` keeps sessions in that state or any of several (a session without a
-    status row is ``acquired``, :func:`element_session.status.in_status`).
+    ``value`` if given. A date alone as ``until`` includes that whole day (``until="2024-04-03"``
+    keeps sessions of 3 April); a time as ``until`` stays exclusive. ``status`` keeps sessions in that
+    state or any of several (a session without a status row is ``acquired``,
+    :func:`element_session.status.in_status`).
 
     None means "not given". A value that cannot be looked up (:mod:`element_session.lookups`: a
     float NaN or another missing value of pandas, a list where one value is expected, text with a
@@ -163,6 +167,46 @@ def session_key_of_subject(
     if len(keys) > 1:
         raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
     return keys[0]
+
+
+def count_sessions(sessions: Any) -> int:
+    """The number of sessions of ``sessions``, a :func:`find_sessions` result (``Session`` and restrictions).
+
+    One ``SELECT count(*)`` over the restricted table: ``len()`` of a DataJoint expression with a
+    multi-column key counts ``DISTINCT`` keys through a derived table, which at 10^6 sessions costs
+    seconds; the rows of one table restricted are distinct already.
+    """
+    return int(sessions.connection.query(f"SELECT count(*) FROM {sessions.from_clause()}{sessions.where_clause()}")
+               .fetchone()[0])  # fmt: skip
+
+
+#: PostgreSQL collations that order text by code point, as Python compares ``str``.
+_CODE_POINT_COLLATIONS = {"c", "posix", "c.utf-8", "c.utf8", "ucs_basic", "pg_c_utf8"}
+
+
+def database_orders_keys(session_module: ModuleType) -> bool:
+    """Whether the database's ``ORDER BY`` of ``Session``'s primary key is :func:`session_sort_key`'s order.
+
+    True when every text column of the key is ordered by code point: a binary collation on
+    MySQL/MariaDB (``utf8mb4_bin``, the private servers' default), ``C``/``C.UTF-8``/``ucs_basic``
+    on PostgreSQL. Then a page of sessions in key order is one indexed ``ORDER BY ... LIMIT`` of the
+    server; otherwise the keys must be sorted here. (A binary PAD SPACE collation orders a value
+    ending in a character below the space before the same value without it; key values never end
+    in a space or a control character.)
+    """
+    session = session_module.Session
+    names = list(session.primary_key)
+    connection = session.connection
+    if connection.adapter.backend != "postgresql":
+        found = column_collations(session(), names)
+        return all(c is None or c.binary for c in found.values())
+    rows = connection.query(
+        "SELECT COALESCE(NULLIF(c.collname, 'default'), (SELECT datcollate FROM pg_database "
+        "WHERE datname = current_database())) FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+        "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attname = ANY(%s)",
+        args=(session.full_table_name, names),
+    ).fetchall()
+    return all(str(collation).lower() in _CODE_POINT_COLLATIONS for (collation,) in rows)
 
 
 def session_sort_key(key: tuple) -> tuple:

@@ -87,7 +87,7 @@ def localize(local: dt.datetime, zone: str) -> dt.datetime:
     return first
 
 
-def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False) -> Instant:
+def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False, day_end: bool = False) -> Instant:
     """The instant a person means by ``value``, and the zone it was given in.
 
     ``value`` is one of:
@@ -95,7 +95,9 @@ def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False) -
     - an aware ``datetime``: that instant, as Python defines it (``fold`` picks one of a repeated
       hour); a wall time that a daylight-saving change skips is an error;
     - a naive ``datetime``: local time in ``timezone``;
-    - a ``date`` or date text (``2024-03-10``), only if ``dates``: its midnight in ``timezone``;
+    - a ``date`` or date text (``2024-03-10``), only if ``dates``: its midnight in ``timezone``
+      (with ``day_end``, the midnight that ends it: the next day's, so that an exclusive ``until``
+      date includes that whole day);
     - ISO 8601 text, ``T`` or a space between date and time, fractions of a second allowed:
       ``...+01:00`` or ``...Z`` is that instant; ``...[Europe/Berlin]`` (RFC 9557) is local time in
       that zone; ``...+01:00[Europe/Berlin]`` is both, and the offset must be the zone's at that time;
@@ -111,13 +113,13 @@ def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False) -
     try:
         zone_info(timezone)
         if isinstance(value, str):
-            aware, zone = _read_text(value, timezone, dates)
+            aware, zone = _read_text(value, timezone, dates, day_end)
         elif isinstance(value, dt.datetime):
             aware, zone = _read_datetime(value, timezone)
         elif isinstance(value, dt.date):
             if not dates:
                 raise TimeError("a date without a time of day: give a date and time")
-            aware, zone = localize(dt.datetime(value.year, value.month, value.day), timezone), timezone
+            aware, zone = localize(_midnight(value, day_end), timezone), timezone
         else:
             raise TimeError(f"expected a datetime or ISO 8601 text, not {type(value).__name__}")
         utc = aware.astimezone(UTC).replace(tzinfo=None)
@@ -126,7 +128,13 @@ def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False) -
     return Instant(utc, "UTC" if zone.upper() in _UTC_NAMES else zone)
 
 
-def _read_text(text: str, timezone: str, dates: bool) -> tuple[dt.datetime, str]:
+def _midnight(day: dt.date, day_end: bool) -> dt.datetime:
+    """The midnight that starts ``day``, or with ``day_end`` the one that ends it (the next day's)."""
+    start = dt.datetime(day.year, day.month, day.day)
+    return start + dt.timedelta(days=1) if day_end else start
+
+
+def _read_text(text: str, timezone: str, dates: bool, day_end: bool = False) -> tuple[dt.datetime, str]:
     """An aware datetime and its zone text, from ISO 8601 text (a date alone if ``dates``)."""
     text = text.strip()
     zone = None
@@ -139,7 +147,7 @@ def _read_text(text: str, timezone: str, dates: bool) -> tuple[dt.datetime, str]
             day = dt.date.fromisoformat(text)
         except ValueError as err:
             raise TimeError(f"impossible date: {err}") from None
-        return localize(dt.datetime(day.year, day.month, day.day), zone or timezone), zone or timezone
+        return localize(_midnight(day, day_end), zone or timezone), zone or timezone
     if not _ISO.match(text):
         example = "2024-03-10T14:30:00+01:00" + (", or a date such as 2024-03-10" if dates else "")
         raise TimeError(f"not an ISO 8601 date and time (e.g. {example})")
@@ -193,16 +201,25 @@ def parse_session_time(value: TimeInput, default_zone: str = "UTC") -> Instant:
 
 
 def time_argument(
-    name: str, value: TimeInput, timezone: str = "UTC", *, bound: bool = False, source: str = "arguments"
+    name: str,
+    value: TimeInput,
+    timezone: str = "UTC",
+    *,
+    bound: bool = False,
+    day_end: bool = False,
+    source: str = "arguments",
 ) -> dt.datetime:
     """The stored (naive UTC) form of the time ``name`` given to a lookup, a restriction or a window.
 
     With ``bound`` (a window end), the value is read by :func:`read_time` with dates allowed and
-    fractions kept; otherwise it must be a storable session time (:func:`parse_session_time`).
+    fractions kept (``day_end``: a date alone means the midnight that ends it, for ``until``);
+    otherwise it must be a storable session time (:func:`parse_session_time`).
     Raises :class:`~element_session.errors.InputError` naming ``source``, ``name``, the value and why.
     """
     try:
-        return read_time(value, timezone, dates=True).utc if bound else parse_session_time(value, timezone).utc
+        if bound:
+            return read_time(value, timezone, dates=True, day_end=day_end).utc
+        return parse_session_time(value, timezone).utc
     except TimeError as err:
         raise one_problem(source, name, value, str(err)) from None
 

@@ -394,7 +394,7 @@ def test_time_window_zone_and_format_options_are_exact_or_rejected(stored, since
         assert status == 2 and "Invalid value for '--format'" in err
         return
     try:
-        window = [_window_end(t, zone) if t is not None else None for t in (since, until)]
+        window = [_window_end(t, zone, end) if t is not None else None for t, end in ((since, False), (until, True))]
     except (timezones.TimeError, ValueError):
         assert status == 2, (argv, out)  # a bad option value
         return
@@ -416,8 +416,13 @@ def test_time_window_zone_and_format_options_are_exact_or_rejected(stored, since
     assert got == expected
 
 
-def _window_end(text: str, zone: str) -> dt.datetime:
-    """The UTC instant a window end means: a date is its midnight in ``zone``; else as every time is read."""
+def _window_end(text: str, zone: str, until: bool) -> dt.datetime:
+    """The UTC instant a window end means: a date is its midnight in ``zone`` (``until``: the midnight that ends
+    it, the next day's); else as every time is read."""
+    if until and len(text) == 10:  # a date alone: the whole day is in the window
+        day = dt.date.fromisoformat(text) + dt.timedelta(days=1)
+        midnight = timezones.localize(dt.datetime(day.year, day.month, day.day), zone)
+        return midnight.astimezone(dt.UTC).replace(tzinfo=None)
     return timezones.read_time(text, zone, dates=True).utc
 
 

@@ -204,6 +204,29 @@ def test_duplicate_session_in_the_input_names_both_rows(refs, tmp_path):
     assert snapshot(refs) == before
 
 
+def test_a_session_number_the_subject_has_already_is_refused_naming_that_session(refs, tmp_path):
+    assert "session_datetime" in refs.session.Session.primary_key  # the datetime variant: the number is not the key
+    first = [{"subject": "ig-m1", "session_datetime": "2024-06-01T10:00:00Z", "session_id": 2}]
+    ingest("sessions", first, pipeline=refs)
+    before = snapshot(refs)
+    again = [{"subject": "ig-m1", "session_datetime": "2024-06-02T10:00:00Z", "session_id": 2}]
+    with pytest.raises(ConflictError, match=r"session number 2 of this subject is already taken by session "
+                                            r"subject=ig-m1, session_datetime=2024-06-01T10:00:00\+00:00"):  # fmt: skip
+        ingest("sessions", again, pipeline=refs)
+    path = write(tmp_path, "numbers.csv", """
+        subject,session_datetime,session_id
+        ig-m2,2024-06-01T10:00:00Z,5
+        ig-m2,2024-06-02T10:00:00Z,5
+    """)  # fmt: skip
+    with pytest.raises(ConflictError, match=r"numbers.csv, row 3, .*session number 5 .*taken by .*numbers.csv row 2"):
+        ingest("sessions", path, pipeline=refs)
+    assert snapshot(refs) == before
+    # the same session again, another subject's number 2, and a session without a number are all fine
+    ingest("sessions", [{"subject": "ig-m1", "session_datetime": "2024-06-01T10:00:00Z", "session_id": 2},
+                        {"subject": "ig-m2", "session_datetime": "2024-06-01T10:00:00Z", "session_id": 2},
+                        {"subject": "ig-m1", "session_datetime": "2024-06-03T10:00:00Z"}], pipeline=refs)  # fmt: skip
+
+
 def test_a_misspelt_header_column_is_one_problem_naming_its_rows_and_the_other_problems_show(refs, tmp_path):
     rows = "".join(f"ig-m1,2024-08-{day:02d}T10:00:00Z\n" for day in range(1, 29))
     path = write(tmp_path, "misspelt.csv", "subjct,session_datetime\n" + rows + "ig-m1,2024-02-30T10:00:00Z\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -76,6 +77,20 @@ def test_time_window_includes_since_and_excludes_until(sessions):
         find_sessions(sessions, since="the other day")
 
 
+def test_a_date_as_until_includes_that_whole_day_and_a_time_stays_exclusive(sessions, command):
+    whole_day = ["qy-m1 2024-01-01 00:00", "qy-m1 2024-01-15 12:00"]
+    assert starts(find_sessions(sessions, subject="qy-m1", until="2024-01-15")) == whole_day
+    assert starts(find_sessions(sessions, subject="qy-m1", until=dt.date(2024, 1, 15))) == whole_day
+    assert starts(find_sessions(sessions, subject="qy-m1", until="2024-01-15T00:00")) == whole_day[:1]
+    assert starts(find_sessions(sessions, subject="qy-m1", until="2024-01-15T12:00:00Z")) == whole_day[:1]
+    # the day is the zone's: 15 January in Tokyo ends at 15:00 UTC, in Honolulu the 16th at 10:00 UTC
+    assert starts(find_sessions(sessions, subject="qy-m1", until="2024-01-14", timezone="Asia/Tokyo")) == whole_day[:1]
+    assert len(find_sessions(sessions, subject="qy-m1", until="2024-01-15", timezone="Pacific/Honolulu")) == 2
+    assert len(find_sessions(sessions, subject="qy-m1", since="2024-01-15", until="2024-01-15")) == 1  # one day
+    out = command("sessions", "--subject", "qy-m1", "--until", "2024-01-15", "--format", "json").out
+    assert [s["session_datetime"][:10] for s in json.loads(out)] == ["2024-01-01", "2024-01-15"]
+
+
 def test_finder_composes_with_joins_and_restrictions(sessions, pipeline):
     found = find_sessions(sessions, experimenter="qy-ada") & {"subject": "qy-m1"}
     joined = (found * pipeline.Subject).proj("sex").to_dicts()
@@ -96,3 +111,12 @@ def test_session_table_one_row_per_session(sessions):
     assert frame[frame["subject"] == "qy-m2"].iloc[0]["projects"] == []
     empty = session_table(find_sessions(sessions, subject="qy-nobody"), sessions)
     assert len(empty) == 0
+
+
+def test_count_sessions_is_the_number_of_matches(sessions):
+    from element_session.query import count_sessions
+
+    for criteria in ({}, {"subject": "qy-m1"}, {"project": "qy-maps"}, {"attribute": "rig", "value": "A"},
+                     {"experimenter": "qy-ada", "until": "2024-01-15"}, {"subject": "qy-nobody"}):  # fmt: skip
+        found = find_sessions(sessions, **criteria)
+        assert count_sessions(found) == len(found.to_dicts()), criteria

@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 
 from element_session.ingest import ingest
 from tests.helpers import add_references, remove_references
 from tests.web_accounts import accounts
+from tests.web_words import assert_in_words
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -107,38 +109,88 @@ def log_in(page, server: str, login) -> None:
 def test_a_lab_member_walks_through_the_web_interface(browser, web_server, logins, subprocess_env, tmp_path):
     server = web_server
     page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(f"{server}/")
+    seen: dict[str, str] = {}  # every page visited, scanned for Python's words at the end
+
+    axe = Axe()  # axe-core, shipped in axe-playwright-python
+    barriers: dict[str, list[str]] = {}
+
+    def look(name: str) -> None:
+        seen[name] = page.content()
+        found = axe.run(page).response["violations"]
+        serious = [f"{v['id']} ({v['impact']}): {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
+        if serious:
+            barriers[name] = serious
+
+    answer = page.goto(f"{server}/")
     assert page.url.startswith(f"{server}/login")  # no data without a login
+    look("login")
+    headers = answer.all_headers()
+    assert "frame-ancestors 'none'" in headers["content-security-policy"] and headers["x-frame-options"] == "DENY"
     shot(page, tmp_path, "login")
 
     log_in(page, server, logins["writer"])
     shot(page, tmp_path, "sessions-all")
+    look("sessions-all")
     page.fill("form.filters input[name=subject]", "wz-m1")
     page.click("form.filters button[type=submit]")
     page.wait_for_url(f"{server}/?*subject=wz-m1*")
     assert page.locator("#total").inner_text() == "1"
     shot(page, tmp_path, "sessions")
+    page.fill("form.filters input[name=until]", "2024-05-01")  # a date: that whole day
+    page.click("form.filters button[type=submit]")
+    assert page.locator("#total").inner_text() == "1"
+    assert "includes that whole day" in page.locator("#until-rule").inner_text()
+    page.fill("form.filters input[name=since]", "2024-02-30")  # kept on the page, the reason next to the field
+    page.click("form.filters button[type=submit]")
+    assert page.locator(".field-error[data-field=since]").count() == 1
+    assert page.locator("form.filters input[name=subject]").input_value() == "wz-m1"
+    look("bad-filter")
+    page.goto(f"{server}/?subject=wz-m1&subject=wz-m2")
+    assert page.locator("form.filters input[name=subject]").count() == 2 and page.locator("#total").inner_text() == "2"
 
+    page.goto(f"{server}/?subject=wz-m1")
     page.click("a.open")
     page.wait_for_url(f"{server}/session?*")
     assert page.locator("#utc").inner_text() == "2024-05-01T07:00:00+00:00"
     assert "Europe/Berlin" in page.locator("#local").inner_text()
     assert page.locator("#note").inner_text() == "baseline"
     shot(page, tmp_path, "session")
+    look("session")
+
+    page.click("#edit")  # the page says an attribute whose name is emptied is removed: it is
+    page.wait_for_url(f"{server}/edit?*")
+    look("edit")
+    page.locator("input[name=attr_name]").first.fill("")
+    page.click("form.edit button[type=submit]")
+    page.wait_for_url(f"{server}/session?*")
+    assert page.locator("#flash").inner_text() == "Saved."
+    assert page.get_by_role("cell", name="rig").count() == 0
+    look("saved")
+
+    page.click("#delete")
+    page.wait_for_url(f"{server}/delete?*")
+    assert page.locator("#preview").inner_text().count("The session") == 1
+    look("delete")
 
     page.goto(f"{server}/add")
+    assert page.locator("input[name=timezone]").input_value() == ""  # no zone assumed
     page.fill("input[name=subject]", "wz-m1")
     page.fill("input[name=session_datetime]", "2024-05-03T25:00:00")  # no such hour: refused next to its field
     page.fill("input[name=timezone]", "Europe/Berlin")
     page.click("form.add button[type=submit]")
     assert page.locator(".field-error[data-field=session_datetime]").count() == 1
     shot(page, tmp_path, "add-invalid")
+    look("add-invalid")
     page.fill("input[name=session_datetime]", "2024-05-03T11:00:00")
     page.fill("input[name=experimenter]", "wz-ada")
     page.fill("input[name=session_note]", "added in the browser")
     page.click("form.add button[type=submit]")
     page.wait_for_url(f"{server}/?subject=wz-m1")
     assert page.locator("#total").inner_text() == "2"
+    flash = page.locator("#flash").inner_text()
+    assert "Added" in flash and "2024-05-03T09:00:00+00:00 (UTC)" in flash and "Europe/Berlin" in flash
+    assert page.locator("tr.marked a.open").inner_text() == "2024-05-03 11:00:00 Europe/Berlin"
+    look("added")
 
     listed = subprocess.run([sys.executable, "-m", "element_session", "sessions", "--subject", "wz-m1", "--format",
                              "json"], env=subprocess_env, capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -146,19 +198,47 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     added = [s for s in json.loads(listed.stdout) if s["session_note"] == "added in the browser"]
     assert [s["session_datetime"] for s in added] == ["2024-05-03T09:00:00+00:00"]
 
+    page.goto(f"{server}/subject?subject=wz-m1")
+    look("subject")
     page.click("form.logout button")
     page.wait_for_url(f"{server}/login")
     page.goto(f"{server}/")
     assert page.url.startswith(f"{server}/login")
 
-    log_in(page, server, logins["reader"])
+    log_in(page, server, logins["reader"])  # read-only: offered no write at all
+    assert page.locator("a[href='/add']").count() == 0
+    page.click("a.open >> nth=0")
+    page.wait_for_url(f"{server}/session?*")
+    assert page.locator("#edit").count() == 0 and page.locator("#delete").count() == 0
+    look("session-read-only")
     page.goto(f"{server}/add")
-    page.fill("input[name=subject]", "wz-m2")
-    page.fill("input[name=session_datetime]", "2024-05-04T10:00:00")
-    page.click("form.add button[type=submit]")
-    assert "refused" in page.locator("p.error").inner_text()
+    assert page.locator("form.add").count() == 0 and "may not add" in page.locator("#may-not-add").inner_text()
     shot(page, tmp_path, "read-only-refused")
+    look("add-read-only")
     page.click("form.logout button")
     page.wait_for_url(f"{server}/login")
+
+    page.fill("input[name=username]", logins["outsider"].user)  # may read no session schema: told so in words
+    page.fill("input[name=password]", logins["outsider"].password)
+    page.click("button[type=submit]")
+    assert "may not read schema" in page.locator("p.error").inner_text()
+    look("outsider")
+
+    for name, html in seen.items():
+        assert_in_words(html), name
+    assert not barriers, barriers  # no serious or critical accessibility violation on any page visited
+    assert len(seen) >= 10
     for name in ("login", "sessions", "session", "add-invalid", "read-only-refused"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def test_a_phone_in_dark_mode_sees_the_list_without_scrolling_the_page_sideways(browser, web_server, logins, tmp_path):
+    page = browser.new_page(viewport={"width": 400, "height": 800}, color_scheme="dark")
+    log_in(page, web_server, logins["reader"])
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400  # the table scrolls in its own box
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert sum(int(c) for c in background[4:-1].split(",")[:3]) < 150, background  # dark, as the system is
+    shot(page, tmp_path, "sessions-phone-dark")
+    page.click("a.open >> nth=0")
+    page.wait_for_url(f"{web_server}/session?*")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400

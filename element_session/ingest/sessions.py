@@ -40,6 +40,11 @@ def _tuple_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple
     return operator.itemgetter(*columns)
 
 
+def _shown_value(value: Any) -> str:
+    """A stored key value as a message shows it (a time as ISO text in UTC)."""
+    return f"{value.isoformat()}+00:00" if isinstance(value, dt.datetime) else str(value)
+
+
 def _literal(value: dt.datetime | int) -> str:
     """SQL text of a value that validation produced (a datetime or an int), never of input text."""
     return f"'{value:%Y-%m-%d %H:%M:%S}'" if isinstance(value, dt.datetime) else str(int(value))
@@ -86,6 +91,7 @@ class SessionPlan:
         self.readers = self._readers()
         self.column_set = frozenset(self.columns)
         self.seen: dict[tuple, tuple[str, int]] = {}  # sessions of earlier chunks -> their source and row
+        self.numbers: dict[tuple, _Session] = {}  # (subject..., session_id) of new sessions of earlier chunks
         self.attribute_names: set[str] = set()  # names of attribute columns found valid
         self.folders = {
             "subject": keys.KeyFolder(self.subject, self.subject_key),
@@ -224,8 +230,39 @@ class SessionPlan:
                     reason += " (ingest sets the status of new sessions only: use `element-session status set`)"
                 problems.append(session.record.problem(column, mine, reason))
             report.present.append(f"{session.record.source} row {session.record.row}")
+        if self.by_datetime:
+            self._check_numbers(new, problems)
         raise_if_problems(problems, SessionLockedError if locked else ConflictError)
         return self._rows(new)
+
+    def _check_numbers(self, sessions: list[_Session], problems: list[InputProblem]) -> None:
+        """Refuse a session number that another session of the same subject has (stored, or earlier in the input).
+
+        In the datetime variant ``session_id`` is a secondary attribute: nothing in the schema keeps a
+        subject from having two "session 2". A new session that would be the second is a problem
+        naming the session that has that number already.
+        """
+        numbered = [s for s in sessions if s.fields.get("session_id") is not None]
+        if not numbered:
+            return
+        wanted = [{**dict(zip(self.subject_key, self.subject_of(s.key), strict=True)), "session_id": s.fields[
+            "session_id"]} for s in numbered]  # fmt: skip
+        stored: dict[tuple, dict[str, Any]] = {}
+        for row in restricted_rows(self.module.Session.proj("session_id"), wanted):
+            stored.setdefault((*self.subject_of(row), row["session_id"]), row)
+        for s in numbered:
+            number = (*self.subject_of(s.key), s.fields["session_id"])
+            other = stored.get(number)
+            if other is not None:
+                where = "session " + ", ".join(f"{k}={_shown_value(other[k])}" for k in self.module.Session.primary_key)
+            elif number in self.numbers:
+                earlier = self.numbers[number].record
+                where = f"{earlier.source} row {earlier.row}"
+            else:
+                self.numbers[number] = s
+                continue
+            reason = f"session number {number[-1]} of this subject is already taken by {where}"
+            problems.append(s.record.problem("session_id", s.fields["session_id"], reason))
 
     def _check_references(self, sessions: list[_Session], problems: list[InputProblem], report: IngestReport) -> None:
         """Find each session's subject, experimenters and projects as stored, and spell them so.

@@ -7,8 +7,9 @@ the database on that connection with DataJoint's public API (``dj.VirtualModule`
 read and write is done, and allowed or refused, by the database as that account.
 
 Connections are kept in a small least-recently-used cache keyed by the account name and a keyed
-hash (HMAC) of its password, never the password itself; a request holds its entry's lock while it
-works, since a connection serves one request at a time.
+hash (HMAC) of its password, never the password itself; a request holds its connection's lock
+while it works, since a connection serves one request at a time. Requests of one account at the
+same time use up to :data:`POOL_SIZE` connections of that account, opened as needed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from ..database import database_errors, is_refused_login, translate
 from ..errors import DatabaseUnreachableError, LoginRefusedError, PermissionDeniedError
 from ..pipeline import module_tables, schema_modules
 
-CACHE_SIZE = 16  # accounts whose connection a worker keeps open
+CACHE_SIZE = 16  # accounts whose connections a worker keeps open
+POOL_SIZE = 4  # connections of one account a worker opens at most, for requests at the same time
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class UserPipeline:
     pipeline: ModuleType
     session: ModuleType
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # answers kept for a while (service.rights)
 
 
 def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
@@ -76,16 +79,16 @@ def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
                 if isinstance(typed, DatabaseUnreachableError):
                     raise typed from None
                 raise PermissionDeniedError(
-                    f"the database refused account {connection.conn_info['user']!r} access to schema "
-                    f"{table.database!r}: {err}"
+                    f"your account {connection.conn_info['user']} may not read schema {table.database} "
+                    "(ask the database's administrator for SELECT on it)"
                 ) from None
         for obj in module_tables(spawned[table.database]).values():
             if obj.full_table_name == table.full_table_name:
                 obj.__module__ = table.__module__
                 return obj
         raise PermissionDeniedError(
-            f"account {connection.conn_info['user']!r} cannot see table {table.full_table_name} (schema "
-            f"{table.database!r})"
+            f"your account {connection.conn_info['user']} may not read table {table.full_table_name} "
+            f"of schema {table.database}"
         )
 
     def mirror(module: ModuleType) -> ModuleType:
@@ -107,13 +110,16 @@ class Accounts:
     that account's connection, whose host, port, backend and TLS choice every login uses.
     """
 
-    def __init__(self, pipeline: ModuleType, server: dj.Connection, key: bytes, size: int = CACHE_SIZE) -> None:
+    def __init__(
+        self, pipeline: ModuleType, server: dj.Connection, key: bytes, size: int = CACHE_SIZE, pool: int = POOL_SIZE
+    ) -> None:
         self._pipeline = pipeline
         self._info = dict(server.conn_info)
         self._backend = server.adapter.backend
         self._key = key
         self._size = size
-        self._cache: OrderedDict[tuple[str, str], UserPipeline] = OrderedDict()
+        self._pool = pool
+        self._cache: OrderedDict[tuple[str, str], list[UserPipeline]] = OrderedDict()
         self._lock = threading.Lock()
         self._binding = threading.Lock()  # one login's tables spawned at a time: DataJoint's registries are shared
 
@@ -168,25 +174,39 @@ class Accounts:
             The database cannot be reached.
         """
         key = self._cache_key(credentials)
+        entry = waiting = None
         with self._lock:
-            entry = self._cache.pop(key, None)
-            if entry is not None:
-                self._cache[key] = entry
-        if entry is None:  # a dropped connection is reconnected by DataJoint's next query
+            entries = self._cache.pop(key, None)
+            if entries is not None:
+                self._cache[key] = entries
+                entry = next((e for e in entries if e.lock.acquire(blocking=False)), None)
+                opening = entry is None and len(entries) < self._pool
+                waiting = entries[0] if entry is None and not opening else None
+        if entries is None or (entry is None and waiting is None):  # a dropped connection is reconnected later
             entry = self._open(credentials)
+            entry.lock.acquire()
             evicted = []
             with self._lock:
-                self._cache[key] = entry
+                self._cache.setdefault(key, []).append(entry)
+                self._cache.move_to_end(key)
                 while len(self._cache) > self._size:
-                    evicted.append(self._cache.popitem(last=False)[1])
+                    evicted.extend(self._cache.popitem(last=False)[1])
             for old in evicted:
                 with old.lock:  # after the request that may still be using it
                     old.connection.close()
-        with entry.lock, database_errors(entry.connection):
-            yield entry
+        elif entry is None:  # every connection of the account is busy and the pool is full: wait for one
+            assert waiting is not None  # the first branch took the case of none
+            entry = waiting
+            entry.lock.acquire()
+        try:
+            with database_errors(entry.connection):
+                yield entry
+        finally:
+            entry.lock.release()
 
     def close(self) -> None:
         """Close every cached connection."""
         with self._lock:
             while self._cache:
-                self._cache.popitem()[1].connection.close()
+                for entry in self._cache.popitem()[1]:
+                    entry.connection.close()

@@ -46,18 +46,26 @@ from . import forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, headline, status_of
 from .logins import SESSION_KEY, Sealer, derive_key
-from .middleware import Account, AccountBackend, CsrfMiddleware, SessionCookieMiddleware
-from .pages import page
+from .middleware import (
+    Account,
+    AccountBackend,
+    CsrfMiddleware,
+    SecurityHeadersMiddleware,
+    SessionCookieMiddleware,
+)
+from .pages import flash, page, page_numbers
 
 PAGE_SIZE = 50
+PAGE_SIZES = (25, 50, 100, 200)  # the page sizes offered
 MAX_BODY = 64 * 2**20  # bytes of a posted list of sessions (about 100,000 sessions)
 
 
 class WebApp:
     """The routes of one served pipeline; ``accounts`` holds the logged-in accounts' connections."""
 
-    def __init__(self, pipeline: ModuleType, secret: bytes) -> None:
+    def __init__(self, pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> None:
         self.pipeline = pipeline
+        self.timezone = timezone  # the lab's zone, preset in the add form
         self.accounts = Accounts(pipeline, pipeline.session.Session.connection, derive_key(secret, "cache"))
         self.sealer = Sealer(secret)
 
@@ -83,8 +91,8 @@ class WebApp:
         selection = service.parse_selection(request.query_params.multi_items(), 100)
 
         def work(user):
-            frame, total = service.session_page(user, selection)
-            return service.session_records(user, frame), total
+            found = service.session_page(user, selection)
+            return service.session_records(user, found.frame, found.sessions), found.total
 
         records, total = await self.as_account(request.user, work)
         return JSONResponse({"sessions": records, "total": total, "limit": selection.limit, "offset": selection.offset})
@@ -137,58 +145,116 @@ class WebApp:
         return RedirectResponse("/login", 303)
 
     async def index(self, request: Request) -> Response:
-        selection = service.parse_selection(request.query_params.multi_items(), PAGE_SIZE)
+        if not isinstance(request.user, Account):
+            raise LoginRequiredError("log in with a database account")
+        filters = [(n, v) for n, v in request.query_params.multi_items() if n in service.FILTERS and v]
+        shown: dict[str, Any] = {
+            "filters": filters,
+            "params": dict(filters),
+            "subjects": [v for n, v in filters if n == "subject"],
+            "page_sizes": PAGE_SIZES,
+            "default_limit": PAGE_SIZE,
+        }
+        sorts = request.query_params.getlist("sort")
+        sort = sorts[-1] if sorts and sorts[-1] in service.SORTS else "-start"
+        shown["sort"] = sort
+        try:
+            params = [(n, v) for n, v in request.query_params.multi_items() if n != "sort"]
+            selection = service.parse_selection(params, PAGE_SIZE)
+        except InputError as err:  # the filter form stays, with each reason next to its field
+            errors = forms.errors_by_field(err)
+            return page(
+                request,
+                "sessions.html",
+                status_of(err),
+                rows=[],
+                total=0,
+                selection=None,
+                subject_keys=[],
+                choices={},
+                errors=errors,
+                message=headline(err),
+                **shown,
+            )
 
         def work(user):
-            frame, total = service.session_page(user, selection, newest_first=True)
-            return _rows_for_page(user, frame), total, formats.subject_attributes(user.session.Session)
+            found = service.session_page(user, selection, newest_first=True, sort=sort)
+            subject_keys = formats.subject_attributes(user.session.Session)
+            rows = _rows_for_page(user, found.frame)
+            return rows, found.total, subject_keys, service.rights(user), service.choices(user)
 
-        rows, total, subject_keys = await self.as_account(request.user, work)
-        filters = [(n, v) for n, v in request.query_params.multi_items() if n in service.FILTERS and v]
-        subjects = [v for n, v in filters if n == "subject"]
+        rows, total, subject_keys, rights, choices = await self.as_account(request.user, work)
+        current = selection.offset // selection.limit + 1 if selection.limit else 1
+        last = max(1, -(-total // selection.limit)) if selection.limit else 1
         return page(
             request,
             "sessions.html",
             rows=rows,
             total=total,
             selection=selection,
-            filters=filters,
             subject_keys=subject_keys,
-            params=dict(filters),
-            subjects=subjects,
+            errors={},
+            message=None,
+            rights=rights,
+            choices=choices,
+            current=current,
+            page_numbers=page_numbers(current, last),
+            **shown,
         )
 
     async def session(self, request: Request) -> Response:
         def work(user):
             key = service.parse_session_key(user, request.query_params)
             detail = service.session_detail(user, key)
-            return detail, service.key_params(user, detail.record), formats.subject_attributes(user.session.Session)
+            subject_keys = formats.subject_attributes(user.session.Session)
+            return detail, service.key_params(user, detail.record), subject_keys, service.rights(user)
 
-        detail, key, subject_keys = await self.as_account(request.user, work)
-        return page(request, "session.html", d=detail, key=key, subject_keys=subject_keys)
+        detail, key, subject_keys, rights = await self.as_account(request.user, work)
+        return page(request, "session.html", d=detail, key=key, subject_keys=subject_keys, rights=rights)
 
     async def subject(self, request: Request) -> Response:
         def work(user):
             frame = service.subject_sessions(user, request.query_params)
-            records = service.session_records(user, frame)
-            keys = formats.subject_attributes(user.session.Session)
-            return records, [service.key_params(user, r) for r in records], keys
+            return _rows_for_page(user, frame), formats.subject_attributes(user.session.Session)
 
-        records, keys, subject_keys = await self.as_account(request.user, work)
+        rows, subject_keys = await self.as_account(request.user, work)
         name = ", ".join(request.query_params.get(k, "") for k in subject_keys)
-        svg = plot.sessions_over_time(records)
-        return page(request, "subject.html", subject_name=name, records=records, keys=keys, svg=svg)
+        svg = plot.sessions_over_time([row["record"] for row in rows])
+        newest_first = sorted(rows, key=lambda row: row["record"]["session_datetime"] or "", reverse=True)
+        return page(request, "subject.html", subject_name=name, rows=newest_first, svg=svg)
+
+    async def jobs(self, request: Request) -> Response:
+        table = request.query_params.get("table") or None
+        if request.method == "POST":
+            fields = await request.form()
+            table = str(fields.get("table") or "")
+            key = {name[2:]: str(v) for name, v in fields.items() if name.startswith("k.") and isinstance(v, str)}
+            cleared = await self.as_account(request.user, service.clear_errors, table, key or None)
+            what = f"the error of {formats.key_text(key)}" if key else "every error"
+            flash(request, f"Cleared {what} of {table}: {cleared} key(s) will be made again by the next populate.")
+            return RedirectResponse("/jobs?" + urlencode({"table": table}), 303)
+
+        def work(user):
+            return service.jobs_view(user, table), service.rights(user)
+
+        view, rights = await self.as_account(request.user, work)
+        return page(request, "jobs.html", view=view, table=table, rights=rights)
 
     async def add(self, request: Request) -> Response:
-        subject_keys = await self.as_account(request.user, lambda u: formats.subject_attributes(u.session.Session))
+        def load(user):
+            me = service.choices(user)["experimenter"]
+            preset = {"experimenter": user.user} if user.user in me else {}  # the account, where it is a person
+            return formats.subject_attributes(user.session.Session), service.rights(user), service.choices(user), preset
+
+        subject_keys, rights, choices, preset = await self.as_account(request.user, load)
+        form = {"subject_keys": subject_keys, "lab_zone": self.timezone, "rights": rights, "choices": choices}
         if request.method == "GET":
-            return page(
-                request, "add.html", fields={}, errors={}, subject_keys=subject_keys, message=None, attributes={}
-            )
+            return page(request, "add.html", fields=preset, errors={}, message=None, attributes={}, **form)
         fields = await request.form()
         try:
             row, timezone = forms.session_row(fields, subject_keys)
-            await self.as_account(request.user, service.add_sessions, [row], timezone)
+            report = await self.as_account(request.user, service.add_sessions, [row], timezone)
+            added = await self.as_account(request.user, service.added_session, row, timezone)
         except (InputError, PermissionDeniedError) as err:  # shown with the form, as it was filled in
             errors = forms.errors_by_field(err) if isinstance(err, InputError) else {}
             return page(
@@ -197,10 +263,12 @@ class WebApp:
                 status_of(err),
                 fields=fields,
                 errors=errors,
-                subject_keys=subject_keys,
                 message=headline(err),
                 attributes=forms.attribute_pairs(fields),
+                **form,
             )
+        text, key = added
+        flash(request, ("Added " if report.new else "Already present, nothing changed: ") + text, key)
         return RedirectResponse("/?" + urlencode([("subject", row[k]) for k in subject_keys]), 303)
 
     async def edit(self, request: Request) -> Response:
@@ -225,7 +293,7 @@ class WebApp:
         fields = await request.form()
         try:
             note, attributes = forms.note_and_attributes(fields)
-            await self.as_account(request.user, service.update_session, key, note, attributes)
+            changed = await self.as_account(request.user, service.update_session, key, note, attributes)
         except InputError as err:  # shown with the form, as it was filled in
             note, attributes = forms.note_and_attributes(fields, strict=False)
             return page(
@@ -239,6 +307,7 @@ class WebApp:
                 attributes=attributes,
                 message=headline(err),
             )
+        flash(request, "Saved." if changed else "Nothing to save: the note and attributes were as stored.")
         return RedirectResponse("/session?" + query, 303)
 
     async def delete(self, request: Request) -> Response:
@@ -254,6 +323,7 @@ class WebApp:
             reason = "tick the box to confirm the delete"
             raise InputError([InputProblem("form", None, "confirm", confirm[-1] if confirm else None, reason)])
         await self.as_account(request.user, service.delete_session, key)
+        flash(request, f"Deleted the session {formats.key_text(key)} and the rows listed with it.")
         return RedirectResponse("/", 303)
 
 
@@ -297,9 +367,13 @@ def _rows_for_page(user: Any, frame: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def create_app(pipeline: ModuleType, secret: bytes) -> ASGIApp:
-    """The web application serving ``pipeline`` (an imported pipeline module); ``secret`` keys its cookies."""
-    web = WebApp(pipeline, secret)
+def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> ASGIApp:
+    """The web application serving ``pipeline`` (an imported pipeline module); ``secret`` keys its cookies.
+
+    ``timezone`` is the lab's zone, preset in the add form (``serve --timezone``); without it the
+    form's zone starts empty and is required.
+    """
+    web = WebApp(pipeline, secret, timezone)
 
     routes = [
         Route("/", web.index),
@@ -307,6 +381,7 @@ def create_app(pipeline: ModuleType, secret: bytes) -> ASGIApp:
         Route("/logout", web.logout, methods=["POST"]),
         Route("/session", web.session),
         Route("/subject", web.subject),
+        Route("/jobs", web.jobs, methods=["GET", "POST"]),
         Route("/add", web.add, methods=["GET", "POST"]),
         Route("/edit", web.edit, methods=["GET", "POST"]),
         Route("/delete", web.delete, methods=["GET", "POST"]),
@@ -321,6 +396,7 @@ def create_app(pipeline: ModuleType, secret: bytes) -> ASGIApp:
         web.accounts.close()
 
     middleware = [
+        Middleware(SecurityHeadersMiddleware),
         Middleware(SessionCookieMiddleware, secret=derive_key(secret, "cookie").hex()),
         Middleware(AuthenticationMiddleware, backend=AccountBackend(web.sealer)),
         Middleware(CsrfMiddleware, refuse=handle_error),

@@ -24,15 +24,19 @@ def _one(fields: FormData, name: str, problems: list[InputProblem]) -> str:
     return values[0].strip() if values else ""
 
 
-def _attributes(fields: FormData, problems: list[InputProblem]) -> dict[str, str]:
-    """The form's attribute rows (``attr_name``/``attr_value`` pairs; a row without a name is skipped)."""
+def _attributes(fields: FormData, problems: list[InputProblem], unnamed_removed: bool = False) -> dict[str, str]:
+    """The form's attribute rows (``attr_name``/``attr_value`` pairs; an empty row is skipped).
+
+    A row with a value but no name is a problem, unless ``unnamed_removed`` (the edit form, where
+    emptying an attribute's name removes it, as that page says).
+    """
     names, values = _values(fields, "attr_name"), _values(fields, "attr_value")
     if len(names) != len(values):
         problems.append(InputProblem("form", None, "attributes", names, "attribute names and values do not pair up"))
     attributes: dict[str, str] = {}
     for name, value in zip(names, values, strict=False):
         name = name.strip()
-        if not name and not value:
+        if not name and (not value or unnamed_removed):
             continue
         if name in attributes:
             problems.append(InputProblem("form", None, ATTRIBUTE_PREFIX + name, name, "attribute given twice"))
@@ -56,7 +60,9 @@ def credentials(fields: FormData) -> Credentials | None:
 def session_row(fields: FormData, subject_keys: list[str]) -> tuple[dict[str, str], str]:
     """Ingest's input row of the add form's fields, and the zone of a start time without an offset.
 
-    An empty field is "not given", as in ingest. Raises :class:`InputError` for a field given twice.
+    An empty field is "not given", as in ingest. Raises :class:`InputError` for a field given twice,
+    and for a start time without a zone (the zone has no default: a local time is never taken as UTC
+    without a word).
     """
     problems: list[InputProblem] = []
     row: dict[str, str] = {}
@@ -66,7 +72,10 @@ def session_row(fields: FormData, subject_keys: list[str]) -> tuple[dict[str, st
             row[name] = value
     for name, value in _attributes(fields, problems).items():
         row[ATTRIBUTE_PREFIX + name] = value
-    timezone = _one(fields, "timezone", problems) or "UTC"
+    timezone = _one(fields, "timezone", problems)
+    if not timezone and "session_datetime" in row:  # never UTC by surprise
+        reason = "required: the zone the start time was recorded in (e.g. Europe/Berlin, or UTC)"
+        problems.append(InputProblem("form", None, "timezone", "", reason))
     if problems:
         raise InputError(problems)
     return row, timezone
@@ -76,7 +85,7 @@ def note_and_attributes(fields: FormData, strict: bool = True) -> tuple[str, dic
     """The edit form's note and attributes; with ``strict``, :class:`InputError` for fields given twice."""
     problems: list[InputProblem] = []
     note = _values(fields, "session_note")
-    attributes = _attributes(fields, problems)
+    attributes = _attributes(fields, problems, unnamed_removed=True)
     if len(note) > 1:
         problems.append(InputProblem("form", None, "session_note", note, "given more than once"))
     if problems and strict:

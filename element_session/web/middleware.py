@@ -7,8 +7,14 @@
   credentials, and for ``GET`` also the browser's login (so that pages can link the CSV download);
   pages take only the browser's login, sealed in the session cookie (:mod:`.logins`).
 - :class:`CsrfMiddleware`: a form posted to a page without the session's CSRF token, or with
-  another, is refused (403) before the route sees it. The API is not checked: it never takes the
-  cookie for a write, so a cross-site form cannot post as the browser's login.
+  another, is refused (403) before the route sees it. The API never takes the cookie for a write;
+  and since a browser may also hold cached HTTP Basic credentials, an API write must say it is
+  JSON (``Content-Type: application/json``), which a cross-site form cannot send without the
+  server's consent (CORS preflight; this server grants none).
+- :class:`SecurityHeadersMiddleware`: every answer forbids framing (``X-Frame-Options``, CSP
+  ``frame-ancestors``), loads nothing but this server's own files (CSP), does not let the browser
+  guess types (``X-Content-Type-Options``) and sends no page address to other sites
+  (``Referrer-Policy``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import binascii
 from collections.abc import Awaitable, Callable
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -30,6 +37,7 @@ from .logins import CSRF_FIELD, SESSION_KEY, Sealer, csrf_valid
 COOKIE = "element_session"
 API = "/api/"  # the paths of the JSON API start so
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+JSON = "application/json"  # the only media type of an API write
 
 
 def is_api(scope: Scope) -> bool:
@@ -103,7 +111,15 @@ class CsrfMiddleware:
         self.refuse = refuse
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or is_api(scope):
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if is_api(scope):
+            media_type = Headers(scope=scope).get("content-type", "").partition(";")[0].strip().lower()
+            if media_type != JSON:
+                err = CsrfError(f"an API write must be sent as {JSON} (its Content-Type), not {media_type or 'none'}")
+                await (await self.refuse(Request(scope, receive), err))(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         body = await Request(scope, receive).body()
@@ -115,6 +131,40 @@ class CsrfMiddleware:
             await (await self.refuse(request, err))(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
+
+
+#: The headers every answer carries (:class:`SecurityHeadersMiddleware`).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+class SecurityHeadersMiddleware:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP answer (a route's own header of the same name is kept)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -1,4 +1,8 @@
-"""HTML pages: the templates rendered with what every page shows (the account, the CSRF token)."""
+"""HTML pages: the templates rendered with what every page shows (account, CSRF token, the last write's message).
+
+A write ends with a redirect; :func:`flash` keeps its message (and the key of the session it
+wrote, so that the next page marks that row) in the session cookie until the next page shows it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .logins import CSRF_FIELD, csrf_token
+
+FLASH = "flash"  # the session cookie's entry holding the message of the last write
+
+
+def flash(request: Request, text: str, key: dict[str, str] | None = None) -> None:
+    """Keep ``text`` (and the written session's key as text parameters) for the next page to show once."""
+    request.session[FLASH] = {"text": text, "key": key}
 
 
 @cache
@@ -26,4 +37,16 @@ def page(request: Request, name: str, status: int = 200, **context: Any) -> Resp
     """The template ``name`` rendered with ``context``, the logged-in account and the session's CSRF token."""
     user = request.user.display_name if request.user.is_authenticated else None
     context.update(request=request, csrf=csrf_token(request.session), csrf_field=CSRF_FIELD, user=user)
+    context["flash"] = request.session.pop(FLASH, None) if status < 300 else None
     return Response(_templates().get_template(name).render(context), status, media_type="text/html")
+
+
+def page_numbers(current: int, last: int, around: int = 2) -> list[int | None]:
+    """The page numbers to link: the first, the last, and ``around`` either side of ``current``; None for a gap."""
+    shown = sorted({1, last, *range(max(1, current - around), min(last, current + around) + 1)})
+    numbers: list[int | None] = []
+    for number in shown:
+        if numbers and number - (numbers[-1] or 0) > 1:
+            numbers.append(None)
+        numbers.append(number)
+    return numbers

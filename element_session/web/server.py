@@ -12,10 +12,21 @@ from typing import Any
 SECRET_ENV = "ELEMENT_SESSION_WEB_SECRET"  # noqa: S105 (a variable's name) the secret that seals logins
 PIPELINE_ENV = "ELEMENT_SESSION_WEB_PIPELINE"  # the pipeline module they serve
 VERBOSE_ENV = "ELEMENT_SESSION_WEB_VERBOSE"  # "1": show DataJoint's messages, as -v does
+TIMEZONE_ENV = "ELEMENT_SESSION_WEB_TIMEZONE"  # the lab's zone (serve --timezone), or empty
 
 
-def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, verbose: bool = False) -> None:
+def serve(
+    pipeline: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    verbose: bool = False,
+    timezone: str | None = None,
+) -> None:
     """Serve ``pipeline`` (an import path) at ``host:port`` with ``workers`` processes until interrupted.
+
+    ``timezone`` is the lab's zone, preset (and labelled so) in the add form; without it the form's
+    zone starts empty and must be chosen.
 
     Prints the address. The worker processes share the secret that seals logins (taken from
     ``ELEMENT_SESSION_WEB_SECRET`` if set, so that logins survive a restart; otherwise a new random
@@ -35,6 +46,7 @@ def serve(pipeline: str, host: str = "127.0.0.1", port: int = 8000, workers: int
         os.environ[SECRET_ENV] = secrets.token_urlsafe(32)
     os.environ[PIPELINE_ENV] = pipeline
     os.environ[VERBOSE_ENV] = "1" if verbose else "0"
+    os.environ[TIMEZONE_ENV] = timezone or ""
     shown = f"[{host}]" if ":" in host else host
     print(
         f"element-session: serving {pipeline} at http://{shown}:{port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True
@@ -71,4 +83,5 @@ def worker_app() -> Any:
     from ..pipeline import load
     from .app import create_app
 
-    return create_app(load(os.environ[PIPELINE_ENV], from_working_directory=True), os.environ[SECRET_ENV].encode())
+    pipeline = load(os.environ[PIPELINE_ENV], from_working_directory=True)
+    return create_app(pipeline, os.environ[SECRET_ENV].encode(), timezone=os.environ.get(TIMEZONE_ENV) or None)

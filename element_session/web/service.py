@@ -11,6 +11,7 @@ request, by :meth:`~element_session.web.accounts.Accounts.use`.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,15 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from .. import formats, paths, query, times
+from .. import formats, paths, privileges, query, times
 from .. import pipeline as pipelines
+from .._datajoint_compat import declare_jobs_table
+from ..attribute_blobs import read_attribute_blobs
 from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
-from ..jobs import JobRecord, list_jobs
+from ..jobs import JobRecord, autopopulated, clear_jobs, list_jobs, select_tables
 from ..status import check_editable
 from .accounts import UserPipeline
 
@@ -49,13 +52,14 @@ def _text(name: str, value: str) -> str:
         raise one_problem("query", name, value, str(err)) from None
 
 
-def _count(name: str, value: str | None, default: int, high: int) -> int:
+def _count(name: str, value: str | None, default: int, high: int, low: int = 0) -> int:
     if value is None or value == "":
         return default
     try:
-        return check_integer(value, 0, high)
-    except ValueError as err:
-        raise one_problem("query", name, value, f"{err} (a whole number from 0 to {high})") from None
+        return check_integer(value, low, high)
+    except ValueError:
+        allowed = f"from {low} to {high:,}" if high <= MAX_LIMIT else f"{low} or more"
+        raise one_problem("query", name, value, f"{name} must be a whole number {allowed}") from None
 
 
 def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Selection:
@@ -91,14 +95,21 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
             times.zone_info(filters["timezone"])
         except times.TimeError as err:
             problems.append(InputProblem("query", None, "timezone", filters["timezone"], str(err)))
+    for name in ("since", "until"):  # read here too, so that each reason is named before any query
+        if name in filters:
+            try:
+                zone = filters.get("timezone", "UTC")
+                times.time_argument(name, filters[name], zone, bound=True, day_end=name == "until", source="query")
+            except InputError as err:
+                problems.extend(p for p in err.problems if p.column == name)
+            except times.TimeError:
+                pass  # a bad zone: named above
     limit = offset = 0
     try:
         limit = _count("limit", counts.get("limit"), default_limit, MAX_LIMIT)
         offset = _count("offset", counts.get("offset"), 0, 2**62)
         if "page" in counts:
-            offset = (_count("page", counts["page"], 1, 2**40) - 1) * limit
-            if offset < 0:
-                raise one_problem("query", "page", counts["page"], "pages are numbered from 1")
+            offset = (_count("page", counts["page"], 1, 2**40, low=1) - 1) * limit
     except InputError as err:
         problems.extend(err.problems)
     if problems:
@@ -110,34 +121,78 @@ def _found(user: UserPipeline, selection: Selection) -> Any:
     return query.find_sessions(user.session, **selection.filters)
 
 
-def session_page(user: UserPipeline, selection: Selection, newest_first: bool = False) -> tuple[pd.DataFrame, int]:
+@dataclass(frozen=True)
+class SessionPage:
+    """One page of selected sessions: its table, the number of every match, and the page's query expression."""
+
+    frame: pd.DataFrame  # query.session_table of the page's sessions, in the page's order
+    total: int
+    sessions: Any  # the page's sessions as a query expression of Session
+
+
+#: The orders the list of sessions can be sorted in (a column header's link): start time or subject,
+#: either way; ``-start`` (newest first) is the default. Each is an ``ORDER BY`` of the database.
+SORTS = ("-start", "start", "subject", "-subject")
+
+
+def _sort_order(sort: str, names: list[str]) -> list[str]:
+    """The ORDER BY of ``sort`` (one of :data:`SORTS`) over the key ``names`` (datetime variant)."""
+    column = "session_datetime" if sort.lstrip("-") == "start" else names[0]
+    direction = " DESC" if sort.startswith("-") else ""
+    return [f"{column}{direction}", *(f"{n}{direction}" for n in names if n != column)]
+
+
+def session_page(
+    user: UserPipeline, selection: Selection, newest_first: bool = False, sort: str = "-start"
+) -> SessionPage:
     """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
 
-    In the order of ``element-session sessions`` (by primary key, as Python compares the values:
-    the keys of every match are read and sorted here, since the database's collation may order
-    text otherwise), or by start time, newest first (sorted by the database where the start time
-    is part of the key). Only the page's sessions are read in full.
+    In the order of ``element-session sessions`` (by primary key, as Python compares the values), or
+    by start time, newest first (with ``newest_first``; ``sort``, one of :data:`SORTS`, chooses
+    another order of the datetime variant's list). The database orders and pages (``ORDER BY ... LIMIT ... OFFSET``,
+    along the primary key's index for the key order) wherever its order is that order: by start
+    time where it is part of the key, by key where the key's text is ordered by code point
+    (:func:`~element_session.query.database_orders_keys`); otherwise the keys of the matches are read
+    and sorted here. The matches are counted once (``COUNT``); only the page's sessions are read
+    in full, by their keys.
     """
     names = list(user.session.Session.primary_key)
     found = _found(user, selection)
-    if newest_first and "session_datetime" in names:
-        order = ["session_datetime DESC", *(f"{n} DESC" for n in names if n != "session_datetime")]
-        keys = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
-        page, total = [tuple(k[n] for n in names) for k in keys] if selection.limit else [], len(found)
+    total = query.count_sessions(found)
+    if not selection.limit or selection.offset >= total:
+        page: list[tuple] = []
+    elif newest_first and "session_datetime" in names:
+        page = _keys(found, names, _sort_order(sort, names), selection)
+    elif not newest_first and _database_orders_keys(user):
+        page = _keys(found, names, names, selection)
     else:
-        page, total = _sorted_page(found, names, selection, newest_first)
+        page = _sorted_page(found, names, selection, newest_first)
     keys = [dict(zip(names, ident, strict=True)) for ident in page]
-    frame = query.session_table(found & keys, user.session)  # an empty list selects nothing
+    sessions = user.session.Session & keys  # these keys match the selection; an empty list selects nothing
+    frame = query.session_table(sessions, user.session)
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
         stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
         at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
-    return frame, total
+    return SessionPage(frame, total, sessions)
 
 
-def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> tuple[list[tuple], int]:
-    """The keys of one page of ``found`` sorted here, and the number of matches."""
+def _keys(found: Any, names: list[str], order: list[str], selection: Selection) -> list[tuple]:
+    """The keys of one page of ``found`` in ``order``, ordered and paged by the database."""
+    rows = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
+    return [tuple(row[n] for n in names) for row in rows]
+
+
+def _database_orders_keys(user: UserPipeline) -> bool:
+    """:func:`~element_session.query.database_orders_keys`, asked once per connection."""
+    if "orders_keys" not in user.memo:
+        user.memo["orders_keys"] = query.database_orders_keys(user.session)
+    return user.memo["orders_keys"]
+
+
+def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> list[tuple]:
+    """The keys of one page of ``found`` sorted here (where the database's order is not the page's)."""
     stamp = [] if "session_datetime" in names else ["session_datetime"]
     keys = found.proj(*stamp)
     columns = list(keys.heading.names)
@@ -148,7 +203,7 @@ def _sorted_page(found: Any, names: list[str], selection: Selection, newest_firs
         order = sorted(range(len(rows)), key=lambda i: (*when[i], query.session_sort_key(idents[i])), reverse=True)
     else:
         order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
-    return [idents[i] for i in order[selection.offset : selection.offset + selection.limit]], len(rows)
+    return [idents[i] for i in order[selection.offset : selection.offset + selection.limit]]
 
 
 def _naive(value: Any) -> Any:
@@ -156,14 +211,74 @@ def _naive(value: Any) -> Any:
     return value.replace(tzinfo=None) if isinstance(value, dt.datetime) else value
 
 
-def session_records(user: UserPipeline, frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The JSON objects of ``frame``'s sessions, as ``element-session sessions --format json`` prints them."""
-    return formats.session_records(frame, user.session.Session)
+def session_records(user: UserPipeline, frame: pd.DataFrame, sessions: Any = None) -> list[dict[str, Any]]:
+    """The JSON objects of ``frame``'s sessions, as ``element-session sessions --format json`` prints them.
+
+    With ``sessions`` (a query expression of the same sessions), their attributes' object values are
+    read too (``attribute_blobs``); without, ``attribute_blobs`` is empty.
+    """
+    blobs = None if sessions is None else read_attribute_blobs(sessions, user.session)
+    return formats.session_records(frame, user.session.Session, blobs)
 
 
 def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
     """Every selected session (no paging), in the order of ``element-session sessions``."""
     return query.session_table(_found(user, selection), user.session)
+
+
+CHOICES = 1000  # names of each kind offered in a pick-list at most
+
+
+def choices(user: UserPipeline) -> dict[str, list[str]]:
+    """The known subjects, projects and experimenters, for pick-lists (at most :data:`CHOICES` of each, sorted).
+
+    Subjects only where the subject's key is one attribute. Kept a minute per connection.
+    """
+    kept = user.memo.get("choices")
+    if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
+        return kept[1]
+    found: dict[str, list[str]] = {}
+    subject_keys = formats.subject_attributes(user.session.Session)
+    tables = {"experimenter": user.pipeline.Experimenter, "project": user.pipeline.Project}
+    if len(subject_keys) == 1:
+        tables["subject"] = user.pipeline.Subject
+    for name, table in tables.items():
+        (attribute,) = table.primary_key[:1]
+        rows = table.proj().to_dicts(order_by=[attribute], limit=CHOICES)
+        found[name] = [str(row[attribute]) for row in rows]
+    user.memo["choices"] = (time.monotonic(), found)
+    return found
+
+
+@dataclass(frozen=True)
+class Rights:
+    """What the account may change, as the database answers (:mod:`element_session.privileges`)."""
+
+    add: bool  # insert sessions
+    edit: bool  # replace a session's note and attributes
+    delete: bool  # delete sessions
+
+
+RIGHTS_SECONDS = 60.0  # how long an account's rights are kept before the database is asked again
+
+
+def rights(user: UserPipeline) -> Rights:
+    """What ``user`` may change: asked of the database, kept for :data:`RIGHTS_SECONDS` per connection."""
+    kept = user.memo.get("rights")
+    if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
+        return kept[1]
+    m, connection = user.session, user.connection
+    note, attribute = m.SessionNote, m.Session.Attribute
+    found = Rights(
+        add=privileges.may(connection, m.Session, "INSERT"),
+        edit=privileges.may_all(
+            connection,
+            [(note, p) for p in ("INSERT", "DELETE")] + [(attribute, p) for p in ("INSERT", "DELETE", "UPDATE")],
+        ),
+        delete=privileges.may(connection, m.Session, "DELETE"),
+    )
+    user.memo["rights"] = (time.monotonic(), found)
+    return found
 
 
 # -- one session ----------------------------------------------------------------------------------
@@ -195,6 +310,7 @@ class SessionDetail:
     directory_problem: str | None  # why it was not found
     downstream: dict[str, int]  # Imported/Computed table label -> rows of this session
     jobs: list[JobRecord]  # reserved and failed jobs of this session
+    job_errors: list[JobError | None]  # the error of each job (None for a reservation)
 
 
 def _session_frame(user: UserPipeline, key: dict[str, Any]) -> pd.DataFrame:
@@ -221,10 +337,9 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
             directory = str(paths.get_session_directory(key, user.session))
         except (SessionDirectoryError, SessionNotFoundError) as err:
             problem = str(err)
-    counts = affected_rows(user, key)
-    labels = _labels(user)
-    downstream = {labels[name]: n for name, n in counts.items() if n and name in _computed_tables(user)}
+    downstream = downstream_rows(user, key)
     jobs = list_jobs(user.pipeline, restriction=key)
+    errors = [job_error(user, job) if job.status == "error" else None for job in jobs]
     return SessionDetail(
         record,
         local_time(row["session_datetime_local"]),
@@ -233,6 +348,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
         problem,
         downstream,
         jobs,
+        errors,
     )
 
 
@@ -253,12 +369,22 @@ def _labelled_tables(user: UserPipeline) -> dict[str, tuple[str, type[dj.Table]]
     return {t.full_table_name: (label, t) for label, t in pipelines.tables(user.pipeline).items()}
 
 
+def downstream_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
+    """Rows of the session ``key`` in each Imported and Computed table that has any, by label.
+
+    One indexed count a table (the session's key leads each such table's primary key), on the bound
+    tables whose headings are already read: no dependency graph is loaded for a page view.
+    """
+    counts = {}
+    for label, table in pipelines.tables(user.pipeline, kinds=(dj.Imported, dj.Computed)).items():
+        n = len(table & key)
+        if n:
+            counts[label] = n
+    return counts
+
+
 def _labels(user: UserPipeline) -> dict[str, str]:
     return {name: label for name, (label, _) in _labelled_tables(user).items()}
-
-
-def _computed_tables(user: UserPipeline) -> set[str]:
-    return {name for name, (_, t) in _labelled_tables(user).items() if issubclass(t, dj.Imported | dj.Computed)}
 
 
 def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
@@ -267,10 +393,52 @@ def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     return dj.Diagram.cascade(user.session.Session & key).counts()
 
 
+def _page_names(user: UserPipeline) -> dict[str, str]:
+    """The session module's tables (full names) as the session page names what they hold."""
+    m = user.session
+    return {
+        m.Session.full_table_name: "The session",
+        m.SessionTimezone.full_table_name: "Zone of its start time",
+        m.SessionExperimenter.full_table_name: "Experimenters",
+        m.ProjectSession.full_table_name: "Projects",
+        m.SessionDirectory.full_table_name: "Directory",
+        m.SessionNote.full_table_name: "Note",
+        m.Session.Attribute.full_table_name: "Attributes",
+    }
+
+
 def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
-    """Rows per table (labelled ``module.Class``) that deleting the session ``key`` would remove."""
-    labels = _labels(user)
-    return {labels.get(name, name): n for name, n in affected_rows(user, key).items() if n}
+    """Rows per table that deleting the session ``key`` would remove, named as the session page names them.
+
+    The session's own parts by what they hold (``Note``, ``Attributes``, ...); a downstream table
+    ``Downstream: module.Class``, as under the session page's "Downstream" heading.
+    """
+    labels, names = _labels(user), _page_names(user)
+    shown = {}
+    for name, n in affected_rows(user, key).items():
+        if n:
+            shown[names.get(name) or f"Downstream: {labels.get(name, name)}"] = n
+    return shown
+
+
+@dataclass(frozen=True)
+class JobError:
+    """A failed job's error as people read it: the error's type, its message, and the traceback (or '')."""
+
+    kind: str
+    message: str
+    traceback: str
+
+
+def job_error(user: UserPipeline, job: JobRecord) -> JobError:
+    """The error of a failed job (``job.error_message`` is DataJoint's ``Type: message``), its traceback read
+    from the jobs table."""
+    words = _error_words(job)
+    stack = ""
+    (table,) = select_tables(user.pipeline, [job.table]).values()
+    for row in (declare_jobs_table(table) & job.key).proj("error_stack").to_dicts():
+        stack = row["error_stack"] if isinstance(row["error_stack"], str) else ""
+    return JobError(words.kind, words.message, stack)
 
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
@@ -280,8 +448,10 @@ def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     return (user.session.Session & key).delete(transaction=True, prompt=False)
 
 
-def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> None:
+def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> bool:
     """Set the session's note ('' removes it) and text attributes (those not given are removed), in one transaction.
+
+    Returns whether anything changed.
 
     Checked as ingest checks them (the columns' widths, key text rules); raises :class:`InputError`
     with the field of each problem (:class:`~element_session.errors.SessionLockedError` for a
@@ -310,10 +480,13 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
         raise SessionNotFoundError(f"no session {formats.key_text(key)}")
     with user.connection.transaction:
         check_editable(m, [key], source="form")  # a qc_passed session is reopened first
-        (m.SessionNote & key).delete_quick()
-        if note:
-            m.SessionNote.insert1({**key, "session_note": note})
+        old_note = [r["session_note"] for r in (m.SessionNote & key).to_dicts()]
+        if old_note != ([note] if note else []):
+            (m.SessionNote & key).delete_quick()
+            if note:
+                m.SessionNote.insert1({**key, "session_note": note})
         stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
+        changed = old_note != ([note] if note else []) or stored.keys() != attributes.keys()
         for name in stored.keys() - attributes.keys():
             (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
         for name, value in attributes.items():
@@ -321,6 +494,8 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
                 m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
             elif stored[name]["attribute_value"] != value:
                 m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
+                changed = True
+    return changed
 
 
 def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
@@ -330,6 +505,24 @@ def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str =
     )
 
 
+def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> tuple[str, dict[str, str]]:
+    """What the add form stored, in words (the start as stored, in UTC and in its zone), and its key as text parameters.
+
+    ``row`` and ``timezone`` are what :func:`add_sessions` was given (and accepted).
+    """
+    m = user.session
+    key = validate.parse_session_key(m, row, subject=user.pipeline.Subject(), timezone=timezone)
+    (record,) = formats.session_records(query.session_table(m.Session & key, m), m.Session)
+    params = key_params(user, record)
+    subject = ", ".join(params[k] for k in formats.subject_attributes(m.Session))
+    if record["session_datetime"] is None:
+        return f"the session {record['session_id']} of {subject}.", params
+    stored = dt.datetime.fromisoformat(record["session_datetime"])
+    zone = times.parse_session_time(row["session_datetime"], timezone).zone
+    local = times.local_time(stored.replace(tzinfo=None), zone).isoformat()
+    return f"the session of {subject} starting {record['session_datetime']} (UTC), {local} {zone}.", params
+
+
 def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataFrame:
     """Every session of one subject (its key attributes as text), in the order of ``sessions``."""
     names = formats.subject_attributes(user.session.Session)
@@ -337,3 +530,47 @@ def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataF
     if not len(user.pipeline.Subject & key):
         raise SessionNotFoundError(f"no subject {formats.key_text(key)}")
     return query.session_table(user.session.Session & key, user.session)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JobsView:
+    """The jobs page: reserved and failed keys of the downstream tables, and what the account may clear."""
+
+    tables: list[str]  # every Imported/Computed table's label
+    jobs: list[JobRecord]
+    errors: list[JobError | None]  # each job's error (type first), None for a reservation
+    clearable: set[str]  # labels of the tables whose failed keys the account may clear
+
+
+def jobs_view(user: UserPipeline, table: str | None) -> JobsView:
+    """The reserved and failed keys of ``table`` (a label) or of every downstream table.
+
+    A failed key's error is split into its type and message; its traceback is not read here (the
+    session page shows it). Raises :class:`~element_session.errors.PopulateError` for an unknown table.
+    """
+    labels = list(autopopulated(user.pipeline))
+    jobs = list_jobs(user.pipeline, tables=[table] if table else None)
+    errors = [_error_words(job) if job.status == "error" else None for job in jobs]
+    clearable = {
+        label
+        for label, t in select_tables(user.pipeline, [table] if table else None).items()
+        if privileges.may(user.connection, declare_jobs_table(t), "DELETE")
+    }
+    return JobsView(labels, jobs, errors, clearable)
+
+
+def _error_words(job: JobRecord) -> JobError:
+    kind, sep, message = job.error_message.partition(": ")
+    if not sep or " " in kind:
+        kind, message = "Error", job.error_message
+    return JobError(kind, message, "")
+
+
+def clear_errors(user: UserPipeline, table: str, key: Mapping[str, str] | None) -> int:
+    """Clear the failed key ``key`` (text values, times in UTC) of ``table``, or every failed key of it; how many.
+
+    Raises :class:`~element_session.errors.PopulateError` for an unknown table and
+    :class:`~element_session.errors.InputError` for a key it cannot read.
+    """
+    return len(clear_jobs(user.pipeline, errors=True, stale=False, tables=[table], restriction=dict(key or {}) or None))
