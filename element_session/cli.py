@@ -863,6 +863,14 @@ def copy_bundle(
 @click.option(
     "--strict", is_flag=True, help="refuse a file the DANDI archive would refuse (default: a warning on standard error)"
 )
+@click.option(
+    "--subject-field",
+    "subject_fields",
+    type=_Assignment(),
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a field of the file's subject the Subject table lacks, e.g. species='Mus musculus' (repeatable)",
+)
 @pipeline_option
 @click.pass_context
 def export_nwb(
@@ -876,6 +884,7 @@ def export_nwb(
     institution: str | None,
     lab: str | None,
     strict: bool,
+    subject_fields: tuple[tuple[str, str], ...],
 ) -> ExitStatus:
     """Write one session (subject plus --datetime or --id) to an NWB file.
 
@@ -899,6 +908,7 @@ def export_nwb(
             linking_module=pipeline,
             institution=institution,
             lab=lab,
+            subject_kwargs=dict(subject_fields) or None,
         )
     for warning in caught:
         if issubclass(warning.category, DandiWarning):

@@ -167,9 +167,9 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
         reason = without_password(str(said))
         return PermissionDeniedError(f"the database at {_server(connection)} refused: {reason}")
     if _is_lost_connection(err):
-        return DatabaseUnreachableError(
-            f"cannot reach the database at {_server(connection)}: {type(err).__name__}: {without_password(str(err))}"
-        )
+        coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the driver's message)
+        said = str(err.args[1] if coded else err).strip()
+        return DatabaseUnreachableError(f"cannot reach the database at {_server(connection)}: {without_password(said)}")
     return refused(err)
 
 

@@ -278,6 +278,12 @@ def test_export_command(refs, tmp_path, capsys):
     code, _, err = run(*by_time, "--output", str(out), "--strict")  # for a pipeline that publishes to DANDI
     assert code == 1 and "species: add a `species` column" in err and "refused by --strict" in err
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written
+    full = ("--subject-field", "species=Mus musculus", "--subject-field", "age=P90D")  # what Subject lacks
+    code, _, err = run(*by_time, "--output", str(out), "--strict", *full)  # the command alone makes a DANDI file
+    assert (code, err) == (0, "") and out.exists()
+    with pynwb.NWBHDF5IO(str(out), "r") as io:
+        assert (io.read().subject.species, io.read().subject.age) == ("Mus musculus", "P90D")
+    out.unlink()
     code, printed, err = run(*by_time, "--output", str(out), "--lab", "Lab")
     assert (code, printed) == (0, f"{out}\n")
     assert err.startswith("element-session: warning: the NWB file's subject lacks what the DANDI archive requires")

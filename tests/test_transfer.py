@@ -423,3 +423,11 @@ def test_copy_without_a_password_is_a_usage_error(source, tmp_path, command):
     settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1}}))
     ran = command("copy", "--to", str(settings), env={"DJ_TARGET_PASS": None})
     assert ran.status == 2 and "DJ_TARGET_PASS" in ran.err
+
+
+def test_an_export_to_a_missing_directory_is_a_usage_error_naming_the_path(source, tmp_path, command):
+    target = tmp_path / "no such folder" / "sessions.zip"
+    ran = command("export", "--output", str(target))
+    assert ran.status == 2 and ran.out == ""
+    assert f"cannot write {target}: directory {target.parent} does not exist" in ran.err
+    assert "Traceback" not in ran.err and "FileNotFoundError" not in ran.err and not target.parent.exists()

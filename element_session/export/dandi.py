@@ -19,11 +19,12 @@ from ..errors import DandiWarning, NwbExportError
 
 #: Each field DANDI requires of the subject, and how to supply it in this project.
 REQUIRED_SUBJECT_FIELDS = {
-    "species": "add a `species` column to the Subject table (e.g. 'Mus musculus'), or pass "
-    "subject_kwargs={'species': 'Mus musculus'}",
-    "sex": "add a `sex` column to the Subject table (M, F, U or O), or pass subject_kwargs={'sex': 'F'}",
-    "age or date_of_birth": "add a `subject_birth_date` column to the Subject table, or an `age` column, or pass "
-    "subject_kwargs={'age': 'P90D'} (an ISO 8601 duration)",
+    "species": "add a `species` column to the Subject table (e.g. 'Mus musculus'), or give "
+    "--subject-field species='Mus musculus' (subject_kwargs={'species': 'Mus musculus'} in Python)",
+    "sex": "add a `sex` column to the Subject table (M, F, U or O), or give --subject-field sex=F "
+    "(subject_kwargs={'sex': 'F'})",
+    "age or date_of_birth": "add a `subject_birth_date` column to the Subject table, or an `age` column, or give "
+    "--subject-field age=P90D, an ISO 8601 duration (subject_kwargs={'age': 'P90D'})",
 }
 
 

@@ -135,7 +135,7 @@ def export_sessions(
     Raises
     ------
     UsageError
-        An unknown selection option, or no pipeline module to name the tables.
+        An unknown selection option, no pipeline module to name the tables, or no directory to write ``path`` in.
     InputError
         A selection value that cannot be used (source ``arguments``).
     FormatError
@@ -143,6 +143,9 @@ def export_sessions(
     DatabaseUnreachableError, PermissionDeniedError
         The source's server cannot be reached or refuses to be read.
     """
+    folder = Path(path).parent
+    if not folder.is_dir():  # said before any row is read
+        raise UsageError(f"cannot write {path}: directory {folder} does not exist")
     unknown = set(selection) - set(SELECTION)
     if unknown:
         raise UsageError(
