@@ -36,7 +36,9 @@ def query_arguments(n: int) -> dict[str, Any]:
 def project_query(session_module: ModuleType, arguments: dict[str, Any]) -> list[dict]:
     from element_session.query import find_sessions
 
-    sessions = find_sessions(session_module, **arguments)
+    # ``until`` as midnight, a time: excluded, as in the baseline's SQL (a date alone would include that day)
+    until = dt.datetime.combine(arguments["until"], dt.time())
+    sessions = find_sessions(session_module, **{**arguments, "until": until})
     return (sessions * session_module.SessionNote).to_dicts()
 
 
