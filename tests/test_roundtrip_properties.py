@@ -52,7 +52,7 @@ def session_times(draw) -> tuple[str, str]:
 
 @st.composite
 def sessions(draw) -> list[dict]:
-    rows, seen = [], set()
+    rows, seen, numbers = [], set(), set()
     for _ in range(draw(st.integers(1, 4))):
         subject = draw(st.sampled_from(SUBJECTS))
         stamp, zone = draw(session_times())
@@ -64,7 +64,10 @@ def sessions(draw) -> list[dict]:
         seen.add((subject, utc))
         row = {"subject": subject, "session_datetime": stamp, "zone": zone}
         if draw(st.booleans()):
-            row["session_id"] = str(draw(st.integers(-(2**31), 2**31 - 1)))
+            number = draw(st.integers(-(2**31), 2**31 - 1))
+            assume((subject, number) not in numbers)  # a subject's session number is taken once (ingest refuses)
+            numbers.add((subject, number))
+            row["session_id"] = str(number)
         if draw(st.booleans()):
             row["experimenter"] = draw(st.lists(st.sampled_from(PEOPLE), min_size=1, max_size=4, unique=True))
         if draw(st.booleans()):

@@ -230,11 +230,11 @@ class LocalCluster:
         self._run(argv, name)
         pidfile = self.directory / "run" / (f"{name}.pid")
         deadline = time.monotonic() + 15
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not pidfile.exists():
+        while (pid := _pid_in(pidfile)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the daemon creates the file first and writes its pid after: wait for both
+        if pid is None:
             raise LocalServerError(f"{name} wrote no pid file; its log ends:\n{self._log_tail(name)}")
-        return int(pidfile.read_text().split()[0])
+        return pid
 
     def _run(self, argv: list[str], name: str) -> None:
         done = subprocess.run(
@@ -328,3 +328,11 @@ def slurm_cluster(*, tag: str = "element-session-slurm-", kill_wait: int = 30) -
     finally:
         cluster.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _pid_in(pidfile: Path) -> int | None:
+    """The pid a daemon wrote to ``pidfile``; None while the file is missing, empty or half-written."""
+    try:
+        return int(pidfile.read_text().split()[0])
+    except (FileNotFoundError, IndexError, ValueError):
+        return None
