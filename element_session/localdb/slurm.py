@@ -141,12 +141,16 @@ class LocalCluster:
                 raise ClusterUnavailableError(f"munged needs {path} to be traversable by every user (chmod o+x)")
         self._write_configuration()
         pids: dict[str, int] = {}
-        try:
-            pids["munged"] = self._start_munged()
-            pids["slurmctld"] = self._daemon(["slurmctld", "-f", str(self.conf)], "slurmctld")
-            for node in self.nodes:
-                pids[node] = self._daemon(["slurmd", "-f", str(self.conf), "-N", node], f"slurmd-{node}")
+
+        def started(name: str, pid: int) -> None:  # recorded at once: stop() after a failed start ends it too
+            pids[name] = pid
             (self.directory / _STATE_FILE).write_text(json.dumps(pids))
+
+        try:
+            started("munged", self._start_munged())
+            started("slurmctld", self._daemon(["slurmctld", "-f", str(self.conf)], "slurmctld"))
+            for node in self.nodes:
+                started(node, self._daemon(["slurmd", "-f", str(self.conf), "-N", node], f"slurmd-{node}"))
             self._wait_idle(timeout)
         except BaseException:
             self.stop()
