@@ -134,11 +134,17 @@ class LocalCluster:
         reason = unavailable_reason()
         if reason:
             raise ClusterUnavailableError(reason)
-        for name in ("etc", "state", "log", "run", "munge", *(f"spool/{n}" for n in self.nodes)):
+        for name in ("etc", "state", "log", "run", "munge", *(f"s/{n}" for n in self.nodes)):
             (self.directory / name).mkdir(parents=True, exist_ok=True)
         for path in [self.directory, *self.directory.parents]:
             if not os.stat(path).st_mode & 0o001:
                 raise ClusterUnavailableError(f"munged needs {path} to be traversable by every user (chmod o+x)")
+        longest = self.directory / "s" / self.nodes[0] / f"{self.nodes[0]}_4294967294.4294967291"
+        if len(os.fsencode(longest)) >= _UNIX_SOCKET_PATH:
+            raise ClusterUnavailableError(
+                f"{self.directory} is too deep: slurmstepd's sockets under it would exceed {_UNIX_SOCKET_PATH} bytes "
+                "(set TMPDIR to a shorter directory)"
+            )
         self._write_configuration()
         pids: dict[str, int] = {}
 
@@ -171,7 +177,7 @@ class LocalCluster:
             "CredType=cred/munge",
             f"AuthInfo=socket={d / 'munge' / 'munge.socket'}",
             f"StateSaveLocation={self.state_dir}",
-            f"SlurmdSpoolDir={d / 'spool' / '%n'}",
+            f"SlurmdSpoolDir={d / 's' / '%n'}",  # short: slurmstepd's sockets there must fit in 108 bytes
             f"SlurmctldPidFile={d / 'run' / 'slurmctld.pid'}",
             f"SlurmdPidFile={d / 'run' / 'slurmd-%n.pid'}",
             f"SlurmctldLogFile={self.log_dir / 'slurmctld.log'}",
@@ -311,7 +317,7 @@ def _end(pids: list[int], timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def slurm_cluster(*, tag: str = "element-session-slurm-", kill_wait: int = 30) -> Iterator[LocalCluster]:
+def slurm_cluster(*, tag: str = "es-slurm-", kill_wait: int = 30) -> Iterator[LocalCluster]:
     """A private cluster in a new temporary directory, stopped and removed after use.
 
     Raises
@@ -332,6 +338,10 @@ def slurm_cluster(*, tag: str = "element-session-slurm-", kill_wait: int = 30) -
     finally:
         cluster.stop()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+#: The longest path of a Unix socket on Linux (``sun_path``), its final NUL included.
+_UNIX_SOCKET_PATH = 108
 
 
 def _pid_in(pidfile: Path) -> int | None:
