@@ -51,12 +51,16 @@ def server_pid(connection: Any) -> int:
     return int(Path(pid_file).read_text().split()[0])
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU seconds (user + system) used so far by this process and by the process ``pid`` (from ``/proc``)."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the process ``pid`` of this machine (from ``/proc``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    server = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own.ru_utime + own.ru_stime, server
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by this process and by the process ``pid``."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime, process_cpu_seconds(pid)
 
 
 def main(argv: list[str] | None = None) -> int:
