@@ -12,7 +12,7 @@ run's CPU seconds are recorded: this process's (the client's) and the server's (
 server process, from ``@@pid_file``; PostgreSQL: the connection's backend, ``pg_backend_pid()``; both
 read from ``/proc``, so the server must run on this machine, as the benchmark's own does). On a shared
 machine the CPU ratio moves less than the wall-time ratio. Results go to
-``DIR/history-<backend>-<date>.json`` (default ``benchmarks/results``).
+``DIR/history-<backend>-<date>-<N>.json`` (default ``benchmarks/results``).
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_end": os.getloadavg(),
         }
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"history-{backend}-{dt.date.today().isoformat()}.json"
+    target = args.out / f"history-{backend}-{dt.date.today().isoformat()}-{args.sessions}.json"
     target.write_text(json.dumps(result, indent=1) + "\n")
     say(
         f"history on/off: {result['ratio_on_off']:.2f}x wall, {result['cpu_ratio_on_off']:.2f}x CPU (client + server; "
