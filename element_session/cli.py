@@ -41,6 +41,7 @@ from .errors import (
     DatabaseUnreachableError,
     ElementSessionError,
     InputError,
+    InputProblem,
     PermissionDeniedError,
     Terminated,
     UsageError,
@@ -125,7 +126,48 @@ def pipeline_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose bad option values are named as typed: ``--status``, not ``status`` or ``states``.
+
+    The library names the argument it was given (``find_sessions(status=...)``); an option passes
+    its value to the argument of its own name (``--status`` to ``status``), so an
+    :class:`InputError` in the arguments is told again with each argument as the option that gave
+    it (:func:`option_as_typed`).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as err:
+            if type(err) is not InputError or not err.in_arguments:
+                raise
+            raise InputError([option_as_typed(p, self.params) for p in err.problems]) from err.__cause__
+
+
+def option_as_typed(problem: InputProblem, params: Sequence[click.Parameter]) -> InputProblem:
+    """``problem`` named by the option that gave its value (source ``options``), where one did.
+
+    An argument's problem names the option of the argument's name (``since`` -> ``--since``); a
+    populate/jobs restriction's names ``--restrict`` and the attribute. Others stay as they are.
+    """
+    typed = {p.name: max(p.opts, key=len) for p in params if isinstance(p, click.Option)}
+    if problem.source == "restriction" and "restrict" in typed:
+        option = " ".join(filter(None, (typed["restrict"], problem.column)))
+    elif problem.source == "arguments" and problem.column in typed:
+        option = typed[problem.column]
+    else:
+        return problem
+    return InputProblem("options", problem.row, option, problem.value, problem.reason)
+
+
+class _Group(click.Group):
+    """The command group: its commands (and groups) are of the classes above."""
+
+    command_class = _Command
+    group_class = type  # a sub-group of a _Group is a _Group
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pipeline", metavar="MODULE", default=None, help=_PIPELINE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="show DataJoint's warnings and messages (on standard error)")
 @click.version_option(package_name="element-session", message="%(prog)s %(version)s")
@@ -304,7 +346,7 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset"
             ),
-            click.option("--status", "states", multiple=True, metavar="STATE", help="a status (repeat for several)"),
+            click.option("--status", multiple=True, metavar="STATE", help="a status (repeat for several)"),
         ]
     ):
         command = option(command)
@@ -316,8 +358,8 @@ def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, Modul
     from . import query
 
     module = _settings(ctx).load_pipeline().session
-    subject, states = selection.pop("subject"), selection.pop("states")
-    found = query.find_sessions(module, subject=list(subject) or None, status=list(states) or None, **selection)
+    subject, status = selection.pop("subject"), selection.pop("status")
+    found = query.find_sessions(module, subject=list(subject) or None, status=list(status) or None, **selection)
     return found, module
 
 
@@ -359,7 +401,9 @@ def status_group() -> None:
 
 @status_group.command("set")
 @click.option("--subject", required=True, help="the session's subject")
-@click.option("--datetime", "when", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+@click.option(
+    "--datetime", "session_datetime", help="the session's start time, ISO 8601 (with offset, or read in --timezone)"
+)
 @click.option("--id", "session_id", metavar="N", help="the session's number")
 @click.option("--timezone", default="UTC", show_default=True, help="zone of --datetime without an offset")
 @click.option("--reason", metavar="TEXT", help="why (required to move a qc_passed or qc_failed session back)")
@@ -369,20 +413,22 @@ def status_group() -> None:
 def status_set(
     ctx: click.Context,
     subject: str,
-    when: str | None,
+    session_datetime: str | None,
     session_id: str | None,
     timezone: str,
     reason: str | None,
     state: str,
 ) -> ExitStatus:
     """Move one session (subject plus --datetime or --id) to STATUS, if its current status allows it."""
-    if (when is None) == (session_id is None):
+    if (session_datetime is None) == (session_id is None):
         raise click.UsageError("give one of --datetime and --id", ctx)
     from .query import session_key_of_subject
     from .status import set_status
 
     module = _settings(ctx).load_pipeline().session
-    key = session_key_of_subject(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
+    key = session_key_of_subject(
+        module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone
+    )
     click.echo(set_status(key, state, reason=reason, session_module=module))
     return ExitStatus.OK
 
@@ -764,8 +810,8 @@ def _report_array(
 # --------------------------------------------------------------------------- moving sessions between servers
 
 
-def _selection(subject: tuple[str, ...], states: tuple[str, ...], **options: Any) -> dict[str, Any]:
-    return {"subject": list(subject) or None, "status": list(states) or None, **options}
+def _selection(subject: tuple[str, ...], status: tuple[str, ...], **options: Any) -> dict[str, Any]:
+    return {"subject": list(subject) or None, "status": list(status) or None, **options}
 
 
 _DOWNSTREAM_HELP = "also the rows of Imported/Computed tables (and parts) that depend on the sessions"
@@ -853,7 +899,9 @@ def copy_bundle(
 
 @cli.command("export-nwb")
 @click.option("--subject", required=True, help="the session's subject")
-@click.option("--datetime", "when", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+@click.option(
+    "--datetime", "session_datetime", help="the session's start time, ISO 8601 (with offset, or read in --timezone)"
+)
 @click.option("--id", "session_id", metavar="N", help="the session's number")
 @click.option("--timezone", default="UTC", show_default=True, help="zone of --datetime without an offset")
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the NWB file to write")
@@ -876,7 +924,7 @@ def copy_bundle(
 def export_nwb(
     ctx: click.Context,
     subject: str,
-    when: str | None,
+    session_datetime: str | None,
     session_id: str | None,
     timezone: str,
     output: Path,
@@ -890,13 +938,13 @@ def export_nwb(
 
     Needs pynwb: pip install "element-session[nwb]".
     """
-    if (when is None) == (session_id is None):
+    if (session_datetime is None) == (session_id is None):
         raise click.UsageError("give one of --datetime and --id", ctx)
     from .export.nwb import find_session_key, write_nwb
 
     pipeline = _settings(ctx).load_pipeline()
     module = pipeline.session
-    key = find_session_key(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
+    key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DandiWarning)
         path = write_nwb(

@@ -116,8 +116,16 @@ class InvalidStatusTransitionError(ElementSessionError):
 
 
 #: Sources of problems in what was asked for rather than in data written, as a message names them:
-#: a function's or command's arguments, a populate/jobs restriction, a web request's query string.
-_REQUEST_SOURCES = {"arguments": "the arguments", "restriction": "the restriction", "query": "the query"}
+#: a function's arguments, a populate/jobs restriction, a command's options (the column is the
+#: option as typed, ``--status``), a web request's query string.
+_REQUEST_SOURCES = {
+    "arguments": "the arguments",
+    "restriction": "the restriction",
+    "options": "the options",
+    "query": "the query",
+}
+#: The sources of :attr:`InputError.in_arguments`: what a command line's options gave.
+_ARGUMENT_SOURCES = ("arguments", "restriction", "options")
 
 
 class InputError(ElementSessionError, ValueError):
@@ -144,7 +152,7 @@ class InputError(ElementSessionError, ValueError):
 
         The command line exits with status 2 (``USAGE``) for such an error, 1 for bad data.
         """
-        return bool(self.problems) and all(p.source in ("arguments", "restriction") for p in self.problems)
+        return bool(self.problems) and all(p.source in _ARGUMENT_SOURCES for p in self.problems)
 
 
 class ConflictError(InputError):
@@ -181,8 +189,11 @@ class InputProblem:
         self.source, self.row, self.column, self.value, self.reason = source, row, column, value, reason
 
     def __str__(self) -> str:
-        where = self.source + (f", row {self.row}" if self.row is not None else "")
-        where += f", column {self.column!r}" if self.column else ""
+        if self.source == "options":  # the column is the option as typed: --status
+            where = self.column or "options"
+        else:
+            where = self.source + (f", row {self.row}" if self.row is not None else "")
+            where += f", column {self.column!r}" if self.column else ""
         if self.value is None:  # nothing given, or no single value to show
             return f"{where}: {self.reason}"
         shown = _readable(self.value)

@@ -268,6 +268,35 @@ def test_a_bad_option_value_is_usage_and_bad_data_is_invalid():
     assert str(data).startswith("1 problem(s) in the input, nothing was written:")
 
 
+def test_a_bad_option_value_names_the_option_as_typed(ingested, command, tmp_path):
+    """Whichever command and library function a value reaches, the error names the option as the user typed it."""
+    bundle = str(tmp_path / "b.bundle")
+    cases = {
+        ("sessions", "--status", "bogus"): "--status: not a session status",
+        ("status", "show", "--status", "bogus"): "--status: not a session status",
+        ("history", "--status", "bogus"): "--status: not a session status",
+        ("export", "--output", bundle, "--status", "bogus"): "--status: not a session status",
+        ("sessions", "--since", "yesterday"): "--since: not an ISO 8601 date and time",
+        ("sessions", "--timezone", "Mars"): "--timezone: unknown time zone 'Mars'",
+        ("status", "set", "--subject", "cl-m1", "--id", "x", "qc_passed"): "--id: not a whole number",
+        (
+            "status",
+            "set",
+            "--subject",
+            "cl-m1",
+            "--datetime",
+            "2024-02-30T10:00",
+            "qc_passed",
+        ): "--datetime: impossible",
+        ("jobs", "--restrict", "session_datetime=soon"): "--restrict session_datetime: not an ISO 8601",
+    }
+    for args, named in cases.items():
+        status, _, err = command(*args)
+        assert status == 2 and f"1 problem(s) in the options:\n  {named}" in err, (args, err)
+        assert "states" not in err and "column" not in err and "arguments" not in err, err
+    assert not Path(bundle).exists()
+
+
 def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, tmp_path, prefix):
     """The commands other modules provide are wired into ``element-session`` itself."""
     (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
