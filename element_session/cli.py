@@ -726,7 +726,7 @@ def slurm_populate(
     database password never goes to SLURM: the tasks read it from DataJoint's secrets.
     """
     from .cluster.script import BatchOptions, render
-    from .cluster.secrets import check_password_reaches_tasks, password_source
+    from .cluster.secrets import check_password_reaches_tasks, password_only_in_environment
 
     settings = _settings(ctx)
     workdir = Path.cwd()
@@ -751,8 +751,9 @@ def slurm_populate(
     script = render(options)
     if dry_run:
         click.echo(script, nl=False)
-        if password_source(workdir) is None and os.environ.get("DJ_PASS"):
-            click.echo("element-session: the tasks would find no password: it is only in DJ_PASS", err=True)
+        problem = password_only_in_environment(workdir)
+        if problem is not None:
+            click.echo(f"element-session: warning: the tasks would find no password: {problem}", err=True)
         return ExitStatus.OK
     check_password_reaches_tasks(workdir)
     from ._datajoint_compat import declare_jobs_table

@@ -297,6 +297,27 @@ def test_a_bad_option_value_names_the_option_as_typed(ingested, command, tmp_pat
     assert not Path(bundle).exists()
 
 
+def test_slurm_dry_run_with_the_password_only_in_dj_pass_says_how_to_store_it(command, tmp_path):
+    """docs/cluster.md: the warning gives the shell line that stores the secret; run as given, the warning goes."""
+    env = {"DJ_PASS": "only-here-7c1", "DJ_IGNORE_CONFIG_FILE": None}
+    ran = command("slurm", "populate", "--array", "2", "--dry-run", env=env, child=True, cwd=tmp_path)
+    assert ran.status == 0 and ran.out.startswith("#!/bin/bash\n"), ran.err
+    secret = tmp_path / ".secrets" / "database.password"
+    assert (
+        "element-session: warning: the tasks would find no password: the database password is only in DJ_PASS"
+        in ran.err
+    )
+    [line] = [line.strip() for line in ran.err.splitlines() if "mkdir -p -m 700" in line]
+    assert f"mkdir -p -m 700 {secret.parent} && (umask 077; printf '%s' \"$DJ_PASS\" > {secret})" in line
+    assert "/run/secrets/datajoint/database.password" in ran.err and "only-here-7c1" not in ran.out + ran.err
+    subprocess.run(
+        ["bash", "-c", line], env={"DJ_PASS": "only-here-7c1", "PATH": "/usr/bin:/bin"}, cwd=tmp_path, check=True
+    )
+    assert secret.read_text() == "only-here-7c1" and secret.stat().st_mode & 0o077 == 0
+    again = command("slurm", "populate", "--array", "2", "--dry-run", env=env, child=True, cwd=tmp_path)
+    assert again.status == 0 and "password" not in again.err, again.err
+
+
 def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, tmp_path, prefix):
     """The commands other modules provide are wired into ``element-session`` itself."""
     (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
