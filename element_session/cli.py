@@ -444,11 +444,11 @@ def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
     from .query import status_table
 
     found, module = _selected(ctx, selection)
-    frame = status_table(found, module)
+    frame = formats.times_as_text(status_table(found, module))
     if form == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", date_unit="us", force_ascii=False, indent=1))
+        click.echo(frame.to_json(orient="records", force_ascii=False, indent=1))
     elif form == "csv":
-        frame.to_csv(sys.stdout, index=False, lineterminator="\r\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        frame.to_csv(sys.stdout, index=False, lineterminator="\r\n")
     else:
         click.echo(formats.text_table(frame) if len(frame) else "no sessions")
     return ExitStatus.OK
@@ -465,7 +465,7 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
     With no option but --subject, deleted sessions of those subjects are included.
     """
     from . import formats
-    from .history import history, history_frame
+    from .history import history, history_frame, history_records
 
     subjects = selection["subject"]
     if not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
@@ -476,8 +476,7 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
         keys = found.keys()
     entries = history(keys, session_module=module) if keys else []
     if form == "json":
-        shown = [{**e, "changed_at": e["changed_at"].isoformat() + "Z"} for e in entries]
-        click.echo(json.dumps(shown, ensure_ascii=False, indent=1, default=str))
+        click.echo(json.dumps(history_records(entries), ensure_ascii=False, indent=1))
     else:
         click.echo(formats.text_table(history_frame(entries)) if entries else "no changes recorded")
     return ExitStatus.OK
@@ -603,7 +602,7 @@ def populate(
         return exit_status(stopped)
     click.echo(summary)
     for table, key, message in summary.errors:
-        click.echo(f"  {table} {key_text(key, sep=' ')}: {message}")
+        click.echo(f"  {table} {key_text(key)}: {message}")
     if summary.errors:
         click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return ExitStatus.OK if summary.ok else ExitStatus.INVALID
@@ -800,9 +799,9 @@ def _report_array(
         click.echo(f"task {task.task}: {task.state}" + (f" ({detail})" if detail else ""))
     click.echo(f"{outcome.made} key(s) made, {len(outcome.failed)} failed, {len(outcome.reserved)} still reserved")
     for record in outcome.failed:
-        click.echo(f"  failed: {record.table} {key_text(record.key, sep=' ')}: {record.error_message}")
+        click.echo(f"  failed: {record.table} {key_text(record.key)}: {record.error_message}")
     for record in outcome.reserved:
-        click.echo(f"  reserved: {record.table} {key_text(record.key, sep=' ')} by {record.host} pid {record.pid}")
+        click.echo(f"  reserved: {record.table} {key_text(record.key)} by {record.host} pid {record.pid}")
     if outcome.failed:
         click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return ExitStatus.OK if outcome.ok else ExitStatus.INVALID

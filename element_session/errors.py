@@ -107,11 +107,10 @@ class InvalidStatusTransitionError(ElementSessionError):
 
     def __init__(self, session: dict, current: str, asked: str, allowed: tuple[str, ...]) -> None:
         self.session, self.current, self.asked, self.allowed = session, current, asked, allowed
-        shown = ", ".join(f"{k}={_readable(v)}" for k, v in session.items())
+        shown = ", ".join(f"{k}={v if isinstance(v, str) else _readable(v)}" for k, v in session.items())
         reachable = ", ".join(allowed) or "none: it is final"
         super().__init__(
-            f"session ({shown}) is {current!r}: it cannot become {asked!r} "
-            f"(from {current!r} it can become: {reachable})"
+            f"session {shown} is {current!r}: it cannot become {asked!r} (from {current!r} it can become: {reachable})"
         )
 
 
@@ -206,12 +205,11 @@ class InputProblem:
 
 
 def _readable(value: object) -> str:
-    """``value`` as a message shows it: text quoted (so that spaces show), times as ISO text, keys as tuples.
-
-    A naive datetime here is a stored session time, which is UTC.
+    """``value`` as a message shows it: text quoted (so that spaces show), times as every output shows
+    them (``times.format_time``: a naive datetime here is a stored time, which is UTC), keys as tuples.
     """
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ") + ("" if value.tzinfo else " UTC")
+    if isinstance(value, dt.datetime):  # with its offset; naive: a stored time, UTC (as times.format_time)
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, tuple):

@@ -37,7 +37,7 @@ from .database import database_errors
 from .errors import InputProblem, InvalidStatusTransitionError, SessionLockedError, SessionNotFoundError, one_problem
 from .formats import key_text
 from .history import reason as history_reason
-from .pipeline import session_module_of
+from .pipeline import linking_module_of, session_module_of, tables
 
 #: Every state of a session, in the order of its life.
 STATES = ("planned", "acquiring", "acquired", "qc_passed", "qc_failed", "aborted")
@@ -308,8 +308,19 @@ def locked_reason(row: Mapping[str, Any]) -> str:
 
 
 def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:
-    """Rows per downstream table (full table name) made from the session ``key``: tables outside its schema."""
+    """Rows per downstream table made from the session ``key``: tables outside its schema.
+
+    Tables are named as people name them, ``inventory.SessionInventory``
+    (:func:`element_session.pipeline.label`), where the session module's linking module holds them;
+    others by ``schema.table`` on the server.
+    """
     m.Session.connection.dependencies.load()
     counts = dj.Diagram.cascade(m.Session & dict(key)).counts()
     own = m.Session.database
-    return {name: n for name, n in counts.items() if n and name.split(".")[0].strip('`"') != own}
+    linking = linking_module_of(m)
+    labels = {t.full_table_name: name for name, t in tables(linking).items()} if linking is not None else {}
+    return {
+        labels.get(name) or name.replace("`", "").replace('"', ""): n
+        for name, n in counts.items()
+        if n and name.split(".")[0].strip('`"') != own
+    }
