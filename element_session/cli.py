@@ -353,6 +353,11 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format``, one of ``choices`` (the first is the default), given to the command as ``form``."""
+    return click.option("--format", "form", type=click.Choice(choices), default=choices[0], show_default=True)
+
+
 def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, ModuleType]:
     """The sessions the selection options choose (a query of ``Session``), and the session module."""
     from . import query
@@ -365,7 +370,7 @@ def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, Modul
 
 @cli.command()
 @selection_options
-@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@format_option("table", "csv", "json")
 @pipeline_option
 @click.pass_context
 def sessions(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
@@ -435,7 +440,7 @@ def status_set(
 
 @status_group.command("show")
 @selection_options
-@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@format_option("table", "csv", "json")
 @pipeline_option
 @click.pass_context
 def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
@@ -456,7 +461,7 @@ def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
 
 @cli.command("history")
 @selection_options
-@click.option("--format", "form", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option("table", "json")
 @pipeline_option
 @click.pass_context
 def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
@@ -986,7 +991,7 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 
 @cli.command()
 @click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option("table", "json")
 @click.option(
     "--definitions",
     is_flag=True,
@@ -994,14 +999,14 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 )
 @pipeline_option
 @click.pass_context
-def doctor(ctx: click.Context, schema: str, fmt: str, definitions: bool) -> ExitStatus:
+def doctor(ctx: click.Context, schema: str, form: str, definitions: bool) -> ExitStatus:
     """Report what DataJoint 2.x would mishandle in a legacy database; reads only, exit 1 on hazards."""
     from .upgrade.doctor import definition_findings, diagnose, format_findings, has_hazards
 
     findings = diagnose(schema, connection=_connection())
     if definitions:
         findings += definition_findings(_settings(ctx).load_pipeline())
-    click.echo(format_findings(findings, schema, fmt))
+    click.echo(format_findings(findings, schema, form))
     return ExitStatus.INVALID if has_hazards(findings) else ExitStatus.OK
 
 
