@@ -164,7 +164,7 @@ def session_key_of_subject(
     restriction |= parse_session_key(session_module, given, names=when, source="arguments", timezone=timezone)
     keys = (session & restriction).keys()
     if not keys:
-        raise SessionNotFoundError(f"no session with {key_text(restriction)} (UTC) in {session.full_table_name}")
+        raise SessionNotFoundError(f"no session with {key_text(restriction)} in schema {session.database}")
     if len(keys) > 1:
         raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
     return keys[0]

@@ -116,7 +116,7 @@ def _session_key(m: ModuleType, key: Mapping[str, Any], lock: bool) -> dict[str,
     sql = f"SELECT {fields} FROM {m.Session.full_table_name}{session.where_clause()}"
     rows = m.Session.connection.query(sql + (" FOR UPDATE" if lock else "")).fetchall()
     if not rows:
-        raise SessionNotFoundError(f"no session {key_text(dict(key))} in {m.Session.full_table_name}")
+        raise SessionNotFoundError(f"no session {key_text(dict(key))} in schema {m.Session.database}")
     if len(rows) > 1:
         raise one_problem("arguments", "key", dict(key), f"{len(rows)} sessions match: name one session")
     return dict(zip(primary, rows[0], strict=True))

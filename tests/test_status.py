@@ -238,3 +238,9 @@ def test_status_set_and_show_name_the_session_as_sessions_does_with_times_marked
         assert rows[0]["session_datetime"] == "2024-05-06T07:08:09+00:00" and stamp.fullmatch(rows[0]["set_time"])
     table = command("status", "show", "--subject", subject).out
     assert "2024-05-06T07:08:09+00:00 acquiring" in table and as_json[0]["set_time"] in table
+    missing = command("status", "set", "--subject", subject, "--datetime", "2024-05-06T07:00:00Z", "acquired")
+    assert (
+        missing.status == 1
+        and f"no session with subject={subject}, session_datetime=2024-05-06T07:00:00+00:00 in schema " in missing.err
+        and "`" not in missing.err
+    ), missing.err
