@@ -243,7 +243,7 @@ def directories_text(frame: pd.DataFrame) -> str:
     """A table of :func:`~element_session.paths.session_directories` for a terminal.
 
     ``directory`` shows the absolute directory, ``MISSING`` or ``UNRESOLVED``; a ``reason`` column
-    follows where a row is unresolved.
+    follows where a row is unresolved. Times as every output shows them (:func:`times_as_text`).
     """
     shown = frame.drop(columns=["status", "reason"]).copy()
     shown["directory"] = [
@@ -253,4 +253,4 @@ def directories_text(frame: pd.DataFrame) -> str:
         shown["reason"] = [
             r if s == "unresolved" else "" for r, s in zip(frame["reason"], frame["status"], strict=True)
         ]
-    return text_table(shown)
+    return text_table(times_as_text(shown))

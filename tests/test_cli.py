@@ -125,6 +125,7 @@ def test_dirs_resolves_against_the_roots(ingested, command, tmp_path):
     assert status == 0
     lines = {line.split()[0] + line.split()[-1] for line in out.splitlines()[1:] if line.startswith("cl-")}
     assert lines == {f"cl-m1{tmp_path / 'root2' / 'cl-m1' / 's1'}", "cl-m2MISSING"}
+    assert re.search(r"cl-m1 +2024-03-10T13:30:00\+00:00 +cl-m1/s1", out)  # docs/times.md: UTC marked
     assert err.strip() == f"element-session: root data directory {str(tmp_path / 'root1')!r} is not a directory"
     status, out, _ = command("dirs", "--missing", env=env)
     assert [line.split()[0] for line in out.splitlines()[1:] if line.startswith("cl-")] == ["cl-m2"]
