@@ -41,6 +41,7 @@ from .errors import (
     DatabaseUnreachableError,
     ElementSessionError,
     InputError,
+    InputProblem,
     PermissionDeniedError,
     Terminated,
     UsageError,
@@ -125,7 +126,48 @@ def pipeline_option(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Command):
+    """A command whose bad option values are named as typed: ``--status``, not ``status`` or ``states``.
+
+    The library names the argument it was given (``find_sessions(status=...)``); an option passes
+    its value to the argument of its own name (``--status`` to ``status``), so an
+    :class:`InputError` in the arguments is told again with each argument as the option that gave
+    it (:func:`option_as_typed`).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InputError as err:
+            if type(err) is not InputError or not err.in_arguments:
+                raise
+            raise InputError([option_as_typed(p, self.params) for p in err.problems]) from err.__cause__
+
+
+def option_as_typed(problem: InputProblem, params: Sequence[click.Parameter]) -> InputProblem:
+    """``problem`` named by the option that gave its value (source ``options``), where one did.
+
+    An argument's problem names the option of the argument's name (``since`` -> ``--since``); a
+    populate/jobs restriction's names ``--restrict`` and the attribute. Others stay as they are.
+    """
+    typed = {p.name: max(p.opts, key=len) for p in params if isinstance(p, click.Option)}
+    if problem.source == "restriction" and "restrict" in typed:
+        option = " ".join(filter(None, (typed["restrict"], problem.column)))
+    elif problem.source == "arguments" and problem.column in typed:
+        option = typed[problem.column]
+    else:
+        return problem
+    return InputProblem("options", problem.row, option, problem.value, problem.reason)
+
+
+class _Group(click.Group):
+    """The command group: its commands (and groups) are of the classes above."""
+
+    command_class = _Command
+    group_class = type  # a sub-group of a _Group is a _Group
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--pipeline", metavar="MODULE", default=None, help=_PIPELINE_HELP)
 @click.option("-v", "--verbose", is_flag=True, help="show DataJoint's warnings and messages (on standard error)")
 @click.version_option(package_name="element-session", message="%(prog)s %(version)s")
@@ -304,11 +346,16 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset"
             ),
-            click.option("--status", "states", multiple=True, metavar="STATE", help="a status (repeat for several)"),
+            click.option("--status", multiple=True, metavar="STATE", help="a status (repeat for several)"),
         ]
     ):
         command = option(command)
     return command
+
+
+def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--format``, one of ``choices`` (the first is the default), given to the command as ``form``."""
+    return click.option("--format", "form", type=click.Choice(choices), default=choices[0], show_default=True)
 
 
 def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, ModuleType]:
@@ -316,14 +363,14 @@ def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, Modul
     from . import query
 
     module = _settings(ctx).load_pipeline().session
-    subject, states = selection.pop("subject"), selection.pop("states")
-    found = query.find_sessions(module, subject=list(subject) or None, status=list(states) or None, **selection)
+    subject, status = selection.pop("subject"), selection.pop("status")
+    found = query.find_sessions(module, subject=list(subject) or None, status=list(status) or None, **selection)
     return found, module
 
 
 @cli.command()
 @selection_options
-@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@format_option("table", "csv", "json")
 @pipeline_option
 @click.pass_context
 def sessions(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
@@ -359,7 +406,9 @@ def status_group() -> None:
 
 @status_group.command("set")
 @click.option("--subject", required=True, help="the session's subject")
-@click.option("--datetime", "when", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+@click.option(
+    "--datetime", "session_datetime", help="the session's start time, ISO 8601 (with offset, or read in --timezone)"
+)
 @click.option("--id", "session_id", metavar="N", help="the session's number")
 @click.option("--timezone", default="UTC", show_default=True, help="zone of --datetime without an offset")
 @click.option("--reason", metavar="TEXT", help="why (required to move a qc_passed or qc_failed session back)")
@@ -369,27 +418,29 @@ def status_group() -> None:
 def status_set(
     ctx: click.Context,
     subject: str,
-    when: str | None,
+    session_datetime: str | None,
     session_id: str | None,
     timezone: str,
     reason: str | None,
     state: str,
 ) -> ExitStatus:
     """Move one session (subject plus --datetime or --id) to STATUS, if its current status allows it."""
-    if (when is None) == (session_id is None):
+    if (session_datetime is None) == (session_id is None):
         raise click.UsageError("give one of --datetime and --id", ctx)
     from .query import session_key_of_subject
     from .status import set_status
 
     module = _settings(ctx).load_pipeline().session
-    key = session_key_of_subject(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
+    key = session_key_of_subject(
+        module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone
+    )
     click.echo(set_status(key, state, reason=reason, session_module=module))
     return ExitStatus.OK
 
 
 @status_group.command("show")
 @selection_options
-@click.option("--format", "form", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@format_option("table", "csv", "json")
 @pipeline_option
 @click.pass_context
 def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
@@ -398,11 +449,11 @@ def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
     from .query import status_table
 
     found, module = _selected(ctx, selection)
-    frame = status_table(found, module)
+    frame = formats.times_as_text(status_table(found, module))
     if form == "json":
-        click.echo(frame.to_json(orient="records", date_format="iso", date_unit="us", force_ascii=False, indent=1))
+        click.echo(frame.to_json(orient="records", force_ascii=False, indent=1))
     elif form == "csv":
-        frame.to_csv(sys.stdout, index=False, lineterminator="\r\n", date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        frame.to_csv(sys.stdout, index=False, lineterminator="\r\n")
     else:
         click.echo(formats.text_table(frame) if len(frame) else "no sessions")
     return ExitStatus.OK
@@ -410,7 +461,7 @@ def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
 
 @cli.command("history")
 @selection_options
-@click.option("--format", "form", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option("table", "json")
 @pipeline_option
 @click.pass_context
 def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
@@ -419,7 +470,7 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
     With no option but --subject, deleted sessions of those subjects are included.
     """
     from . import formats
-    from .history import history, history_frame
+    from .history import history, history_frame, history_records
 
     subjects = selection["subject"]
     if not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
@@ -430,8 +481,7 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
         keys = found.keys()
     entries = history(keys, session_module=module) if keys else []
     if form == "json":
-        shown = [{**e, "changed_at": e["changed_at"].isoformat() + "Z"} for e in entries]
-        click.echo(json.dumps(shown, ensure_ascii=False, indent=1, default=str))
+        click.echo(json.dumps(history_records(entries), ensure_ascii=False, indent=1))
     else:
         click.echo(formats.text_table(history_frame(entries)) if entries else "no changes recorded")
     return ExitStatus.OK
@@ -557,7 +607,7 @@ def populate(
         return exit_status(stopped)
     click.echo(summary)
     for table, key, message in summary.errors:
-        click.echo(f"  {table} {key_text(key, sep=' ')}: {message}")
+        click.echo(f"  {table} {key_text(key)}: {message}")
     if summary.errors:
         click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return ExitStatus.OK if summary.ok else ExitStatus.INVALID
@@ -680,7 +730,7 @@ def slurm_populate(
     database password never goes to SLURM: the tasks read it from DataJoint's secrets.
     """
     from .cluster.script import BatchOptions, render
-    from .cluster.secrets import check_password_reaches_tasks, password_source
+    from .cluster.secrets import check_password_reaches_tasks, password_only_in_environment
 
     settings = _settings(ctx)
     workdir = Path.cwd()
@@ -705,8 +755,9 @@ def slurm_populate(
     script = render(options)
     if dry_run:
         click.echo(script, nl=False)
-        if password_source(workdir) is None and os.environ.get("DJ_PASS"):
-            click.echo("element-session: the tasks would find no password: it is only in DJ_PASS", err=True)
+        problem = password_only_in_environment(workdir)
+        if problem is not None:
+            click.echo(f"element-session: warning: the tasks would find no password: {problem}", err=True)
         return ExitStatus.OK
     check_password_reaches_tasks(workdir)
     from ._datajoint_compat import declare_jobs_table
@@ -753,9 +804,9 @@ def _report_array(
         click.echo(f"task {task.task}: {task.state}" + (f" ({detail})" if detail else ""))
     click.echo(f"{outcome.made} key(s) made, {len(outcome.failed)} failed, {len(outcome.reserved)} still reserved")
     for record in outcome.failed:
-        click.echo(f"  failed: {record.table} {key_text(record.key, sep=' ')}: {record.error_message}")
+        click.echo(f"  failed: {record.table} {key_text(record.key)}: {record.error_message}")
     for record in outcome.reserved:
-        click.echo(f"  reserved: {record.table} {key_text(record.key, sep=' ')} by {record.host} pid {record.pid}")
+        click.echo(f"  reserved: {record.table} {key_text(record.key)} by {record.host} pid {record.pid}")
     if outcome.failed:
         click.echo("failed keys stay in the jobs table: see `element-session jobs`; clear them with --clear-errors")
     return ExitStatus.OK if outcome.ok else ExitStatus.INVALID
@@ -764,8 +815,8 @@ def _report_array(
 # --------------------------------------------------------------------------- moving sessions between servers
 
 
-def _selection(subject: tuple[str, ...], states: tuple[str, ...], **options: Any) -> dict[str, Any]:
-    return {"subject": list(subject) or None, "status": list(states) or None, **options}
+def _selection(subject: tuple[str, ...], status: tuple[str, ...], **options: Any) -> dict[str, Any]:
+    return {"subject": list(subject) or None, "status": list(status) or None, **options}
 
 
 _DOWNSTREAM_HELP = "also the rows of Imported/Computed tables (and parts) that depend on the sessions"
@@ -853,7 +904,9 @@ def copy_bundle(
 
 @cli.command("export-nwb")
 @click.option("--subject", required=True, help="the session's subject")
-@click.option("--datetime", "when", help="the session's start time, ISO 8601 (with offset, or read in --timezone)")
+@click.option(
+    "--datetime", "session_datetime", help="the session's start time, ISO 8601 (with offset, or read in --timezone)"
+)
 @click.option("--id", "session_id", metavar="N", help="the session's number")
 @click.option("--timezone", default="UTC", show_default=True, help="zone of --datetime without an offset")
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the NWB file to write")
@@ -876,7 +929,7 @@ def copy_bundle(
 def export_nwb(
     ctx: click.Context,
     subject: str,
-    when: str | None,
+    session_datetime: str | None,
     session_id: str | None,
     timezone: str,
     output: Path,
@@ -890,13 +943,13 @@ def export_nwb(
 
     Needs pynwb: pip install "element-session[nwb]".
     """
-    if (when is None) == (session_id is None):
+    if (session_datetime is None) == (session_id is None):
         raise click.UsageError("give one of --datetime and --id", ctx)
     from .export.nwb import find_session_key, write_nwb
 
     pipeline = _settings(ctx).load_pipeline()
     module = pipeline.session
-    key = find_session_key(module, subject, session_datetime=when, session_id=session_id, timezone=timezone)
+    key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DandiWarning)
         path = write_nwb(
@@ -938,7 +991,7 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 
 @cli.command()
 @click.option("--schema", required=True, metavar="NAME", help="name of the session schema on the server")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@format_option("table", "json")
 @click.option(
     "--definitions",
     is_flag=True,
@@ -946,14 +999,14 @@ def migrate(schema: str, dry_run: bool, dependents: bool) -> ExitStatus:
 )
 @pipeline_option
 @click.pass_context
-def doctor(ctx: click.Context, schema: str, fmt: str, definitions: bool) -> ExitStatus:
+def doctor(ctx: click.Context, schema: str, form: str, definitions: bool) -> ExitStatus:
     """Report what DataJoint 2.x would mishandle in a legacy database; reads only, exit 1 on hazards."""
     from .upgrade.doctor import definition_findings, diagnose, format_findings, has_hazards
 
     findings = diagnose(schema, connection=_connection())
     if definitions:
         findings += definition_findings(_settings(ctx).load_pipeline())
-    click.echo(format_findings(findings, schema, fmt))
+    click.echo(format_findings(findings, schema, form))
     return ExitStatus.INVALID if has_hazards(findings) else ExitStatus.OK
 
 

@@ -107,17 +107,24 @@ class InvalidStatusTransitionError(ElementSessionError):
 
     def __init__(self, session: dict, current: str, asked: str, allowed: tuple[str, ...]) -> None:
         self.session, self.current, self.asked, self.allowed = session, current, asked, allowed
-        shown = ", ".join(f"{k}={_readable(v)}" for k, v in session.items())
+        shown = ", ".join(f"{k}={v if isinstance(v, str) else _readable(v)}" for k, v in session.items())
         reachable = ", ".join(allowed) or "none: it is final"
         super().__init__(
-            f"session ({shown}) is {current!r}: it cannot become {asked!r} "
-            f"(from {current!r} it can become: {reachable})"
+            f"session {shown} is {current!r}: it cannot become {asked!r} (from {current!r} it can become: {reachable})"
         )
 
 
 #: Sources of problems in what was asked for rather than in data written, as a message names them:
-#: a function's or command's arguments, a populate/jobs restriction, a web request's query string.
-_REQUEST_SOURCES = {"arguments": "the arguments", "restriction": "the restriction", "query": "the query"}
+#: a function's arguments, a populate/jobs restriction, a command's options (the column is the
+#: option as typed, ``--status``), a web request's query string.
+_REQUEST_SOURCES = {
+    "arguments": "the arguments",
+    "restriction": "the restriction",
+    "options": "the options",
+    "query": "the query",
+}
+#: The sources of :attr:`InputError.in_arguments`: what a command line's options gave.
+_ARGUMENT_SOURCES = ("arguments", "restriction", "options")
 
 
 class InputError(ElementSessionError, ValueError):
@@ -144,7 +151,7 @@ class InputError(ElementSessionError, ValueError):
 
         The command line exits with status 2 (``USAGE``) for such an error, 1 for bad data.
         """
-        return bool(self.problems) and all(p.source in ("arguments", "restriction") for p in self.problems)
+        return bool(self.problems) and all(p.source in _ARGUMENT_SOURCES for p in self.problems)
 
 
 class ConflictError(InputError):
@@ -181,8 +188,11 @@ class InputProblem:
         self.source, self.row, self.column, self.value, self.reason = source, row, column, value, reason
 
     def __str__(self) -> str:
-        where = self.source + (f", row {self.row}" if self.row is not None else "")
-        where += f", column {self.column!r}" if self.column else ""
+        if self.source == "options":  # the column is the option as typed: --status
+            where = self.column or "options"
+        else:
+            where = self.source + (f", row {self.row}" if self.row is not None else "")
+            where += f", column {self.column!r}" if self.column else ""
         if self.value is None:  # nothing given, or no single value to show
             return f"{where}: {self.reason}"
         shown = _readable(self.value)
@@ -195,12 +205,11 @@ class InputProblem:
 
 
 def _readable(value: object) -> str:
-    """``value`` as a message shows it: text quoted (so that spaces show), times as ISO text, keys as tuples.
-
-    A naive datetime here is a stored session time, which is UTC.
+    """``value`` as a message shows it: text quoted (so that spaces show), times as every output shows
+    them (``times.format_time``: a naive datetime here is a stored time, which is UTC), keys as tuples.
     """
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ") + ("" if value.tzinfo else " UTC")
+    if isinstance(value, dt.datetime):  # with its offset; naive: a stored time, UTC (as times.format_time)
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, tuple):

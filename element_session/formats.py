@@ -40,19 +40,24 @@ def subject_attributes(session: Any) -> list[str]:
     return [k for k in session.primary_key if k not in ("session_datetime", "session_id")]
 
 
-def key_text(key: Mapping[str, Any], *, sep: str = "T") -> str:
-    """A key as people read it: ``subject=m1, session_datetime=2024-03-10T13:30:00`` (times as stored, UTC).
+def key_text(key: Mapping[str, Any]) -> str:
+    """A key as people read it: ``subject=m1, session_datetime=2024-03-10T13:30:00+00:00``.
 
-    ``sep`` separates the date and time of a datetime (ISO 8601's ``T``; the terminal listings of
-    ``populate`` and ``jobs`` use a space).
+    Times are stored UTC and shown so, with the offset (:func:`element_session.times.format_time`).
     """
-    return ", ".join(f"{name}={_key_value(value, sep)}" for name, value in key.items())
+    return ", ".join(f"{name}={value_text(value)}" for name, value in key.items())
 
 
-def _key_value(value: Any, sep: str) -> Any:
+def value_text(value: Any) -> str:
+    """A stored value as people read it: text as it is, times by :func:`~element_session.times.format_time`
+    (a naive one is UTC), dates in ISO 8601, a missing value as ``(none)``, empty text as ``(empty)``."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "(none)"
+    if value == "":
+        return "(empty)"
     if isinstance(value, dt.datetime):
-        return value.isoformat(sep=sep)
-    return value.isoformat() if isinstance(value, dt.date) else value
+        return times.format_time(value)
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def attribute_columns(frame: pd.DataFrame) -> list[str]:
@@ -178,7 +183,7 @@ def write_sessions_csv(frame: pd.DataFrame, session: Any, stream: TextIO) -> Non
 def _csv_cell(column: str, row: dict[str, Any]) -> str:
     if column == "session_datetime":
         stamp = row["session_datetime"]
-        return times.format_session_time(stamp.replace(tzinfo=None), row["session_timezone"]) if stamp else ""
+        return times.format_time(stamp.replace(tzinfo=None), row["session_timezone"]) if stamp else ""
     if column in ("experimenter", "project"):
         names = row[column + "s"]
         if any(LIST_SEPARATOR in name for name in names):
@@ -207,8 +212,18 @@ def _shown_time(stamp: dt.datetime | None, zone: str | None) -> str:
         return ""
     problem = zone_problem(zone)
     if problem is not None:
-        return f"{stamp.isoformat()} ({problem})"
-    return times.format_session_time(stamp.replace(tzinfo=None), zone)
+        return f"{times.format_time(stamp)} ({problem})"
+    return times.format_time(stamp.replace(tzinfo=None), zone)
+
+
+def times_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each datetime column as text, as every output shows times (:func:`times.format_time`: UTC
+    marked ``+00:00``); a missing time as None."""
+    shown = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            shown[column] = [None if pd.isna(t) else times.format_time(t.to_pydatetime()) for t in frame[column]]
+    return shown
 
 
 def text_table(frame: pd.DataFrame) -> str:
@@ -228,7 +243,7 @@ def directories_text(frame: pd.DataFrame) -> str:
     """A table of :func:`~element_session.paths.session_directories` for a terminal.
 
     ``directory`` shows the absolute directory, ``MISSING`` or ``UNRESOLVED``; a ``reason`` column
-    follows where a row is unresolved.
+    follows where a row is unresolved. Times as every output shows them (:func:`times_as_text`).
     """
     shown = frame.drop(columns=["status", "reason"]).copy()
     shown["directory"] = [
@@ -238,4 +253,4 @@ def directories_text(frame: pd.DataFrame) -> str:
         shown["reason"] = [
             r if s == "unresolved" else "" for r, s in zip(frame["reason"], frame["status"], strict=True)
         ]
-    return text_table(shown)
+    return text_table(times_as_text(shown))

@@ -29,16 +29,20 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
 import datajoint as dj
+from datajoint.utils import to_camel_case
 
 from .database import database_errors, translate
 from .errors import HistoryOffWarning, PermissionDeniedError
+from .formats import value_text
 from .pipeline import session_module_of
+from .times import format_time
 
 #: The history table's name in the session schema (hidden from DataJoint by its ``~``).
 TABLE = "~session_history"
@@ -334,24 +338,61 @@ def history(
     return found
 
 
+#: A stored time as the history's JSON holds it: MySQL's ``2024-02-05 08:30:00``, PostgreSQL's ``2024-02-05T08:30:00``.
+_STORED_TIME = re.compile(r"(?a)\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?")
+
+
+def _value(value: Any) -> Any:
+    """A value of the history's JSON with a stored time (UTC) as every output shows times (``times.format_time``)."""
+    if isinstance(value, str) and _STORED_TIME.fullmatch(value):
+        return format_time(dt.datetime.fromisoformat(value))
+    return value
+
+
+def table_label(table_name: str) -> str:
+    """A table's name on the server as people name its class: ``session__attribute`` -> ``Session.Attribute``."""
+    return ".".join(to_camel_case(part) for part in table_name.lstrip("_#~").split("__"))
+
+
 def changes_text(entry: Mapping[str, Any]) -> str:
-    """What one history entry changed, for a terminal: ``column: old -> new`` of an update, else the row's values."""
+    """What one history entry changed, for a terminal: ``column: old -> new`` of an update, else the row's values.
+
+    Values as :func:`~element_session.formats.value_text` shows them (times with their offset, a
+    missing value as ``(none)``).
+    """
     old, new = entry["old_values"] or {}, entry["new_values"] or {}
     if old and new:
-        return "; ".join(f"{c}: {old.get(c)!r} -> {new[c]!r}" for c in new if old.get(c) != new[c])
-    return "; ".join(f"{c}={v!r}" for c, v in (new or old).items())
+        return "; ".join(
+            f"{c}: {value_text(_value(old.get(c)))} -> {value_text(_value(new[c]))}"
+            for c in new
+            if old.get(c) != new[c]
+        )
+    return ", ".join(f"{c}={value_text(_value(v))}" for c, v in (new or old).items())
+
+
+def history_records(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of :func:`history` as JSON objects: as they are, with every time as text (``times.format_time``)."""
+    return [
+        {
+            **e,
+            "changed_at": format_time(e["changed_at"]),
+            "old_values": None if e["old_values"] is None else {c: _value(v) for c, v in e["old_values"].items()},
+            "new_values": None if e["new_values"] is None else {c: _value(v) for c, v in e["new_values"].items()},
+        }
+        for e in entries
+    ]
 
 
 def history_frame(entries: Sequence[Mapping[str, Any]]) -> Any:
-    """The entries of :func:`history` as a DataFrame for a terminal: when (UTC), who, what, which table, why."""
+    """The entries of :func:`history` as a DataFrame for a terminal: when, who, what, which table, why."""
     import pandas as pd
 
     return pd.DataFrame(
         {
-            "changed_at": [e["changed_at"].isoformat(sep=" ") for e in entries],
+            "changed_at": [format_time(e["changed_at"]) for e in entries],
             "account": [e["account"] for e in entries],
             "action": [e["action"] for e in entries],
-            "table": [e["table_name"] for e in entries],
+            "table": [table_label(e["table_name"]) for e in entries],
             "changes": [changes_text(e) for e in entries],
             "reason": [e["reason"] or "" for e in entries],
         }

@@ -337,7 +337,7 @@ def format_jobs(records: Sequence[JobRecord]) -> str:
             {
                 "status": [r.status for r in records],
                 "table": [r.table for r in records],
-                "key": [key_text(r.key, sep=" ") for r in records],
+                "key": [key_text(r.key) for r in records],
                 "host": [r.host for r in records],
                 "pid": [r.pid for r in records],
                 "age": [f"{r.age_minutes:.1f} min" if r.age_minutes is not None else "?" for r in records],

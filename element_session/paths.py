@@ -317,7 +317,7 @@ def get_session_directory(
     rows = (table & restriction).to_dicts()
     if not rows:
         if len(module.Session() & restriction) == 0:
-            raise SessionNotFoundError(f"no session {key_text(restriction)} in `{module.Session.full_table_name}`")
+            raise SessionNotFoundError(f"no session {key_text(restriction)} in schema {module.Session.database}")
         raise SessionNotFoundError(
             f"session {key_text(restriction)} has no directory: it has no row in `{table.full_table_name}`"
         )

@@ -30,7 +30,7 @@ from .ingest.validate import parse_session_key
 from .lookups import check_lookups
 from .pipeline import session_module_of
 from .session_frame import key_frame, session_frame
-from .status import DEFAULT_STATUS, in_status
+from .status import DEFAULT_STATUS, check_status, in_status
 from .tables import other_key
 from .times import TimeInput
 
@@ -121,7 +121,8 @@ def find_sessions(
     elif value is not None:
         raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
     if status is not None:
-        conditions.append(in_status(*_as_list(status), session_module=m))
+        states = [check_status(state) for state in _as_list(status)]  # named as this function's argument
+        conditions.append(in_status(*states, session_module=m))
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
 
 
@@ -163,7 +164,7 @@ def session_key_of_subject(
     restriction |= parse_session_key(session_module, given, names=when, source="arguments", timezone=timezone)
     keys = (session & restriction).keys()
     if not keys:
-        raise SessionNotFoundError(f"no session with {key_text(restriction)} (UTC) in {session.full_table_name}")
+        raise SessionNotFoundError(f"no session with {key_text(restriction)} in schema {session.database}")
     if len(keys) > 1:
         raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
     return keys[0]

@@ -37,7 +37,7 @@ from .database import database_errors
 from .errors import InputProblem, InvalidStatusTransitionError, SessionLockedError, SessionNotFoundError, one_problem
 from .formats import key_text
 from .history import reason as history_reason
-from .pipeline import session_module_of
+from .pipeline import linking_module_of, session_module_of, tables
 
 #: Every state of a session, in the order of its life.
 STATES = ("planned", "acquiring", "acquired", "qc_passed", "qc_failed", "aborted")
@@ -116,7 +116,7 @@ def _session_key(m: ModuleType, key: Mapping[str, Any], lock: bool) -> dict[str,
     sql = f"SELECT {fields} FROM {m.Session.full_table_name}{session.where_clause()}"
     rows = m.Session.connection.query(sql + (" FOR UPDATE" if lock else "")).fetchall()
     if not rows:
-        raise SessionNotFoundError(f"no session {key_text(dict(key))} in {m.Session.full_table_name}")
+        raise SessionNotFoundError(f"no session {key_text(dict(key))} in schema {m.Session.database}")
     if len(rows) > 1:
         raise one_problem("arguments", "key", dict(key), f"{len(rows)} sessions match: name one session")
     return dict(zip(primary, rows[0], strict=True))
@@ -308,8 +308,19 @@ def locked_reason(row: Mapping[str, Any]) -> str:
 
 
 def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:
-    """Rows per downstream table (full table name) made from the session ``key``: tables outside its schema."""
+    """Rows per downstream table made from the session ``key``: tables outside its schema.
+
+    Tables are named as people name them, ``inventory.SessionInventory``
+    (:func:`element_session.pipeline.label`), where the session module's linking module holds them;
+    others by ``schema.table`` on the server.
+    """
     m.Session.connection.dependencies.load()
     counts = dj.Diagram.cascade(m.Session & dict(key)).counts()
     own = m.Session.database
-    return {name: n for name, n in counts.items() if n and name.split(".")[0].strip('`"') != own}
+    linking = linking_module_of(m)
+    labels = {t.full_table_name: name for name, t in tables(linking).items()} if linking is not None else {}
+    return {
+        labels.get(name) or name.replace("`", "").replace('"', ""): n
+        for name, n in counts.items()
+        if n and name.split(".")[0].strip('`"') != own
+    }

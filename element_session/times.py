@@ -236,15 +236,26 @@ def zone_argument(timezone: str, source: str = "arguments") -> str:
     return timezone
 
 
-def format_session_time(utc: dt.datetime, zone: str | None) -> str:
-    """The ingest text of a stored session time: local time with offset, and the IANA zone if any.
+def format_time(utc: dt.datetime, zone: str | None = None) -> str:
+    """A time as every output shows it (the one rule, docs/times.md): ISO 8601 with its offset, never naive.
 
-    Parsing the result with :func:`parse_session_time` gives back ``(utc, zone)``.
+    ``utc`` is a stored time (naive, UTC; an aware one is converted); it is shown in ``zone``: a
+    session's start in its own zone, with the IANA name where there is one
+    (``2024-03-10T14:30:00+01:00[Europe/Berlin]``), every other time in UTC, marked ``+00:00``
+    (``2026-12-06T23:44:40.567642+00:00``). Fractions of a second are shown where the value has
+    them. Parsing the text with :func:`parse_session_time` (or :func:`read_time`) gives back
+    ``(utc, zone)``.
     """
     zone = zone or "UTC"
+    if utc.tzinfo is not None:
+        utc = utc.astimezone(UTC).replace(tzinfo=None)
     local = utc.replace(tzinfo=UTC).astimezone(zone_info(zone))
     text = local.isoformat()
     return text if zone == "UTC" or zone[0] in "+-" else f"{text}[{zone}]"
+
+
+#: The ingest text of a stored session time: :func:`format_time` (its older name).
+format_session_time = format_time
 
 
 def local_time(utc: dt.datetime, zone: str | None) -> dt.datetime:

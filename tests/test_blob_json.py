@@ -152,7 +152,7 @@ def test_a_blob_datajoint_cannot_read_is_named_and_hides_nothing(session, capsys
     attribute.connection.query(update, args=(b"mYm\0P" + bytes(16), "sparse", "bj-m1"))
     assert attribute & restriction
     with pytest.raises(
-        FormatError, match=r"session subject=bj-m1, session_datetime=2024-05-06T07:08:09, attribute 'sparse'"
+        FormatError, match=r"session subject=bj-m1, session_datetime=2024-05-06T07:08:09\+00:00, attribute 'sparse'"
     ):
         session_to_nwb(KEY, session_module=module)
     capsys.readouterr()

@@ -125,6 +125,7 @@ def test_dirs_resolves_against_the_roots(ingested, command, tmp_path):
     assert status == 0
     lines = {line.split()[0] + line.split()[-1] for line in out.splitlines()[1:] if line.startswith("cl-")}
     assert lines == {f"cl-m1{tmp_path / 'root2' / 'cl-m1' / 's1'}", "cl-m2MISSING"}
+    assert re.search(r"cl-m1 +2024-03-10T13:30:00\+00:00 +cl-m1/s1", out)  # docs/times.md: UTC marked
     assert err.strip() == f"element-session: root data directory {str(tmp_path / 'root1')!r} is not a directory"
     status, out, _ = command("dirs", "--missing", env=env)
     assert [line.split()[0] for line in out.splitlines()[1:] if line.startswith("cl-")] == ["cl-m2"]
@@ -266,6 +267,56 @@ def test_a_bad_option_value_is_usage_and_bad_data_is_invalid():
     assert str(option).startswith("1 problem(s) in the arguments:")
     assert str(one_problem("query", "timezone", "Mars", "unknown time zone")).startswith("1 problem(s) in the query:")
     assert str(data).startswith("1 problem(s) in the input, nothing was written:")
+
+
+def test_a_bad_option_value_names_the_option_as_typed(ingested, command, tmp_path):
+    """Whichever command and library function a value reaches, the error names the option as the user typed it."""
+    bundle = str(tmp_path / "b.bundle")
+    cases = {
+        ("sessions", "--status", "bogus"): "--status: not a session status",
+        ("status", "show", "--status", "bogus"): "--status: not a session status",
+        ("history", "--status", "bogus"): "--status: not a session status",
+        ("export", "--output", bundle, "--status", "bogus"): "--status: not a session status",
+        ("sessions", "--since", "yesterday"): "--since: not an ISO 8601 date and time",
+        ("sessions", "--timezone", "Mars"): "--timezone: unknown time zone 'Mars'",
+        ("status", "set", "--subject", "cl-m1", "--id", "x", "qc_passed"): "--id: not a whole number",
+        (
+            "status",
+            "set",
+            "--subject",
+            "cl-m1",
+            "--datetime",
+            "2024-02-30T10:00",
+            "qc_passed",
+        ): "--datetime: impossible",
+        ("jobs", "--restrict", "session_datetime=soon"): "--restrict session_datetime: not an ISO 8601",
+    }
+    for args, named in cases.items():
+        status, _, err = command(*args)
+        assert status == 2 and f"1 problem(s) in the options:\n  {named}" in err, (args, err)
+        assert "states" not in err and "column" not in err and "arguments" not in err, err
+    assert not Path(bundle).exists()
+
+
+def test_slurm_dry_run_with_the_password_only_in_dj_pass_says_how_to_store_it(command, tmp_path):
+    """docs/cluster.md: the warning gives the shell line that stores the secret; run as given, the warning goes."""
+    env = {"DJ_PASS": "only-here-7c1", "DJ_IGNORE_CONFIG_FILE": None}
+    ran = command("slurm", "populate", "--array", "2", "--dry-run", env=env, child=True, cwd=tmp_path)
+    assert ran.status == 0 and ran.out.startswith("#!/bin/bash\n"), ran.err
+    secret = tmp_path / ".secrets" / "database.password"
+    assert (
+        "element-session: warning: the tasks would find no password: the database password is only in DJ_PASS"
+        in ran.err
+    )
+    [line] = [line.strip() for line in ran.err.splitlines() if "mkdir -p -m 700" in line]
+    assert f"mkdir -p -m 700 {secret.parent} && (umask 077; printf '%s' \"$DJ_PASS\" > {secret})" in line
+    assert "/run/secrets/datajoint/database.password" in ran.err and "only-here-7c1" not in ran.out + ran.err
+    subprocess.run(
+        ["bash", "-c", line], env={"DJ_PASS": "only-here-7c1", "PATH": "/usr/bin:/bin"}, cwd=tmp_path, check=True
+    )
+    assert secret.read_text() == "only-here-7c1" and secret.stat().st_mode & 0o077 == 0
+    again = command("slurm", "populate", "--array", "2", "--dry-run", env=env, child=True, cwd=tmp_path)
+    assert again.status == 0 and "password" not in again.err, again.err
 
 
 def test_populate_jobs_export_and_migrate_through_the_real_command(ingested, command, tmp_path, prefix):

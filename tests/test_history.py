@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 
 import datajoint as dj
@@ -154,8 +155,31 @@ def test_history_command_shows_a_deleted_sessions_changes(session_key, command):
     assert shown.status == 0, shown.err
     entries = json.loads(shown.out)
     assert [e["action"] for e in entries if e["table_name"] == "session"] == ["insert", "delete"]
-    assert all(e["changed_at"].endswith("Z") for e in entries)
+    assert all(e["changed_at"].endswith("+00:00") for e in entries)  # docs/times.md: UTC marked, as everywhere
     table = command("history", "--subject", key["subject"])
     assert table.status == 0 and "session_status: " not in table.out
     assert "qc_passed" in table.out and "delete" in table.out
     assert command("history", "--subject", key["subject"], "--status", "acquired").out.strip() == "no changes recorded"
+
+
+def test_the_history_table_speaks_peoples_words_with_times_marked_utc(session_key, command):
+    """No Python repr (dicts, datetimes, None), tables by class name, every time with its offset (docs/times.md)."""
+    _, key = session_key
+    set_status(key, "qc_failed")
+    set_status(key, "acquired", reason="fixed the rig")
+    shown = command("history", "--subject", key["subject"])
+    assert shown.status == 0, shown.err
+    header, *lines = shown.out.splitlines()
+    assert header.split() == ["changed_at", "account", "action", "table", "changes", "reason"]
+    stamp = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00:00"
+    assert lines and all(re.match(stamp + " ", line) for line in lines), shown.out
+    tables = {line.split()[3] for line in lines}
+    assert {"Session", "SessionNote", "SessionStatus"} <= tables and all(t[0].isupper() for t in tables), tables
+    when = "session_datetime=2024-06-07T08:09:10+00:00"
+    [note] = [line for line in lines if line.split()[3] == "SessionNote"]
+    values = note.split(None, 4)[4].strip().split(", ")  # in the order the server's JSON gives (PostgreSQL sorts)
+    assert set(values) == {f"subject={key['subject']}", when, "session_note=first"}, note
+    assert (
+        "session_status: qc_failed -> acquired" in shown.out and "status_reason: (empty) -> fixed the rig" in shown.out
+    )
+    assert not re.search(r"None|datetime\.|\{|'", shown.out), shown.out

@@ -584,7 +584,7 @@ OPTION_CASES = {
 
 def option_or_data(err: str) -> int:
     """The exit status an error message calls for: 2 for a bad option value, 1 for bad data."""
-    return 2 if "problem(s) in the arguments" in err else 1
+    return 2 if "problem(s) in the options" in err or "problem(s) in the arguments" in err else 1
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))

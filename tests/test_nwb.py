@@ -301,7 +301,7 @@ def test_export_command(refs, tmp_path, capsys):
                        "--output", str(tmp_path / "x.nwb"))  # fmt: skip
     assert code == 2 and "does not exist in America/New_York" in err  # a bad option value
     code, _, err = run("--subject", "nw-m1", "--id", "seven", "--output", str(tmp_path / "x.nwb"))
-    assert code == 2 and "column 'session_id': not a whole number (value: 'seven')" in err
+    assert code == 2 and "--id: not a whole number (value: 'seven')" in err
     assert not (tmp_path / "x.nwb").exists()
     code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
     assert code == cli.ExitStatus.USAGE and "give one of --datetime and --id" in err

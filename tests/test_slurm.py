@@ -185,12 +185,18 @@ def test_a_failing_key_gives_exit_1_and_runs_again_once_fixed_and_cleared(lab: L
     assert len(lab.Made()) == 3 and lab.made_files() == ["0", "1", "2"]
 
 
-def test_scancel_in_the_middle_of_a_make_then_the_next_run_makes_the_rest(lab: Lab, slurm: LocalCluster) -> None:
-    lab.add({i: "slow:6" for i in range(6)})
-    job = job_id(lab.slurm("--array", "2"))
+def cancel_while_making(lab: Lab, slurm: LocalCluster, items: dict[int, str], tasks: int) -> str:
+    """Add ``items``, submit an array of ``tasks`` tasks, scancel it once a key is being made; its job id, ended."""
+    lab.add(items)
+    job = job_id(lab.slurm("--array", str(tasks)))
     wait_until(lambda: len(reserved(lab)) > 0, 120, "a key being made")
     subprocess.run(["scancel", job], env=slurm_env(slurm), check=True)
     wait_until(lambda: array_ended(slurm, job), 120, "the cancelled array to end")
+    return job
+
+
+def test_scancel_in_the_middle_of_a_make_then_the_next_run_makes_the_rest(lab: Lab, slurm: LocalCluster) -> None:
+    cancel_while_making(lab, slurm, {i: "slow:6" for i in range(6)}, tasks=2)
     assert len(lab.Made()) < 6  # the array was stopped with keys left
 
     done = lab.slurm("--array", "2", "--wait")
@@ -200,11 +206,7 @@ def test_scancel_in_the_middle_of_a_make_then_the_next_run_makes_the_rest(lab: L
 
 
 def test_scancel_leaves_no_reservation_of_a_dead_worker(lab: Lab, slurm: LocalCluster) -> None:
-    lab.add({i: "slow:10" for i in range(2)})
-    job = job_id(lab.slurm("--array", "1"))
-    wait_until(lambda: len(reserved(lab)) > 0, 120, "a key being made")
-    subprocess.run(["scancel", job], env=slurm_env(slurm), check=True)
-    wait_until(lambda: array_ended(slurm, job), 120, "the cancelled array to end")
+    cancel_while_making(lab, slurm, {i: "slow:10" for i in range(2)}, tasks=1)
     assert reserved(lab) == []
 
 

@@ -3,8 +3,11 @@ refused, the status column of ingest, and the selection by status (issue 22)."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -217,3 +220,27 @@ def test_status_commands(lab, command):
     assert as_csv.out.splitlines()[3].endswith(",acquired,,,")  # no status row: acquired, nothing else
     table = command("status", "show", "--subject", subject, "--status", "acquiring")
     assert table.status == 0 and table.out.count("acquiring") == 2
+
+
+def test_status_set_and_show_name_the_session_as_sessions_does_with_times_marked_utc(lab, command):
+    """docs/times.md: one rule for every time shown; the change as old -> new."""
+    _, keys = lab
+    subject = keys[0]["subject"]
+    key = f"session subject={subject}, session_datetime=2024-05-06T07:08:09+00:00"
+    ran = command("status", "set", "--subject", subject, "--datetime", "2024-05-06T09:08:09+02:00", "acquiring")
+    assert (ran.status, ran.out) == (0, f"{key}: planned -> acquiring\n"), ran.err
+    refused = command("status", "set", "--subject", subject, "--datetime", "2024-05-06T07:08:09Z", "qc_passed")
+    assert refused.status == 1 and f"element-session: {key} is 'acquiring': it cannot become 'qc_passed'" in refused.err
+    stamp = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00:00")
+    as_csv = list(csv.DictReader(io.StringIO(command("status", "show", "--subject", subject, "--format", "csv").out)))
+    as_json = json.loads(command("status", "show", "--subject", subject, "--format", "json").out)
+    for rows in (as_csv, as_json):
+        assert rows[0]["session_datetime"] == "2024-05-06T07:08:09+00:00" and stamp.fullmatch(rows[0]["set_time"])
+    table = command("status", "show", "--subject", subject).out
+    assert "2024-05-06T07:08:09+00:00 acquiring" in table and as_json[0]["set_time"] in table
+    missing = command("status", "set", "--subject", subject, "--datetime", "2024-05-06T07:00:00Z", "acquired")
+    assert (
+        missing.status == 1
+        and f"no session with subject={subject}, session_datetime=2024-05-06T07:00:00+00:00 in schema " in missing.err
+        and "`" not in missing.err
+    ), missing.err

@@ -431,3 +431,22 @@ def test_an_export_to_a_missing_directory_is_a_usage_error_naming_the_path(sourc
     assert ran.status == 2 and ran.out == ""
     assert f"cannot write {target}: directory {target.parent} does not exist" in ran.err
     assert "Traceback" not in ran.err and "FileNotFoundError" not in ran.err and not target.parent.exists()
+
+
+def test_an_export_or_copy_of_a_selection_matching_nothing_is_refused_and_writes_nothing(
+    source, names, tmp_path, command
+):
+    """As `status set` and `export-nwb` of a missing session: exit 1 naming the selection, no bundle written."""
+    target = tmp_path / "sessions.zip"
+    unknown = names["subjects"][0] + "-nobody"
+    ran = command("export", "--output", str(target), "--subject", unknown, "--no-progress")
+    assert ran.status == 1 and ran.out == "" and not target.exists()
+    assert f"no session matches subject={unknown}: nothing to export, no bundle written" in ran.err
+    ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--status", "aborted")
+    assert ran.status == 1 and f"subject={names['subjects'][0]} status=aborted" in ran.err and not target.exists()
+    settings = tmp_path / "datajoint.json"
+    settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1}}))
+    ran = command("copy", "--to", str(settings), "--subject", unknown, env={"DJ_TARGET_PASS": "x"})
+    assert ran.status == 1 and "nothing to export, no bundle written" in ran.err
+    ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress")
+    assert ran.status == 0 and target.exists()  # the same command with a session to export

@@ -45,6 +45,34 @@ def password_source(workdir: Path, environ: Mapping[str, str] | None = None) -> 
     return None
 
 
+def password_only_in_environment(workdir: Path, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why the tasks of an array submitted from ``workdir`` would find no password, and how to store it
+    where DataJoint reads it in each task (a shell line to run); None where they find one, or none is used.
+
+    That is: ``DJ_PASS`` is set, and DataJoint, without it, reads no password (:func:`password_source`).
+    """
+    environ = os.environ if environ is None else environ
+    if not environ.get("DJ_PASS") or password_source(workdir, environ) is not None:
+        return None
+    if environ.get("DJ_IGNORE_CONFIG_FILE", "").strip().lower() in _TRUE:
+        return (
+            "the database password is only in DJ_PASS, and DJ_IGNORE_CONFIG_FILE stops DataJoint from reading "
+            "its secrets; the password never goes to SLURM: unset DJ_IGNORE_CONFIG_FILE and store it as "
+            "docs/cluster.md says"
+        )
+    from datajoint.settings import find_config_file
+
+    config = find_config_file(workdir)
+    where = (config.parent if config else workdir) / ".secrets" / "database.password"
+    make_config = "" if config else f"echo '{{}}' > {workdir / 'datajoint.json'}; "
+    return (
+        "the database password is only in DJ_PASS, which never goes to SLURM (slurmctld keeps each job's "
+        "environment on disk); store it where DataJoint reads it in each task:\n"
+        f"  {make_config}mkdir -p -m 700 {where.parent} && (umask 077; printf '%s' \"$DJ_PASS\" > {where})\n"
+        "or in /run/secrets/datajoint/database.password (docs/cluster.md, 'The password never enters SLURM')"
+    )
+
+
 def check_password_reaches_tasks(workdir: Path, environ: Mapping[str, str] | None = None) -> Path | None:
     """The file the tasks will read the password from (None: no password is used).
 
@@ -52,26 +80,9 @@ def check_password_reaches_tasks(workdir: Path, environ: Mapping[str, str] | Non
     ------
     PasswordOnlyInEnvironmentError
         ``DJ_PASS`` is set and the tasks would find no password in DataJoint's secrets: the message
-        says how to store it (nothing is submitted).
+        says how to store it (:func:`password_only_in_environment`; nothing is submitted).
     """
-    environ = os.environ if environ is None else environ
-    source = password_source(workdir, environ)
-    if source is not None or not environ.get("DJ_PASS"):
-        return source
-    if environ.get("DJ_IGNORE_CONFIG_FILE", "").strip().lower() in _TRUE:
-        raise PasswordOnlyInEnvironmentError(
-            "the database password is only in DJ_PASS, and DJ_IGNORE_CONFIG_FILE stops DataJoint from reading "
-            "its secrets; the password never goes to SLURM: unset DJ_IGNORE_CONFIG_FILE and store it as "
-            "docs/cluster.md says (nothing was submitted)"
-        )
-    from datajoint.settings import find_config_file
-
-    config = find_config_file(workdir)
-    where = (config.parent if config else workdir) / ".secrets" / "database.password"
-    make_config = "" if config else f"echo '{{}}' > {workdir / 'datajoint.json'}; "
-    raise PasswordOnlyInEnvironmentError(
-        "the database password is only in DJ_PASS, which never goes to SLURM (slurmctld keeps each job's "
-        "environment on disk); store it where DataJoint reads it in each task and submit again:\n"
-        f"  {make_config}mkdir -p -m 700 {where.parent} && (umask 077; printf '%s' \"$DJ_PASS\" > {where})\n"
-        "or in /run/secrets/datajoint/database.password (nothing was submitted)"
-    )
+    problem = password_only_in_environment(workdir, environ)
+    if problem is not None:
+        raise PasswordOnlyInEnvironmentError(f"{problem}\nthen submit again (nothing was submitted)")
+    return password_source(workdir, environ)

@@ -99,7 +99,7 @@ def _session_row(session_module: ModuleType, session_key: Mapping[str, Any]) -> 
         key["session_datetime"] = times.time_argument("session_datetime", key["session_datetime"])
     rows = (session & key).to_dicts()
     if not rows:
-        raise SessionNotFoundError(f"no session {key_text(key)} (UTC) in {session.full_table_name}")
+        raise SessionNotFoundError(f"no session {key_text(key)} in schema {session.database}")
     return rows[0]
 
 

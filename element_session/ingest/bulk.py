@@ -244,17 +244,29 @@ def _write_batch(
     where: Where | None,
 ) -> None:
     connection = table.connection
+    err = _refusal(connection, "bulk_batch", write, rows[start:stop])
+    if err is None:
+        return
+    index, err = _first_refused(connection, write, rows, start, stop, err)
+    source, row = (where[index].source, where[index].row) if where else ("database", None)
+    values = dict(zip(columns, rows[index], strict=True))
+    typed = refused(err, source=source, row=row, values=values, table=table.__name__)
+    raise (typed or err) from None
+
+
+def _refusal(
+    connection: Any, savepoint: str, write: Callable[[Sequence[tuple]], None], rows: Sequence[tuple]
+) -> Exception | None:
+    """Write ``rows`` inside a savepoint: None if the server accepts them, else its refusal (rolled back to
+    the savepoint). Any other error is raised."""
     try:
-        with _savepoint(connection, "bulk_batch"):
-            write(rows[start:stop])
+        with _savepoint(connection, savepoint):
+            write(rows)
     except Exception as err:
         if not is_refusal(err):
             raise
-        index, err = _first_refused(connection, write, rows, start, stop, err)
-        source, row = (where[index].source, where[index].row) if where else ("database", None)
-        values = dict(zip(columns, rows[index], strict=True))
-        typed = refused(err, source=source, row=row, values=values, table=table.__name__)
-        raise (typed or err) from None
+        return err
+    return None
 
 
 def _first_refused(
@@ -268,21 +280,12 @@ def _first_refused(
     with _savepoint(connection, "bulk_search", keep=False):
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            try:
-                with _savepoint(connection, "bulk_half"):
-                    write(rows[lo:mid])
+            half = _refusal(connection, "bulk_half", write, rows[lo:mid])
+            if half is None:
                 lo = mid  # accepted: the refused row is further on
-            except Exception as half:
-                if not is_refusal(half):
-                    raise
+            else:
                 hi, err = mid, half
-        try:
-            with _savepoint(connection, "bulk_row"):
-                write(rows[lo:hi])
-        except Exception as single:
-            if not is_refusal(single):
-                raise
-            err = single
+        err = _refusal(connection, "bulk_row", write, rows[lo:hi]) or err
     return lo, err
 
 

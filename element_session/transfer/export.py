@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .. import __version__
 from ..database import database_errors
-from ..errors import UsageError
+from ..errors import SessionNotFoundError, UsageError
 from ..pipeline import linking_module_of, session_module_of
 from ..query import find_sessions
 from .bundle import Manifest, TableEntry, encode_rows, now_text, write_bundle
@@ -103,6 +103,13 @@ def _as_text(value: Any) -> str | list[str]:
     return value if isinstance(value, str) else str(value)
 
 
+def _selection_text(given: dict[str, Any]) -> str:
+    """The selection as a message names it: ``subject=m1,m2 status=planned`` (the zone only with a window)."""
+    window = {"since", "until"} & set(given)
+    shown = {k: v for k, v in given.items() if k != "timezone" or window}
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}" for k, v in shown.items())
+
+
 def export_sessions(
     path: str | os.PathLike,
     session_module: ModuleType | None = None,
@@ -134,6 +141,8 @@ def export_sessions(
 
     Raises
     ------
+    SessionNotFoundError
+        No session matches the selection: nothing is written.
     UsageError
         An unknown selection option, no pipeline module to name the tables, or no directory to write ``path`` in.
     InputError
@@ -176,6 +185,11 @@ def export_sessions(
             entry = TableEntry(item.role, tier_of(item.table), definition, columns)
             rows = read_rows(item.query, [c.name for c in columns], entry.primary_key)
             entry.rows = report.rows[item.role] = len(rows)
+            if item.query is sessions and not rows:  # said before anything is written
+                raise SessionNotFoundError(
+                    f"no session matches {_selection_text(given) or 'the selection (every session)'}: "
+                    "nothing to export, no bundle written"
+                )
             manifest.tables.append(entry)
             files.append((entry, encode_rows(entry, rows)))
     write_bundle(path, manifest, files)
