@@ -407,7 +407,7 @@ def test_edit_note_and_attributes_then_delete_with_a_preview(client, logins, dat
 
 # -- hostile input ----------------------------------------------------------------------------------
 TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
-NAMES = st.sampled_from(["subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value",
+NAMES = st.sampled_from(["search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value",
                          "limit", "offset", "page", "x"])  # fmt: skip
 VALUES = st.one_of(TEXT, st.sampled_from(["-1", "0", "2024-02-30", "2024-03-31T02:30[Europe/Berlin]", "%", "'", "\\"]))
 CELLS = st.one_of(st.none(), TEXT, st.integers(), st.floats(), st.booleans(), st.lists(TEXT, max_size=3),
@@ -729,3 +729,28 @@ def test_column_headers_sort_the_list_in_the_database_and_the_order_is_in_the_ur
     assert shown["subject"] == [shown["-start"][2], shown["-start"][0], shown["-start"][1]]  # wb-m1 oldest first
     assert shown["-subject"] == shown["subject"][::-1]
     assert 'aria-sort="ascending"' in client.get("/", params=[*window, ("sort", "subject")]).text
+
+
+def test_the_search_field_and_the_api_search_as_find_sessions_and_the_command(client, logins, data, command):
+    from element_session.query import find_sessions
+
+    for text in ("FIRST, ✓", "wb-BOB", "maps", "b", "%", "x'_\\"):  # a note, a person, a project, a rig, wildcards
+        printed = json.loads(command("sessions", "--search", text, "--format", "json").out)
+        answer = client.get("/api/sessions", params={"search": text}, auth=logins["reader"].auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["sessions"] == printed, text
+        assert answer.json()["total"] == len(find_sessions(data.session, search=text))
+    found = client.get("/api/sessions", params={"search": "first, ✓"}, auth=logins["reader"].auth).json()
+    assert [s["session_note"] for s in found["sessions"]] == ["first, ✓"]
+    assert client.get("/api/sessions", params={"search": "%"}, auth=logins["reader"].auth).json()["total"] == 0
+    rigs = client.get("/api/sessions", params=[("search", "B"), ("subject", "wb-m2")], auth=logins["reader"].auth)
+    assert [s["attributes"].get("rig") for s in rigs.json()["sessions"]][:1] == ["B"]
+    log_in(client, logins["reader"])
+    page = client.get("/", params={"search": "WB-ADA", "until": "2024-04-01"})
+    assert page.status_code == 200
+    assert re.search(r'<input type="search" name="search" value="WB-ADA"', page.text)
+    shown = re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page.text)
+    assert shown == ["2024-03-12 09:00:00 UTC", "2024-03-10 14:30:00 Europe/Berlin"]  # wb-ada's sessions
+    assert 'href="/api/sessions.csv?search=WB-ADA&amp;until=2024-04-01"' in page.text
+    nul = client.get("/api/sessions", params={"search": "a\x00"}, auth=logins["reader"].auth)
+    assert nul.status_code == 400 and nul.json()["problems"][0]["column"] == "search"

@@ -32,7 +32,7 @@ from ..status import check_editable
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
-FILTERS = ("subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value")
+FILTERS = ("search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value")
 MAX_LIMIT = 10_000  # sessions in one answer
 
 
