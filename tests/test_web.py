@@ -407,8 +407,8 @@ def test_edit_note_and_attributes_then_delete_with_a_preview(client, logins, dat
 
 # -- hostile input ----------------------------------------------------------------------------------
 TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
-NAMES = st.sampled_from(["search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value",
-                         "limit", "offset", "page", "x"])  # fmt: skip
+NAMES = st.sampled_from(["search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute",
+                         "value", "limit", "offset", "page", "x"])  # fmt: skip
 VALUES = st.one_of(TEXT, st.sampled_from(["-1", "0", "2024-02-30", "2024-03-31T02:30[Europe/Berlin]", "%", "'", "\\"]))
 CELLS = st.one_of(st.none(), TEXT, st.integers(), st.floats(), st.booleans(), st.lists(TEXT, max_size=3),
                   st.dictionaries(TEXT, TEXT, max_size=2))  # fmt: skip
@@ -754,3 +754,27 @@ def test_the_search_field_and_the_api_search_as_find_sessions_and_the_command(cl
     assert 'href="/api/sessions.csv?search=WB-ADA&amp;until=2024-04-01"' in page.text
     nul = client.get("/api/sessions", params={"search": "a\x00"}, auth=logins["reader"].auth)
     assert nul.status_code == 400 and nul.json()["problems"][0]["column"] == "search"
+
+
+def test_sessions_with_a_failed_job_are_marked_in_the_list_linking_to_their_jobs(client, logins, data, monkeypatch):
+    from workflow.inventory import SessionInventory
+
+    monkeypatch.setenv("SESSION_ROOT_DIRS", "/nonexistent-root")
+    SessionInventory().populate({"subject": "wb-m2"}, reserve_jobs=True, suppress_errors=True)
+    failed = (SessionInventory.jobs & {"subject": "wb-m2", "status": "error"}).keys()
+    assert failed
+    try:
+        log_in(client, logins["reader"])
+        page = client.get("/", params=[("subject", "wb-m1"), ("subject", "wb-m2"), ("until", "2024-04-01")]).text
+        rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page.split("<tbody>")[1], re.S)
+        marked = [re.search(r'class="open" href="([^"]*)"', row)[1] for row in rows if 'class="failed"' in row]
+        assert marked == ["/session?subject=wb-m2&amp;session_datetime=2024-03-11T14%3A00%3A00%2B00%3A00"]
+        link = re.search(r'<a class="failed" href="([^"]*)"[^>]*>(.*?)</a>', page, re.S)
+        assert link[1] == marked[0] + "#jobs" and "a job of this session failed" in link[2]
+        assert_in_words(page)
+        jobs = client.get(link[1].replace("&amp;", "&")).text
+        assert "<b>DirectoryNotFoundError</b>" in re.search(r'<table id="jobs">.*?</table>', jobs, re.S)[0]
+    finally:
+        (SessionInventory.jobs & failed).delete_quick()
+    after = client.get("/", params=[("subject", "wb-m2"), ("until", "2024-04-01")]).text
+    assert 'class="failed"' not in after

@@ -180,7 +180,7 @@ class WebApp:
         def work(user):
             found = service.session_page(user, selection, newest_first=True, sort=sort)
             subject_keys = formats.subject_attributes(user.session.Session)
-            rows = _rows_for_page(user, found.frame)
+            rows = _rows_for_page(user, found.frame, service.failed_sessions(user, found.frame))
             return rows, found.total, subject_keys, service.rights(user), service.choices(user)
 
         rows, total, subject_keys, rights, choices = await self.as_account(request.user, work)
@@ -358,12 +358,14 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
     return data
 
 
-def _rows_for_page(user: Any, frame: Any) -> list[dict[str, Any]]:
+def _rows_for_page(user: Any, frame: Any, failed: list[bool] | None = None) -> list[dict[str, Any]]:
+    """The rows a page lists: each session's JSON object, local start, zone, key parameters and whether a job failed."""
     records = service.session_records(user, frame)
     rows = []
-    for record, (_, row) in zip(records, frame.iterrows(), strict=True):
+    for i, (record, (_, row)) in enumerate(zip(records, frame.iterrows(), strict=True)):
         local, zone = service.local_time(row["session_datetime_local"]), service.text_or_none(row["session_timezone"])
-        rows.append({"record": record, "local": local, "zone": zone, "key": service.key_params(user, record)})
+        key = service.key_params(user, record)
+        rows.append({"record": record, "local": local, "zone": zone, "key": key, "failed": bool(failed and failed[i])})
     return rows
 
 

@@ -383,6 +383,40 @@ def downstream_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def failed_sessions(user: UserPipeline, frame: pd.DataFrame) -> list[bool]:
+    """Whether each session of ``frame`` (a page of :func:`session_page`) has a failed job in a downstream table.
+
+    One query per declared jobs table of the Imported and Computed tables, restricted to the page's
+    keys (never one per session); a table whose jobs table is not declared yet has no failed job.
+    """
+    names = list(user.session.Session.primary_key)
+    keys = [{n: _naive(row[n]) for n in names} for _, row in frame.iterrows()]
+    if not keys:
+        return []
+    failed: set[tuple] = set()
+    for jobs in _declared_jobs_tables(user):
+        for row in (jobs & {"status": "error"} & keys).proj().to_dicts():
+            failed.add(tuple(row.get(n) for n in names))
+    return [tuple(key.values()) in failed for key in keys]
+
+
+def _declared_jobs_tables(user: UserPipeline) -> list[dj.Table]:
+    """The jobs tables of the bound pipeline's Imported and Computed tables that exist, asked once a minute per
+    connection (a page view declares none: a read-only account could not)."""
+    kept = user.memo.get("jobs_tables")
+    if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
+        return kept[1]
+    from datajoint.jobs import Job
+
+    found = []
+    for table in pipelines.tables(user.pipeline, kinds=(dj.Imported, dj.Computed)).values():
+        jobs = Job(table())
+        if jobs.is_declared:
+            found.append(jobs)
+    user.memo["jobs_tables"] = (time.monotonic(), found)
+    return found
+
+
 def _labels(user: UserPipeline) -> dict[str, str]:
     return {name: label for name, (label, _) in _labelled_tables(user).items()}
 
