@@ -765,7 +765,7 @@ def test_sessions_with_a_failed_job_are_marked_in_the_list_linking_to_their_jobs
     assert failed
     try:
         log_in(client, logins["reader"])
-        page = client.get("/", params=[("subject", "wb-m1"), ("subject", "wb-m2"), ("until", "2024-04-01")]).text
+        page = client.get("/", params=[("subject", "wb-m1"), ("subject", "wb-m2"), ("until", "2024-03-31")]).text
         rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page.split("<tbody>")[1], re.S)
         marked = [re.search(r'class="open" href="([^"]*)"', row)[1] for row in rows if 'class="failed"' in row]
         assert marked == ["/session?subject=wb-m2&amp;session_datetime=2024-03-11T14%3A00%3A00%2B00%3A00"]
@@ -778,3 +778,81 @@ def test_sessions_with_a_failed_job_are_marked_in_the_list_linking_to_their_jobs
         (SessionInventory.jobs & failed).delete_quick()
     after = client.get("/", params=[("subject", "wb-m2"), ("until", "2024-04-01")]).text
     assert 'class="failed"' not in after
+
+
+def test_the_edit_form_changes_every_part_in_one_transaction_and_the_page_shows_the_history(client, logins, data):
+    from element_session.status import set_status
+
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-05T10:00:00Z", "session_note": "old", "attr.a": "1",
+             "experimenter": "wb-ada", "project": "wb-maps", "session_dir": "wb-m2/old"}]  # fmt: skip
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    key = {"subject": "wb-m2", "session_datetime": "2024-08-05T10:00:00+00:00"}
+    stored = {"subject": "wb-m2", "session_datetime": "2024-08-05 10:00:00"}
+
+    def record() -> dict:
+        (found,) = client.get("/api/sessions", params={"subject": "wb-m2", "since": "2024-08-05",
+                                                       "until": "2024-08-05"}).json()["sessions"]  # fmt: skip
+        return {k: found[k] for k in ("session_note", "experimenters", "projects", "session_dir", "attributes")}
+
+    form = client.get("/edit", params=key).text
+    assert re.search(r'name="experimenter" type="text" value="wb-ada"', form)
+    assert re.search(r'name="session_dir" type="text" value="wb-m2/old"', form)
+    token = csrf(client)
+    before = snapshot(data)
+    bad = client.post(
+        "/edit",
+        params=key,
+        data={
+            "csrf_token": token,
+            "session_note": "x",
+            "experimenter": "wb-nobody",
+            "session_dir": "../outside",
+            "attr_name": ["a"],
+            "attr_value": ["1"],
+        },
+    )
+    assert bad.status_code == 400
+    errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', bad.text))
+    assert "wb-nobody" in errors["experimenter"] and ".." in errors["session_dir"]
+    assert snapshot(data) == before  # nothing changed, the note neither
+    note = "line one\r\n  line two\r\n"  # a browser sends a textarea's line breaks as CRLF
+    saved = client.post("/edit", params=key, data={"csrf_token": token, "session_note": note,
+                                                   "experimenter": "wb-ada; wb-bob", "project": "",
+                                                   "session_dir": "wb-m2/new", "attr_name": ["a"],
+                                                   "attr_value": ["10"]})  # fmt: skip
+    assert saved.url.path == "/session" and '<p class="flash" role="status" id="flash">Saved.</p>' in saved.text
+    assert record() == {"session_note": "line one\n  line two\n", "experimenters": ["wb-ada", "wb-bob"],
+                        "projects": [], "session_dir": "wb-m2/new", "attributes": {"a": "10"}}  # fmt: skip
+    assert '<dd id="note" class="note">line one\n  line two\n</dd>' in saved.text  # kept as written
+    assert (
+        '<textarea name="session_note" rows="5">\nline one\n  line two\n</textarea>'
+        in client.get("/edit", params=key).text
+    )  # the first line break after <textarea> is the page's: the note's own survive
+
+    history = re.search(r'<ol class="history" id="history">(.*?)</ol>', saved.text, re.S)[1]
+    changes = re.findall(r"<li>(.*?)</li>", history, re.S)
+    whens = [re.match(r'<span class="when">(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC</span>, ', c)[1] for c in changes]
+    assert len(changes) == 10 and whens == sorted(whens, reverse=True)  # newest first, the rest folded
+    assert re.search(r'<details id="older-changes"><summary>\d+ older change\(s\)</summary>', saved.text)
+    words = re.sub(r"<[^>]+>", "", saved.text.split('id="history"')[1])
+    assert "changed Attributes: value 1 → 10" in words
+    assert "added Experimenters" in words and "wb-bob" in words and "removed Projects" in words
+    assert "added Directory: directory wb-m2/new" in words and "removed Directory: directory wb-m2/old" in words
+    assert "added The session" in words  # the ingest, folded under the older changes
+    assert_in_words(saved.text)
+
+    set_status(stored, "qc_passed", session_module=data.session)
+    before = snapshot(data)
+    refused = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "late change"})
+    assert refused.url.path == "/session"
+    flash = re.search(r'<p class="flash" role="status" id="flash">([^<]*)</p>', refused.text)[1]
+    assert flash.startswith("Not saved: session subject=wb-m2") and "qc_passed" in flash and "reopen it first" in flash
+    assert snapshot(data) == before
+    assert 'id="locked"' in client.get("/edit", params=key).text
+    assert "(reason: " not in words
+    set_status(stored, "acquired", reason="a late fix", session_module=data.session)
+    reopened = client.get("/session", params=key).text
+    words = re.sub(r"<[^>]+>", "", reopened.split('id="history"')[1])
+    assert "(reason: a late fix)" in words and "changed Status: status qc_passed → acquired" in words
+    assert "reason (none) → a late fix" in words
