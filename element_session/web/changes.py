@@ -95,7 +95,11 @@ def _column(name: str) -> str:
 def change(entry: Mapping[str, Any], parts: Mapping[str, str], key_columns: set[str]) -> Change:
     """One entry of :func:`~element_session.history.history` in words; ``parts``: table name -> its name on the page."""
     old, new = entry["old_values"] or {}, entry["new_values"] or {}
-    columns = [c for c in (new or old) if c not in key_columns]
+    order = list(COLUMNS)  # the same order on every backend (PostgreSQL's JSONB reorders a row's columns)
+    columns = sorted(
+        (c for c in (new or old) if c not in key_columns),
+        key=lambda c: (c not in COLUMNS, order.index(c) if c in COLUMNS else 0, c),
+    )
     if old and new:  # an update: only what changed, a missing value as "(none)"
         columns = [c for c in columns if old.get(c) != new.get(c)]
         values = [Value(_column(c), _text(c, old.get(c)) or NONE, _text(c, new.get(c)) or NONE) for c in columns]
