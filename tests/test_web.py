@@ -857,3 +857,33 @@ def test_the_edit_form_changes_every_part_in_one_transaction_and_the_page_shows_
     assert "changed Status: status qc_passed → acquired" in words
     assert "(reason: a late fix)" in words
     assert "reason (none) → a late fix" in words
+
+
+def test_failed_jobs_are_read_with_one_query_per_jobs_table_whatever_the_page_size(data, monkeypatch):
+    import datajoint as dj
+
+    from element_session import query
+    from element_session.web import service
+    from element_session.web.accounts import UserPipeline
+
+    m = data.session
+    user = UserPipeline("test", m.Session.connection, data, m)
+    tables = service._declared_jobs_tables(user)  # asked once, then kept a minute per connection
+    assert tables
+    service.failed_sessions(user, query.session_table(m, m))  # the first reads the jobs tables' headings
+    counts = []
+    for subjects in (["wb-m1"], SUBJECTS):
+        frame = query.session_table(query.find_sessions(m, subject=subjects), m)
+        statements: list[str] = []
+        real = dj.Connection.query
+
+        def counted(self, sql, *args, real=real, statements=statements, **kwargs):
+            statements.append(sql)
+            return real(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(dj.Connection, "query", counted)
+        marks = service.failed_sessions(user, frame)
+        monkeypatch.setattr(dj.Connection, "query", real)
+        assert len(marks) == len(frame) and len(frame) >= len(subjects)
+        counts.append(len(statements))
+    assert counts == [len(tables), len(tables)]
