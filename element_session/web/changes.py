@@ -98,7 +98,7 @@ def change(entry: Mapping[str, Any], parts: Mapping[str, str], key_columns: set[
     order = list(COLUMNS)  # the same order on every backend (PostgreSQL's JSONB reorders a row's columns)
     columns = sorted(
         (c for c in (new or old) if c not in key_columns),
-        key=lambda c: (c not in COLUMNS, order.index(c) if c in COLUMNS else 0, c),
+        key=lambda c: (order.index(c) if c in COLUMNS else len(order), c),
     )
     if old and new:  # an update: only what changed, a missing value as "(none)"
         columns = [c for c in columns if old.get(c) != new.get(c)]
