@@ -409,7 +409,7 @@ def failed_sessions(user: UserPipeline, frame: pd.DataFrame) -> list[bool]:
 def _declared_jobs_tables(user: UserPipeline) -> list[dj.Table]:
     """The jobs tables of the bound pipeline's Imported and Computed tables that exist, asked once a minute per
     connection (a page view declares none: a read-only account could not)."""
-    kept = user.memo.get("jobs_tables")
+    kept = user.memo.get("declared_jobs_tables")
     if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
         return kept[1]
     from datajoint.jobs import Job
@@ -419,7 +419,7 @@ def _declared_jobs_tables(user: UserPipeline) -> list[dj.Table]:
         jobs = Job(table())
         if jobs.is_declared:
             found.append(jobs)
-    user.memo["jobs_tables"] = (time.monotonic(), found)
+    user.memo["declared_jobs_tables"] = (time.monotonic(), found)
     return found
 
 
