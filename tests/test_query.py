@@ -124,7 +124,7 @@ def test_count_sessions_is_the_number_of_matches(sessions):
 
 def test_search_finds_text_anywhere_in_any_case_and_its_wildcards_match_themselves(sessions, pipeline, command):
     add_references(pipeline, ["qy-Search"], [], [])
-    notes = ["50% done_ok", "50 done ok", "first line\nsecond 'line' \\ end"]
+    notes = ["50% done_ok", "50 done ok", "first line\nsecond 'line' \\ end", "Große ÄRGER"]
     rows = [{"subject": "qy-Search", "session_datetime": f"2023-06-0{i + 1}T10:00:00Z", "session_note": note}
             for i, note in enumerate(notes)]  # fmt: skip
     ingest("sessions", rows, pipeline=pipeline)
@@ -142,7 +142,8 @@ def test_search_finds_text_anywhere_in_any_case_and_its_wildcards_match_themselv
         assert found_notes("e_o") == [0] and found_notes("_") == [0]  # _ is an underscore, not "any character"
         assert found_notes("'LINE' \\ E") == [2] and found_notes("\\") == [2]  # a quote, a backslash; any case
         assert found_notes("LINE\nSECOND") == [2]  # the note as written, over its lines
-        assert len(found("qy-search")) == 3  # the subject, letter case ignored
+        assert found_notes("äRGER") == [3]  # letters beyond ASCII too (MariaDB; PostgreSQL's C.UTF-8 locale)
+        assert len(found("qy-search")) == len(notes)  # the subject, letter case ignored
         assert found("O'BRIEN") == ["qy-o'brien 2024-02-01 00:00"]  # a subject with a quote
         assert found("\\DATA\\") == ["qy-back\\slash 2024-01-10 08:00"]  # an attribute value with backslashes
         assert found("drop table session") == ["qy-o'brien 2024-02-01 00:00"]  # an attribute value, as text
