@@ -30,7 +30,9 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -52,42 +54,60 @@ def _peak_mib(run: Any) -> float:
         tracemalloc.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.web", description=__doc__.split("\n")[0])
-    parser.add_argument("--sessions", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=10)
-    parser.add_argument("--backend", choices=["mysql", "postgresql"], default=os.environ.get("DJ_BACKEND", "mysql"))
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
-    if args.sessions < 1 or args.requests < 1:
-        parser.error("--sessions and --requests must be at least 1")
-
+@contextlib.contextmanager
+def served(backend: str, sessions: int) -> Iterator[tuple[Any, ModuleType, Any]]:
+    """A database server (``DJ_HOST``'s or a private one), the workflow pipeline under a prefix of its own
+    holding ``sessions`` sessions (the ingest benchmark's data set), and a Starlette TestClient of the web
+    application logged in with the server's account; the prefix's schemas are dropped at the end."""
     from starlette.testclient import TestClient
 
     from element_session.localdb import database_server, drop_schemas
-    from element_session.query import find_sessions, session_table
     from element_session.web import create_app
 
     from . import ingest as bench_ingest
 
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(database_server(args.backend, tag="element-session-bench-db-"))
+        server = stack.enter_context(database_server(backend, tag="element-session-bench-db-"))
         server.configure_datajoint()
         prefix = f"bench_{secrets.token_hex(4)}_"
         os.environ["DATABASE_PREFIX"] = prefix  # the pipeline module reads it at import
         pipeline = importlib.import_module("workflow.pipeline")
         stack.callback(drop_schemas, prefix)
         files = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="element-session-bench-web-")))
-        bench_ingest.add_references(pipeline, args.sessions)
-        path = bench_ingest.write_sessions_csv(files / "sessions.csv", args.sessions)
+        bench_ingest.add_references(pipeline, sessions)
+        path = bench_ingest.write_sessions_csv(files / "sessions.csv", sessions)
         ingested = bench_ingest.run_project(pipeline, path).seconds
-        print(f"ingested {args.sessions:,} sessions in {ingested:.1f} s", file=sys.stderr)
+        print(f"ingested {sessions:,} sessions in {ingested:.1f} s", file=sys.stderr)
 
         client = stack.enter_context(TestClient(create_app(pipeline, secrets.token_bytes(32))))
-        auth = (server.user, server.password)
-        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)[1]
-        login = {"username": server.user, "password": server.password, "csrf_token": token}
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+        assert token, "the login form has no CSRF token"
+        login = {"username": server.user, "password": server.password, "csrf_token": token[1]}
         assert client.post("/login", data=login, follow_redirects=False).status_code == 303
+        yield server, pipeline, client
+
+
+def arguments(module: str, doc: str, argv: list[str] | None, sessions: int, requests: int) -> argparse.Namespace:
+    """The options of a web benchmark ``python -m benchmarks.<module>``: ``--sessions``, ``--requests``
+    (defaults given), ``--backend``, ``--out``."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}", description=doc.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=sessions)
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--backend", choices=["mysql", "postgresql"], default=os.environ.get("DJ_BACKEND", "mysql"))
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    if args.sessions < 1 or args.requests < 1:
+        parser.error("--sessions and --requests must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments("web", __doc__ or "", argv, 100_000, 10)
+
+    from element_session.query import find_sessions, session_table
+
+    with served(args.backend, args.sessions) as (server, pipeline, client):
+        auth = (server.user, server.password)
 
         def api() -> None:
             answer = client.get("/api/sessions", auth=auth)

@@ -347,6 +347,11 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "--timezone", default="UTC", show_default=True, help="zone of --since/--until without an offset"
             ),
             click.option("--status", multiple=True, metavar="STATE", help="a status (repeat for several)"),
+            click.option(
+                "--search",
+                metavar="TEXT",
+                help="text in the subject, note, experimenters, projects or attribute values",
+            ),
         ]
     ):
         command = option(command)

@@ -231,11 +231,7 @@ def problems(connection: dj.Connection, schema_name: str) -> list[str]:
     tables without their triggers (created after the last activation by an account that could add them).
     """
     tables = _tables(connection, schema_name)
-    hidden = connection.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
-        args=(schema_name, TABLE),
-    ).fetchall()
-    if not hidden:
+    if not has_table(connection, schema_name):
         return [f"no history table ({TABLE}): the history of changes is off"]
     existing = _existing_triggers(connection, schema_name)
     if not existing:
@@ -245,6 +241,16 @@ def problems(connection: dj.Connection, schema_name: str) -> list[str]:
     else:
         missing = [t for t in tables if any(_mysql_trigger_name(t, a) not in existing for a in _ACTIONS)]
     return [f"tables without history triggers: {', '.join(missing)}"] if missing else []
+
+
+def has_table(connection: dj.Connection, schema_name: str) -> bool:
+    """Whether the schema ``schema_name`` has its history table (one query)."""
+    return bool(
+        connection.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            args=(schema_name, TABLE),
+        ).fetchall()
+    )
 
 
 def _mysql_trigger_name(table: str, action: str) -> str:

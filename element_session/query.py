@@ -29,6 +29,7 @@ from .ingest.keys import column_collations
 from .ingest.validate import parse_session_key
 from .lookups import check_lookups
 from .pipeline import session_module_of
+from .search import search_condition
 from .session_frame import key_frame, session_frame
 from .status import DEFAULT_STATUS, check_status, in_status
 from .tables import other_key
@@ -77,6 +78,7 @@ def find_sessions(
     value: str | None = None,
     timezone: str = "UTC",
     status: str | Iterable[str] | None = None,
+    search: str | None = None,
 ) -> Any:
     """Sessions of ``session_module`` restricted by every criterion given.
 
@@ -87,7 +89,9 @@ def find_sessions(
     ``value`` if given. A date alone as ``until`` includes that whole day (``until="2024-04-03"``
     keeps sessions of 3 April); a time as ``until`` stays exclusive. ``status`` keeps sessions in that
     state or any of several (a session without a status row is ``acquired``,
-    :func:`element_session.status.in_status`).
+    :func:`element_session.status.in_status`). ``search`` keeps sessions whose subject, note, an
+    experimenter, a project or an attribute's text value contains that text, letter case ignored
+    (``%``, ``_`` and ``\\`` match themselves: :mod:`element_session.search`).
 
     None means "not given". A value that cannot be looked up (:mod:`element_session.lookups`: a
     float NaN or another missing value of pandas, a list where one value is expected, text with a
@@ -99,7 +103,7 @@ def find_sessions(
     """
     m = session_module
     lookups = {"subject": subject, "project": project, "experimenter": experimenter, "attribute": attribute}
-    check_lookups("arguments", lookups | {"value": value}, several=frozenset({"subject"}))
+    check_lookups("arguments", lookups | {"value": value, "search": search}, several=frozenset({"subject"}))
     conditions: list[Any] = []  # applied at once: each `&` would copy the expression
     subject_attrs = subject_attributes(m.Session)
     if subject is not None:
@@ -123,6 +127,10 @@ def find_sessions(
     if status is not None:
         states = [check_status(state) for state in _as_list(status)]  # named as this function's argument
         conditions.append(in_status(*states, session_module=m))
+    if search is not None:
+        if not isinstance(search, str):
+            raise one_problem("arguments", "search", search, "give the text to search for")
+        conditions.append(search_condition(m, search))  # a list: any of the places searched
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
 
 

@@ -120,3 +120,43 @@ def test_count_sessions_is_the_number_of_matches(sessions):
                      {"experimenter": "qy-ada", "until": "2024-01-15"}, {"subject": "qy-nobody"}):  # fmt: skip
         found = find_sessions(sessions, **criteria)
         assert count_sessions(found) == len(found.to_dicts()), criteria
+
+
+def test_search_finds_text_anywhere_in_any_case_and_its_wildcards_match_themselves(sessions, pipeline, command):
+    add_references(pipeline, ["qy-Search"], [], [])
+    notes = ["50% done_ok", "50 done ok", "first line\nsecond 'line' \\ end", "Große ÄRGER"]
+    rows = [{"subject": "qy-Search", "session_datetime": f"2023-06-0{i + 1}T10:00:00Z", "session_note": note}
+            for i, note in enumerate(notes)]  # fmt: skip
+    ingest("sessions", rows, pipeline=pipeline)
+    try:
+        noted = {note: i for i, note in enumerate(notes)}
+
+        def found(text: str) -> list[str]:
+            return starts(find_sessions(sessions, search=text))
+
+        def found_notes(text: str) -> list[int]:
+            query = find_sessions(sessions, search=text) * sessions.SessionNote
+            return sorted(noted[r["session_note"]] for r in query.to_dicts())
+
+        assert found_notes("50%") == [0] and found_notes("%") == [0]  # % is a percent sign, not "anything"
+        assert found_notes("e_o") == [0] and found_notes("_") == [0]  # _ is an underscore, not "any character"
+        assert found_notes("'LINE' \\ E") == [2] and found_notes("\\") == [2]  # a quote, a backslash; any case
+        assert found_notes("LINE\nSECOND") == [2]  # the note as written, over its lines
+        assert found_notes("äRGER") == [3]  # letters beyond ASCII too (MariaDB; PostgreSQL's C.UTF-8 locale)
+        assert len(found("qy-search")) == len(notes)  # the subject, letter case ignored
+        assert found("O'BRIEN") == ["qy-o'brien 2024-02-01 00:00"]  # a subject with a quote
+        assert found("\\DATA\\") == ["qy-back\\slash 2024-01-10 08:00"]  # an attribute value with backslashes
+        assert found("drop table session") == ["qy-o'brien 2024-02-01 00:00"]  # an attribute value, as text
+        assert found("BOB\\") == starts(find_sessions(sessions, experimenter="qy-bob\\x"))  # an experimenter
+        assert found("-EYE") == starts(find_sessions(sessions, project="qy-eye"))  # a project
+        assert found("qy-m1") == starts(find_sessions(sessions, subject="qy-m1"))
+        assert found("no such text anywhere") == []
+        assert found("eye") == starts(find_sessions(sessions, search="EYE", subject=["qy-m1", "qy-m2"]))
+        with pytest.raises(InputError, match=r"search.*NUL"):
+            find_sessions(sessions, search="a\x00b")
+        with pytest.raises(InputError, match="search"):
+            find_sessions(sessions, search=float("nan"))
+        printed = json.loads(command("sessions", "--search", "50%", "--format", "json").out)
+        assert [s["session_note"] for s in printed] == ["50% done_ok"]
+    finally:
+        remove_references(pipeline, ["qy-Search"], [], [])

@@ -407,8 +407,8 @@ def test_edit_note_and_attributes_then_delete_with_a_preview(client, logins, dat
 
 # -- hostile input ----------------------------------------------------------------------------------
 TEXT = st.text(st.characters(codec="utf-8"), max_size=30)
-NAMES = st.sampled_from(["subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value",
-                         "limit", "offset", "page", "x"])  # fmt: skip
+NAMES = st.sampled_from(["search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute",
+                         "value", "limit", "offset", "page", "x"])  # fmt: skip
 VALUES = st.one_of(TEXT, st.sampled_from(["-1", "0", "2024-02-30", "2024-03-31T02:30[Europe/Berlin]", "%", "'", "\\"]))
 CELLS = st.one_of(st.none(), TEXT, st.integers(), st.floats(), st.booleans(), st.lists(TEXT, max_size=3),
                   st.dictionaries(TEXT, TEXT, max_size=2))  # fmt: skip
@@ -729,3 +729,161 @@ def test_column_headers_sort_the_list_in_the_database_and_the_order_is_in_the_ur
     assert shown["subject"] == [shown["-start"][2], shown["-start"][0], shown["-start"][1]]  # wb-m1 oldest first
     assert shown["-subject"] == shown["subject"][::-1]
     assert 'aria-sort="ascending"' in client.get("/", params=[*window, ("sort", "subject")]).text
+
+
+def test_the_search_field_and_the_api_search_as_find_sessions_and_the_command(client, logins, data, command):
+    from element_session.query import find_sessions
+
+    for text in ("FIRST, ✓", "wb-BOB", "maps", "b", "%", "x'_\\"):  # a note, a person, a project, a rig, wildcards
+        printed = json.loads(command("sessions", "--search", text, "--format", "json").out)
+        answer = client.get("/api/sessions", params={"search": text}, auth=logins["reader"].auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["sessions"] == printed, text
+        assert answer.json()["total"] == len(find_sessions(data.session, search=text))
+    found = client.get("/api/sessions", params={"search": "first, ✓"}, auth=logins["reader"].auth).json()
+    assert [s["session_note"] for s in found["sessions"]] == ["first, ✓"]
+    assert client.get("/api/sessions", params={"search": "%"}, auth=logins["reader"].auth).json()["total"] == 0
+    rigs = client.get("/api/sessions", params=[("search", "B"), ("subject", "wb-m2")], auth=logins["reader"].auth)
+    assert [s["attributes"].get("rig") for s in rigs.json()["sessions"]][:1] == ["B"]
+    log_in(client, logins["reader"])
+    page = client.get("/", params={"search": "WB-ADA", "until": "2024-04-01"})
+    assert page.status_code == 200
+    assert re.search(r'<input type="search" name="search" value="WB-ADA"', page.text)
+    shown = re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page.text)
+    assert shown == ["2024-03-12 09:00:00 UTC", "2024-03-10 14:30:00 Europe/Berlin"]  # wb-ada's sessions
+    assert 'href="/api/sessions.csv?search=WB-ADA&amp;until=2024-04-01"' in page.text
+    nul = client.get("/api/sessions", params={"search": "a\x00"}, auth=logins["reader"].auth)
+    assert nul.status_code == 400 and nul.json()["problems"][0]["column"] == "search"
+
+
+def test_sessions_with_a_failed_job_are_marked_in_the_list_linking_to_their_jobs(client, logins, data, monkeypatch):
+    from workflow.inventory import SessionInventory
+
+    monkeypatch.setenv("SESSION_ROOT_DIRS", "/nonexistent-root")
+    SessionInventory().populate({"subject": "wb-m2"}, reserve_jobs=True, suppress_errors=True)
+    failed = (SessionInventory.jobs & {"subject": "wb-m2", "status": "error"}).keys()
+    assert failed
+    try:
+        log_in(client, logins["reader"])
+        page = client.get("/", params=[("subject", "wb-m1"), ("subject", "wb-m2"), ("until", "2024-03-31")]).text
+        rows = re.findall(r"<tr[^>]*>(.*?)</tr>", page.split("<tbody>")[1], re.S)
+        marked = [re.search(r'class="open" href="([^"]*)"', row)[1] for row in rows if 'class="failed"' in row]
+        assert marked == ["/session?subject=wb-m2&amp;session_datetime=2024-03-11T14%3A00%3A00%2B00%3A00"]
+        link = re.search(r'<a class="failed" href="([^"]*)"[^>]*>(.*?)</a>', page, re.S)
+        assert link[1] == marked[0] + "#jobs" and "a job of this session failed" in link[2]
+        assert_in_words(page)
+        jobs = client.get(link[1].replace("&amp;", "&")).text
+        assert "<b>DirectoryNotFoundError</b>" in re.search(r'<table id="jobs">.*?</table>', jobs, re.S)[0]
+    finally:
+        (SessionInventory.jobs & failed).delete_quick()
+    after = client.get("/", params=[("subject", "wb-m2"), ("until", "2024-04-01")]).text
+    assert 'class="failed"' not in after
+
+
+def test_the_edit_form_changes_every_part_in_one_transaction_and_the_page_shows_the_history(client, logins, data):
+    from element_session.status import set_status
+
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-05T10:00:00Z", "session_note": "old", "attr.a": "1",
+             "experimenter": "wb-ada", "project": "wb-maps", "session_dir": "wb-m2/old"}]  # fmt: skip
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    key = {"subject": "wb-m2", "session_datetime": "2024-08-05T10:00:00+00:00"}
+    stored = {"subject": "wb-m2", "session_datetime": "2024-08-05 10:00:00"}
+
+    def record() -> dict:
+        (found,) = client.get("/api/sessions", params={"subject": "wb-m2", "since": "2024-08-05",
+                                                       "until": "2024-08-05"}).json()["sessions"]  # fmt: skip
+        return {k: found[k] for k in ("session_note", "experimenters", "projects", "session_dir", "attributes")}
+
+    form = client.get("/edit", params=key).text
+    assert re.search(r'name="experimenter" type="text" value="wb-ada"', form)
+    assert re.search(r'name="session_dir" type="text" value="wb-m2/old"', form)
+    token = csrf(client)
+    before = snapshot(data)
+    bad = client.post(
+        "/edit",
+        params=key,
+        data={
+            "csrf_token": token,
+            "session_note": "x",
+            "experimenter": "wb-nobody",
+            "session_dir": "../outside",
+            "attr_name": ["a"],
+            "attr_value": ["1"],
+        },
+    )
+    assert bad.status_code == 400
+    errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', bad.text))
+    assert "wb-nobody" in errors["experimenter"] and ".." in errors["session_dir"]
+    assert snapshot(data) == before  # nothing changed, the note neither
+    note = "line one\r\n  line two\r\n"  # a browser sends a textarea's line breaks as CRLF
+    saved = client.post("/edit", params=key, data={"csrf_token": token, "session_note": note,
+                                                   "experimenter": "wb-ada; wb-bob", "project": "",
+                                                   "session_dir": "wb-m2/new", "attr_name": ["a"],
+                                                   "attr_value": ["10"]})  # fmt: skip
+    assert saved.url.path == "/session" and '<p class="flash" role="status" id="flash">Saved.</p>' in saved.text
+    assert record() == {"session_note": "line one\n  line two\n", "experimenters": ["wb-ada", "wb-bob"],
+                        "projects": [], "session_dir": "wb-m2/new", "attributes": {"a": "10"}}  # fmt: skip
+    assert '<dd id="note" class="note">line one\n  line two\n</dd>' in saved.text  # kept as written
+    assert (
+        '<textarea name="session_note" rows="5">\nline one\n  line two\n</textarea>'
+        in client.get("/edit", params=key).text
+    )  # the first line break after <textarea> is the page's: the note's own survive
+
+    history = re.search(r'<ol class="history" id="history">(.*?)</ol>', saved.text, re.S)[1]
+    changes = re.findall(r"<li>(.*?)</li>", history, re.S)
+    whens = [re.match(r'<span class="when">(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC</span>, ', c)[1] for c in changes]
+    assert len(changes) == 10 and whens == sorted(whens, reverse=True)  # newest first, the rest folded
+    assert re.search(r'<details id="older-changes"><summary>\d+ older change\(s\)</summary>', saved.text)
+    words = re.sub(r"<[^>]+>", "", saved.text.split('id="history"')[1])
+    assert "changed Attributes: value 1 → 10" in words
+    assert "added Experimenters" in words and "wb-bob" in words and "removed Projects" in words
+    assert "added Directory: directory wb-m2/new" in words and "removed Directory: directory wb-m2/old" in words
+    assert "added The session" in words  # the ingest, folded under the older changes
+    assert_in_words(saved.text)
+
+    set_status(stored, "qc_passed", session_module=data.session)
+    before = snapshot(data)
+    refused = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "late change"})
+    assert refused.url.path == "/session"
+    flash = re.search(r'<p class="flash" role="status" id="flash">([^<]*)</p>', refused.text)[1]
+    assert flash.startswith("Not saved: session subject=wb-m2") and "qc_passed" in flash and "reopen it first" in flash
+    assert snapshot(data) == before
+    assert 'id="locked"' in client.get("/edit", params=key).text
+    assert "(reason: " not in words
+    set_status(stored, "acquired", reason="a late fix", session_module=data.session)
+    reopened = client.get("/session", params=key).text
+    words = re.sub(r"<[^>]+>", "", reopened.split('id="history"')[1])
+    assert "changed Status: status qc_passed → acquired" in words
+    assert "(reason: a late fix)" in words
+    assert "reason (none) → a late fix" in words
+
+
+def test_failed_jobs_are_read_with_one_query_per_jobs_table_whatever_the_page_size(data, monkeypatch):
+    import datajoint as dj
+
+    from element_session import query
+    from element_session.web import service
+    from element_session.web.accounts import UserPipeline
+
+    m = data.session
+    user = UserPipeline("test", m.Session.connection, data, m)
+    tables = service._declared_jobs_tables(user)  # asked once, then kept a minute per connection
+    assert tables
+    service.failed_sessions(user, query.session_table(m, m))  # the first reads the jobs tables' headings
+    counts = []
+    for subjects in (["wb-m1"], SUBJECTS):
+        frame = query.session_table(query.find_sessions(m, subject=subjects), m)
+        statements: list[str] = []
+        real = dj.Connection.query
+
+        def counted(self, sql, *args, real=real, statements=statements, **kwargs):
+            statements.append(sql)
+            return real(self, sql, *args, **kwargs)
+
+        monkeypatch.setattr(dj.Connection, "query", counted)
+        marks = service.failed_sessions(user, frame)
+        monkeypatch.setattr(dj.Connection, "query", real)
+        assert len(marks) == len(frame) and len(frame) >= len(subjects)
+        counts.append(len(statements))
+    assert counts == [len(tables), len(tables)]

@@ -43,10 +43,24 @@ def logins(connection, pipeline, prefix):
     ingest("sessions", [
         {"subject": "wz-m1", "session_datetime": "2024-05-01T09:00:00[Europe/Berlin]", "experimenter": "wz-ada",
          "project": "wz-maps", "session_note": "baseline", "attr.rig": "A"},
-        {"subject": "wz-m2", "session_datetime": "2024-05-02T10:00:00Z", "session_note": "other mouse"},
+        {"subject": "wz-m2", "session_datetime": "2024-05-02T10:00:00Z", "session_note": "other mouse",
+         "session_dir": "wz-m2/s1"},
     ], pipeline=pipeline)  # fmt: skip
+    from workflow.inventory import SessionInventory
+
+    roots = os.environ.get("SESSION_ROOT_DIRS")
+    os.environ["SESSION_ROOT_DIRS"] = "/nonexistent-root"  # wz-m2's directory is under no root: its job fails
+    try:
+        SessionInventory().populate({"subject": "wz-m2"}, reserve_jobs=True, suppress_errors=True)
+    finally:
+        if roots is None:
+            del os.environ["SESSION_ROOT_DIRS"]
+        else:
+            os.environ["SESSION_ROOT_DIRS"] = roots
+    assert len(SessionInventory.jobs & {"subject": "wz-m2", "status": "error"}) == 1
     with accounts(connection, prefix) as made:
         yield made
+    (SessionInventory.jobs & [{"subject": s} for s in SUBJECTS]).delete_quick()
     remove_references(pipeline, SUBJECTS, PEOPLE, PROJECTS)
 
 
@@ -130,7 +144,20 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
 
     log_in(page, server, logins["writer"])
     shot(page, tmp_path, "sessions-all")
-    look("sessions-all")
+    look("sessions-all")  # wz-m2's failed job marked in the list
+    failed = page.locator("a.failed")
+    assert failed.count() == 1 and "a job of this session failed" in failed.inner_text()
+    failed.click()
+    page.wait_for_url(f"{server}/session?*#jobs")
+    assert "DirectoryNotFoundError" in page.locator("#jobs").inner_text()
+    look("session-failed-job")
+    page.goto(f"{server}/")
+    page.fill("form.filters input[type=search]", "OTHER MOUSE")  # wz-m2's note, letter case ignored
+    page.click("form.filters button[type=submit]")
+    page.wait_for_url(f"{server}/?search=OTHER+MOUSE*")
+    assert page.locator("#total").inner_text() == "1"
+    look("search")
+    page.goto(f"{server}/")
     page.fill("form.filters input[name=subject]", "wz-m1")
     page.click("form.filters button[type=submit]")
     page.wait_for_url(f"{server}/?*subject=wz-m1*")
@@ -160,11 +187,19 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     page.click("#edit")  # the page says an attribute whose name is emptied is removed: it is
     page.wait_for_url(f"{server}/edit?*")
     look("edit")
+    assert page.locator("input[name=experimenter]").input_value() == "wz-ada"
     page.locator("input[name=attr_name]").first.fill("")
+    page.fill("textarea[name=session_note]", "baseline\n  second line")  # several lines, kept as written
+    page.fill("input[name=project]", "")  # every part is editable
+    page.fill("input[name=session_dir]", "wz-m1/raw")
     page.click("form.edit button[type=submit]")
     page.wait_for_url(f"{server}/session?*")
     assert page.locator("#flash").inner_text() == "Saved."
     assert page.get_by_role("cell", name="rig").count() == 0
+    assert page.locator("#note").inner_text() == "baseline\n  second line"
+    history = page.locator("#history").inner_text()  # newest first, in words
+    assert history.index("added Directory: directory wz-m1/raw") < history.index("removed Attributes")
+    assert "removed Projects: project wz-maps" in history and "UTC" in history
     look("saved")
 
     page.click("#delete")

@@ -40,9 +40,10 @@ from ..errors import (
     InputProblem,
     LoginRequiredError,
     PermissionDeniedError,
+    SessionLockedError,
 )
 from ..ingest.readers import no_duplicate_keys
-from . import forms, plot, service
+from . import changes, forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, headline, status_of
 from .logins import SESSION_KEY, Sealer, derive_key
@@ -57,6 +58,7 @@ from .pages import flash, page, page_numbers
 
 PAGE_SIZE = 50
 PAGE_SIZES = (25, 50, 100, 200)  # the page sizes offered
+SHOWN_CHANGES = 10  # changes of a session's history shown before the rest are folded
 MAX_BODY = 64 * 2**20  # bytes of a posted list of sessions (about 100,000 sessions)
 
 
@@ -180,7 +182,7 @@ class WebApp:
         def work(user):
             found = service.session_page(user, selection, newest_first=True, sort=sort)
             subject_keys = formats.subject_attributes(user.session.Session)
-            rows = _rows_for_page(user, found.frame)
+            rows = _rows_for_page(user, found.frame, service.failed_sessions(user, found.frame))
             return rows, found.total, subject_keys, service.rights(user), service.choices(user)
 
         rows, total, subject_keys, rights, choices = await self.as_account(request.user, work)
@@ -207,10 +209,20 @@ class WebApp:
             key = service.parse_session_key(user, request.query_params)
             detail = service.session_detail(user, key)
             subject_keys = formats.subject_attributes(user.session.Session)
-            return detail, service.key_params(user, detail.record), subject_keys, service.rights(user)
+            past = changes.session_history(user, key)
+            return detail, service.key_params(user, detail.record), subject_keys, service.rights(user), past
 
-        detail, key, subject_keys, rights = await self.as_account(request.user, work)
-        return page(request, "session.html", d=detail, key=key, subject_keys=subject_keys, rights=rights)
+        detail, key, subject_keys, rights, past = await self.as_account(request.user, work)
+        return page(
+            request,
+            "session.html",
+            d=detail,
+            key=key,
+            subject_keys=subject_keys,
+            rights=rights,
+            history=past,
+            shown_changes=SHOWN_CHANGES,
+        )
 
     async def subject(self, request: Request) -> Response:
         def work(user):
@@ -274,40 +286,49 @@ class WebApp:
     async def edit(self, request: Request) -> Response:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
-            return key, service.session_record(user, key)
+            return key, service.session_record(user, key), service.choices(user)
 
-        key, record = await self.as_account(request.user, load)
+        key, record, choices = await self.as_account(request.user, load)
         query = request.url.query
+        shown = {"record": record, "query": query, "choices": choices}
         if request.method == "GET":
-            note, attributes = record["session_note"] or "", record["attributes"]
-            return page(
-                request,
-                "edit.html",
-                record=record,
-                query=query,
-                errors={},
-                note=note,
-                attributes=attributes,
-                message=None,
+            stored = forms.SessionEdit(
+                record["session_note"] or "",
+                record["attributes"],
+                record["experimenters"],
+                record["projects"],
+                record["session_dir"] or "",
             )
+            return page(request, "edit.html", errors={}, edit=stored, message=None, **shown)
         fields = await request.form()
         try:
-            note, attributes = forms.note_and_attributes(fields)
-            changed = await self.as_account(request.user, service.update_session, key, note, attributes)
+            edit = forms.session_edit(fields)
+            changed = await self.as_account(
+                request.user,
+                lambda user: service.update_session(
+                    user,
+                    key,
+                    edit.note,
+                    edit.attributes,
+                    experimenters=edit.experimenters,
+                    projects=edit.projects,
+                    directory=edit.directory,
+                ),
+            )
+        except SessionLockedError as err:  # nothing to correct in the form: the session must be reopened first
+            flash(request, f"Not saved: {err.problems[0].reason}")
+            return RedirectResponse("/session?" + query, 303)
         except InputError as err:  # shown with the form, as it was filled in
-            note, attributes = forms.note_and_attributes(fields, strict=False)
             return page(
                 request,
                 "edit.html",
                 status_of(err),
-                record=record,
-                query=query,
                 errors=forms.errors_by_field(err),
-                note=note,
-                attributes=attributes,
+                edit=forms.session_edit(fields, strict=False),
                 message=headline(err),
+                **shown,
             )
-        flash(request, "Saved." if changed else "Nothing to save: the note and attributes were as stored.")
+        flash(request, "Saved." if changed else "Nothing to save: the session was as stored.")
         return RedirectResponse("/session?" + query, 303)
 
     async def delete(self, request: Request) -> Response:
@@ -358,12 +379,14 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
     return data
 
 
-def _rows_for_page(user: Any, frame: Any) -> list[dict[str, Any]]:
+def _rows_for_page(user: Any, frame: Any, failed: list[bool] | None = None) -> list[dict[str, Any]]:
+    """The rows a page lists: each session's JSON object, local start, zone, key parameters and whether a job failed."""
     records = service.session_records(user, frame)
     rows = []
-    for record, (_, row) in zip(records, frame.iterrows(), strict=True):
+    for i, (record, (_, row)) in enumerate(zip(records, frame.iterrows(), strict=True)):
         local, zone = service.local_time(row["session_datetime_local"]), service.text_or_none(row["session_timezone"])
-        rows.append({"record": record, "local": local, "zone": zone, "key": service.key_params(user, record)})
+        key = service.key_params(user, record)
+        rows.append({"record": record, "local": local, "zone": zone, "key": key, "failed": bool(failed and failed[i])})
     return rows
 
 

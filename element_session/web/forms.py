@@ -6,9 +6,11 @@ values (``getlist``); a file upload is ignored (no form here takes one).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.datastructures import FormData
 
-from ..columns import ATTRIBUTE_PREFIX, SESSION_FIELDS
+from ..columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
 from ..errors import InputError, InputProblem
 from .accounts import Credentials
 
@@ -81,16 +83,44 @@ def session_row(fields: FormData, subject_keys: list[str]) -> tuple[dict[str, st
     return row, timezone
 
 
-def note_and_attributes(fields: FormData, strict: bool = True) -> tuple[str, dict[str, str]]:
-    """The edit form's note and attributes; with ``strict``, :class:`InputError` for fields given twice."""
+@dataclass(frozen=True)
+class SessionEdit:
+    """The edit form's content: every editable part of a session (the arguments of ``service.update_session``)."""
+
+    note: str  # '' removes it; the lines as written (a browser's CRLF read as one line break)
+    attributes: dict[str, str]
+    experimenters: list[str]
+    projects: list[str]
+    directory: str  # '' removes it
+
+
+def _names(fields: FormData, name: str, problems: list[InputProblem]) -> list[str]:
+    """Names separated by ``;`` (an empty one skipped), as ingest reads experimenters and projects."""
+    text = _one(fields, name, problems)
+    names = [n.strip() for n in text.split(LIST_SEPARATOR) if n.strip()]
+    if len(set(names)) != len(names):
+        problems.append(InputProblem("form", None, name, text, "a name listed twice"))
+    return names
+
+
+def session_edit(fields: FormData, strict: bool = True) -> SessionEdit:
+    """The edit form's fields; with ``strict``, :class:`InputError` for fields given twice or a name listed twice."""
     problems: list[InputProblem] = []
-    note = _values(fields, "session_note")
+    notes = _values(fields, "session_note")
     attributes = _attributes(fields, problems, unnamed_removed=True)
-    if len(note) > 1:
-        problems.append(InputProblem("form", None, "session_note", note, "given more than once"))
+    if len(notes) > 1:
+        problems.append(InputProblem("form", None, "session_note", notes, "given more than once"))
+    note = notes[0].replace("\r\n", "\n").replace("\r", "\n") if notes else ""
+    edit = SessionEdit(
+        note,
+        attributes,
+        _names(fields, "experimenter", problems),
+        _names(fields, "project", problems),
+        _one(fields, "session_dir", problems),
+    )
     if problems and strict:
         raise InputError(problems)
-    return (note[0] if note else ""), attributes
+    return edit
 
 
 def errors_by_field(err: InputError) -> dict[str, list[str]]:

@@ -29,10 +29,11 @@ from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
 from ..jobs import JobRecord, autopopulated, clear_jobs, list_jobs, select_tables
 from ..status import check_editable
+from ..tables import other_key
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
-FILTERS = ("subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value")
+FILTERS = ("search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value")
 MAX_LIMIT = 10_000  # sessions in one answer
 
 
@@ -255,7 +256,7 @@ class Rights:
     """What the account may change, as the database answers (:mod:`element_session.privileges`)."""
 
     add: bool  # insert sessions
-    edit: bool  # replace a session's note and attributes
+    edit: bool  # replace a session's note, attributes, experimenters, projects and directory
     delete: bool  # delete sessions
 
 
@@ -273,7 +274,12 @@ def rights(user: UserPipeline) -> Rights:
         add=privileges.may(connection, m.Session, "INSERT"),
         edit=privileges.may_all(
             connection,
-            [(note, p) for p in ("INSERT", "DELETE")] + [(attribute, p) for p in ("INSERT", "DELETE", "UPDATE")],
+            [
+                (t, p)
+                for t in (note, m.SessionExperimenter, m.ProjectSession, m.SessionDirectory)
+                for p in ("INSERT", "DELETE")
+            ]
+            + [(attribute, p) for p in ("INSERT", "DELETE", "UPDATE")],
         ),
         delete=privileges.may(connection, m.Session, "DELETE"),
     )
@@ -383,6 +389,40 @@ def downstream_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
+def failed_sessions(user: UserPipeline, frame: pd.DataFrame) -> list[bool]:
+    """Whether each session of ``frame`` (a page of :func:`session_page`) has a failed job in a downstream table.
+
+    One query per declared jobs table of the Imported and Computed tables, restricted to the page's
+    keys (never one per session); a table whose jobs table is not declared yet has no failed job.
+    """
+    names = list(user.session.Session.primary_key)
+    keys = [{n: _naive(row[n]) for n in names} for _, row in frame.iterrows()]
+    if not keys:
+        return []
+    failed: set[tuple] = set()
+    for jobs in _declared_jobs_tables(user):
+        for row in (jobs & {"status": "error"} & keys).proj().to_dicts():
+            failed.add(tuple(row.get(n) for n in names))
+    return [tuple(key.values()) in failed for key in keys]
+
+
+def _declared_jobs_tables(user: UserPipeline) -> list[dj.Table]:
+    """The jobs tables of the bound pipeline's Imported and Computed tables that exist, asked once a minute per
+    connection (a page view declares none: a read-only account could not)."""
+    kept = user.memo.get("declared_jobs_tables")
+    if kept is not None and time.monotonic() - kept[0] < RIGHTS_SECONDS:
+        return kept[1]
+    from datajoint.jobs import Job
+
+    found = []
+    for table in pipelines.tables(user.pipeline, kinds=(dj.Imported, dj.Computed)).values():
+        jobs = Job(table())
+        if jobs.is_declared:
+            found.append(jobs)
+    user.memo["declared_jobs_tables"] = (time.monotonic(), found)
+    return found
+
+
 def _labels(user: UserPipeline) -> dict[str, str]:
     return {name: label for name, (label, _) in _labelled_tables(user).items()}
 
@@ -393,7 +433,7 @@ def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     return dj.Diagram.cascade(user.session.Session & key).counts()
 
 
-def _page_names(user: UserPipeline) -> dict[str, str]:
+def page_names(user: UserPipeline) -> dict[str, str]:
     """The session module's tables (full names) as the session page names what they hold."""
     m = user.session
     return {
@@ -404,6 +444,7 @@ def _page_names(user: UserPipeline) -> dict[str, str]:
         m.SessionDirectory.full_table_name: "Directory",
         m.SessionNote.full_table_name: "Note",
         m.Session.Attribute.full_table_name: "Attributes",
+        m.SessionStatus.full_table_name: "Status",
     }
 
 
@@ -413,7 +454,7 @@ def delete_preview(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     The session's own parts by what they hold (``Note``, ``Attributes``, ...); a downstream table
     ``Downstream: module.Class``, as under the session page's "Downstream" heading.
     """
-    labels, names = _labels(user), _page_names(user)
+    labels, names = _labels(user), page_names(user)
     shown = {}
     for name, n in affected_rows(user, key).items():
         if n:
@@ -448,15 +489,67 @@ def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     return (user.session.Session & key).delete(transaction=True, prompt=False)
 
 
-def update_session(user: UserPipeline, key: dict[str, Any], note: str, attributes: Mapping[str, str]) -> bool:
-    """Set the session's note ('' removes it) and text attributes (those not given are removed), in one transaction.
+def update_session(
+    user: UserPipeline,
+    key: dict[str, Any],
+    note: str,
+    attributes: Mapping[str, str],
+    *,
+    experimenters: Sequence[str] | None = None,
+    projects: Sequence[str] | None = None,
+    directory: str | None = None,
+) -> bool:
+    """Set the session's note ('' removes it) and text attributes (those not given are removed), and, where
+    given, its experimenters and projects (names; those not given are unlinked) and raw-data directory
+    ('' removes it), in one transaction. None leaves that part as stored.
 
     Returns whether anything changed.
 
-    Checked as ingest checks them (the columns' widths, key text rules); raises :class:`InputError`
-    with the field of each problem (:class:`~element_session.errors.SessionLockedError` for a
-    ``qc_passed`` session), and nothing is changed.
+    Checked as ingest checks them (the columns' widths, key text rules, known experimenters and
+    projects, a directory relative to a root: :func:`~element_session.paths.normalize_session_dir`);
+    raises :class:`InputError` with the field of each problem
+    (:class:`~element_session.errors.SessionLockedError` for a ``qc_passed`` session), and nothing is changed.
     """
+    m = user.session
+    problems = _edit_problems(user, note, attributes, experimenters, projects)
+    if directory:
+        try:
+            directory = paths.normalize_session_dir(directory)
+        except SessionDirectoryError as err:
+            problems.append(InputProblem("form", None, "session_dir", directory, str(err)))
+    if problems:
+        raise InputError(problems)
+    if not len(m.Session & key):
+        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
+    with user.connection.transaction:
+        check_editable(m, [key], source="form")  # a qc_passed session is reopened first
+        changed = _replace_one(m.SessionNote, key, "session_note", note)
+        stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
+        changed = changed or stored.keys() != attributes.keys()
+        for name in stored.keys() - attributes.keys():
+            (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
+        for name, value in attributes.items():
+            if name not in stored:
+                m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
+            elif stored[name]["attribute_value"] != value:
+                m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
+                changed = True
+        for table, names in ((m.SessionExperimenter, experimenters), (m.ProjectSession, projects)):
+            if names is not None:
+                changed = _relink(table, key, other_key(table, m.Session), names) or changed
+        if directory is not None:
+            changed = _replace_one(m.SessionDirectory, key, "session_dir", directory) or changed
+    return changed
+
+
+def _edit_problems(
+    user: UserPipeline,
+    note: str,
+    attributes: Mapping[str, str],
+    experimenters: Sequence[str] | None,
+    projects: Sequence[str] | None,
+) -> list[InputProblem]:
+    """The problems of an edit's note, attributes and names (fields named as the edit form names them)."""
     m = user.session
     problems: list[InputProblem] = []
     note_check = column_checks(m.SessionNote())["session_note"]
@@ -474,28 +567,37 @@ def update_session(user: UserPipeline, key: dict[str, Any], note: str, attribute
             attribute_checks["attribute_value"](value)
         except ValueError as err:
             problems.append(InputProblem("form", None, ATTRIBUTE_PREFIX + name, value, str(err)))
-    if problems:
-        raise InputError(problems)
-    if not len(m.Session & key):
-        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
-    with user.connection.transaction:
-        check_editable(m, [key], source="form")  # a qc_passed session is reopened first
-        old_note = [r["session_note"] for r in (m.SessionNote & key).to_dicts()]
-        if old_note != ([note] if note else []):
-            (m.SessionNote & key).delete_quick()
-            if note:
-                m.SessionNote.insert1({**key, "session_note": note})
-        stored = {r["attribute_name"]: r for r in (m.Session.Attribute & key).to_dicts()}
-        changed = old_note != ([note] if note else []) or stored.keys() != attributes.keys()
-        for name in stored.keys() - attributes.keys():
-            (m.Session.Attribute & {**key, "attribute_name": name}).delete_quick()
-        for name, value in attributes.items():
-            if name not in stored:
-                m.Session.Attribute.insert1({**key, "attribute_name": name, "attribute_value": value})
-            elif stored[name]["attribute_value"] != value:
-                m.Session.Attribute.update1({**key, "attribute_name": name, "attribute_value": value})
-                changed = True
-    return changed
+    for field, table, names in (("experimenter", user.pipeline.Experimenter, experimenters),
+                                ("project", user.pipeline.Project, projects)):  # fmt: skip
+        if names:
+            (attribute,) = table.primary_key[:1]
+            known = {str(r[attribute]) for r in (table & [{attribute: n} for n in names]).proj().to_dicts()}
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                reason = f"not known: {', '.join(unknown)} (add it to the lab's {table.__name__} table first)"
+                problems.append(InputProblem("form", None, field, "; ".join(names), reason))
+    return problems
+
+
+def _replace_one(table: Any, key: Mapping[str, Any], column: str, value: str) -> bool:
+    """Set the one ``column`` of ``table``'s row of the session ``key`` to ``value`` ('' removes the row); changed?"""
+    old = [r[column] for r in (table & key).to_dicts()]
+    if old == ([value] if value else []):
+        return False
+    (table & key).delete_quick()
+    if value:
+        table.insert1({**key, column: value})
+    return True
+
+
+def _relink(table: Any, key: Mapping[str, Any], attribute: str, names: Sequence[str]) -> bool:
+    """Link the session ``key`` to exactly ``names`` in the link ``table`` (by its ``attribute``); changed?"""
+    stored = {str(r[attribute]) for r in (table & key).proj().to_dicts()}
+    for name in stored - set(names):
+        (table & {**key, attribute: name}).delete_quick()
+    for name in [n for n in names if n not in stored]:
+        table.insert1({**key, attribute: name})
+    return stored != set(names)
 
 
 def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
