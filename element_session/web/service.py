@@ -185,7 +185,8 @@ def session_page(
     frame = query.session_table(sessions, user.session)
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
-        stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
+        columns = [[_naive(v) for v in frame[n].tolist()] for n in names]  # by column: no pandas row objects
+        stored = list(zip(*columns, strict=True)) if columns else []
         at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
     return SessionPage(frame, total, sessions, exact, paging.cursor(page[-1]) if more else None)
