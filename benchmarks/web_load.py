@@ -1,7 +1,7 @@
 """Web load benchmark: each page and API call under 8 concurrent clients, at N sessions, against a real server.
 
     python -m benchmarks.web_load [--sessions 10000,1000000] [--clients 8] [--seconds 30] [--workers 2]
-                                  [--backend mysql|postgresql] [--out FILE]
+                                  [--backend mysql|postgresql] [--out FILE] [--serial]
 
 Not a timed test. For each N (smallest first) it ingests N sessions (the ingest benchmark's data
 set: 100 per subject, one a day) under a prefix of its own into ``DJ_HOST``'s server or a private
@@ -15,8 +15,11 @@ stop by themselves. The schemas are dropped at the end.
 The URLs: the baseline ``/login`` (a page that reads nothing from the database: what the server, the
 machine and the load cost alone; each URL's ``p50_ratio`` is its median over this one's, in the same
 run), ``/`` (50 newest sessions of all), ``/`` filtered by one subject, ``/`` filtered by a one-week
-window, one session's page, one subject's page, ``/api/sessions?limit=100`` at offset 0 and at
-offset N/2.
+window, one session's page, one subject's page, ``/api/sessions?limit=100`` at offset 0, at
+offset N/2 and after a cursor near N/2 (the ``next`` of the API's answers), and the jobs page.
+
+``--serial`` first times the service's work for each URL (no HTTP, one request at a time, in this
+process, as the server's account): the median of 5 calls after one warm-up, in ``serial_ms``.
 """
 
 from __future__ import annotations
@@ -109,12 +112,15 @@ def load(httpx: Any, base: str, path: str, clients: int, seconds: float, **clien
 
 
 def _urls(n: int) -> dict[str, str]:
+    from urllib.parse import quote
+
     from . import ingest as bench_ingest
 
     subject = bench_ingest.subject_name(bench_ingest.subject_count(n) // 2)
     start = bench_ingest.session_start(10)
     week = f"since={start:%Y-%m-%d}&until={start.replace(day=min(start.day + 6, 28)):%Y-%m-%d}"
     session = f"subject={subject}&session_datetime={start:%Y-%m-%dT%H:%M:%S}Z"
+    after = quote(json.dumps([subject, f"{start:%Y-%m-%dT%H:%M:%S}Z"]))  # a cursor in the middle of the key order
     return {
         "baseline: /login": "/login",
         "/": "/",
@@ -124,7 +130,78 @@ def _urls(n: int) -> dict[str, str]:
         "subject page": f"/subject?subject={subject}",
         "api offset 0": "/api/sessions?limit=100",
         "api offset N/2": f"/api/sessions?limit=100&offset={n // 2}",
+        "api after a cursor": f"/api/sessions?limit=100&after={after}",
+        "jobs page": "/jobs",
     }
+
+
+def settle(server: Any, prefix: str) -> None:
+    """PostgreSQL: ``VACUUM ANALYZE`` the schemas' tables after the bulk load, as autovacuum would later.
+
+    A table just filled by ``COPY`` has no visibility map (an index-only scan then reads the heap
+    too) and no statistics; autovacuum would fix both within minutes, the benchmark does it at once.
+    MySQL/MariaDB: nothing (InnoDB keeps its statistics itself).
+    """
+    if server.backend != "postgresql":
+        return
+    from . import ingest as bench_ingest
+
+    raw = bench_ingest.connect_raw(server, autocommit=True)
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(
+                "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables "
+                "WHERE table_schema LIKE %s AND table_type = 'BASE TABLE'",
+                (prefix.replace("_", "\\_") + "%",),
+            )
+            for (table,) in cursor.fetchall():
+                cursor.execute(f"VACUUM ANALYZE {table}")
+    finally:
+        raw.close()
+
+
+def serial(pipeline: Any, server: Any, n: int, repeats: int = 5) -> dict[str, float]:
+    """The service's work for each URL but the baseline, one call at a time in this process: median ms."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    from element_session.errors import InputError
+    from element_session.web import service
+    from element_session.web.accounts import Accounts, Credentials
+
+    def work(user: Any, url: str) -> Any:
+        path, query = urlsplit(url).path, parse_qsl(urlsplit(url).query)
+        if path == "/":
+            return service.session_page(user, service.parse_selection(query, 50), newest_first=True)
+        if path == "/session":
+            return service.session_detail(user, service.parse_session_key(user, dict(query)))
+        if path == "/subject":
+            return service.subject_sessions(user, dict(query))
+        if path == "/jobs":
+            return service.jobs_view(user, None)
+        found = service.session_page(user, service.parse_selection(query, 100))
+        return service.session_records(user, found.frame, found.sessions)
+
+    accounts = Accounts(pipeline, pipeline.session.Session.connection, b"bench")
+    timed: dict[str, float] = {}
+    try:
+        with accounts.use(Credentials(server.user, server.password)) as user:
+            for name, url in _urls(n).items():
+                if url == "/login":
+                    continue
+                spent = []
+                try:
+                    for _ in range(repeats + 1):
+                        began = time.perf_counter()
+                        work(user, url)
+                        spent.append(time.perf_counter() - began)
+                except InputError as err:  # a parameter this version does not know (measuring an older one)
+                    print(f"  serial {name:18} refused: {err}", file=sys.stderr, flush=True)
+                    continue
+                timed[name] = 1000 * statistics.median(spent[1:])
+                print(f"  serial {name:18} {timed[name]:8.1f} ms", file=sys.stderr, flush=True)
+    finally:
+        accounts.close()
+    return timed
 
 
 def _serve(env: dict[str, str], workers: int, log: Path) -> tuple[subprocess.Popen, str]:
@@ -149,14 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.web_load", description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", default="10000", help="numbers of sessions, comma-separated")
     parser.add_argument("--clients", type=int, default=CLIENTS)
-    parser.add_argument("--seconds", type=float, default=30.0, help="per URL")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per URL (0: no load, with --serial)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", choices=["mysql", "postgresql"], default=os.environ.get("DJ_BACKEND", "mysql"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--serial", action="store_true", help="also time each URL's service work alone, no HTTP")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sessions.split(","))
-    if min(sizes) < 100 or args.clients < 1 or args.seconds <= 0 or args.workers < 1:
-        parser.error("--sessions at least 100 each; --clients, --seconds and --workers positive")
+    bad = min(sizes) < 100 or args.clients < 1 or args.workers < 1
+    if bad or args.seconds < 0 or not (args.seconds or args.serial):
+        parser.error("--sessions at least 100 each; --clients and --workers positive; --seconds 0 only with --serial")
 
     import httpx2 as httpx
 
@@ -181,13 +260,19 @@ def main(argv: list[str] | None = None) -> int:
             ingested = bench_ingest.run_project(pipeline, path).seconds
             print(f"{n:,} sessions stored ({n - have:,} ingested in {ingested:.0f} s)", file=sys.stderr, flush=True)
             have = n
+            settle(server, prefix)
+            timed = serial(pipeline, server, n) if args.serial else {}
+            if not args.seconds:  # --serial alone
+                results["runs"].append({"sessions": n, "urls": {}, "serial_ms": timed, "load_average": os.getloadavg()})
+                continue
             child, base = _serve(child_environment(server, prefix), args.workers, files / "serve.log")
             try:
                 cookies = _login(httpx, base, server.user, server.password)
-                run: dict[str, Any] = {"sessions": n, "urls": {}}
+                run: dict[str, Any] = {"sessions": n, "urls": {}, "serial_ms": timed}
                 for name, url in _urls(n).items():
                     options = {"auth": (server.user, server.password)} if url.startswith("/api/") else {}
                     summary = load(httpx, base, url, args.clients, args.seconds, cookies=cookies, **options)
+                    summary["load_average_after"] = os.getloadavg()
                     run["urls"][name] = {"url": url, **summary}
                     print(f"  {name:16} p50 {summary['p50_ms']:8.1f} ms  p95 {summary['p95_ms']:8.1f} ms  p99 "
                           f"{summary['p99_ms']:8.1f} ms  {summary['requests_per_second']:7.1f}/s  failed "

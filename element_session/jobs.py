@@ -34,6 +34,7 @@ from .formats import key_text, text_table
 from .liveness import ServerConnections, Verdict
 from .lookups import check_restriction
 
+_NOT_RESERVED = Verdict(None, "")  # the verdict of a failed key, which is not judged
 _JOB_FIELDS = ("status", "host", "pid", "connection_id", "user", "reserved_time", "completed_time", "error_message")
 
 #: Keys to work on: a dict of attribute values, a list of such dicts (any of them), or None (all keys).
@@ -117,8 +118,14 @@ def autopopulated(pipeline: ModuleType | str) -> dict[str, type[dj.Table]]:
     )
 
 
-def select_tables(pipeline: ModuleType | str, names: Sequence[str] | None = None) -> dict[str, type[dj.Table]]:
+def select_tables(
+    pipeline: ModuleType | str,
+    names: Sequence[str] | None = None,
+    among: Mapping[str, type[dj.Table]] | None = None,
+) -> dict[str, type[dj.Table]]:
     """The tables named by ``names`` (class names or labels ``module.Class``) by label, upstream first; all if None.
+
+    ``among`` is :func:`autopopulated` of the pipeline where the caller keeps it (read otherwise).
 
     Raises
     ------
@@ -127,7 +134,7 @@ def select_tables(pipeline: ModuleType | str, names: Sequence[str] | None = None
     PipelineImportError, UsageError
         As :func:`element_session.pipeline.load`.
     """
-    tables = autopopulated(pipeline)
+    tables = dict(among) if among is not None else autopopulated(pipeline)
     if not names:
         return tables
     if isinstance(names, str):
@@ -190,24 +197,43 @@ def list_jobs(
     PipelineImportError
         A pipeline given by a name that cannot be imported.
     """
-    selected = select_tables(pipeline, tables)
+    return read_jobs(select_tables(pipeline, tables), restriction=restriction, timezone=timezone)
+
+
+def read_jobs(
+    selected: Mapping[str, type[dj.Table]],
+    jobs_tables: Mapping[str, dj.Table] | None = None,
+    *,
+    restriction: Restriction = None,
+    timezone: str = "UTC",
+) -> list[JobRecord]:
+    """The reserved and failed keys of ``selected`` (label -> table, as :func:`select_tables` gives them).
+
+    ``jobs_tables`` (label -> jobs table, as :func:`~element_session._datajoint_compat.declare_jobs_table`
+    gives them) spares the check that each is declared, for a caller that keeps them (the web
+    pages, per connection). The server's connections are read only where a key is reserved.
+    Raises as :func:`list_jobs`.
+    """
     restriction = read_restriction(restriction, selected.values(), timezone)
     if not selected:
         return []
     connection = next(iter(selected.values())).connection
     now = connection.query("SELECT CURRENT_TIMESTAMP(3)").fetchone()[0].replace(tzinfo=None)
-    connections = ServerConnections.read(connection)
+    connections: ServerConnections | None = None
     here = platform.node()
     records = []
     for label, table in selected.items():
-        jobs = declare_jobs_table(table)
+        jobs = jobs_tables[label] if jobs_tables is not None else declare_jobs_table(table)
         found = restricted(jobs & [{"status": "reserved"}, {"status": "error"}], restriction)
         rows = found.proj(*_JOB_FIELDS).to_dicts()
+        if connections is None and any(row["status"] == "reserved" for row in rows):
+            connections = ServerConnections.read(connection)
         times = [n for n in jobs.primary_key if jobs.heading[n].type.lower().startswith(("date", "timestamp"))]
         for row in rows:
             key = {name: row[name] for name in jobs.primary_key}
             try:
-                records.append(_job_record(label, key, times, row, now, connections.judge(row, here)))
+                verdict = connections.judge(row, here) if connections is not None else _NOT_RESERVED
+                records.append(_job_record(label, key, times, row, now, verdict))
             except (TypeError, ValueError, AttributeError, OverflowError) as err:  # one bad row hides no other
                 problem = f"this jobs row cannot be read ({type(err).__name__}: {err})"
                 records.append(

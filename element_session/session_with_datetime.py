@@ -53,6 +53,7 @@ class Session(tables.SessionBase, dj.Manual):
     session_datetime: datetime  # start time of the session, in UTC
     ---
     session_id=null: int32  # optional session number
+    index(session_datetime)  # newest first and time windows without reading every session
     """
 
     class Attribute(tables.SessionAttribute, dj.Part):

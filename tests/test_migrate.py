@@ -17,8 +17,9 @@ import datajoint as dj
 import pytest
 
 from element_session import cli as command
+from element_session.doctor import diagnose
 from element_session.migrate import MigrationError, migrate
-from element_session.upgrade import steps
+from element_session.upgrade import indexes, steps
 from tests.legacy import (
     LAYOUTS,
     MODULES,
@@ -407,6 +408,41 @@ def test_a_schema_that_does_not_exist_is_refused(connection, prefix, capsys):
     assert cli(["migrate", "--schema", name, "--dry-run"]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert name not in dj.list_schemas()
+
+
+def _drop_start_time_index(connection, schema: str) -> None:
+    """Make ``schema``.session as a release before the start-time index declared it."""
+    if BACKEND == "postgresql":
+        connection.query(f'DROP INDEX "{schema}"."idx_session_session_datetime"')
+    else:
+        connection.query(f"ALTER TABLE `{schema}`.`session` DROP INDEX `session_datetime`")
+
+
+def test_the_start_time_index_is_declared_reported_missing_and_added(pipeline, prefix, connection, command):
+    """A schema declared before ``index(session_datetime)``: doctor notes it, migrate adds it, then all is clean."""
+    schema = prefix + "session"
+    rows = len(pipeline.session.Session())
+    assert not indexes.missing(connection, schema)  # declared with it
+    _drop_start_time_index(connection, schema)
+    try:
+        assert indexes.missing(connection, schema)
+        (finding,) = [f for f in diagnose(schema) if f.check == "index"]
+        assert (finding.severity, finding.items) == ("note", ("session.session_datetime",))
+        assert finding.fix == f"element-session migrate --schema {schema}"
+        status, out, _ = command("doctor", "--schema", schema)
+        assert status == 0 and "index" in out and "no index leading with session_datetime" in out
+        dry = migrate(schema, dry_run=True)
+        assert [str(c) for c in dry.changes][-1].startswith("session: add an index on session_datetime")
+        assert indexes.missing(connection, schema)  # a dry run changes nothing
+        done = migrate(schema)
+        assert done.applied == len(done.changes) >= 1
+        assert "add an index on session_datetime" in str(done)
+    finally:
+        if indexes.missing(connection, schema):
+            indexes.changes(connection, schema)[0].run(connection)
+    assert not indexes.missing(connection, schema)
+    assert [f for f in diagnose(schema) if f.check == "index"] == []
+    assert migrate(schema).up_to_date and len(pipeline.session.Session()) == rows
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------

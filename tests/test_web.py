@@ -114,9 +114,12 @@ def test_api_sessions_are_what_the_command_prints(client, logins, command, param
     assert printed  # the filters select something
     answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"sessions": printed, "total": len(printed), "limit": 100, "offset": 0}
+    exact = {"total": len(printed), "total_exact": True}
+    assert answer.json() == {"sessions": printed, **exact, "limit": 100, "offset": 0, "next": None}
     sliced = client.get("/api/sessions", params=[*params, ("limit", "1"), ("offset", "1")], auth=logins["reader"].auth)
-    assert sliced.json() == {"sessions": printed[1:2], "total": len(printed), "limit": 1, "offset": 1}
+    assert {k: v for k, v in sliced.json().items() if k != "next"} == {"sessions": printed[1:2], **exact, "limit": 1,
+                                                                        "offset": 1}  # fmt: skip
+    assert (sliced.json()["next"] is None) == (len(printed) <= 2)
     csv_text = client.get("/api/sessions.csv", params=params, auth=logins["reader"].auth)
     assert csv_text.status_code == 200 and csv_text.text == command("sessions", *options, "--format", "csv").out
 
@@ -661,7 +664,10 @@ def test_the_api_pages_in_the_database_where_it_orders_keys_as_python_and_sorts_
         monkeypatch.setattr(query, "database_orders_keys", lambda _module, orders=orders: orders)
         with TestClient(create_app(data, b"test secret of this run")) as fresh:
             pages.append(fresh.get("/api/sessions", params=params, auth=logins["reader"].auth).json())
-    assert pages[0] == pages[1] == {"sessions": printed[1:3], "total": len(printed), "limit": 2, "offset": 1}
+    assert {k: v for k, v in pages[0].items() if k != "next"} == {
+        "sessions": printed[1:3], "total": len(printed), "total_exact": True, "limit": 2, "offset": 1
+    }  # fmt: skip
+    assert pages[0] == pages[1]
 
 
 def test_numbered_pages_a_page_size_and_pick_lists(client, logins, data):
@@ -887,3 +893,91 @@ def test_failed_jobs_are_read_with_one_query_per_jobs_table_whatever_the_page_si
         assert len(marks) == len(frame) and len(frame) >= len(subjects)
         counts.append(len(statements))
     assert counts == [len(tables), len(tables)]
+
+
+# -- paging at any size: capped counts, cursors -----------------------------------------------------
+YEAR = [("since", "2019-01-01"), ("until", "2019-12-31")]  # the sessions of paged_data only
+
+
+@pytest.fixture(scope="module")
+def paged_data(data):
+    """12 sessions of 2019: two subjects at the same six start times (ties broken by subject)."""
+    rows = [{"subject": s, "session_datetime": f"2019-05-0{d}T0{h}:00:00Z"}
+            for s in ("wb-m1", "wb-pg") for d in (1, 2, 3) for h in (1, 2)]  # fmt: skip
+    ingest("sessions", rows, pipeline=data)
+    return data
+
+
+def _follow(client: TestClient, auth, params: list[tuple[str, str]]) -> tuple[list[dict], int]:
+    """Every session of the API's answers from ``params`` on, following ``next``; and how many answers."""
+    answer = client.get("/api/sessions", params=params, auth=auth).json()
+    found, answers = list(answer["sessions"]), 1
+    while answer["next"] is not None:
+        answer = client.get(answer["next"], auth=auth).json()
+        found += answer["sessions"]
+        answers += 1
+    return found, answers
+
+
+def test_next_links_page_through_every_session_exactly_once_in_either_order_of_keys(
+    paged_data, logins, command, monkeypatch
+):
+    from element_session import query
+
+    printed = json.loads(command("sessions", "--since", "2019-01-01", "--until", "2019-12-31", "--format", "json").out)
+    assert len(printed) == 12
+    for orders in (True, False):  # the database pages with a key condition, or the keys are sorted here
+        monkeypatch.setattr(query, "database_orders_keys", lambda _module, orders=orders: orders)
+        with TestClient(create_app(paged_data, b"test secret of this run")) as fresh:
+            found, answers = _follow(fresh, logins["reader"].auth, [*YEAR, ("limit", "5")])
+            assert found == printed and answers == 3
+            found, answers = _follow(fresh, logins["reader"].auth, [*YEAR, ("limit", "4")])
+            assert found == printed and answers == 3  # the last full page says there is no next one
+            tail, _ = _follow(fresh, logins["reader"].auth, [*YEAR, ("limit", "3"), ("offset", "7")])
+            assert tail == printed[7:]
+
+
+def test_keys_newest_first_after_a_cursor_are_each_session_once(paged_data):
+    from element_session.query import find_sessions
+    from element_session.web import paging
+
+    found = find_sessions(paged_data.session, since="2019-01-01", until="2019-12-31")
+    names = list(paged_data.session.Session.primary_key)
+    order = ["session_datetime DESC", "subject DESC"]
+    every = paging.page_keys(found, names, order, 100)
+    assert len(every) == 12 and every == sorted(every, key=lambda k: (k[1], k[0]), reverse=True)
+    walked, after = [], None
+    while True:
+        page = paging.page_keys(found, names, order, 5, after=after)
+        walked += page[:5]
+        if len(page) <= 5:
+            break
+        after = dict(zip(names, page[4], strict=True))
+    assert walked == every
+
+
+def test_a_count_past_the_cap_is_shown_in_words_with_a_next_page(client, logins, paged_data, monkeypatch):
+    from element_session.web import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 4)
+    log_in(client, logins["reader"])
+    page = client.get("/", params=[*YEAR, ("limit", "5")])
+    assert page.status_code == 200 and 'More than <span id="total">4</span> session(s), 1\u20135 shown' in page.text
+    assert 'rel="next"' in page.text and len(re.findall(r'class="open"', page.text)) == 5
+    last = client.get("/", params=[*YEAR, ("limit", "5"), ("page", "3")])
+    assert len(re.findall(r'class="open"', last.text)) == 2 and 'rel="next"' not in last.text
+    assert '<a aria-current="page" href="/?' in last.text and ">3</a>" in last.text
+    small = client.get("/", params=[("subject", "wb-m1"), ("since", "2019-01-01"), ("until", "2019-05-01T02:00Z")])
+    assert '<span id="total">1</span> session(s)' in small.text and "More than" not in small.text
+    answer = client.get("/api/sessions", params=[*YEAR, ("limit", "2")], auth=logins["reader"].auth).json()
+    assert (answer["total"], answer["total_exact"], len(answer["sessions"])) == (4, False, 2)
+    assert_in_words(page.text)
+
+
+@pytest.mark.parametrize("after", ["nonsense", '["wb-m1"]', '["wb-m1", "not a time"]', "[null, null]"])
+def test_a_cursor_that_is_not_one_is_refused_naming_after(client, logins, paged_data, after):
+    answer = client.get("/api/sessions", params=[*YEAR, ("after", after)], auth=logins["reader"].auth)
+    assert answer.status_code == 400, answer.text
+    (problem,) = answer.json()["problems"]
+    assert problem["column"] == "after" and problem["value"] == after
+    assert "previous answer" in problem["reason"] or "not a key of a session" in problem["reason"]

@@ -20,13 +20,17 @@ native-type   note      integer/float columns without a type marker: read correc
 definition-   note      (:func:`definition_findings`, ``doctor --definitions``) attributes of a pipeline
 type                    module's definitions written with MySQL-native types, with their DataJoint
                         2.x spelling and whether PostgreSQL could declare them
+index         note      (both backends) the datetime variant's ``session`` table without the index
+                        leading with ``session_datetime`` (schemas declared before it): the list
+                        of sessions newest first and time windows read every session
+                        (:mod:`element_session.upgrade.indexes`)
 history       note      an activated session schema whose history of changes is off or incomplete:
                         no history table, no trigger visible (no ``TRIGGER`` privilege), tables
                         without triggers (:func:`element_session.history.problems`)
 ============  ========  ==========================================================================
 
-Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only, but for ``history``
-(both backends): on PostgreSQL, where the published element never ran, there is nothing else of this
+Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only, but for ``index``
+and ``history`` (both backends): on PostgreSQL, where the published element never ran, there is nothing else of this
 kind to find.
 """
 
@@ -44,7 +48,7 @@ from ..errors import MigrationError
 from ..formats import text_table
 from ..history import problems as history_problems
 from ..native_types import native_attributes
-from . import charsets
+from . import charsets, indexes
 from .catalog import Table, collations, dependent_schemas, read_tables, related_schemas
 from .lineage import recorded_lineage, wanted_lineage
 from .steps import quote
@@ -255,6 +259,23 @@ def _history(connection: dj.Connection, schema: str) -> list[Finding]:
     )
 
 
+def _index(connection: dj.Connection, schema: str) -> list[Finding]:
+    """A note where the datetime variant's ``session`` lacks the start-time index (:mod:`.indexes`)."""
+    if not indexes.missing(connection, schema):
+        return []
+    return [
+        Finding(
+            schema,
+            "index",
+            "note",
+            1,
+            f"no index leading with {indexes.COLUMN}: the newest sessions and time windows read every session",
+            f"element-session migrate --schema {schema}",
+            (f"{indexes.TABLE}.{indexes.COLUMN}",),
+        )
+    ]
+
+
 def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> list[Finding]:
     """Findings for ``schema_name``, its upstream schemas and its dependents, server first; reads only.
 
@@ -265,7 +286,7 @@ def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> li
     if not connection.query(connection.adapter.schema_exists_sql(schema_name)).fetchone():
         raise MigrationError(f"schema `{schema_name}` does not exist on the {connection.adapter.backend} server")
     if connection.adapter.backend != "mysql":
-        return _history(connection, schema_name)
+        return _index(connection, schema_name) + _history(connection, schema_name)
     dependents = set(dependent_schemas(connection, schema_name))
     findings = _server_collation(connection)
     for schema in related_schemas(connection, schema_name, dependents=True):
@@ -278,7 +299,7 @@ def diagnose(schema_name: str, *, connection: dj.Connection | None = None) -> li
         findings += _lineage(connection, schema, all_tables, tables, fix)
         findings += _jobs(connection, schema, all_tables)
         findings += _native_types(schema, tables)
-    return findings + _history(connection, schema_name)
+    return findings + _index(connection, schema_name) + _history(connection, schema_name)
 
 
 def definition_findings(pipeline: ModuleType | str) -> list[Finding]:

@@ -13,7 +13,10 @@ plans what it must change, and applies the plan one atomic statement at a time:
 2. the layout of the current release: ``session_id`` added to the datetime variant where it is
    missing, ``session_datetime`` made nullable in the id variant where it is not;
 3. the ``~lineage`` table DataJoint 2.x uses for semantic joins, traced through the foreign keys
-   to the lab's own upstream tables (legacy ones included).
+   to the lab's own upstream tables (legacy ones included);
+4. the index leading with ``session_datetime`` of the datetime variant's ``session``
+   (:mod:`element_session.upgrade.indexes`), which schemas declared before it lack: on
+   PostgreSQL too, the one step there.
 
 With ``dependents=True`` the schemas that depend on the session schema get the metadata-only
 fixes after these: ``:<blob>:`` markers, ``~lineage`` and (in step 0) the character set.
@@ -37,7 +40,7 @@ import datajoint as dj
 
 from ..database import translate
 from ..errors import MigrationError
-from . import charsets, steps
+from . import charsets, indexes, steps
 from .catalog import Column, Table, dependent_schemas, read_tables, upstream_schemas
 from .lineage import lineage_changes, recorded_lineage
 from .steps import Change
@@ -66,7 +69,7 @@ class MigrationReport:
         return not self.changes
 
     def __str__(self) -> str:
-        if self.backend != "mysql":
+        if self.backend != "mysql" and self.up_to_date:
             return (
                 f"Nothing to migrate on {self.backend}: schema `{self.schema}` was not written by the published "
                 "element, which ran only on MySQL/MariaDB servers; DataJoint 2.x declared it in this project's layout."
@@ -314,7 +317,8 @@ def _plan(connection: dj.Connection, schema: str, found: _Recognised) -> list[Ch
         )
     # 3. lineage for DataJoint 2.x's semantic joins
     changes += _plan_lineage(connection, schema, found)
-    return changes
+    # 4. the start-time index of the current release
+    return changes + indexes.changes(connection, schema)
 
 
 def _blob_markers(connection: dj.Connection, schema: str, tables: dict[str, Table]) -> list[Change]:
@@ -413,8 +417,9 @@ def migrate(
     before anything changes. If a step fails, the error names it, the steps before it stay applied
     (each is atomic and leaves a usable schema), and running ``migrate`` again completes the rest.
 
-    On PostgreSQL there is nothing to migrate (the published element never ran there): the
-    report says so once the schema is found.
+    On PostgreSQL the published element never ran: the one step there is the start-time index of
+    a schema declared before this release had it (step 4); without it the report says there is
+    nothing to migrate.
 
     Raises:
         MigrationError: the schema is missing or not recognised, a conversion would lose data, a
@@ -426,6 +431,11 @@ def migrate(
         raise MigrationError(f"schema `{schema_name}` does not exist on the {backend} server; nothing was changed")
     report = MigrationReport(schema_name, backend, dry_run=dry_run)
     if backend != "mysql":
+        report.changes = indexes.changes(connection, schema_name)
+        report.found = "a session schema declared by DataJoint 2.x"
+        report.variant = "session_with_datetime" if report.changes else None
+        if not dry_run:
+            _apply(connection, report)
         return report
     if connection.in_transaction:
         raise MigrationError("migrate() cannot run inside a transaction: MySQL's DDL would commit it")

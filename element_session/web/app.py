@@ -94,10 +94,23 @@ class WebApp:
 
         def work(user):
             found = service.session_page(user, selection)
-            return service.session_records(user, found.frame, found.sessions), found.total
+            return service.session_records(user, found.frame, found.sessions), found
 
-        records, total = await self.as_account(request.user, work)
-        return JSONResponse({"sessions": records, "total": total, "limit": selection.limit, "offset": selection.offset})
+        records, found = await self.as_account(request.user, work)
+        following = None
+        if found.next_after is not None:  # the same selection, after this page's last session
+            kept = [(n, v) for n, v in request.query_params.multi_items() if n not in ("offset", "page", "after")]
+            following = "/api/sessions?" + urlencode([*kept, ("after", found.next_after)])
+        return JSONResponse(
+            {
+                "sessions": records,
+                "total": found.total,
+                "total_exact": found.exact,
+                "limit": selection.limit,
+                "offset": selection.offset,
+                "next": following,
+            }
+        )
 
     async def _api_add(self, request: Request) -> Response:
         if not request.user.is_authenticated:  # never the cookie (middleware.AccountBackend)
@@ -183,11 +196,14 @@ class WebApp:
             found = service.session_page(user, selection, newest_first=True, sort=sort)
             subject_keys = formats.subject_attributes(user.session.Session)
             rows = _rows_for_page(user, found.frame, service.failed_sessions(user, found.frame))
-            return rows, found.total, subject_keys, service.rights(user), service.choices(user)
+            return rows, found, subject_keys, service.rights(user), service.choices(user)
 
-        rows, total, subject_keys, rights, choices = await self.as_account(request.user, work)
+        rows, found, subject_keys, rights, choices = await self.as_account(request.user, work)
+        total = found.total
         current = selection.offset // selection.limit + 1 if selection.limit else 1
         last = max(1, -(-total // selection.limit)) if selection.limit else 1
+        if not found.exact:  # more than total: number the counted pages, and the current one
+            last = max(last, current)
         return page(
             request,
             "sessions.html",
@@ -201,6 +217,8 @@ class WebApp:
             choices=choices,
             current=current,
             page_numbers=page_numbers(current, last),
+            exact=found.exact,
+            more=found.next_after is not None,
             **shown,
         )
 

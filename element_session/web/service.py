@@ -27,9 +27,10 @@ from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
-from ..jobs import JobRecord, autopopulated, clear_jobs, list_jobs, select_tables
+from ..jobs import JobRecord, autopopulated, clear_jobs, read_jobs, select_tables
 from ..status import check_editable
 from ..tables import other_key
+from . import paging
 from .accounts import UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
@@ -44,6 +45,7 @@ class Selection:
     filters: dict[str, Any]  # keyword arguments of find_sessions (only those given)
     limit: int
     offset: int
+    after: str | None = None  # a cursor (paging.cursor): the page starts after that session
 
 
 def _text(name: str, value: str) -> str:
@@ -75,10 +77,11 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
     subjects: list[str] = []
     for name, value in params:
         try:
-            if name in ("limit", "offset", "page"):
+            if name in ("limit", "offset", "page", "after"):
                 counts[name] = value
             elif name not in FILTERS:
-                raise one_problem("query", name, value, f"unknown parameter: use {', '.join(FILTERS)}, limit, offset")
+                known = f"{', '.join(FILTERS)}, limit, offset, after"
+                raise one_problem("query", name, value, f"unknown parameter: use {known}")
             elif value == "":
                 continue
             elif name == "subject":
@@ -115,7 +118,7 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
         problems.extend(err.problems)
     if problems:
         raise InputError(problems)
-    return Selection(filters, limit, offset)
+    return Selection(filters, limit, offset, counts.get("after") or None)
 
 
 def _found(user: UserPipeline, selection: Selection) -> Any:
@@ -124,11 +127,13 @@ def _found(user: UserPipeline, selection: Selection) -> Any:
 
 @dataclass(frozen=True)
 class SessionPage:
-    """One page of selected sessions: its table, the number of every match, and the page's query expression."""
+    """One page of selected sessions: its table, the number of matches, and the page's query expression."""
 
     frame: pd.DataFrame  # query.session_table of the page's sessions, in the page's order
-    total: int
+    total: int  # the number of matches, or paging.COUNT_CAP where there are more (then exact is False)
     sessions: Any  # the page's sessions as a query expression of Session
+    exact: bool = True  # whether total is the number of matches (False: more than total)
+    next_after: str | None = None  # the cursor (paging.cursor) of the next page; None on the last page
 
 
 #: The orders the list of sessions can be sorted in (a column header's link): start time or subject,
@@ -150,39 +155,58 @@ def session_page(
 
     In the order of ``element-session sessions`` (by primary key, as Python compares the values), or
     by start time, newest first (with ``newest_first``; ``sort``, one of :data:`SORTS`, chooses
-    another order of the datetime variant's list). The database orders and pages (``ORDER BY ... LIMIT ... OFFSET``,
-    along the primary key's index for the key order) wherever its order is that order: by start
-    time where it is part of the key, by key where the key's text is ordered by code point
+    another order of the datetime variant's list). The database orders and pages
+    (:func:`~element_session.web.paging.page_keys`: ``ORDER BY ... LIMIT``, along the primary key
+    or the start-time index) wherever its order is that order: by start time where it is part of
+    the key, by key where the key's text is ordered by code point
     (:func:`~element_session.query.database_orders_keys`); otherwise the keys of the matches are read
-    and sorted here. The matches are counted once (``COUNT``); only the page's sessions are read
-    in full, by their keys.
+    and sorted here. ``selection.after`` (a cursor of an earlier page's ``next_after``) starts the
+    page after that session. The matches are counted up to :data:`~.paging.COUNT_CAP` (``exact``
+    is False beyond it); only the page's sessions are read in full, by their keys.
+
+    Raises :class:`InputError` naming ``after`` for a cursor that is not a key of this list.
     """
     names = list(user.session.Session.primary_key)
     found = _found(user, selection)
-    total = query.count_sessions(found)
-    if not selection.limit or selection.offset >= total:
+    after = _after_key(user, selection, names)
+    counted = query.count_sessions(found, cap=paging.COUNT_CAP)
+    total, exact = min(counted, paging.COUNT_CAP), counted <= paging.COUNT_CAP
+    if not selection.limit or (exact and after is None and selection.offset >= total):
         page: list[tuple] = []
     elif newest_first and "session_datetime" in names:
-        page = _keys(found, names, _sort_order(sort, names), selection)
+        page = _keys(found, names, _sort_order(sort, names), selection, after)
     elif not newest_first and _database_orders_keys(user):
-        page = _keys(found, names, names, selection)
+        page = _keys(found, names, names, selection, after)
     else:
-        page = _sorted_page(found, names, selection, newest_first)
+        page = _sorted_page(found, names, selection, newest_first, after)
+    more = len(page) > selection.limit
+    page = page[: selection.limit]
     keys = [dict(zip(names, ident, strict=True)) for ident in page]
     sessions = user.session.Session & keys  # these keys match the selection; an empty list selects nothing
     frame = query.session_table(sessions, user.session)
     if newest_first:  # session_table orders by key: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
-        stored = [tuple(_naive(frame.iloc[i][n]) for n in names) for i in range(len(frame))]
+        columns = [[_naive(v) for v in frame[n].tolist()] for n in names]  # by column: no pandas row objects
+        stored = list(zip(*columns, strict=True)) if columns else []
         at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
-    return SessionPage(frame, total, sessions)
+    return SessionPage(frame, total, sessions, exact, paging.cursor(page[-1]) if more else None)
 
 
-def _keys(found: Any, names: list[str], order: list[str], selection: Selection) -> list[tuple]:
-    """The keys of one page of ``found`` in ``order``, ordered and paged by the database."""
-    rows = found.proj().to_dicts(order_by=order, limit=selection.limit, offset=selection.offset)
-    return [tuple(row[n] for n in names) for row in rows]
+def _after_key(user: UserPipeline, selection: Selection, names: list[str]) -> dict[str, Any] | None:
+    """The key of ``selection.after`` (checked as a session key from a query is), or None."""
+    if selection.after is None:
+        return None
+    text = paging.read_cursor(selection.after, names)
+    try:
+        return validate.parse_session_key(user.session, text, subject=user.pipeline.Subject())
+    except InputError:
+        raise one_problem("query", "after", selection.after, "not a key of a session of this list") from None
+
+
+def _keys(found: Any, names: list[str], order: list[str], selection: Selection, after: dict | None) -> list[tuple]:
+    """The keys of one page of ``found`` in ``order`` (and one more, if any), ordered and paged by the database."""
+    return paging.page_keys(found, names, order, selection.limit, selection.offset, after)
 
 
 def _database_orders_keys(user: UserPipeline) -> bool:
@@ -192,8 +216,11 @@ def _database_orders_keys(user: UserPipeline) -> bool:
     return user.memo["orders_keys"]
 
 
-def _sorted_page(found: Any, names: list[str], selection: Selection, newest_first: bool) -> list[tuple]:
-    """The keys of one page of ``found`` sorted here (where the database's order is not the page's)."""
+def _sorted_page(
+    found: Any, names: list[str], selection: Selection, newest_first: bool, after: dict | None = None
+) -> list[tuple]:
+    """The keys of one page of ``found`` (and one more, if any) sorted here, where the database's order is not
+    the page's."""
     stamp = [] if "session_datetime" in names else ["session_datetime"]
     keys = found.proj(*stamp)
     columns = list(keys.heading.names)
@@ -204,7 +231,11 @@ def _sorted_page(found: Any, names: list[str], selection: Selection, newest_firs
         order = sorted(range(len(rows)), key=lambda i: (*when[i], query.session_sort_key(idents[i])), reverse=True)
     else:
         order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
-    return [idents[i] for i in order[selection.offset : selection.offset + selection.limit]]
+    start = selection.offset
+    if after is not None:  # the page starts after that key's place in this order
+        ident = tuple(after[n] for n in names)
+        start += next((p + 1 for p, i in enumerate(order) if idents[i] == ident), len(order))
+    return [idents[i] for i in order[start : start + selection.limit + 1]]
 
 
 def _naive(value: Any) -> Any:
@@ -344,7 +375,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
         except (SessionDirectoryError, SessionNotFoundError) as err:
             problem = str(err)
     downstream = downstream_rows(user, key)
-    jobs = list_jobs(user.pipeline, restriction=key)
+    jobs = read_jobs(*_jobs_tables(user), restriction=key)
     errors = [job_error(user, job) if job.status == "error" else None for job in jobs]
     return SessionDetail(
         record,
@@ -476,8 +507,7 @@ def job_error(user: UserPipeline, job: JobRecord) -> JobError:
     from the jobs table."""
     words = _error_words(job)
     stack = ""
-    (table,) = select_tables(user.pipeline, [job.table]).values()
-    for row in (declare_jobs_table(table) & job.key).proj("error_stack").to_dicts():
+    for row in (_jobs_tables(user)[1][job.table] & job.key).proj("error_stack").to_dicts():
         stack = row["error_stack"] if isinstance(row["error_stack"], str) else ""
     return JobError(words.kind, words.message, stack)
 
@@ -651,15 +681,27 @@ def jobs_view(user: UserPipeline, table: str | None) -> JobsView:
     A failed key's error is split into its type and message; its traceback is not read here (the
     session page shows it). Raises :class:`~element_session.errors.PopulateError` for an unknown table.
     """
-    labels = list(autopopulated(user.pipeline))
-    jobs = list_jobs(user.pipeline, tables=[table] if table else None)
+    every, jobs_tables = _jobs_tables(user)
+    selected = select_tables(user.pipeline, [table] if table else None, among=every)
+    jobs = read_jobs(selected, jobs_tables)
     errors = [_error_words(job) if job.status == "error" else None for job in jobs]
-    clearable = {
-        label
-        for label, t in select_tables(user.pipeline, [table] if table else None).items()
-        if privileges.may(user.connection, declare_jobs_table(t), "DELETE")
-    }
-    return JobsView(labels, jobs, errors, clearable)
+    kept = user.memo.get("clearable")
+    if kept is None or time.monotonic() - kept[0] >= RIGHTS_SECONDS:
+        may = {label: privileges.may(user.connection, t, "DELETE") for label, t in jobs_tables.items()}
+        kept = user.memo["clearable"] = (time.monotonic(), may)
+    return JobsView(list(every), jobs, errors, {label for label in selected if kept[1][label]})
+
+
+def _jobs_tables(user: UserPipeline) -> tuple[dict[str, type[dj.Table]], dict[str, dj.Table]]:
+    """The pipeline's Imported and Computed tables by label (upstream first) and their jobs tables.
+
+    Read (and the jobs tables declared where missing) once per connection: the served pipeline's
+    tables do not change while it is served.
+    """
+    if "jobs_tables" not in user.memo:
+        tables = autopopulated(user.pipeline)
+        user.memo["jobs_tables"] = (tables, {label: declare_jobs_table(t) for label, t in tables.items()})
+    return user.memo["jobs_tables"]
 
 
 def _error_words(job: JobRecord) -> JobError:
