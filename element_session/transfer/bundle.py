@@ -141,8 +141,14 @@ def encode_rows(entry: TableEntry, rows: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 def decode_rows(data: bytes) -> list[dict[str, Any]]:
-    """The rows of a table's Parquet file, as dicts of Python values (datetimes naive, microseconds)."""
-    return pq.read_table(io.BytesIO(data)).to_pylist()
+    """The rows of a table's Parquet file, as dicts of Python values (datetimes naive, microseconds).
+
+    Read on the calling thread (``use_threads=False``): a command that refuses the bundle exits
+    right after, and pyarrow's thread pool torn down by the interpreter's exit while it still read
+    aborted the process ("terminate called without an active exception", exit -6; seen once in
+    tests/test_transfer.py on MariaDB).
+    """
+    return pq.read_table(io.BytesIO(data), use_threads=False).to_pylist()
 
 
 def write_bundle(path: str | os.PathLike, manifest: Manifest, files: Iterable[tuple[TableEntry, bytes]]) -> Path:

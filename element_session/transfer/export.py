@@ -25,7 +25,7 @@ from .bundle import Manifest, TableEntry, encode_rows, now_text, write_bundle
 from .rows import columns_of, read_rows, tables_by_role, tier_of
 
 #: The options of :func:`export_sessions` that select sessions (``find_sessions``' meaning).
-SELECTION = ("subject", "project", "experimenter", "since", "until", "timezone", "status")
+SELECTION = ("subject", "project", "experimenter", "since", "until", "timezone", "status", "search")
 
 
 @dataclass
