@@ -84,33 +84,47 @@ def timed_populate(pipeline: Any, workers: int, expected: int) -> tuple[float, f
     return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
+def bench_database(stack: contextlib.ExitStack, backend: str) -> tuple[Any, str]:
+    """The server and a schema prefix of this run's own, set for DataJoint and ``DATABASE_PREFIX``.
+
+    The server is the one named by ``DJ_HOST``, or a private ``backend`` server; ``stack`` drops the
+    prefix's schemas and stops and removes a private server. Returns (its
+    :class:`~element_session.localdb.ServerInfo`, the prefix).
+    """
+    import datajoint as dj
+
+    from element_session.localdb import LocalServer, drop_schemas, server_from_environment
+
+    logging.getLogger("datajoint").setLevel(logging.WARNING)
+    server = server_from_environment()
+    if server is None:
+        datadir = tempfile.mkdtemp(prefix="element-session-bench-db-")
+        stack.callback(shutil.rmtree, datadir, ignore_errors=True)
+        os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach it)
+        local = LocalServer(datadir, backend)
+        server = local.start()
+        stack.callback(local.stop)
+    server.configure_datajoint()
+    dj.config["safemode"] = False
+    prefix = f"bench_{secrets.token_hex(4)}_"
+    os.environ["DATABASE_PREFIX"] = prefix
+    stack.callback(drop_schemas, prefix)
+    return server, prefix
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Set up server, data and pipeline; time the runs; clean up; the results."""
     import datajoint as dj
 
-    from element_session.localdb import LocalServer, drop_schemas, server_from_environment
     from element_session.paths import set_root_dirs
 
-    logging.getLogger("datajoint").setLevel(logging.WARNING)
     with contextlib.ExitStack() as stack:
-        server = server_from_environment()
-        if server is None:
-            datadir = tempfile.mkdtemp(prefix="element-session-bench-db-")
-            stack.callback(shutil.rmtree, datadir, ignore_errors=True)
-            os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach it)
-            local = LocalServer(datadir, args.backend)
-            server = local.start()
-            stack.callback(local.stop)
-        server.configure_datajoint()
-        dj.config["safemode"] = False
-        prefix = f"bench_{secrets.token_hex(4)}_"
-        os.environ["DATABASE_PREFIX"] = prefix
+        server, _ = bench_database(stack, args.backend)
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="element-session-bench-raw-")))
         set_root_dirs([root])
 
         print(f"server: {server}; creating {args.sessions} sessions of {args.files} x {args.file_kb} KiB ...")
         pipeline = importlib.import_module("workflow.pipeline")
-        stack.callback(drop_schemas, prefix)
         insert_sessions(pipeline, "bench", make_raw_data(root, "bench", args.sessions, args.files, args.file_kb))
         expected = 2 * args.sessions  # an inventory and a summary per session
 

@@ -7,6 +7,7 @@ new version fixes, and keep the rest with the new version named.
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import re
@@ -179,7 +180,7 @@ def reload_stale_headings(tables: Iterable[type[dj.Table]], schema_name: str) ->
 
 #: Seconds to wait for the server to accept a connection and answer its handshake (0: no limit).
 CONNECT_TIMEOUT_VARIABLE = "ELEMENT_SESSION_CONNECT_TIMEOUT"
-#: Seconds to wait for the server's answer to a query on MySQL/MariaDB (0: no limit).
+#: Seconds to wait for the server's answer to a query (0: no limit).
 READ_TIMEOUT_VARIABLE = "ELEMENT_SESSION_READ_TIMEOUT"
 DEFAULT_TIMEOUT = 30.0
 
@@ -210,11 +211,12 @@ def install_connection_rules() -> None:
 
     DataJoint 2.3.5 (each point a workaround of a behaviour seen there):
 
-    - connects without a read timeout on MySQL/MariaDB, so a server that accepts and never answers
-      (frozen, or behind a dead SSH tunnel) hangs the process forever, and with a fixed 10 s connect
-      timeout on PostgreSQL: here the connect and read timeouts come from
-      :func:`connection_timeouts` (PyMySQL's ``connect_timeout``/``read_timeout``/``write_timeout``;
-      libpq's ``connect_timeout``, which bounds the handshake too);
+    - connects without a read timeout (a server that accepts and never answers, frozen or behind a
+      dead SSH tunnel, hangs the process forever), and with a fixed 10 s connect timeout on
+      PostgreSQL: here the connect and read timeouts come from :func:`connection_timeouts`
+      (PyMySQL's ``connect_timeout``/``read_timeout``/``write_timeout``; libpq's
+      ``connect_timeout``, which bounds the handshake too, and
+      :mod:`element_session.answer_deadline` for the answers, as psycopg2 has no read timeout);
     - on PostgreSQL never replaces a connection the server ended (``pg_terminate_backend``, a
       restart, an idle timeout): psycopg2 reports it without an SQLSTATE, which DataJoint does not
       read as a lost connection, and later the closed connection fails before DataJoint's reconnect
@@ -255,10 +257,13 @@ def install_connection_rules() -> None:
         return dj.errors.LostConnectionError(str(error)) if lost else postgres_translate(self, error, query)
 
     def postgres_with_timeout(self: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("connect_timeout", int(connection_timeouts()[0] or 0))
+        connect_timeout = connection_timeouts()[0]  # libpq: whole seconds, at least 2; 0 is no limit
+        kwargs.setdefault("connect_timeout", max(2, math.ceil(connect_timeout)) if connect_timeout else 0)
         return postgres_connect(self, *args, **kwargs)
 
-    mysql.client = _MySQLClientWithTimeouts(mysql.client)
+    for adapter_module in (mysql, postgres):
+        if adapter_module.client is not None:  # None: the driver is not installed (the adapter says so)
+            adapter_module.client = _ClientWithTimeouts(adapter_module.client)
     postgres.PostgreSQLAdapter.connect = postgres_with_timeout
     postgres.PostgreSQLAdapter.translate_error = postgres_lost_connection
     dj.Connection.connect = connect_with_rules
@@ -266,8 +271,12 @@ def install_connection_rules() -> None:
     dj.Connection._element_session_rules = True
 
 
-class _MySQLClientWithTimeouts:
-    """PyMySQL as DataJoint's MySQL adapter calls it (``client.connect``), with this process's timeouts."""
+class _ClientWithTimeouts:
+    """The driver module as DataJoint's adapter calls it (``client.connect``), with this process's timeouts.
+
+    PyMySQL takes them as ``connect_timeout``/``read_timeout``/``write_timeout``; psycopg2 has no
+    read timeout, :mod:`element_session.answer_deadline` gives its connections one.
+    """
 
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -277,6 +286,10 @@ class _MySQLClientWithTimeouts:
 
     def connect(self, **params: Any) -> Any:
         connect_timeout, read_timeout = connection_timeouts()
+        if self._client.__name__ == "psycopg2":
+            from . import answer_deadline
+
+            return answer_deadline.connect(read_timeout, READ_TIMEOUT_VARIABLE, **params)
         params.setdefault("connect_timeout", connect_timeout or 31536000)
         params.setdefault("read_timeout", read_timeout)
         params.setdefault("write_timeout", read_timeout)

@@ -20,6 +20,7 @@ from typing import Any
 
 import datajoint as dj
 
+from ._datajoint_compat import CONNECT_TIMEOUT_VARIABLE, READ_TIMEOUT_VARIABLE, connection_timeouts
 from .errors import (
     DatabaseBusyError,
     DatabaseRefusedError,
@@ -51,6 +52,8 @@ _BUSY = {1205: "a lock wait timeout", 1213: "a deadlock"}
 _LOGIN_CODES = {1044, 1045, 1698}  # MySQL: access denied to the database, to the account, by its auth plugin
 _LOGIN_MESSAGES = re.compile(r'password authentication failed|role "[^"]*" does not exist', re.IGNORECASE)  # PostgreSQL
 _TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
+_TIMED_OUT = re.compile(r"timed out|timeout expired", re.IGNORECASE)
+_CONNECTING = re.compile(r"can't connect|timeout expired", re.IGNORECASE)
 _COLUMN = (  # where the server's message names the column
     re.compile(r"for column [`'\"]?(?:[^`'\"]*[`'\"]?\.[`'\"]?)*([^`'\".]+)[`'\"]? at row"),
     re.compile(r"FOREIGN KEY \(`([^`]+)`"),
@@ -82,6 +85,41 @@ def _is_lost_connection(err: BaseException) -> bool:
         if type(e).__module__.startswith("psycopg2") and "connection" in str(e).lower():
             return True
     return False
+
+
+def _timed_out(err: BaseException) -> str | None:
+    """The driver's message of the deepest error behind ``err`` (causes and contexts) saying a time limit ran out.
+
+    What failed next on the closed connection (a rollback: "connection already closed") says less,
+    and DataJoint's error wrapping the driver's shows a tuple.
+    """
+    todo: list[BaseException | None] = [err]
+    seen: set[int] = set()
+    found = None
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        said = str(e.args[-1] if e.args else e).strip()
+        if _TIMED_OUT.search(said):
+            found = said
+        todo += [e.__cause__, e.__context__]
+    return found
+
+
+def _timeout_named(said: str) -> str:
+    """The time limit that ran out, as a note to add to the driver's message ``said`` ('' if none did).
+
+    PyMySQL says "(timed out)" for either limit, libpq "timeout expired" when connecting;
+    :mod:`element_session.answer_deadline` names its limit itself.
+    """
+    if READ_TIMEOUT_VARIABLE in said or not _TIMED_OUT.search(said):
+        return ""
+    connect, read = connection_timeouts()
+    if _CONNECTING.search(said):
+        return f" (no answer within {connect or 0:g} s: {CONNECT_TIMEOUT_VARIABLE})"
+    return f" (no answer within {read or 0:g} s: {READ_TIMEOUT_VARIABLE})"
 
 
 def server_error(err: BaseException) -> tuple[int | str, str] | None:
@@ -168,8 +206,10 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
         return PermissionDeniedError(f"the database at {_server(connection)} refused: {reason}")
     if _is_lost_connection(err):
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the driver's message)
-        said = str(err.args[1] if coded else err).strip()
-        return DatabaseUnreachableError(f"cannot reach the database at {_server(connection)}: {without_password(said)}")
+        said = _timed_out(err) or str(err.args[1] if coded else err).strip()
+        return DatabaseUnreachableError(
+            f"cannot reach the database at {_server(connection)}: {without_password(said)}{_timeout_named(said)}"
+        )
     return refused(err)
 
 

@@ -224,3 +224,27 @@ def test_bad_arguments_are_refused(argv, capsys):
         parse_arguments(argv)
     assert exit_info.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_the_cluster_benchmark_measures_both_populates_and_each_array_size(
+    server, connection, subprocess_env, slurm, tmp_path
+):
+    """``benchmarks/cluster.py`` at 2 and 4 keys on the suite's cluster: every figure present, no timing judged."""
+    output = tmp_path / "cluster.json"
+    command = [sys.executable, "-W", "ignore", "-m", "benchmarks.cluster", "--keys", "2,4", "--repeats", "1",
+               "--tasks", "1,2", "--output", str(output)]  # fmt: skip
+    env = {**subprocess_env, **slurm.environment()}
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(output.read_text())
+    assert results["backend"] == server.backend and results["keys"] == [2, 4]
+    assert set(results["overhead"]) == {"project", "datajoint"} and set(results["slurm"]) == {"1 task(s)", "2 task(s)"}
+    for figures in [*results["overhead"].values(), *results["slurm"].values()]:
+        assert [len(figures["seconds"][n]) for n in ("2", "4")] == [1, 1]
+        assert all(positive(figures["median_seconds"][n]) for n in ("2", "4"))
+        assert math.isfinite(figures["seconds_per_key"]) and positive(figures["keys_per_second"])
+    assert set(results["machine"]["load_average_1_5_15_min"]) == {"before", "after_overhead", "after_slurm"}
+    assert "per-key overhead, project / DataJoint" in done.stdout
+    import datajoint as dj
+
+    assert not [name for name in dj.list_schemas() if name.startswith("bench_")]

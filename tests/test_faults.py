@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -38,12 +39,15 @@ START = dt.datetime(2023, 1, 1, 6, 0, 0)
 N_SESSIONS = 5000  # the large file: 45,000 rows over seven tables
 HANG_GUARD = 60  # seconds: a command that has not given up by then is hanging
 UNREACHABLE = 3  # exit status of element-session when the database cannot be reached
+TIMEOUTS = {"ELEMENT_SESSION_CONNECT_TIMEOUT": "2", "ELEMENT_SESSION_READ_TIMEOUT": "3"}  # seconds, for a frozen server
 
 #: A child process running ``element-session``; it first prints the id of its connection, for the test to watch.
 INGEST_CHILD = """
 import sys
 import datajoint as dj
 from element_session import cli
+from element_session._datajoint_compat import install_connection_rules
+install_connection_rules()  # as the command does before it connects
 connection = dj.conn()
 ident = "SELECT pg_backend_pid()" if connection.adapter.backend == "postgresql" else "SELECT CONNECTION_ID()"
 print("connection id:", connection.query(ident).fetchone()[0], file=sys.stderr, flush=True)
@@ -463,6 +467,19 @@ class Private:
             os.kill(each, signal.SIGKILL)
         return pids
 
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server's processes stopped (SIGSTOP) inside the block: it accepts connections and never answers."""
+        pid = json.loads((self.datadir / "server.json").read_text())["pid"]
+        pids = [pid, *_children(pid)]
+        try:
+            for each in pids:
+                os.kill(each, signal.SIGSTOP)
+            yield
+        finally:
+            for each in pids:
+                os.kill(each, signal.SIGCONT)
+
 
 def _children(pid: int) -> list[int]:
     found = []
@@ -502,19 +519,28 @@ def private(server: ServerInfo, subprocess_env: dict[str, str]) -> Iterator[Priv
         shutil.rmtree(datadir, ignore_errors=True)
 
 
+def ingest_until_inserting(
+    start_child: Callable, private: Private, path: Path, env: dict[str, str], cwd: Path, table: str | None = None
+) -> tuple[subprocess.Popen, str, str]:
+    """``element-session ingest sessions PATH`` started, once it writes ``table`` or a later one of a session's
+    satellites (default: a table picked at random): the child, its stderr so far, the table it was inserting into."""
+    proc = start_child(INGEST_CHILD, ["ingest", "sessions", str(path)], env, cwd)
+    thread, text = connection_id(proc)
+    watcher = Raw(private.info)
+    try:
+        target = wait_for_insert(proc, lambda sql, args: watcher.rows(sql, args), private.backend, thread,
+                                 table or random.choice(SESSION_TABLES[1:-1]))  # fmt: skip
+        assert target, f"the ingest ended before the server could be struck:\n{finish(proc, text)}"
+    finally:
+        watcher.close()
+    return proc, text, target
+
+
 def test_server_stopped_during_an_ingest_exit_3_nothing_partial_and_the_rerun_completes(start_child, private, tmp_path):
     rows = session_rows(SUBJECTS, N_GONE, start=dt.datetime(2022, 6, 1))
     path = write_csv(tmp_path / "sessions.csv", rows)
     expected = expected_state(rows)
-    proc = start_child(INGEST_CHILD, ["ingest", "sessions", str(path)], private.env, tmp_path)
-    thread, text = connection_id(proc)
-    watcher = Raw(private.info)
-    try:  # while a session's satellites are being written
-        target = wait_for_insert(proc, lambda sql, args: watcher.rows(sql, args), private.backend, thread,
-                                 random.choice(SESSION_TABLES[1:-1]))  # fmt: skip
-        assert target, "the ingest ended before the server could be stopped"
-    finally:
-        watcher.close()
+    proc, text, target = ingest_until_inserting(start_child, private, path, private.env, tmp_path)
     port = private.info.port
     stopped = time.monotonic()
     private.local.stop()
@@ -600,5 +626,72 @@ def test_server_killed_during_a_populate_exit_3_nothing_partial_and_the_rerun_co
         assert raw.count(inventory, "__file_type_summary") == N_POPULATE
         assert raw.count(inventory, "__file_type_summary__file_type") == N_POPULATE
         assert raw.rows(f"SELECT COUNT(*) FROM {jobs} WHERE status IN ('reserved', 'error')")[0][0] == 0
+    finally:
+        raw.close()
+
+
+# -------------------------------------------------------------------------------------------- server frozen
+
+
+def test_a_frozen_server_fails_a_query_within_the_read_timeout_and_the_connection_is_replaced(private, monkeypatch):
+    """Every process of the server stopped (SIGSTOP): it accepts connections and never answers, like a dead tunnel."""
+    import datajoint as dj
+
+    from element_session._datajoint_compat import install_connection_rules
+    from element_session.database import database_errors
+    from element_session.errors import DatabaseUnreachableError
+
+    for name, value in TIMEOUTS.items():
+        monkeypatch.setenv(name, value)
+    install_connection_rules()
+    info = private.info
+    own = dj.Connection(info.host, info.user, info.password, port=info.port, use_tls=info.use_tls)
+    try:
+        before = own.connection_id
+        with private.frozen():
+            started = time.monotonic()
+            with pytest.raises(DatabaseUnreachableError) as raised, database_errors(own):
+                own.query("SELECT 1", reconnect=False)
+            waited = time.monotonic() - started
+        print(f"\nfrozen server: the query gave up after {waited:.2f} s: {raised.value}")
+        assert 3 <= waited < 3 + 5  # the read timeout, not forever
+        assert f"cannot reach the database at {info.host}:{info.port} as user {info.user!r}" in str(raised.value)
+        assert re.search(r"no answer .*within 3 s\W+ELEMENT_SESSION_READ_TIMEOUT", str(raised.value)), raised.value
+        assert own.query("SELECT 1").fetchone()[0] == 1  # thawed: the next call connects again
+        assert own.connection_id != before
+    finally:
+        own.close()
+
+
+def test_server_frozen_during_an_ingest_exit_3_within_the_timeouts_nothing_partial_and_the_rerun_completes(
+    start_child, private, tmp_path
+):
+    rows = session_rows(SUBJECTS, N_GONE, start=dt.datetime(2021, 6, 1))
+    for row in rows:  # numbers of their own: a subject's session number is taken once
+        row["session_id"] = str(N_GONE + int(row["session_id"]))
+    path = write_csv(tmp_path / "sessions.csv", rows)
+    env = {**private.env, **TIMEOUTS}
+    before = raw_count(private.info, GONE_PREFIX + "session", "session")
+    proc, text, target = ingest_until_inserting(start_child, private, path, env, tmp_path, SESSION_TABLES[1])
+    port = private.info.port
+    with private.frozen():
+        started = time.monotonic()
+        status, out, err = finish(proc, text)
+        waited = time.monotonic() - started
+    print(f"\nserver frozen while inserting into {target}: the command gave up after {waited:.2f} s")
+    assert status == UNREACHABLE, err
+    assert f"element-session: cannot reach the database at 127.0.0.1:{port}" in err
+    # the read timeout ran out, then DataJoint's reconnect the connect timeout
+    assert re.search(r"no answer .*within \d+ s\W+ELEMENT_SESSION_(READ|CONNECT)_TIMEOUT", err), err
+    assert waited < HANG_GUARD / 2, "bounded by the read and connect timeouts (a few of each), not a hang"
+    assert "Traceback" not in err and "row(s) read" not in out
+
+    raw = Raw(private.info)
+    try:
+        assert raw.count(GONE_PREFIX + "session", "session") == before  # rolled back whole
+        status, out, err = finish(start_child(INGEST_CHILD, ["ingest", "sessions", str(path)], private.env, tmp_path))
+        assert status == 0, err
+        assert f"{N_GONE} row(s) read, {N_GONE} new, 0 already present" in out
+        assert raw.count(GONE_PREFIX + "session", "session") == before + N_GONE
     finally:
         raw.close()

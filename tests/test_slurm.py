@@ -123,7 +123,8 @@ def test_password_only_in_the_environment_is_refused(lab: Lab) -> None:
 
 def test_dry_run_prints_the_script_and_submits_nothing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DJ_IGNORE_CONFIG_FILE"}
-    env |= {"DJ_PASS": "not-in-the-script-4b1d", "DJ_HOST": "db.example.org", "DATABASE_PREFIX": "lab_"}
+    env |= {"DJ_PASS": "not-in-the-script-4b1d", "DJ_HOST": "db.example.org", "DATABASE_PREFIX": "lab_",
+            "ELEMENT_SESSION_READ_TIMEOUT": "60"}  # fmt: skip
     env["PYTHONPATH"] = str(Path(__file__).parent.parent)
     done = subprocess.run(
         [sys.executable, "-m", "element_session", "slurm", "populate", "--array", "3", "--workers", "2",
@@ -137,7 +138,8 @@ def test_dry_run_prints_the_script_and_submits_nothing(tmp_path: Path) -> None:
                  "#SBATCH --cpus-per-task=2", f"#SBATCH --chdir={tmp_path}"):  # fmt: skip
         assert line in script.splitlines()
     exported = re.search(r"^#SBATCH --export=(\S+)$", script, re.MULTILINE).group(1).split(",")
-    assert {"DJ_HOST", "DATABASE_PREFIX", "PYTHONPATH"} <= set(exported) and "DJ_PASS" not in exported
+    assert {"DJ_HOST", "DATABASE_PREFIX", "PYTHONPATH", "ELEMENT_SESSION_READ_TIMEOUT"} <= set(exported)
+    assert "DJ_PASS" not in exported
     assert "not-in-the-script-4b1d" not in script and "db.example.org" not in script
     assert "exec " in script and "--restrict 'subject=it'\"'\"'s'" in script
     assert "jobs --clear-stale --restrict" in script

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from .._datajoint_compat import CONNECT_TIMEOUT_VARIABLE, READ_TIMEOUT_VARIABLE
 from ..errors import UsageError
 
 #: Variables that reach the tasks when set at submission (besides every ``DJ_*`` but ``DJ_PASS``).
-PASSED_VARIABLES = ("DATABASE_PREFIX", "SESSION_ROOT_DIRS", "PYTHONPATH", "PATH", "HOME", "LANG", "LC_ALL", "TZ")
+PASSED_VARIABLES = ("DATABASE_PREFIX", "SESSION_ROOT_DIRS", CONNECT_TIMEOUT_VARIABLE, READ_TIMEOUT_VARIABLE,
+                    "PYTHONPATH", "PATH", "HOME", "LANG", "LC_ALL", "TZ")  # fmt: skip
 #: Never passed to SLURM, whatever the environment holds.
 WITHHELD_VARIABLES = ("DJ_PASS",)
 
