@@ -14,6 +14,9 @@ ATTRIBUTE_PREFIX = "attr."
 LIST_SEPARATOR = ";"
 #: Session columns of ingest's input and of the CSV output, after the subject key.
 SESSION_FIELDS = ("session_datetime", "session_id", "experimenter", "project", "session_dir", "session_note")
+#: The optional column of a session's status (:mod:`element_session.status`): ingest sets it for new
+#: sessions (none stored counts as ``acquired``); ``sessions --format csv`` writes it.
+STATUS_COLUMN = "status"
 
 Kind = Literal["subjects", "experimenters", "projects", "sessions"]
 #: What ingest reads: the rows of one reference table, or sessions.

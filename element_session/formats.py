@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import blob_json, times
 from .attribute_blobs import Unreadable
-from .columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
+from .columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS, STATUS_COLUMN
 from .errors import FormatError
 
 
@@ -165,13 +165,17 @@ def record_problems(records: list[dict[str, Any]], session: Any) -> list[str]:
 
 
 def write_sessions_csv(frame: pd.DataFrame, session: Any, stream: TextIO) -> None:
-    """Write the sessions of ``frame`` to ``stream`` as CSV in ingest's layout.
+    """Write the sessions of ``frame`` to ``stream`` as CSV in ingest's layout, the status included.
+
+    The ``status`` column holds each session's status (``acquired`` where none is stored), so that
+    ingesting the file elsewhere keeps it (ingest sets the status of new sessions; an existing
+    session with the same status is "already present").
 
     Raises :class:`~element_session.errors.FormatError` for a name holding ``;``, which the
     CSV layout cannot carry (JSON can). A session whose zone cannot be used is left out (see
     :func:`session_problems`).
     """
-    columns = [*subject_attributes(session), *SESSION_FIELDS, *attribute_columns(frame)]
+    columns = [*subject_attributes(session), *SESSION_FIELDS, STATUS_COLUMN, *attribute_columns(frame)]
     writer = csv.writer(stream, lineterminator="\r\n")  # RFC 4180; quotes fields holding \r or \n
     writer.writerow(columns)
     for row in _rows(frame):

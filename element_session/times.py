@@ -25,7 +25,7 @@ UTC = dt.UTC
 #: What a person may give as a time: see :func:`read_time`.
 TimeInput = dt.datetime | dt.date | str
 _ZONE_SUFFIX = re.compile(r"^(?P<stamp>[^\[\]]+)\[(?P<zone>[^\[\]]+)\]$")
-_ISO = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+_ISO = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(?P<offset>Z|[+-]\d{2}:?\d{2})?$")
 _DATE = re.compile(r"(?a)^\d{4}-\d{2}-\d{2}$")
 _OFFSET = re.compile(r"(?a)([+-])(\d{2}):(\d{2})")
 _UTC_NAMES = ("UTC", "ETC/UTC", "Z")
@@ -148,9 +148,13 @@ def _read_text(text: str, timezone: str, dates: bool, day_end: bool = False) -> 
         except ValueError as err:
             raise TimeError(f"impossible date: {err}") from None
         return localize(_midnight(day, day_end), zone or timezone), zone or timezone
-    if not _ISO.match(text):
+    iso = _ISO.match(text)
+    if not iso:
         example = "2024-03-10T14:30:00+01:00" + (", or a date such as 2024-03-10" if dates else "")
         raise TimeError(f"not an ISO 8601 date and time (e.g. {example})")
+    written = iso["offset"]
+    if written and written != "Z":  # checked as a zone: fromisoformat reads '+05:60' as +06:00 and '+24:00' with a repr
+        zone_info(written if ":" in written else f"{written[:3]}:{written[3:]}")
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError as err:

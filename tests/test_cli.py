@@ -75,7 +75,7 @@ def test_csv_output_is_the_ingest_format_and_reingesting_it_changes_nothing(inge
     assert rows == [
         {"subject": "cl-m1", "session_datetime": "2024-03-10T14:30:00+01:00[Europe/Berlin]", "session_id": "1",
          "experimenter": "cl-ada;cl-bob", "project": "cl-maps", "session_dir": "cl-m1/s1", "session_note": "note, ✓",
-         "attr.rig": "A"}
+         "status": "acquired", "attr.rig": "A"}
     ]  # fmt: skip
     status, out, _ = command("sessions", "--subject", "cl-m1", "--subject", "cl-m2", "--format", "csv")
     (tmp_path / "again.csv").write_text(out, encoding="utf-8")
@@ -84,6 +84,29 @@ def test_csv_output_is_the_ingest_format_and_reingesting_it_changes_nothing(inge
     assert status == 0, err
     assert "2 row(s) read, 0 new, 2 already present; inserted nothing" in out
     assert snapshot(pipeline) == before
+
+
+def test_the_csv_carries_the_status_so_that_ingesting_it_elsewhere_keeps_it(ingested, command, pipeline, tmp_path):
+    """A planned session written by `sessions --format csv` and ingested again (after it was deleted, as on
+    another server) is planned again, not `acquired` (the CSV had no status column)."""
+    from element_session.status import status_of
+
+    planned = tmp_path / "planned.csv"
+    planned.write_text("subject,session_datetime,status\ncl-m2,2024-09-01T08:00:00Z,planned\n", encoding="utf-8")
+    assert command("ingest", "sessions", str(planned)).status == 0
+    key = {"subject": "cl-m2", "session_datetime": "2024-09-01 08:00:00"}
+    try:
+        status, out, err = command("sessions", "--subject", "cl-m2", "--since", "2024-09-01", "--format", "csv")
+        assert status == 0, err
+        (row,) = csv.DictReader(io.StringIO(out))
+        assert row["status"] == "planned"
+        (tmp_path / "written.csv").write_text(out, encoding="utf-8")
+        (pipeline.session.Session & key).delete(prompt=False)
+        status, out, err = command("ingest", "sessions", str(tmp_path / "written.csv"))
+        assert status == 0, err
+        assert status_of(key, session_module=pipeline.session) == "planned"
+    finally:
+        (pipeline.session.Session & key).delete(prompt=False)
 
 
 def test_window_and_people_options(ingested, command):

@@ -201,11 +201,13 @@ JSON_TEXT = (
     "]"
 )
 CSV_TEXT = (
-    "subject,session_datetime,session_id,experimenter,project,session_dir,session_note,attr.rig,attr.weird,attr.zeta\r\n"
-    'tf-m1,2024-03-10T14:30:00+01:00[Europe/Berlin],1,tf-ada;tf-bob,tf-maps,tf-m1/s1,"note, ✓ ""quoted""",A,,"x, y"\r\n'
+    "subject,session_datetime,session_id,experimenter,project,session_dir,session_note,status,attr.rig,attr.weird,"
+    "attr.zeta\r\n"
+    'tf-m1,2024-03-10T14:30:00+01:00[Europe/Berlin],1,tf-ada;tf-bob,tf-maps,tf-m1/s1,"note, ✓ ""quoted""",acquired,A,,'
+    '"x, y"\r\n'
     'tf-m1,2024-07-01T09:00:00-04:00[America/New_York],,tf-bob,,,"two\n'
-    'lines",B,,\r\n'
-    "tf-m3,2024-01-15T12:00:00+05:30,,,,tf-m3/ü,,,,\r\n"
+    'lines",acquired,B,,\r\n'
+    "tf-m3,2024-01-15T12:00:00+05:30,,,,tf-m3/ü,,acquired,,,\r\n"
 )
 TABLE_TEXT = (
     "subject                            session_datetime session_id           experim"

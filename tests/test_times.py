@@ -171,6 +171,29 @@ def test_window_ends_through_the_command(window_sessions, command):
     assert [r["session_datetime"] for r in csv.DictReader(io.StringIO(done.out))] == ["2024-03-01T10:00:00+00:00"]
     done = command(*args, "--since", "2024-03-01T1O:00")
     assert done.status == 2 and "'2024-03-01T1O:00'" in done.err and "since" in done.err
+    for offset in ("+05:60", "+25:00"):  # read as +06:00, or refused with a timedelta's repr, before
+        done = command(*args, "--since", f"2024-03-01T10:00{offset}")
+        assert done.status == 2 and f"offset '{offset}' out of range: hours 00-23 and minutes 00-59" in done.err
+        assert "timedelta" not in done.err and "--since" in done.err
+
+
+def test_a_session_time_with_an_offset_out_of_range_is_refused_by_ingest_naming_row_and_column(
+    pipeline, tmp_path, row_prefix
+):
+    """'+05:60' was stored as +06:00 (an hour's shift without a word); nothing is written."""
+    subject = row_prefix + "offset"
+    add_references(pipeline, [subject], [], [])
+    source = tmp_path / "offsets.csv"
+    source.write_text(f"subject,session_datetime\n{subject},2024-06-01T10:00+05:60\n")
+    try:
+        with pytest.raises(InputError) as refused:
+            ingest("sessions", source, pipeline=pipeline)
+        assert not pipeline.session.Session() & {"subject": subject}
+    finally:
+        remove_references(pipeline, [subject], [], [])
+    (problem,) = refused.value.problems
+    assert (problem.row, problem.column, problem.value) == (2, "session_datetime", "2024-06-01T10:00+05:60")
+    assert "offset '+05:60' out of range" in problem.reason
 
 
 @pytest.mark.parametrize(
@@ -312,6 +335,10 @@ def test_read_time_forms(value, timezone, utc, zone):
         ("2024-02-05T09:30:00[Mars/Base]", "unknown time zone 'Mars/Base'"),
         ("2024-02-05T09:30:00[+24:00]", r"offset '\+24:00' out of range"),
         ("2024-02-05T09:30:00[-02:60]", "offset '-02:60' out of range"),
+        ("2024-02-05T09:30:00+05:60", r"offset '\+05:60' out of range"),  # fromisoformat read it as +06:00
+        ("2024-02-05T09:30:00-0560", "offset '-05:60' out of range"),
+        ("2024-02-05T09:30:00+25:00", r"offset '\+25:00' out of range: hours 00-23"),  # not a timedelta's repr
+        ("2024-02-05T09:30:00+24:00[Europe/Berlin]", r"offset '\+24:00' out of range"),
         ("2024-02-30T09:30:00", "impossible date"),
         ("2024-02-05", "not an ISO 8601 date and time"),
         (dt.date(2024, 2, 5), "a date without a time of day"),

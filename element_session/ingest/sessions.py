@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from .. import paths, status, times
-from ..columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
+from ..columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS, STATUS_COLUMN
 from ..errors import (
     ConflictError,
     InputProblem,
@@ -27,9 +27,6 @@ from .validate import check_attribute_name, check_no_trailing_space, check_text,
 
 #: Columns that take several values (a list, or text separated by ``;``).
 _LIST_COLUMNS = ("experimenter", "project")
-#: The optional column of a new session's status (:mod:`element_session.status`; default: none stored,
-#: which counts as ``acquired``).
-STATUS_COLUMN = "status"
 
 
 def _tuple_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple]:
