@@ -493,14 +493,16 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
 
 
 @cli.command()
+@selection_options
 @click.option("--missing", is_flag=True, help="only sessions whose directory is found under no root")
 @pipeline_option
 @click.pass_context
-def dirs(ctx: click.Context, missing: bool) -> ExitStatus:
-    """Sessions and their resolved raw-data directories."""
+def dirs(ctx: click.Context, missing: bool, **selection: Any) -> ExitStatus:
+    """Sessions and their resolved raw-data directories (the selection options as for sessions)."""
     from . import formats, paths
 
-    found = paths.session_directories(_settings(ctx).load_pipeline().session)
+    sessions, module = _selected(ctx, selection)
+    found = paths.session_directories(module, sessions=sessions)
     roots = paths.get_root_dirs()
     if not roots:
         click.echo(f"element-session: no root data directory is set ({paths.ROOT_DIRS_ENV}): none is found", err=True)

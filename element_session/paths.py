@@ -373,9 +373,12 @@ FOUND, MISSING, UNRESOLVED = "found", "missing", "unresolved"
 
 
 def session_directories(
-    session_module: ModuleType | None = None, roots: Sequence[PathInput] | None = None
+    session_module: ModuleType | None = None, roots: Sequence[PathInput] | None = None, sessions: Any = None
 ) -> pd.DataFrame:
     """Every ``SessionDirectory`` row with its resolved directory: one row per session, none left out.
+
+    With ``sessions`` (a query expression of ``Session``, e.g. :func:`~element_session.query.find_sessions`),
+    the rows of those sessions only.
 
     Returns a pandas DataFrame sorted by key, with the columns of ``Session``'s primary key (the
     dtypes of :func:`~element_session.query.session_table`: ``session_datetime``
@@ -399,7 +402,8 @@ def session_directories(
     module = session_module or session_module_of()
     root_list = _root_texts(roots)
     keys = list(module.Session.primary_key)
-    rows = sorted(module.SessionDirectory().to_dicts(), key=lambda r: tuple((r[k] is None, str(r[k])) for k in keys))
+    stored = module.SessionDirectory() if sessions is None else module.SessionDirectory & sessions.proj()
+    rows = sorted(stored.to_dicts(), key=lambda r: tuple((r[k] is None, str(r[k])) for k in keys))
     frame = key_frame(rows, module)
     frame["session_dir"] = pd.Series([row["session_dir"] for row in rows], dtype=pd.StringDtype())
     resolved = [_resolve(row["session_dir"], root_list) for row in rows]

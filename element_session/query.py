@@ -39,6 +39,9 @@ from .times import TimeInput
 def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, column_type: str) -> list[str]:
     """The SQL conditions of the half-open window ``since <= session_datetime < until``, exact.
 
+    Raises :class:`~element_session.errors.InputError` naming ``until`` where ``until`` is not after
+    ``since`` (a window that selects nothing by its own ends).
+
     Each end is read by :func:`times.time_argument` (dates allowed, fractions kept), then written
     with no more fractional digits than the column holds (``column_type``: MySQL's ``datetime``
     holds whole seconds, PostgreSQL's ``timestamp`` microseconds), so that no server rounds or cuts
@@ -51,14 +54,17 @@ def _window(since: TimeInput | None, until: TimeInput | None, timezone: str, col
     digits = int(match[1]) if match else 6 if column_type.startswith("timestamp") else 0
     step = 10 ** (6 - digits)
     times.zone_argument(timezone)
-    conditions = []
+    conditions, ends = [], {}
     for name, value, exact, cut in (("since", since, ">=", ">"), ("until", until, "<", "<=")):
         if value is None:
             continue
-        end = times.time_argument(name, value, timezone, bound=True, day_end=name == "until")
+        end = ends[name] = times.time_argument(name, value, timezone, bound=True, day_end=name == "until")
         kept = end.replace(microsecond=end.microsecond - end.microsecond % step)
         literal = kept.isoformat(sep=" ", timespec="microseconds" if digits else "seconds")
         conditions.append(f"session_datetime {exact if kept == end else cut} '{literal}'")
+    if len(ends) == 2 and ends["since"] >= ends["until"]:  # a window backwards selects nothing: say so
+        reason = f"until is not after since ({since} to {until}): no start time is in such a window"
+        raise one_problem("arguments", "until", until, reason)
     return conditions
 
 

@@ -154,6 +154,21 @@ def test_dirs_resolves_against_the_roots(ingested, command, tmp_path):
     assert [line.split()[0] for line in out.splitlines()[1:] if line.startswith("cl-")] == ["cl-m2"]
     status, out, err = command("dirs", "--missing", env=env | {"SESSION_ROOT_DIRS": ""})  # why all are missing
     assert status == 0 and "no root data directory is set (SESSION_ROOT_DIRS)" in err
+    status, out, _ = command("dirs", "--subject", "cl-m1", env=env)  # the selection options of sessions
+    assert status == 0 and [line.split()[0] for line in out.splitlines()[1:]] == ["cl-m1"]
+    status, out, _ = command("dirs", "--subject", "cl-m1", "--missing", env=env)
+    assert status == 0 and out.strip() == "no missing directories"
+    status, out, _ = command("dirs", "--search", "NOTE, ✓", "--since", "2024-03-11", env=env)
+    assert status == 0 and out.strip() == "no sessions"
+
+
+def test_a_window_whose_until_is_not_after_its_since_is_refused_naming_until(ingested, command):
+    """It selected nothing without a word; a date as --until includes its day, so one day is a window."""
+    status, out, err = command("sessions", "--since", "2024-03-01", "--until", "2024-02-01")
+    assert status == 2 and "--until" in err and "until is not after since (2024-03-01 to 2024-02-01)" in err
+    assert out == ""
+    status, out, err = command("sessions", "--since", "2024-03-10", "--until", "2024-03-10", "--format", "csv")
+    assert status == 0 and [r["subject"] for r in csv.DictReader(io.StringIO(out))] == ["cl-m1"]
 
 
 def test_an_empty_file_is_said_to_hold_no_rows(command, tmp_path):

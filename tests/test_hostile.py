@@ -403,6 +403,9 @@ def test_time_window_zone_and_format_options_are_exact_or_rejected(stored, since
     except timezones.TimeError:
         assert status == 2 and "timezone" in err, err  # checked whether or not a window end needs it
         return
+    if window[0] is not None and window[1] is not None and window[0] >= window[1]:
+        assert status == 2 and "--until: until is not after since" in err, err  # a window that selects nothing
+        return
     assert status == 0, err
     if fmt != "json":
         return
