@@ -379,7 +379,7 @@ def test_an_account_without_process_privilege_judges_its_own_reservations_and_sa
     lines = done.stdout.splitlines()
     assert lines[0] == "cleared 0 failed key(s) and 1 stale reservation(s)"  # its own, whose connection is gone
     [row] = [line for line in lines[2:] if subject in line]
-    assert str(keys[1]["session_datetime"]) in row
+    assert f"{keys[1]['session_datetime'].isoformat()}+00:00" in row  # docs/times.md: UTC marked
     assert f"not judged: account {user!r} lacks the PROCESS privilege" in row
     assert [r.key for r in list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})] == [keys[1]]
 
