@@ -426,3 +426,20 @@ def test_the_executable_exits_with_the_commands_status_and_its_whole_output(tmp_
             assert lines[1].startswith("Usage: element-session")
         else:
             assert "'animals' is not one of" in result.stderr
+
+
+def test_progress_bars_are_drawn_only_on_a_terminal(ingested, command, tmp_path):
+    """Standard error here is not a terminal: no command leaves a bar (``import: 0%|``) in a log."""
+    (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
+    bundle = str(tmp_path / "cl.bundle")
+    runs = {
+        "ingest": command("ingest", "sessions", str(ingested / "sessions.csv"), "--timezone", "America/New_York"),
+        "export": command("export", "--output", bundle, "--subject", "cl-m1"),
+        "import": command("import", bundle, "--dry-run"),
+        "populate": command(
+            "populate", "--restrict", "subject=cl-m1", env={"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+        ),
+    }
+    for name, ran in runs.items():
+        assert ran.status == 0, (name, ran.err)
+        assert "|" not in ran.err and "%" not in ran.err, (name, ran.err)
