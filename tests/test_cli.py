@@ -443,3 +443,31 @@ def test_progress_bars_are_drawn_only_on_a_terminal(ingested, command, tmp_path)
     for name, ran in runs.items():
         assert ran.status == 0, (name, ran.err)
         assert "|" not in ran.err and "%" not in ran.err, (name, ran.err)
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_unless_turned_off(monkeypatch):
+    """The other side of the rule: on a terminal (a pseudo-terminal here) the bar is drawn; ``--no-progress`` not."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    from element_session.progress import progress_bar
+
+    drawn = {}
+    for shown in (True, False):
+        main, side = pty.openpty()
+        fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 24 rows of 80 columns
+        with open(side, "w", encoding="utf-8") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            for _ in progress_bar(range(3), shown=shown, desc="import", delay=0):
+                pass
+            terminal.flush()
+            os.set_blocking(main, False)
+            try:
+                drawn[shown] = os.read(main, 4096).decode("utf-8", "replace")
+            except BlockingIOError:  # nothing written
+                drawn[shown] = ""
+        os.close(main)
+    assert "import: 100%" in drawn[True] and drawn[False] == ""

@@ -84,7 +84,7 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
             if name in ("limit", "offset", "page", "after"):
                 counts[name] = value
             elif name not in FILTERS:
-                known = f"{', '.join(FILTERS)}, limit, offset, after"
+                known = f"{', '.join(FILTERS)}, limit, offset, page, after"
                 raise one_problem("query", name, value, f"unknown parameter: use {known}")
             elif value == "":
                 continue
