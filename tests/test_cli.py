@@ -450,6 +450,7 @@ def test_a_progress_bar_is_drawn_on_a_terminal_unless_turned_off(monkeypatch):
     import fcntl
     import os
     import pty
+    import select
     import struct
     import termios
 
@@ -464,10 +465,9 @@ def test_a_progress_bar_is_drawn_on_a_terminal_unless_turned_off(monkeypatch):
             for _ in progress_bar(range(3), shown=shown, desc="import", delay=0):
                 pass
             terminal.flush()
-            os.set_blocking(main, False)
-            try:
-                drawn[shown] = os.read(main, 4096).decode("utf-8", "replace")
-            except BlockingIOError:  # nothing written
-                drawn[shown] = ""
+            chunks = [b""]
+            while b"\n" not in chunks[-1] and select.select([main], [], [], 1)[0]:  # the kernel hands it over
+                chunks.append(os.read(main, 4096))  # in pieces, a little later: until the bar's last line or 1 s
+            drawn[shown] = b"".join(chunks).decode("utf-8", "replace")
         os.close(main)
     assert "import: 100%" in drawn[True] and drawn[False] == ""
