@@ -401,6 +401,14 @@ def sessions(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
     return ExitStatus.INVALID if problems else ExitStatus.OK
 
 
+def _one_of_datetime_and_id(ctx: click.Context, session_datetime: str | None, session_id: str | None) -> None:
+    """Raise click.UsageError unless exactly one of ``--datetime`` and ``--id`` was given (naming which way)."""
+    if session_datetime is None and session_id is None:
+        raise click.UsageError("give --datetime or --id", ctx)
+    if session_datetime is not None and session_id is not None:
+        raise click.UsageError("give --datetime or --id, not both", ctx)
+
+
 @cli.group("status")
 def status_group() -> None:
     """Set and show the status of sessions: planned, acquiring, acquired, qc_passed, qc_failed, aborted.
@@ -430,8 +438,7 @@ def status_set(
     state: str,
 ) -> ExitStatus:
     """Move one session (subject plus --datetime or --id) to STATUS, if its current status allows it."""
-    if (session_datetime is None) == (session_id is None):
-        raise click.UsageError("give one of --datetime and --id", ctx)
+    _one_of_datetime_and_id(ctx, session_datetime, session_id)
     from .query import session_key_of_subject
     from .status import set_status
 
@@ -456,7 +463,7 @@ def status_show(ctx: click.Context, form: str, **selection: Any) -> ExitStatus:
     found, module = _selected(ctx, selection)
     frame = formats.times_as_text(status_table(found, module))
     if form == "json":
-        click.echo(frame.to_json(orient="records", force_ascii=False, indent=1))
+        click.echo(frame.to_json(orient="records", force_ascii=False, indent=1) if len(frame) else "[]")
     elif form == "csv":
         frame.to_csv(sys.stdout, index=False, lineterminator="\r\n")
     else:
@@ -950,8 +957,7 @@ def export_nwb(
 
     Needs pynwb: pip install "element-session[nwb]".
     """
-    if (session_datetime is None) == (session_id is None):
-        raise click.UsageError("give one of --datetime and --id", ctx)
+    _one_of_datetime_and_id(ctx, session_datetime, session_id)
     from .export.nwb import find_session_key, write_nwb
 
     pipeline = _settings(ctx).load_pipeline()

@@ -377,11 +377,13 @@ def changes_text(entry: Mapping[str, Any]) -> str:
 
 
 def history_records(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The entries of :func:`history` as JSON objects: as they are, with every time as text (``times.format_time``)."""
+    """The entries of :func:`history` as JSON objects: as they are, with every time as text (``times.format_time``)
+    and ``table``, the table's class name as the table output names it, beside the SQL ``table_name``."""
     return [
         {
             **e,
             "changed_at": format_time(e["changed_at"]),
+            "table": table_label(e["table_name"]),
             "old_values": None if e["old_values"] is None else {c: _value(v) for c, v in e["old_values"].items()},
             "new_values": None if e["new_values"] is None else {c: _value(v) for c, v in e["new_values"].items()},
         }

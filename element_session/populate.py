@@ -281,13 +281,13 @@ class _ProgressBar:
     """A tqdm bar of the keys made since the start, over the selected tables, polled from the database."""
 
     def __init__(self, tables: Sequence[type[dj.Table]], restriction: Restriction) -> None:
-        from tqdm import tqdm
+        from .progress import progress_bar
 
         self.tables = [t() for t in tables]
         self.restriction = restriction
         self.restrictions = [restriction] if restriction is not None else []
         self.start = self._made()
-        self.bar = tqdm(total=self._remaining(), unit="key", desc="populate", dynamic_ncols=True)
+        self.bar = progress_bar(total=self._remaining(), unit="key", desc="populate", dynamic_ncols=True)
 
     def _made(self) -> int:
         return sum(total - remaining for remaining, total in (t.progress(*self.restrictions) for t in self.tables))

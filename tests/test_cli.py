@@ -441,3 +441,48 @@ def test_the_executable_exits_with_the_commands_status_and_its_whole_output(tmp_
             assert lines[1].startswith("Usage: element-session")
         else:
             assert "'animals' is not one of" in result.stderr
+
+
+def test_progress_bars_are_drawn_only_on_a_terminal(ingested, command, tmp_path):
+    """Standard error here is not a terminal: no command leaves a bar (``import: 0%|``) in a log."""
+    (tmp_path / "raw" / "cl-m1" / "s1").mkdir(parents=True)
+    bundle = str(tmp_path / "cl.bundle")
+    runs = {
+        "ingest": command("ingest", "sessions", str(ingested / "sessions.csv"), "--timezone", "America/New_York"),
+        "export": command("export", "--output", bundle, "--subject", "cl-m1"),
+        "import": command("import", bundle, "--dry-run"),
+        "populate": command(
+            "populate", "--restrict", "subject=cl-m1", env={"SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+        ),
+    }
+    for name, ran in runs.items():
+        assert ran.status == 0, (name, ran.err)
+        assert "|" not in ran.err and "%" not in ran.err, (name, ran.err)
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal_unless_turned_off(monkeypatch):
+    """The other side of the rule: on a terminal (a pseudo-terminal here) the bar is drawn; ``--no-progress`` not."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+
+    from element_session.progress import progress_bar
+
+    drawn = {}
+    for shown in (True, False):
+        main, side = pty.openpty()
+        fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 24 rows of 80 columns
+        with open(side, "w", encoding="utf-8") as terminal:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            for _ in progress_bar(range(3), shown=shown, desc="import", delay=0):
+                pass
+            terminal.flush()
+            chunks = [b""]
+            while b"\n" not in chunks[-1] and select.select([main], [], [], 1)[0]:  # the kernel hands it over
+                chunks.append(os.read(main, 4096))  # in pieces, a little later: until the bar's last line or 1 s
+            drawn[shown] = b"".join(chunks).decode("utf-8", "replace")
+        os.close(main)
+    assert "import: 100%" in drawn[True] and drawn[False] == ""

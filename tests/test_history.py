@@ -155,6 +155,11 @@ def test_history_command_shows_a_deleted_sessions_changes(session_key, command):
     assert shown.status == 0, shown.err
     entries = json.loads(shown.out)
     assert [e["action"] for e in entries if e["table_name"] == "session"] == ["insert", "delete"]
+    assert {(e["table"], e["table_name"]) for e in entries} >= {
+        ("Session", "session"),
+        ("SessionStatus", "session_status"),
+    }
+    assert "SessionStatus" in command("history", "--subject", key["subject"]).out  # as the table output names it
     assert all(e["changed_at"].endswith("+00:00") for e in entries)  # docs/times.md: UTC marked, as everywhere
     table = command("history", "--subject", key["subject"])
     assert table.status == 0 and "session_status: " not in table.out

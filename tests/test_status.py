@@ -208,7 +208,10 @@ def test_status_commands(lab, command):
     refused = command("status", "set", "--subject", subject, "--datetime", when, "qc_passed")
     assert refused.status == 1
     assert "'acquiring': it cannot become 'qc_passed'" in refused.err and "acquired, aborted" in refused.err
-    assert command("status", "set", "--subject", subject, "acquired").status == 2  # neither --datetime nor --id
+    neither = command("status", "set", "--subject", subject, "acquired")
+    assert neither.status == 2 and "give --datetime or --id\n" in neither.err
+    both = command("status", "set", "--subject", subject, "--datetime", when, "--id", "2", "acquired")
+    assert both.status == 2 and "give --datetime or --id, not both" in both.err
     assert command("status", "set", "--subject", subject, "--datetime", when, "done").status == 2
     shown = command("status", "show", "--subject", subject, "--format", "json")
     assert shown.status == 0, shown.err
@@ -220,6 +223,9 @@ def test_status_commands(lab, command):
     assert as_csv.out.splitlines()[3].endswith(",acquired,,,")  # no status row: acquired, nothing else
     table = command("status", "show", "--subject", subject, "--status", "acquiring")
     assert table.status == 0 and table.out.count("acquiring") == 2
+    for listing in (("status", "show"), ("sessions",)):  # an empty selection: an empty JSON list, as written
+        empty = command(*listing, "--subject", subject, "--status", "aborted", "--format", "json")
+        assert (empty.status, empty.out) == (0, "[]\n"), empty.err
 
 
 def test_status_set_and_show_name_the_session_as_sessions_does_with_times_marked_utc(lab, command):

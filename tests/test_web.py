@@ -986,3 +986,92 @@ def test_a_cursor_that_is_not_one_is_refused_naming_after(client, logins, paged_
     (problem,) = answer.json()["problems"]
     assert problem["column"] == "after" and problem["value"] == after
     assert "previous answer" in problem["reason"] or "not a key of a session" in problem["reason"]
+
+
+def test_a_bad_parameter_without_a_field_is_named_in_the_message_with_its_value_and_reason(client, logins, data):
+    log_in(client, logins["reader"])
+    before = client.get("/", params={"subject": "wb-m1"}).text
+    for params, said in (
+        ({"page": "abc"}, 'parameter page, value "abc": page must be a whole number 1 or more'),
+        ({"sort": "bogus"}, 'parameter sort, value "bogus": sort must be one of -start, start, subject, -subject'),
+        ({"colour": "red"}, 'parameter colour, value "red": unknown parameter: use search, subject'),
+    ):
+        page = client.get("/", params={"subject": "wb-m1", **params})
+        assert page.status_code == 400 and said in page.text.replace("&#34;", '"'), page.text
+        assert '<form method="get" action="/" class="filters">' in page.text and 'value="wb-m1"' in page.text
+        assert_in_words(page.text)
+    both = client.get("/", params={"since": "2024-13-01", "sort": "bogus"})  # one next to its field, one in words
+    errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', both.text))
+    assert list(errors) == ["since"] and "2 problem(s) in the query" in both.text
+    assert 'parameter sort, value "bogus"' in both.text.replace("&#34;", '"') and "parameter since" not in both.text
+    answer = client.get("/api/sessions", params={"page": "abc"}, auth=logins["reader"].auth)
+    assert answer.json()["problems"] == [
+        {"row": None, "column": "page", "value": "abc", "reason": "page must be a whole number 1 or more"}
+    ]
+    assert client.get("/", params={"subject": "wb-m1"}).text.count('class="open"') == before.count('class="open"')
+
+
+def test_a_page_past_the_last_is_a_400_naming_page_and_the_number_of_pages(client, logins, paged_data, monkeypatch):
+    log_in(client, logins["reader"])
+    last = client.get("/", params=[*YEAR, ("limit", "5"), ("page", "3")])  # 12 sessions: pages of 5, 5 and 2
+    assert last.status_code == 200 and len(re.findall(r'class="open"', last.text)) == 2
+    for name, value in (("page", "4"), ("page", "99"), ("offset", "12")):
+        past = client.get("/", params=[*YEAR, ("limit", "5"), (name, value)])
+        assert past.status_code == 400, past.text
+        said = f'parameter {name}, value "{value}": past the last page: 12 session(s) make 3 page(s) of 5'
+        assert said in past.text.replace("&#34;", '"'), past.text
+        assert (
+            "4901" not in past.text and 'rel="prev"' not in past.text and 'name="since" value="2019-01-01"' in past.text
+        )
+    empty = client.get("/", params=[("subject", "wb-nobody"), ("page", "2")])
+    assert empty.status_code == 400 and "0 session(s) make 1 page(s) of 50" in empty.text
+    assert client.get("/", params={"subject": "wb-nobody"}).status_code == 200  # no match, page 1: an empty list
+    from element_session.web import paging
+
+    monkeypatch.setattr(paging, "COUNT_CAP", 4)  # a capped count: pages past it are still pages
+    capped = client.get("/", params=[*YEAR, ("limit", "5"), ("page", "3")])
+    assert capped.status_code == 200 and len(re.findall(r'class="open"', capped.text)) == 2
+
+
+def test_status_filters_the_api_and_the_list_as_find_sessions_and_the_command(client, logins, data, command):
+    from element_session.query import find_sessions
+    from element_session.status import set_status
+
+    (key,) = [
+        k for k in (data.session.Session & {"subject": "wb-m2"}).proj().to_dicts() if k["session_datetime"].day == 11
+    ]
+    set_status(key, "qc_failed", session_module=data.session)  # wb-m2's session of ROWS (the only one failed)
+    try:
+        for states in (["qc_failed"], ["acquired"], ["qc_failed", "planned"]):
+            options = [arg for state in states for arg in ("--status", state)]
+            printed = json.loads(command("sessions", *options, "--format", "json").out)
+            params = [("status", s) for s in states]
+            answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["sessions"] == printed[:100] and answer.json()["total"] == len(
+                find_sessions(data.session, status=states)
+            )
+        assert [s["subject"] for s in printed] == ["wb-m2"] and printed[0]["status"] == "qc_failed"
+        bad = client.get("/api/sessions", params=[("status", "done")], auth=logins["reader"].auth)
+        ran = command("sessions", "--status", "done")
+        (problem,) = bad.json()["problems"]
+        assert bad.status_code == 400 and (problem["column"], problem["value"]) == ("status", "done")
+        assert f"--status: {problem['reason']} (value: 'done')" in ran.err, ran.err
+        log_in(client, logins["reader"])
+        page = client.get("/", params=[("status", "qc_failed")])
+        assert page.status_code == 200 and re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page.text) == [
+            "2024-03-11 09:00:00 -05:00"
+        ]
+        assert '<option value="qc_failed" selected>' in page.text and '<option value="planned">' in page.text
+        assert 'href="/api/sessions.csv?status=qc_failed"' in page.text
+        refused = client.get("/", params=[("status", "done")])
+        errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', refused.text))
+        assert refused.status_code == 400 and "not a session status" in errors["status"]
+    finally:
+        set_status(key, "acquired", reason="test over", session_module=data.session)
+
+
+def test_posting_a_json_object_instead_of_a_list_is_refused_in_words(client, logins, data):
+    answer = client.post("/api/sessions", json={"subject": "wb-m1"}, auth=logins["writer"].auth)
+    assert answer.status_code == 400
+    assert answer.json()["problems"][0]["value"] == "a JSON object"

@@ -6,13 +6,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
 import datajoint as dj
-from tqdm import tqdm
 
 from .. import times
 from .._collector import cycle_collection_paused
@@ -29,6 +27,7 @@ from ..errors import (
     raise_if_problems,
 )
 from ..pipeline import linking_module_argument
+from ..progress import progress_bar
 from . import bulk
 from .plan import IngestReport
 from .readers import Record, is_dataframe, iter_records
@@ -136,10 +135,9 @@ def _ingest_records(
         else:
             plan = ReferencePlan(getattr(linking_module, REFERENCE_TABLES[kind]), kind)
         report = IngestReport(kind, sources, dry_run=dry_run)
-        show = progress if progress is not None else sys.stderr.isatty()
         try:
             with (
-                tqdm(unit="row", desc=f"ingest {kind}", disable=not show, delay=0 if progress else 1) as bar,
+                progress_bar(shown=progress, unit="row", desc=f"ingest {kind}", delay=0 if progress else 1) as bar,
                 contextlib.nullcontext() if dry_run else connection.transaction,
             ):
                 problems: list[InputProblem] = []

@@ -124,7 +124,9 @@ def copy_sessions(
         command = [sys.executable, "-m", "element_session", "--pipeline", name, "import", str(bundle)]
         command += ["--dry-run"] * dry_run + ["--no-progress"] * (not progress)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
-        done = subprocess.run(command, env=env, check=False, capture_output=True)
+        live = progress and sys.stderr.isatty()  # the import draws its bar on this terminal, as export did
+        errors = None if live else subprocess.PIPE
+        done = subprocess.run(command, env=env, check=False, stdout=subprocess.PIPE, stderr=errors)
         sys.stdout.write(done.stdout.decode("utf-8"))
-        sys.stderr.write(done.stderr.decode("utf-8"))
+        sys.stderr.write((done.stderr or b"").decode("utf-8"))
     return CopyReport(exported, done.returncode)

@@ -7,19 +7,18 @@ referring to it), so that an import can write them in the order they come.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import datajoint as dj
-from tqdm import tqdm
 
 from .. import __version__
 from ..database import database_errors
 from ..errors import SessionNotFoundError, UsageError
 from ..pipeline import linking_module_of, session_module_of
+from ..progress import progress_bar
 from ..query import find_sessions
 from .bundle import Manifest, TableEntry, encode_rows, now_text, write_bundle
 from .rows import columns_of, read_rows, tables_by_role, tier_of
@@ -178,8 +177,8 @@ def export_sessions(
         )
         report = ExportReport(Path(path))
         files = []
-        for item in tqdm(select_rows(module, pipeline, sessions, downstream=downstream), desc="export",
-                         unit="table", file=sys.stderr, disable=not progress):  # fmt: skip
+        rows_of = select_rows(module, pipeline, sessions, downstream=downstream)
+        for item in progress_bar(rows_of, shown=progress, desc="export", unit="table"):
             columns = columns_of(item.table)
             definition = item.table.describe() if hasattr(item.table, "describe") else ""
             entry = TableEntry(item.role, tier_of(item.table), definition, columns)

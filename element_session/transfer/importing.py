@@ -11,7 +11,6 @@ Downstream (Imported/Computed) rows are inserted directly, never recomputed.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from ..database import database_errors
 from ..errors import BundleConflictError, BundleMismatchError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
+from ..progress import progress_bar
 from .bundle import Bundle, Column, TableEntry
 from .rows import columns_of, stored_value, tables_by_role
 
@@ -225,7 +225,7 @@ def import_sessions(
             work.append((entry, target, bundle.rows(entry)))
         connection = session_module.Session.connection
         total = sum(len(rows) for _, _, rows in work)
-        with tqdm(total=total, desc="import", unit="row", file=sys.stderr, disable=not progress) as bar:
+        with progress_bar(shown=progress, total=total, desc="import", unit="row") as bar:
             if dry_run:
                 for entry, target, rows in work:
                     count = report.tables[entry.role] = TableCount(rows=len(rows))

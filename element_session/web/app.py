@@ -41,8 +41,10 @@ from ..errors import (
     LoginRequiredError,
     PermissionDeniedError,
     SessionLockedError,
+    one_problem,
 )
 from ..ingest.readers import no_duplicate_keys
+from ..status import STATES
 from . import changes, forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, headline, status_of
@@ -167,30 +169,25 @@ class WebApp:
             "filters": filters,
             "params": dict(filters),
             "subjects": [v for n, v in filters if n == "subject"],
+            "statuses": [v for n, v in filters if n == "status"],
+            "states": STATES,
             "page_sizes": PAGE_SIZES,
             "default_limit": PAGE_SIZE,
         }
         sorts = request.query_params.getlist("sort")
-        sort = sorts[-1] if sorts and sorts[-1] in service.SORTS else "-start"
-        shown["sort"] = sort
+        refused: list[InputProblem] = []
+        try:
+            shown["sort"] = service.parse_sort(sorts)
+        except InputError as err:
+            shown["sort"], refused = "-start", err.problems
         try:
             params = [(n, v) for n, v in request.query_params.multi_items() if n != "sort"]
             selection = service.parse_selection(params, PAGE_SIZE)
-        except InputError as err:  # the filter form stays, with each reason next to its field
-            errors = forms.errors_by_field(err)
-            return page(
-                request,
-                "sessions.html",
-                status_of(err),
-                rows=[],
-                total=0,
-                selection=None,
-                subject_keys=[],
-                choices={},
-                errors=errors,
-                message=headline(err),
-                **shown,
-            )
+        except InputError as err:
+            refused = [*err.problems, *refused]
+        if refused:
+            return _refused_list(request, InputError(refused), shown)
+        sort = shown["sort"]
 
         def work(user):
             found = service.session_page(user, selection, newest_first=True, sort=sort)
@@ -202,6 +199,11 @@ class WebApp:
         total = found.total
         current = selection.offset // selection.limit + 1 if selection.limit else 1
         last = max(1, -(-total // selection.limit)) if selection.limit else 1
+        if found.exact and selection.after is None and 0 < selection.offset >= total:  # past the end: a 400
+            name = "page" if "page" in request.query_params else "offset"
+            pages = f"{last} page(s) of {selection.limit}"
+            reason = f"past the last page: {total:,} session(s) make {pages}"
+            return _refused_list(request, one_problem("query", name, request.query_params[name], reason), shown)
         if not found.exact:  # more than total: number the counted pages, and the current one
             last = max(last, current)
         return page(
@@ -366,6 +368,27 @@ class WebApp:
         return RedirectResponse("/", 303)
 
 
+def _refused_list(request: Request, err: InputError, shown: dict[str, Any]) -> Response:
+    """The list page refusing its query (400): the filter form as given, each reason next to its field, and the
+    problems of parameters without a field (``page``, ``sort``, ...) in the message, with their values."""
+    errors = forms.errors_by_field(err)
+    loose = [p for p in err.problems if p.column not in service.FILTERS]
+    said = "; ".join(f'parameter {p.column}, value "{str(p.value)[:80]}": {p.reason}' for p in loose)
+    return page(
+        request,
+        "sessions.html",
+        status_of(err),
+        rows=[],
+        total=0,
+        selection=None,
+        subject_keys=[],
+        choices={},
+        errors=errors,
+        message=f"{headline(err)}: {said}" if said else headline(err),
+        **shown,
+    )
+
+
 async def _body(request: Request) -> bytes:
     """The request's body, refused (400) past ``MAX_BODY`` bytes before it is all read."""
     chunks, size = [], 0
@@ -389,12 +412,18 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
         raise InputError([InputProblem("body", None, None, None, str(err))]) from None
     if not isinstance(data, list):
         reason = "expected a JSON list of session objects"
-        raise InputError([InputProblem("body", None, None, type(data).__name__, reason)])
+        raise InputError([InputProblem("body", None, None, _json_kind(data), reason)])
     bad = [i for i, row in enumerate(data, start=1) if not isinstance(row, dict)]
     if bad:
         reason = "expected an object of column names to values"
         raise InputError([InputProblem("body", i, None, repr(data[i - 1])[:80], reason) for i in bad])
     return data
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in words: ``a JSON object``, ``a JSON string``, ..."""
+    kinds = {dict: "object", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else f"a JSON {kinds.get(type(value), type(value).__name__)}"
 
 
 def _rows_for_page(user: Any, frame: Any, failed: list[bool] | None = None) -> list[dict[str, Any]]:

@@ -28,13 +28,17 @@ from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNot
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
 from ..jobs import JobRecord, autopopulated, clear_jobs, read_jobs, select_tables
-from ..status import check_editable
+from ..status import check_editable, check_status
 from ..tables import other_key
 from . import paging
 from .accounts import UserPipeline
 
-#: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` repeatable).
-FILTERS = ("search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value")
+#: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` and ``status``
+#: repeatable).
+FILTERS = (
+    "search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value", "status"
+)  # fmt: skip
+REPEATABLE = ("subject", "status")
 MAX_LIMIT = 10_000  # sessions in one answer
 
 
@@ -74,26 +78,27 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
     problems: list[InputProblem] = []
     filters: dict[str, Any] = {}
     counts: dict[str, str] = {}
-    subjects: list[str] = []
+    repeated: dict[str, list[str]] = {}
     for name, value in params:
         try:
             if name in ("limit", "offset", "page", "after"):
                 counts[name] = value
             elif name not in FILTERS:
-                known = f"{', '.join(FILTERS)}, limit, offset, after"
+                known = f"{', '.join(FILTERS)}, limit, offset, page, after"
                 raise one_problem("query", name, value, f"unknown parameter: use {known}")
             elif value == "":
                 continue
-            elif name == "subject":
-                subjects.append(_text(name, value))
+            elif name == "status":
+                repeated.setdefault(name, []).append(check_status(value, source="query", column=name))
+            elif name in REPEATABLE:
+                repeated.setdefault(name, []).append(_text(name, value))
             elif name in filters:
                 raise one_problem("query", name, value, "given twice")
             else:
                 filters[name] = _text(name, value)
         except InputError as err:
             problems.extend(err.problems)
-    if subjects:
-        filters["subject"] = subjects
+    filters.update(repeated)
     if "timezone" in filters:
         try:
             times.zone_info(filters["timezone"])
@@ -139,6 +144,18 @@ class SessionPage:
 #: The orders the list of sessions can be sorted in (a column header's link): start time or subject,
 #: either way; ``-start`` (newest first) is the default. Each is an ``ORDER BY`` of the database.
 SORTS = ("-start", "start", "subject", "-subject")
+
+
+def parse_sort(values: Sequence[str]) -> str:
+    """The order of the ``sort`` parameter's ``values`` (the last one; none: ``-start``), one of :data:`SORTS`.
+
+    Raises :class:`InputError` naming ``sort``, each value that is not one of :data:`SORTS` and the allowed ones.
+    """
+    reason = f"sort must be one of {', '.join(SORTS)}"
+    bad = [InputProblem("query", None, "sort", v, reason) for v in values if v not in SORTS]
+    if bad:
+        raise InputError(bad)
+    return values[-1] if values else "-start"
 
 
 def _sort_order(sort: str, names: list[str]) -> list[str]:
