@@ -358,6 +358,11 @@ def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def _progress(flag: bool) -> bool | None:
+    """A command's progress: a bar only where standard error is a terminal (None), none with ``--no-progress``."""
+    return None if flag else False
+
+
 def format_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--format``, one of ``choices`` (the first is the default), given to the command as ``form``."""
     return click.option("--format", "form", type=click.Choice(choices), default=choices[0], show_default=True)
@@ -609,7 +614,7 @@ def populate(
             tables=list(tables) or None,
             workers=workers,
             limit=limit,
-            progress=progress,
+            progress=_progress(progress),
             restriction=_restriction(restrict),
             timezone=timezone,
             verbose=settings.verbose,
@@ -854,7 +859,7 @@ def export_bundle(
 
     pipeline = _settings(ctx).load_pipeline()
     report = export_sessions(
-        output, pipeline.session, pipeline=pipeline, downstream=downstream, progress=progress,
+        output, pipeline.session, pipeline=pipeline, downstream=downstream, progress=_progress(progress),
         **_selection(subject, **options),
     )  # fmt: skip
     click.echo(report)
@@ -871,7 +876,7 @@ def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool)
     """Import a bundle: checked first, then every row written in one transaction, or none."""
     from .transfer import import_sessions
 
-    click.echo(import_sessions(file, _settings(ctx).load_pipeline(), dry_run=dry_run, progress=progress))
+    click.echo(import_sessions(file, _settings(ctx).load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
     return ExitStatus.OK
 
 
@@ -908,7 +913,7 @@ def copy_bundle(
     pipeline = settings.load_pipeline()
     report = copy_sessions(
         target, to_prefix=to_prefix, pipeline=settings.pipeline_name, session_module=pipeline.session,
-        downstream=downstream, dry_run=dry_run, progress=progress, **_selection(subject, **options),
+        downstream=downstream, dry_run=dry_run, progress=_progress(progress), **_selection(subject, **options),
     )  # fmt: skip
     return ExitStatus(report.status) if report.status in {s.value for s in ExitStatus} else ExitStatus.INVALID
 

@@ -102,7 +102,7 @@ def populate(
     tables: Sequence[str] | None = None,
     workers: int = 1,
     limit: int | None = None,
-    progress: bool = True,
+    progress: bool | None = True,
     restriction: Restriction = None,
     poll_interval: float = 0.5,
     verbose: bool = False,
@@ -120,7 +120,8 @@ def populate(
         They run in dependency order.
     workers : number of worker processes on this machine.
     limit : at most this many keys per table in this run (shared among the workers); None: no limit.
-    progress : show a progress bar (on stderr) of the keys done, polled from the database.
+    progress : show a progress bar (on stderr) of the keys done, polled from the database (None: only
+        where stderr is a terminal, as the command does; False: none).
     restriction : only keys matching it: a dict of attribute values (e.g. ``{"subject": "m1"}``),
         or a list of dicts (any of them); attributes a table lacks are ignored. A start time
         (``session_datetime``) may be a datetime or ISO 8601 text with an offset or ``[Zone]``
@@ -169,7 +170,7 @@ def populate(
             for i, quota in enumerate(_quotas(limit, workers)):
                 result_path = pathlib.Path(scratch, f"worker{i}.pickle")
                 procs.append(_start_worker(module.__name__, selected, quota, restriction, result_path, verbose))
-            bar = _ProgressBar(selected, restriction) if progress else None
+            bar = _ProgressBar(selected, restriction, progress) if progress is not False else None
             polled = time.monotonic()
             while any(proc.poll() is None for proc, _ in procs):
                 if bar is not None and time.monotonic() - polled >= poll_interval:
@@ -280,14 +281,14 @@ def _put_back_reservations(tables: Sequence[type[dj.Table]], pids: Sequence[int]
 class _ProgressBar:
     """A tqdm bar of the keys made since the start, over the selected tables, polled from the database."""
 
-    def __init__(self, tables: Sequence[type[dj.Table]], restriction: Restriction) -> None:
+    def __init__(self, tables: Sequence[type[dj.Table]], restriction: Restriction, shown: bool | None) -> None:
         from .progress import progress_bar
 
         self.tables = [t() for t in tables]
         self.restriction = restriction
         self.restrictions = [restriction] if restriction is not None else []
         self.start = self._made()
-        self.bar = progress_bar(total=self._remaining(), unit="key", desc="populate", dynamic_ncols=True)
+        self.bar = progress_bar(total=self._remaining(), shown=shown, unit="key", desc="populate", dynamic_ncols=True)
 
     def _made(self) -> int:
         return sum(total - remaining for remaining, total in (t.progress(*self.restrictions) for t in self.tables))

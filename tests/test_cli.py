@@ -472,7 +472,7 @@ def test_a_progress_bar_is_drawn_on_a_terminal_unless_turned_off(monkeypatch):
     from element_session.progress import progress_bar
 
     drawn = {}
-    for shown in (True, False):
+    for shown in (None, False):  # None: what the commands pass unless --no-progress
         main, side = pty.openpty()
         fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # 24 rows of 80 columns
         with open(side, "w", encoding="utf-8") as terminal:
@@ -485,4 +485,10 @@ def test_a_progress_bar_is_drawn_on_a_terminal_unless_turned_off(monkeypatch):
                 chunks.append(os.read(main, 4096))  # in pieces, a little later: until the bar's last line or 1 s
             drawn[shown] = b"".join(chunks).decode("utf-8", "replace")
         os.close(main)
-    assert "import: 100%" in drawn[True] and drawn[False] == ""
+    assert "import: 100%" in drawn[None] and drawn[False] == ""
+    for shown, expected in ((True, True), (None, False)):  # asked for in Python (a notebook): drawn anywhere
+        captured = io.StringIO()
+        monkeypatch.setattr(sys, "stderr", captured)
+        for _ in progress_bar(range(3), shown=shown, desc="ingest", delay=0):
+            pass
+        assert ("ingest: 100%" in captured.getvalue()) is expected, shown

@@ -304,7 +304,7 @@ def test_export_command(refs, tmp_path, capsys):
     assert code == 2 and "--id: not a whole number (value: 'seven')" in err
     assert not (tmp_path / "x.nwb").exists()
     code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
-    assert code == cli.ExitStatus.USAGE and "give one of --datetime and --id" in err
+    assert code == cli.ExitStatus.USAGE and "give --datetime or --id, not both" in err
     assert run("--subject", "s", "--output", "f")[0] == cli.ExitStatus.USAGE  # neither
 
 

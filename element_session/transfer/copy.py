@@ -87,7 +87,7 @@ def copy_sessions(
     session_module: ModuleType | None = None,
     downstream: bool = False,
     dry_run: bool = False,
-    progress: bool = False,
+    progress: bool | None = False,
     **selection: Any,
 ) -> CopyReport:
     """Export the selected sessions and import them on the target of ``settings_file`` under ``to_prefix``.
@@ -100,7 +100,7 @@ def copy_sessions(
     pipeline : the pipeline module (or its import path), importable in a child process.
     session_module, downstream, **selection : as :func:`~element_session.transfer.export_sessions`.
     dry_run : check the import and report what would be written; write nothing on the target.
-    progress : progress bars on standard error.
+    progress : progress bars on standard error (None: only where it is a terminal).
 
     Returns
     -------
@@ -122,7 +122,7 @@ def copy_sessions(
             bundle, session_module, pipeline=module, downstream=downstream, progress=progress, **selection
         )
         command = [sys.executable, "-m", "element_session", "--pipeline", name, "import", str(bundle)]
-        command += ["--dry-run"] * dry_run + ["--no-progress"] * (not progress)
+        command += ["--dry-run"] * dry_run + ["--no-progress"] * (progress is False)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
         live = progress and sys.stderr.isatty()  # the import draws its bar on this terminal, as export did
         errors = None if live else subprocess.PIPE

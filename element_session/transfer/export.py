@@ -115,7 +115,7 @@ def export_sessions(
     *,
     pipeline: ModuleType | None = None,
     downstream: bool = False,
-    progress: bool = False,
+    progress: bool | None = False,
     **selection: Any,
 ) -> ExportReport:
     """Write the selected sessions, what they reference and (``downstream``) what depends on them to a bundle.
@@ -129,7 +129,7 @@ def export_sessions(
         session module's linking module).
     downstream : also the rows of every activated Imported/Computed table (and its parts) that depend
         on the selected sessions.
-    progress : show a progress bar on standard error.
+    progress : show a progress bar on standard error (None: only where it is a terminal).
     **selection : ``subject``, ``project``, ``experimenter``, ``since``, ``until``, ``timezone``, as
         :func:`element_session.query.find_sessions` reads them; none: every session.
 

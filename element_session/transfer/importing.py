@@ -180,7 +180,7 @@ def import_sessions(
     pipeline: ModuleType | str | None = None,
     *,
     dry_run: bool = False,
-    progress: bool = False,
+    progress: bool | None = False,
 ) -> ImportReport:
     """Import a bundle into the tables of ``pipeline``: all its rows, or (on any error) none.
 
@@ -190,7 +190,7 @@ def import_sessions(
     pipeline : the target pipeline module (or its import path), activated on the target server
         under the target's schema prefix; default: the linking module of the activated session module.
     dry_run : check everything and report what would be written; write nothing.
-    progress : show a progress bar on standard error.
+    progress : show a progress bar on standard error (None: only where it is a terminal).
 
     Returns
     -------
