@@ -17,13 +17,12 @@ helps it, so its cost grows with N.
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .web import arguments, served
+    from .web import arguments, print_results, served
 
     args = arguments("search", __doc__ or "", argv, 20_000, 5)
 
@@ -46,10 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_seconds": medians,
             "ratio_to_page": {name: seconds / medians["page"] for name, seconds in medians.items()},
         }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_results(result, args.out)
     return 0
 
 

@@ -101,6 +101,14 @@ def arguments(module: str, doc: str, argv: list[str] | None, sessions: int, requ
     return args
 
 
+def print_results(result: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's results as JSON, and write them to ``out`` where given."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments("web", __doc__ or "", argv, 100_000, 10)
 
@@ -136,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_seconds": {name: statistics.median(t) for name, t in times.items()},
             "peak_python_mib": {name: _peak_mib(run) for name, run in runs.items()},
         }
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_results(result, args.out)
     return 0
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import child_environment
+from .web import print_results
 
 CLIENTS = 8
 
@@ -285,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 child.terminate()
                 child.wait(timeout=60)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_results(results, args.out)
     failed = sum(u["failed"] for run in results["runs"] for u in run["urls"].values())
     return 1 if failed else 0
 
