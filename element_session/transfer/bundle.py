@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import BundleError, FormatError
@@ -116,8 +117,12 @@ def now_text() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
-def encode_rows(entry: TableEntry, rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """The rows of one table as a Parquet file; blobs as binary, everything else typed by its values.
+def table_of(entry: TableEntry, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
+    """The rows of one table, given column by column, as an Arrow table sorted by the primary key.
+
+    ``columns`` maps each of ``entry``'s column names to its values, one per row (every sequence
+    of the same length). Blobs (a codec's column, or any bytes-like values) become ``large_binary``;
+    everything else is typed by its values.
 
     Raises
     ------
@@ -126,18 +131,37 @@ def encode_rows(entry: TableEntry, rows: Sequence[Mapping[str, Any]]) -> bytes:
     """
     arrays = {}
     for column in entry.columns:
-        values = [row[column.name] for row in rows]
+        values = columns[column.name]
         try:
-            if column.type.startswith("<") or any(isinstance(v, bytes) for v in values):
+            if column.type.startswith("<"):
                 arrays[column.name] = pa.array(values, type=pa.large_binary())
             else:
-                arrays[column.name] = pa.array(values)
+                array = pa.array(values)
+                arrays[column.name] = array.cast(pa.large_binary()) if array.type == pa.binary() else array
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
             raise FormatError(f"{entry.role}.{column.name}: its values cannot be written to Parquet: {err}") from None
     table = pa.table(arrays) if arrays else pa.table({})
+    if entry.primary_key and table.num_rows:  # key columns are never NULL
+        table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in entry.primary_key]))
+    return table
+
+
+def encode_table(table: pa.Table) -> bytes:
+    """An Arrow table as the bytes of a Parquet file."""
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
+
+
+def encode_rows(entry: TableEntry, rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """The rows of one table as a Parquet file (:func:`table_of`, from rows as dicts).
+
+    Raises
+    ------
+    FormatError
+        A column whose values Parquet cannot hold as they are (naming table and column).
+    """
+    return encode_table(table_of(entry, {c.name: [row[c.name] for row in rows] for c in entry.columns}))
 
 
 def decode_rows(data: bytes) -> list[dict[str, Any]]:
@@ -198,18 +222,22 @@ class Bundle:
                     entry.role,
                 )
 
-    def rows(self, entry: TableEntry) -> list[dict[str, Any]]:
-        """The rows of one of the manifest's tables.
+    def rows(self, entry: TableEntry) -> tuple[list[tuple[Any, ...]], int]:
+        """The rows of one of the manifest's tables, each a tuple of values in the order of ``entry.columns``,
+        and the bytes their values take (Arrow's, uncompressed).
 
         Raises
         ------
         BundleError
-            The file is not Parquet or its row count differs from the manifest's.
+            The file is not Parquet, lacks one of the manifest's columns, or its row count differs
+            from the manifest's.
         """
         try:
-            rows = decode_rows(self._files[entry.role])
-        except (pa.ArrowException, OSError) as err:
+            table = pq.read_table(io.BytesIO(self._files[entry.role]), use_threads=False)  # see decode_rows
+            columns = [table.column(column.name).to_pylist() for column in entry.columns]
+        except (pa.ArrowException, OSError, KeyError) as err:
             raise BundleError(f"table {entry.role}: its rows cannot be read: {err}", entry.role) from None
-        if len(rows) != entry.rows:
-            raise BundleError(f"table {entry.role}: {len(rows)} rows, the manifest says {entry.rows}", entry.role)
-        return rows
+        if table.num_rows != entry.rows:
+            raise BundleError(f"table {entry.role}: {table.num_rows} rows, the manifest says {entry.rows}", entry.role)
+        rows = list(zip(*columns, strict=True)) if columns else [() for _ in range(table.num_rows)]
+        return rows, table.nbytes

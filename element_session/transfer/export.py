@@ -20,8 +20,8 @@ from ..errors import SessionNotFoundError, UsageError
 from ..pipeline import linking_module_of, session_module_of
 from ..progress import progress_bar
 from ..query import find_sessions
-from .bundle import Manifest, TableEntry, encode_rows, now_text, write_bundle
-from .rows import columns_of, read_rows, tables_by_role, tier_of
+from .bundle import Manifest, TableEntry, encode_table, now_text, table_of, write_bundle
+from .rows import columns_of, read_columns, tables_by_role, tier_of
 
 #: The options of :func:`export_sessions` that select sessions (``find_sessions``' meaning).
 SELECTION = ("subject", "project", "experimenter", "since", "until", "timezone", "status", "search")
@@ -182,14 +182,14 @@ def export_sessions(
             columns = columns_of(item.table)
             definition = item.table.describe() if hasattr(item.table, "describe") else ""
             entry = TableEntry(item.role, tier_of(item.table), definition, columns)
-            rows = read_rows(item.query, [c.name for c in columns], entry.primary_key)
-            entry.rows = report.rows[item.role] = len(rows)
-            if item.query is sessions and not rows:  # said before anything is written
+            rows = table_of(entry, read_columns(item.query, [c.name for c in columns]))
+            entry.rows = report.rows[item.role] = rows.num_rows
+            if item.query is sessions and not rows.num_rows:  # said before anything is written
                 raise SessionNotFoundError(
                     f"no session matches {_selection_text(given) or 'the selection (every session)'}: "
                     "nothing to export, no bundle written"
                 )
             manifest.tables.append(entry)
-            files.append((entry, encode_rows(entry, rows)))
+            files.append((entry, encode_table(rows)))
     write_bundle(path, manifest, files)
     return report

@@ -25,7 +25,8 @@ from .bundle import Bundle, Column, TableEntry
 from .rows import columns_of, stored_value, tables_by_role
 
 VALUES_PER_QUERY = 1_000  # values of the first key column looked up in the target at a time
-ROWS_PER_INSERT = 1_000  # rows of one INSERT statement
+ROWS_PER_INSERT = 10_000  # rows of one INSERT statement at most
+BYTES_PER_INSERT = 2_000_000  # about this much of values in one INSERT statement (within max_allowed_packet)
 
 
 @dataclass
@@ -98,11 +99,10 @@ def _same(stored: Any, bundled: Any) -> bool:
     return stored_value(stored) == bundled
 
 
-def _key_of(row: dict[str, Any], key: list[str]) -> tuple:
-    return tuple(row[name] for name in key)
+Row = tuple[Any, ...]  # one row's values, in the order of the bundle's columns
 
 
-def _new_rows(entry: TableEntry, target: Any, rows: list[dict[str, Any]], count: TableCount) -> list[dict[str, Any]]:
+def _new_rows(entry: TableEntry, target: Any, rows: list[Row], count: TableCount) -> list[Row]:
     """The bundle rows not yet in the target; identical ones counted as present.
 
     Raises
@@ -110,55 +110,67 @@ def _new_rows(entry: TableEntry, target: Any, rows: list[dict[str, Any]], count:
     BundleConflictError
         A row's key is stored with a different value of some column.
     """
-    key, names = entry.primary_key, [c.name for c in entry.columns]
-    stored = _stored_rows(target, names, key[0], {row[key[0]] for row in rows})
+    names = [c.name for c in entry.columns]
+    at = [names.index(name) for name in entry.primary_key]
+    stored = _stored_rows(target, names, at, {row[at[0]] for row in rows})
+    if not stored:  # nothing of this table stored yet: every row is new
+        return rows
     fresh = []
     for row in rows:
-        found = stored.get(_key_of(row, key))
+        found = stored.get(tuple(row[i] for i in at))
         if found is None:
             fresh.append(row)
             continue
-        for name in names:
-            if not _same(found[name], row[name]):
-                raise BundleConflictError(entry.role, {k: row[k] for k in key}, name, found[name], row[name])
+        for name, mine, theirs in zip(names, found, row, strict=True):
+            if not _same(mine, theirs):
+                key = {name: row[i] for name, i in zip(entry.primary_key, at, strict=True)}
+                raise BundleConflictError(entry.role, key, name, mine, theirs)
         count.present += 1
     return fresh
 
 
-def _stored_rows(target: Any, names: list[str], first: str, values: set[Any]) -> dict[tuple, dict[str, Any]]:
-    """The target's rows whose first key column has one of ``values``, by key, as stored (blobs undecoded).
+def _stored_rows(target: Any, names: list[str], at: list[int], values: set[Any]) -> dict[Row, Row]:
+    """The target's rows whose first key column (``names[at[0]]``) has one of ``values``, by key, as stored.
 
-    One query per ``VALUES_PER_QUERY`` values, the values as parameters: a few queries where an
-    expression of every key would be long to build and to run.
+    Rows are tuples of the columns ``names`` (blobs undecoded); keys tuples of the columns at the
+    positions ``at``. One query per ``VALUES_PER_QUERY`` values, the values as parameters: a few
+    queries where an expression of every key would be long to build and to run.
     """
     connection = target.connection
     quote, mark = connection.adapter.quote_identifier, connection.adapter.parameter_placeholder
     columns = ", ".join(quote(n) for n in names)
-    key = target.primary_key
-    found: dict[tuple, dict[str, Any]] = {}
+    first = quote(names[at[0]])
+    found: dict[Row, Row] = {}
     ordered = sorted(values, key=lambda v: (v is None, v))
     for start in range(0, len(ordered), VALUES_PER_QUERY):
         chunk = ordered[start : start + VALUES_PER_QUERY]
-        sql = (
-            f"SELECT {columns} FROM {target.full_table_name} WHERE {quote(first)} IN ({', '.join([mark] * len(chunk))})"
-        )
-        for row in connection.query(sql, args=chunk, as_dict=True).fetchall():
-            stored = {name: stored_value(row[name]) for name in names}
-            found[_key_of(stored, key)] = stored
+        sql = f"SELECT {columns} FROM {target.full_table_name} WHERE {first} IN ({', '.join([mark] * len(chunk))})"
+        for row in connection.query(sql, args=chunk).fetchall():
+            stored = tuple(stored_value(v) for v in row)
+            found[tuple(stored[i] for i in at)] = stored
     return found
 
 
-def _insert(target: Any, names: list[str], rows: list[dict[str, Any]], bar: tqdm) -> None:
-    """Insert rows as stored values with the connection's own SQL (blobs as their bytes, not encoded again)."""
+def _insert(target: Any, names: list[str], rows: list[Row], per_insert: int, bar: tqdm) -> None:
+    """Insert rows as stored values with the connection's own SQL (blobs as their bytes, not encoded again).
+
+    ``per_insert`` rows in each INSERT statement, their values as parameters.
+    """
     connection = target.connection
     quote, mark = connection.adapter.quote_identifier, connection.adapter.parameter_placeholder
     columns = ", ".join(quote(n) for n in names)
     one = "(" + ", ".join([mark] * len(names)) + ")"
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start : start + ROWS_PER_INSERT]
+    for start in range(0, len(rows), per_insert):
+        chunk = rows[start : start + per_insert]
         sql = f"INSERT INTO {target.full_table_name} ({columns}) VALUES " + ", ".join([one] * len(chunk))
-        connection.query(sql, args=[row[n] for row in chunk for n in names])
+        connection.query(sql, args=[value for row in chunk for value in row])
         bar.update(len(chunk))
+
+
+def _rows_per_insert(rows: int, size: int) -> int:
+    """Rows in one INSERT of ``rows`` rows of ``size`` bytes of values: about ``BYTES_PER_INSERT`` bytes of them."""
+    per_row = max(1, size // max(1, rows))
+    return max(1, min(ROWS_PER_INSERT, BYTES_PER_INSERT // per_row))
 
 
 def _pipeline_of(pipeline: ModuleType | str | None) -> tuple[ModuleType, ModuleType]:
@@ -222,20 +234,21 @@ def import_sessions(
                     f"the target pipeline {module.__name__} has no activated table {entry.role}", entry.role
                 )
             check_heading(entry, target)
-            work.append((entry, target, bundle.rows(entry)))
+            rows, size = bundle.rows(entry)
+            work.append((entry, target, rows, _rows_per_insert(len(rows), size)))
         connection = session_module.Session.connection
-        total = sum(len(rows) for _, _, rows in work)
+        total = sum(len(rows) for _, _, rows, _ in work)
         with progress_bar(shown=progress, total=total, desc="import", unit="row") as bar:
             if dry_run:
-                for entry, target, rows in work:
+                for entry, target, rows, _ in work:
                     count = report.tables[entry.role] = TableCount(rows=len(rows))
                     count.written = len(_new_rows(entry, target, rows, count))
                 return report
             with connection.transaction:
-                for entry, target, rows in work:
+                for entry, target, rows, per_insert in work:
                     count = report.tables[entry.role] = TableCount(rows=len(rows))
                     fresh = _new_rows(entry, target, rows, count)
-                    _insert(target, [c.name for c in entry.columns], fresh, bar)
+                    _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
                     count.written = len(fresh)
                     bar.update(count.present)
     return report

@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from ..pipeline import label, tables
-from .bundle import Column
+from .bundle import Column, TableEntry, table_of
 
 #: DataJoint's table tiers, by the prefix of the SQL table name (parts have ``__`` inside the name).
 _TIERS = (("~", "hidden"), ("__", "computed"), ("_", "imported"), ("#", "lookup"))
@@ -47,18 +47,31 @@ def stored_value(value: Any) -> Any:
     return bytes(value) if isinstance(value, memoryview | bytearray) else value
 
 
+def read_columns(query: Any, names: Sequence[str]) -> dict[str, Sequence[Any]]:
+    """The rows of a query expression as stored (blobs undecoded), column by column, in the server's order.
+
+    One statement (the query's own SQL), its rows read as tuples: a dict of column name to its
+    values, one per row (a blob as the driver gives it: bytes, or a memoryview on PostgreSQL).
+    """
+    cursor = query.cursor()
+    found = [d[0] for d in cursor.description]
+    values = list(zip(*cursor.fetchall(), strict=True)) or [()] * len(found)
+    columns = dict(zip(found, values, strict=True))
+    return {name: columns[name] for name in names}
+
+
 def read_rows(query: Any, names: Sequence[str], key: Sequence[str]) -> list[dict[str, Any]]:
-    """The rows of a query expression as stored (blobs undecoded), sorted by the primary key ``key``.
+    """The rows of a query expression as stored (blobs as bytes), as dicts sorted by the primary key ``key``.
 
     Parameters
     ----------
     query : a DataJoint query expression of one table (a restriction of it).
     names : the columns to read.
-    key : the primary-key columns, by which the rows are sorted (a missing value first).
+    key : the primary-key columns, by which the rows are sorted.
     """
-    rows = [{name: stored_value(row[name]) for name in names} for row in query.cursor(as_dict=True).fetchall()]
-    rows.sort(key=lambda row: tuple((row[n] is not None, row[n]) for n in key))
-    return rows
+    columns = [c for c in columns_of(query) if c.name in names]
+    entry = TableEntry("rows", "", "", [Column(c.name, c.type, c.name in key, c.nullable) for c in columns])
+    return table_of(entry, read_columns(query, names)).to_pylist()
 
 
 def tables_by_role(pipeline: ModuleType, session_module: ModuleType) -> dict[str, Any]:
