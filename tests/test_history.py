@@ -188,3 +188,23 @@ def test_the_history_table_speaks_peoples_words_with_times_marked_utc(session_ke
         "session_status: qc_failed -> acquired" in shown.out and "status_reason: (empty) -> fixed the rig" in shown.out
     )
     assert not re.search(r"None|datetime\.|\{|'", shown.out), shown.out
+
+
+def test_a_sessions_history_is_read_along_an_index_of_its_subject(session_key, connection):
+    """One session's history is chosen by an index of the subject, not by a scan of every change (issue 23)."""
+    pipeline, key = session_key
+    schema = pipeline.session.Session.database
+    table = connection.adapter.quote_identifier(schema) + "." + connection.adapter.quote_identifier(TABLE)
+    if connection.adapter.backend == "postgresql":
+        where = "(COALESCE(new_values, old_values) ->> 'subject') = %s"
+        connection.query("SET enable_seqscan = off")  # a small table: ask whether the index can be used at all
+    else:
+        where = "first_key_value = LEFT(%s, 255)"
+    try:
+        plan = " ".join(str(row) for row in connection.query(f"EXPLAIN SELECT * FROM {table} WHERE {where}",
+                                                             args=(key["subject"],)).fetchall())  # fmt: skip
+    finally:
+        if connection.adapter.backend == "postgresql":
+            connection.query("RESET enable_seqscan")
+    assert "es_history_first_key" in plan
+    assert {e["table_name"] for e in history(key)} >= {"session", "session_note"}

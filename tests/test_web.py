@@ -117,9 +117,12 @@ def test_api_sessions_are_what_the_command_prints(client, logins, command, param
     exact = {"total": len(printed), "total_exact": True}
     assert answer.json() == {"sessions": printed, **exact, "limit": 100, "offset": 0, "next": None}
     sliced = client.get("/api/sessions", params=[*params, ("limit", "1"), ("offset", "1")], auth=logins["reader"].auth)
-    assert {k: v for k, v in sliced.json().items() if k != "next"} == {"sessions": printed[1:2], **exact, "limit": 1,
-                                                                        "offset": 1}  # fmt: skip
-    assert (sliced.json()["next"] is None) == (len(printed) <= 2)
+    if len(printed) > 1:
+        assert {k: v for k, v in sliced.json().items() if k != "next"} == {"sessions": printed[1:2], **exact,
+                                                                            "limit": 1, "offset": 1}  # fmt: skip
+        assert (sliced.json()["next"] is None) == (len(printed) <= 2)
+    else:  # past the last page: said plainly, as the list says it
+        assert sliced.status_code == 400 and sliced.json()["problems"][0]["column"] == "offset"
     csv_text = client.get("/api/sessions.csv", params=params, auth=logins["reader"].auth)
     assert csv_text.status_code == 200 and csv_text.text == command("sessions", *options, "--format", "csv").out
 
@@ -783,6 +786,9 @@ def test_sessions_with_a_failed_job_are_marked_in_the_list_linking_to_their_jobs
         link = re.search(r'<a class="failed" href="([^"]*)"[^>]*>(.*?)</a>', page, re.S)
         assert link[1] == marked[0] + "#jobs" and "a job of this session failed" in link[2]
         assert_in_words(page)
+        subject = client.get("/subject", params={"subject": "wb-m2"}).text  # marked as in the list (issue 23)
+        marks = re.findall(r'<li><a href="([^"]*)">[^<]*</a> <a class="failed" href="([^"]*)"', subject)
+        assert len(marks) == len(failed) and (marked[0], marked[0] + "#jobs") in marks
         jobs = client.get(link[1].replace("&amp;", "&")).text
         assert "<b>DirectoryNotFoundError</b>" in re.search(r'<table id="jobs">.*?</table>', jobs, re.S)[0]
     finally:
@@ -1023,6 +1029,16 @@ def test_a_page_past_the_last_is_a_400_naming_page_and_the_number_of_pages(clien
         assert (
             "4901" not in past.text and 'rel="prev"' not in past.text and 'name="since" value="2019-01-01"' in past.text
         )
+    for name, value in (("offset", "12"), ("page", "4")):  # the API says it as plainly as the list
+        api = client.get("/api/sessions", params=[*YEAR, ("limit", "5"), (name, value)], auth=logins["reader"].auth)
+        reason = "past the last page: 12 session(s) make 3 page(s) of 5"
+        assert api.status_code == 400 and api.json()["problems"] == [
+            {"row": None, "column": name, "value": value, "reason": reason}
+        ]
+    last_one = client.get("/api/sessions", params=[*YEAR, ("limit", "5"), ("offset", "11")], auth=logins["reader"].auth)
+    assert last_one.status_code == 200 and len(last_one.json()["sessions"]) == 1
+    nothing = client.get("/api/sessions", params={"subject": "wb-nobody"}, auth=logins["reader"].auth)
+    assert nothing.status_code == 200 and nothing.json()["sessions"] == []  # no match at offset 0: an empty list
     empty = client.get("/", params=[("subject", "wb-nobody"), ("page", "2")])
     assert empty.status_code == 400 and "0 session(s) make 1 page(s) of 50" in empty.text
     assert client.get("/", params={"subject": "wb-nobody"}).status_code == 200  # no match, page 1: an empty list

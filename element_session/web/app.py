@@ -99,6 +99,9 @@ class WebApp:
             return service.session_records(user, found.frame, found.sessions), found
 
         records, found = await self.as_account(request.user, work)
+        past = _past_the_end(request, selection, found)
+        if past is not None:
+            raise past
         following = None
         if found.next_after is not None:  # the same selection, after this page's last session
             kept = [(n, v) for n, v in request.query_params.multi_items() if n not in ("offset", "page", "after")]
@@ -192,18 +195,16 @@ class WebApp:
         def work(user):
             found = service.session_page(user, selection, newest_first=True, sort=sort)
             subject_keys = formats.subject_attributes(user.session.Session)
-            rows = _rows_for_page(user, found.frame, service.failed_sessions(user, found.frame))
+            rows = _rows_for_page(user, found.frame)
             return rows, found, subject_keys, service.rights(user), service.choices(user)
 
         rows, found, subject_keys, rights, choices = await self.as_account(request.user, work)
         total = found.total
         current = selection.offset // selection.limit + 1 if selection.limit else 1
         last = max(1, -(-total // selection.limit)) if selection.limit else 1
-        if found.exact and selection.after is None and 0 < selection.offset >= total:  # past the end: a 400
-            name = "page" if "page" in request.query_params else "offset"
-            pages = f"{last} page(s) of {selection.limit}"
-            reason = f"past the last page: {total:,} session(s) make {pages}"
-            return _refused_list(request, one_problem("query", name, request.query_params[name], reason), shown)
+        past = _past_the_end(request, selection, found)
+        if past is not None:
+            return _refused_list(request, past, shown)
         if not found.exact:  # more than total: number the counted pages, and the current one
             last = max(last, current)
         return page(
@@ -368,6 +369,19 @@ class WebApp:
         return RedirectResponse("/", 303)
 
 
+def _past_the_end(request: Request, selection: service.Selection, found: service.SessionPage) -> InputError | None:
+    """The refusal of a page past the last one (``offset`` or ``page``), in the list and the API alike, or None.
+
+    Only where the matches were counted exactly and no cursor was given; the first page of no match is no refusal.
+    """
+    if not (found.exact and selection.after is None and 0 < selection.offset >= found.total):
+        return None
+    name = "page" if "page" in request.query_params else "offset"
+    last = max(1, -(-found.total // selection.limit)) if selection.limit else 1
+    reason = f"past the last page: {found.total:,} session(s) make {last} page(s) of {selection.limit}"
+    return one_problem("query", name, request.query_params[name], reason)
+
+
 def _refused_list(request: Request, err: InputError, shown: dict[str, Any]) -> Response:
     """The list page refusing its query (400): the filter form as given, each reason next to its field, and the
     problems of parameters without a field (``page``, ``sort``, ...) in the message, with their values."""
@@ -426,15 +440,22 @@ def _json_kind(value: Any) -> str:
     return "null" if value is None else f"a JSON {kinds.get(type(value), type(value).__name__)}"
 
 
-def _rows_for_page(user: Any, frame: Any, failed: list[bool] | None = None) -> list[dict[str, Any]]:
-    """The rows a page lists: each session's JSON object, local start, zone, key parameters and whether a job failed."""
+def _rows_for_page(user: Any, frame: Any) -> list[dict[str, Any]]:
+    """The rows a page of sessions lists (the list, a subject's page): each session's JSON object, local start,
+    zone, key parameters and whether a job of it failed (:func:`~.service.failed_sessions`), read column-wise."""
     records = service.session_records(user, frame)
-    rows = []
-    for i, (record, (_, row)) in enumerate(zip(records, frame.iterrows(), strict=True)):
-        local, zone = service.local_time(row["session_datetime_local"]), service.text_or_none(row["session_timezone"])
-        key = service.key_params(user, record)
-        rows.append({"record": record, "local": local, "zone": zone, "key": key, "failed": bool(failed and failed[i])})
-    return rows
+    failed = service.failed_sessions(user, frame)
+    local, zones = frame["session_datetime_local"].tolist(), frame["session_timezone"].tolist()
+    return [
+        {
+            "record": record,
+            "local": service.local_time(local[i]),
+            "zone": service.text_or_none(zones[i]),
+            "key": service.key_params(user, record),
+            "failed": failed[i],
+        }
+        for i, record in enumerate(records)
+    ]
 
 
 def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> ASGIApp:

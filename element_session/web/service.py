@@ -438,20 +438,26 @@ def downstream_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
 
 
 def failed_sessions(user: UserPipeline, frame: pd.DataFrame) -> list[bool]:
-    """Whether each session of ``frame`` (a page of :func:`session_page`) has a failed job in a downstream table.
+    """Whether each session of ``frame`` (a page of sessions, a ``session_table``) has a failed job downstream.
 
-    One query per declared jobs table of the Imported and Computed tables, restricted to the page's
-    keys (never one per session); a table whose jobs table is not declared yet has no failed job.
+    One statement per declared jobs table of the Imported and Computed tables, the page's keys as
+    its parameters (never one query per session, no restriction built per key); a table whose jobs
+    table is not declared yet has no failed job. The list page and a subject's page mark the same sessions.
     """
     names = list(user.session.Session.primary_key)
-    keys = [{n: _naive(row[n]) for n in names} for _, row in frame.iterrows()]
+    keys = list(zip(*[[_naive(v) for v in frame[n].tolist()] for n in names], strict=True)) if len(frame) else []
     if not keys:
         return []
+    quote = user.connection.adapter.quote_identifier
+    columns = ", ".join(quote(n) for n in names)
+    row = f"({', '.join(['%s'] * len(names))})"
+    where = f" WHERE {quote('status')} = 'error' AND ({columns}) IN ({', '.join([row] * len(keys))})"
+    args = tuple(v for key in keys for v in key)
     failed: set[tuple] = set()
     for jobs in _declared_jobs_tables(user):
-        for row in (jobs & {"status": "error"} & keys).proj().to_dicts():
-            failed.add(tuple(row.get(n) for n in names))
-    return [tuple(key.values()) in failed for key in keys]
+        sql = f"SELECT DISTINCT {columns} FROM {jobs.full_table_name}{where}"
+        failed.update(tuple(found) for found in user.connection.query(sql, args=args).fetchall())
+    return [key in failed for key in keys]
 
 
 def _declared_jobs_tables(user: UserPipeline) -> list[dj.Table]:
