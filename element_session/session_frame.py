@@ -28,7 +28,6 @@ import datetime as dt
 import io
 import json
 import re
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -141,32 +140,15 @@ def _read_mysql(base: Any, m: ModuleType) -> _Read:
         ],
     )
     connection = m.Session.connection
-    # MariaDB cuts JSON aggregates at group_concat_max_len (a warning, not an error): raised for this
-    # statement alone (one round trip, where MySQL needs three: read, set and restore the session's value)
-    if _is_mariadb(connection):
-        rows = connection.query(f"SET STATEMENT group_concat_max_len = {int(_GROUP_CONCAT_MAX)} FOR {sql}").fetchall()
-    else:
-        with _mysql_session_variable(connection, "group_concat_max_len", _GROUP_CONCAT_MAX):
-            rows = connection.query(sql).fetchall()
+    # MariaDB cuts JSON aggregates at group_concat_max_len (a warning, not an error)
+    with _mysql_session_variable(connection, "group_concat_max_len", _GROUP_CONCAT_MAX):
+        rows = connection.query(sql).fetchall()
     *values, experimenters, projects, attributes = _columns(rows, len(names) + 3)
     return _Read(
         columns=dict(zip(names, values, strict=True)),
         lists={"experimenters": _sorted_lists(experimenters), "projects": _sorted_lists(projects)},
         attributes=pd.DataFrame.from_records([a or {} for a in _json_column(attributes)], index=range(len(rows))),
     )
-
-
-_MARIADB: dict[int, tuple[weakref.ref, bool]] = {}  # id of a connection: (the connection, whether MariaDB)
-
-
-def _is_mariadb(connection: Any) -> bool:
-    """Whether the MySQL-protocol server of ``connection`` is MariaDB (asked once per connection object;
-    DataJoint's connections are not hashable, so they are kept by id with a weak reference to tell reuse)."""
-    known = _MARIADB.get(id(connection))
-    if known is None or known[0]() is not connection:
-        (version,) = connection.query("SELECT VERSION()").fetchone()
-        known = _MARIADB[id(connection)] = (weakref.ref(connection), "mariadb" in str(version).lower())
-    return known[1]
 
 
 @contextlib.contextmanager
