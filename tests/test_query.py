@@ -134,8 +134,8 @@ def test_search_finds_text_anywhere_in_any_case_and_its_wildcards_match_themselv
         def found(text: str) -> list[str]:
             return starts(find_sessions(sessions, search=text))
 
-        def found_notes(text: str) -> list[int]:
-            query = find_sessions(sessions, search=text) * sessions.SessionNote
+        def found_notes(text: str) -> list[int]:  # among this test's sessions (other modules' notes may match too)
+            query = find_sessions(sessions, search=text, subject="qy-Search") * sessions.SessionNote
             return sorted(noted[r["session_note"]] for r in query.to_dicts())
 
         assert found_notes("50%") == [0] and found_notes("%") == [0]  # % is a percent sign, not "anything"
