@@ -15,7 +15,7 @@ a ``[Zone]`` is converted. Sessions without a start time (possible in the id var
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -28,7 +28,7 @@ from .formats import key_text, subject_attributes
 from .ingest.keys import column_collations
 from .ingest.validate import parse_session_key
 from .lookups import check_lookups
-from .pipeline import session_module_of
+from .pipeline import linking_module_of, session_module_of
 from .search import search_condition
 from .session_frame import key_frame, session_frame
 from .status import DEFAULT_STATUS, check_status, in_status
@@ -138,6 +138,47 @@ def find_sessions(
             raise one_problem("arguments", "search", search, "give the text to search for")
         conditions.append(search_condition(m, search))  # a list: any of the places searched
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
+
+
+def unknown_names(
+    session_module: ModuleType, filters: Mapping[str, Any], linking_module: ModuleType | None = None
+) -> list[str]:
+    """Why a selection names nothing: each subject, project or experimenter in it that does not exist.
+
+    ``filters`` are :func:`find_sessions`' keyword arguments (only ``subject``, ``project`` and
+    ``experimenter`` are read), so that the command line (on standard error), the web pages (on the
+    page) and the JSON API (its ``warnings`` field) say "no such subject" from this one check instead
+    of an empty list without a word. Each value is looked up in ``linking_module``'s ``Subject``,
+    ``Project`` or ``Experimenter`` (default: the module ``session_module`` was activated with; one
+    indexed query per value named); none is checked where there is no linking module.
+
+    Returns
+    -------
+    list of str
+        One sentence per name that does not exist, e.g. ``subject 'M9': no such subject exists``;
+        empty when every name exists.
+    """
+    subject, project, experimenter = (filters.get(name) for name in ("subject", "project", "experimenter"))
+    linking = linking_module or (linking_module_of(session_module) if hasattr(session_module, "schema") else None)
+    if linking is None:
+        return []
+    found: list[str] = []
+    named = (
+        ("subject", "Subject", None if subject is None else _as_list(subject)),
+        ("project", "Project", None if project is None else [project]),
+        ("experimenter", "Experimenter", None if experimenter is None else [experimenter]),
+    )
+    for what, table_name, values in named:
+        table = getattr(linking, table_name, None)
+        if not values or table is None:
+            continue
+        (attribute, *more) = table.primary_key
+        for value in values:
+            restriction = value if isinstance(value, dict) else {attribute: value}
+            if (isinstance(value, dict) or not more) and not len(table & restriction):
+                shown = key_text(value) if isinstance(value, dict) else f"'{value}'"
+                found.append(f"{what} {shown}: no such {what} exists")
+    return found
 
 
 def session_key_of_subject(

@@ -305,6 +305,18 @@ def test_session_list_is_newest_first_filtered_and_paged(client, logins, data):
     assert bad.status_code == 400 and "since" in bad.text
 
 
+def test_a_filter_naming_an_unknown_subject_says_so_on_the_page_and_in_the_api(client, logins, data):
+    log_in(client, logins["reader"])
+    page = client.get("/", params=[("subject", "wb-m1"), ("subject", "wb-nobody"), ("project", "wb-none")])
+    assert page.status_code == 200
+    assert "subject &#39;wb-nobody&#39;: no such subject exists" in page.text
+    assert "project &#39;wb-none&#39;: no such project exists" in page.text
+    assert "no such" not in client.get("/", params={"subject": "wb-m1"}).text
+    api = client.get("/api/sessions", params={"experimenter": "wb-who"}).json()
+    assert api["sessions"] == [] and api["warnings"] == ["experimenter 'wb-who': no such experimenter exists"]
+    assert "warnings" not in client.get("/api/sessions", params={"subject": "wb-m1"}).json()
+
+
 def test_the_list_pages_50_sessions_newest_first(client, logins, data):
     rows = [
         {"subject": "wb-pg", "session_datetime": f"2020-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z"} for i in range(60)
