@@ -58,6 +58,9 @@ REASON_REQUIRED = frozenset({("qc_failed", "acquired"), ("qc_passed", "acquired"
 ACQUIRED_OR_LATER = ("acquired", "qc_passed", "qc_failed")
 #: States in which a session's content cannot be edited (reopen it first).
 LOCKED = ("qc_passed",)
+#: States a session moves back into (besides reopening a :data:`LOCKED` one): ``set_status`` lists the
+#: downstream rows made from it, which are kept.
+MOVED_BACK = ("planned", "acquiring", "aborted", "qc_failed")
 #: Width of ``status_reason``.
 MAX_REASON = 1024
 
@@ -73,7 +76,8 @@ class StatusChange:
     """What :func:`set_status` did: the session, its state before and after, and who set it when.
 
     ``downstream`` (table label -> rows) lists the rows downstream tables hold for the session where it
-    moved out of the states processed by default or was reopened: they are kept, not deleted.
+    moved back (:data:`MOVED_BACK`: failed QC, or out of the states processed by default) or was
+    reopened: they are kept, not deleted.
     """
 
     key: dict[str, Any]
@@ -162,7 +166,7 @@ def set_status(
     -------
     StatusChange
         The session's full key, the states before and after, and the rows downstream tables hold for it
-        where it left the states processed by default or was reopened.
+        where it moved back (:data:`MOVED_BACK`) or was reopened.
 
     Raises
     ------
@@ -194,7 +198,7 @@ def set_status(
         else:
             m.SessionStatus.update1(row)
     change = StatusChange(full, current, status, now, account, text)
-    if status not in ACQUIRED_OR_LATER or current in LOCKED:
+    if status in MOVED_BACK or current in LOCKED:
         change.downstream = downstream_rows(m, full)
     return change
 
