@@ -298,17 +298,20 @@ def check_editable(m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str
         return
     locked = (m.SessionStatus & keys & [{"session_status": s} for s in LOCKED]).to_dicts()
     if locked:
-        raise SessionLockedError([InputProblem(source, None, "status", row["session_status"], locked_reason(row))
-                                  for row in locked])  # fmt: skip
+        reopen = _REOPEN_IN_A_FORM if source == "form" else _REOPEN
+        raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
+                                               locked_reason(row, reopen)) for row in locked])  # fmt: skip
 
 
-def locked_reason(row: Mapping[str, Any]) -> str:
-    """Why an edit of the session of status ``row`` is refused, and how to reopen it."""
+#: How to reopen a session, as the command line and Python do it, and as a web page says it.
+_REOPEN = "element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...)"
+_REOPEN_IN_A_FORM = "set its status back to acquired, with a reason"
+
+
+def locked_reason(row: Mapping[str, Any], reopen: str = _REOPEN) -> str:
+    """Why an edit of the session of status ``row`` is refused, and how to reopen it (``reopen``)."""
     key = {k: v for k, v in row.items() if not k.startswith(("session_status", "status_"))}
-    return (
-        f"session {key_text(key)} is {row['session_status']}: it cannot be edited; reopen it first "
-        "(element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...))"
-    )
+    return f"session {key_text(key)} is {row['session_status']}: it cannot be edited; reopen it first ({reopen})"
 
 
 def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:

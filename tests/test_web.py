@@ -871,6 +871,7 @@ def test_the_edit_form_changes_every_part_in_one_transaction_and_the_page_shows_
     assert refused.url.path == "/session"
     flash = re.search(r'<p class="flash" role="status" id="flash">([^<]*)</p>', refused.text)[1]
     assert flash.startswith("Not saved: session subject=wb-m2") and "qc_passed" in flash and "reopen it first" in flash
+    assert flash.endswith("reopen it first (set its status back to acquired, with a reason)")  # no code on a page
     assert snapshot(data) == before
     assert 'id="locked"' in client.get("/edit", params=key).text
     assert "(reason: " not in words
