@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -111,6 +112,16 @@ def test_a_filter_naming_an_unknown_subject_project_or_experimenter_says_so(sess
     known = command("sessions", "--subject", "qy-m1", "--project", "qy-eye")
     assert known.status == 0 and known.err == ""
     assert "no such subject" in command("history", "--subject", "qy-nobody").err
+
+
+def test_the_sessions_table_shows_every_missing_value_as_a_blank_cell(sessions, command):
+    """One rule for a person-facing table: no ``<NA>``, ``nan``, ``None`` or ``NaT`` where a value is missing."""
+    printed = command("sessions", "--subject", "qy-m2", "--subject", "qy-o'brien", "--status", "acquired").out
+    lines = printed.splitlines()
+    assert len(lines) == 3 and "session_id" in lines[0] and "attr.rig" in lines[0]
+    assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", printed), printed  # no number, dir, note, projects
+    for shown in (command("status", "show", "--subject", "qy-m2").out, command("history", "--subject", "qy-m2").out):
+        assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", shown), shown
 
 
 def test_finder_composes_with_joins_and_restrictions(sessions, pipeline):
