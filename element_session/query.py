@@ -99,6 +99,9 @@ def find_sessions(
     experimenter, a project or an attribute's text value contains that text, letter case ignored
     (``%``, ``_`` and ``\\`` match themselves: :mod:`element_session.search`).
 
+    A subject, project or experimenter that does not exist selects nothing: :func:`unknown_names` says
+    which.
+
     None means "not given". A value that cannot be looked up (:mod:`element_session.lookups`: a
     float NaN or another missing value of pandas, a list where one value is expected, text with a
     NUL character) is refused before any SQL.
