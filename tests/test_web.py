@@ -712,6 +712,7 @@ def test_the_jobs_page_lists_failed_keys_and_lets_allowed_accounts_clear_them(cl
     assert shown.status_code == 200 and "<b>DirectoryNotFoundError</b>" in shown.text
     assert "Clear this error" not in shown.text  # the reader may not delete from the jobs table
     assert 'href="/jobs"' in shown.text
+    assert re.search(r"<td>subject=wb-m2, session_datetime=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00</td>", shown.text)
     assert_in_words(shown.text)
     log_in(client, logins["writer"])
     shown = client.get("/jobs", params={"table": "inventory.SessionInventory"})
