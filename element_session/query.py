@@ -23,7 +23,8 @@ import datajoint as dj
 import pandas as pd
 
 from . import times
-from .errors import SessionNotFoundError, one_problem
+from .database import database_errors
+from .errors import PermissionDeniedError, SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
 from .ingest.keys import column_collations
 from .ingest.validate import parse_session_key
@@ -178,7 +179,14 @@ def unknown_names(
         (attribute, *more) = table.primary_key
         for value in values:
             restriction = value if isinstance(value, dict) else {attribute: value}
-            if (isinstance(value, dict) or not more) and not len(table & restriction):
+            if not isinstance(value, dict) and more:
+                continue  # one text cannot name a row of a table with a key of several attributes
+            try:
+                with database_errors(table.connection):
+                    exists = len(table & restriction) > 0
+            except PermissionDeniedError:
+                continue  # an account that may not read the table: nothing to say about its names
+            if not exists:
                 shown = key_text(value) if isinstance(value, dict) else f"'{value}'"
                 found.append(f"{what} {shown}: no such {what} exists")
     return found
