@@ -1078,6 +1078,8 @@ def test_status_filters_the_api_and_the_list_as_find_sessions_and_the_command(cl
         ]
         assert '<option value="qc_failed" selected>' in page.text and '<option value="planned">' in page.text
         assert 'href="/api/sessions.csv?status=qc_failed"' in page.text
+        assert re.findall(r'<td class="status">([^<]*)</td>', page.text) == ["qc_failed"]  # shown in the list too
+        assert "2024-03-11 09:00:00 -05:00</a> · qc_failed" in client.get("/subject", params={"subject": "wb-m2"}).text
         refused = client.get("/", params=[("status", "done")])
         errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', refused.text))
         assert refused.status_code == 400 and "not a session status" in errors["status"]
