@@ -116,10 +116,12 @@ def test_a_filter_naming_an_unknown_subject_project_or_experimenter_says_so(sess
 
 def test_the_sessions_table_shows_every_missing_value_as_a_blank_cell(sessions, command):
     """One rule for a person-facing table: no ``<NA>``, ``nan``, ``None`` or ``NaT`` where a value is missing."""
-    printed = command("sessions", "--subject", "qy-m2", "--subject", "qy-o'brien", "--status", "acquired").out
+    chosen = ["--subject", "qy-m2", "--subject", "qy-o'brien", "--subject", "qy-back\\slash", "--status", "acquired"]
+    printed = command("sessions", *chosen).out
     lines = printed.splitlines()
-    assert len(lines) == 3 and "session_id" in lines[0] and "attr.rig" in lines[0]
-    assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", printed), printed  # no number, dir, note, projects
+    assert len(lines) == 4 and "session_id" in lines[0] and "attr.rig" in lines[0] and "attr.path" in lines[0]
+    # no number, directory, note or projects, and each lacks one of the two attributes
+    assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", printed), printed
     for shown in (command("status", "show", "--subject", "qy-m2").out, command("history", "--subject", "qy-m2").out):
         assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", shown), shown
 
