@@ -374,7 +374,10 @@ def _selected(ctx: click.Context, selection: dict[str, Any]) -> tuple[Any, Modul
 
     module = _settings(ctx).load_pipeline().session
     subject, status = selection.pop("subject"), selection.pop("status")
-    found = query.find_sessions(module, subject=list(subject) or None, status=list(status) or None, **selection)
+    selection |= {"subject": list(subject) or None, "status": list(status) or None}
+    found = query.find_sessions(module, **selection)
+    for unknown in query.unknown_names(module, selection):
+        click.echo(f"element-session: warning: {unknown}", err=True)
     return found, module
 
 
@@ -497,6 +500,11 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
         found, module = _selected(ctx, selection)
         keys = found.keys()
     entries = history(keys, session_module=module) if keys else []
+    if not entries and not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
+        from .query import unknown_names  # a deleted subject's history is shown: warn only where there is none
+
+        for unknown in unknown_names(module, {"subject": list(subjects)}):
+            click.echo(f"element-session: warning: {unknown}", err=True)
     if form == "json":
         click.echo(json.dumps(history_records(entries), ensure_ascii=False, indent=1))
     else:

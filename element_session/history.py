@@ -352,13 +352,27 @@ def _decoded(value: Any) -> dict[str, Any] | None:
 
 
 def _same(stored: Any, wanted: Any) -> bool:
-    """Whether a value from the history's JSON is the key value ``wanted`` (datetimes compare as times)."""
-    if isinstance(wanted, dt.datetime):
-        try:
-            return dt.datetime.fromisoformat(str(stored).replace("T", " ")) == wanted
-        except ValueError:
-            return False
+    """Whether a value from the history's JSON is the key value ``wanted``.
+
+    Times compare as instants: ``wanted`` may be a naive datetime (UTC, as stored), an aware one (a
+    ``session_table`` row's ``pandas.Timestamp`` too) or ISO 8601 text (with or without an offset).
+    """
+    moment = _utc(wanted)
+    if moment is not None and isinstance(stored, str) and _STORED_TIME.fullmatch(stored):
+        return dt.datetime.fromisoformat(stored) == moment
     return stored == wanted or str(stored) == str(wanted)
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    """``value`` as a naive UTC datetime, if it is a datetime or ISO 8601 text of one (naive: UTC already)."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def history(
@@ -370,7 +384,7 @@ def history(
     session of a subject, a full key for one session, ``{}`` for all) or a list of them (any). The
     sessions need not exist any more. Rows are chosen on the server by the first key attribute where
     every restriction gives it (along the history's index of it, made at activation), then compared
-    in Python (times as times).
+    in Python (times as instants: naive UTC, aware, or ISO text).
 
     Returns
     -------

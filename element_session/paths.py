@@ -319,7 +319,8 @@ def get_session_directory(
         if len(module.Session() & restriction) == 0:
             raise SessionNotFoundError(f"no session {key_text(restriction)} in schema {module.Session.database}")
         raise SessionNotFoundError(
-            f"session {key_text(restriction)} has no directory: it has no row in `{table.full_table_name}`"
+            f"session {key_text(restriction)} has no directory: none is stored for it (SessionDirectory, "
+            f"schema {module.Session.database}); give it one with ingest (column session_dir) or the web's edit form"
         )
     root_list = _root_texts(roots)
     relative = normalize_session_dir(rows[0]["session_dir"], root_list)

@@ -15,7 +15,7 @@ a ``[Zone]`` is converted. Sessions without a start time (possible in the id var
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -23,12 +23,13 @@ import datajoint as dj
 import pandas as pd
 
 from . import times
-from .errors import SessionNotFoundError, one_problem
+from .database import database_errors
+from .errors import PermissionDeniedError, SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
 from .ingest.keys import column_collations
 from .ingest.validate import parse_session_key
 from .lookups import check_lookups
-from .pipeline import session_module_of
+from .pipeline import linking_module_of, session_module_of
 from .search import search_condition
 from .session_frame import key_frame, session_frame
 from .status import DEFAULT_STATUS, check_status, in_status
@@ -99,6 +100,9 @@ def find_sessions(
     experimenter, a project or an attribute's text value contains that text, letter case ignored
     (``%``, ``_`` and ``\\`` match themselves: :mod:`element_session.search`).
 
+    A subject, project or experimenter that does not exist selects nothing: :func:`unknown_names` says
+    which.
+
     None means "not given". A value that cannot be looked up (:mod:`element_session.lookups`: a
     float NaN or another missing value of pandas, a list where one value is expected, text with a
     NUL character) is refused before any SQL.
@@ -138,6 +142,54 @@ def find_sessions(
             raise one_problem("arguments", "search", search, "give the text to search for")
         conditions.append(search_condition(m, search))  # a list: any of the places searched
     return m.Session() & dj.AndList(conditions) if conditions else m.Session()
+
+
+def unknown_names(
+    session_module: ModuleType, filters: Mapping[str, Any], linking_module: ModuleType | None = None
+) -> list[str]:
+    """Why a selection names nothing: each subject, project or experimenter in it that does not exist.
+
+    ``filters`` are :func:`find_sessions`' keyword arguments (only ``subject``, ``project`` and
+    ``experimenter`` are read), so that the command line (on standard error), the web pages (on the
+    page) and the JSON API (its ``warnings`` field) say "no such subject" from this one check instead
+    of an empty list without a word. Each value is looked up in ``linking_module``'s ``Subject``,
+    ``Project`` or ``Experimenter`` (default: the module ``session_module`` was activated with; one
+    indexed query per value named); none is checked where there is no linking module.
+
+    Returns
+    -------
+    list of str
+        One sentence per name that does not exist, e.g. ``subject 'M9': no such subject exists``;
+        empty when every name exists.
+    """
+    subject, project, experimenter = (filters.get(name) for name in ("subject", "project", "experimenter"))
+    linking = linking_module or (linking_module_of(session_module) if hasattr(session_module, "schema") else None)
+    if linking is None:
+        return []
+    found: list[str] = []
+    named = (
+        ("subject", "Subject", None if subject is None else _as_list(subject)),
+        ("project", "Project", None if project is None else [project]),
+        ("experimenter", "Experimenter", None if experimenter is None else [experimenter]),
+    )
+    for what, table_name, values in named:
+        table = getattr(linking, table_name, None)
+        if not values or table is None:
+            continue
+        (attribute, *more) = table.primary_key
+        for value in values:
+            restriction = value if isinstance(value, dict) else {attribute: value}
+            if not isinstance(value, dict) and more:
+                continue  # one text cannot name a row of a table with a key of several attributes
+            try:
+                with database_errors(table.connection):
+                    exists = len(table & restriction) > 0
+            except PermissionDeniedError:
+                continue  # an account that may not read the table: nothing to say about its names
+            if not exists:
+                shown = key_text(value) if isinstance(value, dict) else f"'{value}'"
+                found.append(f"{what} {shown}: no such {what} exists")
+    return found
 
 
 def session_key_of_subject(

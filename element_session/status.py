@@ -58,6 +58,9 @@ REASON_REQUIRED = frozenset({("qc_failed", "acquired"), ("qc_passed", "acquired"
 ACQUIRED_OR_LATER = ("acquired", "qc_passed", "qc_failed")
 #: States in which a session's content cannot be edited (reopen it first).
 LOCKED = ("qc_passed",)
+#: States a session moves back into (besides reopening a :data:`LOCKED` one): ``set_status`` lists the
+#: downstream rows made from it, which are kept.
+MOVED_BACK = ("planned", "acquiring", "aborted", "qc_failed")
 #: Width of ``status_reason``.
 MAX_REASON = 1024
 
@@ -73,7 +76,8 @@ class StatusChange:
     """What :func:`set_status` did: the session, its state before and after, and who set it when.
 
     ``downstream`` (table label -> rows) lists the rows downstream tables hold for the session where it
-    moved out of the states processed by default or was reopened: they are kept, not deleted.
+    moved back (:data:`MOVED_BACK`: failed QC, or out of the states processed by default) or was
+    reopened: they are kept, not deleted.
     """
 
     key: dict[str, Any]
@@ -162,7 +166,7 @@ def set_status(
     -------
     StatusChange
         The session's full key, the states before and after, and the rows downstream tables hold for it
-        where it left the states processed by default or was reopened.
+        where it moved back (:data:`MOVED_BACK`) or was reopened.
 
     Raises
     ------
@@ -194,7 +198,7 @@ def set_status(
         else:
             m.SessionStatus.update1(row)
     change = StatusChange(full, current, status, now, account, text)
-    if status not in ACQUIRED_OR_LATER or current in LOCKED:
+    if status in MOVED_BACK or current in LOCKED:
         change.downstream = downstream_rows(m, full)
     return change
 
@@ -294,17 +298,20 @@ def check_editable(m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str
         return
     locked = (m.SessionStatus & keys & [{"session_status": s} for s in LOCKED]).to_dicts()
     if locked:
-        raise SessionLockedError([InputProblem(source, None, "status", row["session_status"], locked_reason(row))
-                                  for row in locked])  # fmt: skip
+        reopen = _REOPEN_IN_A_FORM if source == "form" else _REOPEN
+        raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
+                                               locked_reason(row, reopen)) for row in locked])  # fmt: skip
 
 
-def locked_reason(row: Mapping[str, Any]) -> str:
-    """Why an edit of the session of status ``row`` is refused, and how to reopen it."""
+#: How to reopen a session, as the command line and Python do it, and as a web page says it.
+_REOPEN = "element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...)"
+_REOPEN_IN_A_FORM = "set its status back to acquired, with a reason"
+
+
+def locked_reason(row: Mapping[str, Any], reopen: str = _REOPEN) -> str:
+    """Why an edit of the session of status ``row`` is refused, and how to reopen it (``reopen``)."""
     key = {k: v for k, v in row.items() if not k.startswith(("session_status", "status_"))}
-    return (
-        f"session {key_text(key)} is {row['session_status']}: it cannot be edited; reopen it first "
-        "(element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...))"
-    )
+    return f"session {key_text(key)} is {row['session_status']}: it cannot be edited; reopen it first ({reopen})"
 
 
 def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:

@@ -59,6 +59,30 @@ def test_ingest_and_a_status_change_with_its_reason_are_recorded(session_key, co
     assert changes[1]["reason"] == "sync cable fixed" and changes[0]["reason"] is None
 
 
+def test_history_finds_a_session_by_its_start_time_however_it_is_given(session_key):
+    """A key from session_table (an aware pandas Timestamp), an aware datetime or ISO text names the same session."""
+    import pandas as pd
+
+    from element_session.query import find_sessions, session_table
+
+    pipeline, key = session_key
+    expected = history(key)
+    assert expected
+    (row,) = session_table(find_sessions(pipeline.session, subject=key["subject"])).to_dict("records")
+    berlin = dt.timezone(dt.timedelta(hours=2))
+    for when in (
+        row["session_datetime"],
+        WHEN.replace(tzinfo=dt.UTC),
+        WHEN.replace(tzinfo=dt.UTC).astimezone(berlin),
+        pd.Timestamp(WHEN, tz="UTC"),
+        WHEN.isoformat(),
+        WHEN.isoformat(sep=" "),
+        WHEN.isoformat() + "Z",
+    ):
+        assert history({**key, "session_datetime": when}) == expected, when
+    assert history({**key, "session_datetime": WHEN + dt.timedelta(seconds=1)}) == []
+
+
 def test_a_plain_delete_is_recorded_and_the_history_outlives_the_session(session_key):
     pipeline, key = session_key
     (pipeline.session.Session & key).delete()

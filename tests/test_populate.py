@@ -342,3 +342,6 @@ def test_the_inventory_skips_a_planned_session_and_makes_it_once_acquired(pipeli
     change = set_status(keys[0], "acquired", reason="re-sorted")
     assert set(change.downstream) >= {"inventory.SessionInventory", "inventory.FileTypeSummary"}  # as people name them
     assert "downstream tables hold rows" in str(change) and len(SessionInventory & keys[0]) == 1  # kept
+    failed = set_status(keys[0], "qc_failed")  # failing QC is moving back too: the rows are named, not deleted
+    assert set(failed.downstream) == set(change.downstream) and len(SessionInventory & keys[0]) == 1
+    assert set_status(keys[1], "qc_passed").downstream == {}

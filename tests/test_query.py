@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
 from element_session.errors import InputError
 from element_session.ingest import ingest
-from element_session.query import find_sessions, session_table
+from element_session.query import find_sessions, session_table, unknown_names
 from tests.helpers import add_references, remove_references
 
 SUBJECTS = ["qy-m1", "qy-m2", "qy-o'brien", "qy-back\\slash"]
@@ -89,6 +90,40 @@ def test_a_date_as_until_includes_that_whole_day_and_a_time_stays_exclusive(sess
     assert len(find_sessions(sessions, subject="qy-m1", since="2024-01-15", until="2024-01-15")) == 1  # one day
     out = command("sessions", "--subject", "qy-m1", "--until", "2024-01-15", "--format", "json").out
     assert [s["session_datetime"][:10] for s in json.loads(out)] == ["2024-01-01", "2024-01-15"]
+
+
+def test_a_filter_naming_an_unknown_subject_project_or_experimenter_says_so(sessions, command):
+    assert (
+        unknown_names(sessions, {"subject": ["qy-m1", "qy-o'brien"], "project": "qy-eye", "experimenter": "qy-ada"})
+        == []
+    )
+    said = unknown_names(
+        sessions, {"subject": ["qy-m1", "qy-nobody"], "project": "qy-none", "experimenter": "qy-who", "since": "x"}
+    )
+    assert said == [
+        "subject 'qy-nobody': no such subject exists",
+        "project 'qy-none': no such project exists",
+        "experimenter 'qy-who': no such experimenter exists",
+    ]
+    for what in ("subject", "project", "experimenter"):
+        ran = command("sessions", f"--{what}", "qy-nobody")
+        assert (ran.status, ran.out.strip()) == (0, "no sessions")
+        assert ran.err == f"element-session: warning: {what} 'qy-nobody': no such {what} exists\n"
+    known = command("sessions", "--subject", "qy-m1", "--project", "qy-eye")
+    assert known.status == 0 and known.err == ""
+    assert "no such subject" in command("history", "--subject", "qy-nobody").err
+
+
+def test_the_sessions_table_shows_every_missing_value_as_a_blank_cell(sessions, command):
+    """One rule for a person-facing table: no ``<NA>``, ``nan``, ``None`` or ``NaT`` where a value is missing."""
+    chosen = ["--subject", "qy-m2", "--subject", "qy-o'brien", "--subject", "qy-back\\slash", "--status", "acquired"]
+    printed = command("sessions", *chosen).out
+    lines = printed.splitlines()
+    assert len(lines) == 4 and "session_id" in lines[0] and "attr.rig" in lines[0] and "attr.path" in lines[0]
+    # no number, directory, note or projects, and each lacks one of the two attributes
+    assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", printed), printed
+    for shown in (command("status", "show", "--subject", "qy-m2").out, command("history", "--subject", "qy-m2").out):
+        assert not re.search(r"<NA>|\bnan\b|\bNone\b|\bNaT\b", shown), shown
 
 
 def test_finder_composes_with_joins_and_restrictions(sessions, pipeline):

@@ -175,6 +175,11 @@ def test_a_qc_passed_session_cannot_be_edited_until_reopened(lab):
     row = {"subject": key["subject"], "session_datetime": key["session_datetime"].isoformat(), "session_note": "new"}
     with pytest.raises(SessionLockedError, match="reopen it first"):
         ingest("sessions", [row], linking_module=pipeline, progress=False)
+    added = {**row, "session_note": "note 2", "attr.rig": "A"}  # a part the session lacks is an edit too
+    with pytest.raises(
+        SessionLockedError, match=re.escape("'attr.rig': conflict: the stored session has no value; session")
+    ):
+        ingest("sessions", [added], linking_module=pipeline, progress=False)
     assert snapshot(pipeline) == before
     same = {**row, "session_note": "note 2"}
     assert ingest("sessions", [same], linking_module=pipeline, progress=False).present  # unchanged: fine

@@ -308,6 +308,18 @@ def test_session_list_is_newest_first_filtered_and_paged(client, logins, data):
     assert bad.status_code == 400 and "since" in bad.text
 
 
+def test_a_filter_naming_an_unknown_subject_says_so_on_the_page_and_in_the_api(client, logins, data):
+    log_in(client, logins["reader"])
+    page = client.get("/", params=[("subject", "wb-m1"), ("subject", "wb-nobody"), ("project", "wb-none")])
+    assert page.status_code == 200
+    assert "subject &#39;wb-nobody&#39;: no such subject exists" in page.text
+    assert "project &#39;wb-none&#39;: no such project exists" in page.text
+    assert "no such" not in client.get("/", params={"subject": "wb-m1"}).text
+    api = client.get("/api/sessions", params={"experimenter": "wb-who"}).json()
+    assert api["sessions"] == [] and api["warnings"] == ["experimenter 'wb-who': no such experimenter exists"]
+    assert "warnings" not in client.get("/api/sessions", params={"subject": "wb-m1"}).json()
+
+
 def test_the_list_pages_50_sessions_newest_first(client, logins, data):
     rows = [
         {"subject": "wb-pg", "session_datetime": f"2020-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z"} for i in range(60)
@@ -703,6 +715,7 @@ def test_the_jobs_page_lists_failed_keys_and_lets_allowed_accounts_clear_them(cl
     assert shown.status_code == 200 and "<b>DirectoryNotFoundError</b>" in shown.text
     assert "Clear this error" not in shown.text  # the reader may not delete from the jobs table
     assert 'href="/jobs"' in shown.text
+    assert re.search(r"<td>subject=wb-m2, session_datetime=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00</td>", shown.text)
     assert_in_words(shown.text)
     log_in(client, logins["writer"])
     shown = client.get("/jobs", params={"table": "inventory.SessionInventory"})
@@ -865,6 +878,7 @@ def test_the_edit_form_changes_every_part_in_one_transaction_and_the_page_shows_
     assert refused.url.path == "/session"
     flash = re.search(r'<p class="flash" role="status" id="flash">([^<]*)</p>', refused.text)[1]
     assert flash.startswith("Not saved: session subject=wb-m2") and "qc_passed" in flash and "reopen it first" in flash
+    assert flash.endswith("reopen it first (set its status back to acquired, with a reason)")  # no code on a page
     assert snapshot(data) == before
     assert 'id="locked"' in client.get("/edit", params=key).text
     assert "(reason: " not in words
@@ -1080,6 +1094,8 @@ def test_status_filters_the_api_and_the_list_as_find_sessions_and_the_command(cl
         ]
         assert '<option value="qc_failed" selected>' in page.text and '<option value="planned">' in page.text
         assert 'href="/api/sessions.csv?status=qc_failed"' in page.text
+        assert re.findall(r'<td class="status">([^<]*)</td>', page.text) == ["qc_failed"]  # shown in the list too
+        assert "2024-03-11 09:00:00 -05:00</a> · qc_failed" in client.get("/subject", params={"subject": "wb-m2"}).text
         refused = client.get("/", params=[("status", "done")])
         errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', refused.text))
         assert refused.status_code == 400 and "not a session status" in errors["status"]

@@ -174,6 +174,9 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     look("bad-filter")
     page.goto(f"{server}/?subject=wz-m1&subject=wz-m2")
     assert page.locator("form.filters input[name=subject]").count() == 2 and page.locator("#total").inner_text() == "2"
+    page.goto(f"{server}/?subject=wz-m1&subject=wz-nobody")  # a subject that does not exist is named, not silent
+    assert page.locator("p.warning").inner_text() == "subject 'wz-nobody': no such subject exists"
+    look("unknown-subject")
 
     page.goto(f"{server}/?subject=wz-m1")
     page.click("a.open")

@@ -217,7 +217,7 @@ class SessionPlan:
                 continue
             state = stored.get("status", status.DEFAULT_STATUS)
             for column, (mine, theirs) in self._differences(session, stored, report).items():
-                reason = f"conflict: the stored session has {theirs!r}"
+                reason = f"conflict: the stored session has {'no value' if theirs is None else repr(theirs)}"
                 if state in status.LOCKED and column != STATUS_COLUMN:
                     locked, reason = (
                         True,

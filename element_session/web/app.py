@@ -115,6 +115,7 @@ class WebApp:
                 "offset": selection.offset,
                 "next": following,
             }
+            | ({"warnings": list(found.unknown)} if found.unknown else {})  # a name that does not exist
         )
 
     async def _api_add(self, request: Request) -> Response:
@@ -222,6 +223,7 @@ class WebApp:
             page_numbers=page_numbers(current, last),
             exact=found.exact,
             more=found.next_after is not None,
+            unknown=found.unknown,
             **shown,
         )
 

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..formats import key_text
 from .logins import CSRF_FIELD, csrf_token
 
 FLASH = "flash"  # the session cookie's entry holding the message of the last write
@@ -30,6 +31,7 @@ def _templates() -> Environment:
         loader=PackageLoader("element_session.web", "templates"), autoescape=select_autoescape(default=True)
     )
     templates.globals["urlencode"] = urlencode
+    templates.globals["key_text"] = key_text  # a key as every output shows it (times UTC, with their offset)
     return templates
 
 

@@ -139,6 +139,7 @@ class SessionPage:
     sessions: Any  # the page's sessions as a query expression of Session
     exact: bool = True  # whether total is the number of matches (False: more than total)
     next_after: str | None = None  # the cursor (paging.cursor) of the next page; None on the last page
+    unknown: tuple[str, ...] = ()  # query.unknown_names: subjects, projects, experimenters named that do not exist
 
 
 #: The orders the list of sessions can be sorted in (a column header's link): start time or subject,
@@ -207,7 +208,8 @@ def session_page(
         stored = list(zip(*columns, strict=True)) if columns else []
         at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
         frame = frame.iloc[at].reset_index(drop=True)
-    return SessionPage(frame, total, sessions, exact, paging.cursor(page[-1]) if more else None)
+    unknown = tuple(query.unknown_names(user.session, selection.filters, user.pipeline))
+    return SessionPage(frame, total, sessions, exact, paging.cursor(page[-1]) if more else None, unknown)
 
 
 def _after_key(user: UserPipeline, selection: Selection, names: list[str]) -> dict[str, Any] | None:
