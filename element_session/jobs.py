@@ -29,7 +29,7 @@ import pandas as pd
 from . import pipeline as pipelines
 from . import times
 from ._datajoint_compat import declare_jobs_table
-from .errors import PopulateError
+from .errors import InputError, InputProblem, PopulateError
 from .formats import key_text, text_table
 from .liveness import ServerConnections, Verdict
 from .lookups import check_restriction
@@ -60,7 +60,8 @@ def read_restriction(
     PopulateError
         A restriction that is not a dict or a list of dicts.
     InputError
-        A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read.
+        A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read,
+        an attribute that none of ``tables`` has (DataJoint would ignore it and select every key).
     """
     times.zone_argument(timezone)
     if restriction is None:
@@ -71,6 +72,14 @@ def read_restriction(
             f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
         )
     check_restriction("restriction", restriction)
+    tables = list(tables)
+    known = {name for table in tables for name in table.heading.attributes}
+    items = [restriction] if isinstance(restriction, Mapping) else restriction
+    unknown = sorted({name for item in items for name in item if name not in known})
+    if tables and unknown:  # DataJoint ignores them: a misspelt attribute would select every key
+        keys = ", ".join(dict.fromkeys(name for table in tables for name in table.primary_key))
+        reason = f"no selected table has this attribute (their keys: {keys})"
+        raise InputError([InputProblem("restriction", None, name, None, reason) for name in unknown])
     time_names = {
         name
         for table in tables

@@ -116,6 +116,9 @@ def find_sessions(
         subjects = _as_list(subject)
         if len(subject_attrs) != 1 and not all(isinstance(s, dict) for s in subjects):
             raise one_problem("arguments", "subject", subject, f"give subjects as dicts of {subject_attrs}")
+        for given in subjects:  # a dict of other attributes would restrict nothing: every session
+            if isinstance(given, dict) and (not given or set(given) - set(subject_attrs)):
+                raise one_problem("arguments", "subject", given, f"give subjects as dicts of {subject_attrs}")
         keys = [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
         conditions.append(keys[0] if len(keys) == 1 else keys)
     if project is not None:
