@@ -183,7 +183,8 @@ def session_key_of_subject(
     if not keys:
         raise SessionNotFoundError(f"no session with {key_text(restriction)} in schema {session.database}")
     if len(keys) > 1:
-        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
+        matches = "; ".join(map(key_text, keys))
+        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {matches}")
     return keys[0]
 
 

@@ -351,7 +351,7 @@ def session_to_nwb(
     key = {k: row[k] for k in m.Session.primary_key}
     if row["session_datetime"] is None:
         raise NwbExportError(
-            f"session {key} has no session_datetime, and NWB requires a session_start_time: "
+            f"session {key_text(key)} has no session_datetime, and NWB requires a session_start_time: "
             f"set the session's start time in {m.Session.full_table_name} before exporting it"
         )
     zone_rows = (m.SessionTimezone & key).to_dicts()
@@ -397,7 +397,7 @@ def session_to_nwb(
         arguments.update(extra)
         nwbfile = pynwb.NWBFile(**{k: v for k, v in arguments.items() if v is not None})
     except (TypeError, ValueError) as err:
-        raise NwbExportError(f"pynwb rejected the arguments of session {key}: {err}") from None
+        raise NwbExportError(f"pynwb rejected the arguments of session {key_text(key)}: {err}") from None
     attributes = _attributes_table(m, key)
     if attributes is not None:
         nwbfile.add_acquisition(attributes)
