@@ -135,6 +135,8 @@ def find_sessions(
         raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
     if status is not None:
         states = [check_status(state) for state in _as_list(status)]  # named as this function's argument
+        if not states:  # in_status() would name its own argument
+            raise one_problem("arguments", "status", status, "give one or more states, or None for any")
         conditions.append(in_status(*states, session_module=m))
     if search is not None:
         if not isinstance(search, str):

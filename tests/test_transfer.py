@@ -518,3 +518,15 @@ def test_an_export_or_copy_of_a_selection_matching_nothing_is_refused_and_writes
     assert ran.status == 1 and "nothing to export, no bundle written" in ran.err
     ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress")
     assert ran.status == 0 and target.exists()  # the same command with a session to export
+
+
+def test_an_empty_list_of_subjects_exports_nothing_not_every_session(source, tmp_path):
+    """As ``find_sessions(subject=[])``: a notebook's empty selection must not become a bundle of everything."""
+    from element_session.errors import InputError, SessionNotFoundError
+
+    target = tmp_path / "sessions.zip"
+    with pytest.raises(SessionNotFoundError, match=r"no session matches subject=\(an empty list\)"):
+        export_sessions(target, source.session, subject=[])
+    with pytest.raises(InputError, match=r"column 'status': give one or more states"):
+        export_sessions(target, source.session, status=[])
+    assert not target.exists()
