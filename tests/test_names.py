@@ -121,3 +121,17 @@ def test_a_pipelines_own_schema_name_mysql_refuses_is_an_activation_error(connec
     with pytest.raises(ActivationError, match=refusal), database_errors():
         dj.Schema(name, connection=connection)
     assert name not in schemata(connection)
+
+
+@pytest.mark.parametrize("prefix_given", ["lab.v2_", "my lab_", 'a"b_', "a`b_", "Lab_"])
+def test_a_schema_name_datajoint_cannot_use_is_refused_before_anything_is_created(command, connection, prefix_given):
+    capitals = prefix_given == "Lab_"
+    if capitals and connection.adapter.backend != "postgresql":
+        pytest.skip("MySQL/MariaDB hold capital letters in a schema name")
+    before = schemata(connection)
+    ran = command("sessions", child=True, env={"DATABASE_PREFIX": prefix_given})
+    assert ran.status == 1, ran
+    assert f"activating `{prefix_given}lab`: it holds" in ran.err and "Nothing was created" in ran.err
+    assert ("capital letters" if capitals else "which DataJoint cannot use in a schema name") in ran.err
+    assert "unexpected error" not in ran.err
+    assert schemata(connection) == before
