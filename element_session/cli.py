@@ -14,6 +14,7 @@ collector's passes over every object at exit (:func:`run`).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import importlib
 import json
@@ -941,7 +942,8 @@ def copy_bundle(
     type=_Assignment(),
     multiple=True,
     metavar="NAME=VALUE",
-    help="a field of the file's subject the Subject table lacks, e.g. species='Mus musculus' (repeatable)",
+    help="a field of the file's subject the Subject table lacks, e.g. species='Mus musculus' (repeatable; "
+    "date_of_birth is a date or time, read in --timezone)",
 )
 @pipeline_option
 @click.pass_context
@@ -968,6 +970,12 @@ def export_nwb(
     pipeline = _settings(ctx).load_pipeline()
     module = pipeline.session
     key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
+    fields: dict[str, Any] = dict(subject_fields)
+    if "date_of_birth" in fields:  # pynwb takes a datetime: the text is read as every time from a person is
+        from . import times
+
+        born = times.time_argument("subject_fields", fields["date_of_birth"], timezone, bound=True)
+        fields["date_of_birth"] = born.replace(tzinfo=dt.UTC)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DandiWarning)
         path = write_nwb(
@@ -979,7 +987,7 @@ def export_nwb(
             linking_module=pipeline,
             institution=institution,
             lab=lab,
-            subject_kwargs=dict(subject_fields) or None,
+            subject_kwargs=fields or None,
         )
     for warning in caught:
         if issubclass(warning.category, DandiWarning):

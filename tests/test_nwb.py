@@ -306,6 +306,13 @@ def test_export_command(refs, tmp_path, capsys):
     code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
     assert code == cli.ExitStatus.USAGE and "give --datetime or --id, not both" in err
     assert run("--subject", "s", "--output", "f")[0] == cli.ExitStatus.USAGE  # neither
+    born = ("--subject-field", "species=Mus musculus", "--subject-field", "date_of_birth=2023-12-01")
+    code, _, err = run(*by_time, "--output", str(tmp_path / "born.nwb"), "--strict", *born)  # DANDI's other way
+    assert (code, err) == (0, "")
+    with pynwb.NWBHDF5IO(str(tmp_path / "born.nwb"), "r") as io:  # midnight in --timezone
+        assert io.read().subject.date_of_birth == dt.datetime(2023, 12, 1, 5, tzinfo=dt.UTC)
+    code, _, err = run(*by_time, "--output", str(tmp_path / "x.nwb"), "--subject-field", "date_of_birth=soon")
+    assert code == 2 and "--subject-field: not an ISO 8601 date and time" in err and "(value: 'soon')" in err
 
 
 def test_what_dandi_requires_of_the_subject_is_named_field_by_field(refs, tmp_path):
