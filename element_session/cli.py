@@ -14,7 +14,6 @@ collector's passes over every object at exit (:func:`run`).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gc
 import importlib
 import json
@@ -943,7 +942,7 @@ def copy_bundle(
     multiple=True,
     metavar="NAME=VALUE",
     help="a field of the file's subject the Subject table lacks, e.g. species='Mus musculus' (repeatable; "
-    "date_of_birth is a date or time, read in --timezone)",
+    "date_of_birth is a date or time, read in the session's zone)",
 )
 @pipeline_option
 @click.pass_context
@@ -971,11 +970,10 @@ def export_nwb(
     module = pipeline.session
     key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     fields: dict[str, Any] = dict(subject_fields)
-    if "date_of_birth" in fields:  # pynwb takes a datetime: the text is read as every time from a person is
+    if "date_of_birth" in fields:  # checked here to name the option; write_nwb reads it in the session's zone
         from . import times
 
-        born = times.time_argument("subject_fields", fields["date_of_birth"], timezone, bound=True)
-        fields["date_of_birth"] = born.replace(tzinfo=dt.UTC)
+        times.time_argument("subject_fields", fields["date_of_birth"], bound=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DandiWarning)
         path = write_nwb(
