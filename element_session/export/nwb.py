@@ -389,19 +389,19 @@ def session_to_nwb(
     arguments.update({k: v for k, v in lab_arguments.items() if v is not None})
     arguments.update({k: v for k, v in (("institution", institution), ("lab", lab)) if v is not None})
     subject_to_nwb = getattr(linking, "subject_to_nwb", None)
-    given = dict(subject_kwargs or {})
-    born = given.get("date_of_birth")
+    fields = dict(subject_kwargs or {})
+    born = fields.get("date_of_birth")
     if isinstance(born, str | dt.date) and not isinstance(born, dt.datetime):  # pynwb takes only a datetime
         try:
             instant = times.read_time(born, zone or "UTC", dates=True)
         except times.TimeError as err:
             raise one_problem("arguments", "subject_kwargs['date_of_birth']", born, str(err)) from None
-        given["date_of_birth"] = times.local_time(instant.utc, instant.zone).astimezone(dt.UTC)
+        fields["date_of_birth"] = times.local_time(instant.utc, instant.zone).astimezone(dt.UTC)
     try:
         if callable(subject_to_nwb) and not subject_kwargs:
             arguments["subject"] = subject_to_nwb(key)
         else:
-            arguments["subject"] = pynwb.file.Subject(**{**subject_arguments(subject_row, subject_key, zone), **given})
+            arguments["subject"] = pynwb.file.Subject(**{**subject_arguments(subject_row, subject_key, zone), **fields})
         arguments.update(extra)
         nwbfile = pynwb.NWBFile(**{k: v for k, v in arguments.items() if v is not None})
     except (TypeError, ValueError) as err:
