@@ -61,7 +61,7 @@ def read_restriction(
         A restriction that is not a dict or a list of dicts.
     InputError
         A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read,
-        an attribute that none of ``tables`` has (DataJoint would ignore it and select every key).
+        an attribute in none of ``tables``' primary keys (DataJoint would ignore it and select every key).
     """
     times.zone_argument(timezone)
     if restriction is None:
@@ -73,12 +73,11 @@ def read_restriction(
         )
     check_restriction("restriction", restriction)
     tables = list(tables)
-    known = {name for table in tables for name in table.heading.attributes}
+    keys = list(dict.fromkeys(name for table in tables for name in table.primary_key))
     items = [restriction] if isinstance(restriction, Mapping) else restriction
-    unknown = sorted({name for item in items for name in item if name not in known})
-    if tables and unknown:  # DataJoint ignores them: a misspelt attribute would select every key
-        keys = ", ".join(dict.fromkeys(name for table in tables for name in table.primary_key))
-        reason = f"no selected table has this attribute (their keys: {keys})"
+    unknown = sorted({name for item in items for name in item if name not in keys})
+    if tables and unknown:  # keys are restricted by their own attributes: DataJoint ignores others, selecting every key
+        reason = f"no selected table has this attribute in its key (their keys: {', '.join(keys)})"
         raise InputError([InputProblem("restriction", None, name, None, reason) for name in unknown])
     time_names = {
         name

@@ -124,7 +124,11 @@ def test_a_subject_dict_of_other_attributes_is_refused_not_every_session(pipelin
 def test_a_restriction_attribute_no_table_has_is_refused_not_every_key(pipeline, run):
     before, made = jobs_rows(), len(SessionInventory())
     options = {"progress": False} if run is populate else {}
-    for restriction in ({"subjet": "lk-m1"}, [{"subject": "lk-m1"}, {"sesion_datetime": "2024-01-01T00:00:00Z"}]):
+    for restriction in (
+        {"subjet": "lk-m1"},
+        [{"subject": "lk-m1"}, {"sesion_datetime": "2024-01-01T00:00:00Z"}],
+        {"file_count": 3},  # a secondary attribute: keys are restricted by their own attributes only
+    ):
         with pytest.raises(InputError, match=r"no selected table has this attribute") as err:
             run(pipeline, restriction=restriction, **options)
         assert err.value.in_arguments and err.value.problems[0].source == "restriction"
