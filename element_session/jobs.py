@@ -17,6 +17,7 @@ jobs`` (in :mod:`element_session.cli`) calls these functions; see ``docs/populat
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -304,11 +305,12 @@ def clear_jobs(
     Raises
     ------
     PopulateError
-        ``older_than`` is negative; and as :func:`list_jobs`.
+        ``older_than`` is negative or not a number (NaN); and as :func:`list_jobs`.
     InputError, PipelineImportError
         As :func:`list_jobs`.
     """
-    if older_than is not None and older_than < 0:
+    usable = isinstance(older_than, numbers.Real) and not isinstance(older_than, bool) and older_than >= 0  # not NaN
+    if older_than is not None and not usable:
         raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
     cleared = []
     by_label = select_tables(pipeline, tables)

@@ -142,3 +142,13 @@ def test_the_commands_refuse_a_misspelt_restrict_with_exit_2(pipeline, command):
         assert ran.status == 2, ran
         assert "--restrict subjet: no selected table has this attribute" in ran.err
         assert "Traceback" not in ran.err
+
+
+def test_a_nan_age_of_stale_reservations_is_refused_not_a_silent_nothing(pipeline, command):
+    from element_session.errors import PopulateError
+
+    for age in (NAN, -1, "5", True):
+        with pytest.raises(PopulateError, match=r"older_than must be a number of minutes >= 0"):
+            clear_jobs(pipeline, stale=True, older_than=age)
+    ran = command("jobs", "--clear-stale", "--older-than", "nan")
+    assert ran.status == 2 and "older_than must be a number of minutes >= 0, not nan" in ran.err
