@@ -949,7 +949,8 @@ def copy_bundle(
     type=_Assignment(),
     multiple=True,
     metavar="NAME=VALUE",
-    help="a field of the file's subject the Subject table lacks, e.g. species='Mus musculus' (repeatable)",
+    help="a field of the file's subject the Subject table lacks, e.g. species='Mus musculus' (repeatable; "
+    "date_of_birth is a date or time, read in the session's zone)",
 )
 @pipeline_option
 @click.pass_context
@@ -976,6 +977,11 @@ def export_nwb(
     pipeline = _settings(ctx).load_pipeline()
     module = pipeline.session
     key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
+    fields: dict[str, Any] = dict(subject_fields)
+    if "date_of_birth" in fields:  # checked here to name the option; write_nwb reads it in the session's zone
+        from . import times
+
+        times.time_argument("subject_fields", fields["date_of_birth"], bound=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DandiWarning)
         path = write_nwb(
@@ -987,7 +993,7 @@ def export_nwb(
             linking_module=pipeline,
             institution=institution,
             lab=lab,
-            subject_kwargs=dict(subject_fields) or None,
+            subject_kwargs=fields or None,
         )
     for warning in caught:
         if issubclass(warning.category, DandiWarning):

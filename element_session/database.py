@@ -22,6 +22,7 @@ import datajoint as dj
 
 from ._datajoint_compat import CONNECT_TIMEOUT_VARIABLE, READ_TIMEOUT_VARIABLE, connection_timeouts
 from .errors import (
+    ActivationError,
     DatabaseBusyError,
     DatabaseRefusedError,
     DatabaseUnreachableError,
@@ -48,6 +49,10 @@ _REFUSED = {  # MySQL error -> what the server refused
     3819: "a value its check constraint refuses",
     4025: "a value its check constraint refuses",
 }
+#: MySQL: a database, table, identifier or column name the server cannot hold (too long, or a character it refuses)
+_NAME_CODES = {1059: "name", 1102: "database name", 1103: "table name", 1166: "column name"}
+_QUOTED_NAME = re.compile(r"'([^']*)'")
+_NO_SUCH_TYPE = re.compile(r'type "([^"]+)" does not exist')  # PostgreSQL, SQLSTATE 42704
 _BUSY = {1205: "a lock wait timeout", 1213: "a deadlock"}
 _LOGIN_CODES = {1044, 1045, 1698}  # MySQL: access denied to the database, to the account, by its auth plugin
 _LOGIN_MESSAGES = re.compile(r'password authentication failed|role "[^"]*" does not exist', re.IGNORECASE)  # PostgreSQL
@@ -204,6 +209,11 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
         said = err.args[1] if coded else err.args[0] if err.args else err
         reason = without_password(str(said))
         return PermissionDeniedError(f"the database at {_server(connection)} refused: {reason}")
+    found = server_error(err)
+    if found is not None and found[0] in _NAME_CODES:  # a pipeline's own dj.Schema(prefix + name), say
+        return _refused_name(_NAME_CODES[int(found[0])], found[1])
+    if found is not None and found[0] == "42704" and (unknown := _NO_SUCH_TYPE.search(found[1])):
+        return _native_type(unknown[1], found[1])  # a table its pipeline declares itself in 0.14's spelling
     if _is_lost_connection(err):
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the driver's message)
         said = _timed_out(err) or str(err.args[1] if coded else err).strip()
@@ -223,3 +233,28 @@ def database_errors(connection: dj.Connection | None = None) -> Iterator[None]:
         if typed is None:
             raise
         raise typed from None
+
+
+def _refused_name(what: str, message: str) -> ActivationError:
+    """The :class:`ActivationError` for MySQL refusing the name of a schema, table or column (``message``)."""
+    quoted = _QUOTED_NAME.search(message)
+    name = quoted[1] if quoted else None
+    if name is not None and len(name) > 64:
+        return ActivationError(
+            f"the database refused the {what} {name!r} ({len(name)} characters): MySQL/MariaDB holds names of at "
+            "most 64 characters. Nothing of it was created. Shorten the schema prefix (DATABASE_PREFIX) or the name."
+        )
+    return ActivationError(f"the database refused the {what} {name!r}: {without_password(message)}")
+
+
+def _native_type(native: str, message: str) -> ActivationError:
+    """The :class:`ActivationError` for PostgreSQL refusing a MySQL-native type of a definition (``message``)."""
+    from .native_types import spelling
+
+    column = re.search(rf'"([^"]+)"\s+{re.escape(native)}\b', message)
+    where = f" (attribute {column[1]!r})" if column else ""
+    return ActivationError(
+        f"PostgreSQL has no type {native!r}{where}, DataJoint 0.14's spelling: write the DataJoint 2.x type "
+        f"{spelling(native)} in the table's definition (`element-session doctor --definitions` lists them all; "
+        "activate_downstream() checks them before creating anything)"
+    )

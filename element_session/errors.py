@@ -214,6 +214,10 @@ def _readable(value: object) -> str:
         return value.isoformat()
     if isinstance(value, tuple):
         return "(" + ", ".join(_readable(v) for v in value) + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_readable(v) for v in value) + "]"
+    if isinstance(value, dict):  # a key: name=value, as formats.key_text shows it, never a datetime's repr
+        return "{" + ", ".join(f"{k}={_readable(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -349,7 +353,7 @@ class BundleConflictError(ConflictError):
 
     def __init__(self, table: str, key: dict, column: str, stored: object, bundled: object) -> None:
         reason = f"stored with {column} = {_shortened(stored)}, the bundle has {_shortened(bundled)}"
-        super().__init__([InputProblem(table, None, column, None, f"key {key!r} {reason}")])
+        super().__init__([InputProblem(table, None, column, None, f"key {_readable(key)} {reason}")])
         self.table, self.key, self.column, self.stored, self.bundled = table, key, column, stored, bundled
 
 

@@ -17,6 +17,7 @@ jobs`` (in :mod:`element_session.cli`) calls these functions; see ``docs/populat
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import pandas as pd
 from . import pipeline as pipelines
 from . import times
 from ._datajoint_compat import declare_jobs_table
-from .errors import PopulateError
+from .errors import InputError, InputProblem, PopulateError
 from .formats import key_text, text_table
 from .liveness import ServerConnections, Verdict
 from .lookups import check_restriction
@@ -60,7 +61,8 @@ def read_restriction(
     PopulateError
         A restriction that is not a dict or a list of dicts.
     InputError
-        A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read.
+        A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read,
+        an attribute in none of ``tables``' primary keys (DataJoint would ignore it and select every key).
     """
     times.zone_argument(timezone)
     if restriction is None:
@@ -71,6 +73,13 @@ def read_restriction(
             f"restriction must be a dict of attribute values or a list of such dicts, not {restriction!r}"
         )
     check_restriction("restriction", restriction)
+    tables = list(tables)
+    keys = list(dict.fromkeys(name for table in tables for name in table.primary_key))
+    items = [restriction] if isinstance(restriction, Mapping) else restriction
+    unknown = sorted({name for item in items for name in item if name not in keys})
+    if tables and unknown:  # keys are restricted by their own attributes: DataJoint ignores others, selecting every key
+        reason = f"no selected table has this attribute in its key (their keys: {', '.join(keys)})"
+        raise InputError([InputProblem("restriction", None, name, None, reason) for name in unknown])
     time_names = {
         name
         for table in tables
@@ -296,11 +305,12 @@ def clear_jobs(
     Raises
     ------
     PopulateError
-        ``older_than`` is negative; and as :func:`list_jobs`.
+        ``older_than`` is negative or not a number (NaN); and as :func:`list_jobs`.
     InputError, PipelineImportError
         As :func:`list_jobs`.
     """
-    if older_than is not None and older_than < 0:
+    usable = isinstance(older_than, numbers.Real) and not isinstance(older_than, bool) and older_than >= 0  # not NaN
+    if older_than is not None and not usable:
         raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
     cleared = []
     by_label = select_tables(pipeline, tables)

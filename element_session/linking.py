@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import ModuleType
@@ -36,6 +37,11 @@ REQUIRED_TABLES = {
 #: bytes of UTF-8 (``NAMEDATALEN - 1``; it cuts a longer name without an error).
 IDENTIFIER_LIMITS = {"mysql": (64, "characters"), "postgresql": (63, "bytes")}
 
+#: Characters of a schema name DataJoint 2.3.5 cannot use (tried; a backtick only on MySQL, refused on both so
+#: that a pipeline moves between them): a dot splits its full table names, a quote or backtick breaks its SQL,
+#: white space breaks its names of foreign keys.
+_UNUSABLE = re.compile(r'[.\s"`\x00-\x1f]')
+
 #: MariaDB 10.11 refuses a foreign key's name of 64 characters, one less than other names (measured).
 MYSQL_FOREIGN_KEY_LIMIT = 63
 
@@ -47,11 +53,27 @@ def check_identifiers(backend: str, schema_name: str, tables: Sequence[type[dj.T
     :func:`~element_session._datajoint_compat.declared_names` (tables, part tables, jobs tables,
     MySQL's names of foreign keys) against :data:`IDENTIFIER_LIMITS` of ``backend`` (``mysql`` or ``postgresql``).
 
+    A schema name holding a character DataJoint cannot use (:data:`_UNUSABLE`; on PostgreSQL a capital
+    letter too) is refused first.
+
     Raises
     ------
     ActivationError
-        Naming each name too long, its length and the server's limit, and what to shorten.
+        Naming each name too long, its length and the server's limit, and what to shorten; or the
+        schema name and the character DataJoint cannot use.
     """
+    unusable = _UNUSABLE.search(schema_name)
+    if unusable or (backend == "postgresql" and schema_name != schema_name.lower()):
+        why = (
+            f"it holds {unusable[0]!r}, which DataJoint cannot use in a schema name"
+            if unusable
+            else "it holds capital letters, which DataJoint cannot use on PostgreSQL (it looks schemas up "
+            "unquoted, so as lowercase, and finds none)"
+        )
+        raise ActivationError(
+            f"activating `{schema_name}`: {why}. Nothing was created. Use lowercase letters, digits and '_' in "
+            "the schema prefix (DATABASE_PREFIX) and the schema name."
+        )
     limit, unit = IDENTIFIER_LIMITS[backend]
     measure = (lambda name: len(name.encode("utf-8"))) if unit == "bytes" else len
     server = "PostgreSQL" if backend == "postgresql" else "MySQL/MariaDB"

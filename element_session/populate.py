@@ -123,7 +123,8 @@ def populate(
     progress : show a progress bar (on stderr) of the keys done, polled from the database (None: only
         where stderr is a terminal, as the command does; False: none).
     restriction : only keys matching it: a dict of attribute values (e.g. ``{"subject": "m1"}``),
-        or a list of dicts (any of them); attributes a table lacks are ignored. A start time
+        or a list of dicts (any of them); attributes a table lacks are ignored for it, but one that no
+        selected table has is refused (a misspelling would select every key). A start time
         (``session_datetime``) may be a datetime or ISO 8601 text with an offset or ``[Zone]``
         (``docs/times.md``); it selects the session stored at that instant.
     poll_interval : seconds between two polls of the progress bar's counts.

@@ -120,6 +120,9 @@ def find_sessions(
         subjects = _as_list(subject)
         if len(subject_attrs) != 1 and not all(isinstance(s, dict) for s in subjects):
             raise one_problem("arguments", "subject", subject, f"give subjects as dicts of {subject_attrs}")
+        for given in subjects:  # a dict of other attributes would restrict nothing: every session
+            if isinstance(given, dict) and (not given or set(given) - set(subject_attrs)):
+                raise one_problem("arguments", "subject", given, f"give subjects as dicts of {subject_attrs}")
         keys = [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
         conditions.append(keys[0] if len(keys) == 1 else keys)
     if project is not None:
@@ -136,6 +139,8 @@ def find_sessions(
         raise one_problem("arguments", "value", value, "an attribute value needs its attribute name")
     if status is not None:
         states = [check_status(state) for state in _as_list(status)]  # named as this function's argument
+        if not states:  # in_status() would name its own argument
+            raise one_problem("arguments", "status", status, "give one or more states, or None for any")
         conditions.append(in_status(*states, session_module=m))
     if search is not None:
         if not isinstance(search, str):
@@ -232,7 +237,8 @@ def session_key_of_subject(
     if not keys:
         raise SessionNotFoundError(f"no session with {key_text(restriction)} in schema {session.database}")
     if len(keys) > 1:
-        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {keys}")
+        matches = "; ".join(map(key_text, keys))
+        raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {matches}")
     return keys[0]
 
 

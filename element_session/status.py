@@ -107,7 +107,7 @@ def check_status(value: Any, source: str = "arguments", column: str = "status", 
     InputError
         Naming ``source``, ``column`` (and ``row``) and the states there are.
     """
-    if value not in STATES:
+    if not isinstance(value, str) or value not in STATES:  # `in` of pandas.NA or an array is no answer
         raise one_problem(source, column, value, f"not a session status: one of {', '.join(STATES)}", row=row)
     return value
 

@@ -43,8 +43,11 @@ def zone_info(name: str) -> dt.tzinfo:
     """The tzinfo of a zone text: an IANA name, ``UTC`` or a fixed offset ``+HH:MM`` (``-23:59`` to ``+23:59``).
 
     Raises :class:`TimeError` for an unknown name or an offset out of range. IANA zones come from
-    ``zoneinfo``'s own cache, so a lookup per value costs little.
+    ``zoneinfo``'s own cache, so a lookup per value costs little. A zone that is not text (a NaN
+    from an empty spreadsheet cell, bytes, a number) is a :class:`TimeError` too.
     """
+    if not isinstance(name, str):
+        raise TimeError(f"a time zone is text (an IANA name or an offset such as '+02:00'), not {type(name).__name__}")
     match = _OFFSET.fullmatch(name) if name[:1] in ("+", "-") else None
     if match:
         hours, minutes = int(match[2]), int(match[3])
@@ -112,6 +115,8 @@ def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False, d
     """
     try:
         zone_info(timezone)
+        if isinstance(value, dt.date) and value != value:  # pandas.NaT: a datetime equal to nothing
+            raise TimeError("a missing time (NaT, as pandas gives for an empty cell): give a time, or leave it out")
         if isinstance(value, str):
             aware, zone = _read_text(value, timezone, dates, day_end)
         elif isinstance(value, dt.datetime):

@@ -90,3 +90,65 @@ def test_get_session_directory_refuses_nan_and_none_in_the_key(pipeline, module)
     assert refused(err.value, "key['subject']")
     with pytest.raises(InputError, match=r"column \"key\['session_datetime'\]\": a value is required"):
         get_session_directory(KEY | {"session_datetime": None}, session_module)
+
+
+@pytest.mark.parametrize("zone", [NAN, pd.NA, b"UTC", 3, None], ids=repr)
+def test_a_zone_that_is_not_text_is_refused_naming_timezone(pipeline, zone):
+    for call in (
+        lambda: find_sessions(pipeline.session, timezone=zone),
+        lambda: list_jobs(pipeline, timezone=zone),
+        lambda: populate(pipeline, timezone=zone, progress=False),
+    ):
+        with pytest.raises(InputError, match=r"column 'timezone': a time zone is text") as err:
+            call()
+        assert err.value.in_arguments
+
+
+def test_a_missing_time_and_a_status_that_is_not_text_are_refused(pipeline):
+    with pytest.raises(InputError, match=r"column 'since': a missing time \(NaT"):
+        find_sessions(pipeline.session, since=pd.NaT)
+    with pytest.raises(InputError, match=r"column 'session_datetime': a missing value"):
+        list_jobs(pipeline, restriction={"session_datetime": pd.NaT})
+    for status in (pd.NA, np.array(["planned", "acquired"]), pd.Series(["planned"])):
+        with pytest.raises(InputError, match=r"column 'status': not a session status"):
+            find_sessions(pipeline.session, status=status)
+
+
+def test_a_subject_dict_of_other_attributes_is_refused_not_every_session(pipeline):
+    for subject in ({"subjet": "lk-m1"}, {}, [{"subject": "lk-m1"}, {"name": "x"}]):
+        with pytest.raises(InputError, match=r"column 'subject': give subjects as dicts of \['subject'\]"):
+            find_sessions(pipeline.session, subject=subject)
+
+
+@pytest.mark.parametrize("run", [populate, list_jobs, clear_jobs], ids=lambda f: f.__name__)
+def test_a_restriction_attribute_no_table_has_is_refused_not_every_key(pipeline, run):
+    before, made = jobs_rows(), len(SessionInventory())
+    options = {"progress": False} if run is populate else {}
+    for restriction in (
+        {"subjet": "lk-m1"},
+        [{"subject": "lk-m1"}, {"sesion_datetime": "2024-01-01T00:00:00Z"}],
+        {"file_count": 3},  # a secondary attribute: keys are restricted by their own attributes only
+    ):
+        with pytest.raises(InputError, match=r"no selected table has this attribute") as err:
+            run(pipeline, restriction=restriction, **options)
+        assert err.value.in_arguments and err.value.problems[0].source == "restriction"
+    assert jobs_rows() == before and len(SessionInventory()) == made  # nothing made, nothing cleared
+
+
+def test_the_commands_refuse_a_misspelt_restrict_with_exit_2(pipeline, command):
+    for name in ("populate", "jobs"):
+        option = "--no-progress" if name == "populate" else "--table=SessionInventory"
+        ran = command(name, "--restrict", "subjet=lk-m1", option)
+        assert ran.status == 2, ran
+        assert "--restrict subjet: no selected table has this attribute" in ran.err
+        assert "Traceback" not in ran.err
+
+
+def test_a_nan_age_of_stale_reservations_is_refused_not_a_silent_nothing(pipeline, command):
+    from element_session.errors import PopulateError
+
+    for age in (NAN, -1, "5", True):
+        with pytest.raises(PopulateError, match=r"older_than must be a number of minutes >= 0"):
+            clear_jobs(pipeline, stale=True, older_than=age)
+    ran = command("jobs", "--clear-stale", "--older-than", "nan")
+    assert ran.status == 2 and "older_than must be a number of minutes >= 0, not nan" in ran.err

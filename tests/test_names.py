@@ -97,3 +97,41 @@ def test_names_at_the_limit_are_activated(pipeline, prefix, connection):
         assert table.jobs.is_declared and len(table.jobs) == 0
     finally:
         drop_schema(schema)
+
+
+def test_the_workflow_with_a_prefix_too_long_creates_nothing_and_says_so(command, connection):
+    limit, unit = IDENTIFIER_LIMITS[connection.adapter.backend]
+    prefix = "w" * (limit - len("lab")) + "_"  # even the shortest schema name, `lab`, is one too long
+    before = schemata(connection)
+    for long_prefix in (prefix, prefix[len("inventory") - len("lab") :]):  # only `inventory` too long
+        ran = command("sessions", child=True, env={"DATABASE_PREFIX": long_prefix})
+        assert ran.status == 1, ran
+        assert f"holds names of at most {limit} {unit}" in ran.err and "Nothing was created" in ran.err
+        assert "unexpected error" not in ran.err and "Traceback" not in ran.err
+    assert schemata(connection) == before  # not the lab schema either, nor a cut name on PostgreSQL
+
+
+def test_a_pipelines_own_schema_name_mysql_refuses_is_an_activation_error(connection):
+    if connection.adapter.backend != "mysql":
+        pytest.skip("PostgreSQL cuts a long name without an error (the product checks its own names first)")
+    from element_session.database import database_errors
+
+    name = "own_" + "x" * 70
+    refusal = rf"refused the database name '{name}' \(74 characters\).*at most 64"
+    with pytest.raises(ActivationError, match=refusal), database_errors():
+        dj.Schema(name, connection=connection)
+    assert name not in schemata(connection)
+
+
+@pytest.mark.parametrize("prefix_given", ["lab.v2_", "my lab_", 'a"b_', "a`b_", "Lab_"])
+def test_a_schema_name_datajoint_cannot_use_is_refused_before_anything_is_created(command, connection, prefix_given):
+    capitals = prefix_given == "Lab_"
+    if capitals and connection.adapter.backend != "postgresql":
+        pytest.skip("MySQL/MariaDB hold capital letters in a schema name")
+    before = schemata(connection)
+    ran = command("sessions", child=True, env={"DATABASE_PREFIX": prefix_given})
+    assert ran.status == 1, ran
+    assert f"activating `{prefix_given}lab`: it holds" in ran.err and "Nothing was created" in ran.err
+    assert ("capital letters" if capitals else "which DataJoint cannot use in a schema name") in ran.err
+    assert "unexpected error" not in ran.err
+    assert schemata(connection) == before

@@ -119,3 +119,20 @@ def test_doctor_lists_the_native_types_of_a_pipeline_module(pipeline, prefix, co
         drop_schema(schema)
     status, out, err = command("doctor", "--schema", prefix + "session", "--definitions")
     assert status == 0 and "definition-type" not in out, out + err
+
+
+def test_a_table_a_pipeline_declares_itself_in_old_spelling_is_an_activation_error(pipeline, prefix, connection):
+    if connection.adapter.backend != "postgresql":
+        pytest.skip("MySQL/MariaDB hold longblob (test_old_spelling_on_this_backend)")
+    from element_session.database import database_errors
+
+    schema = dj.Schema(prefix + "native_own", connection=connection)  # not through activate_downstream
+    try:
+        table = type("Raw", (dj.Manual,), {"definition": "raw_id: int32\n---\nwaveform: longblob"})
+        with pytest.raises(ActivationError) as err, database_errors():
+            schema(table, context={})
+        said = str(err.value)
+        assert "no type 'longblob' (attribute 'waveform')" in said and "<blob>" in said
+        assert "UndefinedObject" not in said and "LINE" not in said
+    finally:
+        schema.drop(prompt=False)

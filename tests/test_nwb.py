@@ -306,6 +306,13 @@ def test_export_command(refs, tmp_path, capsys):
     code, _, err = run("--subject", "s", "--id", "1", "--datetime", "x", "--output", "f")  # both: wrong usage
     assert code == cli.ExitStatus.USAGE and "give --datetime or --id, not both" in err
     assert run("--subject", "s", "--output", "f")[0] == cli.ExitStatus.USAGE  # neither
+    born = ("--subject-field", "species=Mus musculus", "--subject-field", "date_of_birth=2023-12-01")
+    code, _, err = run(*by_time, "--output", str(tmp_path / "born.nwb"), "--strict", *born)  # DANDI's other way
+    assert (code, err) == (0, "")
+    with pynwb.NWBHDF5IO(str(tmp_path / "born.nwb"), "r") as io:  # midnight in the session's zone
+        assert io.read().subject.date_of_birth == dt.datetime(2023, 12, 1, 5, tzinfo=dt.UTC)
+    code, _, err = run(*by_time, "--output", str(tmp_path / "x.nwb"), "--subject-field", "date_of_birth=soon")
+    assert code == 2 and "--subject-field: not an ISO 8601 date and time" in err and "(value: 'soon')" in err
 
 
 def test_what_dandi_requires_of_the_subject_is_named_field_by_field(refs, tmp_path):
@@ -325,6 +332,13 @@ def test_what_dandi_requires_of_the_subject_is_named_field_by_field(refs, tmp_pa
         warnings.simplefilter("error")  # a complete subject: no warning, strict or not
         path = write_nwb(key, tmp_path / "ok.nwb", session_module=refs.session, subject_kwargs=MOUSE, strict=True)
     assert path.is_file()
+    for born in ("2023-12-01", dt.date(2023, 12, 1)):  # as a birth date column: midnight in the session's zone
+        kwargs = {"species": "Mus musculus", "date_of_birth": born}
+        path = write_nwb(key, tmp_path / "b.nwb", session_module=refs.session, subject_kwargs=kwargs, overwrite=True)
+        with pynwb.NWBHDF5IO(str(path), "r") as io:
+            assert io.read().subject.date_of_birth == dt.datetime(2023, 12, 1, 5, tzinfo=dt.UTC)
+    with pytest.raises(InputError, match=r"column \"subject_kwargs\['date_of_birth'\]\": not an ISO 8601"):
+        write_nwb(key, tmp_path / "c.nwb", session_module=refs.session, subject_kwargs={"date_of_birth": "soon"})
 
 
 def test_missing_pynwb_is_a_clear_error(pipeline, tmp_path, monkeypatch):

@@ -206,6 +206,53 @@ def test_a_newer_format_version_is_refused(bundle, source):
         import_sessions(rewritten(bundle, change), source)
 
 
+def _manifest_changed(fn):
+    def change(name: str, data: bytes) -> bytes:
+        if name != MANIFEST:
+            return data
+        manifest = json.loads(data)
+        fn(manifest)
+        return json.dumps(manifest).encode()
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("fn", "said"),
+    [
+        (lambda m: m.pop("format_version"), "the manifest lacks the field 'format_version'"),
+        (lambda m: m.update(format_version=True), "'format_version' is not a whole number (it is true)"),
+        (lambda m: m.update(format_version="1"), "'format_version' is not a whole number (it is \"1\")"),
+        (lambda m: m.update(format_version=0), "'format_version' is out of range (it is 0)"),
+        (lambda m: m.pop("tables"), "the manifest lacks the field 'tables'"),
+        (lambda m: m["tables"].__setitem__(0, "x"), "tables[0] is not a JSON object"),
+        (lambda m: m["tables"][1].update(columns=None), "tables[1]'s field 'columns' is not a list (it is null)"),
+        (lambda m: m["tables"][1].update(rows="x"), "tables[1]'s field 'rows' is not a whole number"),
+        (lambda m: m["tables"][1].update(sha256=None), "tables[1]'s field 'sha256' is not text (it is null)"),
+        (lambda m: m["tables"][0]["columns"][0].pop("type"), "tables[0].columns[0] lacks the field 'type'"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_malformed_manifest_is_refused_naming_the_field(bundle, source, command, fn, said):
+    changed = rewritten(bundle, _manifest_changed(fn))
+    with pytest.raises(BundleError) as caught:
+        import_sessions(changed, source)
+    assert said in str(caught.value) and "object is not" not in str(caught.value)
+    ran = command("import", str(changed), "--dry-run")
+    assert ran.status == 1 and said in ran.err and "Traceback" not in ran.err
+
+
+def test_a_bundle_lacking_a_file_is_refused_naming_it(bundle, source):
+    with zipfile.ZipFile(bundle) as old, zipfile.ZipFile(bundle.with_name("lacking.zip"), "w") as new:
+        for name in old.namelist():
+            if name != "tables/session.SessionNote.parquet":
+                new.writestr(name, old.read(name))
+    with pytest.raises(
+        BundleError, match=r"not a complete bundle: it lacks the file tables/session\.SessionNote\.parquet$"
+    ):
+        import_sessions(bundle.with_name("lacking.zip"), source)
+
+
 def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, names, command):
     s = source.session
     (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
@@ -227,6 +274,8 @@ def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, na
         assert (
             "session.SessionNote" in ran.err and "edited on the target" in ran.err and names["subjects"][0] in ran.err
         )
+        assert f"key {{subject='{names['subjects'][0]}', session_datetime=" in ran.err  # no datetime repr
+        assert "datetime.datetime" not in ran.err
     finally:
         source.User.insert(before, skip_duplicates=True)
         (s.SessionNote & k1).delete()
@@ -413,6 +462,8 @@ def test_copy_to_the_other_backend_is_exact_and_idempotent(source, names, prefix
     # the password from .secrets/ beside the settings file; a second copy writes nothing
     (settings.parent / ".secrets").mkdir()
     (settings.parent / ".secrets" / "database.password").write_text(other_server.password)
+    flat = {f"database.{name}": value for name, value in database.items()}  # DataJoint reads this form too
+    settings.write_text(json.dumps(flat | {"database.backend": other_server.backend}))
     again = command(*args, env={"DJ_TARGET_PASS": None})
     assert again.status == 0, again.err
     assert "wrote 0 row(s), 21 already present" in again.out
@@ -423,6 +474,23 @@ def test_copy_without_a_password_is_a_usage_error(source, tmp_path, command):
     settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1}}))
     ran = command("copy", "--to", str(settings), env={"DJ_TARGET_PASS": None})
     assert ran.status == 2 and "DJ_TARGET_PASS" in ran.err
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"database": "127.0.0.1"}, "is not DataJoint's settings"),
+        ([1], "is not DataJoint's settings"),
+        ({"database": {"port": 3306}}, "names no database.host"),
+        ({"database.host": "h", "database.port": "abc"}, "database.port is not a port number ('abc')"),
+        ({"database": {"host": "h", "backend": "oracle"}}, "database.backend is mysql or postgresql, not 'oracle'"),
+    ],
+)
+def test_a_target_settings_file_that_cannot_be_used_is_a_usage_error(source, tmp_path, command, settings, said):
+    path = tmp_path / "datajoint.json"
+    path.write_text(json.dumps(settings))
+    ran = command("copy", "--to", str(path), env={"DJ_TARGET_PASS": "x"})
+    assert ran.status == 2 and said in ran.err and "Traceback" not in ran.err, ran
 
 
 def test_an_export_to_a_missing_directory_is_a_usage_error_naming_the_path(source, tmp_path, command):
@@ -450,3 +518,15 @@ def test_an_export_or_copy_of_a_selection_matching_nothing_is_refused_and_writes
     assert ran.status == 1 and "nothing to export, no bundle written" in ran.err
     ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress")
     assert ran.status == 0 and target.exists()  # the same command with a session to export
+
+
+def test_an_empty_list_of_subjects_exports_nothing_not_every_session(source, tmp_path):
+    """As ``find_sessions(subject=[])``: a notebook's empty selection must not become a bundle of everything."""
+    from element_session.errors import InputError, SessionNotFoundError
+
+    target = tmp_path / "sessions.zip"
+    with pytest.raises(SessionNotFoundError, match=r"no session matches subject=\(an empty list\)"):
+        export_sessions(target, source.session, subject=[])
+    with pytest.raises(InputError, match=r"column 'status': give one or more states"):
+        export_sessions(target, source.session, status=[])
+    assert not target.exists()

@@ -11,6 +11,7 @@ import os
 import datajoint as dj
 
 from element_session import session_with_datetime as session
+from element_session.linking import check_identifiers
 from element_session.locks import activation_lock
 from workflow import lab, subject
 from workflow.lab import Project, User
@@ -19,6 +20,9 @@ from workflow.subject import Subject
 __all__ = ["DATABASE_PREFIX", "Experimenter", "Project", "Subject", "User", "lab", "session", "subject"]
 
 DATABASE_PREFIX = os.environ.get("DATABASE_PREFIX", "")
+
+for _name in ("lab", "subject", "session", "inventory"):  # every schema name, before any schema is created
+    check_identifiers(dj.conn().adapter.backend, DATABASE_PREFIX + _name, [])
 
 for _schema, _name in ((lab.schema, "lab"), (subject.schema, "subject")):
     with activation_lock(dj.conn(), DATABASE_PREFIX + _name):  # an array's tasks may all start at once

@@ -313,7 +313,9 @@ def session_to_nwb(
         Written as the file's institution and lab (they override ``lab_key``'s).
     subject_kwargs : dict, optional
         ``pynwb.file.Subject`` arguments added to, or replacing, those read from the Subject table
-        (e.g. ``{"species": "Mus musculus"}``, which DANDI requires).
+        (e.g. ``{"species": "Mus musculus"}``, which DANDI requires). A ``date_of_birth`` given as a
+        date or ISO 8601 text is read as every time from a person is, in the session's zone (a date
+        alone: its midnight there, as a birth date column); text that is not a time is an ``InputError``.
     nwbfile_kwargs
         Further ``pynwb.NWBFile`` arguments, as ``additional_nwbfile_kwargs``.
 
@@ -351,7 +353,7 @@ def session_to_nwb(
     key = {k: row[k] for k in m.Session.primary_key}
     if row["session_datetime"] is None:
         raise NwbExportError(
-            f"session {key} has no session_datetime, and NWB requires a session_start_time: "
+            f"session {key_text(key)} has no session_datetime, and NWB requires a session_start_time: "
             f"set the session's start time in {m.Session.full_table_name} before exporting it"
         )
     zone_rows = (m.SessionTimezone & key).to_dicts()
@@ -387,17 +389,23 @@ def session_to_nwb(
     arguments.update({k: v for k, v in lab_arguments.items() if v is not None})
     arguments.update({k: v for k, v in (("institution", institution), ("lab", lab)) if v is not None})
     subject_to_nwb = getattr(linking, "subject_to_nwb", None)
+    fields = dict(subject_kwargs or {})
+    born = fields.get("date_of_birth")
+    if isinstance(born, str | dt.date) and not isinstance(born, dt.datetime):  # pynwb takes only a datetime
+        try:
+            instant = times.read_time(born, zone or "UTC", dates=True)
+        except times.TimeError as err:
+            raise one_problem("arguments", "subject_kwargs['date_of_birth']", born, str(err)) from None
+        fields["date_of_birth"] = times.local_time(instant.utc, instant.zone).astimezone(dt.UTC)
     try:
         if callable(subject_to_nwb) and not subject_kwargs:
             arguments["subject"] = subject_to_nwb(key)
         else:
-            arguments["subject"] = pynwb.file.Subject(
-                **{**subject_arguments(subject_row, subject_key, zone), **(subject_kwargs or {})}
-            )
+            arguments["subject"] = pynwb.file.Subject(**{**subject_arguments(subject_row, subject_key, zone), **fields})
         arguments.update(extra)
         nwbfile = pynwb.NWBFile(**{k: v for k, v in arguments.items() if v is not None})
     except (TypeError, ValueError) as err:
-        raise NwbExportError(f"pynwb rejected the arguments of session {key}: {err}") from None
+        raise NwbExportError(f"pynwb rejected the arguments of session {key_text(key)}: {err}") from None
     attributes = _attributes_table(m, key)
     if attributes is not None:
         nwbfile.add_acquisition(attributes)

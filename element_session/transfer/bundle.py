@@ -97,19 +97,70 @@ class Manifest:
         """
         try:
             data = json.loads(text)
-            version = data["format_version"]
-        except (ValueError, KeyError, TypeError) as err:
-            raise BundleError(f"{MANIFEST} cannot be read: {err}") from None
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        except ValueError as err:
+            raise BundleError(f"{MANIFEST} is not JSON: {err}") from None
+        problem = _shape_problem("the manifest", data, _MANIFEST_FIELDS, only=["format_version"])
+        if problem:
+            raise BundleError(f"{MANIFEST} cannot be read: {problem}")
+        version = data["format_version"]
+        if version > FORMAT_VERSION:
             raise BundleError(
-                f"the bundle has format version {version!r}; this element-session reads versions up to "
+                f"the bundle has format version {version}; this element-session reads versions up to "
                 f"{FORMAT_VERSION}: upgrade element-session to import it"
             )
-        try:
-            tables = [TableEntry(**{**t, "columns": [Column(**c) for c in t["columns"]]}) for t in data.pop("tables")]
-            return cls(**data, tables=tables)
-        except (KeyError, TypeError) as err:
-            raise BundleError(f"{MANIFEST} lacks or misnames a field: {err}") from None
+        problem = _shape_problem("the manifest", data, _MANIFEST_FIELDS)
+        for n, table in enumerate(data["tables"] if problem is None else []):
+            problem = _shape_problem(f"tables[{n}]", table, _TABLE_FIELDS)
+            for c, column in enumerate(table["columns"] if problem is None else []):
+                problem = problem or _shape_problem(f"tables[{n}].columns[{c}]", column, _COLUMN_FIELDS)
+            if problem:
+                break
+        if problem:
+            raise BundleError(f"{MANIFEST} cannot be read: {problem}")
+        tables = [
+            TableEntry(
+                **_known(t, _TABLE_FIELDS) | {"columns": [Column(**_known(c, _COLUMN_FIELDS)) for c in t["columns"]]}
+            )
+            for t in data["tables"]
+        ]
+        return cls(**_known(data, _MANIFEST_FIELDS) | {"tables": tables})
+
+
+#: The fields of the manifest, of each of its tables and of each table's columns, and their JSON types.
+_MANIFEST_FIELDS = {
+    "format_version": int,
+    "product_version": str,
+    "source_backend": str,
+    "created": str,
+    "account": str,
+    "selection": dict,
+    "downstream": bool,
+    "tables": list,
+}
+_TABLE_FIELDS = {"role": str, "tier": str, "definition": str, "columns": list, "rows": int, "sha256": str}
+_COLUMN_FIELDS = {"name": str, "type": str, "in_key": bool, "nullable": bool}
+_JSON_TYPES = {int: "a whole number", str: "text", dict: "an object", bool: "true or false", list: "a list"}
+
+
+def _shape_problem(where: str, data: object, fields: Mapping[str, type], only: Sequence[str] = ()) -> str | None:
+    """What is wrong with the JSON object ``data`` (named ``where``) for ``fields``, or None; ``only``: these fields."""
+    if not isinstance(data, dict):
+        return f"{where} is not a JSON object"
+    for name in only or fields:
+        kind = fields[name]
+        if name not in data:
+            return f"{where} lacks the field {name!r}"
+        value = data[name]
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            return f"{where}'s field {name!r} is not {_JSON_TYPES[kind]} (it is {json.dumps(value)[:40]})"
+        if isinstance(value, int) and value < (1 if name == "format_version" else 0):
+            return f"{where}'s field {name!r} is out of range (it is {value})"
+    return None
+
+
+def _known(data: Mapping[str, Any], fields: Mapping[str, type]) -> dict[str, Any]:
+    """The items of ``data`` that are ``fields`` (a field a later minor version adds is left out)."""
+    return {name: data[name] for name in fields}
 
 
 def now_text() -> str:
@@ -208,7 +259,10 @@ class Bundle:
             with zipfile.ZipFile(self.path) as bundle:
                 self.manifest = Manifest.from_json(bundle.read(MANIFEST))
                 self._files = {entry.role: bundle.read(entry.file) for entry in self.manifest.tables}
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, KeyError, OSError) as err:
+        except KeyError as err:  # zipfile: "There is no item named ... in the archive"
+            member = str(err.args[0]).split("'")[1] if "'" in str(err.args[0]) else MANIFEST
+            raise BundleError(f"{str(self.path)!r} is not a complete bundle: it lacks the file {member}") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
             if isinstance(err, FileNotFoundError):
                 raise BundleError(f"no bundle at {str(self.path)!r}") from None
             raise BundleError(

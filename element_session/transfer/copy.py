@@ -27,6 +27,40 @@ from .export import ExportReport, export_sessions
 #: The environment variable holding the target's password (never a command-line argument).
 TARGET_PASSWORD_ENV = "DJ_TARGET_PASS"  # noqa: S105 (the name of a variable, not a password)
 _SECRET = Path(".secrets") / "database.password"
+_SECRET_USER = Path(".secrets") / "database.user"
+
+
+def _target_settings(path: Path) -> dict[str, Any]:
+    """The ``database`` settings of the target's file, nested (``{"database": {"host": ...}}``) or flat
+    (``{"database.host": ...}``) as DataJoint reads either; ``backend`` filled in (default ``mysql``).
+
+    Raises
+    ------
+    UsageError
+        The file cannot be read or is no settings file, names no host, or a port or backend that cannot be.
+    """
+    shown = str(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"the target settings file {shown!r} cannot be read: {err}") from None
+    nested = data.get("database", {}) if isinstance(data, dict) else None
+    if not isinstance(nested, dict):
+        raise UsageError(
+            f"the target settings file {shown!r} is not DataJoint's settings (a JSON object of database.*)"
+        )
+    database = {key.split(".", 1)[1]: value for key, value in data.items() if key.startswith("database.")} | nested
+    if not database.get("host"):
+        raise UsageError(f"the target settings file {shown!r} names no database.host")
+    database.setdefault("backend", "mysql")
+    if database["backend"] not in ("mysql", "postgresql"):
+        raise UsageError(
+            f"the target settings file {shown!r}: database.backend is mysql or postgresql, not {database['backend']!r}"
+        )
+    port = database.get("port")
+    if port is not None and not (str(port).isdigit() and 0 < int(port) < 65536):
+        raise UsageError(f"the target settings file {shown!r}: database.port is not a port number ({port!r})")
+    return database
 
 
 def target_environment(
@@ -42,25 +76,22 @@ def target_environment(
     """
     environ = os.environ if environ is None else environ
     path = Path(settings_file)
-    try:
-        database = json.loads(path.read_text(encoding="utf-8")).get("database", {})
-        host = database["host"]
-    except (OSError, ValueError, AttributeError) as err:
-        raise UsageError(f"the target settings file {str(path)!r} cannot be read: {err}") from None
-    except KeyError:
-        raise UsageError(f"the target settings file {str(path)!r} names no database.host") from None
+    database = _target_settings(path)
     password = environ.get(TARGET_PASSWORD_ENV)
     secret = path.parent / _SECRET
     if password is None and secret.is_file():
         password = secret.read_text(encoding="utf-8").strip()
     if password is None:
         raise UsageError(f"no password for the target: set {TARGET_PASSWORD_ENV} or write it to {str(secret)!r}")
-    backend = str(database.get("backend", "mysql"))
+    user = database.get("user")
+    if user is None and (path.parent / _SECRET_USER).is_file():  # DataJoint's secrets may hold the account too
+        user = (path.parent / _SECRET_USER).read_text(encoding="utf-8").strip()
+    backend = database["backend"]
     env = {k: v for k, v in environ.items() if not k.startswith("DJ_") and k != "DATABASE_PREFIX"}
     env |= {
-        "DJ_HOST": str(host),
+        "DJ_HOST": str(database["host"]),
         "DJ_PORT": str(database.get("port", 5432 if backend == "postgresql" else 3306)),
-        "DJ_USER": str(database.get("user", "root")),
+        "DJ_USER": str(user or "root"),
         "DJ_PASS": password,
         "DJ_BACKEND": backend,
         "DJ_IGNORE_CONFIG_FILE": "true",
@@ -68,6 +99,8 @@ def target_environment(
     }
     if database.get("use_tls") is not None:
         env["DJ_USE_TLS"] = str(database["use_tls"]).lower()
+    if database.get("name") is not None:  # PostgreSQL's database (DataJoint's default: postgres)
+        env["DJ_DATABASE_NAME"] = str(database["name"])
     return env
 
 

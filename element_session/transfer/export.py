@@ -106,7 +106,10 @@ def _selection_text(given: dict[str, Any]) -> str:
     """The selection as a message names it: ``subject=m1,m2 status=planned`` (the zone only with a window)."""
     window = {"since", "until"} & set(given)
     shown = {k: v for k, v in given.items() if k != "timezone" or window}
-    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}" for k, v in shown.items())
+    return " ".join(
+        f"{k}={(','.join(map(str, v)) or '(an empty list)') if isinstance(v, list | tuple) else v}"
+        for k, v in shown.items()
+    )
 
 
 def export_sessions(
@@ -163,7 +166,7 @@ def export_sessions(
     pipeline = pipeline or linking_module_of(module)
     if pipeline is None:
         raise UsageError("the session module is not activated with a linking module: pass pipeline=")
-    given = {k: v for k, v in selection.items() if v not in (None, [], ())}
+    given = {k: v for k, v in selection.items() if v is not None}  # an empty list selects nothing, as in find_sessions
     with database_errors():
         sessions = find_sessions(module, **given)
         connection = module.Session.connection
