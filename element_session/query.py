@@ -235,11 +235,25 @@ def session_key_of_subject(
     restriction |= parse_session_key(session_module, given, names=when, source="arguments", timezone=timezone)
     keys = (session & restriction).keys()
     if not keys:
-        raise SessionNotFoundError(f"no session with {key_text(restriction)} in schema {session.database}")
+        hint = _zone_hint(session_datetime, timezone)
+        raise SessionNotFoundError(f"no session with {key_text(restriction)} in schema {session.database}{hint}")
     if len(keys) > 1:
         matches = "; ".join(map(key_text, keys))
         raise one_problem("arguments", "session", restriction, f"{len(keys)} sessions match: {matches}")
     return keys[0]
+
+
+def _zone_hint(session_datetime: TimeInput | None, timezone: str) -> str:
+    """A hint for a start time that was read in ``timezone`` because it named no zone ('' otherwise)."""
+    if session_datetime is None:
+        return ""
+    other = "+01:00" if timezone != "+01:00" else "+02:00"
+    if times.read_time(session_datetime, timezone).utc == times.read_time(session_datetime, other).utc:
+        return ""  # the time carries its own offset or zone
+    return (
+        f" (the start time names no zone and was read in {timezone}: for a local time give its zone, "
+        "e.g. --timezone Europe/Berlin, timezone=..., or ...[Europe/Berlin] after the time)"
+    )
 
 
 def count_sessions(sessions: Any, cap: int | None = None) -> int:

@@ -84,9 +84,11 @@ def run_demo(pipeline: ModuleType) -> pd.DataFrame:
 
 
 def _print_table(sessions: pd.DataFrame) -> None:
+    """The sessions as ``element-session sessions`` prints them (start times in their zones, missing values blank)."""
+    from element_session.formats import sessions_text
+
     print(f"\n{len(sessions)} session(s):")
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 48):
-        print(sessions.to_string(index=not isinstance(sessions.index, pd.RangeIndex)))
+    print(sessions_text(sessions))
 
 
 def main(argv: list[str] | None = None) -> int:
