@@ -266,7 +266,8 @@ class WebApp:
             key = {name[2:]: str(v) for name, v in fields.items() if name.startswith("k.") and isinstance(v, str)}
             cleared = await self.as_account(request.user, service.clear_errors, table, key or None)
             what = f"the error of {formats.key_text(key)}" if key else "every error"
-            flash(request, f"Cleared {what} of {table}: {cleared} key(s) will be made again by the next populate.")
+            text = f"Cleared {what} of {table}: {cleared} key(s) will be made again by the next populate."
+            flash(request, text, changed=cleared > 0)
             return RedirectResponse("/jobs?" + urlencode({"table": table}), 303)
 
         def work(user):
@@ -303,7 +304,8 @@ class WebApp:
                 **form,
             )
         text, key = added
-        flash(request, ("Added " if report.new else "Already present, nothing changed: ") + text, key)
+        new = report.new > 0
+        flash(request, ("Added " if new else "Already present, nothing changed: ") + text, key, changed=new)
         return RedirectResponse("/?" + urlencode([("subject", row[k]) for k in subject_keys]), 303)
 
     async def edit(self, request: Request) -> Response:
@@ -339,7 +341,7 @@ class WebApp:
                 ),
             )
         except SessionLockedError as err:  # nothing to correct in the form: the session must be reopened first
-            flash(request, f"Not saved: {err.problems[0].reason}")
+            flash(request, f"Not saved: {err.problems[0].reason}", changed=False)
             return RedirectResponse("/session?" + query, 303)
         except InputError as err:  # shown with the form, as it was filled in
             return page(
@@ -351,7 +353,7 @@ class WebApp:
                 message=headline(err),
                 **shown,
             )
-        flash(request, "Saved." if changed else "Nothing to save: the session was as stored.")
+        flash(request, "Saved." if changed else "Nothing to save: the session was as stored.", changed=changed)
         return RedirectResponse("/session?" + query, 303)
 
     async def delete(self, request: Request) -> Response:
