@@ -298,14 +298,24 @@ def check_editable(m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str
         return
     locked = (m.SessionStatus & keys & [{"session_status": s} for s in LOCKED]).to_dicts()
     if locked:
-        reopen = _REOPEN_IN_A_FORM if source == "form" else _REOPEN
         raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
-                                               locked_reason(row, reopen)) for row in locked])  # fmt: skip
+                                               locked_reason(row)) for row in locked])  # fmt: skip
 
 
-#: How to reopen a session, as the command line and Python do it, and as a web page says it.
+#: How to reopen a session, as the command line and Python do it, and as the web says it (:func:`in_words`).
 _REOPEN = "element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...)"
-_REOPEN_IN_A_FORM = "set its status back to acquired, with a reason"
+_REOPEN_IN_WORDS = "set its status back to acquired, with a reason"
+
+
+def in_words(err: SessionLockedError) -> SessionLockedError:
+    """``err`` as the web tells it (its pages and its JSON API): how to reopen a session in words.
+
+    The same problems, each reason saying "set its status back to acquired, with a reason" where
+    it named the command and the Python call (:func:`locked_reason`), which a web user has neither of.
+    """
+    said = [InputProblem(p.source, p.row, p.column, p.value, p.reason.replace(_REOPEN, _REOPEN_IN_WORDS))
+            for p in err.problems]  # fmt: skip
+    return SessionLockedError(said)
 
 
 def locked_reason(row: Mapping[str, Any], reopen: str = _REOPEN) -> str:

@@ -197,6 +197,35 @@ def test_post_conflict_is_409(client, logins, data):
     assert snapshot(data) == before
 
 
+def test_a_changed_value_of_a_qc_passed_session_is_refused_in_words_by_the_add_form_and_the_api(client, logins, data):
+    from element_session.status import set_status
+
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-07T10:00:00Z", "session_note": "checked"}]
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    stored = {"subject": "wb-m2", "session_datetime": "2024-08-07 10:00:00"}
+    set_status(stored, "qc_passed", session_module=data.session)
+    try:
+        before = snapshot(data)
+        answer = client.post("/api/sessions", json=[{**rows[0], "session_note": "late"}], auth=logins["writer"].auth)
+        assert answer.status_code == 409, answer.text
+        (problem,) = answer.json()["problems"]
+        assert problem["column"] == "session_note" and "is qc_passed: it cannot be edited" in problem["reason"]
+        assert problem["reason"].endswith("reopen it first (set its status back to acquired, with a reason)")
+        form = {"csrf_token": csrf(client, "/add"), "subject": "wb-m2", "session_datetime": "2024-08-07T10:00:00",
+                "timezone": "UTC", "session_note": "late"}  # fmt: skip
+        page = client.post("/add", data=form)
+        assert page.status_code == 409, page.text
+        errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', page.text))
+        assert errors["session_note"].endswith("reopen it first (set its status back to acquired, with a reason)")
+        for said in (answer.text, page.text):  # no command line or Python call for a web user
+            assert "element-session status" not in said and "set_status(" not in said and "--reason" not in said
+        assert_in_words(page.text)
+        assert snapshot(data) == before
+    finally:
+        set_status(stored, "acquired", reason="test over", session_module=data.session)
+
+
 @pytest.mark.parametrize(
     "body", ['"/etc/passwd"', "{}", '{"subject": "wb-m1"}', "[1, 2]", '[{"a": 1}, "x"]', "not json", "\xff", "null"]
 )

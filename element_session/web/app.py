@@ -44,7 +44,7 @@ from ..errors import (
     one_problem,
 )
 from ..ingest.readers import no_duplicate_keys
-from ..status import STATES
+from ..status import STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, headline, status_of
@@ -77,14 +77,18 @@ class WebApp:
         """Run ``work(account, *args)`` in a worker thread as the database account of ``user`` (``request.user``).
 
         Raises :class:`LoginRequiredError` when there is no login, and what
-        :meth:`~element_session.web.accounts.Accounts.use` raises.
+        :meth:`~element_session.web.accounts.Accounts.use` raises; a :class:`SessionLockedError`
+        of ``work`` says how to reopen the session in words (:func:`~element_session.status.in_words`).
         """
         if not isinstance(user, Account):
             raise LoginRequiredError("log in with a database account")
 
         def run() -> Any:
             with self.accounts.use(user.credentials) as account:
-                return work(account, *args)
+                try:
+                    return work(account, *args)
+                except SessionLockedError as err:  # every web answer (page, form, JSON) says how to reopen in words
+                    raise in_words(err) from err.__cause__
 
         return await run_in_threadpool(run)
 
