@@ -33,6 +33,7 @@ from typing import Any
 
 import datajoint as dj
 
+from ._datajoint_compat import cascade_counts
 from .database import database_errors
 from .errors import InputProblem, InvalidStatusTransitionError, SessionLockedError, SessionNotFoundError, one_problem
 from .formats import key_text
@@ -332,7 +333,7 @@ def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:
     others by ``schema.table`` on the server.
     """
     m.Session.connection.dependencies.load()
-    counts = dj.Diagram.cascade(m.Session & dict(key)).counts()
+    counts = cascade_counts(m.Session & dict(key))
     own = m.Session.database
     linking = linking_module_of(m)
     labels = {t.full_table_name: name for name, t in tables(linking).items()} if linking is not None else {}
