@@ -876,7 +876,12 @@ def export_bundle(
 
 @cli.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
-@click.option("--dry-run", is_flag=True, help="check and report what would be written, write nothing")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="check and report what would be written, write no row (activating the pipeline still creates "
+    "its missing schemas and empty tables: docs/transfer.md)",
+)
 @_PROGRESS
 @pipeline_option
 @click.pass_context
@@ -900,7 +905,12 @@ def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool)
 @click.option("--to-prefix", default="", metavar="PREFIX", help="the target's schema prefix  [default: none]")
 @selection_options
 @click.option("--downstream", is_flag=True, help=_DOWNSTREAM_HELP)
-@click.option("--dry-run", is_flag=True, help="check the import and report what would be written, write nothing")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="check the import and report what would be written, write no row on the target (activating the "
+    "pipeline there still creates its missing schemas and empty tables: docs/transfer.md)",
+)
 @_PROGRESS
 @pipeline_option
 @click.pass_context

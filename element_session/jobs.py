@@ -30,7 +30,7 @@ import pandas as pd
 from . import pipeline as pipelines
 from . import times
 from ._datajoint_compat import declare_jobs_table
-from .errors import InputError, InputProblem, PopulateError
+from .errors import InputError, InputProblem, PopulateError, one_problem
 from .formats import key_text, text_table
 from .liveness import ServerConnections, Verdict
 from .lookups import check_restriction
@@ -304,14 +304,15 @@ def clear_jobs(
 
     Raises
     ------
-    PopulateError
-        ``older_than`` is negative or not a number (NaN); and as :func:`list_jobs`.
-    InputError, PipelineImportError
+    InputError
+        ``older_than`` is negative or not a number (NaN), named as the argument (``--older-than``
+        on the command line); and as :func:`list_jobs`.
+    PopulateError, PipelineImportError
         As :func:`list_jobs`.
     """
     usable = isinstance(older_than, numbers.Real) and not isinstance(older_than, bool) and older_than >= 0  # not NaN
     if older_than is not None and not usable:
-        raise PopulateError(f"older_than must be a number of minutes >= 0, not {older_than!r}")
+        raise one_problem("arguments", "older_than", older_than, "give a number of minutes >= 0")
     cleared = []
     by_label = select_tables(pipeline, tables)
     for record in list_jobs(pipeline, tables=tables, restriction=restriction, timezone=timezone):

@@ -33,6 +33,7 @@ from typing import Any
 
 import datajoint as dj
 
+from ._datajoint_compat import cascade_counts
 from .database import database_errors
 from .errors import InputProblem, InvalidStatusTransitionError, SessionLockedError, SessionNotFoundError, one_problem
 from .formats import key_text
@@ -298,14 +299,24 @@ def check_editable(m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str
         return
     locked = (m.SessionStatus & keys & [{"session_status": s} for s in LOCKED]).to_dicts()
     if locked:
-        reopen = _REOPEN_IN_A_FORM if source == "form" else _REOPEN
         raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
-                                               locked_reason(row, reopen)) for row in locked])  # fmt: skip
+                                               locked_reason(row)) for row in locked])  # fmt: skip
 
 
-#: How to reopen a session, as the command line and Python do it, and as a web page says it.
+#: How to reopen a session, as the command line and Python do it, and as the web says it (:func:`in_words`).
 _REOPEN = "element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...)"
-_REOPEN_IN_A_FORM = "set its status back to acquired, with a reason"
+_REOPEN_IN_WORDS = "set its status back to acquired, with a reason"
+
+
+def in_words(err: SessionLockedError) -> SessionLockedError:
+    """``err`` as the web tells it (its pages and its JSON API): how to reopen a session in words.
+
+    The same problems, each reason saying "set its status back to acquired, with a reason" where
+    it named the command and the Python call (:func:`locked_reason`), which a web user has neither of.
+    """
+    said = [InputProblem(p.source, p.row, p.column, p.value, p.reason.replace(_REOPEN, _REOPEN_IN_WORDS))
+            for p in err.problems]  # fmt: skip
+    return SessionLockedError(said)
 
 
 def locked_reason(row: Mapping[str, Any], reopen: str = _REOPEN) -> str:
@@ -322,7 +333,7 @@ def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:
     others by ``schema.table`` on the server.
     """
     m.Session.connection.dependencies.load()
-    counts = dj.Diagram.cascade(m.Session & dict(key)).counts()
+    counts = cascade_counts(m.Session & dict(key))
     own = m.Session.database
     linking = linking_module_of(m)
     labels = {t.full_table_name: name for name, t in tables(linking).items()} if linking is not None else {}

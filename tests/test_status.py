@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -80,6 +81,37 @@ def test_moving_a_checked_session_back_needs_a_reason(lab, state):
             lifecycle.set_status(key, "acquired", reason=reason)
         assert caught.value.in_arguments
     assert lifecycle.status_of(key) == state
+
+
+class _Records(logging.Handler):
+    """The messages of the records it handles."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_set_status_counts_the_downstream_rows_without_datajoints_tuples_log_lines(lab):
+    import datajoint as dj
+
+    pipeline, (_, _, key) = lab
+    logger, records = logging.getLogger("datajoint"), _Records()
+    level, filters = logger.level, list(logger.filters)
+    logger.setLevel(logging.INFO)  # DataJoint's default, whatever another test set
+    logger.addHandler(records)
+    try:
+        change = lifecycle.set_status(key, "qc_failed")  # moving into qc_failed lists the downstream rows
+        assert change.downstream is not None
+        assert not [m for m in records.messages if "tuples)" in m], records.messages
+        assert logger.level == logging.INFO and logger.filters == filters  # DataJoint's logging as it was
+        dj.Diagram.cascade(pipeline.session.Session & key).counts()  # DataJoint's own count still logs
+        assert any(m.endswith(" tuples)") for m in records.messages), records.messages
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
 
 
 def test_an_unknown_status_is_refused_in_arguments_and_in_ingest(lab):

@@ -197,6 +197,35 @@ def test_post_conflict_is_409(client, logins, data):
     assert snapshot(data) == before
 
 
+def test_a_changed_value_of_a_qc_passed_session_is_refused_in_words_by_the_add_form_and_the_api(client, logins, data):
+    from element_session.status import set_status
+
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-07T10:00:00Z", "session_note": "checked"}]
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    stored = {"subject": "wb-m2", "session_datetime": "2024-08-07 10:00:00"}
+    set_status(stored, "qc_passed", session_module=data.session)
+    try:
+        before = snapshot(data)
+        answer = client.post("/api/sessions", json=[{**rows[0], "session_note": "late"}], auth=logins["writer"].auth)
+        assert answer.status_code == 409, answer.text
+        (problem,) = answer.json()["problems"]
+        assert problem["column"] == "session_note" and "is qc_passed: it cannot be edited" in problem["reason"]
+        assert problem["reason"].endswith("reopen it first (set its status back to acquired, with a reason)")
+        form = {"csrf_token": csrf(client, "/add"), "subject": "wb-m2", "session_datetime": "2024-08-07T10:00:00",
+                "timezone": "UTC", "session_note": "late"}  # fmt: skip
+        page = client.post("/add", data=form)
+        assert page.status_code == 409, page.text
+        errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', page.text))
+        assert errors["session_note"].endswith("reopen it first (set its status back to acquired, with a reason)")
+        for said in (answer.text, page.text):  # no command line or Python call for a web user
+            assert "element-session status" not in said and "set_status(" not in said and "--reason" not in said
+        assert_in_words(page.text)
+        assert snapshot(data) == before
+    finally:  # the other tests count the sessions of the fixture's subjects
+        (data.session.Session & stored).delete(prompt=False)
+
+
 @pytest.mark.parametrize(
     "body", ['"/etc/passwd"', "{}", '{"subject": "wb-m1"}', "[1, 2]", '[{"a": 1}, "x"]', "not json", "\xff", "null"]
 )
@@ -559,7 +588,7 @@ def test_the_add_form_asks_for_the_zone_and_says_what_was_stored(client, logins,
     assert marked == ["2024-10-01 10:00:00 America/New_York"]
     assert "flash" not in client.get("/").text  # shown once
     again = client.post("/add", data={**form, "timezone": "America/New_York"})
-    assert "Already present" in again.text
+    assert '<p class="warning" role="status" id="flash">Already present, nothing changed: ' in again.text  # not green
 
 
 def test_a_lab_zone_given_to_serve_is_preset_and_labelled(data, logins):
@@ -591,7 +620,7 @@ def test_edit_and_delete_end_with_a_message_on_the_next_page(client, logins, dat
     saved = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "new"})
     assert saved.url.path == "/session" and '<p class="flash" role="status" id="flash">Saved.</p>' in saved.text
     same = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "new"})
-    assert "Nothing to save" in same.text
+    assert '<p class="warning" role="status" id="flash">Nothing to save' in same.text  # not styled as done
     deleted = client.post("/delete", params=key, data={"csrf_token": token, "confirm": "yes"})
     assert deleted.url.path == "/" and "Deleted the session subject=wb-m2, session_datetime=2024-08-03T10:00:00" in (
         deleted.text
@@ -725,10 +754,16 @@ def test_the_jobs_page_lists_failed_keys_and_lets_allowed_accounts_clear_them(cl
     assert "Clear all errors of inventory.SessionInventory" in shown.text
     before = len(SessionInventory.jobs & {"status": "error"})
     done = client.post("/jobs", data=fields)
-    assert done.status_code == 200 and f"Cleared the error of subject={fields['k.subject']}" in done.text
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", fields["k.session_datetime"])  # as shown
+    cleared_one = f"Cleared the error of subject={fields['k.subject']}, session_datetime={fields['k.session_datetime']}"
+    assert done.status_code == 200 and cleared_one in done.text  # the key as the page shows it: UTC, with +00:00
+    assert '<p class="flash" role="status" id="flash">Cleared the error' in done.text
     assert len(SessionInventory.jobs & {"status": "error"}) == before - 1
     all_cleared = client.post("/jobs", data={"csrf_token": fields["csrf_token"], "table": "inventory.SessionInventory"})
     assert "Cleared every error" in all_cleared.text
+    none_left = client.post("/jobs", data={"csrf_token": fields["csrf_token"], "table": "inventory.SessionInventory"})
+    nothing = '<p class="warning" role="status" id="flash">Cleared every error of inventory.SessionInventory: 0 key(s)'
+    assert nothing in none_left.text  # nothing cleared: not styled as done
     assert len(SessionInventory.jobs & {"status": "error"}) == 0
 
 
@@ -876,7 +911,7 @@ def test_the_edit_form_changes_every_part_in_one_transaction_and_the_page_shows_
     before = snapshot(data)
     refused = client.post("/edit", params=key, data={"csrf_token": token, "session_note": "late change"})
     assert refused.url.path == "/session"
-    flash = re.search(r'<p class="flash" role="status" id="flash">([^<]*)</p>', refused.text)[1]
+    flash = re.search(r'<p class="warning" role="status" id="flash">([^<]*)</p>', refused.text)[1]  # not green
     assert flash.startswith("Not saved: session subject=wb-m2") and "qc_passed" in flash and "reopen it first" in flash
     assert flash.endswith("reopen it first (set its status back to acquired, with a reason)")  # no code on a page
     assert snapshot(data) == before

@@ -132,7 +132,9 @@ def copy_sessions(
     to_prefix : the target's schema prefix (``DATABASE_PREFIX`` of the pipeline there).
     pipeline : the pipeline module (or its import path), importable in a child process.
     session_module, downstream, **selection : as :func:`~element_session.transfer.export_sessions`.
-    dry_run : check the import and report what would be written; write nothing on the target.
+    dry_run : check the import and report what would be written; write no row on the target. The
+        import activates the pipeline there all the same, which creates its missing schemas and
+        their empty tables (docs/transfer.md).
     progress : progress bars on standard error (None: only where it is a terminal).
 
     Returns

@@ -201,7 +201,8 @@ def import_sessions(
     path : the bundle (written by :func:`element_session.transfer.export_sessions`).
     pipeline : the target pipeline module (or its import path), activated on the target server
         under the target's schema prefix; default: the linking module of the activated session module.
-    dry_run : check everything and report what would be written; write nothing.
+    dry_run : check everything and report what would be written; write no row. (The schemas and
+        empty tables of a pipeline activated on a new target exist already: activating creates them.)
     progress : show a progress bar on standard error (None: only where it is a terminal).
 
     Returns

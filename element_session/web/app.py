@@ -44,7 +44,7 @@ from ..errors import (
     one_problem,
 )
 from ..ingest.readers import no_duplicate_keys
-from ..status import STATES
+from ..status import STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, headline, status_of
@@ -77,14 +77,18 @@ class WebApp:
         """Run ``work(account, *args)`` in a worker thread as the database account of ``user`` (``request.user``).
 
         Raises :class:`LoginRequiredError` when there is no login, and what
-        :meth:`~element_session.web.accounts.Accounts.use` raises.
+        :meth:`~element_session.web.accounts.Accounts.use` raises; a :class:`SessionLockedError`
+        of ``work`` says how to reopen the session in words (:func:`~element_session.status.in_words`).
         """
         if not isinstance(user, Account):
             raise LoginRequiredError("log in with a database account")
 
         def run() -> Any:
             with self.accounts.use(user.credentials) as account:
-                return work(account, *args)
+                try:
+                    return work(account, *args)
+                except SessionLockedError as err:  # every web answer (page, form, JSON) says how to reopen in words
+                    raise in_words(err) from err.__cause__
 
         return await run_in_threadpool(run)
 
@@ -266,7 +270,8 @@ class WebApp:
             key = {name[2:]: str(v) for name, v in fields.items() if name.startswith("k.") and isinstance(v, str)}
             cleared = await self.as_account(request.user, service.clear_errors, table, key or None)
             what = f"the error of {formats.key_text(key)}" if key else "every error"
-            flash(request, f"Cleared {what} of {table}: {cleared} key(s) will be made again by the next populate.")
+            text = f"Cleared {what} of {table}: {cleared} key(s) will be made again by the next populate."
+            flash(request, text, changed=cleared > 0)
             return RedirectResponse("/jobs?" + urlencode({"table": table}), 303)
 
         def work(user):
@@ -303,7 +308,8 @@ class WebApp:
                 **form,
             )
         text, key = added
-        flash(request, ("Added " if report.new else "Already present, nothing changed: ") + text, key)
+        new = report.new > 0
+        flash(request, ("Added " if new else "Already present, nothing changed: ") + text, key, changed=new)
         return RedirectResponse("/?" + urlencode([("subject", row[k]) for k in subject_keys]), 303)
 
     async def edit(self, request: Request) -> Response:
@@ -339,7 +345,7 @@ class WebApp:
                 ),
             )
         except SessionLockedError as err:  # nothing to correct in the form: the session must be reopened first
-            flash(request, f"Not saved: {err.problems[0].reason}")
+            flash(request, f"Not saved: {err.problems[0].reason}", changed=False)
             return RedirectResponse("/session?" + query, 303)
         except InputError as err:  # shown with the form, as it was filled in
             return page(
@@ -351,7 +357,7 @@ class WebApp:
                 message=headline(err),
                 **shown,
             )
-        flash(request, "Saved." if changed else "Nothing to save: the session was as stored.")
+        flash(request, "Saved." if changed else "Nothing to save: the session was as stored.", changed=changed)
         return RedirectResponse("/session?" + query, 303)
 
     async def delete(self, request: Request) -> Response:

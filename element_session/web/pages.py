@@ -14,15 +14,20 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..formats import key_text
+from ..formats import key_text, value_text
 from .logins import CSRF_FIELD, csrf_token
 
 FLASH = "flash"  # the session cookie's entry holding the message of the last write
 
 
-def flash(request: Request, text: str, key: dict[str, str] | None = None) -> None:
-    """Keep ``text`` (and the written session's key as text parameters) for the next page to show once."""
-    request.session[FLASH] = {"text": text, "key": key}
+def flash(request: Request, text: str, key: dict[str, str] | None = None, *, changed: bool = True) -> None:
+    """Keep ``text`` (and the written session's key as text parameters) for the next page to show once.
+
+    ``changed``: whether the write changed anything. The one rule of the message's style: a write
+    that changed something is shown as done (``flash``, green); a refusal or a write that changed
+    nothing (``Not saved: ...``, ``Nothing to save``, ``Already present``) as a warning (``warning``).
+    """
+    request.session[FLASH] = {"text": text, "key": key, "style": "flash" if changed else "warning"}
 
 
 @cache
@@ -32,6 +37,7 @@ def _templates() -> Environment:
     )
     templates.globals["urlencode"] = urlencode
     templates.globals["key_text"] = key_text  # a key as every output shows it (times UTC, with their offset)
+    templates.globals["value_text"] = value_text  # one value of it so (a form's key field, read back as the time)
     return templates
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import formats, paths, privileges, query, times
 from .. import pipeline as pipelines
-from .._datajoint_compat import declare_jobs_table
+from .._datajoint_compat import cascade_counts, declare_jobs_table
 from ..attribute_blobs import read_attribute_blobs
 from ..columns import ATTRIBUTE_PREFIX
 from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNotFoundError, one_problem
@@ -486,7 +486,7 @@ def _labels(user: UserPipeline) -> dict[str, str]:
 def affected_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     """Rows per table (full table name) that deleting the session ``key`` would remove, the session included."""
     user.connection.dependencies.load()
-    return dj.Diagram.cascade(user.session.Session & key).counts()
+    return cascade_counts(user.session.Session & key)
 
 
 def page_names(user: UserPipeline) -> dict[str, str]:
