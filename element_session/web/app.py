@@ -254,13 +254,13 @@ class WebApp:
     async def subject(self, request: Request) -> Response:
         def work(user):
             frame = service.subject_sessions(user, request.query_params)
-            return _rows_for_page(user, frame), formats.subject_attributes(user.session.Session)
+            return _rows_for_page(user, frame), formats.subject_attributes(user.session.Session), service.rights(user)
 
-        rows, subject_keys = await self.as_account(request.user, work)
+        rows, subject_keys, rights = await self.as_account(request.user, work)
         name = ", ".join(request.query_params.get(k, "") for k in subject_keys)
         svg = plot.sessions_over_time([row["record"] for row in rows])
         newest_first = sorted(rows, key=lambda row: row["record"]["session_datetime"] or "", reverse=True)
-        return page(request, "subject.html", subject_name=name, rows=newest_first, svg=svg)
+        return page(request, "subject.html", subject_name=name, rows=newest_first, svg=svg, rights=rights)
 
     async def jobs(self, request: Request) -> Response:
         table = request.query_params.get("table") or None
