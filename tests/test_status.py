@@ -289,5 +289,5 @@ def test_status_set_and_show_name_the_session_as_sessions_does_with_times_marked
         and "names no zone" not in missing.err  # the time carried its zone
     ), missing.err
     # a local time copied without its zone is read in UTC: the refusal says so and how to name the zone
-    local = command("status", "set", "--subject", subject, "--datetime", "2024-05-06T09:08:09", "acquired")
+    local = command("status", "set", "--subject", subject, "--datetime", "2024-05-06T05:55:55", "acquired")
     assert local.status == 1 and "names no zone and was read in UTC" in local.err and "--timezone" in local.err
