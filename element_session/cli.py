@@ -856,19 +856,26 @@ _PROGRESS = click.option(
 @click.option("--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the bundle to write")
 @selection_options
 @click.option("--downstream", is_flag=True, help=_DOWNSTREAM_HELP)
+@click.option("--overwrite", is_flag=True, help="replace the bundle file if it exists")
 @_PROGRESS
 @pipeline_option
 @click.pass_context
 def export_bundle(
-    ctx: click.Context, output: Path, subject: tuple[str, ...], downstream: bool, progress: bool, **options: Any
+    ctx: click.Context,
+    output: Path,
+    subject: tuple[str, ...],
+    downstream: bool,
+    overwrite: bool,
+    progress: bool,
+    **options: Any,
 ) -> ExitStatus:
     """Write the selected sessions and every row they reference to a bundle file (docs/transfer.md)."""
     from .transfer import export_sessions
 
     pipeline = _settings(ctx).load_pipeline()
     report = export_sessions(
-        output, pipeline.session, pipeline=pipeline, downstream=downstream, progress=_progress(progress),
-        **_selection(subject, **options),
+        output, pipeline.session, pipeline=pipeline, downstream=downstream, overwrite=overwrite,
+        progress=_progress(progress), **_selection(subject, **options),
     )  # fmt: skip
     click.echo(report)
     return ExitStatus.OK

@@ -331,6 +331,10 @@ class CsrfError(ElementSessionError):
     """Raised by the web interface for a form posted without the session's CSRF token (HTTP 403)."""
 
 
+class OutputExistsError(ElementSessionError, FileExistsError):
+    """Raised when an output file exists and replacing it was not asked for (``overwrite``/``--overwrite``)."""
+
+
 class BundleError(ElementSessionError):
     """Raised when a transfer bundle cannot be imported: unreadable or truncated, changed after export, or
     of a newer format version; ``table`` names the table concerned where there is one."""

@@ -25,7 +25,7 @@ from element_session.errors import BundleConflictError, BundleError
 from element_session.localdb import database_server
 from element_session.query import find_sessions
 from element_session.transfer import Manifest, export_sessions, import_sessions
-from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows
+from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows, write_bundle
 from element_session.transfer.export import select_rows
 from tests.helpers import LAB_TABLES, create_account, drop_account
 from tests.transfer_dump import assert_same_content, dump
@@ -499,6 +499,26 @@ def test_an_export_to_a_missing_directory_is_a_usage_error_naming_the_path(sourc
     assert ran.status == 2 and ran.out == ""
     assert f"cannot write {target}: directory {target.parent} does not exist" in ran.err
     assert "Traceback" not in ran.err and "FileNotFoundError" not in ran.err and not target.parent.exists()
+
+
+def test_an_export_never_replaces_an_existing_file_unless_asked(source, names, tmp_path, command):
+    """As `export-nwb`: an existing file (someone's earlier bundle) is kept, exit 1; `--overwrite` replaces it."""
+    from element_session.errors import OutputExistsError
+
+    target = tmp_path / "sessions.zip"
+    target.write_bytes(b"an earlier bundle")
+    ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress")
+    assert ran.status == 1 and ran.out == "" and "Traceback" not in ran.err
+    assert f"{target} exists: pass overwrite=True (--overwrite) to replace it" in ran.err
+    with pytest.raises(OutputExistsError, match="exists"):
+        export_sessions(target, source.session, subject=names["subjects"])
+    assert target.read_bytes() == b"an earlier bundle" and sorted(tmp_path.iterdir()) == [target]  # no partial file
+    manifest = Manifest("0", "mysql", "2024-01-01T00:00:00Z", "someone", {}, False)
+    with pytest.raises(OutputExistsError):  # a file put there while the rows were read: still kept
+        write_bundle(target, manifest, [])
+    assert target.read_bytes() == b"an earlier bundle" and sorted(tmp_path.iterdir()) == [target]
+    ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress", "--overwrite")
+    assert ran.status == 0 and zipfile.is_zipfile(target) and sorted(tmp_path.iterdir()) == [target]
 
 
 def test_an_export_or_copy_of_a_selection_matching_nothing_is_refused_and_writes_nothing(

@@ -21,7 +21,7 @@ def test_ingested_sessions_survive_export_and_import_exactly(references, rows, t
         ingest("sessions", [row], pipeline=pipeline, timezone=zone)
     before = dump(pipeline, SUBJECTS)
     path = tmp_path / "sessions.zip"
-    exported = export_sessions(path, pipeline.session, subject=SUBJECTS)
+    exported = export_sessions(path, pipeline.session, subject=SUBJECTS, overwrite=True)  # one path, every example
     clear(pipeline)  # the sessions and their parts go; the subjects, people and projects stay
     report = import_sessions(path, pipeline)
     references_rows = sum(exported.rows[role] for role in ("subject.Subject", "lab.User", "lab.Project"))

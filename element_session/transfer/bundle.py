@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import BundleError, FormatError
+from ..errors import BundleError, FormatError, OutputExistsError
 
 #: The version of the bundle format this code writes and the newest it reads.
 FORMAT_VERSION = 1
@@ -226,10 +226,19 @@ def decode_rows(data: bytes) -> list[dict[str, Any]]:
     return pq.read_table(io.BytesIO(data), use_threads=False).to_pylist()
 
 
-def write_bundle(path: str | os.PathLike, manifest: Manifest, files: Iterable[tuple[TableEntry, bytes]]) -> Path:
-    """Write the bundle to ``path`` (replaced at once when complete: never a half-written file there).
+def write_bundle(
+    path: str | os.PathLike, manifest: Manifest, files: Iterable[tuple[TableEntry, bytes]], overwrite: bool = False
+) -> Path:
+    """Write the bundle to ``path`` (put there at once when complete: never a half-written file there).
 
-    Each entry's ``sha256`` and the manifest are filled in from ``files``.
+    Each entry's ``sha256`` and the manifest are filled in from ``files``. Without ``overwrite`` the
+    complete file is linked to ``path`` only where nothing is there (``os.link`` fails on an existing
+    name: two exports to one path never replace each other's file).
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is false.
     """
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
@@ -239,11 +248,32 @@ def write_bundle(path: str | os.PathLike, manifest: Manifest, files: Iterable[tu
                 entry.sha256 = hashlib.sha256(data).hexdigest()
                 bundle.writestr(entry.file, data)
             bundle.writestr(MANIFEST, manifest.to_json())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        _put(Path(temporary), path, overwrite)
+    except FileExistsError:
+        raise OutputExistsError(existing_output(path)) from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)  # gone after os.replace; after os.link ``path`` holds the file
     return path
+
+
+def _put(temporary: Path, path: Path, overwrite: bool) -> None:
+    """Give the complete file ``temporary`` the name ``path`` (FileExistsError: taken, without ``overwrite``)."""
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: checked, then renamed
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(temporary, path)
+
+
+def existing_output(path: Path) -> str:
+    """The message of an existing bundle file that ``--overwrite`` was not given for."""
+    return f"{path} exists: pass overwrite=True (--overwrite) to replace it"
 
 
 class Bundle:

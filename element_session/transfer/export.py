@@ -16,11 +16,11 @@ import datajoint as dj
 
 from .. import __version__
 from ..database import database_errors
-from ..errors import SessionNotFoundError, UsageError
+from ..errors import OutputExistsError, SessionNotFoundError, UsageError
 from ..pipeline import linking_module_of, session_module_of
 from ..progress import progress_bar
 from ..query import find_sessions
-from .bundle import Manifest, TableEntry, encode_table, now_text, table_of, write_bundle
+from .bundle import Manifest, TableEntry, encode_table, existing_output, now_text, table_of, write_bundle
 from .rows import columns_of, read_columns, tables_by_role, tier_of
 
 #: The options of :func:`export_sessions` that select sessions (``find_sessions``' meaning).
@@ -118,6 +118,7 @@ def export_sessions(
     *,
     pipeline: ModuleType | None = None,
     downstream: bool = False,
+    overwrite: bool = False,
     progress: bool | None = False,
     **selection: Any,
 ) -> ExportReport:
@@ -125,13 +126,14 @@ def export_sessions(
 
     Parameters
     ----------
-    path : the bundle file to write (replaced when complete; never left half-written).
+    path : the bundle file to write (put there when complete; never left half-written).
     session_module : the activated session module (default: the one activated, see
         :func:`element_session.pipeline.session_module_of`).
     pipeline : the module whose tables name the roles and hold the downstream tables (default: the
         session module's linking module).
     downstream : also the rows of every activated Imported/Computed table (and its parts) that depend
         on the selected sessions.
+    overwrite : replace ``path`` where it exists (otherwise an :class:`OutputExistsError`, said before any row is read).
     progress : show a progress bar on standard error (None: only where it is a terminal).
     **selection : ``subject``, ``project``, ``experimenter``, ``since``, ``until``, ``timezone``, as
         :func:`element_session.query.find_sessions` reads them; none: every session.
@@ -145,6 +147,8 @@ def export_sessions(
     ------
     SessionNotFoundError
         No session matches the selection: nothing is written.
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is false (also when another export puts it there meanwhile).
     UsageError
         An unknown selection option, no pipeline module to name the tables, or no directory to write ``path`` in.
     InputError
@@ -157,6 +161,8 @@ def export_sessions(
     folder = Path(path).parent
     if not folder.is_dir():  # said before any row is read
         raise UsageError(f"cannot write {path}: directory {folder} does not exist")
+    if Path(path).exists() and not overwrite:
+        raise OutputExistsError(existing_output(Path(path)))
     unknown = set(selection) - set(SELECTION)
     if unknown:
         raise UsageError(
@@ -194,5 +200,5 @@ def export_sessions(
                 )
             manifest.tables.append(entry)
             files.append((entry, encode_table(rows)))
-    write_bundle(path, manifest, files)
+    write_bundle(path, manifest, files, overwrite)
     return report
