@@ -399,6 +399,14 @@ def test_session_page_shows_every_part_directory_downstream_and_jobs(client, log
     assert subject.status_code == 200 and "<svg" in subject.text
     bars = re.findall(r"<title>week of (\S+): (\d+) sessions?</title>", subject.text)  # Sunday 10, Tuesday 12 March
     assert bars[:2] == [("2024-03-04", "1"), ("2024-03-11", "1")]
+    legend = re.search(r'<ul class="legend".*?</ul>', subject.text, re.S)[0]  # coloured by project, named below
+    colour = {
+        p: c
+        for c, p in re.findall(r'<span class="swatch (project-\w+)" aria-hidden="true"></span>([^<]+)</li>', legend)
+    }
+    assert set(colour) == {"wb-maps", "no project"} and len(set(colour.values())) == 2
+    parts = re.findall(r'<rect class="(project-\w+)"[^>]*><title>([^<]+): \d+ sessions?</title>', subject.text)
+    assert parts[0] == (colour["wb-maps"], "wb-maps") and parts[1] == (colour["no project"], "no project")
     shown = re.findall(r'<li><a href="/session\?[^"]*">([^<]+)</a>', subject.text)
     assert shown[-2:] == ["2024-03-12 09:00:00 UTC", "2024-03-10 14:30:00 Europe/Berlin"]  # newest first, local
 

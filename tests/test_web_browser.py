@@ -151,6 +151,12 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     page.wait_for_url(f"{server}/session?*#jobs")
     assert "DirectoryNotFoundError" in page.locator("#jobs").inner_text()
     look("session-failed-job")
+    page.click("nav a[href='/jobs']")  # the jobs page: the same failed key, its error's type first
+    page.wait_for_url(f"{server}/jobs")
+    failed_row = page.locator("#jobs tbody tr", has_text="DirectoryNotFoundError")
+    assert failed_row.count() == 1 and "wz-m2" in failed_row.inner_text()
+    shot(page, tmp_path, "jobs")
+    look("jobs")
     page.goto(f"{server}/")
     page.fill("form.filters input[type=search]", "OTHER MOUSE")  # wz-m2's note, letter case ignored
     page.click("form.filters button[type=submit]")
@@ -222,6 +228,7 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     page.fill("input[name=session_datetime]", "2024-05-03T11:00:00")
     page.fill("input[name=experimenter]", "wz-ada")
     page.fill("input[name=session_note]", "added in the browser")
+    page.fill("input[name=project]", "wz-maps")  # the subject page colours its week by project
     page.click("form.add button[type=submit]")
     page.wait_for_url(f"{server}/?subject=wz-m1")
     assert page.locator("#total").inner_text() == "2"
@@ -237,6 +244,8 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     assert [s["session_datetime"] for s in added] == ["2024-05-03T09:00:00+00:00"]
 
     page.goto(f"{server}/subject?subject=wz-m1")
+    assert page.locator("svg.timeline rect").count() >= 2 and page.locator("ul.legend li").count() >= 1
+    shot(page, tmp_path, "subject")
     look("subject")
     page.click("form.logout button")
     page.wait_for_url(f"{server}/login")
@@ -266,7 +275,7 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
         assert_in_words(html), name
     assert not barriers, barriers  # no serious or critical accessibility violation on any page visited
     assert len(seen) >= 10
-    for name in ("login", "sessions", "session", "add-invalid", "read-only-refused"):
+    for name in ("login", "sessions", "session", "add-invalid", "read-only-refused", "jobs", "subject"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
 
 

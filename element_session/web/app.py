@@ -258,9 +258,9 @@ class WebApp:
 
         rows, subject_keys, rights = await self.as_account(request.user, work)
         name = ", ".join(request.query_params.get(k, "") for k in subject_keys)
-        svg = plot.sessions_over_time([row["record"] for row in rows])
+        timeline = plot.sessions_over_time([row["record"] for row in rows])
         newest_first = sorted(rows, key=lambda row: row["record"]["session_datetime"] or "", reverse=True)
-        return page(request, "subject.html", subject_name=name, rows=newest_first, svg=svg, rights=rights)
+        return page(request, "subject.html", subject_name=name, rows=newest_first, timeline=timeline, rights=rights)
 
     async def jobs(self, request: Request) -> Response:
         table = request.query_params.get("table") or None
