@@ -13,7 +13,8 @@ import os
 import platform
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import datajoint as dj
@@ -50,6 +51,38 @@ def cascade_counts(expression: dj.Table) -> dict[str, int]:
     finally:
         logger.removeFilter(keep)
     return dict(counts)
+
+
+@contextmanager
+def read_snapshot(connection: dj.Connection) -> Iterator[None]:
+    """Every read inside sees the database as it was at one instant: one read-only transaction.
+
+    For a reader of several tables (an export) that must not see a session without the parts another
+    client commits meanwhile. ``REPEATABLE READ`` and ``READ ONLY`` on both backends (MySQL/MariaDB:
+    ``START TRANSACTION WITH CONSISTENT SNAPSHOT``; PostgreSQL: ``BEGIN ISOLATION LEVEL REPEATABLE
+    READ READ ONLY``), rolled back at the end. DataJoint 2.3.5's ``start_transaction`` takes no
+    isolation level, so the statement is its adapter's with one, and DataJoint is told of the
+    transaction (its private ``_in_transaction``) so that a connection lost inside raises
+    ``LostConnectionError`` instead of reconnecting silently outside the snapshot. Inside a transaction
+    of the caller: that transaction's view, left to the caller.
+    """
+    if connection.in_transaction:
+        yield
+        return
+    adapter = connection.adapter
+    if adapter.backend == "postgresql":
+        begin = adapter.start_transaction_sql("REPEATABLE READ READ ONLY")
+    else:  # the level of the next transaction only; the server's default may be READ COMMITTED
+        connection.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        begin = adapter.start_transaction_sql("READ ONLY")
+    connection.query(begin)
+    connection._in_transaction = True
+    try:
+        yield
+    finally:
+        with suppress(Exception):  # a lost connection has ended the transaction already
+            connection.cancel_transaction()
+        connection._in_transaction = False
 
 
 def declare_jobs_table(table: type[dj.Table]) -> dj.Table:

@@ -14,6 +14,7 @@ collector's passes over every object at exit (:func:`run`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -40,6 +41,7 @@ from .errors import (
     DandiWarning,
     DatabaseUnreachableError,
     ElementSessionError,
+    ElementSessionWarning,
     InputError,
     InputProblem,
     PermissionDeniedError,
@@ -193,10 +195,12 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
         # make_context/invoke rather than cli.main: click's main turns a broken pipe into exit 1 itself
         args = list(argv) if argv is not None else sys.argv[1:]
         with (
+            warnings.catch_warnings(),  # showwarning restored at the end: main() may run in a notebook
             sigterm_as_interrupt(),
             cycle_collection_less_often(),
             cli.make_context("element-session", args, obj=settings) as ctx,
         ):
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             status = cli.invoke(ctx)
     except click.exceptions.Exit as done:  # --help, --version
         return done.exit_code
@@ -223,6 +227,17 @@ def main(argv: Sequence[str] | None = None, *, pipeline: ModuleType | None = Non
             traceback.print_exception(err, file=sys.stderr)
         return status
     return ExitStatus.OK if status is None else int(status)
+
+
+def _show_warning(
+    otherwise: Callable[..., None], message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> None:
+    """The product's warnings as one line on standard error (not Python's file, line and source line);
+    any other warning as ``otherwise`` (the ``warnings.showwarning`` that was in place) shows it."""
+    if issubclass(category, ElementSessionWarning):
+        click.echo(f"element-session: warning: {message}", err=True)
+    else:
+        otherwise(message, category, *args, **kwargs)
 
 
 @contextlib.contextmanager
@@ -491,6 +506,7 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
     """
     from . import formats
     from .history import history, history_frame, history_records
+    from .history import problems as history_problems
 
     subjects = selection["subject"]
     if not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
@@ -500,6 +516,8 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
         found, module = _selected(ctx, selection)
         keys = found.keys()
     entries = history(keys, session_module=module) if keys else []
+    for problem in history_problems(module.Session.connection, module.Session.database):
+        click.echo(f"element-session: warning: the history may miss changes: {problem} (docs/status.md)", err=True)
     if not entries and not any(v for name, v in selection.items() if name not in ("subject", "timezone")):
         from .query import unknown_names  # a deleted subject's history is shown: warn only where there is none
 
@@ -999,8 +1017,8 @@ def export_nwb(
         from . import times
 
         times.time_argument("subject_fields", fields["date_of_birth"], bound=True)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DandiWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DandiWarning)  # each, on standard error in one line (main)
         path = write_nwb(
             key,
             output,
@@ -1012,11 +1030,6 @@ def export_nwb(
             lab=lab,
             subject_kwargs=fields or None,
         )
-    for warning in caught:
-        if issubclass(warning.category, DandiWarning):
-            click.echo(f"element-session: warning: {warning.message}", err=True)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     click.echo(path)
     return ExitStatus.OK
 

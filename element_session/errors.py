@@ -66,19 +66,23 @@ class ActivationError(ElementSessionError):
     """Raised when a schema cannot be activated: again under another name, a name or a type the server cannot hold."""
 
 
-class CollationWarning(UserWarning):
+class ElementSessionWarning(UserWarning):
+    """Base of the product's warnings; the command line shows each as one line ``element-session: warning: ...``."""
+
+
+class CollationWarning(ElementSessionWarning):
     """Warned once by ``activate()`` when key columns compare text by a collation that is not binary."""
 
 
-class NativeTypeWarning(UserWarning):
+class NativeTypeWarning(ElementSessionWarning):
     """Warned once by ``activate_downstream()`` when definitions use MySQL-native types the server holds."""
 
 
-class DandiWarning(UserWarning):
+class DandiWarning(ElementSessionWarning):
     """Warned by ``write_nwb()`` (``export-nwb``) when the file lacks what the DANDI archive requires."""
 
 
-class HistoryOffWarning(UserWarning):
+class HistoryOffWarning(ElementSessionWarning):
     """Warned once by ``activate()`` when the account may not create the history's triggers: history is off."""
 
 

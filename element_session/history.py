@@ -38,7 +38,7 @@ from typing import Any
 import datajoint as dj
 from datajoint.utils import to_camel_case
 
-from .database import database_errors, translate
+from .database import database_errors, server_error, translate
 from .errors import HistoryOffWarning, PermissionDeniedError
 from .formats import value_text
 from .pipeline import session_module_of
@@ -188,13 +188,19 @@ def install(schema: dj.Schema) -> bool:
         if not existed:
             warnings.warn(
                 f"history is off for schema `{schema_name}`: the account may not create its history table or "
-                f"triggers ({err}). Grant it TRIGGER (and CREATE) on the schema, or activate once as an "
+                f"triggers ({_server_said(err)}). Grant it TRIGGER (and CREATE) on the schema, or activate once as an "
                 "account that has them, to record every change (docs/status.md, 'History').",
                 HistoryOffWarning,
                 stacklevel=4,  # the caller of the variant's activate()
             )
         return existed
     return True
+
+
+def _server_said(err: BaseException) -> str:
+    """The server's own words of a refusal (not the driver's tuple): ``TRIGGER command denied to user ...``."""
+    found = server_error(err)
+    return found[1].splitlines()[0] if found and found[1] else str(err)
 
 
 def _is_trigger_refusal(err: BaseException) -> bool:

@@ -12,7 +12,7 @@ import secrets
 import datajoint as dj
 import pytest
 
-from element_session.history import TABLE, history
+from element_session.history import TABLE, history, install
 from element_session.ingest import ingest
 from element_session.status import set_status
 from element_session.upgrade.doctor import diagnose
@@ -169,6 +169,29 @@ def test_an_account_without_trigger_privilege_activates_with_one_message(connect
     off = [message for kind, message in caught if kind == "HistoryOffWarning"]
     assert len(off) == 1, caught
     assert f"history is off for schema `{schema_name}`" in off[0] and "TRIGGER" in off[0]
+    assert (
+        "denied" in off[0].lower() and "((" not in off[0] and "Insufficient privileges" not in off[0]
+    )  # the server's words
+
+
+def test_the_history_command_says_when_the_history_may_miss_changes(session_key, connection, command):
+    """A table without its triggers (created by an account without TRIGGER): said on standard error, not silence."""
+    pipeline, key = session_key
+    schema, q = pipeline.session.SessionNote.database, connection.adapter.quote_identifier
+    if connection.adapter.backend == "postgresql":
+        connection.query(f"DROP TRIGGER {q('element_session_history_i')} ON {q(schema)}.{q('session_note')}")
+    else:
+        connection.query(f"DROP TRIGGER {q(schema)}.{q('es_history_i_session_note')}")
+    try:
+        shown = command("history", "--subject", key["subject"])
+        assert shown.status == 0 and "Traceback" not in shown.err
+        assert (
+            "element-session: warning: the history may miss changes: tables without history triggers: session_note"
+            in shown.err
+        )
+    finally:
+        install(pipeline.session.schema)  # what activation does: the missing trigger made again
+    assert "may miss changes" not in command("history", "--subject", key["subject"]).err
 
 
 def test_history_command_shows_a_deleted_sessions_changes(session_key, command):

@@ -17,6 +17,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import datajoint as dj
 import numpy as np
 import pandas as pd
 import pytest
@@ -484,6 +485,7 @@ def test_copy_without_a_password_is_a_usage_error(source, tmp_path, command):
         ({"database": {"port": 3306}}, "names no database.host"),
         ({"database.host": "h", "database.port": "abc"}, "database.port is not a port number ('abc')"),
         ({"database": {"host": "h", "backend": "oracle"}}, "database.backend is mysql or postgresql, not 'oracle'"),
+        ({"database": {"host": "h"}}, "names no account: set database.user in it or write the account to"),
     ],
 )
 def test_a_target_settings_file_that_cannot_be_used_is_a_usage_error(source, tmp_path, command, settings, said):
@@ -499,6 +501,76 @@ def test_an_export_to_a_missing_directory_is_a_usage_error_naming_the_path(sourc
     assert ran.status == 2 and ran.out == ""
     assert f"cannot write {target}: directory {target.parent} does not exist" in ran.err
     assert "Traceback" not in ran.err and "FileNotFoundError" not in ran.err and not target.parent.exists()
+
+
+def test_every_column_of_a_bundle_has_its_type_also_in_an_empty_table(bundle):
+    """An empty table's Parquet file (no session has a status row here) types its columns as documented
+    (text as ``string``, times as ``timestamp[us]``), not as Arrow's ``null``, so that pandas reads them typed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with zipfile.ZipFile(bundle) as archive:
+        manifest = Manifest.from_json(archive.read(MANIFEST))
+        (status,) = [e for e in manifest.tables if e.role == "session.SessionStatus"]
+        assert status.rows == 0
+        for entry in manifest.tables:
+            schema = pq.read_schema(io.BytesIO(archive.read(entry.file)))
+            assert not [f.name for f in schema if f.type == pa.null()], entry.role
+        schema = pq.read_schema(io.BytesIO(archive.read(status.file)))
+    assert schema.field("subject").type == pa.string() and schema.field("status_set_time").type == pa.timestamp("us")
+
+
+def test_an_export_reads_one_snapshot_while_another_client_adds_sessions(source, names, server, tmp_path, monkeypatch):
+    """A session committed by another client while the export reads is in no table of the bundle, or in all.
+
+    The other client commits a session with its note after the export has read ``Session`` and
+    before it reads ``SessionNote``: without one snapshot the bundle held the note of a session it
+    lacks, and a PostgreSQL target refused it (foreign key). The write is made from inside the
+    export's own read of each table, on a second connection of the same account.
+    """
+    import element_session.transfer.export as export
+
+    m1 = names["subjects"][0]
+    late = {"subject": m1, "session_datetime": dt.datetime(2024, 3, 12, 6, 0, 0)}
+    info = source.session.Session.connection.conn_info
+    other = dj.Connection(server.host, info["user"], info["passwd"], port=server.port, use_tls=server.use_tls,
+                          backend=server.backend)  # fmt: skip
+    read, written = export.read_columns, []
+
+    def read_then_write(query, columns):
+        found = read(query, columns)
+        if query.table_name == "session" and not written:  # Session read: another client commits a session
+            for table, row in (
+                ("session", {**late, "session_id": 9}),
+                ("session_note", {**late, "session_note": "late"}),
+            ):
+                full = f"{quote(other, source.session.Session.database)}.{quote(other, table)}"
+                names_ = ", ".join(quote(other, c) for c in row)
+                other.query(
+                    f"INSERT INTO {full} ({names_}) VALUES ({', '.join(['%s'] * len(row))})", args=tuple(row.values())
+                )
+            written.append(late)
+        return found
+
+    monkeypatch.setattr(export, "read_columns", read_then_write)
+    try:
+        report = export_sessions(tmp_path / "s.zip", source.session, subject=names["subjects"])
+        assert written and report.rows["session.Session"] == 3 and report.rows["session.SessionNote"] == 1
+        assert source.session.SessionNote & late  # the write did happen, committed, before the note was read
+    finally:
+        other.query(
+            f"DELETE FROM {quote(other, source.session.Session.database)}.{quote(other, 'session_note')} "
+            "WHERE subject = %s AND session_datetime = %s", args=(m1, late["session_datetime"]),
+        )  # fmt: skip
+        other.query(
+            f"DELETE FROM {quote(other, source.session.Session.database)}.{quote(other, 'session')} "
+            "WHERE subject = %s AND session_datetime = %s", args=(m1, late["session_datetime"]),
+        )  # fmt: skip
+        other.close()
+
+
+def quote(connection, name: str) -> str:
+    return connection.adapter.quote_identifier(name)
 
 
 def test_an_export_never_replaces_an_existing_file_unless_asked(source, names, tmp_path, command):
@@ -533,7 +605,7 @@ def test_an_export_or_copy_of_a_selection_matching_nothing_is_refused_and_writes
     ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--status", "aborted")
     assert ran.status == 1 and f"subject={names['subjects'][0]} status=aborted" in ran.err and not target.exists()
     settings = tmp_path / "datajoint.json"
-    settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1}}))
+    settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1, "user": "someone"}}))
     ran = command("copy", "--to", str(settings), "--subject", unknown, env={"DJ_TARGET_PASS": "x"})
     assert ran.status == 1 and "nothing to export, no bundle written" in ran.err
     ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress")

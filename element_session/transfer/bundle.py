@@ -168,12 +168,32 @@ def now_text() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+#: The Arrow type of a column of a DataJoint core type, for a column whose values do not tell it
+#: (an empty table, or NULL in every row): so that pandas and pyarrow read the type documented
+#: (docs/transfer.md) and not Arrow's ``null``. Other types (``decimal``, ``time``) stay as inferred.
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    **{f"int{n}": getattr(pa, f"int{n}")() for n in (8, 16, 32, 64)},
+    **{f"uint{n}": getattr(pa, f"uint{n}")() for n in (8, 16, 32, 64)},
+    "float32": pa.float32(), "float64": pa.float64(), "bool": pa.bool_(),
+    "datetime": pa.timestamp("us"), "date": pa.date32(),
+    "varchar": pa.string(), "char": pa.string(), "enum": pa.string(), "json": pa.string(), "uuid": pa.string(),
+}  # fmt: skip
+
+
+def arrow_type(portable: str) -> pa.DataType | None:
+    """The Arrow type of a column's portable type (``int32``, ``varchar(32)``, ``<blob>``); None: inferred."""
+    if portable.startswith("<"):
+        return pa.large_binary()
+    return _ARROW_TYPES.get(portable.split("(", 1)[0].strip().lower())
+
+
 def table_of(entry: TableEntry, columns: Mapping[str, Sequence[Any]]) -> pa.Table:
     """The rows of one table, given column by column, as an Arrow table sorted by the primary key.
 
     ``columns`` maps each of ``entry``'s column names to its values, one per row (every sequence
     of the same length). Blobs (a codec's column, or any bytes-like values) become ``large_binary``;
-    everything else is typed by its values.
+    everything else is typed by its values, and a column without a value (no row, or NULL in
+    every row) by its portable type (:func:`arrow_type`).
 
     Raises
     ------
@@ -188,6 +208,8 @@ def table_of(entry: TableEntry, columns: Mapping[str, Sequence[Any]]) -> pa.Tabl
                 arrays[column.name] = pa.array(values, type=pa.large_binary())
             else:
                 array = pa.array(values)
+                if array.type == pa.null() and arrow_type(column.type) is not None:
+                    array = pa.array(values, type=arrow_type(column.type))
                 arrays[column.name] = array.cast(pa.large_binary()) if array.type == pa.binary() else array
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
             raise FormatError(f"{entry.role}.{column.name}: its values cannot be written to Parquet: {err}") from None

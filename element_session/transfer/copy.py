@@ -72,7 +72,7 @@ def target_environment(
     Raises
     ------
     UsageError
-        The file cannot be read, lacks the host, or no password is found for the target.
+        The file cannot be read, lacks the host, or no account or no password is found for the target.
     """
     environ = os.environ if environ is None else environ
     path = Path(settings_file)
@@ -86,12 +86,17 @@ def target_environment(
     user = database.get("user")
     if user is None and (path.parent / _SECRET_USER).is_file():  # DataJoint's secrets may hold the account too
         user = (path.parent / _SECRET_USER).read_text(encoding="utf-8").strip()
+    if not user:  # not a guess (root): the account is said where the password is
+        raise UsageError(
+            f"the target settings file {str(path)!r} names no account: set database.user in it "
+            f"or write the account to {str(path.parent / _SECRET_USER)!r}"
+        )
     backend = database["backend"]
     env = {k: v for k, v in environ.items() if not k.startswith("DJ_") and k != "DATABASE_PREFIX"}
     env |= {
         "DJ_HOST": str(database["host"]),
         "DJ_PORT": str(database.get("port", 5432 if backend == "postgresql" else 3306)),
-        "DJ_USER": str(user or "root"),
+        "DJ_USER": str(user),
         "DJ_PASS": password,
         "DJ_BACKEND": backend,
         "DJ_IGNORE_CONFIG_FILE": "true",

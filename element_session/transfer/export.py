@@ -15,6 +15,7 @@ from typing import Any
 import datajoint as dj
 
 from .. import __version__
+from .._datajoint_compat import read_snapshot
 from ..database import database_errors
 from ..errors import OutputExistsError, SessionNotFoundError, UsageError
 from ..pipeline import linking_module_of, session_module_of
@@ -124,6 +125,9 @@ def export_sessions(
 ) -> ExportReport:
     """Write the selected sessions, what they reference and (``downstream``) what depends on them to a bundle.
 
+    Every table is read in one read-only ``REPEATABLE READ`` transaction (one snapshot): a session
+    that another client commits while the export reads is in every table of the bundle or in none.
+
     Parameters
     ----------
     path : the bundle file to write (put there when complete; never left half-written).
@@ -173,9 +177,9 @@ def export_sessions(
     if pipeline is None:
         raise UsageError("the session module is not activated with a linking module: pass pipeline=")
     given = {k: v for k, v in selection.items() if v is not None}  # an empty list selects nothing, as in find_sessions
-    with database_errors():
+    connection = module.Session.connection
+    with database_errors(), read_snapshot(connection):  # no session without the parts committed meanwhile
         sessions = find_sessions(module, **given)
-        connection = module.Session.connection
         manifest = Manifest(
             product_version=__version__,
             source_backend=connection.adapter.backend,
