@@ -111,7 +111,7 @@ class InvalidStatusTransitionError(ElementSessionError):
 
     def __init__(self, session: dict, current: str, asked: str, allowed: tuple[str, ...]) -> None:
         self.session, self.current, self.asked, self.allowed = session, current, asked, allowed
-        shown = ", ".join(f"{k}={v if isinstance(v, str) else _readable(v)}" for k, v in session.items())
+        shown = ", ".join(f"{k}={v if isinstance(v, str) else readable(v)}" for k, v in session.items())
         reachable = ", ".join(allowed) or "none: it is final"
         super().__init__(
             f"session {shown} is {current!r}: it cannot become {asked!r} (from {current!r} it can become: {reachable})"
@@ -199,7 +199,7 @@ class InputProblem:
             where += f", column {self.column!r}" if self.column else ""
         if self.value is None:  # nothing given, or no single value to show
             return f"{where}: {self.reason}"
-        shown = _readable(self.value)
+        shown = readable(self.value)
         if len(shown) > 80:  # the message shows the start of a long value; the value itself is kept
             shown = f"{shown[:60]}... ({len(str(self.value))} characters)"
         return f"{where}: {self.reason} (value: {shown})"
@@ -208,20 +208,21 @@ class InputProblem:
         return f"InputProblem({self})"
 
 
-def _readable(value: object) -> str:
+def readable(value: object) -> str:
     """``value`` as a message shows it: text quoted (so that spaces show), times as every output shows
-    them (``times.format_time``: a naive datetime here is a stored time, which is UTC), keys as tuples.
+    them (``times.format_time``: a naive datetime here is a stored time, which is UTC), keys as tuples,
+    a list as its items joined by commas (``'ada', 'bob'``; ``(none)`` when empty).
     """
     if isinstance(value, dt.datetime):  # with its offset; naive: a stored time, UTC (as times.format_time)
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, tuple):
-        return "(" + ", ".join(_readable(v) for v in value) + ")"
+        return "(" + ", ".join(readable(v) for v in value) + ")"
     if isinstance(value, list):
-        return "[" + ", ".join(_readable(v) for v in value) + "]"
+        return ", ".join(readable(v) for v in value) or "(none)"
     if isinstance(value, dict):  # a key: name=value, as formats.key_text shows it, never a datetime's repr
-        return "{" + ", ".join(f"{k}={_readable(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k}={readable(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -361,13 +362,13 @@ class BundleConflictError(ConflictError):
 
     def __init__(self, table: str, key: dict, column: str, stored: object, bundled: object) -> None:
         reason = f"stored with {column} = {_shortened(stored)}, the bundle has {_shortened(bundled)}"
-        super().__init__([InputProblem(table, None, column, None, f"key {_readable(key)} {reason}")])
+        super().__init__([InputProblem(table, None, column, None, f"key {readable(key)} {reason}")])
         self.table, self.key, self.column, self.stored, self.bundled = table, key, column, stored, bundled
 
 
 def _shortened(value: object, width: int = 80) -> str:
     """``value`` as a message shows it, cut to about ``width`` characters (a blob's bytes can be long)."""
-    shown = _readable(value)
+    shown = readable(value)
     return shown if len(shown) <= width else f"{shown[: width - 20]}... ({len(shown)} characters)"
 
 

@@ -19,6 +19,7 @@ from ..errors import (
     SessionLockedError,
     one_problem,
     raise_if_problems,
+    readable,
 )
 from . import keys
 from .plan import Batch, IngestReport, note_match, restricted_rows, shown
@@ -217,7 +218,7 @@ class SessionPlan:
                 continue
             state = stored.get("status", status.DEFAULT_STATUS)
             for column, (mine, theirs) in self._differences(session, stored, report).items():
-                reason = f"conflict: the stored session has {'no value' if theirs is None else repr(theirs)}"
+                reason = f"conflict: the stored session has {'no value' if theirs is None else readable(theirs)}"
                 if state in status.LOCKED and column != STATUS_COLUMN:
                     locked, reason = (
                         True,

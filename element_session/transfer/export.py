@@ -170,7 +170,7 @@ def export_sessions(
     unknown = set(selection) - set(SELECTION)
     if unknown:
         raise UsageError(
-            f"export_sessions() does not select by {', '.join(sorted(unknown))}; it selects by {SELECTION}"
+            f"export_sessions() does not select by {', '.join(sorted(unknown))}; it selects by {', '.join(SELECTION)}"
         )
     module = session_module or session_module_of()
     pipeline = pipeline or linking_module_of(module)
