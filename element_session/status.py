@@ -94,8 +94,9 @@ class StatusChange:
         if self.downstream:
             held = ", ".join(f"{table} {n}" for table, n in self.downstream.items())
             text += (
-                f"\ndownstream tables hold rows made from this session: {held}; they are kept "
-                "(delete them to make them again once the session is acquired or passed QC)"
+                f"\ndownstream tables hold rows made from this session: {held}; they are kept (to make them "
+                "again from the session as it is now, delete them and run populate: it makes them where a table "
+                f"processes {self.after} sessions)"
             )
         return text
 
