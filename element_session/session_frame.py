@@ -106,7 +106,8 @@ def session_rows(sessions: Any, m: ModuleType, keys: Sequence[Sequence[Any]] | N
         source = _Sessions(f"({base.make_sql()}) AS s", (), base, "")
     else:
         condition = key_condition(m.Session.connection.adapter.quote_identifier, m.Session.primary_key, len(keys))
-        sql = f"(SELECT * FROM {m.Session.full_table_name} WHERE {condition}) AS s"
+        table = m.Session.full_table_name + along_primary_key(m.Session.connection)
+        sql = f"(SELECT * FROM {table} WHERE {condition}) AS s"
         source = _Sessions(sql, tuple(v for key in keys for v in key), None, condition)
     read = _read_postgresql if m.Session.connection.adapter.backend == "postgresql" else _read_mysql
     with cycle_collection_paused():  # a sixth of the time at 100,000 sessions otherwise
@@ -148,6 +149,17 @@ def key_condition(quote: Callable[[str], str], names: Sequence[str], count: int,
     columns = ", ".join(prefix + quote(n) for n in names)
     row = f"({', '.join(['%s'] * len(names))})"
     return f"({columns}) IN ({', '.join([row] * count)})"
+
+
+def along_primary_key(connection: Any) -> str:
+    """MySQL/MariaDB: `` FORCE INDEX (PRIMARY)``, to follow a table's name whose rows :func:`key_condition`
+    selects by their primary key (PostgreSQL: ``""``).
+
+    With a secondary index that also holds the key's columns (the start-time index), MariaDB's
+    optimizer weighs both for a list of keys and picks the secondary one: 100 keys of one subject
+    took 21 ms instead of 5 ms along the primary key (10^4 sessions).
+    """
+    return "" if connection.adapter.backend == "postgresql" else " FORCE INDEX (PRIMARY)"
 
 
 def _base(sessions: Any, m: ModuleType) -> Any:
