@@ -539,15 +539,38 @@ def _iso_offset(seconds: int) -> str:
     return dt.datetime(2000, 1, 1, tzinfo=dt.timezone(dt.timedelta(seconds=int(seconds)))).isoformat()[19:]
 
 
+#: The number of start times :func:`local_times` converts one by one (more: per zone, with numpy).
+_FEW = 200
+
+
+def _local_times_one_by_one(micros: np.ndarray, zones: np.ndarray) -> np.ndarray:
+    """:func:`local_times` by :func:`element_session.times.local_time`, one start time after the other."""
+    result = np.full(len(micros), None, dtype=object)
+    for i, (count, zone) in enumerate(zip(micros.tolist(), zones.tolist(), strict=True)):
+        if count is None:
+            continue
+        try:
+            result[i] = times.local_time(_NAIVE_EPOCH + dt.timedelta(microseconds=count), zone).isoformat()
+        except times.TimeError:
+            continue  # a stored zone that cannot be used: None (formats.session_problems names the session)
+    return result
+
+
+_NAIVE_EPOCH = dt.datetime(1970, 1, 1)
+
+
 def local_times(micros: np.ndarray, zones: np.ndarray) -> np.ndarray:
     """ISO 8601 text with offset of each start time in its own zone (UTC where none is recorded).
 
     ``micros`` are start times as microseconds since 1970 in UTC (None where missing), ``zones``
     text (IANA names or fixed offsets; None: UTC); the result is a numpy ``object`` array of text,
     None where the time is missing or the stored zone cannot be used, each equal to
-    ``datetime.isoformat()`` of :func:`element_session.times.local_time`. Works per distinct
-    zone, not per row.
+    ``datetime.isoformat()`` of :func:`element_session.times.local_time`: that function itself for
+    up to :data:`_FEW` times (a page; numpy and pandas cost more to start than to convert a page),
+    else per distinct zone, not per row.
     """
+    if len(micros) <= _FEW:
+        return _local_times_one_by_one(micros, zones)
     naive = _micros(micros).view("datetime64[us]")
     present = ~np.isnat(naive)
     zone_of = zones.copy()
