@@ -137,16 +137,15 @@ def session_frame(sessions: Any, m: ModuleType) -> pd.DataFrame:
         return _frame(rows, m)
 
 
-def key_condition(quote: Callable[[str], str], names: Sequence[str], count: int, alias: str = "") -> str:
-    """``(a, b) IN ((%s, %s), ...)`` over the columns ``names`` (of table ``alias``) for ``count`` keys.
+def key_condition(quote: Callable[[str], str], names: Sequence[str], count: int) -> str:
+    """``(a, b) IN ((%s, %s), ...)`` over the columns ``names`` for ``count`` keys.
 
     The caller passes the keys' values, flattened, as the statement's parameters. ``count`` of 0
     gives a condition that holds for no row.
     """
     if not count:
         return "1 = 0"
-    prefix = f"{alias}." if alias else ""
-    columns = ", ".join(prefix + quote(n) for n in names)
+    columns = ", ".join(quote(n) for n in names)
     row = f"({', '.join(['%s'] * len(names))})"
     return f"({columns}) IN ({', '.join([row] * count)})"
 
