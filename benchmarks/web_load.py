@@ -180,7 +180,7 @@ def serial(pipeline: Any, server: Any, n: int, repeats: int = 5) -> dict[str, fl
         if path == "/jobs":
             return service.jobs_view(user, None)
         found = service.session_page(user, service.parse_selection(query, 100))
-        return service.session_records(user, found.frame, found.sessions)
+        return service.session_records(user, found.rows, found.keys)
 
     accounts = Accounts(pipeline, pipeline.session.Session.connection, b"bench")
     timed: dict[str, float] = {}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import numpy as np
@@ -82,18 +82,23 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def session_records(
-    frame: pd.DataFrame, session: Any, blobs: Mapping[tuple, Mapping[str, Any]] | None = None
+    sessions: pd.DataFrame | Sequence[Mapping[str, Any]],
+    session: Any,
+    blobs: Mapping[tuple, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The JSON objects of the sessions of ``frame`` (a :func:`~element_session.query.session_table`).
+    """The JSON objects of ``sessions``: a :func:`~element_session.query.session_table`, or the same columns as
+    plain rows (:meth:`~element_session.session_frame.SessionRows.records`).
 
     ``blobs`` are the object values of the sessions' attributes, as
     :func:`~element_session.attribute_blobs.read_attribute_blobs` returns them; without them,
     ``attribute_blobs`` is empty. A value that cannot be read or written losslessly is left out of
     ``attribute_blobs`` and named in the session's ``problems``.
     """
-    keys, attributes, names = subject_attributes(session), attribute_columns(frame), list(session.primary_key)
+    rows = _rows(sessions) if isinstance(sessions, pd.DataFrame) else sessions
+    keys, names = subject_attributes(session), list(session.primary_key)
+    attributes = sorted(c for c in (rows[0] if rows else ()) if c.startswith(ATTRIBUTE_PREFIX))
     by_key = {_ident(key): values for key, values in (blobs or {}).items()}
-    return [_record(row, keys, attributes, by_key.get(_ident(row[n] for n in names), {})) for row in _rows(frame)]
+    return [_record(row, keys, attributes, by_key.get(_ident(row[n] for n in names), {})) for row in rows]
 
 
 def _ident(values: Any) -> tuple:
@@ -110,7 +115,7 @@ def _ident(values: Any) -> tuple:
     return tuple(ident)
 
 
-def _record(row: dict[str, Any], keys: list[str], attributes: list[str], blobs: Mapping[str, Any]) -> dict[str, Any]:
+def _record(row: Mapping[str, Any], keys: list[str], attributes: list[str], blobs: Mapping[str, Any]) -> dict[str, Any]:
     stamp = row["session_datetime"]
     encoded, problems = {}, []
     for name, value in sorted(blobs.items()):

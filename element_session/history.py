@@ -389,8 +389,9 @@ def history(
     ``keys`` is one restriction of the session's key attributes (``{"subject": "M001"}`` for every
     session of a subject, a full key for one session, ``{}`` for all) or a list of them (any). The
     sessions need not exist any more. Rows are chosen on the server by the first key attribute where
-    every restriction gives it (along the history's index of it, made at activation), then compared
-    in Python (times as instants: naive UTC, aware, or ISO text).
+    every restriction gives it (along the history's index of it, made at activation), and for one
+    session by the text of its start time (to the second), then compared in Python (times as
+    instants: naive UTC, aware, or ISO text).
 
     Returns
     -------
@@ -408,7 +409,8 @@ def history(
     m = session_module or session_module_of(wanted[0] if len(wanted) == 1 else None)
     connection = m.Session.connection
     first = m.Session.primary_key[0]
-    where, args = "", ()
+    where: str = ""
+    args: tuple[str, ...] = ()
     if wanted and all(isinstance(k.get(first), str) for k in wanted):
         values = sorted({k[first] for k in wanted})
         backend = connection.adapter.backend
@@ -416,6 +418,10 @@ def history(
         if backend != "postgresql" and _has_first_key_column(connection, m.Session.database):  # along its index
             picked, marker = _FIRST, f"LEFT(%s, {_FIRST_WIDTH})"
         where, args = f" WHERE {picked} IN ({', '.join([marker] * len(values))})", tuple(values)
+        moment = _utc(wanted[0].get("session_datetime")) if len(wanted) == 1 and first != "session_datetime" else None
+        if moment is not None:  # one session: its start time's text too (the seconds, any separator and fraction)
+            where += f" AND {_first_key_expression(backend, 'session_datetime')} LIKE %s"
+            args += (moment.strftime("%Y-%m-%d_%H:%M:%S") + "%",)
     names = ("history_id", "changed_at", "account", "action", "table_name", "old_values", "new_values", "reason")
     sql = f"SELECT {', '.join(names)} FROM {_quote(connection, m.Session.database, TABLE)}{where} ORDER BY history_id"
     with database_errors(connection):

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from element_session.query import find_sessions, session_table
+from element_session.session_frame import session_rows
 from tests.helpers import add_references, remove_references
 
 NAMES = [
@@ -106,6 +107,42 @@ def test_any_restriction_gives_the_rows_of_the_whole_table(stored):
         absent = [c for c in whole.columns if c not in part.columns]
         assert all(c.startswith("attr.") for c in absent) and expected[absent].isna().all().all()
         pd.testing.assert_frame_equal(part, expected[part.columns])
+
+
+def test_rows_read_by_keys_are_the_rows_of_the_table(stored):
+    """session_rows by keys (one IN condition, any order, a key of no session left out) gives the
+    table's rows: the same values session_table types."""
+    whole = _rows_of_frame(_ours(session_table(stored)))
+    chosen = [5, 0, 3, 1]
+    keys = [tuple(_key(i).values()) for i in chosen] + [(SUBJECTS[0], dt.datetime(1999, 1, 1))]
+    rows = session_rows(None, stored, keys=keys)
+    assert len(rows) == len(chosen)
+    times = {_key(i)["session_datetime"].replace(tzinfo=dt.UTC) for i in chosen}
+    expected = [row for row in whole if row["session_datetime"] in times]  # in key order, as the table's
+    names = {c for row in rows.records() for c in row}  # the attributes these sessions have
+    assert [{c: v for c, v in row.items() if c in names} for row in expected] == rows.records()
+    assert len(session_rows(None, stored, keys=[])) == 0
+
+
+def _rows_of_frame(frame: pd.DataFrame) -> list[dict]:
+    """A typed table's rows with plain values (missing: None), as SessionRows.records gives them."""
+    return [
+        {c: None if not isinstance(v, list) and pd.isna(v) else v.to_pydatetime() if c == "session_datetime" else v
+         for c, v in row.items()}
+        for row in frame.to_dict("records")
+    ]  # fmt: skip
+
+
+def test_a_small_group_concat_max_len_of_the_connection_cuts_no_name(stored, connection):
+    if connection.adapter.backend == "postgresql":
+        pytest.skip("MySQL/MariaDB: the JSON aggregates")
+    whole = _ours(session_table(stored))
+    connection.query("SET SESSION group_concat_max_len = 4")
+    try:
+        pd.testing.assert_frame_equal(_ours(session_table(stored)), whole)
+        assert connection.query("SELECT @@SESSION.group_concat_max_len").fetchone()[0] == 4
+    finally:
+        connection.query("SET SESSION group_concat_max_len = DEFAULT")
 
 
 SETTINGS = {"postgresql": ["jit", "enable_hashjoin", "enable_nestloop", "transaction_isolation"], "mysql": []}

@@ -100,7 +100,7 @@ class WebApp:
 
         def work(user):
             found = service.session_page(user, selection)
-            return service.session_records(user, found.frame, found.sessions), found
+            return service.session_records(user, found.rows, found.keys), found
 
         records, found = await self.as_account(request.user, work)
         past = _past_the_end(request, selection, found)
@@ -200,7 +200,7 @@ class WebApp:
         def work(user):
             found = service.session_page(user, selection, newest_first=True, sort=sort)
             subject_keys = formats.subject_attributes(user.session.Session)
-            rows = _rows_for_page(user, found.frame)
+            rows = _rows_for_page(user, found.rows)
             return rows, found, subject_keys, service.rights(user), service.choices(user)
 
         rows, found, subject_keys, rights, choices = await self.as_account(request.user, work)
@@ -253,8 +253,8 @@ class WebApp:
 
     async def subject(self, request: Request) -> Response:
         def work(user):
-            frame = service.subject_sessions(user, request.query_params)
-            return _rows_for_page(user, frame), formats.subject_attributes(user.session.Session), service.rights(user)
+            found = service.subject_sessions(user, request.query_params)
+            return _rows_for_page(user, found), formats.subject_attributes(user.session.Session), service.rights(user)
 
         rows, subject_keys, rights = await self.as_account(request.user, work)
         name = ", ".join(request.query_params.get(k, "") for k in subject_keys)
@@ -448,21 +448,21 @@ def _json_kind(value: Any) -> str:
     return "null" if value is None else f"a JSON {kinds.get(type(value), type(value).__name__)}"
 
 
-def _rows_for_page(user: Any, frame: Any) -> list[dict[str, Any]]:
-    """The rows a page of sessions lists (the list, a subject's page): each session's JSON object, local start,
-    zone, key parameters and whether a job of it failed (:func:`~.service.failed_sessions`), read column-wise."""
-    records = service.session_records(user, frame)
-    failed = service.failed_sessions(user, frame)
-    local, zones = frame["session_datetime_local"].tolist(), frame["session_timezone"].tolist()
+def _rows_for_page(user: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows a page of sessions lists (the list, a subject's page), from the sessions' ``rows``
+    (:attr:`.service.SessionPage.rows`): each session's JSON object, local start, zone, key parameters and
+    whether a job of it failed (:func:`~.service.failed_sessions`)."""
+    records = service.session_records(user, rows)
+    failed = service.failed_sessions(user, rows)
     return [
         {
             "record": record,
-            "local": service.local_time(local[i]),
-            "zone": service.text_or_none(zones[i]),
+            "local": service.local_time(row["session_datetime_local"]),
+            "zone": service.text_or_none(row["session_timezone"]),
             "key": service.key_params(user, record),
             "failed": failed[i],
         }
-        for i, record in enumerate(records)
+        for i, (row, record) in enumerate(zip(rows, records, strict=True))
     ]
 
 

@@ -28,6 +28,7 @@ from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNot
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
 from ..jobs import JobRecord, autopopulated, clear_jobs, read_jobs, select_tables
+from ..session_frame import key_condition, session_rows
 from ..status import check_editable, check_status
 from ..tables import other_key
 from . import paging
@@ -132,11 +133,11 @@ def _found(user: UserPipeline, selection: Selection) -> Any:
 
 @dataclass(frozen=True)
 class SessionPage:
-    """One page of selected sessions: its table, the number of matches, and the page's query expression."""
+    """One page of selected sessions: their rows, the number of matches, and the page's keys."""
 
-    frame: pd.DataFrame  # query.session_table of the page's sessions, in the page's order
+    rows: list[dict[str, Any]]  # the page's sessions (session_frame.SessionRows.records), in the page's order
     total: int  # the number of matches, or paging.COUNT_CAP where there are more (then exact is False)
-    sessions: Any  # the page's sessions as a query expression of Session
+    keys: list[tuple]  # the page's keys (Session's primary-key values, session_datetime naive UTC), in its order
     exact: bool = True  # whether total is the number of matches (False: more than total)
     next_after: str | None = None  # the cursor (paging.cursor) of the next page; None on the last page
     unknown: tuple[str, ...] = ()  # query.unknown_names: subjects, projects, experimenters named that do not exist
@@ -169,7 +170,8 @@ def _sort_order(sort: str, names: list[str]) -> list[str]:
 def session_page(
     user: UserPipeline, selection: Selection, newest_first: bool = False, sort: str = "-start"
 ) -> SessionPage:
-    """One page of the selected sessions as a :func:`~element_session.query.session_table`, and the total.
+    """One page of the selected sessions as rows of :func:`~element_session.query.session_table`'s columns
+    (:func:`~element_session.session_frame.session_rows`), and the total.
 
     In the order of ``element-session sessions`` (by primary key, as Python compares the values), or
     by start time, newest first (with ``newest_first``; ``sort``, one of :data:`SORTS`, chooses
@@ -180,7 +182,8 @@ def session_page(
     (:func:`~element_session.query.database_orders_keys`); otherwise the keys of the matches are read
     and sorted here. ``selection.after`` (a cursor of an earlier page's ``next_after``) starts the
     page after that session. The matches are counted up to :data:`~.paging.COUNT_CAP` (``exact``
-    is False beyond it); only the page's sessions are read in full, by their keys.
+    is False beyond it); only the page's sessions are read in full, by their keys (one ``IN`` condition
+    with the keys as parameters).
 
     Raises :class:`InputError` naming ``after`` for a cursor that is not a key of this list.
     """
@@ -199,17 +202,12 @@ def session_page(
         page = _sorted_page(found, names, selection, newest_first, after)
     more = len(page) > selection.limit
     page = page[: selection.limit]
-    keys = [dict(zip(names, ident, strict=True)) for ident in page]
-    sessions = user.session.Session & keys  # these keys match the selection; an empty list selects nothing
-    frame = query.session_table(sessions, user.session)
-    if newest_first:  # session_table orders by key: put the page back in its own order
+    rows = session_rows(None, user.session, keys=page).records()  # these keys match the selection
+    if newest_first:  # the rows come in key order: put the page back in its own order
         position = {ident: i for i, ident in enumerate(page)}
-        columns = [[_naive(v) for v in frame[n].tolist()] for n in names]  # by column: no pandas row objects
-        stored = list(zip(*columns, strict=True)) if columns else []
-        at = sorted(range(len(frame)), key=lambda i: position[stored[i]])
-        frame = frame.iloc[at].reset_index(drop=True)
+        rows.sort(key=lambda row: position[_ident(row, names)])
     unknown = tuple(query.unknown_names(user.session, selection.filters, user.pipeline))
-    return SessionPage(frame, total, sessions, exact, paging.cursor(page[-1]) if more else None, unknown)
+    return SessionPage(rows, total, page, exact, paging.cursor(page[-1]) if more else None, unknown)
 
 
 def _after_key(user: UserPipeline, selection: Selection, names: list[str]) -> dict[str, Any] | None:
@@ -257,19 +255,42 @@ def _sorted_page(
     return [idents[i] for i in order[start : start + selection.limit + 1]]
 
 
-def _naive(value: Any) -> Any:
-    """A key value as stored: session_table's aware UTC datetimes without their zone."""
-    return value.replace(tzinfo=None) if isinstance(value, dt.datetime) else value
+def _ident(row: Mapping[str, Any], names: list[str]) -> tuple:
+    """The key of a session's row as stored: its values, ``session_datetime`` naive UTC."""
+    return tuple(v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for v in (row[n] for n in names))
 
 
-def session_records(user: UserPipeline, frame: pd.DataFrame, sessions: Any = None) -> list[dict[str, Any]]:
-    """The JSON objects of ``frame``'s sessions, as ``element-session sessions --format json`` prints them.
+def session_records(
+    user: UserPipeline, rows: Sequence[Mapping[str, Any]], keys: Sequence[tuple] | None = None
+) -> list[dict[str, Any]]:
+    """The JSON objects of the sessions of ``rows`` (:attr:`SessionPage.rows`), as ``element-session sessions
+    --format json`` prints them.
 
-    With ``sessions`` (a query expression of the same sessions), their attributes' object values are
+    With ``keys`` (the same sessions' keys, :attr:`SessionPage.keys`), their attributes' object values are
     read too (``attribute_blobs``); without, ``attribute_blobs`` is empty.
     """
-    blobs = None if sessions is None else read_attribute_blobs(sessions, user.session)
-    return formats.session_records(frame, user.session.Session, blobs)
+    blobs = None if keys is None else _attribute_blobs(user, keys)
+    return formats.session_records(rows, user.session.Session, blobs)
+
+
+def _attribute_blobs(user: UserPipeline, keys: Sequence[tuple]) -> dict[tuple, dict[str, Any]]:
+    """:func:`~element_session.attribute_blobs.read_attribute_blobs` of the sessions of ``keys``.
+
+    One statement with the keys as its parameters finds the sessions that have an object value; only
+    those are read as ``read_attribute_blobs`` reads them (none: no further statement).
+    """
+    if not keys:
+        return {}
+    session = user.session.Session
+    names = list(session.primary_key)
+    quote = user.connection.adapter.quote_identifier
+    sql = (
+        f"SELECT DISTINCT {', '.join(quote(n) for n in names)} FROM {session.Attribute.full_table_name} "
+        f"WHERE {quote('attribute_blob')} IS NOT NULL AND {key_condition(quote, names, len(keys))}"
+    )
+    args = tuple(v for key in keys for v in key)
+    having = [dict(zip(names, found, strict=True)) for found in user.connection.query(sql, args=args).fetchall()]
+    return read_attribute_blobs(session & having, user.session) if having else {}
 
 
 def all_sessions(user: UserPipeline, selection: Selection) -> pd.DataFrame:
@@ -369,24 +390,25 @@ class SessionDetail:
     job_errors: list[JobError | None]  # the error of each job (None for a reservation)
 
 
-def _session_frame(user: UserPipeline, key: dict[str, Any]) -> pd.DataFrame:
-    frame = query.session_table(user.session.Session & key, user.session)
-    if not len(frame):
+def _session_row(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
+    """The row of the session ``key`` (:func:`~element_session.session_frame.session_rows`); SessionNotFoundError."""
+    m = user.session
+    found = session_rows(None, m, keys=[tuple(key[n] for n in m.Session.primary_key)]).records()
+    if not found:
         raise SessionNotFoundError(f"no session {formats.key_text(key)}")
-    return frame
+    return found[0]
 
 
 def session_record(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
     """The JSON object of the session ``key``; :class:`SessionNotFoundError` if there is none."""
-    (record,) = formats.session_records(_session_frame(user, key), user.session.Session)
+    (record,) = formats.session_records([_session_row(user, key)], user.session.Session)
     return record
 
 
 def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
-    frame = _session_frame(user, key)
-    (record,) = formats.session_records(frame, user.session.Session)
-    row = frame.iloc[0]
+    row = _session_row(user, key)
+    (record,) = formats.session_records([row], user.session.Session)
     directory = problem = None
     if record["session_dir"] is not None:
         try:
@@ -439,26 +461,27 @@ def downstream_rows(user: UserPipeline, key: dict[str, Any]) -> dict[str, int]:
     return counts
 
 
-def failed_sessions(user: UserPipeline, frame: pd.DataFrame) -> list[bool]:
-    """Whether each session of ``frame`` (a page of sessions, a ``session_table``) has a failed job downstream.
+def failed_sessions(user: UserPipeline, rows: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """Whether each session of ``rows`` (a page of sessions, :attr:`SessionPage.rows`) has a failed job downstream.
 
-    One statement per declared jobs table of the Imported and Computed tables, the page's keys as
-    its parameters (never one query per session, no restriction built per key); a table whose jobs
-    table is not declared yet has no failed job. The list page and a subject's page mark the same sessions.
+    One statement (a ``UNION`` of the declared jobs tables of the Imported and Computed tables), the
+    page's keys as its parameters (never one query per session or table, no restriction built per
+    key); a table whose jobs table is not declared yet has no failed job. The list page and a subject's page
+    mark the same sessions.
     """
     names = list(user.session.Session.primary_key)
-    keys = list(zip(*[[_naive(v) for v in frame[n].tolist()] for n in names], strict=True)) if len(frame) else []
+    keys = [_ident(row, names) for row in rows]
     if not keys:
         return []
     quote = user.connection.adapter.quote_identifier
     columns = ", ".join(quote(n) for n in names)
-    row = f"({', '.join(['%s'] * len(names))})"
-    where = f" WHERE {quote('status')} = 'error' AND ({columns}) IN ({', '.join([row] * len(keys))})"
-    args = tuple(v for key in keys for v in key)
-    failed: set[tuple] = set()
-    for jobs in _declared_jobs_tables(user):
-        sql = f"SELECT DISTINCT {columns} FROM {jobs.full_table_name}{where}"
-        failed.update(tuple(found) for found in user.connection.query(sql, args=args).fetchall())
+    where = f" WHERE {quote('status')} = 'error' AND {key_condition(quote, names, len(keys))}"
+    tables = _declared_jobs_tables(user)
+    if not tables:
+        return [False] * len(keys)
+    sql = " UNION ".join(f"SELECT {columns} FROM {jobs.full_table_name}{where}" for jobs in tables)
+    args = tuple(v for key in keys for v in key) * len(tables)
+    failed = {tuple(found) for found in user.connection.query(sql, args=args).fetchall()}
     return [key in failed for key in keys]
 
 
@@ -669,7 +692,7 @@ def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> 
     """
     m = user.session
     key = validate.parse_session_key(m, row, subject=user.pipeline.Subject(), timezone=timezone)
-    (record,) = formats.session_records(query.session_table(m.Session & key, m), m.Session)
+    (record,) = formats.session_records([_session_row(user, key)], m.Session)
     params = key_params(user, record)
     subject = ", ".join(params[k] for k in formats.subject_attributes(m.Session))
     if record["session_datetime"] is None:
@@ -680,13 +703,14 @@ def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> 
     return f"the session of {subject} starting {record['session_datetime']} (UTC), {local} {zone}.", params
 
 
-def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> pd.DataFrame:
-    """Every session of one subject (its key attributes as text), in the order of ``sessions``."""
+def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every session of one subject (its key attributes as text) as rows of ``session_table``'s columns
+    (:func:`~element_session.session_frame.session_rows`), in the order of ``sessions``."""
     names = formats.subject_attributes(user.session.Session)
     key = validate.parse_session_key(user.session, subject, subject=user.pipeline.Subject(), names=names)
     if not len(user.pipeline.Subject & key):
         raise SessionNotFoundError(f"no subject {formats.key_text(key)}")
-    return query.session_table(user.session.Session & key, user.session)
+    return session_rows(user.session.Session & key, user.session).records()
 
 
 # -- jobs -----------------------------------------------------------------------------------------
