@@ -191,7 +191,7 @@ def test_search_finds_text_anywhere_in_any_case_and_its_wildcards_match_themselv
             find_sessions(sessions, search="a\x00b")
         with pytest.raises(InputError, match="search"):
             find_sessions(sessions, search=float("nan"))
-        printed = json.loads(command("sessions", "--search", "50%", "--format", "json").out)
+        printed = json.loads(command("sessions", "--search", "50%", "--subject", "qy-Search", "--format", "json").out)
         assert [s["session_note"] for s in printed] == ["50% done_ok"]
     finally:
         remove_references(pipeline, ["qy-Search"], [], [])
