@@ -5,7 +5,8 @@ The server is picked in this order:
 1. ``DJ_HOST`` is set: that server (with ``DJ_PORT``, ``DJ_USER``, ``DJ_PASS``, ``DJ_BACKEND``);
 2. a Docker engine answers and the backend is MySQL: MySQL 8.0 through testcontainers;
 3. otherwise: a private server (MariaDB, or PostgreSQL with ``DJ_BACKEND=postgresql``) that
-   :mod:`element_session.localdb` starts in a temporary directory and stops at the end.
+   :mod:`element_session.localdb` starts in a directory in memory (``/dev/shm``, throw-away
+   settings: ``durable=False``) and stops at the end.
 
 Every run uses its own schema prefix (``test_<8 hex>_``) and drops its schemas at the end.
 """
@@ -101,7 +102,7 @@ def server() -> Iterator[ServerInfo]:
                 "mysql", mysql.get_container_host_ip(), int(mysql.get_exposed_port(3306)), "root", mysql.root_password
             )
     else:
-        with database_server(tag="element-session-test-db-") as info:
+        with database_server(tag="element-session-test-db-", durable=False) as info:
             yield info
 
 

@@ -32,7 +32,7 @@ from types import ModuleType
 
 import pytest
 
-from element_session.localdb import LocalServer, ServerInfo
+from element_session.localdb import LocalServer, ServerInfo, scratch_parent
 
 SUBJECTS, PEOPLE, PROJECTS = ["fk-m1", "fk-m2"], ["fk-ada", "fk-bob"], ["fk-p1", "fk-p2"]
 START = dt.datetime(2023, 1, 1, 6, 0, 0)
@@ -454,7 +454,7 @@ class Private:
     def restart(self) -> ServerInfo:
         """Start the server again on the same data directory (a new port); point the children there."""
         self.local.stop()  # reaps a killed server and forgets its state
-        self.local = LocalServer(self.datadir, self.backend)
+        self.local = LocalServer(self.datadir, self.backend, durable=False)
         info = self.local.start()
         self.env.update(info.environment())
         return info
@@ -496,9 +496,9 @@ def _children(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def private(server: ServerInfo, subprocess_env: dict[str, str]) -> Iterator[Private]:
     """A private server (the backend of this run) with the pipeline, references and sessions to populate."""
-    datadir = Path(tempfile.mkdtemp(prefix="element-session-faults-"))
+    datadir = Path(tempfile.mkdtemp(prefix="element-session-faults-", dir=scratch_parent()))
     os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach its directory)
-    local = LocalServer(datadir / "server", os.environ.get("DJ_BACKEND", server.backend))
+    local = LocalServer(datadir / "server", os.environ.get("DJ_BACKEND", server.backend), durable=False)
     try:
         info = local.start()
         root = datadir / "raw"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from element_session.errors import LocalServerError
-from element_session.localdb import LocalServer, ServerInfo
+from element_session.localdb import LocalServer, ServerInfo, scratch_parent
 
 BACKEND = os.environ.get("DJ_BACKEND", "mysql")
 #: the tool of the first start, and what makes it fail after it began writing the data directory
@@ -151,3 +151,35 @@ def test_stop_without_backend_stops_a_postgresql_server(scratch):
         assert not (datadir / "server.json").exists()
     finally:
         LocalServer(datadir, "postgresql").stop()
+
+
+def test_the_suites_own_server_is_a_throw_away_one_in_memory(server: ServerInfo, connection) -> None:
+    """``database_server(durable=False)``: its data in :func:`scratch_parent`, without the settings that only a
+    crash of the machine needs (InnoDB's doublewrite buffer, PostgreSQL's full-page writes)."""
+    if server.use_tls is not False:
+        pytest.skip("the tests use a server that element_session.localdb did not start (DJ_HOST, Docker)")
+    if server.backend == "postgresql":
+        query = "SELECT current_setting('data_directory'), current_setting('full_page_writes')"
+    else:
+        query = "SELECT @@datadir, IF(@@innodb_doublewrite, 'on', 'off')"
+    datadir, crash_setting = connection.query(query).fetchone()
+    assert Path(datadir).resolve().is_relative_to(Path(scratch_parent() or tempfile.gettempdir()).resolve())
+    assert crash_setting == "off"
+
+
+def test_a_durable_server_is_the_default(scratch: Path) -> None:
+    """A user's ``localdb`` keeps every setting: ``durable=False`` is asked for, never assumed."""
+    assert LocalServer(scratch).durable is True
+
+
+def test_a_temporary_directory_already_in_memory_is_the_scratch_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """.ci/run's TMPDIR is in /dev/shm: the test server's data go in it, where its clean-up finds a server left."""
+    memory = Path("/dev/shm")  # noqa: S108 (only mkdtemp makes a directory there)
+    if not memory.is_dir():
+        pytest.skip("no /dev/shm on this machine")
+    inside = tempfile.mkdtemp(prefix="element-session-scratch-", dir=memory)
+    try:
+        monkeypatch.setattr(tempfile, "tempdir", inside)
+        assert scratch_parent() == inside
+    finally:
+        os.rmdir(inside)

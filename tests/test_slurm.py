@@ -198,7 +198,7 @@ def cancel_while_making(lab: Lab, slurm: LocalCluster, items: dict[int, str], ta
 
 
 def test_scancel_in_the_middle_of_a_make_then_the_next_run_makes_the_rest(lab: Lab, slurm: LocalCluster) -> None:
-    cancel_while_making(lab, slurm, {i: "slow:6" for i in range(6)}, tasks=2)
+    cancel_while_making(lab, slurm, {i: "slow:3" for i in range(6)}, tasks=2)
     assert len(lab.Made()) < 6  # the array was stopped with keys left
 
     done = lab.slurm("--array", "2", "--wait")
@@ -225,9 +225,20 @@ def test_over_its_memory_a_task_is_out_of_memory_and_the_next_run_recovers(lab: 
     assert len(lab.Made()) == 1 and not reserved(lab)
 
 
-def test_over_its_time_a_task_times_out_and_the_next_run_makes_the_key(lab: Lab) -> None:
+def test_over_its_time_a_task_times_out_and_the_next_run_makes_the_key(lab: Lab, slurm: LocalCluster) -> None:
     lab.add({0: "slow:600"})
-    done = lab.slurm("--array", "1", "--time", "1", "--wait", timeout=400)
+    waiting = start_waiting(lab, "--time", "1")
+    try:
+        job = running_job(lab, slurm)
+        assert re.search(r"\bTimeLimit=00:01:00\b", show_job(slurm, job)), show_job(slurm, job)  # --time reached SLURM
+        # SLURM's smallest limit is a minute; an operator may lower a running job's limit, and 0 is already
+        # over: the same time-out comes at slurmctld's next check of the limits (every 30 s at most)
+        subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=0"], env=slurm_env(slurm), check=True)
+        out, err = waiting.communicate(timeout=400)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    done = subprocess.CompletedProcess(waiting.args, waiting.returncode, out, err)
     assert done.returncode == 1, done.stdout + done.stderr
     assert re.search(r"^task 0: TIMEOUT", done.stdout, re.MULTILINE), done.stdout
     assert reserved(lab) == []  # SLURM's SIGTERM reached populate, which put its key back
@@ -241,20 +252,36 @@ def test_over_its_time_a_task_times_out_and_the_next_run_makes_the_key(lab: Lab)
 SLURM_POPULATE = ("slurm", "populate", "--array", "1")
 
 
-def test_a_requeued_task_runs_again_and_makes_its_key_once(lab: Lab, slurm: LocalCluster) -> None:
-    lab.add({0: "slow:15"})
-    waiting = subprocess.Popen(
-        [sys.executable, "-m", "element_session", "--pipeline", PIPELINE, *SLURM_POPULATE, "--requeue", "--wait"],
+def start_waiting(lab: Lab, *args: str) -> subprocess.Popen:
+    """``slurm populate --array 1 ARGS --wait`` started in the lab, not waited for."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "element_session", "--pipeline", PIPELINE, *SLURM_POPULATE, *args, "--wait"],
         env=lab.env,
         cwd=lab.workdir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def running_job(lab: Lab, slurm: LocalCluster) -> str:
+    """The id of the lab's one submitted array job, once its task is making the key."""
+    wait_until(lambda: len(reserved(lab)) > 0, 120, "the key being made")
+    (kept,) = (lab.workdir / "element-session-slurm").glob("populate-*.sbatch")
+    return kept.stem.split("-")[1]
+
+
+def show_job(slurm: LocalCluster, job: str) -> str:
+    return subprocess.run(
+        ["scontrol", "show", "job", "-o", job], env=slurm_env(slurm), capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_requeued_task_runs_again_and_makes_its_key_once(lab: Lab, slurm: LocalCluster) -> None:
+    lab.add({0: "slow:8"})
+    waiting = start_waiting(lab, "--requeue")
     try:
-        wait_until(lambda: len(reserved(lab)) > 0, 120, "the key being made")
-        (kept,) = (lab.workdir / "element-session-slurm").glob("populate-*.sbatch")
-        job = kept.stem.split("-")[1]
+        job = running_job(lab, slurm)
         subprocess.run(["scontrol", "requeue", job], env=slurm_env(slurm), check=True)
         # SLURM holds a requeued job for about 2 minutes (Reason=BeginTime, docs/cluster.md); what happens
         # after is the point here, so the hold is lifted once the job is pending again

@@ -38,6 +38,7 @@ _USER = "dj"
 _STATE_FILE = "server.json"
 _FIRST_START = "first-start"  # present while a new data directory is being made: its data are not whole
 _PASSWORD_FILE = "password"  # noqa: S105 (a file name, not a password)
+_MEMORY = "/dev/shm"  # noqa: S108 (a tmpfs on Linux; only mkdtemp makes directories there)
 
 
 @dataclass(frozen=True)
@@ -140,13 +141,17 @@ class LocalServer:
 
     ``start()`` initialises the directory on first use (reusing its data and password after that)
     and starts the server on a free port; ``stop()`` shuts it down. Also a context manager.
+    ``durable=False`` is for throw-away servers (the tests'): MariaDB/MySQL without its doublewrite
+    buffer, PostgreSQL without full-page writes, so that only a crash of the machine, not of the
+    server, can lose committed data; put such a server's ``datadir`` in memory (:func:`scratch_parent`).
     """
 
-    def __init__(self, datadir: str | os.PathLike, backend: str = "mysql") -> None:
+    def __init__(self, datadir: str | os.PathLike, backend: str = "mysql", *, durable: bool = True) -> None:
         if backend not in BACKENDS:
             raise LocalServerError(f"backend {backend!r} is not one of {BACKENDS}")
         self.datadir = Path(datadir).resolve()
         self.backend = backend
+        self.durable = durable
         self._proc: subprocess.Popen | None = None
         self._info: ServerInfo | None = None
         # unix sockets have a short path limit: keep them in a short private directory
@@ -315,6 +320,7 @@ class LocalServer:
                 "--max-connections=500",
                 f"--tmpdir={tmp}",  # its own temporary files: nothing else on the machine cleans them away
                 "--innodb-flush-log-at-trx-commit=2",
+                *([] if self.durable else ["--innodb-doublewrite=0"]),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -377,12 +383,16 @@ class LocalServer:
             finally:
                 pwfile.unlink(missing_ok=True)
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self._sockdir} -c max_connections=300 -c fsync=off"
+        if not self.durable:
+            options += " -c full_page_writes=off"
         self._run_pg(["pg_ctl", "-D", str(data), "-l", str(log), "-o", options, "-w", "start"])
         _wait_for_port(port, timeout, None, log)
 
 
 @contextlib.contextmanager
-def database_server(backend: str | None = None, *, tag: str = "element-session-db-") -> Iterator[ServerInfo]:
+def database_server(
+    backend: str | None = None, *, tag: str = "element-session-db-", durable: bool = True
+) -> Iterator[ServerInfo]:
     """The server of ``DJ_HOST``, or a private one in a temporary directory, stopped and removed after use.
 
     Parameters
@@ -392,6 +402,9 @@ def database_server(backend: str | None = None, *, tag: str = "element-session-d
         else ``mysql``. Not used when ``DJ_HOST`` names a server.
     tag
         The start of the temporary directory's name.
+    durable
+        False for a throw-away server (the tests'): its data in memory (:func:`scratch_parent`) and
+        ``LocalServer(durable=False)``'s settings.
 
     Raises
     ------
@@ -402,14 +415,28 @@ def database_server(backend: str | None = None, *, tag: str = "element-session-d
     if external is not None:
         yield external
         return
-    datadir = tempfile.mkdtemp(prefix=tag)
+    datadir = tempfile.mkdtemp(prefix=tag, dir=None if durable else scratch_parent())
     os.chmod(datadir, 0o755)  # noqa: S103 (PostgreSQL runs as its own user and must reach it)
-    local = LocalServer(datadir, backend or os.environ.get("DJ_BACKEND", "mysql"))
+    local = LocalServer(datadir, backend or os.environ.get("DJ_BACKEND", "mysql"), durable=durable)
     try:
         yield local.start()
     finally:
         local.stop()
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+def scratch_parent() -> str | None:
+    """Where a throw-away server's data directory goes: in memory, so that DDL and commits skip the disk.
+
+    The temporary directory (``TMPDIR``) if it is under ``/dev/shm`` already (``.ci/run``), else
+    ``/dev/shm`` if it is a writable directory with at least 2 GiB free (a container's is often
+    64 MiB), else None (the temporary directory).
+    """
+    temporary = tempfile.gettempdir()
+    if temporary.startswith(f"{_MEMORY}/"):
+        return temporary
+    usable = os.path.isdir(_MEMORY) and os.access(_MEMORY, os.W_OK) and shutil.disk_usage(_MEMORY).free >= 2 << 30
+    return _MEMORY if usable else None
 
 
 def drop_schemas(prefix: str) -> list[str]:
