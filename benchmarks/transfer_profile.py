@@ -6,21 +6,28 @@ MariaDB/MySQL only. N sessions are written (untimed) as ``benchmarks.transfer`` 
 exported once to a bundle. Then each variant, one after another, in one run on one server: the
 workflow's schemas created under a prefix of its own (untimed), then ``import_sessions`` of the
 bundle in a child process (its own connection), timed inside the child around the call and around
-its parts (the comparison with stored rows, the INSERT statements). Variants:
+its parts (the comparison with stored rows, the INSERT statements); then those schemas are dropped,
+so that each variant finds the server's memory as the first did. Variants:
 
 - ``plain``: the import as it is;
 - ``no_fk``: the child's session sets ``foreign_key_checks = 0`` before the import;
 - ``no_unique``: ``unique_checks = 0``;
 - ``no_fk_unique``: both (what a mysqldump file sets at its top);
-- ``no_triggers``: the target session schema's history triggers dropped before the import;
+- ``no_triggers``: the target session schema's history triggers dropped before the import (by the
+  child, after its activation: activating installs them);
 - ``dump_like``: all three (the server does what it does for a dump's load);
 - ``autocommit``: no transaction around the import (each INSERT commits; not what the import may do);
 - ``small_inserts`` / ``large_inserts``: INSERTs of about 0.2 MB / 8 MB of values instead of 2 MB;
+- ``server_checks``: the rows inserted with the server's foreign-key checks on, without the import's own
+  check of the references (what the import did before it switched them off on MySQL/MariaDB);
 - ``baseline``: ``mysqldump --no-create-info | mysql`` of the same tables (triggers on);
 - ``baseline_no_triggers``: the same into a target without its history triggers.
 
 Each child reports seconds: ``total`` (the call), ``compare`` (reading stored rows, comparing),
-``insert`` (sending the INSERTs and the server's work on them). Medians where ``--repeats`` > 1.
+``insert`` (sending the INSERTs and the server's work on them), ``client_cpu`` (its CPU during the
+call; the baseline's: mysqldump's and mysql's); and ``server_cpu``: the server process's CPU seconds
+during the variant (from ``/proc``, as ``benchmarks.history``), far steadier than wall time on a
+shared machine. Medians where ``--repeats`` > 1.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,12 +43,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from element_session.localdb import drop_schemas
+
 from . import transfer as bench_transfer
+from .history import drop_triggers, process_cpu_seconds, server_pid
 from .run import say
 
 VARIANTS = (
     "plain", "no_fk", "no_unique", "no_fk_unique", "no_triggers", "dump_like", "autocommit", "small_inserts",
-    "large_inserts", "baseline", "baseline_no_triggers",
+    "large_inserts", "server_checks", "baseline", "baseline_no_triggers",
 )  # fmt: skip
 
 _SETTINGS = {
@@ -54,6 +65,7 @@ _PATCHES: dict[str, dict[str, Any]] = {
     "autocommit": {"autocommit": True},
     "small_inserts": {"BYTES_PER_INSERT": 200_000},
     "large_inserts": {"BYTES_PER_INSERT": 8_000_000, "ROWS_PER_INSERT": 100_000},
+    "server_checks": {"server_checks": True},
 }
 
 _CHILD = """
@@ -74,48 +86,59 @@ patches = json.loads(sys.argv[3])
 if patches.pop("autocommit", False):
     import contextlib, datajoint
     datajoint.Connection.transaction = property(lambda self: contextlib.nullcontext())
+without_triggers = patches.pop("drop_triggers", None)
+if patches.pop("server_checks", False):  # every table's rows inserted with the server's foreign-key checks on
+    def write(connection, plan, bar):
+        for step in plan:
+            importing._insert(step.target, step.names, step.rows, step.per_insert, bar)
+    importing._write = write
 for name, value in patches.items():
     setattr(importing, name, value)
 import workflow.pipeline as pipeline
 connection = pipeline.session.Session.connection
+if without_triggers:
+    from benchmarks.history import drop_triggers
+    drop_triggers(connection, without_triggers)
 for statement in json.loads(sys.argv[2]):
     connection.query(statement)
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 importing.import_sessions(sys.argv[1], pipeline)
-spent["total"] = time.perf_counter() - start
+spent["total"], spent["client_cpu"] = time.perf_counter() - start, time.process_time() - cpu
 print(json.dumps(spent))
 """
 
 
-def _drop_triggers(bench: Any, prefix: str) -> int:
-    """Drop the history triggers of the session schema under ``prefix``; how many there were."""
-    schema = prefix + "session"
-    with bench.raw_query.cursor() as cursor:
-        cursor.execute("SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s", (schema,))
-        names = [name for (name,) in cursor.fetchall()]
-        for name in names:
-            cursor.execute(f"DROP TRIGGER `{schema}`.`{name}`")
-    return len(names)
-
-
 def _variant(bench: Any, name: str, bundle: Path, tables: dict[str, list[str]], number: int) -> dict[str, float]:
+    """One variant's seconds: wall (``total``, and parts), the server's CPU, the client's CPU."""
     prefix = f"{bench.prefix}v{number}_"
     bench_transfer.create_schemas(bench, prefix)
+    connection = bench.pipeline.session.Session.connection
+    patches = dict(_PATCHES.get(name, {}))
     if name in ("no_triggers", "dump_like", "baseline_no_triggers"):
-        _drop_triggers(bench, prefix)
+        # dropped here for the baseline; for an import, by the child after its activation (which installs them)
+        drop_triggers(connection, prefix + "session")
+        patches["drop_triggers"] = prefix + "session"
+    pid = server_pid(connection)
+    server_cpu = process_cpu_seconds(pid)
     if name.startswith("baseline"):
-        start = time.perf_counter()
+        start, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         bench_transfer.dump_and_load(bench, tables, prefix)
-        return {"total": time.perf_counter() - start}
-    settings, patches = json.dumps(_SETTINGS.get(name, [])), json.dumps(_PATCHES.get(name, {}))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "total": round(time.perf_counter() - start, 3),
+            "server_cpu": round(process_cpu_seconds(pid) - server_cpu, 3),
+            "client_cpu": round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 3),
+        }
     done = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(bundle), settings, patches],
+        [sys.executable, "-c", _CHILD, str(bundle), json.dumps(_SETTINGS.get(name, [])), json.dumps(patches)],
         env=bench_transfer.child_env(bench, prefix),
         check=True,
         capture_output=True,
         text=True,
     )
-    return {k: round(v, 3) for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
+    spent = json.loads(done.stdout.strip().splitlines()[-1])
+    spent["server_cpu"] = process_cpu_seconds(pid) - server_cpu
+    return {k: round(v, 3) for k, v in spent.items()}
 
 
 def run(n: int, variants: list[str], repeats: int) -> dict[str, Any]:
@@ -133,6 +156,7 @@ def run(n: int, variants: list[str], repeats: int) -> dict[str, Any]:
                 number += 1
                 load = os.getloadavg()[0]
                 result = _variant(bench, name, bundle, tables, number)
+                drop_schemas(f"{bench.prefix}v{number}_")  # the next variant's rows not crowded out of memory
                 runs[name].append({**result, "load_1min": load})
                 say(f"{name}: {result}")
         medians = {
