@@ -8,12 +8,14 @@ cross-backend copy, on a second private server of the other backend.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from element_session.errors import BundleConflictError, BundleError
+from element_session.errors import BundleConflictError, BundleError, BundleReferenceError, DatabaseRefusedError
 from element_session.localdb import database_server
 from element_session.query import find_sessions
 from element_session.transfer import Manifest, export_sessions, import_sessions
@@ -316,6 +318,111 @@ importing.import_sessions({str(bundle)!r}, workflow.pipeline)
     done = run_child(subprocess_env | {"DATABASE_PREFIX": target}, "-c", code)
     assert done.returncode == -9, done.stderr
     assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+def with_rows(bundle: Path, role: str, change) -> Path:
+    """A copy of the bundle whose table ``role`` holds ``change(rows)``, its manifest's count and checksum fitted
+    (a bundle that passes every check of the file: what the import's own checks then find)."""
+    with zipfile.ZipFile(bundle) as old:
+        manifest = json.loads(old.read(MANIFEST))
+        entry = next(t for t in Manifest.from_json(old.read(MANIFEST)).tables if t.role == role)
+        data = encode_rows(entry, change(decode_rows(old.read(entry.file))))
+    fields = next(t for t in manifest["tables"] if t["role"] == role)
+    fields.update(rows=len(decode_rows(data)), sha256=hashlib.sha256(data).hexdigest())
+    return rewritten(
+        bundle,
+        lambda name, old: data if name == entry.file else json.dumps(manifest).encode() if name == MANIFEST else old,
+    )
+
+
+def test_a_bundle_whose_reference_is_missing_is_refused_naming_table_and_key(bundle, source, names, command):
+    """A session of a subject that is neither in the bundle nor in the target: typed, nothing written.
+
+    MySQL/MariaDB: the import inserts with the session's foreign-key checks off and checks every
+    reference itself (a BundleReferenceError naming both rows); PostgreSQL: the server refuses the row.
+    """
+    ghost = names["subjects"][1] + "-ghost"
+    s = source.session
+    changed = with_rows(
+        bundle,
+        "session.Session",
+        lambda rows: [{**row, "subject": ghost} if row["subject"] == names["subjects"][1] else row for row in rows],
+    )
+    connection = s.Session.connection
+    mysql = connection.adapter.backend == "mysql"
+    with pytest.raises(BundleReferenceError if mysql else DatabaseRefusedError) as caught:
+        import_sessions(changed, source)
+    if mysql:
+        err = caught.value
+        assert (err.table, err.parent, err.reference) == ("session.Session", "subject.Subject", {"subject": ghost})
+        assert err.key == {"subject": ghost, "session_datetime": dt.datetime(1999, 12, 31, 0, 0, 1)}
+        assert connection.query("SELECT @@SESSION.foreign_key_checks").fetchone()[0] == 1  # restored
+    assert len(s.Session & {"subject": ghost}) == 0
+    assert len(s.Session & {"subject": names["subjects"][1]}) == 1
+    ran = command("import", str(changed))
+    assert ran.status == 1 and "Traceback" not in ran.err
+    assert not mysql or (ghost in ran.err and "session.Session" in ran.err and "subject.Subject" in ran.err)
+    assert len(s.Session & {"subject": ghost}) == 0
+
+
+PAUSED_IMPORT = """
+import sys, time
+from pathlib import Path
+from element_session.errors import BundleReferenceError
+from element_session.transfer import importing
+write = importing._write
+def write_later(*args, **kwargs):  # the rows compared with the target's, none written yet
+    Path(sys.argv[2]).touch()
+    while not Path(sys.argv[3]).exists():
+        time.sleep(0.05)
+    write(*args, **kwargs)
+importing._write = write_later
+import workflow.pipeline
+try:
+    importing.import_sessions(sys.argv[1], workflow.pipeline)
+except BundleReferenceError as err:
+    print("refused:", err.table, err.parent)
+"""
+
+
+def test_a_referenced_row_deleted_during_an_import_is_refused_not_orphaned(
+    bundle, source, names, prefix, subprocess_env, connection, tmp_path
+):
+    """The subject of a session to import is stored in the target; another client deletes it after the import
+    compared the rows and before it inserts: the import is refused, no session of that subject stays.
+
+    (With the foreign-key checks off and no check of its own, the import would commit a session whose
+    subject is gone.) MySQL/MariaDB: the import's own check, reading the subject with a shared lock;
+    PostgreSQL: the server's foreign key.
+    """
+    m2 = names["subjects"][1]
+    target = f"{prefix}t7_"
+    env = subprocess_env | {"DATABASE_PREFIX": target}
+    assert run_child(env, "-m", "element_session", "import", str(bundle)).returncode == 0
+    forget = "import datajoint as dj, sys, workflow.pipeline as p\n"
+    forget += "dj.config['safemode'] = False\n(p.session.Session & {'subject': sys.argv[1]}).delete()"
+    assert run_child(env, "-c", forget, m2).returncode == 0, "the target's sessions of m2 deleted, m2 kept"
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_IMPORT, str(bundle), str(ready), str(go)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        while not ready.exists():
+            assert child.poll() is None, child.communicate()[1]
+            time.sleep(0.05)
+        subject = connection.adapter.make_full_table_name(target + "subject", source.Subject.table_name)
+        connection.query(f"DELETE FROM {subject} WHERE subject = %s", args=(m2,))  # autocommitted
+        go.touch()
+        out, err = child.communicate(timeout=300)
+    finally:
+        child.kill()
+    sessions = connection.adapter.make_full_table_name(target + "session", source.session.Session.table_name)
+    assert connection.query(f"SELECT COUNT(*) FROM {sessions} WHERE subject = %s", args=(m2,)).fetchone()[0] == 0
+    if connection.adapter.backend == "mysql":
+        assert child.returncode == 0 and "refused: session.Session subject.Subject" in out, err
+    else:
+        assert child.returncode == 1 and "DatabaseRefusedError" in err
 
 
 def test_a_read_only_target_account_is_refused_with_status_4_and_nothing_written(
