@@ -22,8 +22,7 @@ Every error the package raises on purpose is defined here (older import paths re
     ├── FormatError                  a stored value that an output format cannot hold
     ├── MigrationError               a schema not migrated (missing, unrecognised, a step failed)
     ├── BundleError                  a transfer bundle that cannot be imported (unreadable, changed, newer)
-    │   ├── BundleMismatchError      a target table lacks a bundle's table or column, or types it differently
-    │   └── BundleReferenceError     a bundle's row refers to a row neither in the bundle nor in the target
+    │   └── BundleMismatchError      a target table lacks a bundle's table or column, or types it differently
     ├── NwbUnavailableError          (also ImportError) pynwb is not installed
     ├── NwbExportError               a session that cannot be written as NWB
     ├── LoginRequiredError           web interface: a request without a login (HTTP 401)
@@ -332,6 +331,10 @@ class CsrfError(ElementSessionError):
     """Raised by the web interface for a form posted without the session's CSRF token (HTTP 403)."""
 
 
+class OutputExistsError(ElementSessionError, FileExistsError):
+    """Raised when an output file exists and replacing it was not asked for (``overwrite``/``--overwrite``)."""
+
+
 class BundleError(ElementSessionError):
     """Raised when a transfer bundle cannot be imported: unreadable or truncated, changed after export, or
     of a newer format version; ``table`` names the table concerned where there is one."""
@@ -347,21 +350,6 @@ class BundleMismatchError(BundleError):
     def __init__(self, message: str, table: str, column: str | None = None) -> None:
         super().__init__(message, table)
         self.column = column
-
-
-class BundleReferenceError(BundleError):
-    """Raised when a bundle's row refers (by a foreign key) to a row that is neither in the bundle nor in the target.
-
-    ``table`` and ``key`` name the referring row, ``parent`` and ``reference`` the row it refers to.
-    """
-
-    def __init__(self, table: str, key: dict, parent: str, reference: dict) -> None:
-        super().__init__(
-            f"table {table}: the row with key {_readable(key)} refers to {parent} {_readable(reference)}, "
-            "which is neither in the bundle nor in the target",
-            table,
-        )
-        self.key, self.parent, self.reference = key, parent, reference
 
 
 class BundleConflictError(ConflictError):

@@ -11,19 +11,16 @@ Downstream (Imported/Computed) rows are inserted directly, never recomputed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from types import ModuleType
 from typing import Any
 
 from tqdm import tqdm
 
 from ..database import database_errors
-from ..errors import BundleConflictError, BundleMismatchError, BundleReferenceError, UsageError
+from ..errors import BundleConflictError, BundleMismatchError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
 from ..progress import progress_bar
-from ..upgrade import catalog
 from .bundle import Bundle, Column, TableEntry
 from .rows import columns_of, stored_value, tables_by_role
 
@@ -170,123 +167,6 @@ def _insert(target: Any, names: list[str], rows: list[Row], per_insert: int, bar
         bar.update(len(chunk))
 
 
-@dataclass
-class _Write:
-    """One table's part of an import: the rows to insert (those not yet in the target), ``per_insert`` at a time."""
-
-    entry: TableEntry
-    target: Any
-    rows: list[Row]
-    per_insert: int
-
-    @property
-    def names(self) -> list[str]:
-        """The columns of the rows, in order."""
-        return [c.name for c in self.entry.columns]
-
-
-def _write(connection: Any, plan: list[_Write], bar: tqdm) -> None:
-    """Insert every table's new rows, in the plan's (dependency) order, in the open transaction.
-
-    MySQL/MariaDB: with the session's ``foreign_key_checks`` off (what a mysqldump file's load does), and
-    then every foreign-key reference of the inserted rows checked by :func:`_check_references`
-    before the transaction commits; the setting is restored however this ends. PostgreSQL: the
-    server checks each row as it is inserted.
-
-    Raises
-    ------
-    BundleReferenceError
-        An inserted row refers to a row that is neither in the bundle nor in the target.
-    """
-    if connection.adapter.backend != "mysql":
-        for step in plan:
-            _insert(step.target, step.names, step.rows, step.per_insert, bar)
-        return
-    (checks,) = connection.query("SELECT @@SESSION.foreign_key_checks").fetchone()
-    connection.query("SET SESSION foreign_key_checks = 0")
-    try:
-        for step in plan:
-            _insert(step.target, step.names, step.rows, step.per_insert, bar)
-        _check_references(connection, plan)
-    finally:
-        if connection.is_connected:  # a lost connection takes its session's setting with it
-            connection.query(f"SET SESSION foreign_key_checks = {int(checks)}")
-
-
-def _check_references(connection: Any, plan: list[_Write]) -> None:
-    """MySQL/MariaDB: every foreign-key reference of the inserted rows is to a row of the target, locked till commit.
-
-    What the server does for each inserted row when ``foreign_key_checks`` is on, done per table and
-    foreign key: a reference to a row that this import inserted (the same values) is satisfied;
-    the others (rows stored before, rows the server's collation matches but Python's equality does
-    not) are read with ``LOCK IN SHARE MODE``, ``VALUES_PER_QUERY`` keys at a time, so that nobody
-    deletes or changes them before the import commits. A reference with a NULL column refers to
-    nothing (as the server's rule). To be called in the transaction, after the inserts.
-
-    Raises
-    ------
-    BundleReferenceError
-        A referenced row is not in the target (naming the referring table and row and the row it refers to).
-    """
-    steps = {(step.target.database, step.target.table_name): step for step in plan if step.rows}
-    roles = {(step.target.database, step.target.table_name): step.entry.role for step in plan}
-    for fk in catalog.foreign_keys(connection, {schema for schema, _ in steps}):
-        step = steps.get((fk.schema, fk.table))
-        if step is None:
-            continue
-        referring = _key_of(step.names, fk.columns)
-        wanted = {referring(row) for row in step.rows}
-        parent = steps.get((fk.parent_schema, fk.parent_table))
-        if parent is not None and set(fk.parent_columns) <= set(parent.names):
-            wanted -= {_key_of(parent.names, fk.parent_columns)(row) for row in parent.rows}
-        wanted = {reference for reference in wanted if None not in reference}  # NULL refers to nothing
-        parent_name = roles.get((fk.parent_schema, fk.parent_table), f"{fk.parent_schema}.{fk.parent_table}")
-        for reference in _unlocked(connection, fk.parent_schema, fk.parent_table, fk.parent_columns, sorted(wanted)):
-            row = next(row for row in step.rows if referring(row) == reference)
-            raise BundleReferenceError(
-                step.entry.role,
-                _key_of(step.names, step.entry.primary_key, named=True)(row),
-                parent_name,
-                dict(zip(fk.parent_columns, reference, strict=True)),
-            )
-
-
-def _key_of(names: list[str], columns: Sequence[str], *, named: bool = False) -> Callable[[Row], Any]:
-    """A function of a row (values of ``names``) giving its values of ``columns``: a tuple, or with ``named`` a dict."""
-    at = [names.index(name) for name in columns]
-    if named:
-        return lambda row: {name: row[i] for name, i in zip(columns, at, strict=True)}
-    if len(at) == 1:
-        (i,) = at
-        return lambda row: (row[i],)
-    return itemgetter(*at)
-
-
-def _unlocked(connection: Any, schema: str, table: str, columns: Sequence[str], keys: list[Row]) -> Iterator[Row]:
-    """The ``keys`` (values of ``columns``) that no row of ``schema``.``table`` has; the rows that have them
-    read with ``LOCK IN SHARE MODE``. MySQL/MariaDB.
-
-    One query per ``VALUES_PER_QUERY`` keys; a key that the rows read do not hold with Python's
-    equality (a collation that ignores case or trailing spaces) is asked for on its own.
-    """
-    quote = connection.adapter.quote_identifier
-    name = f"{quote(schema)}.{quote(table)}"
-    selected = ", ".join(quote(c) for c in columns)
-    one = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    for start in range(0, len(keys), VALUES_PER_QUERY):
-        chunk = keys[start : start + VALUES_PER_QUERY]
-        where = f"({selected}) IN ({', '.join([one] * len(chunk))})"
-        values = [value for key in chunk for value in key]
-        rows = connection.query(f"SELECT {selected} FROM {name} WHERE {where} LOCK IN SHARE MODE", args=values)
-        found = {tuple(stored_value(v) for v in row) for row in rows}
-        for key in chunk:
-            if key in found:
-                continue
-            one_key = f"SELECT 1 FROM {name} WHERE ({selected}) = {one} LOCK IN SHARE MODE"
-            if not connection.query(one_key, args=key).fetchone():
-                yield key
-
-
 def _rows_per_insert(rows: int, size: int) -> int:
     """Rows in one INSERT of ``rows`` rows of ``size`` bytes of values: about ``BYTES_PER_INSERT`` bytes of them."""
     per_row = max(1, size // max(1, rows))
@@ -366,12 +246,10 @@ def import_sessions(
                     count.written = len(_new_rows(entry, target, rows, count))
                 return report
             with connection.transaction:
-                plan = []
                 for entry, target, rows, per_insert in work:
                     count = report.tables[entry.role] = TableCount(rows=len(rows))
                     fresh = _new_rows(entry, target, rows, count)
-                    plan.append(_Write(entry, target, fresh, per_insert))
+                    _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
                     count.written = len(fresh)
                     bar.update(count.present)
-                _write(connection, plan, bar)
     return report
