@@ -18,6 +18,8 @@ so that each variant finds the server's memory as the first did. Variants:
 - ``dump_like``: all three (the server does what it does for a dump's load);
 - ``autocommit``: no transaction around the import (each INSERT commits; not what the import may do);
 - ``small_inserts`` / ``large_inserts``: INSERTs of about 0.2 MB / 8 MB of values instead of 2 MB;
+- ``serial_inserts``: each INSERT's values escaped as it is sent (no statement prepared ahead on a
+  second thread: the import before 2026-12-07);
 - ``server_checks``: the rows inserted with the server's foreign-key checks on, without the import's own
   check of the references (what the import did before it switched them off on MySQL/MariaDB);
 - ``baseline``: ``mysqldump --no-create-info | mysql`` of the same tables (triggers on);
@@ -51,7 +53,7 @@ from .run import say
 
 VARIANTS = (
     "plain", "no_fk", "no_unique", "no_fk_unique", "no_triggers", "dump_like", "autocommit", "small_inserts",
-    "large_inserts", "server_checks", "baseline", "baseline_no_triggers",
+    "large_inserts", "server_checks", "serial_inserts", "baseline", "baseline_no_triggers",
 )  # fmt: skip
 
 _SETTINGS = {
@@ -66,6 +68,7 @@ _PATCHES: dict[str, dict[str, Any]] = {
     "small_inserts": {"BYTES_PER_INSERT": 200_000},
     "large_inserts": {"BYTES_PER_INSERT": 8_000_000, "ROWS_PER_INSERT": 100_000},
     "server_checks": {"server_checks": True},
+    "serial_inserts": {"serial_inserts": True},
 }
 
 _CHILD = """
@@ -87,6 +90,16 @@ if patches.pop("autocommit", False):
     import contextlib, datajoint
     datajoint.Connection.transaction = property(lambda self: contextlib.nullcontext())
 without_triggers = patches.pop("drop_triggers", None)
+if patches.pop("serial_inserts", False):  # each statement escaped by the driver as it is sent, nothing ahead
+    def insert(target, names, rows, per_insert, bar):
+        connection = target.connection
+        one = "(" + ", ".join(["%s"] * len(names)) + ")"
+        columns = ", ".join(connection.adapter.quote_identifier(n) for n in names)
+        for start in range(0, len(rows), per_insert):
+            chunk = rows[start : start + per_insert]
+            sql = f"INSERT INTO {target.full_table_name} ({columns}) VALUES " + ", ".join([one] * len(chunk))
+            connection.query(sql, args=[value for row in chunk for value in row])
+    importing._insert = insert
 if patches.pop("server_checks", False):  # every table's rows inserted with the server's foreign-key checks on
     def write(connection, plan, bar):
         for step in plan:
