@@ -20,12 +20,14 @@ The password reaches mysqldump and mysql through ``MYSQL_PWD``, never their comm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +37,18 @@ from .run import benchmark_pipeline, say
 RESULTS = Path(__file__).parent / "results"
 
 
-def _child_env(bench: Any, prefix: str) -> dict[str, str]:
+def child_env(bench: Any, prefix: str) -> dict[str, str]:
     root = str(Path(__file__).parent.parent)
     env = {**os.environ, **bench.server.environment(), "DATABASE_PREFIX": prefix, "DJ_IGNORE_CONFIG_FILE": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     return env
 
 
-def _create_schemas(bench: Any, prefix: str) -> None:
-    subprocess.run([sys.executable, "-c", "import workflow.pipeline"], env=_child_env(bench, prefix), check=True)
+def create_schemas(bench: Any, prefix: str) -> None:
+    subprocess.run([sys.executable, "-c", "import workflow.pipeline"], env=child_env(bench, prefix), check=True)
 
 
-def _tables(bench: Any) -> dict[str, list[str]]:
+def session_tables(bench: Any) -> dict[str, list[str]]:
     """The bundle's tables (without --downstream), by schema name: the source's."""
     from element_session.transfer.export import select_rows
 
@@ -68,7 +70,7 @@ def _counts(bench: Any, tables: dict[str, list[str]], prefix: str) -> dict[str, 
     return counts
 
 
-def _dump_and_load(bench: Any, tables: dict[str, list[str]], prefix: str) -> int:
+def dump_and_load(bench: Any, tables: dict[str, list[str]], prefix: str) -> int:
     """mysqldump of each schema's tables piped into mysql under ``prefix``; the bytes of the dumps."""
     server = bench.server
     env = {**os.environ, "MYSQL_PWD": server.password}
@@ -92,21 +94,28 @@ def _dump_and_load(bench: Any, tables: dict[str, list[str]], prefix: str) -> int
     return size
 
 
+@contextlib.contextmanager
+def sessions_written(n: int, files_prefix: str) -> Iterator[Any]:
+    """The benchmark's private server (MariaDB/MySQL) and pipeline, with ``n`` sessions written (untimed)."""
+    with benchmark_pipeline("mysql", files_prefix) as bench:
+        if bench.server.backend != "mysql":
+            raise SystemExit("the transfer benchmarks compare with mysqldump: run them on MariaDB/MySQL")
+        path = bench_ingest.write_sessions_csv(bench.files / "sessions.csv", n)
+        bench_ingest.add_references(bench.pipeline, n)
+        bench_ingest.run_baseline(bench.raw, bench.server, bench.names, path)
+        yield bench
+
+
 def run(n: int) -> dict[str, Any]:
     """The benchmark at ``n`` sessions; its results."""
     from element_session.transfer import export_sessions
 
-    with benchmark_pipeline("mysql", "element-session-bench-transfer-") as bench:
-        if bench.server.backend != "mysql":
-            raise SystemExit("benchmarks.transfer compares with mysqldump: run it on MariaDB/MySQL")
-        path = bench_ingest.write_sessions_csv(bench.files / "sessions.csv", n)
-        bench_ingest.add_references(bench.pipeline, n)
-        bench_ingest.run_baseline(bench.raw, bench.server, bench.names, path)
-        tables = _tables(bench)
+    with sessions_written(n, "element-session-bench-transfer-") as bench:
+        tables = session_tables(bench)
         source = _counts(bench, tables, bench.prefix)
         project_prefix, dump_prefix = f"{bench.prefix}p_", f"{bench.prefix}d_"
-        _create_schemas(bench, project_prefix)
-        _create_schemas(bench, dump_prefix)
+        create_schemas(bench, project_prefix)
+        create_schemas(bench, dump_prefix)
         say(f"{n} sessions, {sum(source.values())} rows in {len(source)} tables")
 
         bundle = bench.files / "sessions.zip"
@@ -115,12 +124,12 @@ def run(n: int) -> dict[str, Any]:
         exported = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "element_session", "import", str(bundle), "--no-progress"],
-            env=_child_env(bench, project_prefix),
+            env=child_env(bench, project_prefix),
             check=True,
             stdout=subprocess.DEVNULL,
         )
         imported = time.perf_counter()
-        dump_bytes = _dump_and_load(bench, tables, dump_prefix)
+        dump_bytes = dump_and_load(bench, tables, dump_prefix)
         dumped = time.perf_counter()
 
         if _counts(bench, tables, project_prefix) != source or _counts(bench, tables, dump_prefix) != source:

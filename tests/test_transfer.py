@@ -8,12 +8,14 @@ cross-backend copy, on a second private server of the other backend.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from element_session.errors import BundleConflictError, BundleError
+from element_session.errors import BundleConflictError, BundleError, DatabaseRefusedError
 from element_session.localdb import database_server
 from element_session.query import find_sessions
 from element_session.transfer import Manifest, export_sessions, import_sessions
@@ -317,6 +319,148 @@ importing.import_sessions({str(bundle)!r}, workflow.pipeline)
     done = run_child(subprocess_env | {"DATABASE_PREFIX": target}, "-c", code)
     assert done.returncode == -9, done.stderr
     assert set(row_counts(source, prefix, target).values()) == {0}
+
+
+def with_rows(bundle: Path, role: str, change) -> Path:
+    """A copy of the bundle whose table ``role`` holds ``change(rows)``, its manifest's count and checksum fitted
+    (a bundle that passes every check of the file: what the import's own checks then find)."""
+    with zipfile.ZipFile(bundle) as old:
+        manifest = json.loads(old.read(MANIFEST))
+        entry = next(t for t in Manifest.from_json(old.read(MANIFEST)).tables if t.role == role)
+        data = encode_rows(entry, change(decode_rows(old.read(entry.file))))
+    fields = next(t for t in manifest["tables"] if t["role"] == role)
+    fields.update(rows=len(decode_rows(data)), sha256=hashlib.sha256(data).hexdigest())
+    return rewritten(
+        bundle,
+        lambda name, old: data if name == entry.file else json.dumps(manifest).encode() if name == MANIFEST else old,
+    )
+
+
+def test_a_bundle_whose_reference_is_missing_is_refused_and_nothing_is_written(bundle, source, names, command):
+    """A session of a subject that is neither in the bundle nor in the target (a bundle that passes every
+    check of the file): refused with a typed error naming the table, the transaction rolled back."""
+    ghost = names["subjects"][1] + "-ghost"
+    s = source.session
+    changed = with_rows(
+        bundle,
+        "session.Session",
+        lambda rows: [{**row, "subject": ghost} if row["subject"] == names["subjects"][1] else row for row in rows],
+    )
+    zoe = {"user": names["people"][1]}
+    before = (source.User & zoe).to_dicts()
+    (source.User & zoe).delete()  # the import writes it (and its experimenter row) before the sessions
+    try:
+        with pytest.raises(DatabaseRefusedError) as caught:
+            import_sessions(changed, source)
+        assert "session" in str(caught.value) and caught.value.problems[0].column == "subject"
+        assert len(source.User & zoe) == 0  # rolled back
+        assert len(s.Session & {"subject": ghost}) == 0
+        ran = command("import", str(changed))
+        assert ran.status == 1 and "Traceback" not in ran.err and "session" in ran.err
+        assert len(s.Session & {"subject": ghost}) == 0 and len(source.User & zoe) == 0
+    finally:
+        source.User.insert(before, skip_duplicates=True)
+        (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
+        s.SessionExperimenter.insert1({**k1, **zoe}, skip_duplicates=True)
+
+
+ONE_ROW_PER_INSERT = """
+import sys
+from element_session.transfer import importing
+importing.ROWS_PER_INSERT = 1
+import workflow.pipeline
+importing.import_sessions(sys.argv[1], workflow.pipeline)
+"""
+
+
+def test_rows_sent_one_per_statement_arrive_exact_percent_signs_and_all(
+    bundle, source, names, prefix, subprocess_env, tmp_path
+):
+    """One row per INSERT, so that on MySQL/MariaDB each next statement is escaped on the import's second
+    thread while the server works on the one before (the path of every large import): the target holds
+    the source's rows exactly, blobs byte-identical, and text with ``%``, backslashes and quotes as written."""
+    note = "50% done, 100%% sure, %s and %(x)s kept; a \\ backslash, 'single' and \"double\" quotes, 🐭"
+    m1, m2 = names["subjects"]
+    others = [(m1, dt.datetime(2024, 3, 11, 23, 59, 59)), (m2, dt.datetime(1999, 12, 31, 0, 0, 1))]
+    changed = with_rows(
+        bundle,
+        "session.SessionNote",  # a note for each of the three sessions: three statements
+        lambda rows: (
+            [{**rows[0], "session_note": note}]
+            + [
+                {**rows[0], "subject": subject, "session_datetime": when, "session_note": note}
+                for subject, when in others
+            ]
+        ),
+    )
+    target = subprocess_env | {"DATABASE_PREFIX": f"{prefix}t8_"}
+    done = run_child(target, "-c", ONE_ROW_PER_INSERT, str(changed))
+    assert done.returncode == 0, done.stderr
+    theirs = target_dump(target, tmp_path, names["subjects"])
+    assert [row["session_note"] for row in theirs["stored"].pop("session.SessionNote")] == [note] * 3
+    mine = dump(source, names["subjects"])
+    del mine["stored"]["session.SessionNote"]
+    assert mine["stored"] == theirs["stored"]
+    assert len(mine["stored"]["session.Session.Attribute"]) == 4
+
+
+PAUSED_IMPORT = """
+import sys, time
+from pathlib import Path
+from element_session.errors import DatabaseRefusedError
+from element_session.transfer import importing
+new_rows = importing._new_rows
+def compared_then_wait(entry, *args, **kwargs):  # the subjects compared with the target's (none locked)
+    fresh = new_rows(entry, *args, **kwargs)
+    if entry.role == "session.Session":
+        Path(sys.argv[2]).touch()
+        while not Path(sys.argv[3]).exists():
+            time.sleep(0.05)
+    return fresh
+importing._new_rows = compared_then_wait
+import workflow.pipeline
+try:
+    importing.import_sessions(sys.argv[1], workflow.pipeline)
+except DatabaseRefusedError as err:
+    print("refused:", err)
+"""
+
+
+def test_a_referenced_row_deleted_during_an_import_is_refused_not_orphaned(
+    bundle, source, names, prefix, subprocess_env, connection, tmp_path
+):
+    """The subject of a session to import is stored in the target; another client deletes it after the import
+    compared the subjects (found present, so not written) and before it inserts the sessions: the
+    import is refused, no session of that subject stays.
+
+    A guard for any import that inserts with the server's foreign-key checks off (as a mysqldump file
+    does): without a locking check of its own, it would commit a session whose subject is gone.
+    """
+    m2 = names["subjects"][1]
+    target = f"{prefix}t7_"
+    env = subprocess_env | {"DATABASE_PREFIX": target}
+    assert run_child(env, "-m", "element_session", "import", str(bundle)).returncode == 0
+    forget = "import datajoint as dj, sys, workflow.pipeline as p\n"
+    forget += "dj.config['safemode'] = False\n(p.session.Session & {'subject': sys.argv[1]}).delete()"
+    assert run_child(env, "-c", forget, m2).returncode == 0, "the target's sessions of m2 deleted, m2 kept"
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_IMPORT, str(bundle), str(ready), str(go)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        while not ready.exists():
+            assert child.poll() is None, child.communicate()[1]
+            time.sleep(0.05)
+        subject = connection.adapter.make_full_table_name(target + "subject", source.Subject.table_name)
+        connection.query(f"DELETE FROM {subject} WHERE subject = %s", args=(m2,))  # autocommitted
+        go.touch()
+        out, err = child.communicate(timeout=300)
+    finally:
+        child.kill()
+    sessions = connection.adapter.make_full_table_name(target + "session", source.session.Session.table_name)
+    assert connection.query(f"SELECT COUNT(*) FROM {sessions} WHERE subject = %s", args=(m2,)).fetchone()[0] == 0
+    assert child.returncode == 0 and "refused:" in out, err
 
 
 def test_a_read_only_target_account_is_refused_with_status_4_and_nothing_written(

@@ -11,12 +11,14 @@ Downstream (Imported/Computed) rows are inserted directly, never recomputed.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
 from tqdm import tqdm
 
+from .._datajoint_compat import statement_text
 from ..database import database_errors
 from ..errors import BundleConflictError, BundleMismatchError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
@@ -154,17 +156,39 @@ def _stored_rows(target: Any, names: list[str], at: list[int], values: set[Any])
 def _insert(target: Any, names: list[str], rows: list[Row], per_insert: int, bar: tqdm) -> None:
     """Insert rows as stored values with the connection's own SQL (blobs as their bytes, not encoded again).
 
-    ``per_insert`` rows in each INSERT statement, their values as parameters.
+    ``per_insert`` rows in each INSERT statement, their values as parameters. MySQL/MariaDB: each
+    statement's text is escaped on a second thread while the server works on the one before (the
+    driver's escaping is pure Python and costs about as much as a fifth of the server's work;
+    socket waits release the GIL), then sent without parameters.
     """
     connection = target.connection
     quote, mark = connection.adapter.quote_identifier, connection.adapter.parameter_placeholder
     columns = ", ".join(quote(n) for n in names)
     one = "(" + ", ".join([mark] * len(names)) + ")"
-    for start in range(0, len(rows), per_insert):
-        chunk = rows[start : start + per_insert]
+    chunks = [rows[start : start + per_insert] for start in range(0, len(rows), per_insert)]
+
+    def statement(chunk: list[Row]) -> tuple[str, list[Any]]:
         sql = f"INSERT INTO {target.full_table_name} ({columns}) VALUES " + ", ".join([one] * len(chunk))
-        connection.query(sql, args=[value for row in chunk for value in row])
-        bar.update(len(chunk))
+        return sql, [value for row in chunk for value in row]
+
+    if connection.adapter.backend != "mysql" or len(chunks) < 2:
+        for chunk in chunks:
+            sql, args = statement(chunk)
+            connection.query(sql, args=args)
+            bar.update(len(chunk))
+        return
+
+    def text(chunk: list[Row]) -> str:
+        return statement_text(connection, *statement(chunk))
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(text, chunks[0])
+        for number, chunk in enumerate(chunks):
+            sql = ahead.result()
+            if number + 1 < len(chunks):
+                ahead = pool.submit(text, chunks[number + 1])
+            connection.query(sql.replace("%", "%%"))
+            bar.update(len(chunk))
 
 
 def _rows_per_insert(rows: int, size: int) -> int:
