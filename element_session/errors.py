@@ -44,6 +44,7 @@ The command line maps these classes to exit statuses in one place (``element_ses
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 
 class ElementSessionError(Exception):
@@ -211,8 +212,12 @@ class InputProblem:
 def readable(value: object) -> str:
     """``value`` as a message shows it: text quoted (so that spaces show), times as every output shows
     them (``times.format_time``: a naive datetime here is a stored time, which is UTC), keys as tuples,
-    a list as its items joined by commas (``'ada', 'bob'``; ``(none)`` when empty).
+    a list as its items joined by commas (``'ada', 'bob'``; ``(none)`` when empty), bytes (a blob) as
+    their size and the start of their sha256.
     """
+    if isinstance(value, bytes | bytearray | memoryview):  # a blob: its size and a digest, not its bytes
+        data = bytes(value)
+        return f"{len(data)} bytes (sha256 {hashlib.sha256(data).hexdigest()[:12]})"
     if isinstance(value, dt.datetime):  # with its offset; naive: a stored time, UTC (as times.format_time)
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
     if isinstance(value, dt.date):

@@ -256,6 +256,28 @@ def test_a_bundle_lacking_a_file_is_refused_naming_it(bundle, source):
         import_sessions(bundle.with_name("lacking.zip"), source)
 
 
+def test_an_import_adding_a_part_to_a_session_that_passed_qc_is_refused(bundle, source, names, command):
+    """As ingest and the web: a qc_passed session is not edited; the import (and its dry run) says to reopen it."""
+    from element_session.errors import SessionLockedError
+    from element_session.status import set_status
+
+    s = source.session
+    (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
+    (s.SessionNote & k1).delete_quick()  # the bundle's note is now new to the target
+    set_status(k1, "qc_passed", session_module=s)
+    try:
+        for dry_run in (True, False):
+            with pytest.raises(SessionLockedError, match=r"is qc_passed: it cannot be edited; reopen it first"):
+                import_sessions(bundle, source, dry_run=dry_run)
+        assert len(s.SessionNote & k1) == 0
+        ran = command("import", str(bundle))
+        assert ran.status == 1 and f"session subject={names['subjects'][0]}, " in ran.err and "Traceback" not in ran.err
+    finally:
+        set_status(k1, "acquired", reason="test: reopened", session_module=s)
+    assert import_sessions(bundle, source).written == 1 and len(s.SessionNote & k1) == 1  # reopened: written
+    (s.SessionStatus & k1).delete_quick()
+
+
 def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, names, command):
     s = source.session
     (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()

@@ -68,6 +68,11 @@ class TableEntry:
         """The names of the primary-key columns."""
         return [c.name for c in self.columns if c.in_key]
 
+    @property
+    def column_names(self) -> list[str]:
+        """The names of the columns, in the order of the rows' values."""
+        return [c.name for c in self.columns]
+
 
 @dataclass
 class Manifest:

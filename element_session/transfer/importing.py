@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .. import status
 from .._datajoint_compat import statement_text
 from ..database import database_errors
 from ..errors import BundleConflictError, BundleMismatchError, UsageError
@@ -243,6 +244,9 @@ def import_sessions(
         A target table is missing, lacks a column or types it differently (naming table and column).
     BundleConflictError
         A row is stored in the target with other values (naming table, key, column, both values).
+    SessionLockedError
+        The bundle adds a part (note, attribute, directory, ...) to a session the target holds as
+        ``qc_passed`` (naming the session and how to reopen it). Checked by ``dry_run`` too.
     DatabaseUnreachableError, PermissionDeniedError, DatabaseRefusedError
         The target cannot be reached, refuses the account, or refuses a row. Nothing is written.
     """
@@ -265,15 +269,45 @@ def import_sessions(
         total = sum(len(rows) for _, _, rows, _ in work)
         with progress_bar(shown=progress, total=total, desc="import", unit="row") as bar:
             if dry_run:
-                for entry, target, rows, _ in work:
-                    count = report.tables[entry.role] = TableCount(rows=len(rows))
-                    count.written = len(_new_rows(entry, target, rows, count))
+                _fresh_rows(work, report, session_module, str(path))
                 return report
-            with connection.transaction:
-                for entry, target, rows, per_insert in work:
-                    count = report.tables[entry.role] = TableCount(rows=len(rows))
-                    fresh = _new_rows(entry, target, rows, count)
+            with connection.transaction:  # compared, then written, in one transaction
+                for (entry, target, _, per_insert), fresh in zip(
+                    work, _fresh_rows(work, report, session_module, str(path)), strict=True
+                ):
                     _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
-                    count.written = len(fresh)
-                    bar.update(count.present)
+                    bar.update(report.tables[entry.role].present)
     return report
+
+
+def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: ImportReport, m: ModuleType,
+                source: str) -> list[list[Row]]:  # fmt: skip
+    """Each table's rows not yet in the target (counted in ``report``), once no part of a locked session is among them.
+
+    Raises
+    ------
+    BundleConflictError
+        A row stored with other values.
+    SessionLockedError
+        A new row of a session's part (note, attribute, directory, ...) for a session the target holds
+        as ``qc_passed``: as every other path, an import does not edit a session that passed QC.
+    """
+    found = []
+    for entry, target, rows, _ in work:
+        count = report.tables[entry.role] = TableCount(rows=len(rows))
+        fresh = _new_rows(entry, target, rows, count)
+        count.written = len(fresh)
+        found.append(fresh)
+    key = m.Session.primary_key
+    fresh_of = {entry.role: (entry, fresh) for (entry, *_), fresh in zip(work, found, strict=True)}
+    new = set()
+    if "session.Session" in fresh_of:
+        entry, fresh = fresh_of["session.Session"]
+        new = {tuple(row[entry.column_names.index(k)] for k in key) for row in fresh}
+    edited = set()  # sessions already in the target that the bundle adds parts to
+    for role, (entry, fresh) in fresh_of.items():
+        if role.startswith("session.") and role not in ("session.Session", "session.SessionStatus"):
+            at = [entry.column_names.index(k) for k in key]
+            edited |= {session for row in fresh if (session := tuple(row[i] for i in at)) not in new}
+    status.check_editable(m, [dict(zip(key, session, strict=True)) for session in sorted(edited)], source)
+    return found
