@@ -495,9 +495,15 @@ def test_a_read_only_target_account_is_refused_with_status_4_and_nothing_written
     schemas = [target + name for name in ("lab", "subject", "session", "inventory")]
     create_account(connection, user, password, schemas)
     try:
-        done = run_child(env | {"DJ_USER": user, "DJ_PASS": password}, "-m", "element_session", "import", str(bundle))
-        assert done.returncode == 4, done.stderr
-        assert "Traceback" not in done.stderr
+        as_reader = env | {"DJ_USER": user, "DJ_PASS": password}
+        for dry_run in (["--dry-run"], []):  # the dry run says what the import would meet: exit 4, not 0
+            done = run_child(as_reader, "-m", "element_session", "import", str(bundle), *dry_run)
+            assert done.returncode == 4, (dry_run, done.stderr)
+            assert (
+                "Traceback" not in done.stderr
+                and f"the account {user}" in done.stderr
+                and "may not insert" in done.stderr
+            )
     finally:
         drop_account(connection, user)
     assert set(row_counts(source, prefix, target).values()) == {0}

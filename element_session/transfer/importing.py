@@ -21,8 +21,9 @@ from tqdm import tqdm
 from .. import status
 from .._datajoint_compat import statement_text
 from ..database import database_errors
-from ..errors import BundleConflictError, BundleMismatchError, UsageError
+from ..errors import BundleConflictError, BundleMismatchError, PermissionDeniedError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
+from ..privileges import may
 from ..progress import progress_bar
 from .bundle import Bundle, Column, TableEntry
 from .rows import columns_of, stored_value, tables_by_role
@@ -291,6 +292,9 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
     SessionLockedError
         A new row of a session's part (note, attribute, directory, ...) for a session the target holds
         as ``qc_passed``: as every other path, an import does not edit a session that passed QC.
+    PermissionDeniedError
+        The account may not insert into a table that has rows to write (the database asked,
+        :func:`element_session.privileges.may`).
     """
     found = []
     for entry, target, rows, _ in work:
@@ -310,4 +314,10 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
             at = [entry.column_names.index(k) for k in key]
             edited |= {session for row in fresh if (session := tuple(row[i] for i in at)) not in new}
     status.check_editable(m, [dict(zip(key, session, strict=True)) for session in sorted(edited)], source)
+    for (entry, target, *_), fresh in zip(work, found, strict=True):
+        if fresh and not may(target.connection, target, "INSERT"):  # said by the dry run too, before any write
+            raise PermissionDeniedError(
+                f"the account {target.connection.get_user()} may not insert into {entry.role} "
+                f"({target.full_table_name}): {len(fresh)} row(s) of the bundle would be refused"
+            )
     return found
