@@ -323,6 +323,26 @@ def test_a_target_lacking_a_column_is_refused_naming_table_and_column(
     assert set(row_counts(source, prefix, target).values()) == {0}
 
 
+@pytest.mark.parametrize(("new_type", "said"), [("varchar(10)", "varchar(10)"), ("text", "text")])
+def test_a_target_column_altered_after_its_declaration_is_refused(
+    bundle, source, prefix, subprocess_env, connection, new_type, said
+):
+    """The server's type counts, not the declaration DataJoint keeps in the column's comment (PostgreSQL)."""
+    target = f"{prefix}t9{new_type[0]}_"
+    env = subprocess_env | {"DATABASE_PREFIX": target}
+    assert run_child(env, "-c", "import workflow.pipeline").returncode == 0
+    name = connection.adapter.make_full_table_name(target + "session", source.session.SessionNote.table_name)
+    if connection.adapter.backend == "postgresql":
+        connection.query(f"ALTER TABLE {name} ALTER COLUMN session_note TYPE {new_type}")
+    else:
+        connection.query(f"ALTER TABLE {name} MODIFY session_note {new_type} NOT NULL")
+    for dry_run in (["--dry-run"], []):
+        done = run_child(env, "-m", "element_session", "import", str(bundle), *dry_run)
+        assert done.returncode == 1, (dry_run, done.stderr)
+        assert "session.SessionNote" in done.stderr and "'session_note'" in done.stderr and said in done.stderr
+    assert set(row_counts(source, prefix, target).values()) == {0}
+
+
 def test_kill_9_in_the_middle_of_an_import_leaves_the_target_unchanged(bundle, source, prefix, subprocess_env):
     target = f"{prefix}t3_"
     code = f"""

@@ -6,6 +6,7 @@ decoding: a blob stays the bytes DataJoint wrote, so that it arrives byte-identi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -17,12 +18,26 @@ from .bundle import Column, TableEntry, table_of
 _TIERS = (("~", "hidden"), ("__", "computed"), ("_", "imported"), ("#", "lookup"))
 
 
+#: A text type with its length, as DataJoint declares it (``varchar(1024)``, ``char(8)``).
+_TEXT_TYPE = re.compile(r"(?i)(var)?char\(\d+\)")
+
+
 def portable_type(attribute: Any, adapter: Any) -> str:
     """The type of a heading's attribute as both backends name it: its codec (``<blob>``), else
-    DataJoint's core type (``int32``, ``datetime``, ``varchar(32)``), else the SQL type."""
+    DataJoint's core type (``int32``, ``datetime``, ``varchar(32)``), else the SQL type.
+
+    DataJoint 2.3.5 reads the declared type from the column's comment (PostgreSQL keeps it there);
+    a text column altered on the server after its declaration (``ALTER TABLE ... TYPE integer``,
+    another length) is given by the server's type instead, so that an import compares what the
+    column holds, not what it was declared as.
+    """
     if attribute.codec is not None:
         return f"<{attribute.codec.name}>"
-    return attribute.original_type or adapter.sql_type_to_core(attribute.type) or attribute.type
+    actual = adapter.sql_type_to_core(attribute.type) or attribute.type
+    declared = attribute.original_type
+    if declared and _TEXT_TYPE.fullmatch(declared) and actual.replace(" ", "").lower() != declared.lower():
+        return actual
+    return declared or actual
 
 
 def columns_of(table: Any) -> list[Column]:
