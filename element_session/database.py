@@ -177,7 +177,8 @@ def refused(
     value = values.get(column) if column else (dict(values) or None)  # the whole row if no column is named
     known = _REFUSED.get(code) if isinstance(code, int) else None
     what = known or ("a value the column cannot hold" if state[:2] == "22" else "a key or constraint")
-    reason = f"the database refused {what}" + (f" in {table}" if table else "") + f": {without_password(message)}"
+    said = " ".join(without_password(message).split())  # the server's words on one line (PostgreSQL adds DETAIL:)
+    reason = f"the database refused {what}" + (f" in {table}" if table else "") + f": {said}"
     return DatabaseRefusedError(
         [InputProblem(source, row, column, value, reason)], code=code, transient=code in _TRANSIENT
     )

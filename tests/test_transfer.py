@@ -394,7 +394,9 @@ def test_a_bundle_whose_reference_is_missing_is_refused_and_nothing_is_written(b
     try:
         with pytest.raises(DatabaseRefusedError) as caught:
             import_sessions(changed, source)
-        assert "session" in str(caught.value) and caught.value.problems[0].column == "subject"
+        reason = caught.value.problems[0].reason
+        assert caught.value.problems[0].column == "subject"
+        assert " in session.Session: " in reason and "\n" not in reason  # the bundle's table, one line
         assert len(source.User & zoe) == 0  # rolled back
         assert len(s.Session & {"subject": ghost}) == 0
         ran = command("import", str(changed))

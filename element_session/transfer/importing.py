@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from .. import status
 from .._datajoint_compat import statement_text
-from ..database import database_errors
+from ..database import database_errors, refused
 from ..errors import BundleConflictError, BundleMismatchError, PermissionDeniedError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
 from ..privileges import may
@@ -276,7 +276,13 @@ def import_sessions(
                 for (entry, target, _, per_insert), fresh in zip(
                     work, _fresh_rows(work, report, session_module, str(path)), strict=True
                 ):
-                    _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
+                    try:
+                        _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
+                    except Exception as err:  # named by the bundle's table, not the target's schema
+                        typed = refused(err, source=str(path), table=entry.role)
+                        if typed is None:
+                            raise
+                        raise typed from None
                     bar.update(report.tables[entry.role].present)
     return report
 
