@@ -25,6 +25,7 @@ Every error the package raises on purpose is defined here (older import paths re
     │   └── BundleMismatchError      a target table lacks a bundle's table or column, or types it differently
     ├── NwbUnavailableError          (also ImportError) pynwb is not installed
     ├── NwbExportError               a session that cannot be written as NWB
+    ├── OutputExistsError            (also FileExistsError) an output file exists, --overwrite not given
     ├── LoginRequiredError           web interface: a request without a login (HTTP 401)
     │   └── LoginRefusedError        web interface: the database refused the account and password
     ├── CsrfError                    web interface: a form posted without its CSRF token (HTTP 403)
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 
 
 class ElementSessionError(Exception):
@@ -326,7 +328,7 @@ class NwbUnavailableError(ElementSessionError, ImportError):
 
 
 class NwbExportError(ElementSessionError):
-    """Raised when a session cannot be written as NWB (no start time, an existing file, bad arguments)."""
+    """Raised when a session cannot be written as NWB (no start time, a path that cannot be written, bad arguments)."""
 
 
 class LoginRequiredError(ElementSessionError):
@@ -342,7 +344,13 @@ class CsrfError(ElementSessionError):
 
 
 class OutputExistsError(ElementSessionError, FileExistsError):
-    """Raised when an output file exists and replacing it was not asked for (``overwrite``/``--overwrite``)."""
+    """Raised when an output file (``path``) exists and replacing it was not asked for (``--overwrite``)."""
+
+    def __init__(self, path: os.PathLike | str) -> None:
+        super().__init__(
+            f"{path} exists and was left as it is: give --overwrite to replace it (overwrite=True in Python)"
+        )
+        self.path = path
 
 
 class BundleError(ElementSessionError):

@@ -13,7 +13,13 @@ import pynwb
 import pytest
 
 from element_session import blob_json, cli
-from element_session.errors import DandiWarning, ElementSessionError, InputError, SessionNotFoundError
+from element_session.errors import (
+    DandiWarning,
+    ElementSessionError,
+    InputError,
+    OutputExistsError,
+    SessionNotFoundError,
+)
 from element_session.export.dandi import subject_problems
 from element_session.export.nwb import (
     ATTRIBUTES_TABLE,
@@ -237,7 +243,7 @@ def test_bad_keys_and_arguments_are_typed_errors(refs, tmp_path):
     custom = session_to_nwb(key, session_module=module, session_description="custom", identifier="mine")
     assert (custom.session_description, custom.identifier) == ("custom", "mine")
     (tmp_path / "taken.nwb").write_bytes(b"keep me")
-    with pytest.raises(NwbExportError, match="exists: pass overwrite=True"):
+    with pytest.raises(OutputExistsError, match="exists and was left as it is: give --overwrite"):
         write_nwb(key, tmp_path / "taken.nwb", session_module=module)
     assert (tmp_path / "taken.nwb").read_bytes() == b"keep me"
     with pytest.raises(NwbExportError, match="does not exist"):
@@ -292,7 +298,7 @@ def test_export_command(refs, tmp_path, capsys):
         nwb = io.read()
         assert nwb.session_start_time == START_UTC.replace(tzinfo=dt.UTC) and nwb.lab == "Lab"
     code, _, err = run(*by_time, "--output", str(out))
-    assert code == 1 and "exists: pass overwrite=True (--overwrite)" in err
+    assert code == 1 and "exists and was left as it is: give --overwrite to replace it" in err
     assert run("--subject", "nw-m1", "--id", "7", "--output", str(out), "--overwrite")[0] == 0
     assert run("--subject", "nw-m1", "--datetime", "2024-03-10T13:30:00Z", "--output", str(out), "--overwrite")[0] == 0
     code, out_text, err = run("--subject", "nw-m1", "--id", "8", "--output", str(tmp_path / "x.nwb"))

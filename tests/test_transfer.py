@@ -775,7 +775,7 @@ def test_an_export_never_replaces_an_existing_file_unless_asked(source, names, t
     target.write_bytes(b"an earlier bundle")
     ran = command("export", "--output", str(target), "--subject", names["subjects"][0], "--no-progress")
     assert ran.status == 1 and ran.out == "" and "Traceback" not in ran.err
-    assert f"{target} exists: pass overwrite=True (--overwrite) to replace it" in ran.err
+    assert f"{target} exists and was left as it is: give --overwrite to replace it" in ran.err
     with pytest.raises(OutputExistsError, match="exists"):
         export_sessions(target, source.session, subject=names["subjects"])
     assert target.read_bytes() == b"an earlier bundle" and sorted(tmp_path.iterdir()) == [target]  # no partial file

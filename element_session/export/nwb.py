@@ -42,7 +42,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import blob_json, times
 from ..attribute_blobs import Unreadable, read_attribute_blobs
-from ..errors import DandiWarning, FormatError, NwbExportError, NwbUnavailableError, SessionNotFoundError, one_problem
+from ..errors import (
+    DandiWarning,
+    FormatError,
+    NwbExportError,
+    NwbUnavailableError,
+    OutputExistsError,
+    SessionNotFoundError,
+    one_problem,
+)
 from ..formats import key_text
 from ..pipeline import linking_module_argument, linking_module_of, session_module_of
 from ..query import session_key_of_subject
@@ -490,9 +498,10 @@ def write_nwb(
 
     Raises
     ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` was not given (the file is left as it is).
     NwbExportError
-        ``path`` exists (without ``overwrite``) or cannot be written; with ``strict``, what DANDI
-        would refuse; and as :func:`session_to_nwb`.
+        ``path`` cannot be written; with ``strict``, what DANDI would refuse; and as :func:`session_to_nwb`.
     NwbUnavailableError, SessionNotFoundError, ActivationError, FormatError
         As :func:`session_to_nwb`.
     """
@@ -503,7 +512,7 @@ def write_nwb(
     except OSError as err:
         raise NwbExportError(f"cannot write {path}: {err.strerror}") from None
     if path.exists() and not overwrite:
-        raise NwbExportError(f"{path} exists: pass overwrite=True (--overwrite) to replace it")
+        raise OutputExistsError(path)
     if not path.parent.is_dir():
         raise NwbExportError(f"cannot write {path}: directory {path.parent} does not exist")
     nwbfile = session_to_nwb(session_key, **kwargs)

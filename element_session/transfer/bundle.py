@@ -277,7 +277,7 @@ def write_bundle(
             bundle.writestr(MANIFEST, manifest.to_json())
         _put(Path(temporary), path, overwrite)
     except FileExistsError:
-        raise OutputExistsError(existing_output(path)) from None
+        raise OutputExistsError(path) from None
     finally:
         Path(temporary).unlink(missing_ok=True)  # gone after os.replace; after os.link ``path`` holds the file
     return path
@@ -296,11 +296,6 @@ def _put(temporary: Path, path: Path, overwrite: bool) -> None:
         if path.exists():
             raise FileExistsError(path) from None
         os.replace(temporary, path)
-
-
-def existing_output(path: Path) -> str:
-    """The message of an existing bundle file that ``--overwrite`` was not given for."""
-    return f"{path} exists: pass overwrite=True (--overwrite) to replace it"
 
 
 class Bundle:

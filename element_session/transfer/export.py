@@ -21,7 +21,7 @@ from ..errors import OutputExistsError, SessionNotFoundError, UsageError
 from ..pipeline import linking_module_of, session_module_of
 from ..progress import progress_bar
 from ..query import find_sessions
-from .bundle import Manifest, TableEntry, encode_table, existing_output, now_text, table_of, write_bundle
+from .bundle import Manifest, TableEntry, encode_table, now_text, table_of, write_bundle
 from .rows import columns_of, read_columns, tables_by_role, tier_of
 
 #: The options of :func:`export_sessions` that select sessions (``find_sessions``' meaning).
@@ -166,7 +166,7 @@ def export_sessions(
     if not folder.is_dir():  # said before any row is read
         raise UsageError(f"cannot write {path}: directory {folder} does not exist")
     if Path(path).exists() and not overwrite:
-        raise OutputExistsError(existing_output(Path(path)))
+        raise OutputExistsError(path)
     unknown = set(selection) - set(SELECTION)
     if unknown:
         raise UsageError(
