@@ -387,6 +387,8 @@ def test_session_page_shows_every_part_directory_downstream_and_jobs(client, log
     assert "not found" in other.text  # no such directory under the root
     jobs = re.search(r'<table id="jobs">.*?</table>', other.text, re.S)[0]
     assert "inventory.SessionInventory" in jobs and "<td>error</td>" in jobs and "wb-m2/s1" in jobs
+    assert "<th>Since (UTC)</th>" in jobs  # when it failed, with its offset and age
+    assert re.search(r"<td>\d{4}-\d\d-\d\dT[\d:.]+\+00:00 \(\d+\.\d min ago\)</td>", jobs)
     assert "<b>DirectoryNotFoundError</b>: directory &#39;wb-m2/s1&#39; of session subject=wb-m2" in jobs  # type first
     assert re.search(r"<details><summary>Traceback</summary><pre>Traceback \(most recent call last\)", jobs)
     assert_in_words(other.text)
