@@ -8,7 +8,8 @@ insert, update and delete of a row, by any path (this package, plain DataJoint c
 ``Session.delete()`` or ``update1``, SQL from another client), adds one history row in the same
 transaction: when (UTC, microseconds), the database account (MySQL's ``USER()``, PostgreSQL's
 ``session_user``), the action, the table, and the row's values before and after as JSON (object
-values of ``attribute_blob`` as their MD5 on MySQL/MariaDB). A rolled-back transaction leaves no
+values of ``attribute_blob`` as their MD5 on MySQL/MariaDB; PostgreSQL keeps their bytes, and
+:func:`history` gives their MD5 on both). A rolled-back transaction leaves no
 history row. The table has no foreign key to ``Session``: the history of a deleted session stays.
 The name starts with ``~``, so DataJoint, ``migrate`` and the layout checks leave it alone, and
 nothing in this package updates or deletes its rows.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import re
 import warnings
@@ -357,6 +359,24 @@ def _decoded(value: Any) -> dict[str, Any] | None:
     return json.loads(value.decode() if isinstance(value, bytes) else value)
 
 
+def _in_column_order(values: dict[str, Any] | None, columns: list[tuple[str, str]]) -> dict[str, Any] | None:
+    """A row's values from the history's JSON in its table's column order, a blob as the MD5 of its bytes.
+
+    MySQL/MariaDB's triggers write a blob's MD5 (hex) and the columns in their order; PostgreSQL's
+    ``to_jsonb`` writes a ``bytea`` as ``\\x`` and its hex digits, and sorts the names (by length, then
+    bytes). Columns of a table dropped since keep the JSON's order.
+    """
+    if values is None:
+        return None
+    ordered = {name: values[name] for name, _ in columns if name in values}
+    ordered.update((name, value) for name, value in values.items() if name not in ordered)
+    for name, kind in columns:
+        value = ordered.get(name)
+        if kind == "bytea" and isinstance(value, str) and value.startswith("\\x"):
+            ordered[name] = hashlib.md5(bytes.fromhex(value[2:]), usedforsecurity=False).hexdigest()
+    return ordered
+
+
 def _same(stored: Any, wanted: Any) -> bool:
     """Whether a value from the history's JSON is the key value ``wanted``.
 
@@ -427,9 +447,14 @@ def history(
     with database_errors(connection):
         rows = connection.query(sql, args=args).fetchall()
     found = []
+    columns: dict[str, list[tuple[str, str]]] = {}  # each table's columns, read once
     for row in rows:
         entry = dict(zip(names, row, strict=True))
-        entry["old_values"], entry["new_values"] = _decoded(entry["old_values"]), _decoded(entry["new_values"])
+        table = entry["table_name"]
+        if table not in columns:
+            columns[table] = _columns(connection, m.Session.database, table)
+        for side in ("old_values", "new_values"):
+            entry[side] = _in_column_order(_decoded(entry[side]), columns[table])
         changed: dict[str, Any] = entry["new_values"] or entry["old_values"] or {}
         if any(all(n in changed and _same(changed[n], v) for n, v in k.items()) for k in wanted):
             found.append(entry)
