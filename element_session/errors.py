@@ -258,15 +258,17 @@ def raise_if_problems(problems: list[InputProblem], error: type[InputError] = In
     if not problems:
         return
     problems.sort(key=lambda p: (p.source, p.row or 0))
-    rows: dict[tuple, list[int]] = {}
+    rows: dict[tuple, list[int]] = {}  # the other rows of a header's problem
+    kept_rows: dict[tuple, int] = {}  # its first row
     kept: list[InputProblem] = []
     for problem in problems:
         if problem.row is not None and problem.reason.startswith(_HEADER_REASONS):
             where = (problem.source, problem.column, problem.reason)
-            if where in rows:
-                rows[where].append(problem.row)
+            if where in rows:  # the same row again: a problem named at the header (Record.column_problem)
+                if problem.row != (rows[where][-1] if rows[where] else kept_rows[where]):  # sorted by row
+                    rows[where].append(problem.row)
                 continue
-            rows[where] = []
+            rows[where], kept_rows[where] = [], problem.row
         kept.append(problem)
     for index, problem in enumerate(kept):
         others = rows.get((problem.source, problem.column, problem.reason))

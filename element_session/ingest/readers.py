@@ -38,7 +38,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ..errors import InputProblem, one_problem
+from ..errors import InputProblem, one_problem, readable
 
 Value = str | list[str] | None
 
@@ -50,9 +50,14 @@ class Record:
     source: str
     row: int
     values: dict[str, Value]
+    header_row: int | None = None  # the row of the column names, in a file that has one (CSV, TSV, a worksheet)
 
     def problem(self, column: str | None, value: object, reason: str) -> InputProblem:
         return InputProblem(self.source, self.row, column, value, reason)
+
+    def column_problem(self, column: str, reason: str) -> InputProblem:
+        """A problem of the column itself (a name no table has): at the header where the source has one."""
+        return InputProblem(self.source, self.header_row or self.row, column, None, reason)
 
 
 def iter_records(
@@ -168,7 +173,7 @@ def _read_csv(file: TextIO, source: str, delimiter: str | None) -> Iterator[Reco
         except csv.Error as err:
             raise one_problem(source, None, None, f"malformed CSV: {err}", row=start) from None
         if any(cells):  # csv gives text only: a row of empty cells is skipped
-            yield tabular_record(header, cells, source, start)
+            yield tabular_record(header, cells, source, start, header_row=1)
         start = reader.line_num + 1
 
 
@@ -188,8 +193,9 @@ def tabular_header(cells: list[Any], source: str, row: int) -> list[str]:
     return names
 
 
-def tabular_record(header: list[str], cells: list[Any], source: str, row: int) -> Record:
-    """The record of one row of cells under ``header``; a value beyond the named columns is an error."""
+def tabular_record(header: list[str], cells: list[Any], source: str, row: int, *, header_row: int) -> Record:
+    """The record of one row of cells under ``header`` (read from row ``header_row``); a value beyond the
+    named columns is an error."""
     if len(cells) < len(header):
         raise one_problem(source, None, cells, f"{len(cells)} cells where the header has {len(header)}", row=row)
     for position in range(len(header), len(cells)):
@@ -198,7 +204,7 @@ def tabular_record(header: list[str], cells: list[Any], source: str, row: int) -
                 source, f"#{position + 1}", cells[position], "a value in a column without a name in the header", row=row
             )
     values = zip(header, cells, strict=False)  # cells beyond the header are empty (checked above)
-    return Record(source, row, {h: (None if c == "" or c is None else c) for h, c in values})
+    return Record(source, row, {h: (None if c == "" or c is None else c) for h, c in values}, header_row)
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Iterator[Record]:
@@ -211,20 +217,24 @@ def _read_xlsx(path: Path, sheet: str | None) -> Iterator[Record]:
         raise one_problem(str(path), None, None, f"not an Excel workbook (.xlsx): {err}") from None
     try:
         if sheet is not None and sheet not in workbook.sheetnames:
-            raise one_problem(str(path), "sheet", sheet, f"no such sheet: the workbook has {workbook.sheetnames}")
+            raise one_problem(
+                str(path), "sheet", sheet, f"no such sheet: the workbook has {readable(workbook.sheetnames)}"
+            )
         worksheet = workbook[sheet] if sheet is not None else workbook.worksheets[0]
         source = f"{path}[{worksheet.title}]"
         rows = worksheet.iter_rows()
         header: list[str] | None = None
+        header_row = 0
         for cells in rows:
             if not cells or all(c.value in (None, "") for c in cells):
                 continue
             number = next(c.row for c in cells if getattr(c, "row", None) is not None)
             values = [_cell_text(c) for c in cells]
             if header is None:
-                header = tabular_header(values, source, number)
+                header, header_row = tabular_header(values, source, number), number
             else:
-                yield tabular_record(header, values + [None] * (len(header) - len(values)), source, number)
+                cells_under = values + [None] * (len(header) - len(values))
+                yield tabular_record(header, cells_under, source, number, header_row=header_row)
     finally:
         workbook.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConflictError, InputProblem, raise_if_problems
+from ..errors import ConflictError, InputProblem, raise_if_problems, readable
 from . import keys
 from .plan import Batch, IngestReport, note_match, restricted_rows, shown
 from .readers import Record
@@ -32,7 +32,8 @@ class ReferencePlan:
             row = {}
             for column, value in record.values.items():
                 if column not in self.columns:
-                    problems.append(record.problem(column, value, f"unknown column: {self.kind} have {self.columns}"))
+                    reason = f"unknown column: {self.kind} have {readable(self.columns)}"
+                    problems.append(record.column_problem(column, reason))
                 elif isinstance(value, list):
                     problems.append(record.problem(column, value, "a list where one value is expected"))
                 elif value is not None:

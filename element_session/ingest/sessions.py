@@ -124,7 +124,11 @@ class SessionPlan:
 
         for column, value in record.values.items():
             if column not in self.column_set and not column.startswith(ATTRIBUTE_PREFIX):
-                fail(column, value, f"unknown column: sessions have {self.columns} and attr.<name>")
+                problems.append(
+                    record.column_problem(
+                        column, f"unknown column: sessions have {readable(self.columns)} and attr.<name>"
+                    )
+                )
             elif isinstance(value, list) and column not in _LIST_COLUMNS:
                 fail(column, value, "a list where one value is expected")
         session = _Session(record, {}, {})
