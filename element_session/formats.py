@@ -251,7 +251,7 @@ def text_table(frame: pd.DataFrame) -> str:
 def directories_text(frame: pd.DataFrame) -> str:
     """A table of :func:`~element_session.paths.session_directories` for a terminal.
 
-    ``directory`` shows the absolute directory, ``MISSING`` or ``UNRESOLVED``; a ``reason`` column
+    ``directory`` shows the absolute directory, ``MISSING``, ``UNRESOLVED`` or ``NOT STORED``; a ``reason`` column
     follows where a row is unresolved. Times as every output shows them (:func:`times_as_text`).
     """
     shown = frame.drop(columns=["status", "reason"]).copy()

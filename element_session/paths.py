@@ -370,13 +370,13 @@ def find_session_key(
 # --------------------------------------------------------------------------- every session's directory
 
 #: ``status`` of a row of :func:`session_directories`.
-FOUND, MISSING, UNRESOLVED = "found", "missing", "unresolved"
+FOUND, MISSING, UNRESOLVED, NOT_STORED = "found", "missing", "unresolved", "not stored"
 
 
 def session_directories(
     session_module: ModuleType | None = None, roots: Sequence[PathInput] | None = None, sessions: Any = None
 ) -> pd.DataFrame:
-    """Every ``SessionDirectory`` row with its resolved directory: one row per session, none left out.
+    """Every session with its resolved directory: one row per session, none left out.
 
     With ``sessions`` (a query expression of ``Session``, e.g. :func:`~element_session.query.find_sessions`),
     the rows of those sessions only.
@@ -391,7 +391,9 @@ def session_directories(
     - ``missing``: a valid relative path that exists under no root;
     - ``unresolved``: a stored value that is not a valid path relative to a root (e.g. an absolute
       Windows path outside every root, as the published element stored them), or a directory that
-      cannot be checked; ``reason`` says why.
+      cannot be checked; ``reason`` says why;
+    - ``not stored``: the session has no ``SessionDirectory`` row (``session_dir`` ``<NA>``), so
+      nothing downstream can find its files.
 
     A row that cannot be resolved never hides the others. ``roots=None`` means :func:`get_root_dirs`.
     Raises :class:`SessionDirectoryError` only for unusable ``roots`` themselves.
@@ -403,14 +405,21 @@ def session_directories(
     module = session_module or session_module_of()
     root_list = _root_texts(roots)
     keys = list(module.Session.primary_key)
-    stored = module.SessionDirectory() if sessions is None else module.SessionDirectory & sessions.proj()
-    rows = sorted(stored.to_dicts(), key=lambda r: tuple((r[k] is None, str(r[k])) for k in keys))
+    chosen = module.Session() if sessions is None else module.Session & sessions.proj()
+    rows = (module.SessionDirectory & chosen.proj()).to_dicts()
+    rows += [{**key, "session_dir": None} for key in (chosen - module.SessionDirectory).proj().to_dicts()]
+    rows.sort(key=lambda r: tuple((r[k] is None, str(r[k])) for k in keys))
     frame = key_frame(rows, module)
     frame["session_dir"] = pd.Series([row["session_dir"] for row in rows], dtype=pd.StringDtype())
-    resolved = [_resolve(row["session_dir"], root_list) for row in rows]
+    resolved = [
+        _resolve(row["session_dir"], root_list) if row["session_dir"] is not None else _NOT_STORED for row in rows
+    ]
     for position, name in enumerate(("directory", "status", "reason")):
         frame[name] = pd.Series([r[position] for r in resolved], dtype=pd.StringDtype())
     return frame
+
+
+_NOT_STORED = (None, NOT_STORED, "no directory is stored for this session")
 
 
 def _resolve(stored: str, roots: list[str]) -> tuple[str | None, str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gc
 import io
 import json
@@ -160,6 +161,22 @@ def test_dirs_resolves_against_the_roots(ingested, command, tmp_path):
     assert status == 0 and out.strip() == "no missing directories"
     status, out, _ = command("dirs", "--search", "NOTE, ✓", "--since", "2024-03-11", env=env)
     assert status == 0 and out.strip() == "no sessions"
+
+
+def test_dirs_lists_a_session_without_a_stored_directory_as_not_stored(ingested, command, pipeline, tmp_path):
+    """A session ingested without ``session_dir`` is listed by ``dirs`` and ``dirs --missing`` (populate cannot
+    find its files), not left out."""
+    key = {"subject": "cl-m1", "session_datetime": "2024-07-01T10:00:00Z"}
+    (tmp_path / "new.csv").write_text("subject,session_datetime\ncl-m1,2024-07-01T10:00:00Z\n")
+    assert command("ingest", "sessions", str(tmp_path / "new.csv"))[0] == 0
+    env = {"SESSION_ROOT_DIRS": str(tmp_path)}
+    try:
+        for options in ((), ("--missing",)):
+            status, out, err = command("dirs", "--subject", "cl-m1", *options, env=env)
+            assert status == 0, err
+            assert re.search(r"cl-m1 +2024-07-01T10:00:00\+00:00 .*NOT STORED", out), out
+    finally:
+        (pipeline.session.Session & {**key, "session_datetime": dt.datetime(2024, 7, 1, 10)}).delete(prompt=False)
 
 
 def test_a_window_whose_until_is_not_after_its_since_is_refused_naming_until(ingested, command):
