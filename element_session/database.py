@@ -58,6 +58,31 @@ _LOGIN_CODES = {1044, 1045, 1698}  # MySQL: access denied to the database, to th
 _LOGIN_MESSAGES = re.compile(r'password authentication failed|role "[^"]*" does not exist', re.IGNORECASE)  # PostgreSQL
 _TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
 _TIMED_OUT = re.compile(r"timed out|timeout expired", re.IGNORECASE)
+#: What the drivers (PyMySQL, libpq) say when a connection fails, in people's words.
+_CONNECTION_FAILURES = (
+    (
+        re.compile(r"connection refused", re.IGNORECASE),
+        "nothing accepts connections there: is the server running, and are the host and port (DJ_HOST, DJ_PORT) right?",
+    ),
+    (
+        re.compile(
+            r"name or service not known|nodename nor servname|could not translate host name|"
+            r"temporary failure in name resolution|getaddrinfo failed",
+            re.IGNORECASE,
+        ),
+        "the host name is not known (DJ_HOST)",
+    ),
+    (re.compile(r"no route to host|network is unreachable", re.IGNORECASE), "the network has no route to the host"),
+    (
+        re.compile(
+            r"lost connection|server closed the connection|server has gone away|connection already closed|"
+            r"terminating connection",
+            re.IGNORECASE,
+        ),
+        "the server ended the connection (a restart, an idle timeout or a network failure); try again",
+    ),
+)
+_LIBPQ_PREFIX = re.compile(r"^connection to server at .*? failed:\s*(FATAL:\s*)?")
 _CONNECTING = re.compile(r"can't connect|timeout expired", re.IGNORECASE)
 _COLUMN = (  # where the server's message names the column
     re.compile(r"for column [`'\"]?(?:[^`'\"]*[`'\"]?\.[`'\"]?)*([^`'\".]+)[`'\"]? at row"),
@@ -111,6 +136,17 @@ def _timed_out(err: BaseException) -> str | None:
             found = said
         todo += [e.__cause__, e.__context__]
     return found
+
+
+def _connection_failure(said: str) -> str:
+    """Why a connection failed, from the driver's message ``said``: people's words where the failure is a
+    known one (a refused port, an unknown host, a time limit), else the driver's words on one line."""
+    if READ_TIMEOUT_VARIABLE in said:  # element_session.answer_deadline's own words, naming its limit
+        return said
+    if _TIMED_OUT.search(said):
+        return "the server did not answer" + (_timeout_named(said) or " in time")
+    known = next((words for pattern, words in _CONNECTION_FAILURES if pattern.search(said)), None)
+    return known or " ".join(without_password(said).split())
 
 
 def _timeout_named(said: str) -> str:
@@ -208,7 +244,11 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
     if isinstance(err, dj.errors.AccessError) or "permission denied" in text or is_refused_login(err):
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
         said = err.args[1] if coded else err.args[0] if err.args else err
-        reason = without_password(str(said))
+        reason = " ".join(without_password(str(said)).split())  # the server's words, on one line
+        wrong_login = err.args[0] in (1045, 1698) if coded else not isinstance(err, dj.errors.AccessError)
+        if is_refused_login(err) and wrong_login:
+            reason = _LIBPQ_PREFIX.sub("", reason)  # libpq's 'connection to server at "h", port p failed: FATAL:'
+            reason = f"the user name or password is wrong, or the account may not log in from here (it said: {reason})"
         return PermissionDeniedError(f"the database at {_server(connection)} refused: {reason}")
     found = server_error(err)
     if found is not None and found[0] in _NAME_CODES:  # a pipeline's own dj.Schema(prefix + name), say
@@ -219,7 +259,7 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the driver's message)
         said = _timed_out(err) or str(err.args[1] if coded else err).strip()
         return DatabaseUnreachableError(
-            f"cannot reach the database at {_server(connection)}: {without_password(said)}{_timeout_named(said)}"
+            f"cannot reach the database at {_server(connection)}: {_connection_failure(said)}"
         )
     return refused(err)
 

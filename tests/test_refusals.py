@@ -19,7 +19,12 @@ import pytest
 
 from element_session import session_with_id
 from element_session.database import database_errors, is_refused_login, translate
-from element_session.errors import DatabaseBusyError, DatabaseRefusedError, PermissionDeniedError
+from element_session.errors import (
+    DatabaseBusyError,
+    DatabaseRefusedError,
+    DatabaseUnreachableError,
+    PermissionDeniedError,
+)
 from element_session.ingest import ingest
 from element_session.linking import drop_schema
 from tests.helpers import declare_lab, lab_module_text, snapshot
@@ -220,6 +225,22 @@ def test_each_refused_login_is_one_rule_and_a_permission_error(case):
     err = REFUSED_LOGINS[case]()
     assert is_refused_login(err)
     assert isinstance(translate(err), PermissionDeniedError)
+
+
+@pytest.mark.parametrize(
+    ("said", "words"),
+    [
+        ("Can't connect to MySQL server on '127.0.0.1' ([Errno 111] Connection refused)", "nothing accepts"),
+        ("Can't connect to MySQL server on 'x.invalid' ([Errno -2] Name or service not known)", "not known"),
+        ("Can't connect to MySQL server on '10.1.1.1' ([Errno 113] No route to host)", "no route to the host"),
+        ("Lost connection to MySQL server during query", "the server ended the connection"),
+        ("Can't connect to MySQL server on '10.1.1.1' (timed out)", "the server did not answer (no answer within"),
+    ],
+)
+def test_a_failure_to_connect_is_said_in_words_not_the_drivers(said, words):
+    typed = translate(_mysql(2003 if said.startswith("Can't") else 2013, said))
+    assert isinstance(typed, DatabaseUnreachableError) and words in str(typed), typed
+    assert "Errno" not in str(typed) and "MySQL server" not in str(typed)
 
 
 @pytest.mark.parametrize("case", NOT_LOGINS)
