@@ -1153,3 +1153,11 @@ def test_posting_a_json_object_instead_of_a_list_is_refused_in_words(client, log
     answer = client.post("/api/sessions", json={"subject": "wb-m1"}, auth=logins["writer"].auth)
     assert answer.status_code == 400
     assert answer.json()["problems"][0]["value"] == "a JSON object"
+
+
+@pytest.mark.parametrize(("body", "where"), [(b"not json", "line 1, column 1"), (b"[\n  not json", "line 2, column 3")])
+def test_a_body_that_is_not_json_is_refused_naming_where(client, logins, data, body, where):
+    answer = client.post("/api/sessions", content=body, headers=JSON, auth=logins["writer"].auth)
+    assert answer.status_code == 400
+    reason = f"the body is not JSON: expecting a value at {where}"
+    assert answer.json()["problems"] == [{"row": None, "column": None, "value": None, "reason": reason}]

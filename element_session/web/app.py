@@ -43,7 +43,7 @@ from ..errors import (
     SessionLockedError,
     one_problem,
 )
-from ..ingest.readers import no_duplicate_keys
+from ..ingest.readers import no_duplicate_keys, not_json
 from ..status import STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
@@ -429,7 +429,7 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise InputError([InputProblem("body", None, None, None, "not UTF-8 text")]) from None
     except json.JSONDecodeError as err:
-        raise InputError([InputProblem("body", None, None, None, f"malformed JSON: {err.msg}")]) from None
+        raise InputError([InputProblem("body", None, None, None, f"the body is {not_json(err)}")]) from None
     except (ValueError, RecursionError) as err:
         raise InputError([InputProblem("body", None, None, None, str(err))]) from None
     if not isinstance(data, list):
