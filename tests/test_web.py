@@ -1155,6 +1155,13 @@ def test_posting_a_json_object_instead_of_a_list_is_refused_in_words(client, log
     assert answer.json()["problems"][0]["value"] == "a JSON object"
 
 
+def test_no_such_subject_is_named_by_its_key_once(client, logins, data):
+    log_in(client, logins["reader"])
+    missing = client.get("/subject", params={"subject": "M999"})
+    assert missing.status_code == 404 and "no subject M999" in missing.text and "subject=" not in missing.text
+    assert_in_words(missing.text)
+
+
 @pytest.mark.parametrize(("body", "where"), [(b"not json", "line 1, column 1"), (b"[\n  not json", "line 2, column 3")])
 def test_a_body_that_is_not_json_is_refused_naming_where(client, logins, data, body, where):
     answer = client.post("/api/sessions", content=body, headers=JSON, auth=logins["writer"].auth)
