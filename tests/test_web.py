@@ -1155,6 +1155,25 @@ def test_posting_a_json_object_instead_of_a_list_is_refused_in_words(client, log
     assert answer.json()["problems"][0]["value"] == "a JSON object"
 
 
+def test_an_address_or_method_no_route_serves_is_answered_as_every_other_error(client, logins, data):
+    unknown = client.get("/sessions/nonsense")  # no login needed to be told so: it shows nothing stored
+    assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("text/html")
+    assert '<link rel="stylesheet" href="/static/style.css">' in unknown.text and "<h1>Not found</h1>" in unknown.text
+    assert "/sessions/nonsense is no address of this server" in unknown.text
+    api = client.get("/api/nonsense", auth=logins["reader"].auth)
+    assert api.status_code == 404 and api.json() == {"error": "/api/nonsense is no address of this server"}
+    log_in(client, logins["reader"])
+    token = csrf(client)
+    wrong_method = client.post("/subject", data={"csrf_token": token})  # past the CSRF check: the route refuses it
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "GET, HEAD"
+    assert "POST is not taken at /subject: it takes GET, HEAD" in wrong_method.text and "<h1>" in wrong_method.text
+    api_method = client.post("/api/sessions.csv", json=[], auth=logins["writer"].auth)
+    assert api_method.status_code == 405 and api_method.headers["allow"] == "GET, HEAD"
+    assert api_method.json() == {"error": "POST is not taken at /api/sessions.csv: it takes GET, HEAD"}
+    for answer in (unknown, wrong_method):
+        assert_in_words(answer.text)
+
+
 def test_no_such_subject_is_named_by_its_key_once(client, logins, data):
     log_in(client, logins["reader"])
     missing = client.get("/subject", params={"subject": "M999"})

@@ -7,7 +7,8 @@
 - CSRF (:class:`~.middleware.CsrfMiddleware`): every form that writes carries the session's CSRF
   token; a POST without it, or with another, is refused (403) before anything else is looked at.
 - Errors (:func:`~.exceptions.handle_error`): a typed error raised by a route is answered once, with
-  the status of :data:`~.exceptions.STATUSES`, in JSON for the API and as a page otherwise.
+  the status of :data:`~.exceptions.STATUSES`, in JSON for the API and as a page otherwise; so are an
+  address no route serves (404) and a method a route does not take (405) (:func:`~.exceptions.handle_http`).
   Failures of the database are typed once, around the work of a request (:meth:`.Accounts.use`).
 """
 
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.authentication import BaseUser
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
@@ -47,7 +49,7 @@ from ..ingest.readers import no_duplicate_keys, not_json
 from ..status import STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
-from .exceptions import handle_error, headline, status_of
+from .exceptions import handle_error, handle_http, headline, status_of
 from .logins import SESSION_KEY, Sealer, derive_key
 from .middleware import (
     Account,
@@ -503,6 +505,6 @@ def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None)
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={ElementSessionError: handle_error},
+        exception_handlers={ElementSessionError: handle_error, HTTPException: handle_http},
         lifespan=lifespan,
     )

@@ -6,6 +6,7 @@ wrote, so that the next page marks that row) in the session cookie until the nex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -41,12 +42,14 @@ def _templates() -> Environment:
     return templates
 
 
-def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+def page(
+    request: Request, name: str, status: int = 200, *, headers: Mapping[str, str] | None = None, **context: Any
+) -> Response:
     """The template ``name`` rendered with ``context``, the logged-in account and the session's CSRF token."""
     user = request.user.display_name if request.user.is_authenticated else None
     context.update(request=request, csrf=csrf_token(request.session), csrf_field=CSRF_FIELD, user=user)
     context["flash"] = request.session.pop(FLASH, None) if status < 300 else None
-    return Response(_templates().get_template(name).render(context), status, media_type="text/html")
+    return Response(_templates().get_template(name).render(context), status, headers, media_type="text/html")
 
 
 def page_numbers(current: int, last: int, around: int = 2) -> list[int | None]:
