@@ -1187,3 +1187,14 @@ def test_a_body_that_is_not_json_is_refused_naming_where(client, logins, data, b
     assert answer.status_code == 400
     reason = f"the body is not JSON: expecting a value at {where}"
     assert answer.json()["problems"] == [{"row": None, "column": None, "value": None, "reason": reason}]
+
+
+def test_an_error_page_shows_the_navigation_of_the_account(client, logins, data):
+    log_in(client, logins["writer"])
+    assert 'href="/add"' in client.get("/").text  # the account's rights, kept for its connection
+    for path in ("/subject?subject=M999", "/nonsense"):
+        error = client.get(path)
+        assert error.status_code == 404 and 'href="/add">Add a session</a>' in error.text, path
+    log_in(client, logins["reader"])
+    client.get("/")
+    assert 'href="/add"' not in client.get("/nonsense").text

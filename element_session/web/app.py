@@ -502,9 +502,11 @@ def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None)
         Middleware(AuthenticationMiddleware, backend=AccountBackend(web.sealer)),
         Middleware(CsrfMiddleware, refuse=handle_error),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         exception_handlers={ElementSessionError: handle_error, HTTPException: handle_http},
         lifespan=lifespan,
     )
+    app.state.accounts = web.accounts  # the rights kept for a page's navigation (pages.page)
+    return app

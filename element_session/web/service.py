@@ -32,7 +32,7 @@ from ..session_frame import key_condition, session_rows
 from ..status import check_editable, check_status
 from ..tables import other_key
 from . import paging
-from .accounts import UserPipeline
+from .accounts import Accounts, Credentials, UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` and ``status``
 #: repeatable).
@@ -356,6 +356,13 @@ def rights(user: UserPipeline) -> Rights:
     )
     user.memo["rights"] = (time.monotonic(), found)
     return found
+
+
+def kept_rights(accounts: Accounts, credentials: Credentials) -> Rights | None:
+    """The rights :func:`rights` last found for the account, however old, without asking the database; None if
+    none are kept. For the navigation of a page that does not ask (an error page): the pages that act ask again."""
+    kept = accounts.kept(credentials, "rights")
+    return None if kept is None else kept[1]
 
 
 # -- one session ----------------------------------------------------------------------------------
