@@ -48,6 +48,12 @@ def key_text(key: Mapping[str, Any]) -> str:
     return ", ".join(f"{name}={value_text(value)}" for name, value in key.items())
 
 
+def key_words(key: Mapping[str, Any]) -> str:
+    """A key named in a sentence: the value alone for a key of one attribute (``no subject M999``, as a subject's
+    page is titled), else :func:`key_text` (``no session subject=m1, session_datetime=...``)."""
+    return value_text(next(iter(key.values()))) if len(key) == 1 else key_text(key)
+
+
 def value_text(value: Any) -> str:
     """A stored value as people read it: text as it is, times by :func:`~element_session.times.format_time`
     (a naive one is UTC), dates in ISO 8601, a missing value as ``(none)``, empty text as ``(empty)``."""

@@ -326,6 +326,7 @@ def test_malformed_files_are_typed_errors(refs, tmp_path):
         "bad.yaml": ("- subject: [unclosed\n", "malformed YAML"),
         "notalist.json": ('{"subject": "ig-m1"}', "expected a list of objects"),
         "dupkey.json": ('[{"subject": "ig-m1", "subject": "ig-m2"}]', "given twice"),
+        "broken.json": ('[\n  {"subject": }]', "row 2: not JSON: expecting a value at line 2, column 15"),
         "notes.txt": ("hello", "unknown file type"),
     }
     for name, (text, message) in cases.items():

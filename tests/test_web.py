@@ -1153,3 +1153,48 @@ def test_posting_a_json_object_instead_of_a_list_is_refused_in_words(client, log
     answer = client.post("/api/sessions", json={"subject": "wb-m1"}, auth=logins["writer"].auth)
     assert answer.status_code == 400
     assert answer.json()["problems"][0]["value"] == "a JSON object"
+
+
+def test_an_address_or_method_no_route_serves_is_answered_as_every_other_error(client, logins, data):
+    unknown = client.get("/sessions/nonsense")  # no login needed to be told so: it shows nothing stored
+    assert unknown.status_code == 404 and unknown.headers["content-type"].startswith("text/html")
+    assert '<link rel="stylesheet" href="/static/style.css">' in unknown.text and "<h1>Not found</h1>" in unknown.text
+    assert "/sessions/nonsense is no address of this server" in unknown.text
+    api = client.get("/api/nonsense", auth=logins["reader"].auth)
+    assert api.status_code == 404 and api.json() == {"error": "/api/nonsense is no address of this server"}
+    log_in(client, logins["reader"])
+    token = csrf(client)
+    wrong_method = client.post("/subject", data={"csrf_token": token})  # past the CSRF check: the route refuses it
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "GET, HEAD"
+    assert "POST is not taken at /subject: it takes GET, HEAD" in wrong_method.text and "<h1>" in wrong_method.text
+    api_method = client.post("/api/sessions.csv", json=[], auth=logins["writer"].auth)
+    assert api_method.status_code == 405 and api_method.headers["allow"] == "GET, HEAD"
+    assert api_method.json() == {"error": "POST is not taken at /api/sessions.csv: it takes GET, HEAD"}
+    for answer in (unknown, wrong_method):
+        assert_in_words(answer.text)
+
+
+def test_no_such_subject_is_named_by_its_key_once(client, logins, data):
+    log_in(client, logins["reader"])
+    missing = client.get("/subject", params={"subject": "M999"})
+    assert missing.status_code == 404 and "no subject M999" in missing.text and "subject=" not in missing.text
+    assert_in_words(missing.text)
+
+
+@pytest.mark.parametrize(("body", "where"), [(b"not json", "line 1, column 1"), (b"[\n  not json", "line 2, column 3")])
+def test_a_body_that_is_not_json_is_refused_naming_where(client, logins, data, body, where):
+    answer = client.post("/api/sessions", content=body, headers=JSON, auth=logins["writer"].auth)
+    assert answer.status_code == 400
+    reason = f"the body is not JSON: expecting a value at {where}"
+    assert answer.json()["problems"] == [{"row": None, "column": None, "value": None, "reason": reason}]
+
+
+def test_an_error_page_shows_the_navigation_of_the_account(client, logins, data):
+    log_in(client, logins["writer"])
+    assert 'href="/add"' in client.get("/").text  # the account's rights, kept for its connection
+    for path in ("/subject?subject=M999", "/nonsense"):
+        error = client.get(path)
+        assert error.status_code == 404 and 'href="/add">Add a session</a>' in error.text, path
+    log_in(client, logins["reader"])
+    client.get("/")
+    assert 'href="/add"' not in client.get("/nonsense").text

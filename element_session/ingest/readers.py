@@ -290,12 +290,22 @@ def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     try:
         data = json.loads(file.read(), object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as err:
-        raise one_problem(source, None, None, f"malformed JSON: {err.msg}", row=err.lineno) from None
+        raise one_problem(source, None, None, not_json(err), row=err.lineno) from None
     except ValueError as err:
         raise one_problem(source, None, None, str(err)) from None
     if not isinstance(data, list):
         raise one_problem(source, None, None, "expected a list of objects")
     yield from _read_dicts(data, source)
+
+
+#: Python's words for text that is not JSON that read badly, in people's words (the others are lower-cased).
+_JSON_WORDS = {"Expecting value": "expecting a value", "Extra data": "more text after the JSON value"}
+
+
+def not_json(err: json.JSONDecodeError) -> str:
+    """Why text is not JSON, and where: ``not JSON: expecting a value at line 1, column 1``."""
+    words = _JSON_WORDS.get(err.msg, err.msg[:1].lower() + err.msg[1:])
+    return f"not JSON: {words} at line {err.lineno}, column {err.colno}"
 
 
 def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import datajoint as dj
 
@@ -203,6 +204,13 @@ class Accounts:
                 yield entry
         finally:
             entry.lock.release()
+
+    def kept(self, credentials: Credentials, name: str) -> Any:
+        """What a request of the account kept in a connection's ``memo`` under ``name``, or None: no
+        connection is opened or waited for and the database is not asked (an error page may answer its failure)."""
+        with self._lock:
+            entries = list(self._cache.get(self._cache_key(credentials), ()))
+        return next((e.memo[name] for e in entries if name in e.memo), None)
 
     def close(self) -> None:
         """Close every cached connection."""

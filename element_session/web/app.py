@@ -7,7 +7,8 @@
 - CSRF (:class:`~.middleware.CsrfMiddleware`): every form that writes carries the session's CSRF
   token; a POST without it, or with another, is refused (403) before anything else is looked at.
 - Errors (:func:`~.exceptions.handle_error`): a typed error raised by a route is answered once, with
-  the status of :data:`~.exceptions.STATUSES`, in JSON for the API and as a page otherwise.
+  the status of :data:`~.exceptions.STATUSES`, in JSON for the API and as a page otherwise; so are an
+  address no route serves (404) and a method a route does not take (405) (:func:`~.exceptions.handle_http`).
   Failures of the database are typed once, around the work of a request (:meth:`.Accounts.use`).
 """
 
@@ -24,6 +25,7 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.authentication import BaseUser
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
@@ -43,11 +45,11 @@ from ..errors import (
     SessionLockedError,
     one_problem,
 )
-from ..ingest.readers import no_duplicate_keys
+from ..ingest.readers import no_duplicate_keys, not_json
 from ..status import STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
-from .exceptions import handle_error, headline, status_of
+from .exceptions import handle_error, handle_http, headline, status_of
 from .logins import SESSION_KEY, Sealer, derive_key
 from .middleware import (
     Account,
@@ -429,7 +431,7 @@ def _rows_of(body: bytes) -> list[dict[str, Any]]:
     except UnicodeDecodeError:
         raise InputError([InputProblem("body", None, None, None, "not UTF-8 text")]) from None
     except json.JSONDecodeError as err:
-        raise InputError([InputProblem("body", None, None, None, f"malformed JSON: {err.msg}")]) from None
+        raise InputError([InputProblem("body", None, None, None, f"the body is {not_json(err)}")]) from None
     except (ValueError, RecursionError) as err:
         raise InputError([InputProblem("body", None, None, None, str(err))]) from None
     if not isinstance(data, list):
@@ -500,9 +502,11 @@ def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None)
         Middleware(AuthenticationMiddleware, backend=AccountBackend(web.sealer)),
         Middleware(CsrfMiddleware, refuse=handle_error),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={ElementSessionError: handle_error},
+        exception_handlers={ElementSessionError: handle_error, HTTPException: handle_http},
         lifespan=lifespan,
     )
+    app.state.accounts = web.accounts  # the rights kept for a page's navigation (pages.page)
+    return app

@@ -3,15 +3,18 @@
 The one map from errors to statuses is :data:`STATUSES`: invalid input 400, a conflict with stored
 rows 409, a refusal by the database (or a form without its CSRF token) 403, no such session 404, an
 unreachable database (or a deadlock that persisted: try again) 503, no login 401 (a page redirects
-to the login form instead).
+to the login form instead). Starlette's own refusals, an address no route serves (404) and a method a
+route does not take (405), are answered the same way (:func:`handle_http`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -22,6 +25,7 @@ from ..errors import (
     DatabaseUnreachableError,
     ElementSessionError,
     InputError,
+    InputProblem,
     LoginRequiredError,
     PermissionDeniedError,
     SessionNotFoundError,
@@ -52,8 +56,8 @@ def headline(err: BaseException) -> str:
     return str(err).split("\n")[0].rstrip(":")
 
 
-def problems_json(err: InputError) -> list[dict[str, Any]]:
-    """The problems of ``err`` as JSON objects: row (from 1, or null), column, value and reason."""
+def problems_json(problems: list[InputProblem]) -> list[dict[str, Any]]:
+    """``problems`` (of an InputError) as JSON objects: row (from 1, or null), column, value and reason."""
     return [
         {
             "row": p.row,
@@ -61,7 +65,7 @@ def problems_json(err: InputError) -> list[dict[str, Any]]:
             "value": p.value if _jsonable(p.value) else repr(p.value),
             "reason": p.reason,
         }
-        for p in err.problems
+        for p in problems
     ]
 
 
@@ -76,14 +80,36 @@ def _jsonable(value: object) -> bool:
 async def handle_error(request: Request, err: Exception) -> Response:
     """The answer to a typed error (:class:`ElementSessionError`) raised by a route or refused by a middleware."""
     status = status_of(err)
-    if is_api(request.scope):
-        headers = {"WWW-Authenticate": 'Basic realm="element-session", charset="UTF-8"'} if status == 401 else None
-        body: dict[str, Any] = {"error": headline(err)}
-        if isinstance(err, InputError):
-            body["problems"] = problems_json(err)
-        return JSONResponse(body, status, headers=headers)
-    if status == 401:  # no login, or one the database no longer accepts
+    if status == 401 and not is_api(request.scope):  # no login, or one the database no longer accepts
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse("/login?" + urlencode({"next": target}), 303)
-    problems = err.problems if isinstance(err, InputError) else []
-    return page(request, "error.html", status, code=status, message=headline(err), problems=problems)
+    headers = {"WWW-Authenticate": 'Basic realm="element-session", charset="UTF-8"'} if status == 401 else None
+    problems = err.problems if isinstance(err, InputError) else None
+    return _answer(request, status, headline(err), problems, headers)
+
+
+async def handle_http(request: Request, err: Exception) -> Response:
+    """The answer to Starlette's :class:`HTTPException`: an address no route serves (404), a method the route
+    does not take (405, with its ``Allow`` header), as every other error is answered (:func:`handle_error`)."""
+    assert isinstance(err, HTTPException)  # the only kind it is registered for (app.create_app)
+    path, headers = request.url.path, dict(err.headers or {})
+    if err.status_code == 404:
+        message = f"{path} is no address of this server"
+    elif err.status_code == 405:  # Starlette lists the route's methods in the order of a set: sorted here
+        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers.get("Allow", "").split(",") if m.strip()))
+        message = f"{request.method} is not taken at {path}: it takes {headers['Allow'] or 'no method'}"
+    else:
+        message = err.detail
+    return _answer(request, err.status_code, message, None, headers)
+
+
+def _answer(
+    request: Request, status: int, message: str, problems: list[InputProblem] | None, headers: Mapping[str, str] | None
+) -> Response:
+    """An error in JSON for the API (``error``, and ``problems`` of an InputError), else as the error page."""
+    if is_api(request.scope):
+        body: dict[str, Any] = {"error": message}
+        if problems is not None:
+            body["problems"] = problems_json(problems)
+        return JSONResponse(body, status, headers=headers)
+    return page(request, "error.html", status, headers=headers, code=status, message=message, problems=problems or [])

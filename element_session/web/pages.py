@@ -6,6 +6,7 @@ wrote, so that the next page marks that row) in the session cookie until the nex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,8 @@ from starlette.responses import Response
 
 from ..formats import key_text, value_text
 from .logins import CSRF_FIELD, csrf_token
+from .middleware import Account
+from .service import kept_rights
 
 FLASH = "flash"  # the session cookie's entry holding the message of the last write
 
@@ -41,12 +44,20 @@ def _templates() -> Environment:
     return templates
 
 
-def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-    """The template ``name`` rendered with ``context``, the logged-in account and the session's CSRF token."""
+def page(
+    request: Request, name: str, status: int = 200, *, headers: Mapping[str, str] | None = None, **context: Any
+) -> Response:
+    """The template ``name`` rendered with ``context``, the logged-in account and the session's CSRF token.
+
+    A page not given the account's ``rights`` shows the navigation by those last found for it, if any
+    (:func:`~.service.kept_rights`: the database is not asked, as on an error page answering its failure).
+    """
     user = request.user.display_name if request.user.is_authenticated else None
+    if "rights" not in context and isinstance(request.user, Account):
+        context["rights"] = kept_rights(request.app.state.accounts, request.user.credentials)
     context.update(request=request, csrf=csrf_token(request.session), csrf_field=CSRF_FIELD, user=user)
     context["flash"] = request.session.pop(FLASH, None) if status < 300 else None
-    return Response(_templates().get_template(name).render(context), status, media_type="text/html")
+    return Response(_templates().get_template(name).render(context), status, headers, media_type="text/html")
 
 
 def page_numbers(current: int, last: int, around: int = 2) -> list[int | None]:

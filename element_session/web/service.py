@@ -32,7 +32,7 @@ from ..session_frame import key_condition, session_rows
 from ..status import check_editable, check_status
 from ..tables import other_key
 from . import paging
-from .accounts import UserPipeline
+from .accounts import Accounts, Credentials, UserPipeline
 
 #: Query parameters of a selection of sessions, with ``find_sessions``' meaning (``subject`` and ``status``
 #: repeatable).
@@ -358,6 +358,13 @@ def rights(user: UserPipeline) -> Rights:
     return found
 
 
+def kept_rights(accounts: Accounts, credentials: Credentials) -> Rights | None:
+    """The rights :func:`rights` last found for the account, however old, without asking the database; None if
+    none are kept. For the navigation of a page that does not ask (an error page): the pages that act ask again."""
+    kept = accounts.kept(credentials, "rights")
+    return None if kept is None else kept[1]
+
+
 # -- one session ----------------------------------------------------------------------------------
 def parse_session_key(user: UserPipeline, params: Mapping[str, str]) -> dict[str, Any]:
     """The primary key of one session from text parameters (``session_datetime`` as ISO text with offset).
@@ -395,7 +402,7 @@ def _session_row(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
     m = user.session
     found = session_rows(None, m, keys=[tuple(key[n] for n in m.Session.primary_key)]).records()
     if not found:
-        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
+        raise SessionNotFoundError(f"no session {formats.key_words(key)}")
     return found[0]
 
 
@@ -563,7 +570,7 @@ def job_error(user: UserPipeline, job: JobRecord) -> JobError:
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
     """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
     if not len(user.session.Session & key):
-        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
+        raise SessionNotFoundError(f"no session {formats.key_words(key)}")
     return (user.session.Session & key).delete(transaction=True, prompt=False)
 
 
@@ -598,7 +605,7 @@ def update_session(
     if problems:
         raise InputError(problems)
     if not len(m.Session & key):
-        raise SessionNotFoundError(f"no session {formats.key_text(key)}")
+        raise SessionNotFoundError(f"no session {formats.key_words(key)}")
     with user.connection.transaction:
         check_editable(m, [key], source="form")  # a qc_passed session is reopened first
         changed = _replace_one(m.SessionNote, key, "session_note", note)
@@ -709,7 +716,7 @@ def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> list[dic
     names = formats.subject_attributes(user.session.Session)
     key = validate.parse_session_key(user.session, subject, subject=user.pipeline.Subject(), names=names)
     if not len(user.pipeline.Subject & key):
-        raise SessionNotFoundError(f"no subject {formats.key_text(key)}")
+        raise SessionNotFoundError(f"no subject {formats.key_words(key)}")
     return session_rows(user.session.Session & key, user.session).records()
 
 
