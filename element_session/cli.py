@@ -1007,16 +1007,17 @@ def export_nwb(
     Needs pynwb: pip install "element-session[nwb]".
     """
     _one_of_datetime_and_id(ctx, session_datetime, session_id)
-    from .export.nwb import find_session_key, write_nwb
+    from .export.nwb import check_fields, find_session_key, write_nwb
 
-    pipeline = _settings(ctx).load_pipeline()
-    module = pipeline.session
-    key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     fields: dict[str, Any] = dict(subject_fields)
-    if "date_of_birth" in fields:  # checked here to name the option; write_nwb reads it in the session's zone
+    check_fields(fields, "Subject", "subject_fields")  # checked here to name the option, before connecting
+    if "date_of_birth" in fields:  # write_nwb reads it in the session's zone
         from . import times
 
         times.time_argument("subject_fields", fields["date_of_birth"], bound=True)
+    pipeline = _settings(ctx).load_pipeline()
+    module = pipeline.session
+    key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     with warnings.catch_warnings():
         warnings.simplefilter("always", DandiWarning)  # each, on standard error in one line (main)
         path = write_nwb(
