@@ -112,6 +112,21 @@ class Settings:
             self.pipeline = load(self.pipeline_name, from_working_directory=True)
         return self.pipeline
 
+    def activate_pipeline(self) -> list[str]:
+        """Load the pipeline (:meth:`load_pipeline`); the schemas activating it created, sorted (none if loaded)."""
+        if self.pipeline is not None:
+            return []
+        import datajoint as dj
+
+        from .database import database_errors
+
+        connection = _connection()
+        with database_errors():
+            before = set(dj.list_schemas(connection))
+        self.load_pipeline()
+        with database_errors():
+            return sorted(set(dj.list_schemas(connection)) - before)
+
 
 def _set_pipeline(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
@@ -914,7 +929,11 @@ def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool)
     """Import a bundle: checked first, then every row written in one transaction, or none."""
     from .transfer import import_sessions
 
-    click.echo(import_sessions(file, _settings(ctx).load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
+    settings = _settings(ctx)
+    created = settings.activate_pipeline()
+    if created:  # said before the import, which may fail: the schemas stay (docs/transfer.md)
+        click.echo(f"activating the pipeline created the empty schema(s) {', '.join(created)}")
+    click.echo(import_sessions(file, settings.load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
     return ExitStatus.OK
 
 
