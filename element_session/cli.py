@@ -1164,10 +1164,18 @@ def localdb_start(datadir: Path, backend: str) -> ExitStatus:
     help="Only where DATADIR records no running server: the backend its server.json names is used otherwise.",
 )
 def localdb_stop(datadir: Path, backend: str) -> ExitStatus:
-    """Stop the server whose data is in DATADIR (of the backend DATADIR/server.json records)."""
+    """Stop the server whose data is in DATADIR (of the backend DATADIR/server.json records); says which.
+
+    Stopping is idempotent: where no server is running it says so and exits 0 all the same.
+    """
     from .localdb import LocalServer
 
-    LocalServer(datadir, backend).stop()
+    stopped = LocalServer(datadir, backend).stop()
+    if stopped is None:
+        click.echo(f"no server is running in {datadir}")
+    else:
+        name = {"mysql": "MariaDB", "postgresql": "PostgreSQL"}.get(stopped[0], stopped[0])
+        click.echo(f"stopped the {name} server in {datadir} (pid {stopped[1]})")
     return ExitStatus.OK
 
 
