@@ -112,6 +112,21 @@ class Settings:
             self.pipeline = load(self.pipeline_name, from_working_directory=True)
         return self.pipeline
 
+    def activate_pipeline(self) -> list[str]:
+        """Load the pipeline (:meth:`load_pipeline`); the schemas activating it created, sorted (none if loaded)."""
+        if self.pipeline is not None:
+            return []
+        import datajoint as dj
+
+        from .database import database_errors
+
+        connection = _connection()
+        with database_errors():
+            before = set(dj.list_schemas(connection))
+        self.load_pipeline()
+        with database_errors():
+            return sorted(set(dj.list_schemas(connection)) - before)
+
 
 def _set_pipeline(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
@@ -914,7 +929,11 @@ def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool)
     """Import a bundle: checked first, then every row written in one transaction, or none."""
     from .transfer import import_sessions
 
-    click.echo(import_sessions(file, _settings(ctx).load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
+    settings = _settings(ctx)
+    created = settings.activate_pipeline()
+    if created:  # said before the import, which may fail: the schemas stay (docs/transfer.md)
+        click.echo(f"activating the pipeline created the empty schema(s) {', '.join(created)}")
+    click.echo(import_sessions(file, settings.load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
     return ExitStatus.OK
 
 
@@ -1007,16 +1026,17 @@ def export_nwb(
     Needs pynwb: pip install "element-session[nwb]".
     """
     _one_of_datetime_and_id(ctx, session_datetime, session_id)
-    from .export.nwb import find_session_key, write_nwb
+    from .export.nwb import check_fields, find_session_key, write_nwb
 
-    pipeline = _settings(ctx).load_pipeline()
-    module = pipeline.session
-    key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     fields: dict[str, Any] = dict(subject_fields)
-    if "date_of_birth" in fields:  # checked here to name the option; write_nwb reads it in the session's zone
+    check_fields(fields, "Subject", "subject_fields")  # checked here to name the option, before connecting
+    if "date_of_birth" in fields:  # write_nwb reads it in the session's zone
         from . import times
 
         times.time_argument("subject_fields", fields["date_of_birth"], bound=True)
+    pipeline = _settings(ctx).load_pipeline()
+    module = pipeline.session
+    key = find_session_key(module, subject, session_datetime=session_datetime, session_id=session_id, timezone=timezone)
     with warnings.catch_warnings():
         warnings.simplefilter("always", DandiWarning)  # each, on standard error in one line (main)
         path = write_nwb(
@@ -1144,10 +1164,18 @@ def localdb_start(datadir: Path, backend: str) -> ExitStatus:
     help="Only where DATADIR records no running server: the backend its server.json names is used otherwise.",
 )
 def localdb_stop(datadir: Path, backend: str) -> ExitStatus:
-    """Stop the server whose data is in DATADIR (of the backend DATADIR/server.json records)."""
+    """Stop the server whose data is in DATADIR (of the backend DATADIR/server.json records); says which.
+
+    Stopping is idempotent: where no server is running it says so and exits 0 all the same.
+    """
     from .localdb import LocalServer
 
-    LocalServer(datadir, backend).stop()
+    stopped = LocalServer(datadir, backend).stop()
+    if stopped is None:
+        click.echo(f"no server is running in {datadir}")
+    else:
+        name = {"mysql": "MySQL/MariaDB", "postgresql": "PostgreSQL"}.get(stopped[0], stopped[0])
+        click.echo(f"stopped the {name} server in {datadir} (pid {stopped[1]})")
     return ExitStatus.OK
 
 

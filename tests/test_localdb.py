@@ -106,7 +106,11 @@ def test_data_of_a_first_start_that_was_killed_are_made_again(scratch):
 
 
 def test_the_start_command_prints_no_password_and_its_lines_reach_the_server(scratch):
-    """`localdb start` prints lines a shell evaluates into a working connection; the password is not among them."""
+    """`localdb start` prints lines a shell evaluates into a working connection; the password is not among them.
+
+    `localdb stop` says which server it stopped, or that none is running.
+    """
+    import json
     import subprocess
     import sys
 
@@ -126,6 +130,13 @@ def test_the_start_command_prints_no_password_and_its_lines_reach_the_server(scr
         reached = subprocess.run(["bash", "-c", shell, "bash", printed.stdout], capture_output=True, text=True,
                                  cwd=Path(__file__).parent.parent)  # fmt: skip
         assert reached.stdout.strip() == "True", reached.stderr
+        pid = json.loads((datadir / "server.json").read_text())["pid"]
+        stop = [sys.executable, "-m", "element_session.localdb", "stop", str(datadir), "--backend", BACKEND]
+        stopped = subprocess.run(stop, capture_output=True, text=True)
+        name = {"mysql": "MySQL/MariaDB", "postgresql": "PostgreSQL"}[BACKEND]
+        assert (stopped.returncode, stopped.stdout) == (0, f"stopped the {name} server in {datadir} (pid {pid})\n")
+        again = subprocess.run(stop, capture_output=True, text=True)  # stopping is idempotent, and says so
+        assert (again.returncode, again.stdout, again.stderr) == (0, f"no server is running in {datadir}\n", "")
     finally:
         subprocess.run([*command, "stop", str(datadir), "--backend", BACKEND], capture_output=True, check=True)
 
@@ -147,6 +158,7 @@ def test_stop_without_backend_stops_a_postgresql_server(scratch):
         assert process_alive(pid)
         stopped = subprocess.run([*command, "stop", str(datadir)], capture_output=True, text=True, env=env)
         assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout == f"stopped the PostgreSQL server in {datadir} (pid {pid})\n"
         assert not process_alive(pid), "the PostgreSQL server is still running"
         assert not (datadir / "server.json").exists()
     finally:

@@ -238,8 +238,15 @@ def test_bad_keys_and_arguments_are_typed_errors(refs, tmp_path):
         find_session_key(module, "nw-m1", session_id="\uff17")  # a fullwidth 7 is not a number
     with pytest.raises(NwbExportError, match="session_start_time cannot be given"):
         session_to_nwb(key, session_module=module, session_start_time=dt.datetime.now(dt.UTC))
-    with pytest.raises(NwbExportError, match="pynwb rejected the arguments"):
+    with pytest.raises(InputError, match=r"column 'nwbfile_kwargs': not a field of NWB's NWBFile, which takes: .*lab"):
         session_to_nwb(key, session_module=module, no_such_argument=1)
+    with pytest.raises(InputError, match="'additional_nwbfile_kwargs': not a field of NWB's NWBFile") as caught:
+        session_to_nwb(key, session_module=module, additional_nwbfile_kwargs={"labb": "L"})
+    assert caught.value.in_arguments and "(value: 'labb')" in str(caught.value)
+    with pytest.raises(InputError, match="'subject_kwargs': not a field of NWB's Subject, which takes: age") as caught:
+        write_nwb(key, tmp_path / "foo.nwb", session_module=module, subject_kwargs={"foo": "bar"})
+    assert "species" in str(caught.value) and "(value: 'foo')" in str(caught.value)
+    assert not (tmp_path / "foo.nwb").exists()
     custom = session_to_nwb(key, session_module=module, session_description="custom", identifier="mine")
     assert (custom.session_description, custom.identifier) == ("custom", "mine")
     (tmp_path / "taken.nwb").write_bytes(b"keep me")
@@ -319,6 +326,10 @@ def test_export_command(refs, tmp_path, capsys):
         assert io.read().subject.date_of_birth == dt.datetime(2023, 12, 1, 5, tzinfo=dt.UTC)
     code, _, err = run(*by_time, "--output", str(tmp_path / "x.nwb"), "--subject-field", "date_of_birth=soon")
     assert code == 2 and "--subject-field: not an ISO 8601 date and time" in err and "(value: 'soon')" in err
+    code, _, err = run(*by_time, "--output", str(tmp_path / "x.nwb"), "--subject-field", "foo=bar")
+    assert code == 2 and "--subject-field: not a field of NWB's Subject, which takes: age, " in err
+    assert "species" in err and "(value: 'foo')" in err and "pynwb" not in err and err.count("\n") == 2
+    assert not (tmp_path / "x.nwb").exists()
 
 
 def test_what_dandi_requires_of_the_subject_is_named_field_by_field(refs, tmp_path):

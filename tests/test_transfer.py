@@ -153,11 +153,16 @@ def test_import_under_another_prefix_is_exact_and_a_second_import_writes_nothing
     dry = command("import", str(bundle), "--dry-run", child=True, env=env)
     assert dry.status == 0, dry.err
     assert "would write 21 row(s), 0 already present" in dry.out
+    created = f"activating the pipeline created the empty schema(s) {target}inventory, {target}lab, {target}session, "
+    assert dry.out.startswith(created + f"{target}subject\n")  # only what the command created
     assert set(row_counts(source, prefix, target).values()) == {0}  # a dry run writes no row
 
     first = command("import", str(bundle), child=True, env=env)
     assert first.status == 0, first.err
-    assert "wrote 21 row(s), 0 already present" in first.out
+    assert "wrote 21 row(s), 0 already present" in first.out and "created" not in first.out  # they existed
+    fresh = command("import", str(bundle), child=True, env={"DATABASE_PREFIX": f"{prefix}t1n_"})
+    assert fresh.status == 0, fresh.err
+    assert fresh.out.startswith(f"activating the pipeline created the empty schema(s) {prefix}t1n_inventory, ")
     assert_same_content(dump(source, names["subjects"]), target_dump(subprocess_env | env, tmp_path, names["subjects"]))
 
     again = command("import", str(bundle), child=True, env=env)
@@ -183,7 +188,30 @@ def test_a_truncated_bundle_is_refused(bundle, source, command):
     with pytest.raises(BundleError, match="not a complete bundle"):
         import_sessions(bundle, source)
     ran = command("import", str(bundle))
-    assert ran.status == 1 and "not a complete bundle" in ran.err and "Traceback" not in ran.err
+    said = f"element-session: {str(bundle)!r} is not a complete bundle (truncated or not a zip file)\n"
+    assert (ran.status, ran.err) == (1, said)  # one sentence, without zipfile's "File is not a zip file"
+    sessions = bundle.with_name("mysessions.csv")  # a spreadsheet given to import, as a newcomer may
+    sessions.write_text("subject,session_datetime\nm1,2024-02-05T09:30\n")
+    ran = command("import", str(sessions), "--dry-run")
+    assert (ran.status, ran.err) == (
+        1,
+        f"element-session: {str(sessions)!r} is not a complete bundle (truncated or not a zip file)\n",
+    )
+    with pytest.raises(BundleError, match=r"^cannot read the bundle '.*': Is a directory$"):
+        import_sessions(bundle.parent, source)
+
+
+def test_a_damaged_bundle_is_refused_naming_its_file(bundle, source):
+    data = bytearray(bundle.read_bytes())
+    with zipfile.ZipFile(bundle) as old:
+        member = old.getinfo("tables/session.SessionNote.parquet")
+    at = member.header_offset + 30 + len(member.filename) + len(member.extra) + member.file_size // 2  # in its data
+    data[at] ^= 0xFF
+    bundle.write_bytes(data)
+    with pytest.raises(
+        BundleError, match=r"is not a complete bundle: bad CRC-32 for file 'tables/session\.SessionNote\.parquet'$"
+    ):
+        import_sessions(bundle, source)
 
 
 def test_a_changed_row_is_refused_naming_its_table(bundle, source):

@@ -45,11 +45,13 @@ from ..attribute_blobs import Unreadable, read_attribute_blobs
 from ..errors import (
     DandiWarning,
     FormatError,
+    InputProblem,
     NwbExportError,
     NwbUnavailableError,
     OutputExistsError,
     SessionNotFoundError,
     one_problem,
+    raise_if_problems,
 )
 from ..formats import key_text
 from ..pipeline import linking_module_argument, linking_module_of, session_module_of
@@ -87,6 +89,28 @@ def _pynwb() -> ModuleType:
             'install it with `pip install "element-session[nwb]"`'
         ) from err
     return pynwb
+
+
+def check_fields(fields: Mapping[str, Any], kind: str, argument: str) -> None:
+    """Check that pynwb's ``kind`` (``"Subject"`` or ``"NWBFile"``) takes every key of ``fields``.
+
+    The fields it takes are read from pynwb (its docval), so that they follow the installed version.
+    ``argument`` names where the fields came from in the message (``subject_kwargs``; the command
+    line's ``subject_fields`` is shown as ``--subject-field``).
+
+    Raises
+    ------
+    NwbUnavailableError
+        pynwb is not installed.
+    InputError
+        In the arguments (``argument``): a key that is not a field of ``kind``, with the fields it takes.
+    """
+    from hdmf.utils import get_docval
+
+    pynwb = _pynwb()
+    taken = [a["name"] for a in get_docval((pynwb.file.Subject if kind == "Subject" else pynwb.NWBFile).__init__)]
+    reason = f"not a field of NWB's {kind}, which takes: {', '.join(taken)}"
+    raise_if_problems([InputProblem("arguments", None, argument, k, reason) for k in fields if k not in taken])
 
 
 # -- the session and its rows -----------------------------------------------------------------------------------
@@ -339,11 +363,15 @@ def session_to_nwb(
         No session has the key, or both activated variants hold it (pass ``session_module``).
     ActivationError
         No session module is activated.
+    InputError
+        In the arguments: a key of ``subject_kwargs`` that is not a field of ``pynwb.file.Subject``, or one of
+        ``additional_nwbfile_kwargs`` or ``nwbfile_kwargs`` that is not a field of ``pynwb.NWBFile``
+        (:func:`check_fields`); a ``date_of_birth`` that is not a time; a session key that is not one.
     NwbExportError
         Both ``linking_module`` and ``pipeline`` are given, the session has no start time,
         ``session_start_time`` is given, a key names no or several
         lab/project/protocol rows, the linking module lacks the table a key needs, or pynwb rejects
-        the arguments.
+        the arguments' values.
     FormatError
         An attribute's object value cannot be read or written losslessly (names the session and the
         attribute; see :mod:`element_session.blob_json`).
@@ -352,6 +380,9 @@ def session_to_nwb(
     extra = {**(additional_nwbfile_kwargs or {}), **nwbfile_kwargs}
     if "session_start_time" in extra:
         raise NwbExportError("session_start_time cannot be given: it is the session's stored session_datetime")
+    check_fields(subject_kwargs or {}, "Subject", "subject_kwargs")
+    check_fields(additional_nwbfile_kwargs or {}, "NWBFile", "additional_nwbfile_kwargs")
+    check_fields(nwbfile_kwargs, "NWBFile", "nwbfile_kwargs")
     if not isinstance(session_key, Mapping):
         raise one_problem("arguments", "session_key", session_key, "expected a dict of the session's primary key")
     given = linking_module_argument(linking_module, pipeline)
@@ -502,8 +533,8 @@ def write_nwb(
         ``path`` exists and ``overwrite`` was not given (the file is left as it is).
     NwbExportError
         ``path`` cannot be written; with ``strict``, what DANDI would refuse; and as :func:`session_to_nwb`.
-    NwbUnavailableError, SessionNotFoundError, ActivationError, FormatError
-        As :func:`session_to_nwb`.
+    NwbUnavailableError, SessionNotFoundError, ActivationError, InputError, FormatError
+        As :func:`session_to_nwb` (an unknown field of ``subject_kwargs`` before anything is written).
     """
     pynwb = _pynwb()
     path = Path(path)

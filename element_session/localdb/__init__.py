@@ -231,19 +231,23 @@ class LocalServer:
             raise
         marker.unlink(missing_ok=True)
 
-    def stop(self) -> None:
+    def stop(self) -> tuple[str, int] | None:
         """Stop the server, whichever process started it; a stopped server is left alone.
 
         The backend is the one the directory's ``server.json`` records (the one given to the
         constructor only where it records none), so a PostgreSQL server is stopped by
-        ``LocalServer(datadir).stop()`` too.
+        ``LocalServer(datadir).stop()`` too. Returns the backend and process id of the server it
+        stopped, None where none was running.
         """
         recorded = self._state()
         backend = recorded["backend"] if recorded else self.backend
+        pid: int | None = None
         if backend == "postgresql":
             if (self.datadir / "data" / "postmaster.pid").exists():
+                pid = next((p for p in [self._server_pid()] if p is not None and process_alive(p)), None)  # not stale
                 self._run_pg(["pg_ctl", "-D", str(self.datadir / "data"), "-m", "fast", "-w", "stop"], check=False)
         elif self._proc is not None:
+            pid = self._proc.pid
             self._proc.terminate()
             try:
                 self._proc.wait(timeout=60)
@@ -251,6 +255,7 @@ class LocalServer:
                 self._proc.kill()
                 self._proc.wait()
         elif recorded and process_alive(recorded["pid"]):
+            pid = recorded["pid"]
             os.kill(recorded["pid"], signal.SIGTERM)
             deadline = time.monotonic() + 60
             while process_alive(recorded["pid"]) and time.monotonic() < deadline:
@@ -259,6 +264,7 @@ class LocalServer:
         self._info = None
         (self.datadir / _STATE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self._sockdir, ignore_errors=True)
+        return None if pid is None else (backend, pid)
 
     def detach(self) -> None:
         """Leave the server running after this process ends; ``stop()`` from any process ends it."""

@@ -314,12 +314,14 @@ class Bundle:
         except KeyError as err:  # zipfile: "There is no item named ... in the archive"
             member = str(err.args[0]).split("'")[1] if "'" in str(err.args[0]) else MANIFEST
             raise BundleError(f"{str(self.path)!r} is not a complete bundle: it lacks the file {member}") from None
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as err:
-            if isinstance(err, FileNotFoundError):
-                raise BundleError(f"no bundle at {str(self.path)!r}") from None
-            raise BundleError(
-                f"{str(self.path)!r} is not a complete bundle (truncated or not a zip file): {err}"
-            ) from None
+        except FileNotFoundError:
+            raise BundleError(f"no bundle at {str(self.path)!r}") from None
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+            detail = str(err)  # zipfile's text only where it names a member ("Bad CRC-32 for file '...'")
+            said = f": {detail[:1].lower()}{detail[1:]}" if "'" in detail else " (truncated or not a zip file)"
+            raise BundleError(f"{str(self.path)!r} is not a complete bundle{said}") from None
+        except OSError as err:  # a directory, a file that may not be read
+            raise BundleError(f"cannot read the bundle {str(self.path)!r}: {err.strerror or err}") from None
         for entry in self.manifest.tables:
             if hashlib.sha256(self._files[entry.role]).hexdigest() != entry.sha256:
                 raise BundleError(
