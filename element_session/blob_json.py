@@ -63,7 +63,7 @@ import numpy as np
 from datajoint.blob import MatCell, MatStruct
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
-from .errors import FormatError
+from .errors import FormatError, not_json
 
 TAG = "__type__"
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -80,6 +80,8 @@ def loads(text: str) -> Any:
     """The value of JSON text written by :func:`dumps`. Raises ``FormatError`` for text not in that form."""
     try:
         obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise FormatError(not_json(err)) from None
     except (ValueError, TypeError) as err:
         raise FormatError(f"not JSON text: {err}") from None
     return decode(obj)

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 
 
@@ -231,6 +232,15 @@ def readable(value: object) -> str:
     if isinstance(value, dict):  # a key: name=value, as formats.key_text shows it, never a datetime's repr
         return "{" + ", ".join(f"{k}={readable(v)}" for k, v in value.items()) + "}"
     return repr(value)
+
+
+_JSON_WORDS = {"Expecting value": "expecting a value", "Extra data": "more text after the JSON value"}
+
+
+def not_json(err: json.JSONDecodeError) -> str:
+    """Why text is not JSON, and where: ``not JSON: expecting a value at line 1, column 1``."""
+    words = _JSON_WORDS.get(err.msg, err.msg[:1].lower() + err.msg[1:])
+    return f"not JSON: {words} at line {err.lineno}, column {err.colno}"
 
 
 def one_problem(source: str, column: str | None, value: object, reason: str, row: int | None = None) -> InputError:

@@ -38,7 +38,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ..errors import InputProblem, one_problem, readable
+from ..errors import InputProblem, not_json, one_problem, readable
 
 Value = str | list[str] | None
 
@@ -299,15 +299,6 @@ def _read_json(file: TextIO, source: str) -> Iterator[Record]:
 
 
 #: Python's words for text that is not JSON that read badly, in people's words (the others are lower-cased).
-_JSON_WORDS = {"Expecting value": "expecting a value", "Extra data": "more text after the JSON value"}
-
-
-def not_json(err: json.JSONDecodeError) -> str:
-    """Why text is not JSON, and where: ``not JSON: expecting a value at line 1, column 1``."""
-    words = _JSON_WORDS.get(err.msg, err.msg[:1].lower() + err.msg[1:])
-    return f"not JSON: {words} at line {err.lineno}, column {err.colno}"
-
-
 def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """The JSON object of ``pairs`` (a ``json.loads`` ``object_pairs_hook``), refusing a key given twice.
 
@@ -319,7 +310,7 @@ def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     duplicates = {k for k in keys if keys.count(k) > 1}
     if duplicates:
-        raise ValueError(f"key(s) given twice in one object: {sorted(duplicates)}")
+        raise ValueError(f"key(s) given twice in one object: {readable(sorted(duplicates))}")
     return dict(pairs)
 
 

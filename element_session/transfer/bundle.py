@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import BundleError, FormatError, OutputExistsError
+from ..errors import BundleError, FormatError, OutputExistsError, not_json
 
 #: The version of the bundle format this code writes and the newest it reads.
 FORMAT_VERSION = 1
@@ -102,8 +102,10 @@ class Manifest:
         """
         try:
             data = json.loads(text)
-        except ValueError as err:
-            raise BundleError(f"{MANIFEST} is not JSON: {err}") from None
+        except json.JSONDecodeError as err:
+            raise BundleError(f"{MANIFEST} is {not_json(err)}") from None
+        except ValueError as err:  # e.g. text that is not UTF-8
+            raise BundleError(f"{MANIFEST} cannot be read: {err}") from None
         problem = _shape_problem("the manifest", data, _MANIFEST_FIELDS, only=["format_version"])
         if problem:
             raise BundleError(f"{MANIFEST} cannot be read: {problem}")

@@ -43,9 +43,10 @@ from ..errors import (
     LoginRequiredError,
     PermissionDeniedError,
     SessionLockedError,
+    not_json,
     one_problem,
 )
-from ..ingest.readers import no_duplicate_keys, not_json
+from ..ingest.readers import no_duplicate_keys
 from ..status import STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts

@@ -55,3 +55,17 @@ def test_text_not_in_the_form_is_a_typed_error():
 
 
 # -- on the database: what DataJoint stores and returns, through every output ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{", "not JSON: expecting property name enclosed in double quotes at line 1, column 2"),
+        ('{"a": 1}\n{"b": 2}', "not JSON: more text after the JSON value at line 2, column 1"),
+    ],
+)
+def test_text_that_is_not_json_is_said_with_where(text, said):
+    """In words and with its line and column, as the web API and ingest say it (errors.not_json)."""
+    with pytest.raises(FormatError) as caught:
+        blob_json.loads(text)
+    assert str(caught.value) == said
