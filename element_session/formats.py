@@ -32,7 +32,7 @@ import pandas as pd
 from . import blob_json, times
 from .attribute_blobs import Unreadable
 from .columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS, STATUS_COLUMN
-from .errors import FormatError
+from .errors import FormatError, readable
 
 
 def subject_attributes(session: Any) -> list[str]:
@@ -202,7 +202,9 @@ def _csv_cell(column: str, row: dict[str, Any]) -> str:
     if column in ("experimenter", "project"):
         names = row[column + "s"]
         if any(LIST_SEPARATOR in name for name in names):
-            raise FormatError(f"{column} name in {names} contains ';' and cannot be written as CSV: use --format json")
+            raise FormatError(
+                f"{column} name in {readable(names)} contains ';' and cannot be written as CSV: use --format json"
+            )
         return LIST_SEPARATOR.join(names)
     value = row.get(column)
     return "" if value is None else str(value)
@@ -219,7 +221,7 @@ def sessions_text(frame: pd.DataFrame) -> str:
     ]
     for column in ("experimenters", "projects"):
         shown[column] = [", ".join(names) for names in shown[column]]
-    return shown.drop(columns=["session_timezone"]).fillna("").to_string(index=False)
+    return text_table(shown.drop(columns=["session_timezone"]))
 
 
 def _shown_time(stamp: dt.datetime | None, zone: str | None) -> str:
@@ -241,12 +243,16 @@ def times_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+_ESCAPED = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
 def text_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a plain-text table for a terminal: a header line, then one line per row, cells left-aligned.
 
-    Missing values (None, NaN, ``<NA>``) are shown empty; trailing spaces are dropped.
+    Missing values (None, NaN, ``<NA>``) are shown empty; a line break or tab in a value as ``\\n``,
+    ``\\r``, ``\\t`` (one line per row); trailing spaces are dropped.
     """
-    cells = frame.astype(object).where(frame.notna(), "").astype(str)
+    cells = frame.astype(object).where(frame.notna(), "").astype(str).map(lambda v: v.translate(_ESCAPED))
     widths = {c: max([len(str(c)), *map(len, cells[c])]) for c in cells.columns}
     text = cells.to_string(
         index=False, justify="left", formatters={c: lambda v, w=w: v.ljust(w) for c, w in widths.items()}

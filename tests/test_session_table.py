@@ -209,22 +209,19 @@ CSV_TEXT = (
     'lines",acquired,B,,\r\n'
     "tf-m3,2024-01-15T12:00:00+05:30,,,,tf-m3/ü,,acquired,,,\r\n"
 )
-TABLE_TEXT = (
-    "subject                            session_datetime session_id           experim"
-    "enters          projects session_dir     session_note   status attr.rig attr.wei"
+TABLE_TEXT = (  # left-aligned as every other table (formats.text_table)
+    "subject session_datetime                            session_id experimenters    "
+    "       projects          session_dir session_note     status   attr.rig attr.wei"
     "rd attr.zeta\n"
-    "  tf-m1    2024-03-10T14:30:00+01:00[Europe/Berlin]          1          tf-ada, "
-    'tf-bob           tf-maps    tf-m1/s1 note, ✓ "quoted" acquired        A         '
-    "        x, y\n"
-    "  tf-m1 2024-07-01T09:00:00-04:00[America/New_York]                             "
-    "tf-bob                                     two\\nlines acquired        B         "
-    "            \n"
-    '  tf-m2 1850-01-01T12:00:00+00:53:28[Europe/Berlin]          7 tf-[x]\\y, tf-o"ne'
-    'il, jr tf-eye ✓, tf-maps                              acquired              ["]}'
-    ",\\          \n"
-    "  tf-m3                   2024-01-15T12:00:00+05:30                             "
-    "                             tf-m3/ü                  acquired                  "
-    "            "
+    "tf-m1   2024-03-10T14:30:00+01:00[Europe/Berlin]    1          tf-ada, tf-bob   "
+    '       tf-maps           tf-m1/s1    note, ✓ "quoted" acquired A                '
+    "   x, y\n"
+    "tf-m1   2024-07-01T09:00:00-04:00[America/New_York]            tf-bob           "
+    "                                     two\\nlines       acquired B\n"
+    'tf-m2   1850-01-01T12:00:00+00:53:28[Europe/Berlin] 7          tf-[x]\\y, tf-o"ne'
+    'il, jr tf-eye ✓, tf-maps                              acquired          ["]},\\\n'
+    "tf-m3   2024-01-15T12:00:00+05:30                                               "
+    "                         tf-m3/ü                      acquired"
 )
 
 
