@@ -116,12 +116,23 @@ def _tables(connection: dj.Connection, schema_name: str) -> list[str]:
 
 
 def _columns(connection: dj.Connection, schema_name: str, table: str) -> list[tuple[str, str]]:
+    return _tables_columns(connection, schema_name, [table]).get(table, [])
+
+
+def _tables_columns(
+    connection: dj.Connection, schema_name: str, tables: Sequence[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each of ``tables``' columns (name, lower-case data type) in their order, read in one statement."""
     rows = connection.query(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
-        args=(schema_name, table),
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        f"WHERE table_schema = %s AND table_name IN ({', '.join(['%s'] * len(tables))}) "
+        "ORDER BY table_name, ordinal_position",
+        args=(schema_name, *tables),
     ).fetchall()
-    return [(name, kind.lower()) for name, kind in rows]
+    found: dict[str, list[tuple[str, str]]] = {}
+    for table, name, kind in rows:
+        found.setdefault(table, []).append((name, kind.lower()))
+    return found
 
 
 def _existing_triggers(connection: dj.Connection, schema_name: str) -> set[str]:
@@ -447,17 +458,18 @@ def history(
     with database_errors(connection):
         rows = connection.query(sql, args=args).fetchall()
     found = []
-    columns: dict[str, list[tuple[str, str]]] = {}  # each table's columns, read once
     for row in rows:
         entry = dict(zip(names, row, strict=True))
-        table = entry["table_name"]
-        if table not in columns:
-            columns[table] = _columns(connection, m.Session.database, table)
-        for side in ("old_values", "new_values"):
-            entry[side] = _in_column_order(_decoded(entry[side]), columns[table])
+        entry["old_values"], entry["new_values"] = _decoded(entry["old_values"]), _decoded(entry["new_values"])
         changed: dict[str, Any] = entry["new_values"] or entry["old_values"] or {}
         if any(all(n in changed and _same(changed[n], v) for n, v in k.items()) for k in wanted):
             found.append(entry)
+    if found:  # the columns of the tables changed, in one statement
+        with database_errors(connection):
+            columns = _tables_columns(connection, m.Session.database, sorted({e["table_name"] for e in found}))
+        for entry in found:
+            for side in ("old_values", "new_values"):
+                entry[side] = _in_column_order(entry[side], columns.get(entry["table_name"], []))
     return found
 
 
