@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -462,23 +462,29 @@ class Private:
     def kill(self) -> list[int]:
         """SIGKILL the server's processes (PostgreSQL: the postmaster and its backends); their ids."""
         pid = json.loads((self.datadir / "server.json").read_text())["pid"]
-        pids = [pid, *_children(pid)]
-        for each in pids:
-            os.kill(each, signal.SIGKILL)
-        return pids
+        os.kill(pid, signal.SIGKILL)  # first: a stopped postmaster starts no new backend
+        children = _children(pid)
+        _signal(children, signal.SIGKILL)
+        return [pid, *children]
 
     @contextmanager
     def frozen(self) -> Iterator[None]:
         """The server's processes stopped (SIGSTOP) inside the block: it accepts connections and never answers."""
         pid = json.loads((self.datadir / "server.json").read_text())["pid"]
-        pids = [pid, *_children(pid)]
+        os.kill(pid, signal.SIGSTOP)  # first: a stopped postmaster starts no new backend
+        children = _children(pid)
         try:
-            for each in pids:
-                os.kill(each, signal.SIGSTOP)
+            _signal(children, signal.SIGSTOP)
             yield
         finally:
-            for each in pids:
-                os.kill(each, signal.SIGCONT)
+            _signal([*children, pid], signal.SIGCONT)
+
+
+def _signal(pids: list[int], number: signal.Signals) -> None:
+    """Send NUMBER to each process still there: a PostgreSQL backend may end between listing and signal."""
+    for each in pids:
+        with suppress(ProcessLookupError):
+            os.kill(each, number)
 
 
 def _children(pid: int) -> list[int]:
