@@ -195,10 +195,14 @@ def test_an_empty_file_is_said_to_hold_no_rows(command, tmp_path):
     assert err.strip() == f"element-session: no rows in {tmp_path / 'empty.csv'}: nothing to ingest"
 
 
-def test_usage_errors_exit_2(command):
+def test_usage_errors_exit_2(command, tmp_path):
     assert command("ingest", "animals", "x.csv")[0] == 2
     assert command("sessions", "--format", "xml")[0] == 2
     assert command()[0] == 2
+    missing = tmp_path / "missing.csv"
+    for args in (("ingest", "sessions", str(missing)), ("import", str(missing)), ("copy", "--to", str(missing))):
+        status, _, err = command(*args)
+        assert status == 2 and f"'{missing}' does not exist" in err, (args, err)
 
 
 def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(command):
