@@ -29,7 +29,7 @@ import io
 import json
 import re
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -103,12 +103,12 @@ def session_rows(sessions: Any, m: ModuleType, keys: Sequence[Sequence[Any]] | N
     """
     if keys is None:
         base = _base(sessions, m)
-        source = _Sessions(f"({base.make_sql()}) AS s", (), base, "")
+        source = _Sessions(f"({base.make_sql()}) AS s", (), base, "", ())
     else:
-        condition = key_condition(m.Session.connection.adapter.quote_identifier, m.Session.primary_key, len(keys))
-        table = m.Session.full_table_name + along_primary_key(m.Session.connection)
-        sql = f"(SELECT * FROM {table} WHERE {condition}) AS s"
-        source = _Sessions(sql, tuple(v for key in keys for v in key), None, condition)
+        connection, names = m.Session.connection, m.Session.primary_key
+        listed, args = key_condition(connection, names, keys, row_list=True)
+        sql = f"(SELECT * FROM {m.Session.full_table_name}{along_primary_key(connection)} WHERE {listed}) AS s"
+        source = _Sessions(sql, args, None, *key_condition(connection, names, keys))
     read = _read_postgresql if m.Session.connection.adapter.backend == "postgresql" else _read_mysql
     with cycle_collection_paused():  # a sixth of the time at 100,000 sessions otherwise
         if keys is not None and not keys:
@@ -123,7 +123,8 @@ class _Sessions:
     sql: str  # a FROM item of the sessions, with Session's heading, named s
     args: tuple  # its query parameters
     base: Any  # their expression of Session; None where they are given by keys
-    condition: str  # the keys' condition (its parameters: args) on a table holding Session's key; "" with base
+    condition: str  # the keys' condition on a table holding Session's key; "" with base
+    condition_args: tuple  # its query parameters
 
 
 def session_frame(sessions: Any, m: ModuleType) -> pd.DataFrame:
@@ -137,17 +138,30 @@ def session_frame(sessions: Any, m: ModuleType) -> pd.DataFrame:
         return _frame(rows, m)
 
 
-def key_condition(quote: Callable[[str], str], names: Sequence[str], count: int) -> str:
-    """``(a, b) IN ((%s, %s), ...)`` over the columns ``names`` for ``count`` keys.
+def key_condition(
+    connection: Any, names: Sequence[str], keys: Sequence[Sequence[Any]], *, row_list: bool = False
+) -> tuple[str, tuple]:
+    """The condition that the columns ``names`` hold one of ``keys`` (tuples of their values, in that order),
+    and its query parameters.
 
-    The caller passes the keys' values, flattened, as the statement's parameters. ``count`` of 0
-    gives a condition that holds for no row.
+    MySQL/MariaDB, and PostgreSQL with ``row_list``: ``(a, b) IN ((%s, %s), ...)``, the keys' values
+    flattened. PostgreSQL: ``(a, b) IN (SELECT * FROM unnest(%s, %s))``, one array a column: a table
+    holding several rows a key (attributes, experimenters, projects) or a jobs table is read with an
+    index scan a key, where its planner turned a list of 50 row constructors into a 50-arm
+    ``BitmapOr`` a table (1.7 ms of planning for 0.4 ms of execution at 10^4 sessions; 5.6 ms for the
+    page's three tables). ``row_list`` is for ``Session`` itself: there the list is planned in 0.5 ms
+    along its start-time index, where the arrays' semi-join scans the table (1.9 ms at 10^4). No keys:
+    a condition that holds for no row.
     """
-    if not count:
-        return "1 = 0"
+    if not keys:
+        return "1 = 0", ()
+    quote = connection.adapter.quote_identifier
     columns = ", ".join(quote(n) for n in names)
+    if connection.adapter.backend == "postgresql" and not row_list:
+        arrays = ", ".join(["%s"] * len(names))
+        return f"({columns}) IN (SELECT * FROM unnest({arrays}))", tuple(map(list, zip(*keys, strict=True)))
     row = f"({', '.join(['%s'] * len(names))})"
-    return f"({columns}) IN ({', '.join([row] * count)})"
+    return f"({columns}) IN ({', '.join([row] * len(keys))})", tuple(v for key in keys for v in key)
 
 
 def along_primary_key(connection: Any) -> str:
@@ -328,7 +342,7 @@ def _read_postgresql(source: _Sessions, m: ModuleType) -> _Read:
     with _postgresql_snapshot(connection, merge_joins=everything):
         cursor = connection.query(sql, args=source.args)
         rows = cursor.fetchall()
-        copied = _copy(connection, cursor, union, source.args * len(satellites), len(keys) + 3)
+        copied = _copy(connection, cursor, union, source.condition_args * len(satellites), len(keys) + 3)
         tags, *satellite_keys, first, second = copied
     n = len(rows)
     columns = _columns(rows, len(names) + len(keys))

@@ -284,11 +284,11 @@ def _attribute_blobs(user: UserPipeline, keys: Sequence[tuple]) -> dict[tuple, d
     session = user.session.Session
     names = list(session.primary_key)
     quote = user.connection.adapter.quote_identifier
+    condition, args = key_condition(user.connection, names, keys)
     sql = (
         f"SELECT DISTINCT {', '.join(quote(n) for n in names)} FROM {session.Attribute.full_table_name} "
-        f"WHERE {quote('attribute_blob')} IS NOT NULL AND {key_condition(quote, names, len(keys))}"
+        f"WHERE {quote('attribute_blob')} IS NOT NULL AND {condition}"
     )
-    args = tuple(v for key in keys for v in key)
     having = [dict(zip(names, found, strict=True)) for found in user.connection.query(sql, args=args).fetchall()]
     return read_attribute_blobs(session & having, user.session) if having else {}
 
@@ -482,12 +482,13 @@ def failed_sessions(user: UserPipeline, rows: Sequence[Mapping[str, Any]]) -> li
         return []
     quote = user.connection.adapter.quote_identifier
     columns = ", ".join(quote(n) for n in names)
-    where = f" WHERE {quote('status')} = 'error' AND {key_condition(quote, names, len(keys))}"
+    condition, args = key_condition(user.connection, names, keys)
+    where = f" WHERE {quote('status')} = 'error' AND {condition}"
     tables = _declared_jobs_tables(user)
     if not tables:
         return [False] * len(keys)
     sql = " UNION ".join(f"SELECT {columns} FROM {jobs.full_table_name}{where}" for jobs in tables)
-    args = tuple(v for key in keys for v in key) * len(tables)
+    args = args * len(tables)
     failed = {tuple(found) for found in user.connection.query(sql, args=args).fetchall()}
     return [key in failed for key in keys]
 
