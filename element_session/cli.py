@@ -927,13 +927,14 @@ def export_bundle(
 @click.pass_context
 def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool) -> ExitStatus:
     """Import a bundle: checked first, then every row written in one transaction, or none."""
-    from .transfer import import_sessions
+    from .transfer import Bundle, import_sessions
 
+    bundle = Bundle(file)  # a file that is no bundle is refused before activation creates a schema
     settings = _settings(ctx)
     created = settings.activate_pipeline()
     if created:  # said before the import, which may fail: the schemas stay (docs/transfer.md)
         click.echo(f"activating the pipeline created the empty schema(s) {', '.join(created)}")
-    click.echo(import_sessions(file, settings.load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
+    click.echo(import_sessions(bundle, settings.load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
     return ExitStatus.OK
 
 

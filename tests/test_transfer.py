@@ -182,7 +182,7 @@ def rewritten(bundle: Path, change) -> Path:
     return out
 
 
-def test_a_truncated_bundle_is_refused(bundle, source, command):
+def test_a_truncated_bundle_is_refused(bundle, source, prefix, command):
     data = bundle.read_bytes()
     bundle.write_bytes(data[: len(data) // 2])
     with pytest.raises(BundleError, match="not a complete bundle"):
@@ -197,6 +197,10 @@ def test_a_truncated_bundle_is_refused(bundle, source, command):
         1,
         f"element-session: {str(sessions)!r} is not a complete bundle (truncated or not a zip file)\n",
     )
+    fresh = f"{prefix}nobundle_"  # on a new prefix: refused before activation would create its schemas
+    ran = command("import", str(sessions), child=True, env={"DATABASE_PREFIX": fresh})
+    assert ran.status == 1 and "is not a complete bundle" in ran.err and not ran.out
+    assert [s for s in dj.list_schemas(source.session.Session.connection) if s.startswith(fresh)] == []
     with pytest.raises(BundleError, match=r"^cannot read the bundle '.*': Is a directory$"):
         import_sessions(bundle.parent, source)
 

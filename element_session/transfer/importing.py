@@ -214,7 +214,7 @@ def _pipeline_of(pipeline: ModuleType | str | None) -> tuple[ModuleType, ModuleT
 
 
 def import_sessions(
-    path: str | os.PathLike,
+    path: str | os.PathLike | Bundle,
     pipeline: ModuleType | str | None = None,
     *,
     dry_run: bool = False,
@@ -224,7 +224,9 @@ def import_sessions(
 
     Parameters
     ----------
-    path : the bundle (written by :func:`element_session.transfer.export_sessions`).
+    path : the bundle (written by :func:`element_session.transfer.export_sessions`), or the
+        :class:`~.bundle.Bundle` opened from it (the command opens and checks it before activating
+        the pipeline, so that a file that is no bundle creates no schema).
     pipeline : the target pipeline module (or its import path), activated on the target server
         under the target's schema prefix; default: the linking module of the activated session module.
     dry_run : check everything and report what would be written; write no row. (The schemas and
@@ -251,9 +253,9 @@ def import_sessions(
     DatabaseUnreachableError, PermissionDeniedError, DatabaseRefusedError
         The target cannot be reached, refuses the account, or refuses a row. Nothing is written.
     """
-    bundle = Bundle(path)
+    bundle = path if isinstance(path, Bundle) else Bundle(path)
     module, session_module = _pipeline_of(pipeline)
-    report = ImportReport(str(path), dry_run=dry_run)
+    report = ImportReport(str(bundle.path), dry_run=dry_run)
     with database_errors():
         targets = tables_by_role(module, session_module)
         work = []
