@@ -327,7 +327,7 @@ class _LazyChoice(click.Choice):
 
 @cli.command()
 @click.argument("kind", type=click.Choice(KINDS), metavar="KIND")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE...")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--timezone", default="UTC", show_default=True, help="IANA zone of session times without an offset")
 @click.option("--dry-run", is_flag=True, help="check and report, write nothing")
 @click.option("--sheet", metavar="NAME", help="the worksheet of .xlsx files  [default: each workbook's first]")
@@ -915,7 +915,7 @@ def export_bundle(
 
 
 @cli.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path), metavar="FILE")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
 @click.option(
     "--dry-run",
     is_flag=True,

@@ -200,9 +200,19 @@ def test_usage_errors_exit_2(command, tmp_path):
     assert command("sessions", "--format", "xml")[0] == 2
     assert command()[0] == 2
     missing = tmp_path / "missing.csv"
-    for args in (("ingest", "sessions", str(missing)), ("import", str(missing)), ("copy", "--to", str(missing))):
-        status, _, err = command(*args)
-        assert status == 2 and f"'{missing}' does not exist" in err, (args, err)
+    status, _, err = command("copy", "--to", str(missing))  # an option's value: click checks it
+    assert status == 2 and f"'{missing}' does not exist" in err, err
+
+
+def test_a_missing_input_file_is_invalid_input_naming_it(command, tmp_path):
+    """A data file that cannot be read exits 1 with the reader's reason (a name too long is not "missing")."""
+    missing = tmp_path / "missing.csv"
+    for args, said in (
+        (("ingest", "sessions", str(missing)), f"{missing}: no such file"),
+        (("import", str(missing)), f"no bundle at '{missing}'"),
+    ):
+        status, out, err = command(*args)
+        assert (status, out) == (1, "") and said in err and "Traceback" not in err, (args, err)
 
 
 def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(command):
