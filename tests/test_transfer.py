@@ -431,8 +431,10 @@ def test_a_bundle_whose_reference_is_missing_is_refused_and_nothing_is_written(b
         assert " in session.Session: " in reason and "\n" not in reason  # the bundle's table, one line
         assert len(source.User & zoe) == 0  # rolled back
         assert len(s.Session & {"subject": ghost}) == 0
+        assert caught.value.problems[0].source == str(changed)  # the file, never a Python object's repr
         ran = command("import", str(changed))
         assert ran.status == 1 and "Traceback" not in ran.err and "session" in ran.err
+        assert f"  {changed}, column 'subject': " in ran.err and " object at 0x" not in ran.err
         assert len(s.Session & {"subject": ghost}) == 0 and len(source.User & zoe) == 0
     finally:
         source.User.insert(before, skip_duplicates=True)

@@ -247,12 +247,18 @@ def encode_rows(entry: TableEntry, rows: Sequence[Mapping[str, Any]]) -> bytes:
 def decode_rows(data: bytes) -> list[dict[str, Any]]:
     """The rows of a table's Parquet file, as dicts of Python values (datetimes naive, microseconds).
 
-    Read on the calling thread (``use_threads=False``): a command that refuses the bundle exits
-    right after, and pyarrow's thread pool torn down by the interpreter's exit while it still read
-    aborted the process ("terminate called without an active exception", exit -6; seen once in
-    tests/test_transfer.py on MariaDB).
+    Read on the calling thread alone (``use_threads=False``, and ``pre_buffer=False``, which would read
+    ahead on pyarrow's I/O thread pool): a command that refuses the bundle exits right after, and
+    pyarrow's thread pools torn down by the interpreter's exit while one of their threads lived
+    aborted the process ("terminate called without an active exception", exit -6; seen twice in
+    tests/test_transfer.py on MariaDB; apache/arrow#34314).
     """
-    return pq.read_table(io.BytesIO(data), use_threads=False).to_pylist()
+    return read_parquet(data).to_pylist()
+
+
+def read_parquet(data: bytes) -> pa.Table:
+    """The Arrow table of a Parquet file's bytes, read on the calling thread (see :func:`decode_rows`)."""
+    return pq.read_table(io.BytesIO(data), use_threads=False, pre_buffer=False)
 
 
 def write_bundle(
@@ -343,7 +349,7 @@ class Bundle:
             from the manifest's.
         """
         try:
-            table = pq.read_table(io.BytesIO(self._files[entry.role]), use_threads=False)  # see decode_rows
+            table = read_parquet(self._files[entry.role])
             columns = [table.column(column.name).to_pylist() for column in entry.columns]
         except (pa.ArrowException, OSError, KeyError) as err:
             raise BundleError(f"table {entry.role}: its rows cannot be read: {err}", entry.role) from None

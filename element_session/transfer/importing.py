@@ -272,16 +272,16 @@ def import_sessions(
         total = sum(len(rows) for _, _, rows, _ in work)
         with progress_bar(shown=progress, total=total, desc="import", unit="row") as bar:
             if dry_run:
-                _fresh_rows(work, report, session_module, str(path))
+                _fresh_rows(work, report, session_module, str(bundle.path))
                 return report
             with connection.transaction:  # compared, then written, in one transaction
                 for (entry, target, _, per_insert), fresh in zip(
-                    work, _fresh_rows(work, report, session_module, str(path)), strict=True
+                    work, _fresh_rows(work, report, session_module, str(bundle.path)), strict=True
                 ):
                     try:
                         _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
                     except Exception as err:  # named by the bundle's table, not the target's schema
-                        typed = refused(err, source=str(path), table=entry.role)
+                        typed = refused(err, source=str(bundle.path), table=entry.role)
                         if typed is None:
                             raise
                         raise typed from None
