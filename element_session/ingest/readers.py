@@ -38,7 +38,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from ..errors import InputProblem, not_json, one_problem, readable
+from ..errors import InputError, InputProblem, not_json, one_problem, readable
 
 Value = str | list[str] | None
 
@@ -118,8 +118,35 @@ def _read_file(path: Path, sheet: str | None, delimiter: str | None) -> Iterator
                 yield from _read_csv(file, str(path), delimiter or ("\t" if suffix == ".tsv" else None))
             else:
                 yield from (_read_yaml if suffix in (".yaml", ".yml") else _read_json)(file, str(path))
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+
+
+#: Byte order marks of encodings that Excel and Windows editors save "Unicode" text in.
+_UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _not_utf8(path: Path) -> InputError:
+    """The problem of a text file that is not UTF-8: where its first byte that is not UTF-8 is (line and
+    column, counted from 1; the column in bytes) and how to save it as UTF-8.
+
+    The position is found in the whole file's bytes (the decoder's error gives it within one chunk).
+    """
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise one_problem(str(path), None, err.object[err.start : err.end], "not UTF-8 text") from None
+        at = err.start
+    else:  # not reached: the file was refused as not UTF-8
+        at = 0
+    line = data.count(b"\n", 0, at) + 1
+    column = at - (data.rfind(b"\n", 0, at) + 1) + 1
+    what = "UTF-16 (its byte order mark)" if data.startswith(_UTF16_MARKS) else f"byte 0x{data[at]:02X}"
+    reason = (
+        f"not UTF-8 text: {what} at line {line}, column {column}; save the file as UTF-8 "
+        "(Excel: 'CSV UTF-8'; LibreOffice: character set 'Unicode (UTF-8)')"
+    )
+    return one_problem(str(path), None, None, reason)
 
 
 def _text(value: object) -> Value:
