@@ -315,7 +315,7 @@ def _read_yaml(file: TextIO, source: str) -> Iterator[Record]:
 
 def _read_json(file: TextIO, source: str) -> Iterator[Record]:
     try:
-        data = json.loads(file.read(), object_pairs_hook=no_duplicate_keys)
+        data = json.loads(file.read(), object_pairs_hook=no_duplicate_keys, parse_constant=_not_a_json_number)
     except json.JSONDecodeError as err:
         raise one_problem(source, None, None, not_json(err), row=err.lineno) from None
     except ValueError as err:
@@ -341,11 +341,23 @@ def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
+def _not_a_json_number(word: str) -> None:
+    """Refuse ``NaN``, ``Infinity`` and ``-Infinity``, which Python's json reads but JSON does not have."""
+    raise ValueError(f"{word} is not JSON: write null (or leave the key out) for an empty value")
+
+
 def _read_dicts(items: Iterable[Any], source: str) -> Iterator[Record]:
     for number, item in enumerate(items, start=1):
         if not isinstance(item, Mapping):
             raise one_problem(source, None, item, "expected an object of column names to values", row=number)
+        for name, value in item.items():  # as YAML's reader: an object inside a row is no cell of a table
+            if isinstance(value, Mapping) or (isinstance(value, list | tuple) and any(_nested(v) for v in value)):
+                raise one_problem(source, str(name), None, "a value must be text or a list of text", row=number)
         yield Record(source, number, {str(k): _text(v) for k, v in item.items()})
+
+
+def _nested(value: object) -> bool:
+    return isinstance(value, Mapping | list | tuple)
 
 
 def is_dataframe(obj: object) -> bool:
