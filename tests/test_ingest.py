@@ -402,3 +402,34 @@ def test_the_garbage_collector_is_paused_while_ingesting_and_left_as_it_was(refs
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_one_run_lists_every_kind_of_problem_of_a_file(refs, tmp_path):
+    """An unknown column, a bad time, an unknown subject and experimenter, a session number taken and a
+    conflict with a stored session, all in one error: they came one run after the other (the header's
+    problem or a bad row stopped the checks of the stored rows and references)."""
+    ingest("sessions", [{"subject": "ig-m1", "session_datetime": "2024-08-01T10:00:00Z", "session_id": "71",
+                         "session_note": "kept"}], pipeline=refs)  # fmt: skip
+    path = write(tmp_path, "day.csv", """
+        subject,session_datetime,session_id,experimenter,session_note,bogus
+        ig-m1,2024-08-02T10:00:00Z,71,ig-ada,,x
+        ig-m1,2024-08-99T10:00:00Z,72,ig-ada,,x
+        ig-nobody,2024-08-03T10:00:00Z,seventy,ig-ada,,x
+        ig-m2,2024-08-04T10:00:00Z,74,ig-nemo,,x
+        ig-m1,2024-08-01T10:00:00Z,71,,changed,x
+    """)  # fmt: skip
+    before = snapshot(refs)
+    with pytest.raises(InputError) as caught:
+        ingest("sessions", path, pipeline=refs)
+    text = str(caught.value)
+    for said in (
+        "row 1, column 'bogus': unknown column",
+        "row 2, column 'session_id': session number 71 of this subject is already taken",
+        "row 3, column 'session_datetime'",
+        "row 4, column 'session_id'",
+        "row 4, column 'subject': unknown subject",  # in a row with another problem too
+        "row 5, column 'experimenter': unknown experimenter",
+        "row 6, column 'session_note': conflict",
+    ):
+        assert said in text, (said, text)
+    assert snapshot(refs) == before

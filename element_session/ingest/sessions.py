@@ -14,6 +14,7 @@ from .. import paths, status, times
 from ..columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS, STATUS_COLUMN
 from ..errors import (
     ConflictError,
+    InputError,
     InputProblem,
     SessionDirectoryError,
     SessionLockedError,
@@ -115,8 +116,14 @@ class SessionPlan:
             STATUS_COLUMN: self._read_status,
         }
 
-    def _parse(self, record: Record, problems: list[InputProblem]) -> _Session | None:
-        """The session of one record, or None after adding the record's problems to ``problems``."""
+    def _parse(self, record: Record, problems: list[InputProblem]) -> tuple[_Session, bool]:
+        """The session of one record, and whether it is valid; its problems are added to ``problems``.
+
+        An invalid record's session holds the values that were read (its subject and names are still
+        looked up, so that one run lists every problem). An unknown column is a problem of the header
+        (added once for the file) that leaves the record's session valid, so that its other checks
+        (references, stored sessions) still run.
+        """
         start = len(problems)
 
         def fail(column: str, value: object, reason: str) -> None:
@@ -129,6 +136,7 @@ class SessionPlan:
                         column, f"unknown column: sessions have {readable(self.columns)} and attr.<name>"
                     )
                 )
+                start += 1
             elif isinstance(value, list) and column not in _LIST_COLUMNS:
                 fail(column, value, "a list where one value is expected")
         session = _Session(record, {}, {})
@@ -148,7 +156,7 @@ class SessionPlan:
                     self._read_attribute(session, column[len(ATTRIBUTE_PREFIX) :], value)
                 except ValueError as err:
                     fail(column, value, str(err))
-        return session if len(problems) == start else None
+        return session, len(problems) == start
 
     def _read_subject(self, session: _Session, column: str, value: str) -> None:
         key = parse_key_value(column, value, self.subject_checks)
@@ -198,8 +206,14 @@ class SessionPlan:
     def prepare(self, records: list[Record], report: IngestReport) -> list[Batch]:
         """The rows of one chunk of the input to insert (with their records); raises for its problems."""
         problems: list[InputProblem] = []
-        parsed = [session for record in records if (session := self._parse(record, problems)) is not None]
-        self._check_references(parsed, problems, report)
+        parsed, partly = [], []
+        for record in records:
+            session, valid = self._parse(record, problems)
+            if valid:
+                parsed.append(session)
+            elif all(k in session.key for k in self.subject_key):  # its subject read: look it up too
+                partly.append(session)
+        self._check_references([*parsed, *partly], problems, report)
         self._check_attribute_names(parsed, problems)
         sessions: dict[tuple, _Session] = {}
         for session in parsed:  # subjects are spelt as stored now: identities compare exactly
@@ -210,7 +224,7 @@ class SessionPlan:
             else:
                 self.seen[identity] = (record.source, record.row)
                 sessions[identity] = session
-        raise_if_problems(problems)
+        invalid = bool(problems)  # the valid rows are still compared with the stored sessions: one run lists all
         existing = self._existing(list(sessions.values()))
         new: list[_Session] = []
         idents: list[Any] = self._idents([s.key for s in sessions.values()]) if existing else [None] * len(sessions)
@@ -234,7 +248,7 @@ class SessionPlan:
             report.present.append(f"{session.record.source} row {session.record.row}")
         if self.by_datetime:
             self._check_numbers(new, problems)
-        raise_if_problems(problems, SessionLockedError if locked else ConflictError)
+        raise_if_problems(problems, InputError if invalid else SessionLockedError if locked else ConflictError)
         return self._rows(new)
 
     def _check_numbers(self, sessions: list[_Session], problems: list[InputProblem]) -> None:
