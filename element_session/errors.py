@@ -382,13 +382,24 @@ class BundleMismatchError(BundleError):
         self.column = column
 
 
-class BundleConflictError(ConflictError):
-    """Raised when a bundle's row is stored in the target with other values; names table, key, column, both values."""
+#: One conflict of a bundle's row with the target: table (the bundle's role), key, column, stored and bundled value.
+Conflict = tuple[str, dict, str, object, object]
 
-    def __init__(self, table: str, key: dict, column: str, stored: object, bundled: object) -> None:
-        reason = f"stored with {column} = {_shortened(stored)}, the bundle has {_shortened(bundled)}"
-        super().__init__([InputProblem(table, None, column, None, f"key {readable(key)} {reason}")])
-        self.table, self.key, self.column, self.stored, self.bundled = table, key, column, stored, bundled
+
+class BundleConflictError(ConflictError):
+    """Raised when a bundle's rows are stored in the target with other values: every conflict found, each naming
+    table, key, column and both values (``conflicts``; the attributes ``table``, ``key``, ``column``,
+    ``stored`` and ``bundled`` are the first one's)."""
+
+    def __init__(self, conflicts: list[Conflict]) -> None:
+        super().__init__([
+            InputProblem(table, None, column, None,
+                         f"key {readable(key)} stored with {column} = {_shortened(stored)}, the bundle has "
+                         f"{_shortened(bundled)}")
+            for table, key, column, stored, bundled in conflicts
+        ])  # fmt: skip
+        self.conflicts = conflicts
+        self.table, self.key, self.column, self.stored, self.bundled = conflicts[0]
 
 
 def _shortened(value: object, width: int = 80) -> str:

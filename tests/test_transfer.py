@@ -318,13 +318,19 @@ def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, na
     (s.SessionNote & k1).delete()
     s.SessionNote.insert1({**k1, "session_note": "edited on the target"})
     (source.User & zoe).delete()  # the import would write it (and its experimenter row) first
+    (number,) = (s.Session & k1).to_arrays("session_id")
+    s.Session.update1({**k1, "session_id": 999})  # a second conflict, in another table
     try:
         with pytest.raises(BundleConflictError) as caught:
             import_sessions(bundle, source)
         err = caught.value
-        assert (err.table, err.column) == ("session.SessionNote", "session_note")
-        assert (err.stored, err.bundled) == ("edited on the target", "first one 🐭, fine")
-        assert err.key == k1
+        assert [(c[0], c[2], c[3]) for c in err.conflicts] == [
+            ("session.Session", "session_id", 999), ("session.SessionNote", "session_note", "edited on the target")
+        ]  # every conflict of the bundle in one error, in the order of the bundle's tables
+        assert (err.table, err.column) == ("session.Session", "session_id")  # the first
+        note = err.conflicts[1]
+        assert (note[3], note[4]) == ("edited on the target", "first one 🐭, fine")
+        assert note[1] == k1
         assert len(source.User & zoe) == 0  # the transaction was rolled back
         ran = command("import", str(bundle))
         assert ran.status == 1
@@ -334,6 +340,7 @@ def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, na
         assert f"key {{subject='{names['subjects'][0]}', session_datetime=" in ran.err  # no datetime repr
         assert "datetime.datetime" not in ran.err
     finally:
+        s.Session.update1({**k1, "session_id": number})
         source.User.insert(before, skip_duplicates=True)
         (s.SessionNote & k1).delete()
         s.SessionNote.insert1({**k1, "session_note": "first one 🐭, fine"})

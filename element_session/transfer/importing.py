@@ -21,7 +21,7 @@ from tqdm import tqdm
 from .. import status
 from .._datajoint_compat import statement_text
 from ..database import database_errors, refused
-from ..errors import BundleConflictError, BundleMismatchError, PermissionDeniedError, UsageError
+from ..errors import BundleConflictError, BundleMismatchError, Conflict, PermissionDeniedError, UsageError
 from ..pipeline import linking_module_of, load, session_module_of
 from ..privileges import may
 from ..progress import progress_bar
@@ -106,14 +106,11 @@ def _same(stored: Any, bundled: Any) -> bool:
 Row = tuple[Any, ...]  # one row's values, in the order of the bundle's columns
 
 
-def _new_rows(entry: TableEntry, target: Any, rows: list[Row], count: TableCount) -> list[Row]:
-    """The bundle rows not yet in the target; identical ones counted as present.
-
-    Raises
-    ------
-    BundleConflictError
-        A row's key is stored with a different value of some column.
-    """
+def _new_rows(
+    entry: TableEntry, target: Any, rows: list[Row], count: TableCount, conflicts: list[Conflict]
+) -> list[Row]:
+    """The bundle rows not yet in the target; identical ones counted as present; a row whose key is stored
+    with other values is added to ``conflicts`` (once per column that differs)."""
     names = [c.name for c in entry.columns]
     at = [names.index(name) for name in entry.primary_key]
     stored = _stored_rows(target, names, at, {row[at[0]] for row in rows})
@@ -125,11 +122,14 @@ def _new_rows(entry: TableEntry, target: Any, rows: list[Row], count: TableCount
         if found is None:
             fresh.append(row)
             continue
-        for name, mine, theirs in zip(names, found, row, strict=True):
-            if not _same(mine, theirs):
-                key = {name: row[i] for name, i in zip(entry.primary_key, at, strict=True)}
-                raise BundleConflictError(entry.role, key, name, mine, theirs)
-        count.present += 1
+        differ = [
+            (name, mine, theirs)
+            for name, mine, theirs in zip(names, found, row, strict=True)
+            if not _same(mine, theirs)
+        ]
+        key = {name: row[i] for name, i in zip(entry.primary_key, at, strict=True)}
+        conflicts.extend((entry.role, key, name, mine, theirs) for name, mine, theirs in differ)
+        count.present += not differ
     return fresh
 
 
@@ -296,7 +296,7 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
     Raises
     ------
     BundleConflictError
-        A row stored with other values.
+        Rows stored with other values: every one of the bundle (each table, key and column).
     SessionLockedError
         A new row of a session's part (note, attribute, directory, ...) for a session the target holds
         as ``qc_passed``: as every other path, an import does not edit a session that passed QC.
@@ -304,12 +304,14 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
         The account may not insert into a table that has rows to write (the database asked,
         :func:`element_session.privileges.may`).
     """
-    found = []
+    found, conflicts = [], list[Conflict]()
     for entry, target, rows, _ in work:
         count = report.tables[entry.role] = TableCount(rows=len(rows))
-        fresh = _new_rows(entry, target, rows, count)
+        fresh = _new_rows(entry, target, rows, count, conflicts)
         count.written = len(fresh)
         found.append(fresh)
+    if conflicts:  # every table compared first: one run names them all
+        raise BundleConflictError(conflicts)
     key = m.Session.primary_key
     fresh_of = {entry.role: (entry, fresh) for (entry, *_), fresh in zip(work, found, strict=True)}
     new = set()
