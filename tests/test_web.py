@@ -1198,3 +1198,43 @@ def test_an_error_page_shows_the_navigation_of_the_account(client, logins, data)
     log_in(client, logins["reader"])
     client.get("/")
     assert 'href="/add"' not in client.get("/nonsense").text
+
+
+def test_a_time_without_an_offset_is_read_in_the_given_zone_else_the_labs_else_refused(client, logins, data):
+    from element_session.web.service import NEEDS_ZONE
+
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-11-01T09:00", "session_note": "local"}]
+    key = {"subject": "wb-m2", "session_datetime": "2024-11-01 08:00:00"}  # 09:00 in Berlin
+    before = snapshot(data)
+    refused = client.post("/api/sessions", json=rows * 2, auth=logins["writer"].auth)  # no zone: never UTC
+    assert refused.status_code == 400, refused.text
+    problems = refused.json()["problems"]
+    assert [(p["row"], p["column"], p["value"], p["reason"]) for p in problems] == [
+        (i, "session_datetime", "2024-11-01T09:00", NEEDS_ZONE) for i in (1, 2)
+    ]
+    assert snapshot(data) == before
+    offset = [{**rows[0], "session_datetime": "2024-11-01T09:00:00+01:00[Europe/Berlin]"}]  # needs no zone
+    try:
+        with TestClient(create_app(data, b"test secret of this run", timezone="Europe/Berlin")) as lab:
+            added = lab.post("/api/sessions", json=rows, auth=logins["writer"].auth)  # in the lab's zone
+            assert added.status_code == 201, added.text
+            for params in ({"timezone": "Europe/Berlin"}, {}):  # the same session, not one an hour apart
+                again = lab.post("/api/sessions", json=rows, params=params, auth=logins["writer"].auth)
+                assert again.status_code == 200 and again.json()["present"] == 1, again.text
+            assert client.post("/api/sessions", json=offset, auth=logins["writer"].auth).status_code == 200
+            window = {"subject": "wb-m2", "since": "2024-11-01T09:00", "until": "2024-11-01T09:00:01"}
+            found = lab.get("/api/sessions", params=window, auth=logins["reader"].auth).json()["sessions"]
+            assert [s["session_datetime"] for s in found] == ["2024-11-01T08:00:00+00:00"]  # filters alike
+            assert lab.get("/api/sessions.csv", params=window, auth=logins["reader"].auth).text.count("\n") == 2
+            log_in(lab, logins["reader"])
+            listed = lab.get("/", params=window).text
+            assert re.findall(r'class="open" href="[^"]*">([^<]+)</a>', listed) == ["2024-11-01 09:00:00 Europe/Berlin"]
+            said = re.search(r'<small id="zone-rule">([^<]+)</small>', listed)[1]
+            assert said == "A time or date without an offset is read in Europe/Berlin (the lab's zone)."
+            in_utc = lab.get("/", params={**window, "timezone": "UTC"}).text
+            assert "read in UTC." in in_utc and "2024-11-01 09:00:00" not in in_utc
+        log_in(client, logins["reader"])
+        assert "A time or date without an offset is read in UTC." in client.get("/").text
+        assert client.get("/api/sessions", params=window, auth=logins["reader"].auth).json()["sessions"] == []
+    finally:
+        (data.session.Session & key).delete(prompt=False)

@@ -72,7 +72,7 @@ class WebApp:
 
     def __init__(self, pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> None:
         self.pipeline = pipeline
-        self.timezone = timezone  # the lab's zone, preset in the add form
+        self.timezone = timezone  # the lab's zone: of times without an offset where none is given (service.local_zone)
         self.accounts = Accounts(pipeline, pipeline.session.Session.connection, derive_key(secret, "cache"))
         self.sealer = Sealer(secret)
 
@@ -99,7 +99,7 @@ class WebApp:
     async def api_sessions(self, request: Request) -> Response:
         if request.method == "POST":
             return await self._api_add(request)
-        selection = service.parse_selection(request.query_params.multi_items(), 100)
+        selection = service.parse_selection(request.query_params.multi_items(), 100, self.timezone)
 
         def work(user):
             found = service.session_page(user, selection)
@@ -133,14 +133,14 @@ class WebApp:
         if unknown or len(params) > 1:
             reason = "unknown or repeated parameter: only timezone"
             raise InputError([InputProblem("query", None, n, v, reason) for n, v in unknown or params])
-        timezone = params[0][1] if params else "UTC"
+        timezone = service.local_zone(params[0][1] if params else None, self.timezone)
         rows = _rows_of(await _body(request))
         report = await self.as_account(request.user, service.add_sessions, rows, timezone)
         body = {"kind": report.kind, "rows": report.rows, "new": report.new, "present": len(report.present)}
         return JSONResponse({**body, "inserted": report.inserted}, 201 if report.new else 200)
 
     async def api_sessions_csv(self, request: Request) -> Response:
-        selection = service.parse_selection(request.query_params.multi_items(), 0)
+        selection = service.parse_selection(request.query_params.multi_items(), 0, self.timezone)
 
         def work(user):
             stream = io.StringIO(newline="")
@@ -184,6 +184,8 @@ class WebApp:
             "states": STATES,
             "page_sizes": PAGE_SIZES,
             "default_limit": PAGE_SIZE,
+            "lab_zone": self.timezone,
+            "read_zone": service.local_zone(dict(filters).get("timezone"), self.timezone) or "UTC",
         }
         sorts = request.query_params.getlist("sort")
         refused: list[InputProblem] = []
@@ -193,7 +195,7 @@ class WebApp:
             shown["sort"], refused = "-start", err.problems
         try:
             params = [(n, v) for n, v in request.query_params.multi_items() if n != "sort"]
-            selection = service.parse_selection(params, PAGE_SIZE)
+            selection = service.parse_selection(params, PAGE_SIZE, self.timezone)
         except InputError as err:
             refused = [*err.problems, *refused]
         if refused:
@@ -295,7 +297,7 @@ class WebApp:
             return page(request, "add.html", fields=preset, errors={}, message=None, attributes={}, **form)
         fields = await request.form()
         try:
-            row, timezone = forms.session_row(fields, subject_keys)
+            row, timezone = forms.session_row(fields, subject_keys, self.timezone)
             report = await self.as_account(request.user, service.add_sessions, [row], timezone)
             added = await self.as_account(request.user, service.added_session, row, timezone)
         except (InputError, PermissionDeniedError) as err:  # shown with the form, as it was filled in

@@ -70,11 +70,12 @@ def _count(name: str, value: str | None, default: int, high: int, low: int = 0) 
         raise one_problem("query", name, value, f"{name} must be a whole number {allowed}") from None
 
 
-def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Selection:
+def parse_selection(params: Sequence[tuple[str, str]], default_limit: int, lab_zone: str | None = None) -> Selection:
     """The selection of query parameters ``params`` (name, value pairs, in order).
 
-    Empty values mean "not given"; unknown names are refused. Raises :class:`InputError` naming
-    every bad parameter.
+    Empty values mean "not given"; unknown names are refused. ``since`` and ``until`` without an offset
+    are read in :func:`local_zone` (``timezone``, else ``lab_zone``, else UTC). Raises :class:`InputError`
+    naming every bad parameter.
     """
     problems: list[InputProblem] = []
     filters: dict[str, Any] = {}
@@ -100,6 +101,9 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
         except InputError as err:
             problems.extend(err.problems)
     filters.update(repeated)
+    zone = local_zone(filters.get("timezone"), lab_zone)
+    if zone:  # else UTC, as find_sessions reads it
+        filters["timezone"] = zone
     if "timezone" in filters:
         try:
             times.zone_info(filters["timezone"])
@@ -686,10 +690,44 @@ def _relink(table: Any, key: Mapping[str, Any], attribute: str, names: Sequence[
     return stored != set(names)
 
 
-def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
-    """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does."""
+#: Why a time without an offset is refused where no zone is given and the server has no lab zone.
+NEEDS_ZONE = (
+    "a time without an offset needs a zone: give an offset, ?timezone=ZONE, or start the server with --timezone"
+)
+
+
+def local_zone(given: str | None, lab_zone: str | None) -> str | None:
+    """The zone a time without an offset is read in, by one rule for the add form, the API and the filters:
+    ``given`` (``?timezone=``, the form's zone field) if not empty, else the lab's zone (``serve --timezone``),
+    else None: a write refuses such a time (:func:`add_sessions`), a filter reads it in UTC, as the page says.
+    """
+    return given or lab_zone or None
+
+
+def add_sessions(
+    user: UserPipeline, rows: list[dict[str, Any]], timezone: str | None = "UTC", source: str = "input"
+) -> IngestReport:
+    """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does.
+
+    ``timezone`` is the zone of a ``session_datetime`` without an offset (:func:`local_zone`); with None,
+    such a time is refused. Raises :class:`InputError` naming each row (numbered from 1, from ``source``)
+    and ``session_datetime`` with :data:`NEEDS_ZONE`, before anything is written, and what ``ingest`` raises.
+    """
+    if timezone is None:
+        problems = [
+            InputProblem(source, i, "session_datetime", row["session_datetime"], NEEDS_ZONE)
+            for i, row in enumerate(rows, start=1)
+            if times.needs_zone(row.get("session_datetime"))
+        ]
+        if problems:
+            raise InputError(problems)
     return ingest(
-        "sessions", rows, linking_module=user.pipeline, session_module=user.session, timezone=timezone, progress=False
+        "sessions",
+        rows,
+        linking_module=user.pipeline,
+        session_module=user.session,
+        timezone=timezone or "UTC",  # no row needs it
+        progress=False,
     )
 
 
