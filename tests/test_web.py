@@ -1238,3 +1238,43 @@ def test_a_time_without_an_offset_is_read_in_the_given_zone_else_the_labs_else_r
         assert client.get("/api/sessions", params=window, auth=logins["reader"].auth).json()["sessions"] == []
     finally:
         (data.session.Session & key).delete(prompt=False)
+
+
+def test_a_session_that_passed_qc_is_not_deleted_as_it_is_not_edited(client, logins, data):
+    from element_session.errors import SessionLockedError
+    from element_session.status import set_status
+    from element_session.web import service
+    from element_session.web.accounts import Accounts, Credentials
+    from element_session.web.logins import derive_key
+
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-09T10:00:00Z", "session_note": "checked"}]
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    key = {"subject": "wb-m2", "session_datetime": "2024-08-09T10:00:00+00:00"}
+    stored = {"subject": "wb-m2", "session_datetime": "2024-08-09 10:00:00"}
+    set_status(stored, "qc_passed", session_module=data.session)
+    try:
+        before = snapshot(data)
+        shown = client.get("/delete", params=key).text
+        assert '<span id="status">qc_passed</span>' in shown and 'id="locked"' in shown
+        assert 'class="danger"' not in shown and 'name="confirm"' not in shown  # no delete button
+        refused = client.post("/delete", params=key, data={"csrf_token": csrf(client), "confirm": "yes"})
+        assert refused.url.path == "/session"
+        flash = re.search(r'<p class="warning" role="status" id="flash">([^<]*)</p>', refused.text)[1]
+        assert flash.startswith("Not deleted: session subject=wb-m2") and "is qc_passed: it cannot be deleted" in flash
+        assert flash.endswith("reopen it first (set its status back to acquired, with a reason)")
+        assert snapshot(data) == before
+        accounts = Accounts(data, data.session.Session.connection, derive_key(b"x", "cache"))
+        try:
+            writer = Credentials(*logins["writer"].auth)
+            with accounts.use(writer) as user, pytest.raises(SessionLockedError, match="reopen it first"):
+                service.delete_session(user, stored)  # the function every entry point calls
+        finally:
+            accounts.close()
+        assert snapshot(data) == before
+        set_status(stored, "acquired", reason="delete it", session_module=data.session)
+        assert 'class="danger"' in client.get("/delete", params=key).text
+        deleted = client.post("/delete", params=key, data={"csrf_token": csrf(client), "confirm": "yes"})
+        assert deleted.url.path == "/" and "Deleted the session" in deleted.text
+    finally:
+        (data.session.Session & stored).delete(prompt=False)

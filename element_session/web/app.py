@@ -47,7 +47,7 @@ from ..errors import (
     one_problem,
 )
 from ..ingest.readers import no_duplicate_keys
-from ..status import STATES, in_words
+from ..status import LOCKED, STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, handle_http, headline, status_of
@@ -372,12 +372,17 @@ class WebApp:
 
         key, record, preview = await self.as_account(request.user, load)
         if request.method == "GET":
-            return page(request, "delete.html", record=record, preview=preview, query=request.url.query)
+            locked = record["status"] in LOCKED
+            return page(request, "delete.html", record=record, preview=preview, query=request.url.query, locked=locked)
         confirm = (await request.form()).getlist("confirm")
         if confirm != ["yes"]:
             reason = "tick the box to confirm the delete"
             raise InputError([InputProblem("form", None, "confirm", confirm[-1] if confirm else None, reason)])
-        await self.as_account(request.user, service.delete_session, key)
+        try:
+            await self.as_account(request.user, service.delete_session, key)
+        except SessionLockedError as err:  # as an edit of it is refused: the session must be reopened first
+            flash(request, f"Not deleted: {err.problems[0].reason}", changed=False)
+            return RedirectResponse("/session?" + request.url.query, 303)
         flash(request, f"Deleted the session {formats.key_text(key)} and the rows listed with it.")
         return RedirectResponse("/", 303)
 

@@ -573,10 +573,17 @@ def job_error(user: UserPipeline, job: JobRecord) -> JobError:
 
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
-    """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
-    if not len(user.session.Session & key):
+    """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted.
+
+    Raises :class:`SessionNotFoundError` for no such session and
+    :class:`~element_session.errors.SessionLockedError` for a ``qc_passed`` one (reopen it first); nothing is deleted.
+    """
+    m = user.session
+    if not len(m.Session & key):
         raise SessionNotFoundError(f"no session {formats.key_words(key)}")
-    return (user.session.Session & key).delete(transaction=True, prompt=False)
+    with user.connection.transaction:
+        check_editable(m, [key], source="form", change="deleted")  # a qc_passed session is reopened first
+        return (m.Session & key).delete(transaction=False, prompt=False)
 
 
 def update_session(
