@@ -7,6 +7,7 @@ with what ``element-session sessions`` prints for the same filters.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -1278,3 +1279,28 @@ def test_a_session_that_passed_qc_is_not_deleted_as_it_is_not_edited(client, log
         assert deleted.url.path == "/" and "Deleted the session" in deleted.text
     finally:
         (data.session.Session & stored).delete(prompt=False)
+
+
+@pytest.mark.parametrize("name", ["limit", "offset", "page", "after"])
+@pytest.mark.parametrize("value", ["2", "abc"])
+def test_the_csv_holds_every_selected_session_and_refuses_paging_parameters_naming_them(client, logins, data, name,
+                                                                                         value):  # fmt: skip
+    answer = client.get("/api/sessions.csv", params={"subject": "wb-m1", name: value}, auth=logins["reader"].auth)
+    assert answer.status_code == 400, answer.text
+    (problem,) = answer.json()["problems"]
+    assert problem["column"] == name and problem["value"] == value
+    assert problem["reason"].startswith("unknown parameter: use search, subject,")
+    assert problem["reason"].endswith("(every selected session, not a page)")
+
+
+def test_page_and_offset_together_are_refused_naming_both(client, logins, data):
+    for path in ("/api/sessions", "/"):
+        log_in(client, logins["reader"])
+        answer = client.get(path, params={"page": "2", "offset": "5"}, auth=logins["reader"].auth)
+        assert answer.status_code == 400, answer.text
+        if path == "/":
+            said = html.unescape(answer.text)
+            assert 'parameter page, value "2": page and offset both say' in said
+            assert 'parameter offset, value "5": page and offset both say' in said
+        else:
+            assert [p["column"] for p in answer.json()["problems"]] == ["page", "offset"]

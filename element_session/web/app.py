@@ -140,7 +140,7 @@ class WebApp:
         return JSONResponse({**body, "inserted": report.inserted}, 201 if report.new else 200)
 
     async def api_sessions_csv(self, request: Request) -> Response:
-        selection = service.parse_selection(request.query_params.multi_items(), 0, self.timezone)
+        selection = service.parse_selection(request.query_params.multi_items(), 0, self.timezone, paged=False)
 
         def work(user):
             stream = io.StringIO(newline="")

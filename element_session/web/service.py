@@ -40,6 +40,7 @@ FILTERS = (
     "search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value", "status"
 )  # fmt: skip
 REPEATABLE = ("subject", "status")
+PAGING = ("limit", "offset", "page", "after")  # query parameters of a page of a selection
 MAX_LIMIT = 10_000  # sessions in one answer
 
 
@@ -70,23 +71,26 @@ def _count(name: str, value: str | None, default: int, high: int, low: int = 0) 
         raise one_problem("query", name, value, f"{name} must be a whole number {allowed}") from None
 
 
-def parse_selection(params: Sequence[tuple[str, str]], default_limit: int, lab_zone: str | None = None) -> Selection:
+def parse_selection(
+    params: Sequence[tuple[str, str]], default_limit: int, lab_zone: str | None = None, paged: bool = True
+) -> Selection:
     """The selection of query parameters ``params`` (name, value pairs, in order).
 
-    Empty values mean "not given"; unknown names are refused. ``since`` and ``until`` without an offset
-    are read in :func:`local_zone` (``timezone``, else ``lab_zone``, else UTC). Raises :class:`InputError`
-    naming every bad parameter.
+    Empty values mean "not given"; unknown names are refused, and so are the paging parameters
+    (:data:`PAGING`) unless ``paged``. ``page`` and ``offset`` together are refused, naming both.
+    ``since`` and ``until`` without an offset are read in :func:`local_zone` (``timezone``, else
+    ``lab_zone``, else UTC). Raises :class:`InputError` naming every bad parameter.
     """
     problems: list[InputProblem] = []
     filters: dict[str, Any] = {}
     counts: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
+    known = ", ".join(FILTERS + PAGING) if paged else f"{', '.join(FILTERS)} (every selected session, not a page)"
     for name, value in params:
         try:
-            if name in ("limit", "offset", "page", "after"):
+            if name in PAGING and paged:
                 counts[name] = value
             elif name not in FILTERS:
-                known = f"{', '.join(FILTERS)}, limit, offset, page, after"
                 raise one_problem("query", name, value, f"unknown parameter: use {known}")
             elif value == "":
                 continue
@@ -126,6 +130,9 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int, lab_z
             offset = (_count("page", counts["page"], 1, 2**40, low=1) - 1) * limit
     except InputError as err:
         problems.extend(err.problems)
+    if counts.get("page") and counts.get("offset"):  # a conflict: named both
+        reason = "page and offset both say where the page starts: give one of them"
+        problems.extend(InputProblem("query", None, n, counts[n], reason) for n in ("page", "offset"))
     if problems:
         raise InputError(problems)
     return Selection(filters, limit, offset, counts.get("after") or None)
