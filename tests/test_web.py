@@ -1304,3 +1304,11 @@ def test_page_and_offset_together_are_refused_naming_both(client, logins, data):
             assert 'parameter offset, value "5": page and offset both say' in said
         else:
             assert [p["column"] for p in answer.json()["problems"]] == ["page", "offset"]
+
+
+def test_the_edit_and_delete_pages_name_the_session_by_its_subject_and_start(client, logins, data):
+    log_in(client, logins["writer"])
+    key = {"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00+00:00"}
+    for path, heading in (("/edit", "Edit the session of wb-m1 starting 2024-03-12T09:00:00+00:00"),
+                          ("/delete", "Delete the session of wb-m1 starting 2024-03-12T09:00:00+00:00?")):  # fmt: skip
+        assert re.search(r"<h1>([^<]*)</h1>", client.get(path, params=key).text)[1] == heading

@@ -320,11 +320,12 @@ class WebApp:
     async def edit(self, request: Request) -> Response:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
-            return key, service.session_record(user, key), service.choices(user)
+            record = service.session_record(user, key)
+            return key, record, service.session_name(user, record), service.choices(user)
 
-        key, record, choices = await self.as_account(request.user, load)
+        key, record, name, choices = await self.as_account(request.user, load)
         query = request.url.query
-        shown = {"record": record, "query": query, "choices": choices}
+        shown = {"record": record, "session_name": name, "query": query, "choices": choices}
         if request.method == "GET":
             stored = forms.SessionEdit(
                 record["session_note"] or "",
@@ -368,12 +369,13 @@ class WebApp:
     async def delete(self, request: Request) -> Response:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
-            return key, service.session_record(user, key), service.delete_preview(user, key)
+            record = service.session_record(user, key)
+            return key, record, service.session_name(user, record), service.delete_preview(user, key)
 
-        key, record, preview = await self.as_account(request.user, load)
+        key, record, name, preview = await self.as_account(request.user, load)
         if request.method == "GET":
-            locked = record["status"] in LOCKED
-            return page(request, "delete.html", record=record, preview=preview, query=request.url.query, locked=locked)
+            shown = {"record": record, "session_name": name, "preview": preview, "locked": record["status"] in LOCKED}
+            return page(request, "delete.html", query=request.url.query, **shown)
         confirm = (await request.form()).getlist("confirm")
         if confirm != ["yes"]:
             reason = "tick the box to confirm the delete"

@@ -754,13 +754,22 @@ def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> 
     key = validate.parse_session_key(m, row, subject=user.pipeline.Subject(), timezone=timezone)
     (record,) = formats.session_records([_session_row(user, key)], m.Session)
     params = key_params(user, record)
-    subject = ", ".join(params[k] for k in formats.subject_attributes(m.Session))
     if record["session_datetime"] is None:
-        return f"the session {record['session_id']} of {subject}.", params
+        return f"{session_name(user, record)}.", params
     stored = dt.datetime.fromisoformat(record["session_datetime"])
     zone = times.parse_session_time(row["session_datetime"], timezone).zone
     local = times.local_time(stored.replace(tzinfo=None), zone).isoformat()
-    return f"the session of {subject} starting {record['session_datetime']} (UTC), {local} {zone}.", params
+    return f"{session_name(user, record)} (UTC), {local} {zone}.", params
+
+
+def session_name(user: UserPipeline, record: Mapping[str, Any]) -> str:
+    """A session in words, from its JSON object, as the pages and their messages name it: its subject and its
+    start (``the session of M001 starting 2024-10-01T08:00:00+00:00``) or, without a start, its number
+    (``the session 3 of M001``)."""
+    subject = ", ".join(str(record[k]) for k in formats.subject_attributes(user.session.Session))
+    if record["session_datetime"] is None:
+        return f"the session {record['session_id']} of {subject}"
+    return f"the session of {subject} starting {record['session_datetime']}"
 
 
 def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> list[dict[str, Any]]:
