@@ -1312,3 +1312,23 @@ def test_the_edit_and_delete_pages_name_the_session_by_its_subject_and_start(cli
     for path, heading in (("/edit", "Edit the session of wb-m1 starting 2024-03-12T09:00:00+00:00"),
                           ("/delete", "Delete the session of wb-m1 starting 2024-03-12T09:00:00+00:00?")):  # fmt: skip
         assert re.search(r"<h1>([^<]*)</h1>", client.get(path, params=key).text)[1] == heading
+
+
+def test_the_session_page_shows_an_object_value_in_the_json_form_of_the_api(client, logins, data):
+    import numpy as np
+
+    key = {"subject": "wb-m1", "session_datetime": "2024-03-12 09:00:00"}
+    blob = {"gain": np.array([1.5, 2.0]), "unit": "<mV>"}
+    data.session.Session.Attribute.insert1({**key, "attribute_name": "calibration", "attribute_blob": blob})
+    try:
+        log_in(client, logins["reader"])
+        page = client.get("/session", params={"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00+00:00"})
+        cell = re.search(r"<tr><td>calibration</td><td>(.*?)</td></tr>", page.text)[1]
+        shown = re.fullmatch(r' ?<code class="object-value">([^<]*)</code>', cell)[1]
+        assert "&lt;mV&gt;" in shown and "array(" not in shown  # escaped, never a Python repr
+        (api,) = client.get("/api/sessions", params={"subject": "wb-m1", "since": "2024-03-12T09:00",
+                                                     "until": "2024-03-12T09:00:01"}).json()["sessions"]  # fmt: skip
+        assert json.loads(html.unescape(shown)) == api["attribute_blobs"]["calibration"]
+        assert api["attribute_blobs"]["calibration"]["gain"]["__type__"] == "ndarray"
+    finally:
+        (data.session.Session.Attribute & {**key, "attribute_name": "calibration"}).delete_quick()

@@ -19,7 +19,7 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from .. import formats, paths, privileges, query, times
+from .. import blob_json, formats, paths, privileges, query, times
 from .. import pipeline as pipelines
 from .._datajoint_compat import cascade_counts, declare_jobs_table
 from ..attribute_blobs import read_attribute_blobs
@@ -398,9 +398,10 @@ def key_params(user: UserPipeline, record: Mapping[str, Any]) -> dict[str, str]:
 class SessionDetail:
     """Everything the session page shows."""
 
-    record: dict[str, Any]  # the session's JSON object (formats.session_records)
+    record: dict[str, Any]  # the session's JSON object (formats.session_records), its attributes' object values too
     local_time: dt.datetime | None  # start in its own zone
     zone: str | None
+    objects: dict[str, str]  # attribute name -> its object value as JSON text (blob_json: as the API gives it)
     directory: str | None  # absolute directory found under the roots
     directory_problem: str | None  # why it was not found
     downstream: dict[str, int]  # Imported/Computed table label -> rows of this session
@@ -426,7 +427,7 @@ def session_record(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
 def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
     row = _session_row(user, key)
-    (record,) = formats.session_records([row], user.session.Session)
+    (record,) = session_records(user, [row], [_ident(row, list(user.session.Session.primary_key))])
     directory = problem = None
     if record["session_dir"] is not None:
         try:
@@ -440,6 +441,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
         record,
         local_time(row["session_datetime_local"]),
         text_or_none(row["session_timezone"]),
+        {name: blob_json.text(value) for name, value in record["attribute_blobs"].items()},
         directory,
         problem,
         downstream,
