@@ -481,8 +481,9 @@ def _rows_for_page(user: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> ASGIApp:
     """The web application serving ``pipeline`` (an imported pipeline module); ``secret`` keys its cookies.
 
-    ``timezone`` is the lab's zone, preset in the add form (``serve --timezone``); without it the
-    form's zone starts empty and is required.
+    ``timezone`` is the lab's zone (``serve --timezone``), preset in the add form and the zone of a time
+    without an offset where none is given (:func:`~.service.local_zone`); without it the form's zone
+    starts empty and is required, and ``POST /api/sessions`` refuses a time without an offset.
     """
     web = WebApp(pipeline, secret, timezone)
 
