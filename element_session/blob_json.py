@@ -73,7 +73,12 @@ _DATETIME_UNITS = ("Y", "M", "W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "f
 
 def dumps(value: Any) -> str:
     """``value`` as JSON text in the documented form (strict JSON: no NaN tokens). Raises ``FormatError``."""
-    return json.dumps(encode(value), ensure_ascii=False, allow_nan=False)
+    return text(encode(value))
+
+
+def text(encoded: Any) -> str:
+    """The JSON text of a value already in the documented form (:func:`encode`'s result), as :func:`dumps` writes it."""
+    return json.dumps(encoded, ensure_ascii=False, allow_nan=False)
 
 
 def loads(text: str) -> Any:

@@ -1109,7 +1109,11 @@ def _connection() -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="port to listen on")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="worker processes")
-@click.option("--timezone", default=None, help="the lab's zone, preset in the add form")
+@click.option(
+    "--timezone",
+    default=None,
+    help="the lab's zone: of a time without an offset where none is given (add form, API, filters)",
+)
 @pipeline_option
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, timezone: str | None) -> ExitStatus:

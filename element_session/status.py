@@ -287,8 +287,10 @@ class KeysInStatus:
         return AutoPopulate.key_source.fget(table) & in_status(*self.states, session_module=session_module)
 
 
-def check_editable(m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str = "arguments") -> None:
-    """Refuse edits of sessions among ``keys`` that are in a :data:`LOCKED` state.
+def check_editable(
+    m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str = "arguments", change: str = "edited"
+) -> None:
+    """Refuse edits (or another ``change``: ``"deleted"``) of sessions among ``keys`` in a :data:`LOCKED` state.
 
     Raises
     ------
@@ -301,7 +303,7 @@ def check_editable(m: ModuleType, keys: Iterable[Mapping[str, Any]], source: str
     locked = (m.SessionStatus & keys & [{"session_status": s} for s in LOCKED]).to_dicts()
     if locked:
         raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
-                                               locked_reason(row)) for row in locked])  # fmt: skip
+                                               locked_reason(row, change=change)) for row in locked])  # fmt: skip
 
 
 #: How to reopen a session, as the command line and Python do it, and as the web says it (:func:`in_words`).
@@ -320,10 +322,11 @@ def in_words(err: SessionLockedError) -> SessionLockedError:
     return SessionLockedError(said)
 
 
-def locked_reason(row: Mapping[str, Any], reopen: str = _REOPEN) -> str:
-    """Why an edit of the session of status ``row`` is refused, and how to reopen it (``reopen``)."""
+def locked_reason(row: Mapping[str, Any], reopen: str = _REOPEN, change: str = "edited") -> str:
+    """Why an edit (or another ``change``) of the session of status ``row`` is refused, and how to reopen it
+    (``reopen``)."""
     key = {k: v for k, v in row.items() if not k.startswith(("session_status", "status_"))}
-    return f"session {key_text(key)} is {row['session_status']}: it cannot be edited; reopen it first ({reopen})"
+    return f"session {key_text(key)} is {row['session_status']}: it cannot be {change}; reopen it first ({reopen})"
 
 
 def downstream_rows(m: ModuleType, key: Mapping[str, Any]) -> dict[str, int]:

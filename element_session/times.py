@@ -133,6 +133,21 @@ def read_time(value: TimeInput, timezone: str = "UTC", *, dates: bool = False, d
     return Instant(utc, "UTC" if zone.upper() in _UTC_NAMES else zone)
 
 
+def needs_zone(value: object) -> bool:
+    """Whether :func:`read_time` reads ``value`` in the caller's zone: text (or a naive datetime) without
+    an offset or a zone suffix, a date alone included. False for an aware datetime, text with an offset
+    or ``[zone]``, and anything :func:`read_time` cannot read (it says why)."""
+    if isinstance(value, dt.datetime):
+        return value.utcoffset() is None
+    if not isinstance(value, str):
+        return isinstance(value, dt.date)
+    text = value.strip()
+    if _ZONE_SUFFIX.match(text):
+        return False
+    iso = _ISO.match(text)
+    return bool(_DATE.match(text)) or (iso is not None and not iso["offset"])
+
+
 def _midnight(day: dt.date, day_end: bool) -> dt.datetime:
     """The midnight that starts ``day``, or with ``day_end`` the one that ends it (the next day's)."""
     start = dt.datetime(day.year, day.month, day.day)

@@ -7,6 +7,7 @@ with what ``element-session sessions`` prints for the same filters.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -1198,3 +1199,136 @@ def test_an_error_page_shows_the_navigation_of_the_account(client, logins, data)
     log_in(client, logins["reader"])
     client.get("/")
     assert 'href="/add"' not in client.get("/nonsense").text
+
+
+def test_a_time_without_an_offset_is_read_in_the_given_zone_else_the_labs_else_refused(client, logins, data):
+    from element_session.web.service import NEEDS_ZONE
+
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-11-01T09:00", "session_note": "local"}]
+    key = {"subject": "wb-m2", "session_datetime": "2024-11-01 08:00:00"}  # 09:00 in Berlin
+    before = snapshot(data)
+    refused = client.post("/api/sessions", json=rows * 2, auth=logins["writer"].auth)  # no zone: never UTC
+    assert refused.status_code == 400, refused.text
+    problems = refused.json()["problems"]
+    assert [(p["row"], p["column"], p["value"], p["reason"]) for p in problems] == [
+        (i, "session_datetime", "2024-11-01T09:00", NEEDS_ZONE) for i in (1, 2)
+    ]
+    assert snapshot(data) == before
+    offset = [{**rows[0], "session_datetime": "2024-11-01T09:00:00+01:00[Europe/Berlin]"}]  # needs no zone
+    try:
+        with TestClient(create_app(data, b"test secret of this run", timezone="Europe/Berlin")) as lab:
+            added = lab.post("/api/sessions", json=rows, auth=logins["writer"].auth)  # in the lab's zone
+            assert added.status_code == 201, added.text
+            for params in ({"timezone": "Europe/Berlin"}, {}):  # the same session, not one an hour apart
+                again = lab.post("/api/sessions", json=rows, params=params, auth=logins["writer"].auth)
+                assert again.status_code == 200 and again.json()["present"] == 1, again.text
+            assert client.post("/api/sessions", json=offset, auth=logins["writer"].auth).status_code == 200
+            window = {"subject": "wb-m2", "since": "2024-11-01T09:00", "until": "2024-11-01T09:00:01"}
+            found = lab.get("/api/sessions", params=window, auth=logins["reader"].auth).json()["sessions"]
+            assert [s["session_datetime"] for s in found] == ["2024-11-01T08:00:00+00:00"]  # filters alike
+            assert lab.get("/api/sessions.csv", params=window, auth=logins["reader"].auth).text.count("\n") == 2
+            log_in(lab, logins["reader"])
+            listed = lab.get("/", params=window).text
+            assert re.findall(r'class="open" href="[^"]*">([^<]+)</a>', listed) == ["2024-11-01 09:00:00 Europe/Berlin"]
+            said = re.search(r'<small id="zone-rule">([^<]+)</small>', listed)[1]
+            assert said == "A time or date without an offset is read in Europe/Berlin (the lab's zone)."
+            in_utc = lab.get("/", params={**window, "timezone": "UTC"}).text
+            assert "read in UTC." in in_utc and "2024-11-01 09:00:00" not in in_utc
+        log_in(client, logins["reader"])
+        assert "A time or date without an offset is read in UTC." in client.get("/").text
+        assert client.get("/api/sessions", params=window, auth=logins["reader"].auth).json()["sessions"] == []
+    finally:
+        (data.session.Session & key).delete(prompt=False)
+
+
+def test_a_session_that_passed_qc_is_not_deleted_as_it_is_not_edited(client, logins, data):
+    from element_session.errors import SessionLockedError
+    from element_session.status import set_status
+    from element_session.web import service
+    from element_session.web.accounts import Accounts, Credentials
+    from element_session.web.logins import derive_key
+
+    log_in(client, logins["writer"])
+    rows = [{"subject": "wb-m2", "session_datetime": "2024-08-09T10:00:00Z", "session_note": "checked"}]
+    assert client.post("/api/sessions", json=rows, auth=logins["writer"].auth).status_code == 201
+    key = {"subject": "wb-m2", "session_datetime": "2024-08-09T10:00:00+00:00"}
+    stored = {"subject": "wb-m2", "session_datetime": "2024-08-09 10:00:00"}
+    set_status(stored, "qc_passed", session_module=data.session)
+    try:
+        before = snapshot(data)
+        shown = client.get("/delete", params=key).text
+        assert '<span id="status">qc_passed</span>' in shown and 'id="locked"' in shown
+        assert 'class="danger"' not in shown and 'name="confirm"' not in shown  # no delete button
+        refused = client.post("/delete", params=key, data={"csrf_token": csrf(client), "confirm": "yes"})
+        assert refused.url.path == "/session"
+        flash = re.search(r'<p class="warning" role="status" id="flash">([^<]*)</p>', refused.text)[1]
+        assert flash.startswith("Not deleted: session subject=wb-m2") and "is qc_passed: it cannot be deleted" in flash
+        assert flash.endswith("reopen it first (set its status back to acquired, with a reason)")
+        assert snapshot(data) == before
+        accounts = Accounts(data, data.session.Session.connection, derive_key(b"x", "cache"))
+        try:
+            writer = Credentials(*logins["writer"].auth)
+            with accounts.use(writer) as user, pytest.raises(SessionLockedError, match="reopen it first"):
+                service.delete_session(user, stored)  # the function every entry point calls
+        finally:
+            accounts.close()
+        assert snapshot(data) == before
+        set_status(stored, "acquired", reason="delete it", session_module=data.session)
+        assert 'class="danger"' in client.get("/delete", params=key).text
+        deleted = client.post("/delete", params=key, data={"csrf_token": csrf(client), "confirm": "yes"})
+        assert deleted.url.path == "/" and "Deleted the session" in deleted.text
+    finally:
+        (data.session.Session & stored).delete(prompt=False)
+
+
+@pytest.mark.parametrize("name", ["limit", "offset", "page", "after"])
+@pytest.mark.parametrize("value", ["2", "abc"])
+def test_the_csv_holds_every_selected_session_and_refuses_paging_parameters_naming_them(client, logins, data, name,
+                                                                                         value):  # fmt: skip
+    answer = client.get("/api/sessions.csv", params={"subject": "wb-m1", name: value}, auth=logins["reader"].auth)
+    assert answer.status_code == 400, answer.text
+    (problem,) = answer.json()["problems"]
+    assert problem["column"] == name and problem["value"] == value
+    assert problem["reason"].startswith("unknown parameter: use search, subject,")
+    assert problem["reason"].endswith("(every selected session, not a page)")
+
+
+def test_page_and_offset_together_are_refused_naming_both(client, logins, data):
+    for path in ("/api/sessions", "/"):
+        log_in(client, logins["reader"])
+        answer = client.get(path, params={"page": "2", "offset": "5"}, auth=logins["reader"].auth)
+        assert answer.status_code == 400, answer.text
+        if path == "/":
+            said = html.unescape(answer.text)
+            assert 'parameter page, value "2": page and offset both say' in said
+            assert 'parameter offset, value "5": page and offset both say' in said
+        else:
+            assert [p["column"] for p in answer.json()["problems"]] == ["page", "offset"]
+
+
+def test_the_edit_and_delete_pages_name_the_session_by_its_subject_and_start(client, logins, data):
+    log_in(client, logins["writer"])
+    key = {"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00+00:00"}
+    for path, heading in (("/edit", "Edit the session of wb-m1 starting 2024-03-12T09:00:00+00:00"),
+                          ("/delete", "Delete the session of wb-m1 starting 2024-03-12T09:00:00+00:00?")):  # fmt: skip
+        assert re.search(r"<h1>([^<]*)</h1>", client.get(path, params=key).text)[1] == heading
+
+
+def test_the_session_page_shows_an_object_value_in_the_json_form_of_the_api(client, logins, data):
+    import numpy as np
+
+    key = {"subject": "wb-m1", "session_datetime": "2024-03-12 09:00:00"}
+    blob = {"gain": np.array([1.5, 2.0]), "unit": "<mV>"}
+    data.session.Session.Attribute.insert1({**key, "attribute_name": "calibration", "attribute_blob": blob})
+    try:
+        log_in(client, logins["reader"])
+        page = client.get("/session", params={"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00+00:00"})
+        cell = re.search(r"<tr><td>calibration</td><td>(.*?)</td></tr>", page.text)[1]
+        shown = re.fullmatch(r' ?<code class="object-value">([^<]*)</code>', cell)[1]
+        assert "&lt;mV&gt;" in shown and "array(" not in shown  # escaped, never a Python repr
+        (api,) = client.get("/api/sessions", params={"subject": "wb-m1", "since": "2024-03-12T09:00",
+                                                     "until": "2024-03-12T09:00:01"}).json()["sessions"]  # fmt: skip
+        assert json.loads(html.unescape(shown)) == api["attribute_blobs"]["calibration"]
+        assert api["attribute_blobs"]["calibration"]["gain"]["__type__"] == "ndarray"
+    finally:
+        (data.session.Session.Attribute & {**key, "attribute_name": "calibration"}).delete_quick()

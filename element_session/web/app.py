@@ -47,7 +47,7 @@ from ..errors import (
     one_problem,
 )
 from ..ingest.readers import no_duplicate_keys
-from ..status import STATES, in_words
+from ..status import LOCKED, STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
 from .exceptions import handle_error, handle_http, headline, status_of
@@ -72,7 +72,7 @@ class WebApp:
 
     def __init__(self, pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> None:
         self.pipeline = pipeline
-        self.timezone = timezone  # the lab's zone, preset in the add form
+        self.timezone = timezone  # the lab's zone: of times without an offset where none is given (service.local_zone)
         self.accounts = Accounts(pipeline, pipeline.session.Session.connection, derive_key(secret, "cache"))
         self.sealer = Sealer(secret)
 
@@ -99,7 +99,7 @@ class WebApp:
     async def api_sessions(self, request: Request) -> Response:
         if request.method == "POST":
             return await self._api_add(request)
-        selection = service.parse_selection(request.query_params.multi_items(), 100)
+        selection = service.parse_selection(request.query_params.multi_items(), 100, self.timezone)
 
         def work(user):
             found = service.session_page(user, selection)
@@ -133,14 +133,14 @@ class WebApp:
         if unknown or len(params) > 1:
             reason = "unknown or repeated parameter: only timezone"
             raise InputError([InputProblem("query", None, n, v, reason) for n, v in unknown or params])
-        timezone = params[0][1] if params else "UTC"
+        timezone = service.local_zone(params[0][1] if params else None, self.timezone)
         rows = _rows_of(await _body(request))
         report = await self.as_account(request.user, service.add_sessions, rows, timezone)
         body = {"kind": report.kind, "rows": report.rows, "new": report.new, "present": len(report.present)}
         return JSONResponse({**body, "inserted": report.inserted}, 201 if report.new else 200)
 
     async def api_sessions_csv(self, request: Request) -> Response:
-        selection = service.parse_selection(request.query_params.multi_items(), 0)
+        selection = service.parse_selection(request.query_params.multi_items(), 0, self.timezone, paged=False)
 
         def work(user):
             stream = io.StringIO(newline="")
@@ -184,6 +184,8 @@ class WebApp:
             "states": STATES,
             "page_sizes": PAGE_SIZES,
             "default_limit": PAGE_SIZE,
+            "lab_zone": self.timezone,
+            "read_zone": service.local_zone(dict(filters).get("timezone"), self.timezone) or "UTC",
         }
         sorts = request.query_params.getlist("sort")
         refused: list[InputProblem] = []
@@ -193,7 +195,7 @@ class WebApp:
             shown["sort"], refused = "-start", err.problems
         try:
             params = [(n, v) for n, v in request.query_params.multi_items() if n != "sort"]
-            selection = service.parse_selection(params, PAGE_SIZE)
+            selection = service.parse_selection(params, PAGE_SIZE, self.timezone)
         except InputError as err:
             refused = [*err.problems, *refused]
         if refused:
@@ -295,7 +297,7 @@ class WebApp:
             return page(request, "add.html", fields=preset, errors={}, message=None, attributes={}, **form)
         fields = await request.form()
         try:
-            row, timezone = forms.session_row(fields, subject_keys)
+            row, timezone = forms.session_row(fields, subject_keys, self.timezone)
             report = await self.as_account(request.user, service.add_sessions, [row], timezone)
             added = await self.as_account(request.user, service.added_session, row, timezone)
         except (InputError, PermissionDeniedError) as err:  # shown with the form, as it was filled in
@@ -318,11 +320,12 @@ class WebApp:
     async def edit(self, request: Request) -> Response:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
-            return key, service.session_record(user, key), service.choices(user)
+            record = service.session_record(user, key)
+            return key, record, service.session_name(user, record), service.choices(user)
 
-        key, record, choices = await self.as_account(request.user, load)
+        key, record, name, choices = await self.as_account(request.user, load)
         query = request.url.query
-        shown = {"record": record, "query": query, "choices": choices}
+        shown = {"record": record, "session_name": name, "query": query, "choices": choices}
         if request.method == "GET":
             stored = forms.SessionEdit(
                 record["session_note"] or "",
@@ -366,16 +369,22 @@ class WebApp:
     async def delete(self, request: Request) -> Response:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
-            return key, service.session_record(user, key), service.delete_preview(user, key)
+            record = service.session_record(user, key)
+            return key, record, service.session_name(user, record), service.delete_preview(user, key)
 
-        key, record, preview = await self.as_account(request.user, load)
+        key, record, name, preview = await self.as_account(request.user, load)
         if request.method == "GET":
-            return page(request, "delete.html", record=record, preview=preview, query=request.url.query)
+            shown = {"record": record, "session_name": name, "preview": preview, "locked": record["status"] in LOCKED}
+            return page(request, "delete.html", query=request.url.query, **shown)
         confirm = (await request.form()).getlist("confirm")
         if confirm != ["yes"]:
             reason = "tick the box to confirm the delete"
             raise InputError([InputProblem("form", None, "confirm", confirm[-1] if confirm else None, reason)])
-        await self.as_account(request.user, service.delete_session, key)
+        try:
+            await self.as_account(request.user, service.delete_session, key)
+        except SessionLockedError as err:  # as an edit of it is refused: the session must be reopened first
+            flash(request, f"Not deleted: {err.problems[0].reason}", changed=False)
+            return RedirectResponse("/session?" + request.url.query, 303)
         flash(request, f"Deleted the session {formats.key_text(key)} and the rows listed with it.")
         return RedirectResponse("/", 303)
 
@@ -472,8 +481,9 @@ def _rows_for_page(user: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None) -> ASGIApp:
     """The web application serving ``pipeline`` (an imported pipeline module); ``secret`` keys its cookies.
 
-    ``timezone`` is the lab's zone, preset in the add form (``serve --timezone``); without it the
-    form's zone starts empty and is required.
+    ``timezone`` is the lab's zone (``serve --timezone``), preset in the add form and the zone of a time
+    without an offset where none is given (:func:`~.service.local_zone`); without it the form's zone
+    starts empty and is required, and ``POST /api/sessions`` refuses a time without an offset.
     """
     web = WebApp(pipeline, secret, timezone)
 

@@ -12,7 +12,9 @@ from starlette.datastructures import FormData
 
 from ..columns import ATTRIBUTE_PREFIX, LIST_SEPARATOR, SESSION_FIELDS
 from ..errors import InputError, InputProblem
+from ..times import needs_zone
 from .accounts import Credentials
+from .service import local_zone
 
 
 def _values(form: FormData, name: str) -> list[str]:
@@ -59,12 +61,12 @@ def credentials(fields: FormData) -> Credentials | None:
     return Credentials(users[0], passwords[0])
 
 
-def session_row(fields: FormData, subject_keys: list[str]) -> tuple[dict[str, str], str]:
-    """Ingest's input row of the add form's fields, and the zone of a start time without an offset.
+def session_row(fields: FormData, subject_keys: list[str], lab_zone: str | None = None) -> tuple[dict[str, str], str]:
+    """Ingest's input row of the add form's fields, and the zone of a start time without an offset: the
+    form's zone, else ``lab_zone`` (:func:`~.service.local_zone`).
 
     An empty field is "not given", as in ingest. Raises :class:`InputError` for a field given twice,
-    and for a start time without a zone (the zone has no default: a local time is never taken as UTC
-    without a word).
+    and for a start time without an offset and no zone (a local time is never taken as UTC without a word).
     """
     problems: list[InputProblem] = []
     row: dict[str, str] = {}
@@ -74,13 +76,13 @@ def session_row(fields: FormData, subject_keys: list[str]) -> tuple[dict[str, st
             row[name] = value
     for name, value in _attributes(fields, problems).items():
         row[ATTRIBUTE_PREFIX + name] = value
-    timezone = _one(fields, "timezone", problems)
-    if not timezone and "session_datetime" in row:  # never UTC by surprise
+    timezone = local_zone(_one(fields, "timezone", problems), lab_zone)
+    if timezone is None and needs_zone(row.get("session_datetime")):  # never UTC by surprise
         reason = "required: the zone the start time was recorded in (e.g. Europe/Berlin, or UTC)"
         problems.append(InputProblem("form", None, "timezone", "", reason))
     if problems:
         raise InputError(problems)
-    return row, timezone
+    return row, timezone or "UTC"  # UTC: no time needs it
 
 
 @dataclass(frozen=True)

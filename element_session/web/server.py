@@ -25,8 +25,9 @@ def serve(
 ) -> None:
     """Serve ``pipeline`` (an import path) at ``host:port`` with ``workers`` processes until interrupted.
 
-    ``timezone`` is the lab's zone, preset (and labelled so) in the add form; without it the form's
-    zone starts empty and must be chosen.
+    ``timezone`` is the lab's zone, preset (and labelled so) in the add form, and the zone of a time
+    without an offset where none is given (``web.service.local_zone``); without it the form's zone starts
+    empty and must be chosen, and a posted row's time without an offset is refused.
 
     Prints the address. The worker processes share the secret that seals logins (taken from
     ``ELEMENT_SESSION_WEB_SECRET`` if set, so that logins survive a restart; otherwise a new random

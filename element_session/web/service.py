@@ -19,7 +19,7 @@ from typing import Any
 import datajoint as dj
 import pandas as pd
 
-from .. import formats, paths, privileges, query, times
+from .. import blob_json, formats, paths, privileges, query, times
 from .. import pipeline as pipelines
 from .._datajoint_compat import cascade_counts, declare_jobs_table
 from ..attribute_blobs import read_attribute_blobs
@@ -40,6 +40,7 @@ FILTERS = (
     "search", "subject", "project", "experimenter", "since", "until", "timezone", "attribute", "value", "status"
 )  # fmt: skip
 REPEATABLE = ("subject", "status")
+PAGING = ("limit", "offset", "page", "after")  # query parameters of a page of a selection
 MAX_LIMIT = 10_000  # sessions in one answer
 
 
@@ -70,22 +71,26 @@ def _count(name: str, value: str | None, default: int, high: int, low: int = 0) 
         raise one_problem("query", name, value, f"{name} must be a whole number {allowed}") from None
 
 
-def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Selection:
+def parse_selection(
+    params: Sequence[tuple[str, str]], default_limit: int, lab_zone: str | None = None, paged: bool = True
+) -> Selection:
     """The selection of query parameters ``params`` (name, value pairs, in order).
 
-    Empty values mean "not given"; unknown names are refused. Raises :class:`InputError` naming
-    every bad parameter.
+    Empty values mean "not given"; unknown names are refused, and so are the paging parameters
+    (:data:`PAGING`) unless ``paged``. ``page`` and ``offset`` together are refused, naming both.
+    ``since`` and ``until`` without an offset are read in :func:`local_zone` (``timezone``, else
+    ``lab_zone``, else UTC). Raises :class:`InputError` naming every bad parameter.
     """
     problems: list[InputProblem] = []
     filters: dict[str, Any] = {}
     counts: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
+    known = ", ".join(FILTERS + PAGING) if paged else f"{', '.join(FILTERS)} (every selected session, not a page)"
     for name, value in params:
         try:
-            if name in ("limit", "offset", "page", "after"):
+            if name in PAGING and paged:
                 counts[name] = value
             elif name not in FILTERS:
-                known = f"{', '.join(FILTERS)}, limit, offset, page, after"
                 raise one_problem("query", name, value, f"unknown parameter: use {known}")
             elif value == "":
                 continue
@@ -100,6 +105,9 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
         except InputError as err:
             problems.extend(err.problems)
     filters.update(repeated)
+    zone = local_zone(filters.get("timezone"), lab_zone)
+    if zone:  # else UTC, as find_sessions reads it
+        filters["timezone"] = zone
     if "timezone" in filters:
         try:
             times.zone_info(filters["timezone"])
@@ -122,6 +130,9 @@ def parse_selection(params: Sequence[tuple[str, str]], default_limit: int) -> Se
             offset = (_count("page", counts["page"], 1, 2**40, low=1) - 1) * limit
     except InputError as err:
         problems.extend(err.problems)
+    if counts.get("page") and counts.get("offset"):  # a conflict: named both
+        reason = "page and offset both say where the page starts: give one of them"
+        problems.extend(InputProblem("query", None, n, counts[n], reason) for n in ("page", "offset"))
     if problems:
         raise InputError(problems)
     return Selection(filters, limit, offset, counts.get("after") or None)
@@ -387,9 +398,10 @@ def key_params(user: UserPipeline, record: Mapping[str, Any]) -> dict[str, str]:
 class SessionDetail:
     """Everything the session page shows."""
 
-    record: dict[str, Any]  # the session's JSON object (formats.session_records)
+    record: dict[str, Any]  # the session's JSON object (formats.session_records), its attributes' object values too
     local_time: dt.datetime | None  # start in its own zone
     zone: str | None
+    objects: dict[str, str]  # attribute name -> its object value as JSON text (blob_json: as the API gives it)
     directory: str | None  # absolute directory found under the roots
     directory_problem: str | None  # why it was not found
     downstream: dict[str, int]  # Imported/Computed table label -> rows of this session
@@ -415,7 +427,7 @@ def session_record(user: UserPipeline, key: dict[str, Any]) -> dict[str, Any]:
 def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
     """The session ``key`` with its parts, directory, downstream rows and jobs; :class:`SessionNotFoundError`."""
     row = _session_row(user, key)
-    (record,) = formats.session_records([row], user.session.Session)
+    (record,) = session_records(user, [row], [_ident(row, list(user.session.Session.primary_key))])
     directory = problem = None
     if record["session_dir"] is not None:
         try:
@@ -429,6 +441,7 @@ def session_detail(user: UserPipeline, key: dict[str, Any]) -> SessionDetail:
         record,
         local_time(row["session_datetime_local"]),
         text_or_none(row["session_timezone"]),
+        {name: blob_json.text(value) for name, value in record["attribute_blobs"].items()},
         directory,
         problem,
         downstream,
@@ -569,10 +582,17 @@ def job_error(user: UserPipeline, job: JobRecord) -> JobError:
 
 
 def delete_session(user: UserPipeline, key: dict[str, Any]) -> int:
-    """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted."""
-    if not len(user.session.Session & key):
+    """Delete the session ``key`` and everything downstream of it, in one transaction; rows of Session deleted.
+
+    Raises :class:`SessionNotFoundError` for no such session and
+    :class:`~element_session.errors.SessionLockedError` for a ``qc_passed`` one (reopen it first); nothing is deleted.
+    """
+    m = user.session
+    if not len(m.Session & key):
         raise SessionNotFoundError(f"no session {formats.key_words(key)}")
-    return (user.session.Session & key).delete(transaction=True, prompt=False)
+    with user.connection.transaction:
+        check_editable(m, [key], source="form", change="deleted")  # a qc_passed session is reopened first
+        return (m.Session & key).delete(transaction=False, prompt=False)
 
 
 def update_session(
@@ -686,10 +706,44 @@ def _relink(table: Any, key: Mapping[str, Any], attribute: str, names: Sequence[
     return stored != set(names)
 
 
-def add_sessions(user: UserPipeline, rows: list[dict[str, Any]], timezone: str = "UTC") -> IngestReport:
-    """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does."""
+#: Why a time without an offset is refused where no zone is given and the server has no lab zone.
+NEEDS_ZONE = (
+    "a time without an offset needs a zone: give an offset, ?timezone=ZONE, or start the server with --timezone"
+)
+
+
+def local_zone(given: str | None, lab_zone: str | None) -> str | None:
+    """The zone a time without an offset is read in, by one rule for the add form, the API and the filters:
+    ``given`` (``?timezone=``, the form's zone field) if not empty, else the lab's zone (``serve --timezone``),
+    else None: a write refuses such a time (:func:`add_sessions`), a filter reads it in UTC, as the page says.
+    """
+    return given or lab_zone or None
+
+
+def add_sessions(
+    user: UserPipeline, rows: list[dict[str, Any]], timezone: str | None = "UTC", source: str = "input"
+) -> IngestReport:
+    """Ingest session rows (ingest's JSON input form) as the account, in one transaction, as ``ingest`` does.
+
+    ``timezone`` is the zone of a ``session_datetime`` without an offset (:func:`local_zone`); with None,
+    such a time is refused. Raises :class:`InputError` naming each row (numbered from 1, from ``source``)
+    and ``session_datetime`` with :data:`NEEDS_ZONE`, before anything is written, and what ``ingest`` raises.
+    """
+    if timezone is None:
+        problems = [
+            InputProblem(source, i, "session_datetime", row["session_datetime"], NEEDS_ZONE)
+            for i, row in enumerate(rows, start=1)
+            if times.needs_zone(row.get("session_datetime"))
+        ]
+        if problems:
+            raise InputError(problems)
     return ingest(
-        "sessions", rows, linking_module=user.pipeline, session_module=user.session, timezone=timezone, progress=False
+        "sessions",
+        rows,
+        linking_module=user.pipeline,
+        session_module=user.session,
+        timezone=timezone or "UTC",  # no row needs it
+        progress=False,
     )
 
 
@@ -702,13 +756,22 @@ def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> 
     key = validate.parse_session_key(m, row, subject=user.pipeline.Subject(), timezone=timezone)
     (record,) = formats.session_records([_session_row(user, key)], m.Session)
     params = key_params(user, record)
-    subject = ", ".join(params[k] for k in formats.subject_attributes(m.Session))
     if record["session_datetime"] is None:
-        return f"the session {record['session_id']} of {subject}.", params
+        return f"{session_name(user, record)}.", params
     stored = dt.datetime.fromisoformat(record["session_datetime"])
     zone = times.parse_session_time(row["session_datetime"], timezone).zone
     local = times.local_time(stored.replace(tzinfo=None), zone).isoformat()
-    return f"the session of {subject} starting {record['session_datetime']} (UTC), {local} {zone}.", params
+    return f"{session_name(user, record)} (UTC), {local} {zone}.", params
+
+
+def session_name(user: UserPipeline, record: Mapping[str, Any]) -> str:
+    """A session in words, from its JSON object, as the pages and their messages name it: its subject and its
+    start (``the session of M001 starting 2024-10-01T08:00:00+00:00``) or, without a start, its number
+    (``the session 3 of M001``)."""
+    subject = ", ".join(str(record[k]) for k in formats.subject_attributes(user.session.Session))
+    if record["session_datetime"] is None:
+        return f"the session {record['session_id']} of {subject}"
+    return f"the session of {subject} starting {record['session_datetime']}"
 
 
 def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> list[dict[str, Any]]:
