@@ -325,7 +325,8 @@ def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, na
             import_sessions(bundle, source)
         err = caught.value
         assert [(c[0], c[2], c[3]) for c in err.conflicts] == [
-            ("session.Session", "session_id", 999), ("session.SessionNote", "session_note", "edited on the target")
+            ("session.Session", "session_id", 999),
+            ("session.SessionNote", "session_note", "edited on the target"),
         ]  # every conflict of the bundle in one error, in the order of the bundle's tables
         assert (err.table, err.column) == ("session.Session", "session_id")  # the first
         note = err.conflicts[1]
