@@ -292,18 +292,40 @@ def check_editable(
 ) -> None:
     """Refuse edits (or another ``change``: ``"deleted"``) of sessions among ``keys`` in a :data:`LOCKED` state.
 
+    Called inside the transaction of the edit: the sessions' rows are locked (``FOR UPDATE``, as
+    :func:`set_status` locks them) and their statuses read under that lock, so that a status set at
+    the same moment waits for the edit, or the edit sees the new status: never an edit of a session
+    that passed QC meanwhile. ``keys`` are read in batches of :data:`KEYS_PER_LOCK`.
+
     Raises
     ------
     SessionLockedError
         Naming each such session and how to reopen it.
     """
     keys = [dict(k) for k in keys]
-    if not keys:
-        return
-    locked = (m.SessionStatus & keys & [{"session_status": s} for s in LOCKED]).to_dicts()
+    locked = []
+    for start in range(0, len(keys), KEYS_PER_LOCK):
+        batch = keys[start : start + KEYS_PER_LOCK]
+        _lock(m.Session, batch)
+        locked += [row for row in _lock(m.SessionStatus, batch) if row["session_status"] in LOCKED]
     if locked:
         raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
                                                locked_reason(row, change=change)) for row in locked])  # fmt: skip
+
+
+#: Sessions whose rows :func:`check_editable` locks with one statement.
+KEYS_PER_LOCK = 1_000
+
+
+def _lock(table: Any, restriction: Any) -> list[dict[str, Any]]:
+    """The rows of ``table`` that ``restriction`` selects, locked (``SELECT ... FOR UPDATE``), as dicts.
+
+    A locking read sees the latest committed rows, also in MySQL's consistent-snapshot transactions.
+    """
+    names = list(table.heading.names)
+    q = table.connection.adapter.quote_identifier
+    sql = f"SELECT {', '.join(map(q, names))} FROM {table.full_table_name}{(table & restriction).where_clause()}"
+    return [dict(zip(names, row, strict=True)) for row in table.connection.query(sql + " FOR UPDATE").fetchall()]
 
 
 #: How to reopen a session, as the command line and Python do it, and as the web says it (:func:`in_words`).

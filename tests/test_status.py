@@ -193,6 +193,54 @@ def test_a_setter_waits_for_a_concurrent_change_and_sees_its_result(lab, server)
     assert lifecycle.status_of(key) == "qc_failed"
 
 
+def test_an_edit_waits_for_a_concurrent_qc_pass_and_is_refused_after_it(lab, server):
+    """Another connection passes the session's QC (its row locked, not committed yet) while the web edits it:
+    the edit waits for it and is refused, never an edit of a session that passed QC meanwhile."""
+    import threading
+
+    import datajoint as dj
+
+    from element_session.web.accounts import UserPipeline
+    from element_session.web.service import update_session
+
+    pipeline, (_, _, key) = lab
+    m = pipeline.session
+    user = UserPipeline("test", m.Session.connection, pipeline, m)
+    other = dj.Connection(
+        server.host, server.user, server.password, port=server.port, use_tls=server.use_tls, backend=server.backend
+    )
+    (m.SessionStatus & key).delete_quick()  # acquired (no row): a QC pass is allowed
+    other.start_transaction()
+    outcome: list[BaseException | bool] = []
+    try:
+        other.query(f"SELECT 1 FROM {m.Session.full_table_name}{(m.Session & key).where_clause()} FOR UPDATE")
+        other.query(
+            f"INSERT INTO {m.SessionStatus.full_table_name} (subject, session_datetime, session_status, "
+            "status_set_time, status_set_by) VALUES (%s, %s, 'qc_passed', %s, 'other')",
+            args=(key["subject"], key["session_datetime"], dt.datetime(2024, 1, 1)),
+        )
+
+        def edit() -> None:
+            try:
+                outcome.append(update_session(user, key, "edited during QC", {}))
+            except BaseException as err:
+                outcome.append(err)
+
+        worker = threading.Thread(target=edit)
+        worker.start()
+        time.sleep(1.5)
+        assert worker.is_alive() and not outcome  # the edit waits for the session's row
+        other.commit_transaction()
+        worker.join(60)
+    finally:
+        if other.in_transaction:
+            other.cancel_transaction()
+        other.close()
+    assert isinstance(outcome[0], SessionLockedError), outcome
+    assert (m.SessionNote & key & {"session_note": "edited during QC"}).to_dicts() == []
+    lifecycle.set_status(key, "acquired", reason="test: reopened")
+
+
 def test_a_qc_passed_session_cannot_be_edited_until_reopened(lab):
     from element_session.web.accounts import UserPipeline
     from element_session.web.service import update_session
