@@ -150,36 +150,33 @@ def test_two_setters_at_once_one_wins_the_other_gets_the_typed_error(lab, subpro
     assert lifecycle.status_of(key) == "qc_passed"
 
 
-def test_a_setter_waits_for_a_concurrent_change_and_sees_its_result(lab, server):
-    """A second connection holds the session's row and changes the status; the first then finds it changed."""
+def _while_another_sets(server, m, key, state: str, call) -> list:
+    """Run ``call()`` in a thread while another connection holds the session's row and sets its status to
+    ``state`` (not committed yet); check that the call waits for it; commit; what the call returned or raised."""
     import threading
 
     import datajoint as dj
 
-    pipeline, (_, _, key) = lab
-    m = pipeline.session
     other = dj.Connection(
         server.host, server.user, server.password, port=server.port, use_tls=server.use_tls, backend=server.backend
     )
-    table = m.SessionStatus.full_table_name
-    where = (m.Session & key).where_clause()
     other.start_transaction()
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as err:
+            outcome.append(err)
+
     try:
-        other.query(f"SELECT 1 FROM {m.Session.full_table_name}{where} FOR UPDATE")
+        other.query(f"SELECT 1 FROM {m.Session.full_table_name}{(m.Session & key).where_clause()} FOR UPDATE")
         other.query(
-            f"INSERT INTO {table} (subject, session_datetime, session_status, status_set_time, status_set_by) "
-            "VALUES (%s, %s, 'qc_failed', %s, 'other')",
-            args=(key["subject"], key["session_datetime"], dt.datetime(2024, 1, 1)),
+            f"INSERT INTO {m.SessionStatus.full_table_name} (subject, session_datetime, session_status, "
+            "status_set_time, status_set_by) VALUES (%s, %s, %s, %s, 'other')",
+            args=(key["subject"], key["session_datetime"], state, dt.datetime(2024, 1, 1)),
         )
-        outcome: list[BaseException | str] = []
-
-        def set_it() -> None:
-            try:
-                outcome.append(str(lifecycle.set_status(key, "qc_passed")))
-            except BaseException as err:
-                outcome.append(err)
-
-        worker = threading.Thread(target=set_it)
+        worker = threading.Thread(target=run)
         worker.start()
         time.sleep(1.5)
         assert worker.is_alive() and not outcome  # waiting for the other's lock
@@ -189,6 +186,14 @@ def test_a_setter_waits_for_a_concurrent_change_and_sees_its_result(lab, server)
         if other.in_transaction:
             other.cancel_transaction()
         other.close()
+    return outcome
+
+
+def test_a_setter_waits_for_a_concurrent_change_and_sees_its_result(lab, server):
+    """A second connection holds the session's row and changes the status; the first then finds it changed."""
+    pipeline, (_, _, key) = lab
+    outcome = _while_another_sets(server, pipeline.session, key, "qc_failed",
+                                  lambda: str(lifecycle.set_status(key, "qc_passed")))  # fmt: skip
     assert isinstance(outcome[0], InvalidStatusTransitionError) and outcome[0].current == "qc_failed"
     assert lifecycle.status_of(key) == "qc_failed"
 
@@ -196,48 +201,16 @@ def test_a_setter_waits_for_a_concurrent_change_and_sees_its_result(lab, server)
 def test_an_edit_waits_for_a_concurrent_qc_pass_and_is_refused_after_it(lab, server):
     """Another connection passes the session's QC (its row locked, not committed yet) while the web edits it:
     the edit waits for it and is refused, never an edit of a session that passed QC meanwhile."""
-    import threading
-
-    import datajoint as dj
-
     from element_session.web.accounts import UserPipeline
     from element_session.web.service import update_session
 
     pipeline, (_, _, key) = lab
     m = pipeline.session
     user = UserPipeline("test", m.Session.connection, pipeline, m)
-    other = dj.Connection(
-        server.host, server.user, server.password, port=server.port, use_tls=server.use_tls, backend=server.backend
-    )
     (m.SessionStatus & key).delete_quick()  # acquired (no row): a QC pass is allowed
-    other.start_transaction()
-    outcome: list[BaseException | bool] = []
-    try:
-        other.query(f"SELECT 1 FROM {m.Session.full_table_name}{(m.Session & key).where_clause()} FOR UPDATE")
-        other.query(
-            f"INSERT INTO {m.SessionStatus.full_table_name} (subject, session_datetime, session_status, "
-            "status_set_time, status_set_by) VALUES (%s, %s, 'qc_passed', %s, 'other')",
-            args=(key["subject"], key["session_datetime"], dt.datetime(2024, 1, 1)),
-        )
-
-        def edit() -> None:
-            try:
-                outcome.append(update_session(user, key, "edited during QC", {}))
-            except BaseException as err:
-                outcome.append(err)
-
-        worker = threading.Thread(target=edit)
-        worker.start()
-        time.sleep(1.5)
-        assert worker.is_alive() and not outcome  # the edit waits for the session's row
-        other.commit_transaction()
-        worker.join(60)
-    finally:
-        if other.in_transaction:
-            other.cancel_transaction()
-        other.close()
+    outcome = _while_another_sets(server, m, key, "qc_passed", lambda: update_session(user, key, "edited in QC", {}))
     assert isinstance(outcome[0], SessionLockedError), outcome
-    assert (m.SessionNote & key & {"session_note": "edited during QC"}).to_dicts() == []
+    assert (m.SessionNote & key & {"session_note": "edited in QC"}).to_dicts() == []
     lifecycle.set_status(key, "acquired", reason="test: reopened")
 
 
