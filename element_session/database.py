@@ -14,6 +14,7 @@ The transaction that was open is rolled back by the server when the connection d
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ from .errors import (
 )
 from .redaction import without_password
 
+#: Set for a process whose ``DJ_*`` settings another process took from a settings file (``copy --to CONFIG``):
+#: the file, which a failure to connect names with its fields instead of ``DJ_HOST``/``DJ_PORT``.
+SETTINGS_FILE_VARIABLE = "ELEMENT_SESSION_SETTINGS_FILE"
 _CONNECTION_ERRORS = {"OperationalError", "LostConnectionError", "InterfaceError", "ConnectionRefusedError"}
 _LOST_CODES = {2003, 2006, 2013, 2055, 1053, 1927}  # MySQL: can't connect, gone away, lost, shutdown, killed
 _REFUSED = {  # MySQL error -> what the server refused
@@ -61,10 +65,11 @@ _LOGIN_MESSAGES = re.compile(r'password authentication failed|role "[^"]*" does 
 _TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
 _TIMED_OUT = re.compile(r"timed out|timeout expired", re.IGNORECASE)
 #: What the drivers (PyMySQL, libpq) say when a connection fails, in people's words.
+#: ``{host}``, ``{host_and_port}``: where they came from (:func:`_settings_fields`).
 _CONNECTION_FAILURES = (
     (
         re.compile(r"connection refused", re.IGNORECASE),
-        "nothing accepts connections there: is the server running, and are the host and port (DJ_HOST, DJ_PORT) right?",
+        "nothing accepts connections there: is the server running, and are the host and port ({host_and_port}) right?",
     ),
     (
         re.compile(
@@ -72,7 +77,7 @@ _CONNECTION_FAILURES = (
             r"temporary failure in name resolution|getaddrinfo failed",
             re.IGNORECASE,
         ),
-        "the host name is not known (DJ_HOST)",
+        "the host name is not known ({host})",
     ),
     (re.compile(r"no route to host|network is unreachable", re.IGNORECASE), "the network has no route to the host"),
     (
@@ -148,7 +153,16 @@ def _connection_failure(said: str) -> str:
     if _TIMED_OUT.search(said):
         return "the server did not answer" + (_timeout_named(said) or " in time")
     known = next((words for pattern, words in _CONNECTION_FAILURES if pattern.search(said)), None)
-    return known or " ".join(without_password(said).split())
+    return known.format_map(_settings_fields()) if known else " ".join(without_password(said).split())
+
+
+def _settings_fields() -> dict[str, str]:
+    """Where this process's database host and port came from, as a message names them: ``DJ_HOST`` and
+    ``DJ_PORT``, or the fields of the settings file :data:`SETTINGS_FILE_VARIABLE` names."""
+    source = os.environ.get(SETTINGS_FILE_VARIABLE)
+    if not source:
+        return {"host": "DJ_HOST", "host_and_port": "DJ_HOST, DJ_PORT"}
+    return {"host": f"database.host of {source}", "host_and_port": f"database.host and database.port of {source}"}
 
 
 def _timeout_named(said: str) -> str:

@@ -706,6 +706,18 @@ def test_copy_without_a_password_is_a_usage_error(source, tmp_path, command):
     assert ran.status == 2 and "DJ_TARGET_PASS" in ran.err
 
 
+def test_a_copy_to_a_target_that_cannot_be_reached_names_the_settings_file_and_its_fields(
+    source, names, tmp_path, command
+):
+    settings = tmp_path / "target.json"
+    settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 9, "user": "someone"}}))
+    ran = command("copy", "--to", str(settings), "--subject", names["subjects"][0], "--no-progress",
+                  env={"DJ_TARGET_PASS": "x"})  # fmt: skip
+    assert ran.status == 3, ran
+    assert f"are the host and port (database.host and database.port of {settings}) right?" in ran.err, ran.err
+    assert "DJ_HOST" not in ran.err and "Traceback" not in ran.err
+
+
 @pytest.mark.parametrize(
     ("settings", "said"),
     [
