@@ -664,9 +664,8 @@ def populate(
             verbose=settings.verbose,
         )
     except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM (Terminated)
-        click.echo(
-            f"{stopped or 'interrupted'}: the workers stopped and the keys they were making were put back", err=True
-        )
+        said = str(stopped) or "interrupted"  # Ctrl-C's KeyboardInterrupt says nothing itself
+        click.echo(f"{said}: the workers stopped and the keys they were making were put back", err=True)
         return exit_status(stopped)
     click.echo(summary)
     for table, key, message in summary.errors:
