@@ -103,29 +103,32 @@ class Settings:
     pipeline: ModuleType | None = None  # the pipeline module, once imported (or given to main())
 
     def load_pipeline(self) -> ModuleType:
-        """The pipeline module, imported on first use (which activates its schemas)."""
+        """The pipeline module, imported on first use (which activates its schemas).
+
+        The schemas that activation created (missing before: a new or misspelt ``DATABASE_PREFIX``)
+        are named once, on standard error, for every command that loads the pipeline.
+        """
         if self.pipeline is None:
-            from ._datajoint_compat import install_connection_rules
+            import datajoint as dj
+
+            from .database import database_errors
             from .pipeline import load
 
-            install_connection_rules()
-            self.pipeline = load(self.pipeline_name, from_working_directory=True)
+            connection = _connection()
+            with database_errors():
+                before = set(dj.list_schemas(connection))
+            try:
+                self.pipeline = load(self.pipeline_name, from_working_directory=True)
+            finally:  # also where activation failed half-way; its own error is the one raised
+                with contextlib.suppress(Exception):
+                    created = sorted(set(dj.list_schemas(connection)) - before)
+                    if created:  # said before the command's work, which may fail: the schemas stay
+                        click.echo(
+                            "element-session: activating the pipeline created the empty schema(s) "
+                            f"{', '.join(created)} (is DATABASE_PREFIX right?)",
+                            err=True,
+                        )
         return self.pipeline
-
-    def activate_pipeline(self) -> list[str]:
-        """Load the pipeline (:meth:`load_pipeline`); the schemas activating it created, sorted (none if loaded)."""
-        if self.pipeline is not None:
-            return []
-        import datajoint as dj
-
-        from .database import database_errors
-
-        connection = _connection()
-        with database_errors():
-            before = set(dj.list_schemas(connection))
-        self.load_pipeline()
-        with database_errors():
-            return sorted(set(dj.list_schemas(connection)) - before)
 
 
 def _set_pipeline(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -661,9 +664,8 @@ def populate(
             verbose=settings.verbose,
         )
     except KeyboardInterrupt as stopped:  # Ctrl-C, or SIGTERM (Terminated)
-        click.echo(
-            f"{stopped or 'interrupted'}: the workers stopped and the keys they were making were put back", err=True
-        )
+        said = str(stopped) or "interrupted"  # Ctrl-C's KeyboardInterrupt says nothing itself
+        click.echo(f"{said}: the workers stopped and the keys they were making were put back", err=True)
         return exit_status(stopped)
     click.echo(summary)
     for table, key, message in summary.errors:
@@ -930,11 +932,8 @@ def import_bundle(ctx: click.Context, file: Path, dry_run: bool, progress: bool)
     from .transfer import Bundle, import_sessions
 
     bundle = Bundle(file)  # a file that is no bundle is refused before activation creates a schema
-    settings = _settings(ctx)
-    created = settings.activate_pipeline()
-    if created:  # said before the import, which may fail: the schemas stay (docs/transfer.md)
-        click.echo(f"activating the pipeline created the empty schema(s) {', '.join(created)}")
-    click.echo(import_sessions(bundle, settings.load_pipeline(), dry_run=dry_run, progress=_progress(progress)))
+    pipeline = _settings(ctx).load_pipeline()
+    click.echo(import_sessions(bundle, pipeline, dry_run=dry_run, progress=_progress(progress)))
     return ExitStatus.OK
 
 

@@ -3,7 +3,8 @@
 :func:`database_errors` wraps work on the database and :func:`translate` is its one map: a lost or
 refused connection becomes :class:`~element_session.errors.DatabaseUnreachableError` (host and
 port), a refused privilege or login (:func:`is_refused_login`, the one rule for a refused login)
-:class:`~element_session.errors.PermissionDeniedError` (the account and what it tried), a refused
+:class:`~element_session.errors.PermissionDeniedError` (the account and what it tried; a schema it may
+neither read nor create, in :func:`schema_refused`'s words), a refused
 value :class:`~element_session.errors.DatabaseRefusedError` (MySQL errors 1048, 1062, 1264, 1265,
 1292, 1364, 1366, 1406, 1451, 1452, 3819, 4025; PostgreSQL SQLSTATE classes 22 and 23) naming the
 column and value, and a deadlock or lock wait timeout
@@ -13,6 +14,7 @@ The transaction that was open is rolled back by the server when the connection d
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +35,9 @@ from .errors import (
 )
 from .redaction import without_password
 
+#: Set for a process whose ``DJ_*`` settings another process took from a settings file (``copy --to CONFIG``):
+#: the file, which a failure to connect names with its fields instead of ``DJ_HOST``/``DJ_PORT``.
+SETTINGS_FILE_VARIABLE = "ELEMENT_SESSION_SETTINGS_FILE"
 _CONNECTION_ERRORS = {"OperationalError", "LostConnectionError", "InterfaceError", "ConnectionRefusedError"}
 _LOST_CODES = {2003, 2006, 2013, 2055, 1053, 1927}  # MySQL: can't connect, gone away, lost, shutdown, killed
 _REFUSED = {  # MySQL error -> what the server refused
@@ -53,16 +58,18 @@ _REFUSED = {  # MySQL error -> what the server refused
 _NAME_CODES = {1059: "name", 1102: "database name", 1103: "table name", 1166: "column name"}
 _QUOTED_NAME = re.compile(r"'([^']*)'")
 _NO_SUCH_TYPE = re.compile(r'type "([^"]+)" does not exist')  # PostgreSQL, SQLSTATE 42704
+_NOT_CREATED = re.compile(r"Schema `([^`]+)` does not exist and could not be created")  # DataJoint's activate()
 _BUSY = {1205: "a lock wait timeout", 1213: "a deadlock"}
 _LOGIN_CODES = {1044, 1045, 1698}  # MySQL: access denied to the database, to the account, by its auth plugin
 _LOGIN_MESSAGES = re.compile(r'password authentication failed|role "[^"]*" does not exist', re.IGNORECASE)  # PostgreSQL
 _TRANSIENT = {1062, 1452, "23505", "23503"}  # a concurrent writer may have caused these: check again
 _TIMED_OUT = re.compile(r"timed out|timeout expired", re.IGNORECASE)
 #: What the drivers (PyMySQL, libpq) say when a connection fails, in people's words.
+#: ``{host}``, ``{host_and_port}``: where they came from (:func:`_settings_fields`).
 _CONNECTION_FAILURES = (
     (
         re.compile(r"connection refused", re.IGNORECASE),
-        "nothing accepts connections there: is the server running, and are the host and port (DJ_HOST, DJ_PORT) right?",
+        "nothing accepts connections there: is the server running, and are the host and port ({host_and_port}) right?",
     ),
     (
         re.compile(
@@ -70,7 +77,7 @@ _CONNECTION_FAILURES = (
             r"temporary failure in name resolution|getaddrinfo failed",
             re.IGNORECASE,
         ),
-        "the host name is not known (DJ_HOST)",
+        "the host name is not known ({host})",
     ),
     (re.compile(r"no route to host|network is unreachable", re.IGNORECASE), "the network has no route to the host"),
     (
@@ -146,7 +153,16 @@ def _connection_failure(said: str) -> str:
     if _TIMED_OUT.search(said):
         return "the server did not answer" + (_timeout_named(said) or " in time")
     known = next((words for pattern, words in _CONNECTION_FAILURES if pattern.search(said)), None)
-    return known or " ".join(without_password(said).split())
+    return known.format_map(_settings_fields()) if known else " ".join(without_password(said).split())
+
+
+def _settings_fields() -> dict[str, str]:
+    """Where this process's database host and port came from, as a message names them: ``DJ_HOST`` and
+    ``DJ_PORT``, or the fields of the settings file :data:`SETTINGS_FILE_VARIABLE` names."""
+    source = os.environ.get(SETTINGS_FILE_VARIABLE)
+    if not source:
+        return {"host": "DJ_HOST", "host_and_port": "DJ_HOST, DJ_PORT"}
+    return {"host": f"database.host of {source}", "host_and_port": f"database.host and database.port of {source}"}
 
 
 def _timeout_named(said: str) -> str:
@@ -241,6 +257,9 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
             "no database account is configured: set DJ_HOST, DJ_USER and DJ_PASS (the demo prints an `eval` line "
             "that sets them for its private server) or write datajoint.json (DataJoint's settings)"
         )
+    if isinstance(err, dj.errors.DataJointError) and (missing := _NOT_CREATED.search(str(err))):
+        user = connection.conn_info["user"] if connection is not None else dj.config["database.user"]
+        return schema_refused(missing[1], user)  # the server's refusal (MySQL 1044, PostgreSQL's) is its cause
     if isinstance(err, dj.errors.AccessError) or "permission denied" in text or is_refused_login(err):
         coded = len(err.args) > 1 and isinstance(err.args[0], int)  # pymysql: (code, the server's message)
         said = err.args[1] if coded else err.args[0] if err.args else err
@@ -262,6 +281,19 @@ def translate(err: BaseException, connection: dj.Connection | None = None) -> El
             f"cannot reach the database at {_server(connection)}: {_connection_failure(said)}"
         )
     return refused(err)
+
+
+def schema_refused(schema: str, user: str) -> PermissionDeniedError:
+    """The refusal of the account ``user`` that may not read ``schema``, nor create it where it is missing:
+    one rule, in the same words for the command line, the Python API and the web.
+
+    An account sees no schema it holds no privilege on, so a schema it may not read and one that does not
+    exist (a misspelt prefix) look the same to it.
+    """
+    return PermissionDeniedError(
+        f"your account {user} may not read schema {schema} (ask the database's administrator for SELECT on it; "
+        "a missing schema it may not create either: is DATABASE_PREFIX right?)"
+    )
 
 
 @contextmanager

@@ -33,14 +33,32 @@ def _end_with_parent(parent: int) -> None:
         raise SystemExit("the populate process that started this worker has ended")
 
 
+#: How a worker ends on SIGTERM: by its own handler, or DataJoint's during a key (the same words).
+_TERMINATED = "SIGTERM received"
+
+
 def _terminated(_signum: int, _frame: object) -> None:
-    raise SystemExit("SIGTERM received")
+    raise SystemExit(_TERMINATED)
 
 
 def main() -> None:
-    """Read the orders from standard input, configure DataJoint's messages, and run the worker."""
+    """Read the orders from standard input, configure DataJoint's messages, and run the worker.
+
+    Stopped by SIGTERM, the worker ends with status 143 (128 + SIGTERM) and says nothing: the command
+    that stopped it says so once, not each of its workers.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops workers with SIGTERM
     signal.signal(signal.SIGTERM, _terminated)
+    try:
+        _work()
+    except SystemExit as stop:
+        if stop.code != _TERMINATED:
+            raise
+        raise SystemExit(128 + signal.SIGTERM) from None
+
+
+def _work() -> None:
+    """The worker itself: its orders, then populating (:func:`element_session.populate.run_worker`)."""
     orders = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (written by the parent process)
     _end_with_parent(orders["parent"])
     sys.path[:] = orders["sys_path"]

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import datajoint as dj
 import pytest
 
 from element_session import cli
@@ -221,6 +222,19 @@ def test_unreachable_database_exits_3_naming_host_and_port_but_not_the_password(
     assert status == 3 and out == ""
     assert "127.0.0.1:9" in err
     assert "s3cret-Passw0rd" not in err
+
+
+def test_a_command_on_a_new_prefix_names_the_schemas_its_activation_created_once(command, connection, prefix):
+    """A misspelt DATABASE_PREFIX: the empty schemas activation created are said on stderr, not just "no sessions"."""
+    typo = f"{prefix}typo_"
+    status, out, err = command("sessions", child=True, env={"DATABASE_PREFIX": typo})
+    assert (status, out.strip()) == (0, "no sessions"), err
+    names = ", ".join(typo + name for name in ("inventory", "lab", "session", "subject"))
+    said = f"element-session: activating the pipeline created the empty schema(s) {names} (is DATABASE_PREFIX right?)"
+    assert err.splitlines() == [said]
+    assert {typo + name for name in ("inventory", "lab", "session", "subject")} <= set(dj.list_schemas(connection))
+    status, out, err = command("jobs", child=True, env={"DATABASE_PREFIX": typo})  # they exist now: nothing to say
+    assert (status, err) == (0, ""), err
 
 
 def test_python_dash_m_and_console_script_are_the_same_command():

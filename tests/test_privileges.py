@@ -227,3 +227,41 @@ def test_the_command_as_a_read_only_account_exits_0_for_reads_and_4_for_writes(r
     assert readonly.password not in refused.stdout + refused.stderr + listed.stdout + listed.stderr
     assert snapshot(data) == before
     assert len(data.session.Session & {"subject": "ro-m1", "session_datetime": dt.datetime(2024, 7, 1, 10)}) == 0
+
+
+@pytest.fixture(scope="module")
+def nogrant(connection, subprocess_env) -> Iterator[Account]:
+    """An account that may log in and holds no privilege on any schema."""
+    user, password = f"ng_{secrets.token_hex(4)}", f"ng-{secrets.token_urlsafe(18)}"
+    create_account(connection, user, password, [])
+    try:
+        yield Account(user, password, {**subprocess_env, "DJ_USER": user, "DJ_PASS": password})
+    finally:
+        drop_account(connection, user)
+
+
+def test_an_account_that_may_not_read_the_schemas_is_refused_in_words_with_status_4(
+    nogrant, readonly, data, command, prefix, tmp_path
+):
+    """No grant at all, or a read-only account on a prefix whose schemas do not exist: every command that
+    activates the pipeline, and the Python API, say the web's words (one rule), not DataJoint's "Check permissions"."""
+    from element_session.database import schema_refused
+
+    bundle = tmp_path / "ro.zip"
+    assert command("export", "--output", str(bundle), "--subject", "ro-m1", "--no-progress").status == 0
+    cases = [
+        (nogrant, prefix, ["sessions"]),
+        (nogrant, prefix, ["import", str(bundle)]),
+        (nogrant, prefix, ["populate", "--no-progress"]),
+        (readonly, f"{prefix}rotypo_", ["sessions"]),
+    ]
+    for account, schema_prefix, args in cases:
+        env = {"DJ_USER": account.user, "DJ_PASS": account.password, "DATABASE_PREFIX": schema_prefix}
+        ran = command(*args, child=True, env=env)
+        said = f"element-session: {schema_refused(schema_prefix + 'lab', account.user)}\n"
+        assert (ran.status, ran.out, ran.err) == (DENIED, "", said), (args, ran)
+    python = "from element_session.pipeline import load\nload('workflow.pipeline')\n"
+    env = nogrant.env | {"DATABASE_PREFIX": prefix}
+    ran = subprocess.run([sys.executable, "-c", python], env=env, cwd=tmp_path, capture_output=True, text=True)
+    raised = f"element_session.errors.PermissionDeniedError: {schema_refused(prefix + 'lab', nogrant.user)}"
+    assert ran.stderr.strip().splitlines()[-1] == raised, ran.stderr

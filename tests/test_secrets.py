@@ -208,6 +208,7 @@ def test_a_one_character_or_common_word_password_changes_nothing_in_what_the_com
             "closed port": command(DJ_PASS=password, DJ_PORT="9"),
         }
         _account(connection, name, long_password, change=True)
+        drop_schemas(prefix)  # created again, and said so again (stderr names them)
         with_long = {
             "connected": command(DJ_PASS=long_password),
             "refused login": command(DJ_PASS=f"Wrong-{secrets.token_urlsafe(16)}"),

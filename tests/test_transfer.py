@@ -154,15 +154,16 @@ def test_import_under_another_prefix_is_exact_and_a_second_import_writes_nothing
     assert dry.status == 0, dry.err
     assert "would write 21 row(s), 0 already present" in dry.out
     created = f"activating the pipeline created the empty schema(s) {target}inventory, {target}lab, {target}session, "
-    assert dry.out.startswith(created + f"{target}subject\n")  # only what the command created
+    assert f"element-session: {created}{target}subject (is DATABASE_PREFIX right?)\n" in dry.err  # only these
+    assert "created" not in dry.out
     assert set(row_counts(source, prefix, target).values()) == {0}  # a dry run writes no row
 
     first = command("import", str(bundle), child=True, env=env)
     assert first.status == 0, first.err
-    assert "wrote 21 row(s), 0 already present" in first.out and "created" not in first.out  # they existed
+    assert "wrote 21 row(s), 0 already present" in first.out and "created" not in first.err  # they existed
     fresh = command("import", str(bundle), child=True, env={"DATABASE_PREFIX": f"{prefix}t1n_"})
     assert fresh.status == 0, fresh.err
-    assert fresh.out.startswith(f"activating the pipeline created the empty schema(s) {prefix}t1n_inventory, ")
+    assert f"activating the pipeline created the empty schema(s) {prefix}t1n_inventory, " in fresh.err
     assert_same_content(dump(source, names["subjects"]), target_dump(subprocess_env | env, tmp_path, names["subjects"]))
 
     again = command("import", str(bundle), child=True, env=env)
@@ -711,6 +712,18 @@ def test_copy_without_a_password_is_a_usage_error(source, tmp_path, command):
     settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 1}}))
     ran = command("copy", "--to", str(settings), env={"DJ_TARGET_PASS": None})
     assert ran.status == 2 and "DJ_TARGET_PASS" in ran.err
+
+
+def test_a_copy_to_a_target_that_cannot_be_reached_names_the_settings_file_and_its_fields(
+    source, names, tmp_path, command
+):
+    settings = tmp_path / "target.json"
+    settings.write_text(json.dumps({"database": {"host": "127.0.0.1", "port": 9, "user": "someone"}}))
+    ran = command("copy", "--to", str(settings), "--subject", names["subjects"][0], "--no-progress",
+                  env={"DJ_TARGET_PASS": "x"})  # fmt: skip
+    assert ran.status == 3, ran
+    assert f"are the host and port (database.host and database.port of {settings}) right?" in ran.err, ran.err
+    assert "DJ_HOST" not in ran.err and "Traceback" not in ran.err
 
 
 @pytest.mark.parametrize(

@@ -98,7 +98,8 @@ def test_a_signal_to_populate_stops_its_workers_and_puts_their_keys_back(
 
     assert proc.returncode == status, err
     assert took < 30  # SLURM's KillWait
-    assert "the workers stopped and the keys they were making were put back" in err
+    said = "stopped by SIGTERM" if signum == signal.SIGTERM else "interrupted"
+    assert err.splitlines() == [f"{said}: the workers stopped and the keys they were making were put back"], err
     assert not any(process_alive(pid) for pid in workers)
     assert list_jobs(module, tables=TABLES, restriction={"subject": subject}) == []  # neither reserved nor failed
     hung_keys = {keys[1]["session_datetime"], keys[4]["session_datetime"]}

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..database import SETTINGS_FILE_VARIABLE
 from ..errors import UsageError
 from .export import ExportReport, export_sessions
 
@@ -101,6 +102,7 @@ def target_environment(
         "DJ_BACKEND": backend,
         "DJ_IGNORE_CONFIG_FILE": "true",
         "DATABASE_PREFIX": prefix,
+        SETTINGS_FILE_VARIABLE: str(path),  # a failure to connect names the file, not DJ_HOST
     }
     if database.get("use_tls") is not None:
         env["DJ_USE_TLS"] = str(database["use_tls"]).lower()

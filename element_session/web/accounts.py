@@ -28,7 +28,7 @@ from typing import Any
 import datajoint as dj
 
 from .._datajoint_compat import match_backslashes_as_datajoint_escapes_them
-from ..database import database_errors, is_refused_login, translate
+from ..database import database_errors, is_refused_login, schema_refused, translate
 from ..errors import DatabaseUnreachableError, LoginRefusedError, PermissionDeniedError
 from ..pipeline import module_tables, schema_modules
 
@@ -79,10 +79,7 @@ def bind(pipeline: ModuleType, connection: dj.Connection) -> ModuleType:
                 typed = translate(err)
                 if isinstance(typed, DatabaseUnreachableError):
                     raise typed from None
-                raise PermissionDeniedError(
-                    f"your account {connection.conn_info['user']} may not read schema {table.database} "
-                    "(ask the database's administrator for SELECT on it)"
-                ) from None
+                raise schema_refused(table.database, connection.conn_info["user"]) from None
         for obj in module_tables(spawned[table.database]).values():
             if obj.full_table_name == table.full_table_name:
                 obj.__module__ = table.__module__
