@@ -144,6 +144,29 @@ def test_bad_subject_rows_are_typed_errors(pipeline, row, column, reason):
     assert snapshot(pipeline) == before
 
 
+def test_an_enum_lists_its_own_values_while_another_schema_has_a_type_of_its_name(pipeline, prefix):
+    """PostgreSQL: each schema of another prefix has an enum type of the same name; its labels were listed too
+    ("not one of M, M, F, F, U, U")."""
+    connection = pipeline.Subject.connection
+    if connection.adapter.backend != "postgresql":
+        pytest.skip("MySQL and MariaDB hold an enum's values in the column's type")
+    (typname,) = connection.query(
+        "SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+        "WHERE a.attrelid = %s::regclass AND a.attname = 'sex'",
+        args=(pipeline.Subject.full_table_name,),
+    ).fetchone()
+    other = f"{prefix}enum_twin"
+    connection.query(f'CREATE SCHEMA "{other}"')
+    try:
+        connection.query(f"CREATE TYPE \"{other}\".\"{typname}\" AS ENUM ('M', 'F', 'U', 'X2')")
+        with pytest.raises(InputError) as err:
+            ingest("subjects", [{"subject": "ig-enum", "sex": "X", "subject_birth_date": "2023-01-01"}],
+                   pipeline=pipeline)  # fmt: skip
+        assert err.value.problems[0].reason == "not one of M, F, U"
+    finally:
+        connection.query(f'DROP SCHEMA "{other}" CASCADE')
+
+
 GOOD = {"subject": "ig-m1", "session_datetime": "2024-05-01T10:00:00Z", "experimenter": "ig-ada"}
 
 

@@ -100,14 +100,17 @@ def check_float(value: str) -> float:
     return number
 
 
-def _enum_labels(table: dj.Table, sql_type: str) -> list[str]:
+def _enum_labels(table: dj.Table, column: str, sql_type: str) -> list[str]:
+    """The values of the enum ``sql_type`` of ``table``'s ``column``: from the type's text (MySQL/MariaDB), else
+    from the type of the column itself in PostgreSQL's catalog (a type's name alone is not unique: each
+    schema of another prefix has a type of that name, whose labels were listed too)."""
     match = re.fullmatch(r"enum\((.*)\)", sql_type, re.I)
     if match:
         return re.findall(r"'((?:[^']|'')*)'", match[1])
     rows = table.connection.query(
-        "SELECT e.enumlabel FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid WHERE t.typname = %s "
-        "ORDER BY e.enumsortorder",
-        args=(sql_type,),
+        "SELECT e.enumlabel FROM pg_attribute a JOIN pg_enum e ON e.enumtypid = a.atttypid "
+        "WHERE a.attrelid = %s::regclass AND a.attname = %s ORDER BY e.enumsortorder",
+        args=(table.full_table_name, column),
     ).fetchall()
     return [row[0] for row in rows]
 
@@ -131,7 +134,7 @@ def column_checks(table: dj.Table) -> dict[str, Check]:
         elif base in ("float", "double", "double precision", "real", "decimal", "numeric"):
             checks[attr.name] = check_float
         elif base.startswith("enum"):
-            labels = _enum_labels(table, attr.type)
+            labels = _enum_labels(table, attr.name, attr.type)
             checks[attr.name] = functools.partial(_check_enum, labels=tuple(labels))
         elif base in ("text", "longtext", "mediumtext"):
             checks[attr.name] = check_text
