@@ -130,12 +130,8 @@ def _session_key(m: ModuleType, key: Mapping[str, Any], lock: bool) -> dict[str,
 
 def _stored(m: ModuleType, key: Mapping[str, Any], lock: bool) -> dict[str, Any] | None:
     """The ``SessionStatus`` row of the session ``key`` (None where it has none), locked if ``lock``."""
-    table = m.SessionStatus
-    names = list(table.heading.names)
-    q = table.connection.adapter.quote_identifier
-    sql = f"SELECT {', '.join(map(q, names))} FROM {table.full_table_name}{(table & dict(key)).where_clause()}"
-    row = table.connection.query(sql + (" FOR UPDATE" if lock else "")).fetchone()
-    return None if row is None else dict(zip(names, row, strict=True))
+    rows = _rows(m.SessionStatus, dict(key), lock)
+    return rows[0] if rows else None
 
 
 def status_of(key: Mapping[str, Any], *, session_module: ModuleType | None = None) -> str:
@@ -306,8 +302,8 @@ def check_editable(
     locked = []
     for start in range(0, len(keys), KEYS_PER_LOCK):
         batch = keys[start : start + KEYS_PER_LOCK]
-        _lock(m.Session, batch)
-        locked += [row for row in _lock(m.SessionStatus, batch) if row["session_status"] in LOCKED]
+        _rows(m.Session, batch)
+        locked += [row for row in _rows(m.SessionStatus, batch) if row["session_status"] in LOCKED]
     if locked:
         raise SessionLockedError([InputProblem(source, None, "status", row["session_status"],
                                                locked_reason(row, change=change)) for row in locked])  # fmt: skip
@@ -317,15 +313,16 @@ def check_editable(
 KEYS_PER_LOCK = 1_000
 
 
-def _lock(table: Any, restriction: Any) -> list[dict[str, Any]]:
-    """The rows of ``table`` that ``restriction`` selects, locked (``SELECT ... FOR UPDATE``), as dicts.
+def _rows(table: Any, restriction: Any, lock: bool = True) -> list[dict[str, Any]]:
+    """The rows of ``table`` that ``restriction`` selects, as dicts; locked (``SELECT ... FOR UPDATE``) if ``lock``.
 
     A locking read sees the latest committed rows, also in MySQL's consistent-snapshot transactions.
     """
     names = list(table.heading.names)
     q = table.connection.adapter.quote_identifier
     sql = f"SELECT {', '.join(map(q, names))} FROM {table.full_table_name}{(table & restriction).where_clause()}"
-    return [dict(zip(names, row, strict=True)) for row in table.connection.query(sql + " FOR UPDATE").fetchall()]
+    found = table.connection.query(sql + (" FOR UPDATE" if lock else "")).fetchall()
+    return [dict(zip(names, row, strict=True)) for row in found]
 
 
 #: How to reopen a session, as the command line and Python do it, and as the web says it (:func:`in_words`).
