@@ -13,8 +13,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from element_session import session_frame
 from element_session.query import find_sessions, session_table
-from element_session.session_frame import session_rows
+from element_session.session_frame import AGGREGATED_KEYS, session_rows
 from tests.helpers import add_references, remove_references
 
 NAMES = [
@@ -109,9 +110,11 @@ def test_any_restriction_gives_the_rows_of_the_whole_table(stored):
         pd.testing.assert_frame_equal(part, expected[part.columns])
 
 
-def test_rows_read_by_keys_are_the_rows_of_the_table(stored):
+@pytest.mark.parametrize("aggregated_keys", [AGGREGATED_KEYS, 0], ids=["a page", "more keys than a page"])
+def test_rows_read_by_keys_are_the_rows_of_the_table(stored, aggregated_keys, monkeypatch):
     """session_rows by keys (one IN condition, any order, a key of no session left out) gives the
-    table's rows: the same values session_table types."""
+    table's rows: the same values session_table types, whichever way PostgreSQL reads them."""
+    monkeypatch.setattr(session_frame, "AGGREGATED_KEYS", aggregated_keys)
     whole = _rows_of_frame(_ours(session_table(stored)))
     chosen = [5, 0, 3, 1]
     keys = [tuple(_key(i).values()) for i in chosen] + [(SUBJECTS[0], dt.datetime(1999, 1, 1))]
