@@ -27,6 +27,7 @@ import pytest
 from element_session.errors import BundleConflictError, BundleError, DatabaseRefusedError
 from element_session.localdb import database_server
 from element_session.query import find_sessions
+from element_session.status import status_of
 from element_session.transfer import Manifest, export_sessions, import_sessions
 from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows, write_bundle
 from element_session.transfer.export import select_rows
@@ -309,6 +310,28 @@ def test_an_import_adding_a_part_to_a_session_that_passed_qc_is_refused(bundle, 
         set_status(k1, "acquired", reason="test: reopened", session_module=s)
     assert import_sessions(bundle, source).written == 1 and len(s.SessionNote & k1) == 1  # reopened: written
     (s.SessionStatus & k1).delete_quick()
+
+
+def test_a_bundled_status_of_a_stored_session_that_has_another_is_a_conflict(bundle, source, names, command):
+    """As ingest: a stored session's status is changed by `status set` only. A session the target holds without a
+    status row is acquired; a bundle saying it is planned is a conflict, not a silent move acquired -> planned."""
+    s = source.session
+    (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
+    when = dt.datetime(2024, 3, 1, 2, 3, 4, 567890)
+    s.SessionStatus.insert1({**k1, "session_status": "planned", "status_set_time": when, "status_set_by": "rig@lab"})
+    planned = bundle.with_name("planned.zip")
+    export_sessions(planned, s, subject=names["subjects"])
+    (s.SessionStatus & k1).delete_quick()  # the target holds the session, without a status row: acquired
+    for dry_run in (True, False):
+        with pytest.raises(BundleConflictError) as caught:
+            import_sessions(planned, source, dry_run=dry_run)
+        assert [(c[0], c[2], c[3], c[4]) for c in caught.value.conflicts] == [
+            ("session.SessionStatus", "session_status", "acquired", "planned")
+        ]
+    assert len(s.SessionStatus & k1) == 0
+    ran = command("import", str(planned))
+    assert ran.status == 1 and "session_status = 'acquired', the bundle has 'planned'" in ran.err, ran.err
+    assert status_of(k1, session_module=s) == "acquired"
 
 
 def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, names, command):

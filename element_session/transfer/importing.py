@@ -296,7 +296,9 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
     Raises
     ------
     BundleConflictError
-        Rows stored with other values: every one of the bundle (each table, key and column).
+        Rows stored with other values: every one of the bundle (each table, key and column); a status other
+        than ``acquired`` for a session the target holds without a status row (it is ``acquired`` there, and
+        a stored session's status is changed by ``status set`` only, as ingest says).
     SessionLockedError
         A new row of a session's part (note, attribute, directory, ...) for a session the target holds
         as ``qc_passed``: as every other path, an import does not edit a session that passed QC.
@@ -310,14 +312,23 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
         fresh = _new_rows(entry, target, rows, count, conflicts)
         count.written = len(fresh)
         found.append(fresh)
-    if conflicts:  # every table compared first: one run names them all
-        raise BundleConflictError(conflicts)
     key = m.Session.primary_key
     fresh_of = {entry.role: (entry, fresh) for (entry, *_), fresh in zip(work, found, strict=True)}
     new = set()
     if "session.Session" in fresh_of:
         entry, fresh = fresh_of["session.Session"]
         new = {tuple(row[entry.column_names.index(k)] for k in key) for row in fresh}
+    if "session.SessionStatus" in fresh_of:  # a stored session without a status row is acquired (as ingest sees it)
+        entry, fresh = fresh_of["session.SessionStatus"]
+        at, state = [entry.column_names.index(k) for k in key], entry.column_names.index("session_status")
+        conflicts += [
+            ("session.SessionStatus", dict(zip(key, session, strict=True)), "session_status", status.DEFAULT_STATUS,
+             row[state])
+            for row in fresh
+            if (session := tuple(row[i] for i in at)) not in new and row[state] != status.DEFAULT_STATUS
+        ]  # fmt: skip
+    if conflicts:  # every table compared first: one run names them all
+        raise BundleConflictError(conflicts)
     edited = set()  # sessions already in the target that the bundle adds parts to
     for role, (entry, fresh) in fresh_of.items():
         if role.startswith("session.") and role not in ("session.Session", "session.SessionStatus"):
