@@ -229,8 +229,10 @@ def import_sessions(
         the pipeline, so that a file that is no bundle creates no schema).
     pipeline : the target pipeline module (or its import path), activated on the target server
         under the target's schema prefix; default: the linking module of the activated session module.
-    dry_run : check everything and report what would be written; write no row. (The schemas and
-        empty tables of a pipeline activated on a new target exist already: activating creates them.)
+    dry_run : check everything and report what would be written; write no row: the rows are written as
+        an import writes them, so that the server checks each (a value it cannot store, a missing
+        reference), and rolled back. (The schemas and empty tables of a pipeline activated on a new
+        target exist already: activating creates them.)
     progress : show a progress bar on standard error (None: only where it is a terminal).
 
     Returns
@@ -251,7 +253,8 @@ def import_sessions(
         The bundle adds a part (note, attribute, directory, ...) to a session the target holds as
         ``qc_passed`` (naming the session and how to reopen it). Checked by ``dry_run`` too.
     DatabaseUnreachableError, PermissionDeniedError, DatabaseRefusedError
-        The target cannot be reached, refuses the account, or refuses a row. Nothing is written.
+        The target cannot be reached, refuses the account, or refuses a row (``dry_run`` too). Nothing is
+        written.
     """
     bundle = path if isinstance(path, Bundle) else Bundle(path)
     module, session_module = _pipeline_of(pipeline)
@@ -271,22 +274,28 @@ def import_sessions(
         connection = session_module.Session.connection
         total = sum(len(rows) for _, _, rows, _ in work)
         with progress_bar(shown=progress, total=total, desc="import", unit="row") as bar:
-            if dry_run:
-                _fresh_rows(work, report, session_module, str(bundle.path))
-                return report
-            with connection.transaction:  # compared, then written, in one transaction
-                for (entry, target, _, per_insert), fresh in zip(
-                    work, _fresh_rows(work, report, session_module, str(bundle.path)), strict=True
-                ):
-                    try:
-                        _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
-                    except Exception as err:  # named by the bundle's table, not the target's schema
-                        typed = refused(err, source=str(bundle.path), table=entry.role)
-                        if typed is None:
-                            raise
-                        raise typed from None
-                    bar.update(report.tables[entry.role].present)
+            try:
+                with connection.transaction:  # compared, then written, in one transaction
+                    for (entry, target, _, per_insert), fresh in zip(
+                        work, _fresh_rows(work, report, session_module, str(bundle.path)), strict=True
+                    ):
+                        try:
+                            _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
+                        except Exception as err:  # named by the bundle's table, not the target's schema
+                            typed = refused(err, source=str(bundle.path), table=entry.role)
+                            if typed is None:
+                                raise
+                            raise typed from None
+                        bar.update(report.tables[entry.role].present)
+                    if dry_run:  # written as the import writes them, so that the server checks every row
+                        raise _DryRun
+            except _DryRun:
+                pass  # rolled back: no row (and no history row) stays
     return report
+
+
+class _DryRun(Exception):
+    """Raised at the end of a dry run's writes, so that its transaction is rolled back."""
 
 
 def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: ImportReport, m: ModuleType,
