@@ -16,6 +16,10 @@ the list, a ``numpy.datetime64`` invalid SQL. So a lookup value must be one of:
 - a ``datetime.date``, ``datetime.datetime`` or ``datetime.time`` (``pandas.Timestamp`` included);
 - a ``uuid.UUID``.
 
+A time is looked up as the instant it names (:func:`as_stored`): DataJoint writes it into the SQL as
+its text, offset included, and both servers drop the offset, so an aware time in the lab's zone would
+look up (and a status change would change) the session of its wall-clock time read as UTC.
+
 A *missing value* (float NaN, ``numpy.nan``, ``pandas.NA``, ``pandas.NaT``, ``numpy.datetime64('NaT')``,
 ``Decimal('NaN')``) is refused everywhere: it never means "not given", since a cell that pandas read
 as empty is more often a mistake than a wish to select everything. ``None`` means "not given" for a
@@ -140,3 +144,33 @@ def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Map
     """
     items = [restriction] if isinstance(restriction, Mapping) else restriction
     raise_if_problems([problem for values in items for problem in lookup_problems(source, values)])
+
+
+def as_stored(table: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (attribute name -> lookup value) with each time as ``table`` stores it: naive, in UTC.
+
+    DataJoint writes a restriction's time into the SQL as its text, offset included, and both servers
+    drop the offset (MariaDB with a warning, PostgreSQL's ``timestamp`` silently): ``09:08:09+02:00``
+    would look up 09:08:09 UTC. So an aware ``datetime`` (a ``pandas.Timestamp`` too), and ISO 8601 text
+    with an offset given for a time column of ``table``, become the naive UTC time of their instant. A
+    naive time, or text without an offset, is UTC already (as stored); other values stay as they are.
+    """
+    times = {a.name for a in table.heading.attributes.values() if a.type.startswith(("datetime", "timestamp"))}
+    return {
+        name: _stored_time(value) if name in times or isinstance(value, dt.datetime) else value
+        for name, value in values.items()
+    }
+
+
+def _stored_time(value: Any) -> Any:
+    """An aware time, or ISO 8601 text of one, as a naive datetime in UTC; anything else as it is."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
+        moment = moment.to_pydatetime() if hasattr(moment, "to_pydatetime") else moment
+        return moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
