@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputProblem, raise_if_problems
+from .times import time_argument
 
 
 def holds_nul(value: Any) -> bool:
@@ -147,30 +148,22 @@ def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Map
 
 
 def as_stored(table: Any, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` (attribute name -> lookup value) with each time as ``table`` stores it: naive, in UTC.
+    """``values`` (attribute name -> lookup value) with each time of a time column of ``table`` (a session's start)
+    in its stored form, naive in UTC (:func:`~element_session.times.time_argument`).
 
     DataJoint writes a restriction's time into the SQL as its text, offset included, and both servers
     drop the offset (MariaDB with a warning, PostgreSQL's ``timestamp`` silently): ``09:08:09+02:00``
-    would look up 09:08:09 UTC. So an aware ``datetime`` (a ``pandas.Timestamp`` too), and ISO 8601 text
-    with an offset given for a time column of ``table``, become the naive UTC time of their instant. A
-    naive time, or text without an offset, is UTC already (as stored); other values stay as they are.
+    would look up 09:08:09 UTC. An aware ``datetime`` (a ``pandas.Timestamp`` too) or ISO 8601 text with
+    an offset becomes the UTC time of its instant; a naive time, or text without an offset, is UTC already
+    (as stored). None (``IS NULL``) and the other attributes' values stay as they are.
+
+    Raises
+    ------
+    InputError
+        A time that is not one (naming the attribute and the value).
     """
-    times = {a.name for a in table.heading.attributes.values() if a.type.startswith(("datetime", "timestamp"))}
+    kinds = {a.name for a in table.heading.attributes.values() if a.type.startswith(("datetime", "timestamp"))}
     return {
-        name: _stored_time(value) if name in times or isinstance(value, dt.datetime) else value
+        name: time_argument(name, value) if name in kinds and value is not None else value
         for name, value in values.items()
     }
-
-
-def _stored_time(value: Any) -> Any:
-    """An aware time, or ISO 8601 text of one, as a naive datetime in UTC; anything else as it is."""
-    moment = value
-    if isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(moment, dt.datetime) and moment.tzinfo is not None:
-        moment = moment.to_pydatetime() if hasattr(moment, "to_pydatetime") else moment
-        return moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
