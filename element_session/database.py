@@ -179,10 +179,15 @@ def _timeout_named(said: str) -> str:
     return f" (no answer within {read or 0:g} s: {READ_TIMEOUT_VARIABLE})"
 
 
+#: psycopg2's words refusing text with a NUL character, which PostgreSQL cannot store (SQLSTATE 22021 on the server).
+_PG_NUL = "cannot contain NUL (0x00) characters"
+
+
 def server_error(err: BaseException) -> tuple[int | str, str] | None:
     """The server's error code (MySQL number or PostgreSQL SQLSTATE) and message behind ``err``, if any.
 
-    DataJoint raises its own errors from the driver's, so the chain is followed.
+    DataJoint raises its own errors from the driver's, so the chain is followed. psycopg2's refusal of text
+    holding a NUL character (a ``ValueError``, before the server sees it) is the server's (SQLSTATE 22021).
     """
     for e in (err, err.__cause__, err.__context__):
         if e is None:
@@ -190,6 +195,8 @@ def server_error(err: BaseException) -> tuple[int | str, str] | None:
         pgcode = getattr(e, "pgcode", None)
         if isinstance(pgcode, str):
             return pgcode, str(getattr(e, "pgerror", None) or e).strip()
+        if isinstance(e, ValueError) and _PG_NUL in str(e):  # psycopg2 refuses it before the server would
+            return "22021", "PostgreSQL text cannot hold a NUL character (0x00)"
         if type(e).__module__.startswith("pymysql") and e.args and isinstance(e.args[0], int):
             return e.args[0], str(e.args[1]) if len(e.args) > 1 else ""
     return None

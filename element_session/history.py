@@ -371,11 +371,12 @@ def _decoded(value: Any) -> dict[str, Any] | None:
 
 
 def _in_column_order(values: dict[str, Any] | None, columns: list[tuple[str, str]]) -> dict[str, Any] | None:
-    """A row's values from the history's JSON in its table's column order, a blob as the MD5 of its bytes.
+    """A row's values from the history's JSON in its table's column order, a blob as the MD5 of its bytes, a
+    time column's value as a naive datetime (UTC, as stored).
 
     MySQL/MariaDB's triggers write a blob's MD5 (hex) and the columns in their order; PostgreSQL's
     ``to_jsonb`` writes a ``bytea`` as ``\\x`` and its hex digits, and sorts the names (by length, then
-    bytes). Columns of a table dropped since keep the JSON's order.
+    bytes). Both write a time as text. Columns of a table dropped since keep the JSON's order.
     """
     if values is None:
         return None
@@ -385,6 +386,8 @@ def _in_column_order(values: dict[str, Any] | None, columns: list[tuple[str, str
         value = ordered.get(name)
         if kind == "bytea" and isinstance(value, str) and value.startswith("\\x"):
             ordered[name] = hashlib.md5(bytes.fromhex(value[2:]), usedforsecurity=False).hexdigest()
+        elif kind.startswith(("datetime", "timestamp")) and isinstance(value, str) and _STORED_TIME.fullmatch(value):
+            ordered[name] = dt.datetime.fromisoformat(value)
     return ordered
 
 
@@ -429,7 +432,8 @@ def history(
     list of dict
         ``history_id``, ``changed_at`` (naive datetime, UTC, microseconds), ``account``, ``action``
         (insert, update or delete), ``table_name``, ``old_values`` and ``new_values`` (dicts of the
-        row's columns, None where the action has none), ``reason`` (None where none was given).
+        row's columns, None where the action has none; a time column's value a naive datetime, UTC; a
+        blob the MD5 of its bytes), ``reason`` (None where none was given).
 
     Raises
     ------
@@ -478,10 +482,12 @@ _STORED_TIME = re.compile(r"(?a)\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6}
 
 
 def _value(value: Any) -> Any:
-    """A value of the history's JSON with a stored time (UTC) as every output shows times (``times.format_time``)."""
-    if isinstance(value, str) and _STORED_TIME.fullmatch(value):
-        return format_time(dt.datetime.fromisoformat(value))
-    return value
+    """A value of :func:`history` with a time (naive, UTC) as every output shows times (``times.format_time``).
+
+    Only a time column's value is a time: text that looks like one (a note ``2024-03-10 14:30:00``) is shown as
+    written.
+    """
+    return format_time(value) if isinstance(value, dt.datetime) else value
 
 
 def table_label(table_name: str) -> str:

@@ -16,6 +16,10 @@ the list, a ``numpy.datetime64`` invalid SQL. So a lookup value must be one of:
 - a ``datetime.date``, ``datetime.datetime`` or ``datetime.time`` (``pandas.Timestamp`` included);
 - a ``uuid.UUID``.
 
+A time is looked up as the instant it names (:func:`as_stored`): DataJoint writes it into the SQL as
+its text, offset included, and both servers drop the offset, so an aware time in the lab's zone would
+look up (and a status change would change) the session of its wall-clock time read as UTC.
+
 A *missing value* (float NaN, ``numpy.nan``, ``pandas.NA``, ``pandas.NaT``, ``numpy.datetime64('NaT')``,
 ``Decimal('NaN')``) is refused everywhere: it never means "not given", since a cell that pandas read
 as empty is more often a mistake than a wish to select everything. ``None`` means "not given" for a
@@ -37,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputProblem, raise_if_problems
+from .times import time_argument
 
 
 def holds_nul(value: Any) -> bool:
@@ -140,3 +145,25 @@ def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Map
     """
     items = [restriction] if isinstance(restriction, Mapping) else restriction
     raise_if_problems([problem for values in items for problem in lookup_problems(source, values)])
+
+
+def as_stored(table: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (attribute name -> lookup value) with each time of a time column of ``table`` (a session's start)
+    in its stored form, naive in UTC (:func:`~element_session.times.time_argument`).
+
+    DataJoint writes a restriction's time into the SQL as its text, offset included, and both servers
+    drop the offset (MariaDB with a warning, PostgreSQL's ``timestamp`` silently): ``09:08:09+02:00``
+    would look up 09:08:09 UTC. An aware ``datetime`` (a ``pandas.Timestamp`` too) or ISO 8601 text with
+    an offset becomes the UTC time of its instant; a naive time, or text without an offset, is UTC already
+    (as stored). None (``IS NULL``) and the other attributes' values stay as they are.
+
+    Raises
+    ------
+    InputError
+        A time that is not one (naming the attribute and the value).
+    """
+    kinds = {a.name for a in table.heading.attributes.values() if a.type.startswith(("datetime", "timestamp"))}
+    return {
+        name: time_argument(name, value) if name in kinds and value is not None else value
+        for name, value in values.items()
+    }

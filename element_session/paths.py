@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
 from .formats import key_text
-from .lookups import check_lookups
+from .lookups import as_stored, check_lookups
 from .pipeline import session_module_of
 
 #: The environment variable that lists the root data directories.
@@ -312,8 +312,8 @@ def get_session_directory(
             f"session key {key_text(key)} lacks {', '.join(missing)}: it must give every attribute of "
             f"Session's primary key ({', '.join(names)}) to name one session"
         )
-    restriction = {name: key[name] for name in names}
-    check_lookups("arguments", {f"key[{name!r}]": value for name, value in restriction.items()}, required=True)
+    check_lookups("arguments", {f"key[{name!r}]": key[name] for name in names}, required=True)
+    restriction = as_stored(module.Session, {name: key[name] for name in names})
     rows = (table & restriction).to_dicts()
     if not rows:
         if len(module.Session() & restriction) == 0:

@@ -29,7 +29,7 @@ import datajoint as dj
 
 from .database import database_errors
 from .errors import ActivationError, PipelineImportError, SessionNotFoundError, UsageError
-from .lookups import check_lookups
+from .lookups import as_stored, check_lookups
 
 #: The session variant modules, the published default first.
 SESSION_MODULES = ("element_session.session_with_datetime", "element_session.session_with_id")
@@ -178,7 +178,9 @@ def session_module_of(what: Mapping[str, Any] | Any | None = None) -> ModuleType
     covering = [m for m in active if all(name in what for name in m.Session.primary_key)]
     for module in covering:
         check_lookups("arguments", {f"key[{k!r}]": what[k] for k in module.Session.primary_key}, required=True)
-    holding = [m for m in covering if len(m.Session() & {k: what[k] for k in m.Session.primary_key})]
+    holding = [
+        m for m in covering if len(m.Session() & as_stored(m.Session, {k: what[k] for k in m.Session.primary_key}))
+    ]
     if len(holding) > 1:
         raise SessionNotFoundError(
             f"session key {dict(what)!r} names a session in both activated session schemas "

@@ -38,6 +38,7 @@ from .database import database_errors
 from .errors import InputProblem, InvalidStatusTransitionError, SessionLockedError, SessionNotFoundError, one_problem
 from .formats import key_text
 from .history import reason as history_reason
+from .lookups import as_stored
 from .pipeline import linking_module_of, session_module_of, tables
 
 #: Every state of a session, in the order of its life.
@@ -115,8 +116,9 @@ def check_status(value: Any, source: str = "arguments", column: str = "status", 
 
 
 def _session_key(m: ModuleType, key: Mapping[str, Any], lock: bool) -> dict[str, Any]:
-    """The full key of the one session ``key`` names, its row locked (``FOR UPDATE``) if ``lock``."""
-    session = m.Session & dict(key)
+    """The full key of the one session ``key`` names (its times as instants: :func:`~.lookups.as_stored`), its row
+    locked (``FOR UPDATE``) if ``lock``."""
+    session = m.Session & as_stored(m.Session, key)
     primary = list(m.Session.primary_key)
     fields = ", ".join(m.Session.connection.adapter.quote_identifier(k) for k in primary)
     sql = f"SELECT {fields} FROM {m.Session.full_table_name}{session.where_clause()}"

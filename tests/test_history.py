@@ -133,6 +133,29 @@ def test_a_blob_is_recorded_as_the_md5_of_its_stored_bytes_in_column_order(sessi
     assert list(entry["new_values"]) == list(attribute.heading.names)
 
 
+def test_text_that_looks_like_a_time_is_shown_as_written(session_key, command):
+    """Only a time column's value is a time: a note written as '2024-03-10 14:30:00' stays that text in the
+    history (Python, JSON, the table, the web's words), not a UTC time; the start time is shown with its offset."""
+    from element_session.history import changes_text, history_records
+    from element_session.web.changes import change
+
+    pipeline, key = session_key
+    pipeline.session.SessionNote.update1({**key, "session_note": "2024-03-10 14:30:00"})
+    (entry,) = [e for e in history(key) if e["action"] == "update" and e["table_name"] == "session_note"]
+    assert entry["new_values"] == {"subject": key["subject"], "session_datetime": WHEN,
+                                   "session_note": "2024-03-10 14:30:00"}  # fmt: skip
+    assert history_records([entry])[0]["new_values"]["session_datetime"] == "2024-06-07T08:09:10+00:00"
+    assert history_records([entry])[0]["new_values"]["session_note"] == "2024-03-10 14:30:00"
+    assert changes_text(entry) == "session_note: first -> 2024-03-10 14:30:00"
+    assert [(v.old, v.new) for v in change(entry, {}, {"subject", "session_datetime"}).values] == [
+        ("first", "2024-03-10 14:30:00")
+    ]
+    shown = command("history", "--subject", key["subject"], "--format", "json")
+    assert [e["new_values"]["session_note"] for e in json.loads(shown.out) if e["action"] == "update"] == [
+        "2024-03-10 14:30:00"
+    ]
+
+
 def test_a_rolled_back_write_leaves_no_history(session_key):
     pipeline, key = session_key
     before = history(key)

@@ -214,6 +214,26 @@ def test_an_edit_waits_for_a_concurrent_qc_pass_and_is_refused_after_it(lab, ser
     lifecycle.set_status(key, "acquired", reason="test: reopened")
 
 
+def test_a_key_names_its_session_by_the_instant_of_its_start_in_any_zone(lab):
+    """An aware start time (datetime, pandas Timestamp) or ISO text with an offset, in the lab's zone, names the
+    session its UTC time names: both servers drop an offset written into SQL, so 09:08:09+02:00 looked up
+    09:08:09 UTC and the key's own session was 'not found' (as history() already reads such keys)."""
+    import pandas as pd
+
+    from element_session.errors import SessionNotFoundError
+    from element_session.paths import get_session_directory
+
+    _, (key, _, _) = lab
+    berlin = key["session_datetime"].replace(tzinfo=dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=2)))
+    for when in (berlin, pd.Timestamp(berlin), berlin.isoformat()):
+        given = {**key, "session_datetime": when}
+        assert lifecycle.status_of(given) == "planned", when
+        with pytest.raises(SessionNotFoundError, match="has no directory"):  # found: it has none
+            get_session_directory(given)
+    change = lifecycle.set_status({**key, "session_datetime": berlin}, "acquiring")
+    assert change.key == key and lifecycle.status_of(key) == "acquiring"
+
+
 def test_a_qc_passed_session_cannot_be_edited_until_reopened(lab):
     from element_session.web.accounts import UserPipeline
     from element_session.web.service import update_session

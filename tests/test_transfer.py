@@ -27,6 +27,7 @@ import pytest
 from element_session.errors import BundleConflictError, BundleError, DatabaseRefusedError
 from element_session.localdb import database_server
 from element_session.query import find_sessions
+from element_session.status import status_of
 from element_session.transfer import Manifest, export_sessions, import_sessions
 from element_session.transfer.bundle import MANIFEST, decode_rows, encode_rows, write_bundle
 from element_session.transfer.export import select_rows
@@ -146,7 +147,7 @@ def test_the_bundle_names_tables_by_role_and_describes_itself(bundle, source, na
 
 
 def test_import_under_another_prefix_is_exact_and_a_second_import_writes_nothing(
-    bundle, source, names, prefix, command, subprocess_env, tmp_path
+    bundle, source, names, prefix, command, subprocess_env, tmp_path, connection
 ):
     target = f"{prefix}t1_"
     env = {"DATABASE_PREFIX": target}
@@ -157,6 +158,8 @@ def test_import_under_another_prefix_is_exact_and_a_second_import_writes_nothing
     assert f"element-session: {created}{target}subject (is DATABASE_PREFIX right?)\n" in dry.err  # only these
     assert "created" not in dry.out
     assert set(row_counts(source, prefix, target).values()) == {0}  # a dry run writes no row
+    history_table = connection.adapter.make_full_table_name(f"{target}session", "~session_history")
+    assert connection.query(f"SELECT COUNT(*) FROM {history_table}").fetchone()[0] == 0  # nor a history row
 
     first = command("import", str(bundle), child=True, env=env)
     assert first.status == 0, first.err
@@ -311,6 +314,28 @@ def test_an_import_adding_a_part_to_a_session_that_passed_qc_is_refused(bundle, 
     (s.SessionStatus & k1).delete_quick()
 
 
+def test_a_bundled_status_of_a_stored_session_that_has_another_is_a_conflict(bundle, source, names, command):
+    """As ingest: a stored session's status is changed by `status set` only. A session the target holds without a
+    status row is acquired; a bundle saying it is planned is a conflict, not a silent move acquired -> planned."""
+    s = source.session
+    (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
+    when = dt.datetime(2024, 3, 1, 2, 3, 4, 567890)
+    s.SessionStatus.insert1({**k1, "session_status": "planned", "status_set_time": when, "status_set_by": "rig@lab"})
+    planned = bundle.with_name("planned.zip")
+    export_sessions(planned, s, subject=names["subjects"])
+    (s.SessionStatus & k1).delete_quick()  # the target holds the session, without a status row: acquired
+    for dry_run in (True, False):
+        with pytest.raises(BundleConflictError) as caught:
+            import_sessions(planned, source, dry_run=dry_run)
+        assert [(c[0], c[2], c[3], c[4]) for c in caught.value.conflicts] == [
+            ("session.SessionStatus", "session_status", "acquired", "planned")
+        ]
+    assert len(s.SessionStatus & k1) == 0
+    ran = command("import", str(planned))
+    assert ran.status == 1 and "session_status = 'acquired', the bundle has 'planned'" in ran.err, ran.err
+    assert status_of(k1, session_module=s) == "acquired"
+
+
 def test_a_conflicting_note_is_refused_and_nothing_is_written(bundle, source, names, command):
     s = source.session
     (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
@@ -449,6 +474,34 @@ def test_a_bundle_whose_reference_is_missing_is_refused_and_nothing_is_written(b
         source.User.insert(before, skip_duplicates=True)
         (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
         s.SessionExperimenter.insert1({**k1, **zoe}, skip_duplicates=True)
+
+
+@pytest.mark.parametrize("note", ["x" * 5000, "a NUL \x00 inside"], ids=["too-long", "nul"])
+def test_a_value_the_target_refuses_is_refused_by_the_dry_run_too(bundle, source, names, connection, command, note):
+    """A dry run exits 0 only where the import would succeed: a note the target cannot store (longer than its
+    column; a NUL character, which PostgreSQL's text cannot hold and MariaDB stores) is refused by both, typed,
+    naming the table; nothing is written."""
+    s = source.session
+    (k1,) = (s.SessionNote & {"subject": names["subjects"][0]}).keys()
+    changed = with_rows(bundle, "session.SessionNote", lambda rows: [{**row, "session_note": note} for row in rows])
+    before = (s.SessionNote & k1).to_dicts()
+    (s.SessionNote & k1).delete_quick()  # the bundle's note is new to the target
+    try:
+        stored = "\x00" in note and connection.adapter.backend == "mysql"
+        for dry_run in (True, False):
+            if stored:  # MariaDB stores it: both succeed
+                assert import_sessions(changed, source, dry_run=dry_run).written == 1
+                continue
+            with pytest.raises(DatabaseRefusedError, match=r" in session\.SessionNote: ") as caught:
+                import_sessions(changed, source, dry_run=dry_run)
+            assert "0x00" not in str(caught.value) or "NUL" in str(caught.value)
+            assert len(s.SessionNote & k1) == 0
+            ran = command("import", str(changed), *["--dry-run"] * dry_run)
+            assert ran.status == 1 and "session.SessionNote" in ran.err and "unexpected" not in ran.err, ran.err
+        assert len(s.SessionNote & k1) == int(stored)
+    finally:
+        (s.SessionNote & k1).delete_quick()
+        s.SessionNote.insert(before)
 
 
 ONE_ROW_PER_INSERT = """

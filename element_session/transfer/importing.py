@@ -229,8 +229,10 @@ def import_sessions(
         the pipeline, so that a file that is no bundle creates no schema).
     pipeline : the target pipeline module (or its import path), activated on the target server
         under the target's schema prefix; default: the linking module of the activated session module.
-    dry_run : check everything and report what would be written; write no row. (The schemas and
-        empty tables of a pipeline activated on a new target exist already: activating creates them.)
+    dry_run : check everything and report what would be written; write no row: the rows are written as
+        an import writes them, so that the server checks each (a value it cannot store, a missing
+        reference), and rolled back. (The schemas and empty tables of a pipeline activated on a new
+        target exist already: activating creates them.)
     progress : show a progress bar on standard error (None: only where it is a terminal).
 
     Returns
@@ -251,7 +253,8 @@ def import_sessions(
         The bundle adds a part (note, attribute, directory, ...) to a session the target holds as
         ``qc_passed`` (naming the session and how to reopen it). Checked by ``dry_run`` too.
     DatabaseUnreachableError, PermissionDeniedError, DatabaseRefusedError
-        The target cannot be reached, refuses the account, or refuses a row. Nothing is written.
+        The target cannot be reached, refuses the account, or refuses a row (``dry_run`` too). Nothing is
+        written.
     """
     bundle = path if isinstance(path, Bundle) else Bundle(path)
     module, session_module = _pipeline_of(pipeline)
@@ -271,22 +274,28 @@ def import_sessions(
         connection = session_module.Session.connection
         total = sum(len(rows) for _, _, rows, _ in work)
         with progress_bar(shown=progress, total=total, desc="import", unit="row") as bar:
-            if dry_run:
-                _fresh_rows(work, report, session_module, str(bundle.path))
-                return report
-            with connection.transaction:  # compared, then written, in one transaction
-                for (entry, target, _, per_insert), fresh in zip(
-                    work, _fresh_rows(work, report, session_module, str(bundle.path)), strict=True
-                ):
-                    try:
-                        _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
-                    except Exception as err:  # named by the bundle's table, not the target's schema
-                        typed = refused(err, source=str(bundle.path), table=entry.role)
-                        if typed is None:
-                            raise
-                        raise typed from None
-                    bar.update(report.tables[entry.role].present)
+            try:
+                with connection.transaction:  # compared, then written, in one transaction
+                    for (entry, target, _, per_insert), fresh in zip(
+                        work, _fresh_rows(work, report, session_module, str(bundle.path)), strict=True
+                    ):
+                        try:
+                            _insert(target, [c.name for c in entry.columns], fresh, per_insert, bar)
+                        except Exception as err:  # named by the bundle's table, not the target's schema
+                            typed = refused(err, source=str(bundle.path), table=entry.role)
+                            if typed is None:
+                                raise
+                            raise typed from None
+                        bar.update(report.tables[entry.role].present)
+                    if dry_run:  # written as the import writes them, so that the server checks every row
+                        raise _DryRun
+            except _DryRun:
+                pass  # rolled back: no row (and no history row) stays
     return report
+
+
+class _DryRun(Exception):
+    """Raised at the end of a dry run's writes, so that its transaction is rolled back."""
 
 
 def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: ImportReport, m: ModuleType,
@@ -296,7 +305,9 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
     Raises
     ------
     BundleConflictError
-        Rows stored with other values: every one of the bundle (each table, key and column).
+        Rows stored with other values: every one of the bundle (each table, key and column); a status other
+        than ``acquired`` for a session the target holds without a status row (it is ``acquired`` there, and
+        a stored session's status is changed by ``status set`` only, as ingest says).
     SessionLockedError
         A new row of a session's part (note, attribute, directory, ...) for a session the target holds
         as ``qc_passed``: as every other path, an import does not edit a session that passed QC.
@@ -310,14 +321,23 @@ def _fresh_rows(work: list[tuple[TableEntry, Any, list[Row], int]], report: Impo
         fresh = _new_rows(entry, target, rows, count, conflicts)
         count.written = len(fresh)
         found.append(fresh)
-    if conflicts:  # every table compared first: one run names them all
-        raise BundleConflictError(conflicts)
     key = m.Session.primary_key
     fresh_of = {entry.role: (entry, fresh) for (entry, *_), fresh in zip(work, found, strict=True)}
     new = set()
     if "session.Session" in fresh_of:
         entry, fresh = fresh_of["session.Session"]
         new = {tuple(row[entry.column_names.index(k)] for k in key) for row in fresh}
+    if "session.SessionStatus" in fresh_of:  # a stored session without a status row is acquired (as ingest sees it)
+        entry, fresh = fresh_of["session.SessionStatus"]
+        at, state = [entry.column_names.index(k) for k in key], entry.column_names.index("session_status")
+        conflicts += [
+            ("session.SessionStatus", dict(zip(key, session, strict=True)), "session_status", status.DEFAULT_STATUS,
+             row[state])
+            for row in fresh
+            if (session := tuple(row[i] for i in at)) not in new and row[state] != status.DEFAULT_STATUS
+        ]  # fmt: skip
+    if conflicts:  # every table compared first: one run names them all
+        raise BundleConflictError(conflicts)
     edited = set()  # sessions already in the target that the bundle adds parts to
     for role, (entry, fresh) in fresh_of.items():
         if role.startswith("session.") and role not in ("session.Session", "session.SessionStatus"):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,6 @@ COLUMNS = {
     "status_reason": "reason",
 }
 NONE = "(none)"  # a value not given, as the change shows it
-_STORED_TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ def _text(column: str, value: Any) -> str | None:
         return None
     if column.endswith("_blob"):
         return "(object value)"
-    if isinstance(value, str) and _STORED_TIME.fullmatch(value):
-        return stamp(dt.datetime.fromisoformat(value.replace(" ", "T")))
+    if isinstance(value, dt.datetime):  # a time column's value (history.history); text that looks like one is text
+        return stamp(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict | list):
