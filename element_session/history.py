@@ -147,6 +147,34 @@ def _existing_triggers(connection: dj.Connection, schema_name: str) -> set[str]:
     return {name for (name,) in connection.query(sql, args=(schema_name,)).fetchall()}
 
 
+def _mysql_trigger_bodies(connection: dj.Connection, schema_name: str) -> dict[str, str]:
+    """MySQL/MariaDB: each visible trigger's body (``ACTION_STATEMENT``, as it was created) by name."""
+    rows = connection.query(
+        "SELECT trigger_name, action_statement FROM information_schema.triggers WHERE trigger_schema = %s",
+        args=(schema_name,),
+    ).fetchall()
+    return {name: body for name, body in rows}
+
+
+def _mysql_stale_tables(connection: dj.Connection, schema_name: str) -> list[str]:
+    """MySQL/MariaDB: the tables whose history triggers write other columns than the table has now.
+
+    A MySQL trigger names the columns it records (``NEW.a``, ``OLD.b``), as they were at its
+    creation: after a column is added (by DataJoint's ``alter()`` or plain SQL) it is missing from the
+    history; after one is dropped, every write of the table fails (``Unknown column ... in 'NEW'``).
+    PostgreSQL's function records whole rows (``to_jsonb``) and has no such list.
+    """
+    bodies = _mysql_trigger_bodies(connection, schema_name)
+    stale = []
+    for table in _tables(connection, schema_name):
+        for action in _ACTIONS:
+            trigger, sql = _mysql_trigger(connection, schema_name, table, action)
+            if trigger in bodies and bodies[trigger].strip() != sql.split(_BODY_FOLLOWS, 1)[1]:
+                stale.append(table)
+                break
+    return stale
+
+
 def _mysql_json(connection: dj.Connection, columns: list[tuple[str, str]], row: str) -> str:
     """``JSON_OBJECT`` of a row's columns (``NEW`` or ``OLD``); a blob as its MD5."""
     parts = []
@@ -158,6 +186,9 @@ def _mysql_json(connection: dj.Connection, columns: list[tuple[str, str]], row: 
     return f"JSON_OBJECT({', '.join(parts)})"
 
 
+_BODY_FOLLOWS = " FOR EACH ROW "  # what separates a MySQL trigger's head from its body (ACTION_STATEMENT)
+
+
 def _mysql_trigger(connection: dj.Connection, schema_name: str, table: str, action: str) -> tuple[str, str]:
     """The name and ``CREATE TRIGGER`` statement of one MySQL/MariaDB trigger."""
     name = _mysql_trigger_name(table, action)
@@ -166,7 +197,7 @@ def _mysql_trigger(connection: dj.Connection, schema_name: str, table: str, acti
     new = _mysql_json(connection, columns, "NEW") if action != "d" else "NULL"
     sql = (
         f"CREATE TRIGGER {_quote(connection, schema_name, name)} AFTER {_ACTIONS[action]} "
-        f"ON {_quote(connection, schema_name, table)} FOR EACH ROW "
+        f"ON {_quote(connection, schema_name, table)}{_BODY_FOLLOWS}"
         f"INSERT INTO {_quote(connection, schema_name, TABLE)} "
         "(changed_at, account, action, table_name, old_values, new_values, reason) "
         f"VALUES (UTC_TIMESTAMP(6), USER(), '{_ACTIONS[action].lower()}', '{table}', {old}, {new}, "
@@ -178,7 +209,8 @@ def _mysql_trigger(connection: dj.Connection, schema_name: str, table: str, acti
 def install(schema: dj.Schema) -> bool:
     """Create the history table and the triggers of every table of ``schema`` that lacks them.
 
-    Does nothing that exists already (run at every activation). Returns whether the history is on
+    Does nothing that exists already (run at every activation), but remakes a MySQL/MariaDB table's
+    triggers whose columns changed since (:func:`_mysql_stale_tables`). Returns whether the history is on
     as far as this account can tell.
 
     Warns
@@ -300,19 +332,37 @@ def _create(connection: dj.Connection, schema_name: str) -> None:
                     on = when.format(table=_quote(connection, schema_name, name))
                     connection.query(f"CREATE TRIGGER {_PG_NAME}{suffix} AFTER {on} EXECUTE FUNCTION {function}()")
     else:
+        bodies = _mysql_trigger_bodies(connection, schema_name)
         for name in _tables(connection, schema_name):
             for action in _ACTIONS:
                 trigger, sql = _mysql_trigger(connection, schema_name, name, action)
-                if trigger not in existing:
+                if trigger not in bodies:
                     connection.query(sql)
+                elif bodies[trigger].strip() != sql.split(_BODY_FOLLOWS, 1)[1]:  # the table's columns changed
+                    _mysql_replace_trigger(connection, schema_name, trigger, sql)
     _index_first_key(connection, schema_name)
+
+
+def _mysql_replace_trigger(connection: dj.Connection, schema_name: str, trigger: str, sql: str) -> None:
+    """Replace a trigger by ``sql`` (its ``CREATE TRIGGER``): in one statement on MariaDB (``CREATE OR
+    REPLACE``), dropped and created on MySQL (another process doing the same at once is no error)."""
+    if "mariadb" in str(connection.query("SELECT VERSION()").fetchone()[0]).lower():
+        connection.query(sql.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1))
+        return
+    connection.query(f"DROP TRIGGER IF EXISTS {_quote(connection, schema_name, trigger)}")
+    try:
+        connection.query(sql)
+    except Exception as err:
+        if "1359" not in str(err):  # ER_TRG_ALREADY_EXISTS: made by the other process
+            raise
 
 
 def problems(connection: dj.Connection, schema_name: str) -> list[str]:
     """Why the history of ``schema_name`` may miss changes, as this account sees it (empty: none found).
 
     No history table; no trigger visible (MySQL shows triggers only to an account holding ``TRIGGER``);
-    tables without their triggers (created after the last activation by an account that could add them).
+    tables without their triggers (created after the last activation by an account that could add them);
+    MySQL/MariaDB tables whose columns changed after their triggers were made.
     """
     tables = _tables(connection, schema_name)
     if not has_table(connection, schema_name):
@@ -320,11 +370,19 @@ def problems(connection: dj.Connection, schema_name: str) -> list[str]:
     existing = _existing_triggers(connection, schema_name)
     if not existing:
         return ["no history trigger is visible to this account: it lacks the TRIGGER privilege, or the history is off"]
+    stale: list[str] = []
     if connection.adapter.backend == "postgresql":
         missing = [t for t in tables if any(f"{t}/{_PG_NAME}{x}" not in existing for x in _PG_TRIGGERS)]
     else:
         missing = [t for t in tables if any(_mysql_trigger_name(t, a) not in existing for a in _ACTIONS)]
-    return [f"tables without history triggers: {', '.join(missing)}"] if missing else []
+        stale = _mysql_stale_tables(connection, schema_name)
+    found = [f"tables without history triggers: {', '.join(missing)}"] if missing else []
+    if stale:
+        found.append(
+            f"tables whose columns changed after their history triggers were made: {', '.join(stale)} "
+            "(activate the pipeline again, as an account holding TRIGGER, to remake them)"
+        )
+    return found
 
 
 def has_table(connection: dj.Connection, schema_name: str) -> bool:

@@ -26,7 +26,8 @@ index         note      (both backends) the datetime variant's ``session`` table
                         (:mod:`element_session.upgrade.indexes`)
 history       note      an activated session schema whose history of changes is off or incomplete:
                         no history table, no trigger visible (no ``TRIGGER`` privilege), tables
-                        without triggers (:func:`element_session.history.problems`)
+                        without triggers or whose columns changed after them
+                        (:func:`element_session.history.problems`)
 ============  ========  ==========================================================================
 
 Hazards make ``element-session doctor`` exit with status 1. MySQL/MariaDB only, but for ``index``
