@@ -30,13 +30,19 @@ import datetime as dt
 import decimal
 import math
 import numbers
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from datajoint.declare import TYPE_PATTERN
 
-from .errors import InputProblem, raise_if_problems
+from .errors import InputProblem, one_problem, raise_if_problems
+
+#: Key attributes that hold text, by their DataJoint or server type (a number given for one is refused).
+_TEXT_TYPE = re.compile(r"(var)?char|character|enum|(tiny|medium|long)?text", re.IGNORECASE)
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 def holds_nul(value: Any) -> bool:
@@ -140,3 +146,38 @@ def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Map
     """
     items = [restriction] if isinstance(restriction, Mapping) else restriction
     raise_if_problems([problem for values in items for problem in lookup_problems(source, values)])
+
+
+def attribute_value(name: str, value: Any, attribute: Any, source: str = "restriction") -> Any:
+    """``value`` as the key attribute ``attribute`` (DataJoint's heading entry) named ``name`` holds it.
+
+    The servers compare a number with text as numbers (MySQL: ``'abc'`` is 0, ``'3x'`` is 3, so
+    ``item=abc`` selects item 0) or not at all (PostgreSQL: "operator does not exist"). So text given
+    for a number attribute (what ``--restrict`` gives) must be a number, a whole one for an integer
+    attribute, and is read as one; a number given for a text attribute (pandas reads ``001`` as 1) is
+    refused. Any other value is returned as it is.
+
+    Raises
+    ------
+    InputError
+        Naming ``source`` and ``name``, the value and the type the attribute holds.
+    """
+    if attribute.numeric and isinstance(value, str):
+        text = value.strip()
+        if TYPE_PATTERN["INTEGER"].match(attribute.type):
+            if _WHOLE_NUMBER.fullmatch(text):
+                return int(text)
+            raise one_problem(source, name, value, "not a whole number, which this attribute holds")
+        try:
+            number = decimal.Decimal(text)
+        except decimal.InvalidOperation:
+            number = decimal.Decimal("NaN")
+        if not number.is_finite():
+            raise one_problem(source, name, value, "not a number, which this attribute holds")
+        return number
+    is_number = isinstance(value, numbers.Number | decimal.Decimal) and not isinstance(value, bool | np.bool_)
+    if is_number and _TEXT_TYPE.match(attribute.original_type or attribute.type):
+        raise one_problem(
+            source, name, value, "a number for a text attribute: give the text as it is stored (1 may be '01')"
+        )
+    return value
