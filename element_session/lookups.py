@@ -22,6 +22,9 @@ as empty is more often a mistake than a wish to select everything. ``None`` mean
 keyword argument (``find_sessions(project=None)`` restricts nothing); inside a restriction dict it
 means SQL ``IS NULL`` (as in DataJoint, e.g. sessions without a start time); in a key that must name
 one row (``get_session_directory``) it is refused.
+
+A value is also read as the attribute it is looked up in holds it (:func:`attribute_value`, by the same entry
+points): text for a number attribute must be a number, and a number for a text attribute is refused.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 from .errors import DirectoryNotFoundError, SessionDirectoryError, SessionNotFoundError
 from .formats import key_text
-from .lookups import check_lookups
+from .lookups import attribute_value, check_lookups
 from .pipeline import session_module_of
 
 #: The environment variable that lists the root data directories.
@@ -299,7 +299,8 @@ def get_session_directory(
     ``SessionDirectory`` row, :class:`DirectoryNotFoundError`, naming the relative directory
     and every root tried, if the directory exists under none of the roots, and
     :class:`~element_session.errors.InputError` naming the attribute for a key value that cannot be
-    looked up (None, a float NaN or another missing value of pandas, a list; :mod:`element_session.lookups`).
+    looked up (None, a float NaN or another missing value of pandas, a list, a number for a text attribute;
+    :mod:`element_session.lookups`).
     """
     if not isinstance(key, Mapping):
         raise SessionNotFoundError(f"the session key must be a dict of its primary key, not {type(key).__name__}")
@@ -314,6 +315,10 @@ def get_session_directory(
         )
     restriction = {name: key[name] for name in names}
     check_lookups("arguments", {f"key[{name!r}]": value for name, value in restriction.items()}, required=True)
+    heading = module.Session.heading
+    restriction = {
+        name: attribute_value(f"key[{name!r}]", v, heading[name], "arguments") for name, v in restriction.items()
+    }
     rows = (table & restriction).to_dicts()
     if not rows:
         if len(module.Session() & restriction) == 0:

@@ -190,3 +190,18 @@ def test_the_commands_read_restrict_values_as_their_attributes_types(numbered, c
     assert cli.main(["jobs", "--restrict", "item=abc"], pipeline=numbered) == 2
     assert "--restrict item: not a whole number" in capsys.readouterr().err
     assert cli.main(["jobs", "--restrict", "item=3"], pipeline=numbered) == 0
+
+
+def test_a_number_for_a_text_attribute_is_refused_by_every_lookup(pipeline):
+    """``find_sessions`` and ``get_session_directory`` read values as restrictions do: a subject 1 (pandas' reading
+    of a column of ``001``) was a raw "operator does not exist" on PostgreSQL, on MySQL it matched '1' and '01'."""
+    calls = {
+        "subject": lambda: find_sessions(pipeline.session, subject=1),
+        "project": lambda: find_sessions(pipeline.session, project=np.int64(2)),
+        "experimenter": lambda: find_sessions(pipeline.session, experimenter=3.0),
+        "key['subject']": lambda: get_session_directory(KEY | {"subject": 1}, pipeline.session),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InputError, match=r"a number for a text attribute") as err:
+            call()
+        assert err.value.problems[0].column == name and err.value.in_arguments
