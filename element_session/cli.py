@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -48,6 +48,9 @@ from .errors import (
     Terminated,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from .jobs import Restriction
 
 DEFAULT_PIPELINE = "workflow.pipeline"
 
@@ -828,7 +831,7 @@ def slurm_populate(
 
     pipeline = settings.load_pipeline()  # activates the schemas here, before the tasks start together
     selected = select_tables(pipeline, list(tables) or None)
-    read_restriction(_restriction(restrict), selected.values(), timezone)
+    restriction = read_restriction(_restriction(restrict), selected.values(), timezone)  # times read once, here
     for table in selected.values():
         declare_jobs_table(table)
     job_id, kept = submit(script, options.log_dir)
@@ -836,13 +839,16 @@ def slurm_populate(
     click.echo(f"batch script: {kept}; logs: {options.log_dir}/populate-{job_id}_<task>.log", err=True)
     if not wait:
         return ExitStatus.OK
-    return _report_array(job_id, tasks, pipeline, tables, _restriction(restrict))
+    return _report_array(job_id, tasks, pipeline, tables, restriction)
 
 
 def _report_array(
-    job_id: str, tasks: int, pipeline: ModuleType, tables: tuple[str, ...], restriction: dict[str, str] | None
+    job_id: str, tasks: int, pipeline: ModuleType, tables: tuple[str, ...], restriction: Restriction
 ) -> ExitStatus:
-    """Follow the array to its end (progress on stderr); print each task's state and the failed keys."""
+    """Follow the array to its end (progress on stderr); print each task's state and the failed keys.
+
+    ``restriction`` is read (:func:`~element_session.jobs.read_restriction`): its times are the stored UTC ones.
+    """
     from .cluster.wait import follow
     from .formats import key_text
 

@@ -33,7 +33,7 @@ from ._datajoint_compat import declare_jobs_table
 from .errors import InputError, InputProblem, PopulateError, one_problem
 from .formats import key_text, text_table
 from .liveness import ServerConnections, Verdict
-from .lookups import check_restriction
+from .lookups import attribute_value, check_restriction
 
 _NOT_RESERVED = Verdict(None, "")  # the verdict of a failed key, which is not judged
 _JOB_FIELDS = ("status", "host", "pid", "connection_id", "user", "reserved_time", "completed_time", "error_message")
@@ -55,13 +55,16 @@ def read_restriction(
     UTC) is read as every time from a person is (:func:`times.parse_session_time`, in
     ``timezone`` where it has no offset) and replaced by the stored naive UTC datetime; text that is
     not such a time is an :class:`~element_session.errors.InputError` naming the attribute and value.
+    Any other value of a key attribute is read as its type (:func:`~element_session.lookups.attribute_value`):
+    text for a number attribute is read as a number, or refused; a number for a text attribute is refused.
 
     Raises
     ------
     PopulateError
         A restriction that is not a dict or a list of dicts.
     InputError
-        A value that cannot be looked up (naming the attribute), a time or ``timezone`` that cannot be read,
+        A value that cannot be looked up (naming the attribute) or not as its attribute's type, a time or
+        ``timezone`` that cannot be read,
         an attribute in none of ``tables``' primary keys (DataJoint would ignore it and select every key).
     """
     times.zone_argument(timezone)
@@ -80,20 +83,16 @@ def read_restriction(
     if tables and unknown:  # keys are restricted by their own attributes: DataJoint ignores others, selecting every key
         reason = f"no selected table has this attribute in its key (their keys: {', '.join(keys)})"
         raise InputError([InputProblem("restriction", None, name, None, reason) for name in unknown])
-    time_names = {
-        name
-        for table in tables
-        for name, attribute in table.heading.attributes.items()
-        if attribute.in_key and attribute.type.startswith(("datetime", "timestamp"))
-    }
+    attributes: dict[str, Any] = {}
+    for table in reversed(tables):  # the first table's where several have the attribute
+        attributes.update((n, a) for n, a in table.heading.attributes.items() if a.in_key)
+
+    def read_value(name: str, value: Any) -> Any:
+        attribute = attributes.get(name)
+        return value if attribute is None else attribute_value(name, value, attribute, timezone=timezone)
 
     def read(values: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            name: times.time_argument(name, value, timezone, source="restriction")
-            if name in time_names and value is not None
-            else value
-            for name, value in values.items()
-        }
+        return {name: read_value(name, value) for name, value in values.items()}
 
     return read(restriction) if isinstance(restriction, Mapping) else [read(item) for item in restriction]
 

@@ -6,6 +6,7 @@ import inspect
 import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -240,24 +241,34 @@ def activate_schema(
         return
     match_backslashes_as_datajoint_escapes_them(connection)
     with activation_lock(connection, schema_name):  # many processes may activate at once: one at a time
-        existed = _schema_exists(connection, schema_name)
-        try:
+        with _undone_on_failure(schema, connection, schema_name):
             schema.activate(
                 schema_name,
                 create_schema=create_schema,
                 create_tables=create_tables,
                 add_objects=dict(vars(module)),
             )
-        except BaseException:
-            if schema.database is not None and not existed and schema.exists:
-                drop_schema(schema)
-            schema.database = None
-            raise
         tables = [*_tables_of(schema), *upstream.values()]
         reload_stale_headings(tables, schema_name)
         if create_tables:
             install_history(schema)  # under the lock too: triggers of one schema are created once
     _warn_about_collations(connection, schema_name, tables)
+
+
+@contextmanager
+def _undone_on_failure(schema: dj.Schema, connection: dj.Connection, schema_name: str) -> Iterator[None]:
+    """Activate ``schema`` as ``schema_name`` in the block; if it fails, drop the schema if the block created it.
+
+    So that a failed activation (a table DataJoint cannot declare) leaves nothing half-created for the next one.
+    """
+    existed = _schema_exists(connection, schema_name)
+    try:
+        yield
+    except BaseException:
+        if schema.database is not None and not existed and schema.exists:
+            drop_schema(schema)
+        schema.database = None
+        raise
 
 
 def _tables_of(schema: dj.Schema) -> Iterator[type[dj.Table]]:
@@ -313,7 +324,8 @@ def activate_downstream(
     ``Session`` and ``SessionDirectory`` are activated (the session schema comes first), activates
     ``schema`` with ``session`` (and any ``add_objects``) resolvable in its definitions, and declares
     the jobs tables of ``tables`` (its Imported/Computed tables) so that ``populate`` workers can
-    reserve keys on either backend. Activating again under the same name does nothing. Lineage rows
+    reserve keys on either backend. Activating again under the same name does nothing; if declaring a table
+    fails, a schema this call created is dropped again (as :func:`activate_schema` does). Lineage rows
     DataJoint repairs while activating take effect at once
     (:func:`~element_session._datajoint_compat.reload_stale_headings`).
 
@@ -344,12 +356,13 @@ def activate_downstream(
     if create_tables:
         check_native_types(connection.adapter.backend, schema_name, classes)
     with activation_lock(connection, schema_name):  # one process at a time
-        schema.activate(
-            schema_name,
-            create_schema=create_schema,
-            create_tables=create_tables,
-            add_objects={"session": session_module, **(add_objects or {})},
-        )
+        with _undone_on_failure(schema, connection, schema_name):
+            schema.activate(
+                schema_name,
+                create_schema=create_schema,
+                create_tables=create_tables,
+                add_objects={"session": session_module, **(add_objects or {})},
+            )
         reload_stale_headings(_tables_of(schema), schema_name)
         if create_tables:
             for table in tables:

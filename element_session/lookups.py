@@ -26,6 +26,9 @@ as empty is more often a mistake than a wish to select everything. ``None`` mean
 keyword argument (``find_sessions(project=None)`` restricts nothing); inside a restriction dict it
 means SQL ``IS NULL`` (as in DataJoint, e.g. sessions without a start time); in a key that must name
 one row (``get_session_directory``) it is refused.
+
+A value is also read as the attribute it is looked up in holds it (:func:`attribute_value`, by the same entry
+points): text for a number attribute must be a number, and a number for a text attribute is refused.
 """
 
 from __future__ import annotations
@@ -34,14 +37,20 @@ import datetime as dt
 import decimal
 import math
 import numbers
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from datajoint.declare import TYPE_PATTERN
 
-from .errors import InputProblem, raise_if_problems
+from .errors import InputProblem, one_problem, raise_if_problems
 from .times import time_argument
+
+#: Key attributes that hold text, by their DataJoint or server type (a number given for one is refused).
+_TEXT_TYPE = re.compile(r"(var)?char|character|enum|(tiny|medium|long)?text", re.IGNORECASE)
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 def holds_nul(value: Any) -> bool:
@@ -147,23 +156,61 @@ def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Map
     raise_if_problems([problem for values in items for problem in lookup_problems(source, values)])
 
 
-def as_stored(table: Any, values: Mapping[str, Any]) -> dict[str, Any]:
-    """``values`` (attribute name -> lookup value) with each time of a time column of ``table`` (a session's start)
-    in its stored form, naive in UTC (:func:`~element_session.times.time_argument`).
-
-    DataJoint writes a restriction's time into the SQL as its text, offset included, and both servers
-    drop the offset (MariaDB with a warning, PostgreSQL's ``timestamp`` silently): ``09:08:09+02:00``
-    would look up 09:08:09 UTC. An aware ``datetime`` (a ``pandas.Timestamp`` too) or ISO 8601 text with
-    an offset becomes the UTC time of its instant; a naive time, or text without an offset, is UTC already
-    (as stored). None (``IS NULL``) and the other attributes' values stay as they are.
+def as_stored(table: Any, values: Mapping[str, Any], source: str = "arguments") -> dict[str, Any]:
+    """``values`` (attribute name -> lookup value) as ``table``'s attributes hold them (:func:`attribute_value`);
+    names that are not attributes of ``table`` stay as they are.
 
     Raises
     ------
     InputError
-        A time that is not one (naming the attribute and the value).
+        Naming ``source`` and the attribute, as :func:`attribute_value` does.
     """
-    kinds = {a.name for a in table.heading.attributes.values() if a.type.startswith(("datetime", "timestamp"))}
+    heading = table.heading
     return {
-        name: time_argument(name, value) if name in kinds and value is not None else value
+        name: attribute_value(name, value, heading[name], source) if name in heading.names else value
         for name, value in values.items()
     }
+
+
+def attribute_value(name: str, value: Any, attribute: Any, source: str = "restriction", timezone: str = "UTC") -> Any:
+    """``value`` as the key attribute ``attribute`` (DataJoint's heading entry) named ``name`` holds it.
+
+    A time of a time attribute (a session's start) becomes its stored form, naive in UTC
+    (:func:`~element_session.times.time_argument`): DataJoint writes a restriction's time into the SQL
+    as its text, offset included, and both servers drop the offset (MariaDB with a warning,
+    PostgreSQL's ``timestamp`` silently), so ``09:08:09+02:00`` would look up 09:08:09 UTC. An aware
+    ``datetime`` (a ``pandas.Timestamp`` too) or ISO 8601 text with an offset becomes the UTC time of its
+    instant; a naive time, or text without an offset, is read in ``timezone`` (UTC: as stored).
+
+    The servers compare a number with text as numbers (MySQL: ``'abc'`` is 0, ``'3x'`` is 3, so
+    ``item=abc`` selects item 0) or not at all (PostgreSQL: "operator does not exist"). So text given
+    for a number attribute (what ``--restrict`` gives) must be a number, a whole one for an integer
+    attribute, and is read as one; a number given for a text attribute (pandas reads ``001`` as 1) is
+    refused. None (``IS NULL``) and any other value are returned as they are.
+
+    Raises
+    ------
+    InputError
+        Naming ``source`` and ``name``, the value and the type the attribute holds (or a time that is not one).
+    """
+    if value is not None and attribute.type.startswith(("datetime", "timestamp")):
+        return time_argument(name, value, timezone, source=source)
+    if attribute.numeric and isinstance(value, str):
+        text = value.strip()
+        if TYPE_PATTERN["INTEGER"].match(attribute.type):
+            if _WHOLE_NUMBER.fullmatch(text):
+                return int(text)
+            raise one_problem(source, name, value, "not a whole number, which this attribute holds")
+        try:
+            number = decimal.Decimal(text)
+        except decimal.InvalidOperation:
+            number = decimal.Decimal("NaN")
+        if not number.is_finite():
+            raise one_problem(source, name, value, "not a number, which this attribute holds")
+        return number
+    is_number = isinstance(value, numbers.Number | decimal.Decimal) and not isinstance(value, bool | np.bool_)
+    if is_number and _TEXT_TYPE.match(attribute.original_type or attribute.type):
+        raise one_problem(
+            source, name, value, "a number for a text attribute: give the text as it is stored (1 may be '01')"
+        )
+    return value

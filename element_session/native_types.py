@@ -7,7 +7,9 @@ server refuses the table with a raw driver error (``type "longblob" does not exi
 schema and the tables before it were created. :func:`native_attributes` reads a definition with
 DataJoint's own parser and names each native type, whether the backend holds it (as DataJoint
 2.3.5 declares it there, tried on the test suite's MariaDB 10.11 and PostgreSQL) and the 2.x spelling
-to use. On MySQL/MariaDB every native type is held; ``boolean`` is known to neither (use ``bool``).
+to use. On MySQL/MariaDB every native type is held; ``boolean`` is known to neither (use ``bool``), nor are
+the stored and attached values of 0.14 (``blob@store``, ``attach@store``, ``filepath@store``, ``attach``: write
+the codec, ``<blob@store>``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ _INDEX = re.compile(r"(unique\s+)?index\s*\(", re.I)
 
 #: Types DataJoint 2.3.5 does not know at all on either backend, and their 2.x spelling.
 UNKNOWN = {"boolean": "bool"}
+#: DataJoint 0.14's spelling of values kept in a store or attached (``blob@raw``, ``attach``), which 2.3.5 knows only
+#: as codecs on either backend (``<blob@raw>``, ``<attach>``): "Unsupported attribute type" once the schema exists.
+OLD_CODEC = re.compile(r"(blob|attach|filepath)@[\w-]+|attach", re.I)
 
 
 @dataclass(frozen=True)
@@ -89,8 +94,9 @@ def native_attributes(table: type[dj.Table], backend: str) -> list[NativeAttribu
             if parsed is None:
                 continue
             kind = parsed["type"].strip()
-            if kind.lower() in UNKNOWN:
-                found.append(NativeAttribute(name, parsed["name"], kind, UNKNOWN[kind.lower()], False))
+            if kind.lower() in UNKNOWN or OLD_CODEC.fullmatch(kind):
+                to = UNKNOWN.get(kind.lower()) or f"<{kind}>"
+                found.append(NativeAttribute(name, parsed["name"], kind, to, False))
                 continue
             try:
                 category = match_type(kind)

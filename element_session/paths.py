@@ -299,7 +299,8 @@ def get_session_directory(
     ``SessionDirectory`` row, :class:`DirectoryNotFoundError`, naming the relative directory
     and every root tried, if the directory exists under none of the roots, and
     :class:`~element_session.errors.InputError` naming the attribute for a key value that cannot be
-    looked up (None, a float NaN or another missing value of pandas, a list; :mod:`element_session.lookups`).
+    looked up (None, a float NaN or another missing value of pandas, a list, a number for a text attribute;
+    :mod:`element_session.lookups`).
     """
     if not isinstance(key, Mapping):
         raise SessionNotFoundError(f"the session key must be a dict of its primary key, not {type(key).__name__}")

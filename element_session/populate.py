@@ -52,6 +52,7 @@ from .jobs import (
     restricted,
     select_tables,
 )
+from .populate_worker import TERMINATED
 
 __all__ = ["JobRecord", "PopulateError", "PopulateSummary", "clear_jobs", "format_jobs", "list_jobs", "populate"]
 
@@ -190,14 +191,13 @@ def populate(
                 bar.close()
         for proc, result_path in procs:
             # written by our own worker into this process's private (0700) directory
-            result = pickle.loads(result_path.read_bytes()) if result_path.exists() else None  # noqa: S301
-            if result is None or "fatal" in result:
-                reason = result["fatal"] if result else f"ended with exit code {_describe_exit(proc.returncode)}"
+            result = pickle.loads(result_path.read_bytes()) if result_path.exists() else {}  # noqa: S301
+            if "fatal" in result or "done" not in result or proc.returncode:  # a worker that ended early failed
+                reason = result.get("fatal") or f"ended with exit code {_describe_exit(proc.returncode)}"
                 summary.failed_workers.append(f"worker pid {proc.pid}: {reason}")
-                refused = refused or (result or {}).get("refused")
-            else:
-                summary.done += result["done"]
-                summary.errors.extend(result["errors"])
+                refused = refused or result.get("refused")
+            summary.done += result.get("done", 0)  # what it made and what failed before it ended count too
+            summary.errors.extend(result.get("errors", []))
     if refused is not None:
         raise refused
     return summary
@@ -366,18 +366,39 @@ def run_worker(orders: dict[str, Any]) -> None:
             table = table_class()
             try:
                 made, errors = _populate_table(table, orders["quota"], orders["restriction"])
-            except SystemExit:  # SIGTERM (DataJoint's handler): not a failure of the key
-                with contextlib.suppress(Exception):
-                    put_back(table.jobs, interrupted_here())
-                raise
+            except SystemExit as stop:  # SIGTERM, or a make that called sys.exit(): the worker ends here
+                result["fatal"], failed = _ended(stop, label, table)
+                result["errors"].extend(failed)
+                if stop.code == TERMINATED:
+                    raise
+                raise SystemExit(1) from None
             result["done"] += made
             result["errors"].extend((label, key, message) for key, message in errors)
     except Exception as err:
         typed = translate(err)
-        result = {"fatal": f"{type(err).__name__}: {err}" if typed is None else str(typed), "refused": typed}
+        result.update(fatal=f"{type(err).__name__}: {err}" if typed is None else str(typed), refused=typed)
     finally:
         path = pathlib.Path(orders["result"])
         path.with_suffix(".tmp").write_bytes(pickle.dumps(result))
         path.with_suffix(".tmp").replace(path)
     if "fatal" in result:
         raise SystemExit(1)
+
+
+def _ended(stop: SystemExit, label: str, table: dj.Table) -> tuple[str, list[tuple[str, dict[str, Any], str]]]:
+    """Why a worker ended with ``stop`` while populating ``table`` (labelled ``label``), and the key that failed.
+
+    SIGTERM (DataJoint's handler during a key, the worker's own between keys) is not a failure of the
+    key: it is put back. A ``make`` that called ``sys.exit()`` failed its key, which DataJoint recorded
+    as an error (``SystemExit: CODE``); the worker ends with it, since DataJoint raises it again.
+    """
+    if stop.code == TERMINATED:
+        with contextlib.suppress(Exception):
+            put_back(table.jobs, interrupted_here())
+        return "stopped by SIGTERM (the key it was making was put back)", []
+    message = f"SystemExit: {stop}" if str(stop) else "SystemExit"  # as DataJoint records it
+    mine = {"status": "error", "host": platform.node(), "pid": os.getpid(), "error_message": message}
+    failed: list[tuple[str, dict[str, Any], str]] = []
+    with contextlib.suppress(Exception):  # the connection may be gone: the key is in the jobs table all the same
+        failed = [(label, key, message) for key in (table.jobs & mine).keys()]  # noqa: SIM118 (a query's keys)
+    return f"the make of {label} called sys.exit({stop.code!r}): its key failed, and the worker ended", failed

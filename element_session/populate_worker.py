@@ -34,11 +34,11 @@ def _end_with_parent(parent: int) -> None:
 
 
 #: How a worker ends on SIGTERM: by its own handler, or DataJoint's during a key (the same words).
-_TERMINATED = "SIGTERM received"
+TERMINATED = "SIGTERM received"
 
 
 def _terminated(_signum: int, _frame: object) -> None:
-    raise SystemExit(_TERMINATED)
+    raise SystemExit(TERMINATED)
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
     try:
         _work()
     except SystemExit as stop:
-        if stop.code != _TERMINATED:
+        if stop.code != TERMINATED:
             raise
         raise SystemExit(128 + signal.SIGTERM) from None
 

@@ -28,7 +28,7 @@ from .errors import PermissionDeniedError, SessionNotFoundError, one_problem
 from .formats import key_text, subject_attributes
 from .ingest.keys import column_collations
 from .ingest.validate import parse_session_key
-from .lookups import check_lookups
+from .lookups import attribute_value, check_lookups
 from .pipeline import linking_module_of, session_module_of
 from .search import search_condition
 from .session_frame import key_frame, session_frame
@@ -109,7 +109,7 @@ def find_sessions(
 
     Raises :class:`~element_session.errors.InputError` (source ``arguments``) for a subject, time,
     zone or value that cannot be used, naming the argument and the value (e.g. a NaN project, a
-    window end that is not a time, or a local time skipped by a DST change).
+    number for a text subject, a window end that is not a time, or a local time skipped by a DST change).
     """
     m = session_module
     lookups = {"subject": subject, "project": project, "experimenter": experimenter, "attribute": attribute}
@@ -124,11 +124,14 @@ def find_sessions(
             if isinstance(given, dict) and (not given or set(given) - set(subject_attrs)):
                 raise one_problem("arguments", "subject", given, f"give subjects as dicts of {subject_attrs}")
         keys = [s if isinstance(s, dict) else {subject_attrs[0]: s} for s in subjects]
+        heading = m.Session.heading  # each value as its attribute holds it (lookups.attribute_value)
+        keys = [{k: attribute_value("subject", v, heading[k], "arguments") for k, v in key.items()} for key in keys]
         conditions.append(keys[0] if len(keys) == 1 else keys)
-    if project is not None:
-        conditions.append(m.ProjectSession & {other_key(m.ProjectSession, m.Session): project})
-    if experimenter is not None:
-        conditions.append(m.SessionExperimenter & {other_key(m.SessionExperimenter, m.Session): experimenter})
+    parts = {"project": (project, m.ProjectSession), "experimenter": (experimenter, m.SessionExperimenter)}
+    for name, (given, part) in parts.items():
+        if given is not None:
+            column = other_key(part, m.Session)
+            conditions.append(part & {column: attribute_value(name, given, part.heading[column], "arguments")})
     window = _window(since, until, timezone, m.Session.heading["session_datetime"].type)
     if window:
         conditions.append(" AND ".join(window))

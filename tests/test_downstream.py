@@ -105,3 +105,18 @@ def test_downstream_before_the_session_schema_is_a_typed_error(pipeline):
     with pytest.raises(LinkingModuleError, match=r"'my_session' has no activated `Session`: activate the session"):
         activate_downstream(schema, "never_created", session_module=not_activated)
     assert not schema.is_activated()
+
+
+def test_a_downstream_schema_whose_declaration_fails_is_not_left_created(pipeline, prefix, connection):
+    """As ``activate()``: a schema the call created is dropped again when a table cannot be declared (it stayed,
+    empty or half-declared, and the next activation found it)."""
+    import datajoint as dj
+
+    schema = dj.Schema()
+    table = type("Typo", (dj.Computed,), {"definition": "-> session.Session\n---\nn: int3\n", "make": print})
+    schema(table, context={})
+    name = prefix + "downstream_typo"
+    with pytest.raises(dj.DataJointError, match="int3"):
+        activate_downstream(schema, name, session_module=pipeline.session, tables=[table])
+    assert not connection.query(connection.adapter.schema_exists_sql(name)).rowcount
+    assert not schema.is_activated()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import types
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from element_session import cli
 from element_session.errors import InputError
 from element_session.paths import get_session_directory
 from element_session.populate import clear_jobs, list_jobs, populate
@@ -153,3 +155,53 @@ def test_a_nan_age_of_stale_reservations_is_refused_not_a_silent_nothing(pipelin
     # the option as typed, not the Python argument it gave its value to
     assert ran.status == 2 and "--older-than: give a number of minutes >= 0 (value: nan)" in ran.err, ran
     assert "older_than" not in ran.err and "Traceback" not in ran.err
+
+
+@pytest.fixture
+def numbered(prefix):
+    """A pipeline module whose Computed table's key is a number (``item: int``), with items 0 and 3."""
+    from tests.slurm_tables import make_tables
+
+    item, made = make_tables(prefix + "lk_")
+    item.insert([{"item": 0}, {"item": 3}], skip_duplicates=True)
+    module = types.ModuleType("numbered_pipeline")
+    module.Item, module.Made = item, made
+    return module
+
+
+@pytest.mark.parametrize("run", [populate, list_jobs, clear_jobs], ids=lambda f: f.__name__)
+def test_a_restriction_value_of_another_type_than_its_attribute_is_refused(pipeline, numbered, run):
+    """MySQL compared text with a number as numbers ('abc' is 0: item=abc made item 0); PostgreSQL answered a raw
+    "operator does not exist: character varying = integer" for a number given for a text attribute."""
+    options = {"progress": False} if run is populate else {}
+    for value in ("abc", "3x", "3.5", ""):
+        with pytest.raises(InputError, match=r"column 'item': not a whole number") as err:
+            run(numbered, restriction={"item": value}, **options)
+        assert err.value.in_arguments and err.value.problems[0].source == "restriction"
+    with pytest.raises(InputError, match=r"column 'subject': a number for a text attribute") as err:
+        run(pipeline, restriction={"subject": 1}, tables=["SessionInventory"], **options)
+    assert len(numbered.Made()) == 0  # nothing made
+    if run is not populate:  # (populate's workers import the pipeline by name: this one has none)
+        assert run(numbered, restriction={"item": " 3"}) == []  # a whole number, as text: read as 3
+
+
+def test_the_commands_read_restrict_values_as_their_attributes_types(numbered, capsys):
+    """``--restrict`` gives text: a whole number for a number attribute is read as one, other text refused."""
+    assert cli.main(["jobs", "--restrict", "item=abc"], pipeline=numbered) == 2
+    assert "--restrict item: not a whole number" in capsys.readouterr().err
+    assert cli.main(["jobs", "--restrict", "item=3"], pipeline=numbered) == 0
+
+
+def test_a_number_for_a_text_attribute_is_refused_by_every_lookup(pipeline):
+    """``find_sessions`` and ``get_session_directory`` read values as restrictions do: a subject 1 (pandas' reading
+    of a column of ``001``) was a raw "operator does not exist" on PostgreSQL, on MySQL it matched '1' and '01'."""
+    calls = {
+        "subject": lambda: find_sessions(pipeline.session, subject=1),
+        "project": lambda: find_sessions(pipeline.session, project=np.int64(2)),
+        "experimenter": lambda: find_sessions(pipeline.session, experimenter=3.0),
+        "key['subject']": lambda: get_session_directory(KEY | {"subject": 1}, pipeline.session),
+    }
+    for name, call in calls.items():
+        with pytest.raises(InputError, match=r"a number for a text attribute") as err:
+            call()
+        assert err.value.problems[0].column == name and err.value.in_arguments

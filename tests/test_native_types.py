@@ -136,3 +136,22 @@ def test_a_table_a_pipeline_declares_itself_in_old_spelling_is_an_activation_err
         assert "UndefinedObject" not in said and "LINE" not in said
     finally:
         schema.drop(prompt=False)
+
+
+def test_the_old_spelling_of_stored_and_attached_values_is_refused_with_its_codec(pipeline, prefix, connection):
+    """``blob@store``, ``attach@store``, ``filepath@store`` and ``attach`` are DataJoint 0.14's; 2.x knows them only as
+    codecs (``<blob@store>``). activate_downstream said DataJoint's "Unsupported attribute type blob@raw", after
+    creating the schema, on both backends."""
+    schema = dj.Schema()
+    definition = "-> session.Session\n---\nraw: blob@raw\nfile: attach@raw\npath: filepath@raw\nsmall: attach\n"
+    table = type("Stored", (dj.Imported,), {"definition": definition, "make": lambda self, key: None})
+    schema(table, context={})
+    before = schemata(connection)
+    with pytest.raises(ActivationError) as err:
+        activate_downstream(schema, prefix + "native_stores", session_module=pipeline.session, tables=[table])
+    message = str(err.value)
+    for said in ("Stored.raw: blob@raw -> <blob@raw>", "Stored.file: attach@raw -> <attach@raw>",
+                 "Stored.path: filepath@raw -> <filepath@raw>", "Stored.small: attach -> <attach>"):  # fmt: skip
+        assert said in message
+    assert "Nothing was created" in message and "Unsupported attribute type" not in message
+    assert schemata(connection) == before and not schema.is_activated()

@@ -358,6 +358,19 @@ def test_what_dandi_requires_of_the_subject_is_named_field_by_field(refs, tmp_pa
         write_nwb(key, tmp_path / "c.nwb", session_module=refs.session, subject_kwargs={"date_of_birth": "soon"})
 
 
+def test_a_form_dandi_refuses_is_said_beside_a_missing_field(refs, tmp_path):
+    """nwbinspector's findings of another kind than the missing field said are kept: they were all dropped."""
+    ingest("sessions", [SESSION], pipeline=refs, timezone="America/New_York")
+    key = {"subject": "nw-m1", "session_datetime": START_UTC}
+    with pytest.warns(DandiWarning) as caught:
+        write_nwb(key, tmp_path / "x.nwb", session_module=refs.session, subject_kwargs={"sex": "m", "age": "90"})
+    said = [str(w.message) for w in caught if issubclass(w.category, DandiWarning)]
+    assert len(said) == 2 and "species: add a `species` column" in said[0]  # the missing species, before writing
+    assert "check_subject_sex: Subject.sex should be one of" in said[1]  # the forms DANDI refuses, after
+    assert "check_subject_age: Subject age, '90', does not follow ISO 8601" in said[1]
+    assert "species" not in said[1]  # the missing species once, in this project's words
+
+
 def test_missing_pynwb_is_a_clear_error(pipeline, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynwb", None)  # what an environment without pynwb looks like to import
     key = {"subject": "nw-m1", "session_datetime": START_UTC}

@@ -311,3 +311,34 @@ def test_an_unreachable_database_gives_exit_3_and_submits_nothing(lab: Lab, slur
     assert "submitted" not in done.stdout and port in done.stderr  # the message names host and port
     queued = subprocess.run(["squeue", "-h"], env=slurm_env(slurm), capture_output=True, text=True, check=True)
     assert queued.stdout.strip() == ""
+
+
+SESSION_AT_0830_UTC = """
+import datetime as dt, os, pathlib
+from workflow import pipeline
+pipeline.Subject.insert1({"subject": "tz-m1", "sex": "F", "subject_birth_date": "2023-01-01"})
+for hour, name in ((8, "s1"), (9, "s2")):
+    key = {"subject": "tz-m1", "session_datetime": dt.datetime(2024, 2, 5, hour, 30)}
+    pipeline.session.Session.insert1(key)
+    pipeline.session.SessionDirectory.insert1({**key, "session_dir": name})
+    pathlib.Path(os.environ["SESSION_ROOT_DIRS"], name).mkdir(parents=True)
+"""
+
+
+def test_wait_counts_the_keys_of_a_restriction_time_read_in_its_timezone(lab: Lab, tmp_path: Path) -> None:
+    """``--restrict session_datetime=09:30 --timezone Europe/Berlin`` is the session at 08:30 UTC, for the tasks and
+    for ``--wait``'s counts alike."""
+    env = {**lab.env, "SESSION_ROOT_DIRS": str(tmp_path / "raw")}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *args], env=env, cwd=lab.workdir, capture_output=True, text=True,
+                              timeout=420)  # fmt: skip
+
+    added = run("-c", SESSION_AT_0830_UTC)
+    assert added.returncode == 0, added.stderr
+    done = run("-m", "element_session", "--pipeline", "workflow.pipeline", "slurm", "populate", "--array", "1",
+               "--wait", "--table", "SessionInventory", "--restrict", "subject=tz-m1",
+               "--restrict", "session_datetime=2024-02-05T09:30", "--timezone", "Europe/Berlin")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 key(s) made, 0 failed, 0 still reserved" in done.stdout, done.stdout  # was 0 made: read as 09:30 UTC
+    assert "tasks: 0 pending, 0 running, 1 done; keys: 1 made, 0 failed" in done.stderr, done.stderr

@@ -68,6 +68,32 @@ def wait_for_hangs(log: Path, n: int, proc: subprocess.Popen, timeout: float = 9
     raise AssertionError(f"the workers never reached {n} hanging keys (exit {proc.poll()}): {out} {err}")
 
 
+def pipeline_env(subprocess_env: dict[str, str], root: Path, tmp_path: Path) -> dict[str, str]:
+    """The environment of a command whose pipeline module the test wrote into ``tmp_path``, data under ``root``."""
+    return {
+        **subprocess_env,
+        "SESSION_ROOT_DIRS": str(root),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]]),
+    }
+
+
+def populate_inventory(name: str, subject: str) -> list[str]:
+    """``element-session populate`` of the pipeline module ``name``'s SessionInventory, for ``subject``'s keys."""
+    return [sys.executable, "-m", "element_session", "--pipeline", name, "populate", "--no-progress",
+            "--table", "SessionInventory", "--restrict", f"subject={subject}"]  # fmt: skip
+
+
+def sessions_marked(marker, pipeline, subject, root, subprocess_env, tmp_path, n):
+    """``n`` sessions, the second one's directory holding the file ``marker`` that :data:`MARKED_MODULE` (written
+    into ``tmp_path``) acts on; (their keys, a function running populate on them)."""
+    name = f"marked_pipeline_{secrets.token_hex(4)}"
+    (tmp_path / f"{name}.py").write_text(MARKED_MODULE)
+    keys = add_sessions(pipeline, subject, root, n)
+    (root / subject / "s001" / marker).write_text("act here")
+    env, command = pipeline_env(subprocess_env, root, tmp_path), populate_inventory(name, subject)
+    return keys, lambda: subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+
+
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_to_populate_stops_its_workers_and_puts_their_keys_back(
     pipeline, subject, root, counting, subprocess_env, tmp_path, signum, status
@@ -293,14 +319,25 @@ def test_eight_processes_activating_together_all_activate_on_a_new_and_an_existi
         drop_schemas(prefix)
 
 
-DROPPING_MODULE = '''
-"""The workflow pipeline; a session directory holding DROP has its worker's connection ended mid-key."""
+MARKED_MODULE = '''
+"""The workflow pipeline; a session directory holding DROP has its worker's connection ended mid-key, one
+holding EXIT has its make call sys.exit(0), as some libraries do."""
 import os
+import sys
 
 import datajoint as dj
 
 from workflow.inventory import SessionInventory
 from workflow.pipeline import *  # noqa: F403
+
+_compute = SessionInventory.make_compute
+
+
+def make_compute(self, key, directory, files):
+    if os.path.exists(os.path.join(directory, "EXIT")):
+        sys.exit(0)
+    return _compute(self, key, directory, files)
+
 
 _insert = SessionInventory.make_insert
 
@@ -318,25 +355,15 @@ def make_insert(self, key, master, files):
     return _insert(self, key, master, files)
 
 
-SessionInventory.make_insert = make_insert
+SessionInventory.make_compute, SessionInventory.make_insert = make_compute, make_insert
 '''
 
 
 def test_a_worker_whose_connection_drops_mid_key_records_that_key_and_goes_on(
     pipeline, subject, root, subprocess_env, tmp_path
 ):
-    name = f"dropping_pipeline_{secrets.token_hex(4)}"
-    (tmp_path / f"{name}.py").write_text(DROPPING_MODULE)
-    keys = add_sessions(pipeline, subject, root, 4)
-    (root / subject / "s001" / "DROP").write_text("end the connection")
-    env = {
-        **subprocess_env,
-        "SESSION_ROOT_DIRS": str(root),
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), subprocess_env["PYTHONPATH"]]),
-    }
-    command = [sys.executable, "-m", "element_session", "--pipeline", name, "populate", "--no-progress",
-               "--table", "SessionInventory", "--restrict", f"subject={subject}"]  # fmt: skip
-    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    keys, run = sessions_marked("DROP", pipeline, subject, root, subprocess_env, tmp_path, 4)
+    done = run()
 
     assert done.returncode == 1, done.stderr  # a key failed; the worker did not
     assert done.stdout.startswith("populated 3 key(s), 1 error(s)"), done.stdout
@@ -412,12 +439,18 @@ SessionInventory.make_compute = make_compute
 '''
 
 
-def test_keys_put_back_by_a_stopped_command_are_made_by_another_still_running(
-    pipeline, subject, root, subprocess_env, tmp_path
-):
+def holding_pipeline(tmp_path: Path) -> tuple[str, Path]:
+    """:data:`HOLDING_MODULE` written into ``tmp_path`` (its holds in ``tmp_path/holds``): (its name, its log)."""
     name, log = f"holding_pipeline_{secrets.token_hex(4)}", tmp_path / "hold.log"
     (tmp_path / "holds").mkdir()
     (tmp_path / f"{name}.py").write_text(HOLDING_MODULE.format(log=str(log), holds=str(tmp_path / "holds")))
+    return name, log
+
+
+def test_keys_put_back_by_a_stopped_command_are_made_by_another_still_running(
+    pipeline, subject, root, subprocess_env, tmp_path
+):
+    name, log = holding_pipeline(tmp_path)
     keys = add_sessions(pipeline, subject, root, 2)
     holds = [tmp_path / "holds" / f"s00{i}" for i in range(2)]
     for path in holds:
@@ -451,3 +484,59 @@ def test_keys_put_back_by_a_stopped_command_are_made_by_another_still_running(
     made = (SessionInventory & {"subject": subject}).proj().to_dicts()
     assert sorted(row["session_datetime"] for row in made) == [key["session_datetime"] for key in keys]
     assert list_jobs(pipeline, tables=TABLES, restriction={"subject": subject}) == []
+
+
+def test_a_make_that_calls_sys_exit_fails_its_key_and_its_worker_not_the_run_silently(
+    pipeline, subject, root, subprocess_env, tmp_path
+):
+    keys, run = sessions_marked("EXIT", pipeline, subject, root, subprocess_env, tmp_path, 3)
+    done = run()
+
+    assert done.returncode == 1, done.stdout + done.stderr  # was 0: "populated 0 key(s), 0 error(s)"
+    assert "1 error(s); 1 worker(s) failed: worker pid " in done.stdout.splitlines()[0], done.stdout
+    assert "the make of inventory.SessionInventory called sys.exit(0)" in done.stdout
+    named = f"SessionInventory subject={subject}, session_datetime=2024-05-06T07:01:00+00:00: SystemExit: 0"
+    assert named in done.stdout  # the failed key, in the summary
+    [failed] = list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})
+    assert (failed.status, failed.key, failed.error_message) == ("error", keys[1], "SystemExit: 0")
+    assert len(SessionInventory & {"subject": subject}) == 1  # the worker ended there; the next run makes the rest
+
+    again = run()
+    assert (again.returncode, again.stdout.strip()) == (0, "populated 1 key(s), 0 error(s)"), again.stdout
+    assert len(SessionInventory & {"subject": subject}) == 2  # the failed key waits for --clear-errors
+
+
+def test_sigterm_to_one_worker_ends_it_puts_its_key_back_and_says_the_worker_stopped(
+    pipeline, subject, root, subprocess_env, tmp_path
+):
+    name, log = holding_pipeline(tmp_path)
+    keys = add_sessions(pipeline, subject, root, 3)
+    hold = tmp_path / "holds" / "s000"
+    hold.write_text("wait")
+    env = pipeline_env(subprocess_env, root, tmp_path)
+    args = ["--pipeline", name, "populate", "--no-progress", "--workers", "2", "--table", "SessionInventory",
+            "--restrict", f"subject={subject}"]  # fmt: skip
+    proc = start_command(args, env, tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        worker = json.loads(log.read_text().splitlines()[0])["pid"]
+        os.kill(worker, signal.SIGTERM)  # that worker only, not the command
+        while process_alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        hold.unlink()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 1, out + err  # was 0, as if every worker had finished (docs/populate.md: a worker failed)
+    assert f"1 worker(s) failed: worker pid {worker}: stopped by SIGTERM" in out, out
+    assert {r.status for r in list_jobs(pipeline, tables=TABLES, restriction={"subject": subject})} <= {"pending"}
+    done = subprocess.run([sys.executable, "-m", "element_session", *args], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    made = (SessionInventory & {"subject": subject}).proj().to_dicts()
+    assert sorted(row["session_datetime"] for row in made) == [key["session_datetime"] for key in keys]

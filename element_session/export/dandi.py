@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 from ..errors import DandiWarning, NwbExportError
@@ -25,6 +26,14 @@ REQUIRED_SUBJECT_FIELDS = {
     "(subject_kwargs={'sex': 'F'})",
     "age or date_of_birth": "add a `subject_birth_date` column to the Subject table, or an `age` column, or give "
     "--subject-field age=P90D, an ISO 8601 duration (subject_kwargs={'age': 'P90D'})",
+}
+
+
+#: nwbinspector's check that finds each field of :data:`REQUIRED_SUBJECT_FIELDS` missing (said once, not twice).
+SAME_CHECK = {
+    "species": "check_subject_species_exists",
+    "sex": "check_subject_sex",
+    "age or date_of_birth": "check_subject_age",
 }
 
 
@@ -65,10 +74,12 @@ def check_subject(nwbfile: Any, *, strict: bool = False) -> None:
     warnings.warn(message, DandiWarning, stacklevel=3)
 
 
-def inspect_file(path: str | os.PathLike) -> list[str] | None:
+def inspect_file(path: str | os.PathLike, *, said: Iterable[str] = ()) -> list[str] | None:
     """nwbinspector's CRITICAL findings on the file ``path`` with DANDI's configuration; None if not installed.
 
-    Each finding as text: ``check_name: message (location)``.
+    Each finding as text: ``check_name: message (location)``. ``said`` are the fields that
+    :func:`subject_problems` found missing: the checks that find the same (:data:`SAME_CHECK`) are left
+    out, and only they (a sex or age in a form DANDI refuses is still said).
     """
     try:
         import nwbinspector
@@ -76,4 +87,9 @@ def inspect_file(path: str | os.PathLike) -> list[str] | None:
         return None
     config = nwbinspector.load_config("dandi")
     found = nwbinspector.inspect_nwbfile(nwbfile_path=str(path), config=config, importance_threshold="CRITICAL")
-    return [f"{m.check_function_name}: {m.message} ({m.location or '/'})" for m in found if m is not None]
+    same = {SAME_CHECK[field] for field in said}
+    return [
+        f"{m.check_function_name}: {m.message} ({m.location or '/'})"
+        for m in found
+        if m is not None and m.check_function_name not in same
+    ]

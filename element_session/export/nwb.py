@@ -547,13 +547,13 @@ def write_nwb(
     if not path.parent.is_dir():
         raise NwbExportError(f"cannot write {path}: directory {path.parent} does not exist")
     nwbfile = session_to_nwb(session_key, **kwargs)
-    said = bool(dandi.subject_problems(nwbfile))
+    said = dandi.subject_problems(nwbfile)
     dandi.check_subject(nwbfile, strict=strict)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.nwb")  # pynwb warns on other endings
     try:
         with pynwb.NWBHDF5IO(str(partial), "w") as io:
             io.write(nwbfile)
-        findings = [f for f in dandi.inspect_file(partial) or [] if not (said and f.startswith("check_subject"))]
+        findings = dandi.inspect_file(partial, said=said) or []
         if findings:
             message = "nwbinspector's CRITICAL checks (DANDI's configuration) found: " + "; ".join(findings)
             if strict:
