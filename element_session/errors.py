@@ -408,6 +408,11 @@ def _shortened(value: object, width: int = 80) -> str:
     return shown if len(shown) <= width else f"{shown[: width - 20]}... ({len(shown)} characters)"
 
 
+#: The ``SystemExit`` code of a populate worker process stopped by SIGTERM: its own handler's, and DataJoint's
+#: during a key (the same words).
+WORKER_TERMINATED = "SIGTERM received"
+
+
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread when the process receives SIGTERM, so that it stops as for Ctrl-C.
 

@@ -39,7 +39,7 @@ import datajoint as dj
 from . import pipeline as pipelines
 from ._datajoint_compat import declare_jobs_table, install_connection_rules, interrupted_here
 from .database import translate
-from .errors import PopulateError
+from .errors import WORKER_TERMINATED, PopulateError
 from .jobs import (
     JobRecord,
     Restriction,
@@ -52,7 +52,6 @@ from .jobs import (
     restricted,
     select_tables,
 )
-from .populate_worker import TERMINATED
 
 __all__ = ["JobRecord", "PopulateError", "PopulateSummary", "clear_jobs", "format_jobs", "list_jobs", "populate"]
 
@@ -369,7 +368,7 @@ def run_worker(orders: dict[str, Any]) -> None:
             except SystemExit as stop:  # SIGTERM, or a make that called sys.exit(): the worker ends here
                 result["fatal"], failed = _ended(stop, label, table)
                 result["errors"].extend(failed)
-                if stop.code == TERMINATED:
+                if stop.code == WORKER_TERMINATED:
                     raise
                 raise SystemExit(1) from None
             result["done"] += made
@@ -392,7 +391,7 @@ def _ended(stop: SystemExit, label: str, table: dj.Table) -> tuple[str, list[tup
     key: it is put back. A ``make`` that called ``sys.exit()`` failed its key, which DataJoint recorded
     as an error (``SystemExit: CODE``); the worker ends with it, since DataJoint raises it again.
     """
-    if stop.code == TERMINATED:
+    if stop.code == WORKER_TERMINATED:
         with contextlib.suppress(Exception):
             put_back(table.jobs, interrupted_here())
         return "stopped by SIGTERM (the key it was making was put back)", []

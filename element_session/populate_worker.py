@@ -20,6 +20,7 @@ import signal
 import sys
 
 from . import _messages
+from .errors import WORKER_TERMINATED
 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 
@@ -33,12 +34,8 @@ def _end_with_parent(parent: int) -> None:
         raise SystemExit("the populate process that started this worker has ended")
 
 
-#: How a worker ends on SIGTERM: by its own handler, or DataJoint's during a key (the same words).
-TERMINATED = "SIGTERM received"
-
-
 def _terminated(_signum: int, _frame: object) -> None:
-    raise SystemExit(TERMINATED)
+    raise SystemExit(WORKER_TERMINATED)
 
 
 def main() -> None:
@@ -52,7 +49,7 @@ def main() -> None:
     try:
         _work()
     except SystemExit as stop:
-        if stop.code != TERMINATED:
+        if stop.code != WORKER_TERMINATED:
             raise
         raise SystemExit(128 + signal.SIGTERM) from None
 
