@@ -156,18 +156,23 @@ def check_restriction(source: str, restriction: Mapping[str, Any] | Sequence[Map
     raise_if_problems([problem for values in items for problem in lookup_problems(source, values)])
 
 
-def as_stored(table: Any, values: Mapping[str, Any], source: str = "arguments") -> dict[str, Any]:
+def as_stored(
+    table: Any, values: Mapping[str, Any], source: str = "arguments", argument: str | None = None
+) -> dict[str, Any]:
     """``values`` (attribute name -> lookup value) as ``table``'s attributes hold them (:func:`attribute_value`);
     names that are not attributes of ``table`` stay as they are.
 
     Raises
     ------
     InputError
-        Naming ``source`` and the attribute, as :func:`attribute_value` does.
+        Naming ``source`` and the attribute (as ``argument['name']`` where the values are the dict
+        ``argument`` of a call), as :func:`attribute_value` does.
     """
     heading = table.heading
     return {
-        name: attribute_value(name, value, heading[name], source) if name in heading.names else value
+        name: attribute_value(f"{argument}[{name!r}]" if argument else name, value, heading[name], source)
+        if name in heading.names
+        else value
         for name, value in values.items()
     }
 

@@ -314,7 +314,7 @@ def get_session_directory(
             f"Session's primary key ({', '.join(names)}) to name one session"
         )
     check_lookups("arguments", {f"key[{name!r}]": key[name] for name in names}, required=True)
-    restriction = as_stored(module.Session, {name: key[name] for name in names})
+    restriction = as_stored(module.Session, {name: key[name] for name in names}, argument="key")
     rows = (table & restriction).to_dicts()
     if not rows:
         if len(module.Session() & restriction) == 0:
