@@ -547,7 +547,8 @@ def history_command(ctx: click.Context, form: str, **selection: Any) -> ExitStat
     if form == "json":
         click.echo(json.dumps(history_records(entries), ensure_ascii=False, indent=1))
     else:
-        click.echo(formats.text_table(history_frame(entries)) if entries else "no changes recorded")
+        shown = history_frame(entries, module.Session.primary_key)
+        click.echo(formats.text_table(shown) if entries else "no changes recorded")
     return ExitStatus.OK
 
 

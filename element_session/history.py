@@ -584,15 +584,21 @@ def history_records(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     ]
 
 
-def history_frame(entries: Sequence[Mapping[str, Any]]) -> Any:
-    """The entries of :func:`history` as a DataFrame for a terminal: when, who, what, which table, why."""
+def history_frame(entries: Sequence[Mapping[str, Any]], key: Sequence[str] = ()) -> Any:
+    """The entries of :func:`history` as a DataFrame for a terminal: when, who, what, which session (the values of
+    the attributes ``key``, ``Session``'s primary key, where given), which table, why."""
     import pandas as pd
+
+    def session(entry: Mapping[str, Any]) -> str:
+        values = entry["new_values"] or entry["old_values"] or {}
+        return ", ".join(value_text(_value(values.get(name))) for name in key)
 
     return pd.DataFrame(
         {
             "changed_at": [format_time(e["changed_at"]) for e in entries],
             "account": [e["account"] for e in entries],
             "action": [e["action"] for e in entries],
+            **({"session": [session(e) for e in entries]} if key else {}),
             "table": [table_label(e["table_name"]) for e in entries],
             "changes": [changes_text(e) for e in entries],
             "reason": [e["reason"] or "" for e in entries],

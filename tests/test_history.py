@@ -264,14 +264,16 @@ def test_the_history_table_speaks_peoples_words_with_times_marked_utc(session_ke
     shown = command("history", "--subject", key["subject"])
     assert shown.status == 0, shown.err
     header, *lines = shown.out.splitlines()
-    assert header.split() == ["changed_at", "account", "action", "table", "changes", "reason"]
+    assert header.split() == ["changed_at", "account", "action", "session", "table", "changes", "reason"]
     stamp = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00:00"
     assert lines and all(re.match(stamp + " ", line) for line in lines), shown.out
-    tables = {line.split()[3] for line in lines}
+    session = f"{key['subject']}, 2024-06-07T08:09:10+00:00"  # on every row, updates too: which session changed
+    assert all(line.split(None, 3)[3].startswith(session + " ") for line in lines), shown.out
+    tables = {line.split()[5] for line in lines}
     assert {"Session", "SessionNote", "SessionStatus"} <= tables and all(t[0].isupper() for t in tables), tables
     when = "session_datetime=2024-06-07T08:09:10+00:00"
-    [note] = [line for line in lines if line.split()[3] == "SessionNote"]
-    values = note.split(None, 4)[4].strip().split(", ")  # in the table's column order on both servers
+    [note] = [line for line in lines if line.split()[5] == "SessionNote"]
+    values = note.split(None, 6)[6].strip().split(", ")  # in the table's column order on both servers
     assert values == [f"subject={key['subject']}", when, "session_note=first"], note
     assert (
         "session_status: qc_failed -> acquired" in shown.out and "status_reason: (empty) -> fixed the rig" in shown.out

@@ -246,8 +246,9 @@ def test_a_qc_passed_session_cannot_be_edited_until_reopened(lab):
     with pytest.raises(SessionLockedError, match="reopen it first"):
         update_session(user, key, "changed", {})
     row = {"subject": key["subject"], "session_datetime": key["session_datetime"].isoformat(), "session_note": "new"}
-    with pytest.raises(SessionLockedError, match="reopen it first"):
+    with pytest.raises(SessionLockedError, match="reopen it first") as refused:
         ingest("sessions", [row], linking_module=pipeline, progress=False)
+    assert "ingest never changes a stored session" in str(refused.value)  # reopening alone would not let it
     added = {**row, "session_note": "note 2", "attr.rig": "A"}  # a part the session lacks is an edit too
     with pytest.raises(
         SessionLockedError, match=re.escape("'attr.rig': conflict: the stored session has no value; session")
