@@ -27,6 +27,22 @@ PASSED_VARIABLES = ("DATABASE_PREFIX", "SESSION_ROOT_DIRS", CONNECT_TIMEOUT_VARI
 WITHHELD_VARIABLES = ("DJ_PASS",)
 
 _MEMORY = re.compile(r"[1-9][0-9]*[KMGT]?", re.IGNORECASE)
+#: sbatch options the script sets itself, refused in ``--sbatch-arg`` (the last of two wins in sbatch): why.
+_SET_BY_THE_SCRIPT = {
+    **dict.fromkeys(
+        ("--export", "--export-file"),
+        "the script passes the tasks only the variables it names, never DJ_PASS "
+        "(an --export of ALL would keep the password in SLURM's saved job environment)",
+    ),
+    **dict.fromkeys(("--array", "-a"), "give the number of tasks as --array N"),
+    **dict.fromkeys(("--chdir", "-D"), "the tasks run in the directory of the command (where datajoint.json is)"),
+    **dict.fromkeys(("--output", "-o", "--error", "-e"), "the tasks' logs are written to --log-dir"),
+    **dict.fromkeys(("--cpus-per-task", "-c"), "give --cpus-per-task"),
+    **dict.fromkeys(("--time", "-t"), "give --time"),
+    **dict.fromkeys(("--partition", "-p"), "give --partition"),
+    "--mem": "give --mem",
+    **dict.fromkeys(("--requeue", "--no-requeue"), "give --requeue (or leave it out)"),
+}
 
 
 class _Template(string.Template):
@@ -47,7 +63,8 @@ class BatchOptions:
     partition, time_minutes, memory, cpus_per_task : SLURM's ``--partition``, ``--time`` (minutes),
         ``--mem`` (e.g. ``2G``) and ``--cpus-per-task`` (default: ``workers``).
     requeue : let SLURM requeue a task (pre-emption, node failure, ``scontrol requeue``).
-    sbatch_args : further ``sbatch`` options, each written as one ``#SBATCH`` line.
+    sbatch_args : further ``sbatch`` options, each written as one ``#SBATCH`` line; not those the script
+        sets itself (``--export``, ``--array``, ``--chdir``, ``--output``, and those of the options above).
     tables, restrict, limit, timezone : ``populate``'s ``--table``, ``--restrict ATTR=VALUE``, ``--limit``
         (per task) and ``--timezone`` (of ``--restrict`` times).
     python : the interpreter the tasks run (default: this one).
@@ -71,6 +88,7 @@ class BatchOptions:
     python: str = field(default_factory=lambda: sys.executable)
 
     def __post_init__(self) -> None:
+        """Raises :class:`~element_session.errors.UsageError` (exit 2) for an option that cannot be used."""
         if self.tasks < 1:
             raise UsageError(f"--array needs a positive number of tasks, not {self.tasks}")
         if self.memory is not None and not _MEMORY.fullmatch(self.memory):
@@ -78,6 +96,9 @@ class BatchOptions:
         for arg in self.sbatch_args:
             if not arg.startswith("-") or any(c in arg for c in "\r\n"):
                 raise UsageError(f"--sbatch-arg {arg!r} is not one sbatch option (it must start with '-', one line)")
+            name = arg.split("=", 1)[0].split()[0] if arg.startswith("--") else arg[:2]
+            if name in _SET_BY_THE_SCRIPT:
+                raise UsageError(f"--sbatch-arg {arg!r}: {name} is set by the script: {_SET_BY_THE_SCRIPT[name]}")
         for name, value in [
             *(("--table", t) for t in self.tables),
             *(("--restrict", f"{a}={v}") for a, v in self.restrict),

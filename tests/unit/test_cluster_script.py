@@ -39,12 +39,23 @@ def test_the_script_quotes_what_it_is_given_and_holds_no_value_of_the_environmen
         {"memory": "-1G"},
         {"sbatch_args": ["account=x"]},
         {"sbatch_args": ["-A x\n-B"]},
+        {"sbatch_args": ["--export=ALL"]},  # would keep DJ_PASS in SLURM's saved job environment
+        {"sbatch_args": ["--export-file=/tmp/env"]},
+        {"sbatch_args": ["-a 0-99"]},
+        {"sbatch_args": ["--output=/tmp/x.log"]},
+        {"sbatch_args": ["-t30"]},
     ],
 )
 def test_unusable_options_are_usage_errors(changes) -> None:
     with pytest.raises(UsageError) as raised:
         options(**changes)
     assert exit_status(raised.value) == ExitStatus.USAGE
+
+
+def test_an_sbatch_arg_that_would_pass_every_variable_is_refused_naming_why() -> None:
+    with pytest.raises(UsageError, match=r"'--export=ALL': --export is set by the script: .*never DJ_PASS"):
+        options(sbatch_args=["--account=lab", "--export=ALL"])
+    assert "#SBATCH --account=lab" in render(options(sbatch_args=["--account=lab", "--qos=low"]), {})
 
 
 SHOW_JOB = """\
