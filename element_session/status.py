@@ -117,7 +117,15 @@ def check_status(value: Any, source: str = "arguments", column: str = "status", 
 
 def _session_key(m: ModuleType, key: Mapping[str, Any], lock: bool) -> dict[str, Any]:
     """The full key of the one session ``key`` names (its times as instants: :func:`~.lookups.as_stored`), its row
-    locked (``FOR UPDATE``) if ``lock``."""
+    locked (``FOR UPDATE``) if ``lock``.
+
+    A name of ``key`` that is no attribute of ``Session`` is refused (DataJoint leaves it out of the
+    restriction, so ``sesion_id=3`` would name a subject's only session, whatever its number)."""
+    unknown = [name for name in key if name not in m.Session.heading.names]
+    if unknown:
+        attributes = ", ".join(m.Session.heading.names)
+        reason = f"{', '.join(unknown)}: not an attribute of Session ({attributes})"
+        raise one_problem("arguments", "key", dict(key), reason)
     session = m.Session & as_stored(m.Session, key)
     primary = list(m.Session.primary_key)
     fields = ", ".join(m.Session.connection.adapter.quote_identifier(k) for k in primary)
@@ -330,6 +338,12 @@ def _rows(table: Any, restriction: Any, lock: bool = True) -> list[dict[str, Any
 #: How to reopen a session, as the command line and Python do it, and as the web says it (:func:`in_words`).
 _REOPEN = "element-session status set ... acquired --reason TEXT, or set_status(key, 'acquired', reason=...)"
 _REOPEN_IN_WORDS = "set its status back to acquired, with a reason"
+#: Said with ingest's refusal of a changed value of a qc_passed session: reopening does not make ingest change it
+#: (and as the web says it, whose add form and API ingest).
+NOT_BY_INGEST = (
+    "ingest never changes a stored session (after reopening, change it on the web's edit page or with update1)"
+)
+_NOT_BY_INGEST_IN_WORDS = "adding never changes a stored session (after reopening, change it on its edit page)"
 
 
 def in_words(err: SessionLockedError) -> SessionLockedError:
@@ -338,8 +352,11 @@ def in_words(err: SessionLockedError) -> SessionLockedError:
     The same problems, each reason saying "set its status back to acquired, with a reason" where
     it named the command and the Python call (:func:`locked_reason`), which a web user has neither of.
     """
-    said = [InputProblem(p.source, p.row, p.column, p.value, p.reason.replace(_REOPEN, _REOPEN_IN_WORDS))
-            for p in err.problems]  # fmt: skip
+    said = [
+        InputProblem(p.source, p.row, p.column, p.value,
+                     p.reason.replace(_REOPEN, _REOPEN_IN_WORDS).replace(NOT_BY_INGEST, _NOT_BY_INGEST_IN_WORDS))
+        for p in err.problems
+    ]  # fmt: skip
     return SessionLockedError(said)
 
 

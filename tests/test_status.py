@@ -124,6 +124,21 @@ def test_an_unknown_status_is_refused_in_arguments_and_in_ingest(lab):
         ingest("sessions", [row], linking_module=pipeline, progress=False)
 
 
+def test_a_misspelt_key_attribute_is_refused_not_left_out(lab, row_prefix):
+    """DataJoint leaves a name that is no attribute out of a restriction: {"subject": S, "sesion_id": 3} named S's only
+    session, whatever its number, and its status was read and set."""
+    pipeline, _ = lab
+    subject = f"{row_prefix}m2"
+    row = {"subject": subject, "session_datetime": "2031-02-03T04:05:06", "session_id": 1, "status": "acquiring"}
+    ingest("sessions", [row], linking_module=pipeline, progress=False)
+    before = snapshot(pipeline)
+    for call in (lambda k: lifecycle.set_status(k, "acquired"), lifecycle.status_of):
+        with pytest.raises(InputError, match=r"sesion_id: not an attribute of Session \(subject, session_dat") as err:
+            call({"subject": subject, "sesion_id": 3})
+        assert err.value.in_arguments
+    assert snapshot(pipeline) == before
+
+
 def test_two_setters_at_once_one_wins_the_other_gets_the_typed_error(lab, subprocess_env):
     """Two processes move the same acquired session to qc_passed at once: never both."""
     _, (_, _, key) = lab

@@ -212,15 +212,22 @@ def test_a_changed_value_of_a_qc_passed_session_is_refused_in_words_by_the_add_f
         assert answer.status_code == 409, answer.text
         (problem,) = answer.json()["problems"]
         assert problem["column"] == "session_note" and "is qc_passed: it cannot be edited" in problem["reason"]
-        assert problem["reason"].endswith("reopen it first (set its status back to acquired, with a reason)")
+        assert problem["reason"].endswith(
+            "reopen it first (set its status back to acquired, with a reason); adding never changes a stored session "
+            "(after reopening, change it on its edit page)"
+        )
         form = {"csrf_token": csrf(client, "/add"), "subject": "wb-m2", "session_datetime": "2024-08-07T10:00:00",
                 "timezone": "UTC", "session_note": "late"}  # fmt: skip
         page = client.post("/add", data=form)
         assert page.status_code == 409, page.text
         errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', page.text))
-        assert errors["session_note"].endswith("reopen it first (set its status back to acquired, with a reason)")
+        assert errors["session_note"].endswith(
+            "reopen it first (set its status back to acquired, with a reason); adding never changes a stored session "
+            "(after reopening, change it on its edit page)"
+        )
         for said in (answer.text, page.text):  # no command line or Python call for a web user
             assert "element-session status" not in said and "set_status(" not in said and "--reason" not in said
+            assert "update1" not in said and "ingest" not in said
         assert_in_words(page.text)
         assert snapshot(data) == before
     finally:  # the other tests count the sessions of the fixture's subjects

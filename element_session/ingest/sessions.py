@@ -29,8 +29,6 @@ from .validate import check_attribute_name, check_no_trailing_space, check_text,
 
 #: Columns that take several values (a list, or text separated by ``;``).
 _LIST_COLUMNS = ("experimenter", "project")
-#: Said with a refused change of a qc_passed session: reopening it does not make ingest change it.
-_NO_EDIT = "ingest never changes a stored session (after reopening, change it on the web's edit page or with update1)"
 
 
 def _tuple_getter(columns: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple]:
@@ -240,10 +238,8 @@ class SessionPlan:
             for column, (mine, theirs) in self._differences(session, stored, report).items():
                 reason = f"conflict: the stored session has {'no value' if theirs is None else readable(theirs)}"
                 if state in status.LOCKED and column != STATUS_COLUMN:
-                    locked, reason = (
-                        True,
-                        f"{reason}; {status.locked_reason({**stored['key'], 'session_status': state})}; {_NO_EDIT}",
-                    )
+                    locked_why = status.locked_reason({**stored["key"], "session_status": state})
+                    locked, reason = True, f"{reason}; {locked_why}; {status.NOT_BY_INGEST}"
                 elif column == STATUS_COLUMN:
                     reason += " (ingest sets the status of new sessions only: use `element-session status set`)"
                 problems.append(session.record.problem(column, mine, reason))
