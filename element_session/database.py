@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -338,3 +339,17 @@ def _native_type(native: str, message: str) -> ActivationError:
         f"{spelling(native)} in the table's definition (`element-session doctor --definitions` lists them all; "
         "activate_downstream() checks them before creating anything)"
     )
+
+
+#: Whether each connection's server is MariaDB, asked once a connection: by id (DataJoint's connections
+#: are not hashable), with a weak reference telling a live connection from one that had its id before.
+_MARIADB: dict[int, tuple[weakref.ref, bool]] = {}
+
+
+def is_mariadb(connection: Any) -> bool:
+    """Whether the server of ``connection`` (a DataJoint connection to MySQL or MariaDB) is MariaDB."""
+    kept = _MARIADB.get(id(connection))
+    if kept is None or kept[0]() is not connection:
+        (version,) = connection.query("SELECT VERSION()").fetchone()
+        kept = _MARIADB[id(connection)] = (weakref.ref(connection), "mariadb" in str(version).lower())
+    return kept[1]

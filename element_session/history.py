@@ -40,7 +40,7 @@ from typing import Any
 import datajoint as dj
 from datajoint.utils import to_camel_case
 
-from .database import database_errors, server_error, translate
+from .database import database_errors, is_mariadb, server_error, translate
 from .errors import HistoryOffWarning, PermissionDeniedError
 from .formats import value_text
 from .pipeline import session_module_of
@@ -169,7 +169,7 @@ def _mysql_stale_tables(connection: dj.Connection, schema_name: str) -> list[str
     for table in _tables(connection, schema_name):
         for action in _ACTIONS:
             trigger, sql = _mysql_trigger(connection, schema_name, table, action)
-            if trigger in bodies and bodies[trigger].strip() != sql.split(_BODY_FOLLOWS, 1)[1]:
+            if trigger in bodies and _outdated(bodies[trigger], sql):
                 stale.append(table)
                 break
     return stale
@@ -187,6 +187,11 @@ def _mysql_json(connection: dj.Connection, columns: list[tuple[str, str]], row: 
 
 
 _BODY_FOLLOWS = " FOR EACH ROW "  # what separates a MySQL trigger's head from its body (ACTION_STATEMENT)
+
+
+def _outdated(body: str, sql: str) -> bool:
+    """Whether a stored trigger's ``body`` differs from that of ``sql`` (its ``CREATE TRIGGER`` for the table now)."""
+    return body.strip() != sql.split(_BODY_FOLLOWS, 1)[1]
 
 
 def _mysql_trigger(connection: dj.Connection, schema_name: str, table: str, action: str) -> tuple[str, str]:
@@ -338,7 +343,7 @@ def _create(connection: dj.Connection, schema_name: str) -> None:
                 trigger, sql = _mysql_trigger(connection, schema_name, name, action)
                 if trigger not in bodies:
                     connection.query(sql)
-                elif bodies[trigger].strip() != sql.split(_BODY_FOLLOWS, 1)[1]:  # the table's columns changed
+                elif _outdated(bodies[trigger], sql):  # the table's columns changed
                     _mysql_replace_trigger(connection, schema_name, trigger, sql)
     _index_first_key(connection, schema_name)
 
@@ -346,7 +351,7 @@ def _create(connection: dj.Connection, schema_name: str) -> None:
 def _mysql_replace_trigger(connection: dj.Connection, schema_name: str, trigger: str, sql: str) -> None:
     """Replace a trigger by ``sql`` (its ``CREATE TRIGGER``): in one statement on MariaDB (``CREATE OR
     REPLACE``), dropped and created on MySQL (another process doing the same at once is no error)."""
-    if "mariadb" in str(connection.query("SELECT VERSION()").fetchone()[0]).lower():
+    if is_mariadb(connection):
         connection.query(sql.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1))
         return
     connection.query(f"DROP TRIGGER IF EXISTS {_quote(connection, schema_name, trigger)}")

@@ -32,7 +32,6 @@ import datetime as dt
 import io
 import json
 import re
-import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -44,6 +43,7 @@ import pandas as pd
 from . import times
 from ._collector import cycle_collection_paused
 from .columns import ATTRIBUTE_PREFIX
+from .database import is_mariadb
 from .status import DEFAULT_STATUS
 from .tables import other_key
 
@@ -261,7 +261,7 @@ def _read_aggregated(source: _Sessions, m: ModuleType) -> _Read:
     # statement alone (one round trip), or on MySQL for the session and set back after it
     if postgresql:
         rows = connection.query(sql, args=source.args).fetchall()
-    elif _is_mariadb(connection):
+    elif is_mariadb(connection):
         sql = f"SET STATEMENT group_concat_max_len = {_GROUP_CONCAT_MAX} FOR {sql}"
         rows = connection.query(sql, args=source.args).fetchall()
     else:
@@ -278,19 +278,6 @@ def _read_aggregated(source: _Sessions, m: ModuleType) -> _Read:
 
 
 _MYSQL_AGGREGATES = ("JSON_ARRAYAGG({})", "JSON_OBJECTAGG({}, {})")
-
-#: Whether each connection's server is MariaDB, asked once a connection: by id (DataJoint's connections
-#: are not hashable), with a weak reference telling a live connection from one that had its id before.
-_MARIADB: dict[int, tuple[weakref.ref, bool]] = {}
-
-
-def _is_mariadb(connection: Any) -> bool:
-    """Whether the server of ``connection`` (a DataJoint connection to MySQL or MariaDB) is MariaDB."""
-    kept = _MARIADB.get(id(connection))
-    if kept is None or kept[0]() is not connection:
-        (version,) = connection.query("SELECT VERSION()").fetchone()
-        kept = _MARIADB[id(connection)] = (weakref.ref(connection), "mariadb" in str(version).lower())
-    return kept[1]
 
 
 @contextlib.contextmanager
