@@ -25,6 +25,7 @@ from .ingest.keys import collations, is_binary
 from .locks import activation_lock
 from .native_types import native_attributes
 from .pipeline import load
+from .upgrade.indexes import install as install_order_index
 
 #: The upstream tables a linking module must provide, and what each is for.
 REQUIRED_TABLES = {
@@ -252,6 +253,7 @@ def activate_schema(
         reload_stale_headings(tables, schema_name)
         if create_tables:
             install_history(schema)  # under the lock too: triggers of one schema are created once
+            install_order_index(connection, schema_name)  # what Session's definition cannot state
     _warn_about_collations(connection, schema_name, tables)
 
 

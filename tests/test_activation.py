@@ -70,6 +70,24 @@ def test_activating_again_same_name_is_a_no_op_and_another_name_is_refused(pipel
     assert session_with_datetime.Session.database == prefix + "session"
 
 
+def test_the_newest_first_list_has_an_index_in_its_order_on_either_server(pipeline, connection):
+    """The list's ORDER BY session_datetime DESC, subject DESC is an index's order: no sort of ties."""
+    session = pipeline.session.Session
+    if connection.adapter.backend == "postgresql":  # a B-tree holds only its columns: activation adds them
+        (definition,) = connection.query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname = %s",
+            args=(session.database, session.table_name, "session_newest_first"),
+        ).fetchone()
+        assert definition.endswith("(session_datetime, subject)")
+    else:  # InnoDB appends the primary key to index(session_datetime) by itself
+        rows = connection.query(
+            "SELECT column_name FROM information_schema.statistics WHERE table_schema = %s AND table_name = %s "
+            "AND index_name <> 'PRIMARY' AND seq_in_index = 1",
+            args=(session.database, session.table_name),
+        ).fetchall()
+        assert ("session_datetime",) in [tuple(r) for r in rows]
+
+
 def test_activation_raises_no_warning_from_project_code(pipeline, prefix):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

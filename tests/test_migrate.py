@@ -414,6 +414,7 @@ def _drop_start_time_index(connection, schema: str) -> None:
     """Make ``schema``.session as a release before the start-time index declared it."""
     if BACKEND == "postgresql":
         connection.query(f'DROP INDEX "{schema}"."idx_session_session_datetime"')
+        connection.query(f'DROP INDEX "{schema}"."{indexes.ORDER_INDEX}"')  # what activation adds there
     else:
         connection.query(f"ALTER TABLE `{schema}`.`session` DROP INDEX `session_datetime`")
 

@@ -270,7 +270,8 @@ def _index(connection: dj.Connection, schema: str) -> list[Finding]:
             "index",
             "note",
             1,
-            f"no index leading with {indexes.COLUMN}: the newest sessions and time windows read every session",
+            f"no index leading with {indexes.COLUMN} and the rest of the key: "
+            "the newest sessions and time windows read every session",
             f"element-session migrate --schema {schema}",
             (f"{indexes.TABLE}.{indexes.COLUMN}",),
         )

@@ -6,18 +6,30 @@ server reads and sorts every session on each request. Schemas declared by this r
 (``index(session_datetime)`` in ``Session``'s definition); :func:`missing` finds an older schema
 without it, :func:`changes` plans the one statement that adds it (``migrate`` applies it, ``doctor``
 reports its absence). Adding it reads the table once (seconds at 10^6 sessions) and changes no row.
+
+The list's order is ``session_datetime DESC`` and then the rest of the key (sessions that share a
+start time: a lab's rigs started on the minute). InnoDB appends the primary key to every secondary
+index, so on MySQL/MariaDB ``index(session_datetime)`` is in that order. A PostgreSQL B-tree holds
+only the columns named, and a definition cannot name the subject's key (the linking module supplies
+it): there the index is :data:`ORDER_INDEX` over :func:`order_columns`, which activation adds
+(:func:`install`). Without it PostgreSQL sorted every session sharing the newest start time at each
+page: 172 ms for the first page of 10^6 sessions with 10,000 a start time, 0.1 ms with it
+(``EXPLAIN ANALYZE``, PostgreSQL 15, this project's web-load data set).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import datajoint as dj
 
 from .steps import Change, statement
 
-__all__ = ["COLUMN", "changes", "missing"]
+__all__ = ["COLUMN", "ORDER_INDEX", "changes", "install", "missing", "order_columns"]
 
 COLUMN = "session_datetime"
 TABLE = "session"
+ORDER_INDEX = "session_newest_first"  # PostgreSQL's index in the list's order (names are per schema there)
 
 
 #: Whether ``session_datetime`` is in the primary key of ``session`` (the datetime variant), by backend.
@@ -48,6 +60,33 @@ _INDEXED = {
 }
 
 
+#: The primary-key columns of ``session``, in key order (PostgreSQL).
+_PG_KEY = (
+    "SELECT a.attname FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    "WHERE i.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY k.position"
+)
+#: Whether an index of ``session`` has exactly the columns given, in their order (PostgreSQL).
+_PG_ORDER_INDEXED = (
+    "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s "
+    "AND ARRAY(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.position) = %s::text[]"
+)
+
+
+def order_columns(key: Sequence[str]) -> list[str]:
+    """``session_datetime`` and then the rest of ``key`` (``Session``'s primary key): the list's order."""
+    return [COLUMN, *(name for name in key if name != COLUMN)]
+
+
+def _pg_order(connection: dj.Connection, schema: str) -> list[str]:
+    """:func:`order_columns` of ``schema``.session's primary key, read from the catalog (PostgreSQL)."""
+    return order_columns([row[0] for row in connection.query(_PG_KEY, args=(schema, TABLE)).fetchall()])
+
+
 def _holds(connection: dj.Connection, schema: str, queries: dict[str, str]) -> bool:
     """Whether the catalog query of ``queries`` for this backend finds ``session_datetime`` of ``schema``.session."""
     sql = queries[connection.adapter.backend]
@@ -55,8 +94,28 @@ def _holds(connection: dj.Connection, schema: str, queries: dict[str, str]) -> b
 
 
 def missing(connection: dj.Connection, schema: str) -> bool:
-    """Whether ``schema`` is of the datetime variant and its ``session`` table lacks the start-time index."""
-    return _holds(connection, schema, _IN_KEY) and not _holds(connection, schema, _INDEXED)
+    """Whether ``schema`` is of the datetime variant and its ``session`` table lacks the start-time index.
+
+    On PostgreSQL: lacks an index over exactly :func:`order_columns` (:data:`ORDER_INDEX`).
+    """
+    if not _holds(connection, schema, _IN_KEY):
+        return False
+    if connection.adapter.backend == "postgresql":
+        args = (schema, TABLE, _pg_order(connection, schema))
+        return connection.query(_PG_ORDER_INDEXED, args=args).fetchone() is None
+    return not _holds(connection, schema, _INDEXED)
+
+
+def install(connection: dj.Connection, schema: str) -> None:
+    """Add :data:`ORDER_INDEX` to ``schema``.session where it is missing, on PostgreSQL (activation).
+
+    The one index of this release that ``Session``'s definition cannot state (see above). Run under the
+    activation lock, so once per schema; a table of 10^6 sessions took 1.4 s. Does nothing on
+    MySQL/MariaDB (``migrate`` adds the index to their older schemas) or for the id variant.
+    """
+    if connection.adapter.backend == "postgresql":
+        for change in changes(connection, schema):
+            change.run(connection)
 
 
 def changes(connection: dj.Connection, schema: str) -> list[Change]:
@@ -65,8 +124,9 @@ def changes(connection: dj.Connection, schema: str) -> list[Change]:
         return []
     adapter = connection.adapter
     table = f"{adapter.quote_identifier(schema)}.{adapter.quote_identifier(TABLE)}"
-    if adapter.backend == "postgresql":  # the name DataJoint gives the index it declares
-        sql = adapter.create_index_ddl(table, [COLUMN])
+    if adapter.backend == "postgresql":
+        columns = ", ".join(adapter.quote_identifier(c) for c in _pg_order(connection, schema))
+        sql = f"CREATE INDEX IF NOT EXISTS {adapter.quote_identifier(ORDER_INDEX)} ON {table} ({columns})"
     else:
         sql = f"ALTER TABLE {table} ADD INDEX {adapter.quote_identifier(COLUMN)} ({adapter.quote_identifier(COLUMN)})"
     what = f"add an index on {COLUMN} (the newest sessions and time windows without reading every session)"

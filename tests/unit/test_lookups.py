@@ -16,7 +16,7 @@ from element_session.lookups import check_lookups, check_restriction, lookup_pro
 MISSING = [float("nan"), np.nan, np.float32("nan"), pd.NA, pd.NaT, np.datetime64("NaT"), decimal.Decimal("NaN")]
 SCALARS = ["m1", "", 3, np.int64(3), 2.5, np.float64(2.5), True, np.bool_(False), decimal.Decimal("1.5"),
            dt.date(2024, 1, 2), dt.datetime(2024, 1, 2, 3), pd.Timestamp("2024-01-02"), dt.time(1),
-           uuid.uuid4()]  # fmt: skip
+           uuid.UUID("8efdbab0-36fa-4666-8979-5a9e34917f4b")]  # fmt: skip
 NOT_SCALARS = [["m1"], ("m1",), {"m1"}, {"subject": "m1"}, np.array(["m1"]), pd.Series(["m1"]), b"m1", 1j,
                np.datetime64("2024-01-02"), object()]  # fmt: skip
 
