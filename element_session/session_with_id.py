@@ -53,6 +53,7 @@ class Session(tables.SessionBase, dj.Manual):
     session_id: int32  # session number, unique per subject
     ---
     session_datetime=null: datetime  # start time of the session, in UTC, where known
+    index(session_datetime)  # newest first without reading every session
     """
 
     class Attribute(tables.SessionAttribute, dj.Part):

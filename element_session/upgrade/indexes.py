@@ -82,6 +82,12 @@ def order_columns(key: Sequence[str]) -> list[str]:
     return [COLUMN, *(name for name in key if name != COLUMN)]
 
 
+def _pg_columns(connection: dj.Connection, schema: str) -> set[str]:
+    """The columns of ``schema``.session (PostgreSQL)."""
+    sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s"
+    return {row[0] for row in connection.query(sql, args=(schema, TABLE)).fetchall()}
+
+
 def _pg_order(connection: dj.Connection, schema: str) -> list[str]:
     """:func:`order_columns` of ``schema``.session's primary key, read from the catalog (PostgreSQL)."""
     return order_columns([row[0] for row in connection.query(_PG_KEY, args=(schema, TABLE)).fetchall()])
@@ -93,6 +99,12 @@ def _holds(connection: dj.Connection, schema: str, queries: dict[str, str]) -> b
     return connection.query(sql, args=(schema, TABLE, COLUMN)).fetchone() is not None
 
 
+def _pg_has_order_index(connection: dj.Connection, schema: str) -> bool:
+    """Whether ``schema``.session has an index over exactly :func:`order_columns` (PostgreSQL)."""
+    args = (schema, TABLE, _pg_order(connection, schema))
+    return connection.query(_PG_ORDER_INDEXED, args=args).fetchone() is not None
+
+
 def missing(connection: dj.Connection, schema: str) -> bool:
     """Whether ``schema`` is of the datetime variant and its ``session`` table lacks the start-time index.
 
@@ -101,21 +113,30 @@ def missing(connection: dj.Connection, schema: str) -> bool:
     if not _holds(connection, schema, _IN_KEY):
         return False
     if connection.adapter.backend == "postgresql":
-        args = (schema, TABLE, _pg_order(connection, schema))
-        return connection.query(_PG_ORDER_INDEXED, args=args).fetchone() is None
+        return not _pg_has_order_index(connection, schema)
     return not _holds(connection, schema, _INDEXED)
+
+
+def _create_order_index(connection: dj.Connection, schema: str) -> str:
+    """The ``CREATE INDEX`` of :data:`ORDER_INDEX` on ``schema``.session (PostgreSQL)."""
+    quote = connection.adapter.quote_identifier
+    columns = ", ".join(quote(c) for c in _pg_order(connection, schema))
+    return f"CREATE INDEX IF NOT EXISTS {quote(ORDER_INDEX)} ON {quote(schema)}.{quote(TABLE)} ({columns})"
 
 
 def install(connection: dj.Connection, schema: str) -> None:
     """Add :data:`ORDER_INDEX` to ``schema``.session where it is missing, on PostgreSQL (activation).
 
-    The one index of this release that ``Session``'s definition cannot state (see above). Run under the
-    activation lock, so once per schema; a table of 10^6 sessions took 1.4 s. Does nothing on
-    MySQL/MariaDB (``migrate`` adds the index to their older schemas) or for the id variant.
+    The one index of this release that ``Session``'s definition cannot state (see above), for either
+    variant (the id variant lists its sessions with a start time newest first too). The catalog is
+    read first, so that an activation where the index exists takes no lock of the table. Run under
+    the activation lock, so once per schema; a table of 10^6 sessions took 1.4 s. Does nothing on
+    MySQL/MariaDB (``migrate`` adds the index to their older schemas of the datetime variant).
     """
-    if connection.adapter.backend == "postgresql":
-        for change in changes(connection, schema):
-            change.run(connection)
+    if connection.adapter.backend != "postgresql" or COLUMN not in _pg_columns(connection, schema):
+        return
+    if not _pg_has_order_index(connection, schema):
+        connection.query(_create_order_index(connection, schema))
 
 
 def changes(connection: dj.Connection, schema: str) -> list[Change]:
@@ -125,8 +146,7 @@ def changes(connection: dj.Connection, schema: str) -> list[Change]:
     adapter = connection.adapter
     table = f"{adapter.quote_identifier(schema)}.{adapter.quote_identifier(TABLE)}"
     if adapter.backend == "postgresql":
-        columns = ", ".join(adapter.quote_identifier(c) for c in _pg_order(connection, schema))
-        sql = f"CREATE INDEX IF NOT EXISTS {adapter.quote_identifier(ORDER_INDEX)} ON {table} ({columns})"
+        sql = _create_order_index(connection, schema)
     else:
         sql = f"ALTER TABLE {table} ADD INDEX {adapter.quote_identifier(COLUMN)} ({adapter.quote_identifier(COLUMN)})"
     what = f"add an index on {COLUMN} (the newest sessions and time windows without reading every session)"

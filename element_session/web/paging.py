@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import one_problem
 
-__all__ = ["COUNT_CAP", "cursor", "order_columns", "page_keys", "read_cursor"]
+__all__ = ["COUNT_CAP", "count_after", "cursor", "order_columns", "page_keys", "read_cursor"]
 
 COUNT_CAP = 10_000  # sessions counted at most; beyond it a selection has "more than COUNT_CAP"
 
@@ -50,29 +50,39 @@ def _after_condition(quote: Any, order: list[tuple[str, bool]], key: dict[str, A
     return f"{quote(first)} {'<=' if descending else '>='} %s AND ({sql})", [key[first], *args]
 
 
+def _selected(found: Any, order: Sequence[str], after: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    """``FROM ... WHERE ...`` of ``found``, "after ``after`` in ``order``" added, and its parameters."""
+    where, args = found.where_clause(), list[Any]()
+    if after is not None:
+        condition, args = _after_condition(found.connection.adapter.quote_identifier, order_columns(order), after)
+        where = f"{where} AND ({condition})" if where else f" WHERE {condition}"
+    return f"{found.from_clause()}{where}", args
+
+
 def page_keys(
     found: Any, names: list[str], order: Sequence[str], limit: int, offset: int = 0, after: dict[str, Any] | None = None
 ) -> list[tuple]:
     """Up to ``limit`` + 1 keys (tuples in ``names``' order) of ``found`` in ``order``, from ``offset`` after ``after``.
 
     ``found`` is a restriction of ``Session`` (:func:`~element_session.query.find_sessions`);
-    ``order`` is ``ORDER BY`` items over primary-key attributes (``"session_datetime DESC"``), whose
-    last items make the order total; ``after`` a key of ``Session``. One statement: the
+    ``order`` is ``ORDER BY`` items over columns of ``Session`` (``"session_datetime DESC"``), whose
+    last items make the order total; ``after`` a row of those columns. One statement: the
     server orders, skips and limits, reading the key columns only (a covering index scan).
     The row beyond ``limit`` tells that a next page exists.
     """
-    adapter = found.connection.adapter
-    quote = adapter.quote_identifier
-    where, args = found.where_clause(), list[Any]()
-    if after is not None:
-        condition, args = _after_condition(quote, order_columns(order), after)
-        where = f"{where} AND ({condition})" if where else f" WHERE {condition}"
+    quote = found.connection.adapter.quote_identifier
+    selected, args = _selected(found, order, after)
     columns = ", ".join(quote(n) for n in names)
     by = ", ".join(f"{quote(c)}{' DESC' if d else ''}" for c, d in order_columns(order))
-    sql = (
-        f"SELECT {columns} FROM {found.from_clause()}{where} ORDER BY {by} LIMIT {int(limit) + 1} OFFSET {int(offset)}"
-    )
+    sql = f"SELECT {columns} FROM {selected} ORDER BY {by} LIMIT {int(limit) + 1} OFFSET {int(offset)}"
     return [tuple(row) for row in found.connection.query(sql, args=tuple(args)).fetchall()]
+
+
+def count_after(found: Any, order: Sequence[str], after: dict[str, Any] | None, cap: int) -> int:
+    """How many rows of ``found`` come after ``after`` in ``order`` (all, without ``after``), counted up to ``cap``."""
+    selected, args = _selected(found, order, after)
+    sql = f"SELECT count(*) FROM (SELECT 1 AS one FROM {selected} LIMIT {int(cap)}) AS counted"
+    return int(found.connection.query(sql, args=tuple(args)).fetchone()[0])
 
 
 def cursor(key: Sequence[Any]) -> str:

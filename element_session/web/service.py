@@ -207,6 +207,8 @@ def session_page(
         page: list[tuple] = []
     elif newest_first and "session_datetime" in names:
         page = _keys(found, names, _sort_order(sort, names), selection, after)
+    elif newest_first and _database_orders_keys(user):
+        page = _timed_first_keys(user, found, names, selection, after)
     elif not newest_first and _database_orders_keys(user):
         page = _keys(found, names, names, selection, after)
     else:
@@ -235,6 +237,37 @@ def _after_key(user: UserPipeline, selection: Selection, names: list[str]) -> di
 def _keys(found: Any, names: list[str], order: list[str], selection: Selection, after: dict | None) -> list[tuple]:
     """The keys of one page of ``found`` in ``order`` (and one more, if any), ordered and paged by the database."""
     return paging.page_keys(found, names, order, selection.limit, selection.offset, after)
+
+
+def _timed_first_keys(
+    user: UserPipeline, found: Any, names: list[str], selection: Selection, after: dict | None
+) -> list[tuple]:
+    """The id variant's newest first, ordered and paged by the database: the keys of one page (and one more).
+
+    The order of :func:`_sorted_page`: sessions with a start time, newest first (ties by key, descending),
+    then those without one, by key descending. Each part is one ``ORDER BY ... LIMIT`` along an index
+    (``index(session_datetime)``, which ends with the key; the primary key); a page that spans both
+    parts reads the second part from its start (or, where ``offset`` skips past the first part, from
+    the number of timed sessions ``offset`` passes, counted up to ``offset``).
+    """
+    timed, untimed = found & "session_datetime IS NOT NULL", found & "session_datetime IS NULL"
+    by_time = ["session_datetime DESC", *(f"{n} DESC" for n in names)]
+    by_key = [f"{n} DESC" for n in names]
+    offset, limit = selection.offset, selection.limit
+    if after is not None:
+        stored = (user.session.Session & after).to_dicts()
+        if not stored:  # a session deleted meanwhile: its place is unknown (as in _sorted_page)
+            return []
+        when = stored[0]["session_datetime"]
+        if when is None:  # after a session without a start time: in the second part
+            return paging.page_keys(untimed, names, by_key, limit, offset, after)
+        after = {**after, "session_datetime": when}
+    first = paging.page_keys(timed, names, by_time, limit, offset, after)
+    if len(first) > limit:
+        return first
+    passed = paging.count_after(timed, by_time, after, offset) if offset and not first else offset
+    rest = paging.page_keys(untimed, names, by_key, limit - len(first), max(0, offset - passed), None)
+    return first + rest
 
 
 def _database_orders_keys(user: UserPipeline) -> bool:
