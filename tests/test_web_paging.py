@@ -1,4 +1,4 @@
-"""The id variant's list, newest first, is ordered and paged by the database: the same pages as sorting every key here."""
+"""The id variant's list, newest first, is paged by the database: the pages of sorting every key here."""
 
 from __future__ import annotations
 
