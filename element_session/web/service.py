@@ -28,7 +28,7 @@ from ..errors import InputError, InputProblem, SessionDirectoryError, SessionNot
 from ..ingest import IngestReport, ingest, validate
 from ..ingest.validate import check_integer, check_text, column_checks
 from ..jobs import JobRecord, autopopulated, clear_jobs, read_jobs, select_tables
-from ..session_frame import key_condition, session_rows
+from ..session_frame import AGGREGATED_KEYS, key_condition, session_rows
 from ..status import check_editable, check_status
 from ..tables import other_key
 from . import paging
@@ -814,7 +814,12 @@ def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> list[dic
     key = validate.parse_session_key(user.session, subject, subject=user.pipeline.Subject(), names=names)
     if not len(user.pipeline.Subject & key):
         raise SessionNotFoundError(f"no subject {formats.key_words(key)}")
-    return session_rows(user.session.Session & key, user.session).records()
+    sessions = user.session.Session & key
+    names = list(user.session.Session.primary_key)
+    keys = paging.page_keys(sessions, names, names, AGGREGATED_KEYS)  # along the primary key: few, as a page's
+    if len(keys) <= AGGREGATED_KEYS:  # read by keys, as a page is (one statement on either server)
+        return session_rows(None, user.session, keys=keys).records()
+    return session_rows(sessions, user.session).records()
 
 
 # -- jobs -----------------------------------------------------------------------------------------
