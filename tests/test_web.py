@@ -1339,3 +1339,54 @@ def test_the_session_page_shows_an_object_value_in_the_json_form_of_the_api(clie
         assert api["attribute_blobs"]["calibration"]["gain"]["__type__"] == "ndarray"
     finally:
         (data.session.Session.Attribute & {**key, "attribute_name": "calibration"}).delete_quick()
+
+
+@pytest.fixture(scope="module")
+def by_number(connection, prefix):
+    """The ``session_with_id`` variant served: its pipeline (a linking module) and a login that may write it."""
+    import sys
+    import types
+
+    from tests.helpers import create_account, drop_account, lab_module_text
+    from tests.web_accounts import WRITE, Login
+
+    linking = types.ModuleType("web_by_number")
+    sys.modules[linking.__name__] = linking  # activate() imports its linking module by name
+    exec(lab_module_text(prefix + "idlab", prefix + "idsession"), linking.__dict__)  # noqa: S102 (our text)
+    add_references(linking, ["wi-m1", "wi-m2"], [], [])
+    ingest("sessions", [
+        {"subject": "wi-m1", "session_id": 1, "session_datetime": "2024-05-01T10:00:00Z"},
+        {"subject": "wi-m1", "session_id": 2, "session_datetime": "2024-05-03T10:00:00[Europe/Berlin]"},
+        {"subject": "wi-m2", "session_id": 1, "session_datetime": "2024-05-02T10:00:00Z"},
+    ], pipeline=linking)  # fmt: skip
+    login = Login(f"wbi_{prefix[5:13]}", f"pw-{prefix}:x")
+    create_account(connection, login.user, login.password, [prefix + "idlab", prefix + "idsession"], WRITE)
+    try:
+        with TestClient(create_app(linking, b"test secret of this run")) as client:
+            log_in(client, login)
+            yield client
+    finally:
+        drop_account(connection, login.user)
+        remove_references(linking, ["wi-m1", "wi-m2"], [], [])
+        del sys.modules[linking.__name__]
+
+
+def test_adding_a_present_session_by_its_number_alone_says_already_present(by_number):
+    form = {"csrf_token": csrf(by_number, "/add"), "subject": "wi-m1", "session_id": "2"}  # its start not given
+    again = by_number.post("/add", data=form)
+    assert again.status_code == 200, again.text
+    flash = re.search(r'<p class="warning" role="status" id="flash">([^<]+)</p>', again.text)[1]
+    assert flash.startswith("Already present, nothing changed: the session of wi-m1 starting 2024-05-03T08:00:00")
+    assert "2024-05-03T10:00:00+02:00 Europe/Berlin" in flash  # its start in its own zone, as stored
+
+
+def test_column_headers_sort_the_list_of_sessions_by_number_too(by_number):
+    shown = {}
+    for sort in ("-start", "start", "subject", "-subject"):
+        page = by_number.get("/", params=[("sort", sort)]).text
+        shown[sort] = re.findall(r'class="open" href="[^"]*">([^<]+)</a>', page)
+    newest = ["2024-05-03 10:00:00 Europe/Berlin", "2024-05-02 10:00:00 UTC", "2024-05-01 10:00:00 UTC"]
+    assert shown["-start"] == newest
+    assert shown["start"] == shown["-start"][::-1]
+    assert shown["subject"] == [shown["-start"][2], shown["-start"][0], shown["-start"][1]]  # wi-m1 1, 2, wi-m2 1
+    assert shown["-subject"] == shown["subject"][::-1]

@@ -50,7 +50,7 @@ def _pages(user: UserPipeline, keys_of, limit: int, offset: int, after: str | No
 
 
 def _sorted_here(user, found, names, selection, after):
-    return service._sorted_page(found, names, selection, True, after)
+    return service._sorted_page(found, names, selection, "-start", after)
 
 
 @pytest.mark.parametrize("limit", [1, 4, 7, 30])

@@ -172,7 +172,7 @@ def parse_sort(values: Sequence[str]) -> str:
 
 
 def _sort_order(sort: str, names: list[str]) -> list[str]:
-    """The ORDER BY of ``sort`` (one of :data:`SORTS`) over the key ``names`` (datetime variant)."""
+    """The ORDER BY of ``sort`` (one of :data:`SORTS`) over the key ``names`` (by start: the datetime variant)."""
     column = "session_datetime" if sort.lstrip("-") == "start" else names[0]
     direction = " DESC" if sort.startswith("-") else ""
     return [f"{column}{direction}", *(f"{n}{direction}" for n in names if n != column)]
@@ -186,7 +186,7 @@ def session_page(
 
     In the order of ``element-session sessions`` (by primary key, as Python compares the values), or
     by start time, newest first (with ``newest_first``; ``sort``, one of :data:`SORTS`, chooses
-    another order of the datetime variant's list). The database orders and pages
+    another order of the list). The database orders and pages
     (:func:`~element_session.web.paging.page_keys`: ``ORDER BY ... LIMIT``, along the primary key
     or the start-time index) wherever its order is that order: by start time where it is part of
     the key, by key where the key's text is ordered by code point
@@ -203,16 +203,17 @@ def session_page(
     after = _after_key(user, selection, names)
     counted = query.count_sessions(found, cap=paging.COUNT_CAP)
     total, exact = min(counted, paging.COUNT_CAP), counted <= paging.COUNT_CAP
+    by_key = sort.lstrip("-") == "subject"
     if not selection.limit or (exact and after is None and selection.offset >= total):
         page: list[tuple] = []
-    elif newest_first and "session_datetime" in names:
-        page = _keys(found, names, _sort_order(sort, names), selection, after)
-    elif newest_first and _database_orders_keys(user):
+    elif newest_first and ("session_datetime" in names or (by_key and _database_orders_keys(user))):
+        page = _keys(found, names, _sort_order(sort, names), selection, after)  # by start in the key, or by the key
+    elif newest_first and sort == "-start" and _database_orders_keys(user):
         page = _timed_first_keys(user, found, names, selection, after)
     elif not newest_first and _database_orders_keys(user):
         page = _keys(found, names, names, selection, after)
     else:
-        page = _sorted_page(found, names, selection, newest_first, after)
+        page = _sorted_page(found, names, selection, sort if newest_first else None, after)
     more = len(page) > selection.limit
     page = page[: selection.limit]
     rows = session_rows(None, user.session, keys=page).records()  # these keys match the selection
@@ -278,20 +279,22 @@ def _database_orders_keys(user: UserPipeline) -> bool:
 
 
 def _sorted_page(
-    found: Any, names: list[str], selection: Selection, newest_first: bool, after: dict | None = None
+    found: Any, names: list[str], selection: Selection, sort: str | None, after: dict | None = None
 ) -> list[tuple]:
     """The keys of one page of ``found`` (and one more, if any) sorted here, where the database's order is not
-    the page's."""
+    the page's: the list's ``sort`` (one of :data:`SORTS`), or None for the order of ``sessions``."""
     stamp = [] if "session_datetime" in names else ["session_datetime"]
     keys = found.proj(*stamp)
     columns = list(keys.heading.names)
     rows = [dict(zip(columns, row, strict=True)) for row in keys.cursor().fetchall()]  # plain rows: fast
     idents = [tuple(r[n] for n in names) for r in rows]
-    if newest_first:
+    if sort is not None and sort.lstrip("-") == "start":  # sessions without a start: last newest first, so first here
         when = [(r["session_datetime"] is not None, r["session_datetime"] or dt.datetime.min) for r in rows]
-        order = sorted(range(len(rows)), key=lambda i: (*when[i], query.session_sort_key(idents[i])), reverse=True)
+        order = sorted(range(len(rows)), key=lambda i: (*when[i], query.session_sort_key(idents[i])))
     else:
         order = sorted(range(len(rows)), key=lambda i: query.session_sort_key(idents[i]))
+    if sort is not None and sort.startswith("-"):
+        order.reverse()
     start = selection.offset
     if after is not None:  # the page starts after that key's place in this order
         ident = tuple(after[n] for n in names)
@@ -787,14 +790,13 @@ def added_session(user: UserPipeline, row: Mapping[str, str], timezone: str) -> 
     """
     m = user.session
     key = validate.parse_session_key(m, row, subject=user.pipeline.Subject(), timezone=timezone)
-    (record,) = formats.session_records([_session_row(user, key)], m.Session)
+    stored = _session_row(user, key)  # as stored: a session already present may have a start the row did not give
+    (record,) = formats.session_records([stored], m.Session)
     params = key_params(user, record)
-    if record["session_datetime"] is None:
+    local, zone = local_time(stored["session_datetime_local"]), text_or_none(stored["session_timezone"]) or "UTC"
+    if local is None:
         return f"{session_name(user, record)}.", params
-    stored = dt.datetime.fromisoformat(record["session_datetime"])
-    zone = times.parse_session_time(row["session_datetime"], timezone).zone
-    local = times.local_time(stored.replace(tzinfo=None), zone).isoformat()
-    return f"{session_name(user, record)} (UTC), {local} {zone}.", params
+    return f"{session_name(user, record)} (UTC), {local.isoformat()} {zone}.", params
 
 
 def session_name(user: UserPipeline, record: Mapping[str, Any]) -> str:
