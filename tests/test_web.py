@@ -1390,3 +1390,29 @@ def test_column_headers_sort_the_list_of_sessions_by_number_too(by_number):
     assert shown["start"] == shown["-start"][::-1]
     assert shown["subject"] == [shown["-start"][2], shown["-start"][0], shown["-start"][1]]  # wi-m1 1, 2, wi-m2 1
     assert shown["-subject"] == shown["subject"][::-1]
+
+
+def test_a_window_backwards_keeps_the_form_with_the_reason_next_to_until_and_the_page_size(client, logins, data):
+    log_in(client, logins["reader"])
+    bad = client.get("/", params=[("subject", "wb-m1"), ("since", "2024-03-12"), ("until", "2024-03-10"),
+                                  ("limit", "100")])  # fmt: skip
+    assert bad.status_code == 400
+    assert '<form method="get" action="/" class="filters">' in bad.text  # the list's form, not an error page
+    errors = dict(re.findall(r'<span class="field-error" data-field="([^"]+)">([^<]+)</span>', bad.text))
+    assert list(errors) == ["until"] and "until is not after since" in errors["until"]
+    assert '<option value="100" selected>' in bad.text  # the page size asked for, kept for the next try
+    assert "in the arguments" not in bad.text  # a query's parameters, as every other refusal names them
+    api = client.get("/api/sessions", params={"attribute": "", "value": "A"})
+    assert api.json()["error"] == "1 problem(s) in the query" and api.json()["problems"][0]["column"] == "value"
+
+
+@pytest.mark.parametrize("name, values", [("limit", ["abc", "3"]), ("offset", ["1", "0"]), ("page", ["2", "1"]),
+                                          ("after", ["x", "y"])])  # fmt: skip
+def test_a_paging_parameter_given_twice_is_refused_as_a_filter_given_twice(client, logins, data, name, values):
+    log_in(client, logins["reader"])
+    params = [(name, v) for v in values]
+    api = client.get("/api/sessions", params=params)
+    assert api.status_code == 400, api.text
+    assert {"column": name, "value": values[1], "reason": "given twice"}.items() <= api.json()["problems"][0].items()
+    page = client.get("/", params=params)
+    assert page.status_code == 400 and f"parameter {name}, value &#34;{values[1]}&#34;: given twice" in page.text

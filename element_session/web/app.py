@@ -184,6 +184,7 @@ class WebApp:
             "states": STATES,
             "page_sizes": PAGE_SIZES,
             "default_limit": PAGE_SIZE,
+            "page_size": _page_size(request),
             "lab_zone": self.timezone,
             "read_zone": service.local_zone(dict(filters).get("timezone"), self.timezone) or "UTC",
         }
@@ -208,7 +209,10 @@ class WebApp:
             rows = _rows_for_page(user, found.rows)
             return rows, found, subject_keys, service.rights(user), service.choices(user)
 
-        rows, found, subject_keys, rights, choices = await self.as_account(request.user, work)
+        try:
+            rows, found, subject_keys, rights, choices = await self.as_account(request.user, work)
+        except InputError as err:  # what only the query finds wrong (until not after since): kept in the form too
+            return _refused_list(request, err, shown)
         total = found.total
         current = selection.offset // selection.limit + 1 if selection.limit else 1
         last = max(1, -(-total // selection.limit)) if selection.limit else 1
@@ -400,6 +404,12 @@ def _past_the_end(request: Request, selection: service.Selection, found: service
     last = max(1, -(-found.total // selection.limit)) if selection.limit else 1
     reason = f"past the last page: {found.total:,} session(s) make {last} page(s) of {selection.limit}"
     return one_problem("query", name, request.query_params[name], reason)
+
+
+def _page_size(request: Request) -> int:
+    """The page size the list was asked for (``limit``), kept in its form also where the query is refused."""
+    given = request.query_params.get("limit", "")
+    return int(given) if given.isdigit() and 0 < int(given) <= service.MAX_LIMIT else PAGE_SIZE
 
 
 def _refused_list(request: Request, err: InputError, shown: dict[str, Any]) -> Response:

@@ -89,6 +89,8 @@ def parse_selection(
     for name, value in params:
         try:
             if name in PAGING and paged:
+                if name in counts:
+                    raise one_problem("query", name, value, "given twice")
                 counts[name] = value
             elif name not in FILTERS:
                 raise one_problem("query", name, value, f"unknown parameter: use {known}")
@@ -139,7 +141,12 @@ def parse_selection(
 
 
 def _found(user: UserPipeline, selection: Selection) -> Any:
-    return query.find_sessions(user.session, **selection.filters)
+    """``find_sessions`` of the selection; its refusal (e.g. ``until`` not after ``since``) names the query's
+    parameters, as :func:`parse_selection` does (:class:`InputError`)."""
+    try:
+        return query.find_sessions(user.session, **selection.filters)
+    except InputError as err:
+        raise InputError([InputProblem("query", p.row, p.column, p.value, p.reason) for p in err.problems]) from None
 
 
 @dataclass(frozen=True)
