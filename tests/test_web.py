@@ -1416,3 +1416,15 @@ def test_a_paging_parameter_given_twice_is_refused_as_a_filter_given_twice(clien
     assert {"column": name, "value": values[1], "reason": "given twice"}.items() <= api.json()["problems"][0].items()
     page = client.get("/", params=params)
     assert page.status_code == 400 and f"parameter {name}, value &#34;{values[1]}&#34;: given twice" in page.text
+
+
+def test_the_edit_and_delete_pages_offer_no_form_to_an_account_that_may_not_change_sessions(client, logins, data):
+    key = {"subject": "wb-m1", "session_datetime": "2024-03-12T09:00:00+00:00"}  # a bookmark, a link from a colleague
+    log_in(client, logins["reader"])
+    edit, delete = client.get("/edit", params=key).text, client.get("/delete", params=key).text
+    assert 'id="may-not-edit"' in edit and 'method="post" action="/edit' not in edit
+    assert 'id="may-not-delete"' in delete and 'method="post" action="/delete' not in delete
+    assert 'id="preview"' in delete  # what a delete would remove is still shown
+    log_in(client, logins["writer"])
+    assert 'method="post" action="/edit' in client.get("/edit", params=key).text
+    assert 'method="post" action="/delete' in client.get("/delete", params=key).text

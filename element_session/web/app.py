@@ -325,11 +325,11 @@ class WebApp:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
             record = service.session_record(user, key)
-            return key, record, service.session_name(user, record), service.choices(user)
+            return key, record, service.session_name(user, record), service.choices(user), service.rights(user)
 
-        key, record, name, choices = await self.as_account(request.user, load)
+        key, record, name, choices, rights = await self.as_account(request.user, load)
         query = request.url.query
-        shown = {"record": record, "session_name": name, "query": query, "choices": choices}
+        shown = {"record": record, "session_name": name, "query": query, "choices": choices, "rights": rights}
         if request.method == "GET":
             stored = forms.SessionEdit(
                 record["session_note"] or "",
@@ -374,11 +374,13 @@ class WebApp:
         def load(user):
             key = service.parse_session_key(user, request.query_params)
             record = service.session_record(user, key)
-            return key, record, service.session_name(user, record), service.delete_preview(user, key)
+            preview = service.delete_preview(user, key)
+            return key, record, service.session_name(user, record), preview, service.rights(user)
 
-        key, record, name, preview = await self.as_account(request.user, load)
+        key, record, name, preview, rights = await self.as_account(request.user, load)
         if request.method == "GET":
-            shown = {"record": record, "session_name": name, "preview": preview, "locked": record["status"] in LOCKED}
+            locked = record["status"] in LOCKED
+            shown = {"record": record, "session_name": name, "preview": preview, "locked": locked, "rights": rights}
             return page(request, "delete.html", query=request.url.query, **shown)
         confirm = (await request.form()).getlist("confirm")
         if confirm != ["yes"]:
