@@ -1428,3 +1428,39 @@ def test_the_edit_and_delete_pages_offer_no_form_to_an_account_that_may_not_chan
     log_in(client, logins["writer"])
     assert 'method="post" action="/edit' in client.get("/edit", params=key).text
     assert 'method="post" action="/delete' in client.get("/delete", params=key).text
+
+
+def _hidden_fields(text: str, form_id: str) -> tuple[str, list[tuple[str, str]]]:
+    """The action and the hidden fields of the form ``form_id`` of a page."""
+    form = re.search(rf'<form method="post" action="([^"]+)"[^>]* id="{form_id}">(.*?)</form>', text, re.S)
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form[2])
+    return html.unescape(form[1]), [(html.unescape(n), html.unescape(v)) for n, v in fields]
+
+
+def test_a_form_sent_with_a_stale_token_or_after_the_login_ended_keeps_what_was_typed(app, client, logins, data):
+    typed = "three lines\n<typed> with care ✓\nby hand"
+    form = {"subject": "wb-m2", "session_datetime": "2024-11-05T10:00:00", "timezone": "Europe/Berlin",
+            "session_note": typed}  # fmt: skip
+    log_in(client, logins["writer"])
+    stale = client.post("/add", data={**form, "csrf_token": "a token of an older login"})
+    assert stale.status_code == 403 and html.escape(typed) in stale.text  # shown, nothing lost
+    action, fields = _hidden_fields(stale.text, "resend")
+    assert action == "/add" and ("session_note", typed) in fields
+    sent = client.post(action, data=dict(fields))  # "send it again": the fresh token is in the page
+    assert sent.status_code == 200 and sent.url.path == "/" and "Added" in sent.text
+    form["session_datetime"] = "2024-11-06T10:00:00"
+    with TestClient(app) as later:  # the login has ended (logged out in another tab, the cookie gone)
+        ended = later.post("/add", data={**form, "csrf_token": "a token of the ended login"})
+        assert ended.status_code == 403 and html.escape(typed) in ended.text
+        action, fields = _hidden_fields(ended.text, "resend")
+        assert action.startswith("/login?") and 'name="password"' in ended.text
+        credentials = {"username": logins["writer"].user, "password": logins["writer"].password}
+        logged_in = later.post(action, data=dict(fields) | credentials)
+        assert logged_in.status_code == 200 and html.escape(typed) in logged_in.text
+        assert logins["writer"].password not in logged_in.text
+        action, fields = _hidden_fields(logged_in.text, "resend")
+        sent = later.post(action, data=dict(fields))
+        assert sent.status_code == 200 and sent.url.path == "/" and "Added" in sent.text
+    assert {r["session_note"] for r in (data.session.SessionNote & {"subject": "wb-m2"}).to_dicts()} >= {typed}
+    added = [{"subject": "wb-m2", "session_datetime": f"2024-11-0{day} 09:00:00"} for day in (5, 6)]
+    (data.session.Session & added).delete()  # the other tests count the sessions of the fixture's subjects

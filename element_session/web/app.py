@@ -50,7 +50,7 @@ from ..ingest.readers import no_duplicate_keys
 from ..status import LOCKED, STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
-from .exceptions import handle_error, handle_http, headline, status_of
+from .exceptions import handle_error, handle_http, headline, resend, status_of, typed_fields
 from .logins import SESSION_KEY, Sealer, derive_key
 from .middleware import (
     Account,
@@ -157,7 +157,8 @@ class WebApp:
         target = target if target.startswith("/") and not target.startswith("//") else "/"
         if request.method == "GET":
             return page(request, "login.html", target=target, message=None)
-        credentials = forms.credentials(await request.form())
+        fields = await request.form()
+        credentials = forms.credentials(fields)
         if credentials is None:
             return page(request, "login.html", 400, target=target, message="give an account and its password")
         try:
@@ -166,6 +167,10 @@ class WebApp:
             return page(request, "login.html", status_of(err), target=target, message=str(err))
         request.session.clear()  # a new session: a new CSRF token
         request.session[SESSION_KEY] = self.sealer.seal(credentials)
+        kept = await typed_fields(request)  # a form refused when the login had ended: to be sent again
+        if kept:
+            request.scope["user"] = Account(credentials)
+            return resend(request, kept, 200, "Logged in: send the form again")
         return RedirectResponse(target, 303)
 
     async def logout(self, request: Request) -> Response:

@@ -30,6 +30,7 @@ from ..errors import (
     PermissionDeniedError,
     SessionNotFoundError,
 )
+from .logins import CSRF_FIELD
 from .middleware import is_api
 from .pages import page
 
@@ -78,7 +79,15 @@ def _jsonable(value: object) -> bool:
 
 
 async def handle_error(request: Request, err: Exception) -> Response:
-    """The answer to a typed error (:class:`ElementSessionError`) raised by a route or refused by a middleware."""
+    """The answer to a typed error (:class:`ElementSessionError`) raised by a route or refused by a middleware.
+
+    A page's form refused for its CSRF token (an older login's page, or the login has ended) is answered by
+    :func:`resend`: what was typed is kept.
+    """
+    if isinstance(err, CsrfError) and not is_api(request.scope):
+        kept = await typed_fields(request)
+        if kept:
+            return resend(request, kept, 403, headline(err))
     status = status_of(err)
     if status == 401 and not is_api(request.scope):  # no login, or one the database no longer accepts
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -101,6 +110,31 @@ async def handle_http(request: Request, err: Exception) -> Response:
     else:
         message = err.detail
     return _answer(request, err.status_code, message, None, headers)
+
+
+RESEND = "resend."  # the prefix of a kept field carried through the login form (:func:`resend`)
+
+
+async def typed_fields(request: Request) -> list[tuple[str, str]]:
+    """The text fields of a posted page form, as typed (those carried through the login form unprefixed); never
+    the CSRF token nor a login's account or password; none of the login and logout forms' own."""
+    fields = [(n, v) for n, v in (await request.form()).multi_items() if isinstance(v, str)]
+    carried = [(n.removeprefix(RESEND), v) for n, v in fields if n.startswith(RESEND)]
+    if request.url.path in ("/login", "/logout"):
+        return carried
+    return [(n, v) for n, v in fields if n not in (CSRF_FIELD, "username", "password")]
+
+
+def resend(request: Request, fields: list[tuple[str, str]], status: int, message: str) -> Response:
+    """The page that keeps a form's typed ``fields`` when it could not be taken (``message`` says why): sent again
+    with a fresh CSRF token, or first through the login form where there is no login."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.url.path == "/login":  # the fields were carried through the login form: to the form's address
+        given = request.query_params.get("next", "/")
+        target = given if given.startswith("/") and not given.startswith("//") else "/"
+    style = "error" if status >= 400 else "warning"
+    return page(request, "resend.html", status, message=message, style=style, fields=fields, target=target,
+                prefix=RESEND)  # fmt: skip
 
 
 def _answer(
