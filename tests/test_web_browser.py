@@ -289,3 +289,18 @@ def test_a_phone_in_dark_mode_sees_the_list_without_scrolling_the_page_sideways(
     page.click("a.open >> nth=0")
     page.wait_for_url(f"{web_server}/session?*")
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
+
+
+def test_a_phone_sees_a_failed_job_on_the_jobs_and_session_pages_without_scrolling_the_page_sideways(
+    browser, web_server, logins
+):
+    page = browser.new_page(viewport={"width": 400, "height": 800}, color_scheme="dark")
+    log_in(page, web_server, logins["writer"])
+    page.goto(f"{web_server}/jobs")
+    assert page.locator("#jobs tbody tr").count() == 1  # wz-m2's failed job: a wide table
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400  # the table scrolls in its own box
+    page.goto(f"{web_server}/")
+    page.click("a.failed")
+    page.wait_for_url(f"{web_server}/session?*#jobs")
+    assert "DirectoryNotFoundError" in page.locator("#jobs").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 400
