@@ -1444,6 +1444,7 @@ def test_a_form_sent_with_a_stale_token_or_after_the_login_ended_keeps_what_was_
     log_in(client, logins["writer"])
     stale = client.post("/add", data={**form, "csrf_token": "a token of an older login"})
     assert stale.status_code == 403 and html.escape(typed) in stale.text  # shown, nothing lost
+    assert "Not sent: the form came from a page of an earlier login." in stale.text and "<dt>Note</dt>" in stale.text
     action, fields = _hidden_fields(stale.text, "resend")
     assert action == "/add" and ("session_note", typed) in fields
     sent = client.post(action, data=dict(fields))  # "send it again": the fresh token is in the page
@@ -1452,6 +1453,7 @@ def test_a_form_sent_with_a_stale_token_or_after_the_login_ended_keeps_what_was_
     with TestClient(app) as later:  # the login has ended (logged out in another tab, the cookie gone)
         ended = later.post("/add", data={**form, "csrf_token": "a token of the ended login"})
         assert ended.status_code == 403 and html.escape(typed) in ended.text
+        assert "Not sent: your login had ended." in ended.text
         action, fields = _hidden_fields(ended.text, "resend")
         assert action.startswith("/login?") and 'name="password"' in ended.text
         credentials = {"username": logins["writer"].user, "password": logins["writer"].password}

@@ -86,8 +86,10 @@ async def handle_error(request: Request, err: Exception) -> Response:
     """
     if isinstance(err, CsrfError) and not is_api(request.scope):
         kept = await typed_fields(request)
-        if kept:
-            return resend(request, kept, 403, headline(err))
+        if kept:  # not "reload the page": that would lose what was typed
+            ended = not request.user.is_authenticated
+            why = "your login had ended" if ended else "the form came from a page of an earlier login"
+            return resend(request, kept, 403, f"Not sent: {why}")
     status = status_of(err)
     if status == 401 and not is_api(request.scope):  # no login, or one the database no longer accepts
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -112,6 +114,11 @@ async def handle_http(request: Request, err: Exception) -> Response:
     return _answer(request, err.status_code, message, None, headers)
 
 
+#: The fields of the add, edit, delete and jobs forms in the words of their labels (:func:`resend` shows them).
+FIELD_WORDS = {"subject": "Subject", "session_datetime": "Start time", "timezone": "Zone",
+               "session_id": "Session number", "experimenter": "Experimenters", "project": "Projects",
+               "session_dir": "Directory", "session_note": "Note", "attr_name": "Attribute", "attr_value": "Its value",
+               "confirm": "Delete confirmed", "table": "Table"}  # fmt: skip
 RESEND = "resend."  # the prefix of a kept field carried through the login form (:func:`resend`)
 
 
@@ -133,8 +140,9 @@ def resend(request: Request, fields: list[tuple[str, str]], status: int, message
         given = request.query_params.get("next", "/")
         target = given if given.startswith("/") and not given.startswith("//") else "/"
     style = "error" if status >= 400 else "warning"
+    fields_words = [(FIELD_WORDS.get(name, name), value) for name, value in fields if value]
     return page(request, "resend.html", status, message=message, style=style, fields=fields, target=target,
-                prefix=RESEND)  # fmt: skip
+                prefix=RESEND, typed=fields_words)  # fmt: skip
 
 
 def _answer(
