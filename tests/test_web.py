@@ -1466,3 +1466,17 @@ def test_a_form_sent_with_a_stale_token_or_after_the_login_ended_keeps_what_was_
     assert {r["session_note"] for r in (data.session.SessionNote & {"subject": "wb-m2"}).to_dicts()} >= {typed}
     added = [{"subject": "wb-m2", "session_datetime": f"2024-11-0{day} 09:00:00"} for day in (5, 6)]
     (data.session.Session & added).delete()  # the other tests count the sessions of the fixture's subjects
+
+
+def test_a_method_or_address_no_route_takes_is_named_before_the_csrf_and_content_type_checks(client, logins, data):
+    auth = logins["writer"].auth  # a data engineer trying what the API might take
+    delete = client.delete("/api/sessions", auth=auth)
+    assert delete.status_code == 405 and delete.headers["allow"] == "GET, HEAD, POST"
+    assert delete.json() == {"error": "DELETE is not taken at /api/sessions: it takes GET, HEAD, POST"}
+    assert client.put("/api/nonsense", auth=auth).json() == {"error": "/api/nonsense is no address of this server"}
+    assert client.post("/api/sessions.csv", auth=auth).status_code == 405
+    log_in(client, logins["reader"])
+    page = client.post("/session", data={})  # no form here: told so, not about a CSRF token
+    assert page.status_code == 405 and "POST is not taken at /session: it takes GET, HEAD" in page.text
+    assert client.post("/api/sessions", content=b"[]", auth=auth).status_code == 403  # a write still must be JSON
+    assert client.post("/add", data={"subject": "wb-m1"}).status_code == 403  # and a form must carry its token

@@ -528,7 +528,7 @@ def create_app(pipeline: ModuleType, secret: bytes, timezone: str | None = None)
         Middleware(SecurityHeadersMiddleware),
         Middleware(SessionCookieMiddleware, secret=derive_key(secret, "cookie").hex()),
         Middleware(AuthenticationMiddleware, backend=AccountBackend(web.sealer)),
-        Middleware(CsrfMiddleware, refuse=handle_error),
+        Middleware(CsrfMiddleware, refuse=handle_error, routes=routes),
     ]
     app = Starlette(
         routes=routes,

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import CsrfError
@@ -104,14 +105,24 @@ class AccountBackend(AuthenticationBackend):
 
 
 class CsrfMiddleware:
-    """Refuses a form posted to a page without the session's CSRF token: ``refuse`` answers the :class:`CsrfError`."""
+    """Refuses a form posted to a page without the session's CSRF token: ``refuse`` answers the :class:`CsrfError`.
 
-    def __init__(self, app: ASGIApp, refuse: Callable[[Request, CsrfError], Awaitable[Response]]) -> None:
+    Only a request one of ``routes`` takes is judged: any other is answered by the router (404, 405) as it is,
+    so that an address or a method no route takes is named as such, not as a missing token or JSON body.
+    """
+
+    def __init__(
+        self, app: ASGIApp, refuse: Callable[[Request, CsrfError], Awaitable[Response]], routes: Sequence[BaseRoute]
+    ) -> None:
         self.app = app
         self.refuse = refuse
+        self.routes = routes
+
+    def _taken(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] == Match.FULL for route in self.routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS or not self._taken(scope):
             await self.app(scope, receive, send)
             return
         if is_api(scope):
