@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -1344,7 +1345,6 @@ def test_the_session_page_shows_an_object_value_in_the_json_form_of_the_api(clie
 @pytest.fixture(scope="module")
 def by_number(connection, prefix):
     """The ``session_with_id`` variant served: its pipeline (a linking module) and a login that may write it."""
-    import sys
     import types
 
     from tests.helpers import create_account, drop_account, lab_module_text
@@ -1480,3 +1480,16 @@ def test_a_method_or_address_no_route_takes_is_named_before_the_csrf_and_content
     assert page.status_code == 405 and "POST is not taken at /session: it takes GET, HEAD" in page.text
     assert client.post("/api/sessions", content=b"[]", auth=auth).status_code == 403  # a write still must be JSON
     assert client.post("/add", data={"subject": "wb-m1"}).status_code == 403  # and a form must carry its token
+
+
+def test_a_subjects_page_tells_its_sessions_apart_by_number_where_they_have_no_start(by_number):
+    linking = sys.modules["web_by_number"]
+    add_references(linking, ["wi-m3"], [], [])
+    try:
+        ingest("sessions", [{"subject": "wi-m3", "session_id": n} for n in (1, 2)], pipeline=linking)
+        page = by_number.get("/subject", params={"subject": "wi-m3"}).text
+        shown = re.findall(r'<li><a href="/session\?[^"]*">([^<]+)</a>([^<]*)</li>', page)
+        told = sorted((link, rest.split(" · ")[1]) for link, rest in shown)
+        assert told == [("(no start time)", "session 1"), ("(no start time)", "session 2")]
+    finally:
+        remove_references(linking, ["wi-m3"], [], [])
