@@ -1493,3 +1493,15 @@ def test_a_subjects_page_tells_its_sessions_apart_by_number_where_they_have_no_s
         assert told == [("(no start time)", "session 1"), ("(no start time)", "session 2")]
     finally:
         remove_references(linking, ["wi-m3"], [], [])
+
+
+@pytest.mark.parametrize("path", ["/session", "/edit", "/delete", "/subject"])
+def test_a_session_or_subject_named_twice_or_with_an_unknown_parameter_is_refused_naming_it(client, logins, data, path):
+    log_in(client, logins["writer"])
+    key = [("subject", "wb-m1"), ("session_datetime", "2024-03-12T09:00:00Z")][: 1 if path == "/subject" else 2]
+    twice = client.get(path, params=[*key, ("subject", "wb-m2")])  # which one? neither is guessed
+    assert twice.status_code == 400 and "<b>subject</b> = <code>wb-m2</code>: given twice" in twice.text
+    unknown = client.get(path, params=[*key, ("sesion_id", "2")])
+    assert unknown.status_code == 400
+    assert "<b>sesion_id</b> = <code>2</code>: unknown parameter: use subject" in unknown.text
+    assert client.get(path, params=key).status_code == 200

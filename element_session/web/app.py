@@ -247,7 +247,7 @@ class WebApp:
 
     async def session(self, request: Request) -> Response:
         def work(user):
-            key = service.parse_session_key(user, request.query_params)
+            key = service.parse_session_key(user, request.query_params.multi_items())
             detail = service.session_detail(user, key)
             subject_keys = formats.subject_attributes(user.session.Session)
             past = changes.session_history(user, key)
@@ -267,7 +267,7 @@ class WebApp:
 
     async def subject(self, request: Request) -> Response:
         def work(user):
-            found = service.subject_sessions(user, request.query_params)
+            found = service.subject_sessions(user, request.query_params.multi_items())
             return _rows_for_page(user, found), formats.subject_attributes(user.session.Session), service.rights(user)
 
         rows, subject_keys, rights = await self.as_account(request.user, work)
@@ -328,7 +328,7 @@ class WebApp:
 
     async def edit(self, request: Request) -> Response:
         def load(user):
-            key = service.parse_session_key(user, request.query_params)
+            key = service.parse_session_key(user, request.query_params.multi_items())
             record = service.session_record(user, key)
             return key, record, service.session_name(user, record), service.choices(user), service.rights(user)
 
@@ -377,7 +377,7 @@ class WebApp:
 
     async def delete(self, request: Request) -> Response:
         def load(user):
-            key = service.parse_session_key(user, request.query_params)
+            key = service.parse_session_key(user, request.query_params.multi_items())
             record = service.session_record(user, key)
             preview = service.delete_preview(user, key)
             return key, record, service.session_name(user, record), preview, service.rights(user)

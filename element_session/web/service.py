@@ -420,12 +420,30 @@ def kept_rights(accounts: Accounts, credentials: Credentials) -> Rights | None:
 
 
 # -- one session ----------------------------------------------------------------------------------
-def parse_session_key(user: UserPipeline, params: Mapping[str, str]) -> dict[str, Any]:
-    """The primary key of one session from text parameters (``session_datetime`` as ISO text with offset).
+def parse_session_key(user: UserPipeline, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The primary key of one session from a query's text parameters (name, value pairs; ``session_datetime`` as
+    ISO text with offset).
 
-    Read by :func:`~element_session.ingest.validate.parse_session_key`; raises :class:`InputError`.
+    Read by :func:`~element_session.ingest.validate.parse_session_key`; raises :class:`InputError`, also naming
+    a parameter given twice or one that is no attribute of the key (:func:`_key_params`).
     """
-    return validate.parse_session_key(user.session, params, subject=user.pipeline.Subject())
+    given = _key_params(params, list(user.session.Session.primary_key))
+    return validate.parse_session_key(user.session, given, subject=user.pipeline.Subject())
+
+
+def _key_params(params: Sequence[tuple[str, str]], names: Sequence[str]) -> dict[str, str]:
+    """``params`` by name; :class:`InputError` naming each one given twice or that is none of ``names``."""
+    found: dict[str, str] = {}
+    problems = []
+    for name, value in params:
+        if name not in names:
+            problems.append(InputProblem("query", None, name, value, f"unknown parameter: use {', '.join(names)}"))
+        elif name in found:
+            problems.append(InputProblem("query", None, name, value, "given twice"))
+        found.setdefault(name, value)
+    if problems:
+        raise InputError(problems)
+    return found
 
 
 def key_params(user: UserPipeline, record: Mapping[str, Any]) -> dict[str, str]:
@@ -816,11 +834,15 @@ def session_name(user: UserPipeline, record: Mapping[str, Any]) -> str:
     return f"the session of {subject} starting {record['session_datetime']}"
 
 
-def subject_sessions(user: UserPipeline, subject: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Every session of one subject (its key attributes as text) as rows of ``session_table``'s columns
-    (:func:`~element_session.session_frame.session_rows`), in the order of ``sessions``."""
+def subject_sessions(user: UserPipeline, subject: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Every session of one subject (its key attributes as text: a query's name, value pairs) as rows of
+    ``session_table``'s columns (:func:`~element_session.session_frame.session_rows`), in the order of ``sessions``.
+
+    Raises :class:`InputError` naming a missing or bad attribute, one given twice or unknown, and
+    :class:`SessionNotFoundError` for no such subject."""
     names = formats.subject_attributes(user.session.Session)
-    key = validate.parse_session_key(user.session, subject, subject=user.pipeline.Subject(), names=names)
+    given = _key_params(subject, names)
+    key = validate.parse_session_key(user.session, given, subject=user.pipeline.Subject(), names=names)
     if not len(user.pipeline.Subject & key):
         raise SessionNotFoundError(f"no subject {formats.key_words(key)}")
     sessions = user.session.Session & key
