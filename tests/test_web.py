@@ -1505,3 +1505,10 @@ def test_a_session_or_subject_named_twice_or_with_an_unknown_parameter_is_refuse
     assert unknown.status_code == 400
     assert "<b>sesion_id</b> = <code>2</code>: unknown parameter: use subject" in unknown.text
     assert client.get(path, params=key).status_code == 200
+
+
+def test_a_page_that_lists_none_of_the_matches_never_shows_a_backwards_range(client, logins, data):
+    log_in(client, logins["reader"])
+    page = client.get("/", params={"subject": "wb-m1", "limit": "0"})
+    summary = re.sub(r"<[^>]+>", "", re.search(r'<p class="summary">(.*?)</p>', page.text, re.S)[1])
+    assert re.match(r"[\d,]+ session\(s\), none on this page\.", summary), summary  # other tests add some
