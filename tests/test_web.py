@@ -664,9 +664,13 @@ def test_a_read_only_account_is_offered_no_add_edit_or_delete(client, logins, da
     assert 'href="/edit' in session_page and 'href="/delete' in session_page
 
 
-@pytest.mark.parametrize(("params", "reason"), [({"offset": "-5"}, "offset must be a whole number 0 or more"),
-                                                ({"limit": "10001"}, "limit must be a whole number from 0 to 10,000"),
-                                                ({"page": "0"}, "page must be a whole number 1 or more")])  # fmt: skip
+@pytest.mark.parametrize(("params", "reason"), [
+    ({"offset": "-5"}, "offset must be a whole number 0 or more"),
+    ({"limit": "10001"}, "limit must be a whole number from 0 to 10,000"),
+    ({"page": "0"}, "page must be a whole number 1 or more"),
+    ({"offset": str(2**62 + 1)}, "offset must be at most 4,611,686,018,427,387,904"),  # a whole number 0 or more
+    ({"page": str(2**40 + 1)}, "page must be at most 1,099,511,627,776"),
+])  # fmt: skip
 def test_paging_errors_are_in_words(client, logins, params, reason):
     answer = client.get("/api/sessions", params=params, auth=logins["reader"].auth)
     assert answer.status_code == 400 and answer.json()["problems"][0]["reason"] == reason

@@ -67,6 +67,9 @@ def _count(name: str, value: str | None, default: int, high: int, low: int = 0) 
     try:
         return check_integer(value, low, high)
     except ValueError:
+        digits = value.strip()
+        if high > MAX_LIMIT and digits.isascii() and digits.isdigit() and int(digits) > high:  # no list reaches it
+            raise one_problem("query", name, value, f"{name} must be at most {high:,}") from None
         allowed = f"from {low} to {high:,}" if high <= MAX_LIMIT else f"{low} or more"
         raise one_problem("query", name, value, f"{name} must be a whole number {allowed}") from None
 
