@@ -1516,3 +1516,21 @@ def test_a_page_that_lists_none_of_the_matches_never_shows_a_backwards_range(cli
     page = client.get("/", params={"subject": "wb-m1", "limit": "0"})
     summary = re.sub(r"<[^>]+>", "", re.search(r'<p class="summary">(.*?)</p>', page.text, re.S)[1])
     assert re.match(r"[\d,]+ session\(s\), none on this page\.", summary), summary  # other tests add some
+
+
+def test_the_add_form_takes_a_note_of_several_lines_as_the_edit_form_does(client, logins, data):
+    log_in(client, logins["writer"])
+    assert '<textarea name="session_note"' in client.get("/add").text
+    form = {
+        "csrf_token": csrf(client, "/add"),
+        "subject": "wb-m2",
+        "session_datetime": "2024-12-01T10:00:00Z",
+        "session_note": "line one\r\n  line two",
+    }  # a browser sends a textarea's line breaks as CRLF
+    added = client.post("/add", data=form)
+    key = {"subject": "wb-m2", "session_datetime": "2024-12-01 10:00:00"}
+    try:
+        assert added.status_code == 200 and "Added" in added.text
+        assert (data.session.SessionNote & key).fetch1("session_note") == "line one\n  line two"
+    finally:
+        (data.session.Session & key).delete()

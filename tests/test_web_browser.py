@@ -227,7 +227,7 @@ def test_a_lab_member_walks_through_the_web_interface(browser, web_server, login
     look("add-invalid")
     page.fill("input[name=session_datetime]", "2024-05-03T11:00:00")
     page.fill("input[name=experimenter]", "wz-ada")
-    page.fill("input[name=session_note]", "added in the browser")
+    page.fill("[name=session_note]", "added in the browser")
     page.fill("input[name=project]", "wz-maps")  # the subject page colours its week by project
     page.click("form.add button[type=submit]")
     page.wait_for_url(f"{server}/?subject=wz-m1")

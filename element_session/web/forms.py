@@ -28,6 +28,11 @@ def _one(fields: FormData, name: str, problems: list[InputProblem]) -> str:
     return values[0].strip() if values else ""
 
 
+def _lines(text: str) -> str:
+    """A textarea's text with the line breaks a browser sends (CRLF, or CR) read as one line break each."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _attributes(fields: FormData, problems: list[InputProblem], unnamed_removed: bool = False) -> dict[str, str]:
     """The form's attribute rows (``attr_name``/``attr_value`` pairs; an empty row is skipped).
 
@@ -73,7 +78,7 @@ def session_row(fields: FormData, subject_keys: list[str], lab_zone: str | None 
     for name in (*subject_keys, *SESSION_FIELDS):
         value = _one(fields, name, problems)
         if value:
-            row[name] = value
+            row[name] = _lines(value) if name == "session_note" else value
     for name, value in _attributes(fields, problems).items():
         row[ATTRIBUTE_PREFIX + name] = value
     timezone = local_zone(_one(fields, "timezone", problems), lab_zone)
@@ -112,7 +117,7 @@ def session_edit(fields: FormData, strict: bool = True) -> SessionEdit:
     attributes = _attributes(fields, problems, unnamed_removed=True)
     if len(notes) > 1:
         problems.append(InputProblem("form", None, "session_note", notes, "given more than once"))
-    note = notes[0].replace("\r\n", "\n").replace("\r", "\n") if notes else ""
+    note = _lines(notes[0]) if notes else ""
     edit = SessionEdit(
         note,
         attributes,
