@@ -1446,7 +1446,8 @@ def test_a_form_sent_with_a_stale_token_or_after_the_login_ended_keeps_what_was_
     form = {"subject": "wb-m2", "session_datetime": "2024-11-05T10:00:00", "timezone": "Europe/Berlin",
             "session_note": typed}  # fmt: skip
     log_in(client, logins["writer"])
-    stale = client.post("/add", data={**form, "csrf_token": "a token of an older login"})
+    ours = {"Origin": "http://testserver"}  # a browser says where a form was posted from
+    stale = client.post("/add", data={**form, "csrf_token": "a token of an older login"}, headers=ours)
     assert stale.status_code == 403 and html.escape(typed) in stale.text  # shown, nothing lost
     assert "Not sent: the form came from a page of an earlier login." in stale.text and "<dt>Note</dt>" in stale.text
     action, fields = _hidden_fields(stale.text, "resend")
@@ -1455,7 +1456,7 @@ def test_a_form_sent_with_a_stale_token_or_after_the_login_ended_keeps_what_was_
     assert sent.status_code == 200 and sent.url.path == "/" and "Added" in sent.text
     form["session_datetime"] = "2024-11-06T10:00:00"
     with TestClient(app) as later:  # the login has ended (logged out in another tab, the cookie gone)
-        ended = later.post("/add", data={**form, "csrf_token": "a token of the ended login"})
+        ended = later.post("/add", data={**form, "csrf_token": "a token of the ended login"}, headers=ours)
         assert ended.status_code == 403 and html.escape(typed) in ended.text
         assert "Not sent: your login had ended." in ended.text
         action, fields = _hidden_fields(ended.text, "resend")
@@ -1534,3 +1535,11 @@ def test_the_add_form_takes_a_note_of_several_lines_as_the_edit_form_does(client
         assert (data.session.SessionNote & key).fetch1("session_note") == "line one\n  line two"
     finally:
         (data.session.Session & key).delete()
+
+
+def test_a_form_posted_from_another_site_is_refused_and_never_offered_to_be_sent_again(client, logins, data):
+    log_in(client, logins["writer"])
+    form = {"subject": "wb-m2", "session_datetime": "2024-11-07T10:00:00Z", "session_note": "planted"}
+    for where in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/page"}, {}):
+        refused = client.post("/add", data={**form, "csrf_token": "guessed"}, headers=where)
+        assert refused.status_code == 403 and "planted" not in refused.text and 'id="resend"' not in refused.text

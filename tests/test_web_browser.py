@@ -306,3 +306,25 @@ def test_a_phone_in_dark_mode_sees_a_failed_job_in_the_list_the_jobs_and_session
     page.wait_for_url(f"{web_server}/session?*#jobs")
     assert "DirectoryNotFoundError" in page.locator("#jobs").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 400
+
+
+def test_a_note_typed_while_the_login_ended_is_kept_and_saved_after_logging_in_again(browser, web_server, logins):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    log_in(page, web_server, logins["writer"])
+    page.goto(f"{web_server}/?subject=wz-m2")
+    page.click("a.open >> nth=0")
+    page.click("#edit")
+    typed = "other mouse\ntyped while the login ended"  # still found by the walk-through's search for its note
+    page.fill("textarea[name=session_note]", typed)
+    context.clear_cookies()  # logged out meanwhile (another tab, the server's restart with a new secret)
+    page.click("form.edit button[type=submit]")
+    assert typed in page.locator("#typed").inner_text()
+    page.fill("#resend input[name=username]", logins["writer"].user)
+    page.fill("#resend input[name=password]", logins["writer"].password)
+    page.click("#resend button[type=submit]")
+    page.click("#resend button[type=submit]")  # send it again, now logged in
+    page.wait_for_url(f"{web_server}/session?*")
+    assert page.locator("#flash").inner_text() == "Saved."
+    assert page.locator("#note").inner_text() == typed
+    context.close()

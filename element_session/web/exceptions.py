@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -81,10 +81,10 @@ def _jsonable(value: object) -> bool:
 async def handle_error(request: Request, err: Exception) -> Response:
     """The answer to a typed error (:class:`ElementSessionError`) raised by a route or refused by a middleware.
 
-    A page's form refused for its CSRF token (an older login's page, or the login has ended) is answered by
-    :func:`resend`: what was typed is kept.
+    A page's form of this server refused for its CSRF token (an older login's page, or the login has ended) is
+    answered by :func:`resend`: what was typed is kept.
     """
-    if isinstance(err, CsrfError) and not is_api(request.scope):
+    if isinstance(err, CsrfError) and not is_api(request.scope) and _from_this_server(request):
         kept = await typed_fields(request)
         if kept:  # not "reload the page": that would lose what was typed
             ended = not request.user.is_authenticated
@@ -120,6 +120,15 @@ FIELD_WORDS = {"subject": "Subject", "session_datetime": "Start time", "timezone
                "session_dir": "Directory", "session_note": "Note", "attr_name": "Attribute", "attr_value": "Its value",
                "confirm": "Delete confirmed", "table": "Table"}  # fmt: skip
 RESEND = "resend."  # the prefix of a kept field carried through the login form (:func:`resend`)
+
+
+def _from_this_server(request: Request) -> bool:
+    """Whether the browser says the form was posted from a page of this server (``Origin``, else ``Referer``).
+
+    Only such a form is offered to be sent again (:func:`resend`): another site's form must never be.
+    """
+    sent_from = request.headers.get("origin") or request.headers.get("referer") or ""
+    return urlsplit(sent_from).netloc == request.url.netloc and urlsplit(sent_from).scheme == request.url.scheme
 
 
 async def typed_fields(request: Request) -> list[tuple[str, str]]:
