@@ -1351,6 +1351,7 @@ def by_number(connection, prefix):
     """The ``session_with_id`` variant served: its pipeline (a linking module) and a login that may write it."""
     import types
 
+    from element_session.linking import drop_schema
     from tests.helpers import create_account, drop_account, lab_module_text
     from tests.web_accounts import WRITE, Login
 
@@ -1371,7 +1372,8 @@ def by_number(connection, prefix):
             yield client
     finally:
         drop_account(connection, login.user)
-        remove_references(linking, ["wi-m1", "wi-m2"], [], [])
+        drop_schema(linking.session.schema)  # the variant module is activated once a process: free it for others
+        drop_schema(linking.lab)
         del sys.modules[linking.__name__]
 
 
