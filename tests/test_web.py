@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import secrets
 import sys
 
 import pytest
@@ -1357,7 +1358,8 @@ def by_number(connection, prefix):
 
     linking = types.ModuleType("web_by_number")
     sys.modules[linking.__name__] = linking  # activate() imports its linking module by name
-    exec(lab_module_text(prefix + "idlab", prefix + "idsession"), linking.__dict__)  # noqa: S102 (our text)
+    base = f"{prefix}wn{secrets.token_hex(2)}_"  # names of its own: other tests' id-variant schemas are not dropped
+    exec(lab_module_text(base + "lab", base + "session"), linking.__dict__)  # noqa: S102 (our text)
     add_references(linking, ["wi-m1", "wi-m2"], [], [])
     ingest("sessions", [
         {"subject": "wi-m1", "session_id": 1, "session_datetime": "2024-05-01T10:00:00Z"},
@@ -1365,7 +1367,7 @@ def by_number(connection, prefix):
         {"subject": "wi-m2", "session_id": 1, "session_datetime": "2024-05-02T10:00:00Z"},
     ], pipeline=linking)  # fmt: skip
     login = Login(f"wbi_{prefix[5:13]}", f"pw-{prefix}:x")
-    create_account(connection, login.user, login.password, [prefix + "idlab", prefix + "idsession"], WRITE)
+    create_account(connection, login.user, login.password, [base + "lab", base + "session"], WRITE)
     try:
         with TestClient(create_app(linking, b"test secret of this run")) as client:
             log_in(client, login)
