@@ -47,6 +47,7 @@ from ..errors import (
     one_problem,
 )
 from ..ingest.readers import no_duplicate_keys
+from ..ingest.validate import check_integer
 from ..status import LOCKED, STATES, in_words
 from . import changes, forms, plot, service
 from .accounts import Accounts
@@ -415,8 +416,10 @@ def _past_the_end(request: Request, selection: service.Selection, found: service
 
 def _page_size(request: Request) -> int:
     """The page size the list was asked for (``limit``), kept in its form also where the query is refused."""
-    given = request.query_params.get("limit", "")
-    return int(given) if given.isdigit() and 0 < int(given) <= service.MAX_LIMIT else PAGE_SIZE
+    try:  # read as parse_selection reads it
+        return check_integer(request.query_params.get("limit", ""), 1, service.MAX_LIMIT)
+    except ValueError:
+        return PAGE_SIZE
 
 
 def _refused_list(request: Request, err: InputError, shown: dict[str, Any]) -> Response:
